@@ -1,0 +1,43 @@
+/* The teex command line: every command and command group is a table of
+ * {name, handler, one-line help}. A group's handler dispatches into its own
+ * table with teex_cli_dispatch, so `teex tee quote --help` works the same
+ * way at every depth. */
+#ifndef TEEX_CLI_H
+#define TEEX_CLI_H
+
+#include <stdio.h>
+
+/* argv[0] is the command's own name. Returns the process exit status. */
+typedef int (*teex_cli_handler)(int argc, char **argv);
+
+struct teex_cli_cmd {
+  const char *name;
+  teex_cli_handler handler;
+  const char *help; /* one line */
+};
+
+/* Runs the command argv[0] from a table terminated by {NULL}. `prog` is the
+ * path shown in usage ("teex tee"). Prints the table for "help", "--help",
+ * "-h" or no argument. */
+int teex_cli_dispatch(const char *prog, const struct teex_cli_cmd *table,
+                      int argc, char **argv);
+
+/* Prints "usage: PROG ..." followed by the table's commands. */
+void teex_cli_usage(FILE *out, const char *prog,
+                    const struct teex_cli_cmd *table);
+
+/* True when argv holds -h or --help. */
+int teex_cli_wants_help(int argc, char **argv);
+
+/* Prints "teex: <msg>" to stderr and returns exit status 1. */
+int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
+#define TEEX_EXIT_OK 0
+#define TEEX_EXIT_FAIL 1
+#define TEEX_EXIT_USAGE 2
+
+/* Command groups, one per file src/cli/cmd_<group>.c. */
+int teex_cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,36 @@
+/* teex: the single binary of every teex component and client. Its commands
+ * are the table below; each group lives in src/cli/cmd_<group>.c. */
+#include "cli/cli.h"
+
+#include "teex/crypto.h"
+#include "teex/version.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct teex_cli_cmd commands[] = {
+    {"version", teex_cmd_version, "print the teex version"},
+    {NULL, NULL, NULL},
+};
+
+int teex_cmd_version(int argc, char **argv) {
+  if (teex_cli_wants_help(argc, argv)) {
+    printf("usage: teex version\n\nPrints the teex version.\n");
+    return TEEX_EXIT_OK;
+  }
+  printf("teex %s\n", teex_version());
+  return TEEX_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+  /* A peer that closes its socket must not kill the process. */
+  signal(SIGPIPE, SIG_IGN);
+  if (argc >= 2 && strcmp(argv[1], "--version") == 0)
+    return teex_cmd_version(1, argv);
+  if (teex_crypto_init() != 0) {
+    fprintf(stderr, "teex: cannot initialise cryptography\n");
+    return TEEX_EXIT_FAIL;
+  }
+  return teex_cli_dispatch("teex", commands, argc - 1, argv + 1);
+}

@@ -1,0 +1,5 @@
+#include "teex/version.h"
+
+const char *teex_version(void) {
+  return TEEX_VERSION;
+}
