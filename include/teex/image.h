@@ -62,9 +62,13 @@ struct teex_image {
   uint8_t hash[32]; /* SHA-256 of the packed archive bytes: the image hash */
 };
 
+/* Frees a heap-allocated image: wipes and frees every file's path and data,
+ * the file array, and img itself. NULL-safe. */
 void teex_image_free(struct teex_image *img);
 
-/* Finds a file by path; NULL if absent. Borrowed. */
+/* Finds a file by exact path ("pkg/mod.py"); NULL if absent. Borrowed: valid
+ * until img is freed. Binary search over the sorted files of a parsed image,
+ * with a linear fallback for hand-built unsorted ones. */
 const struct teex_image_file *teex_image_find(const struct teex_image *img,
                                               const char *path);
 
