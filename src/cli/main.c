@@ -11,6 +11,8 @@
 
 static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
+    {"executor", teex_cmd_executor,
+     "(internal) a service's sandboxed executor"},
     {NULL, NULL, NULL},
 };
 
