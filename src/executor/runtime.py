@@ -275,8 +275,13 @@ def format_error(e):
     function) -- never its source lines, unless the manifest opts in."""
     if _cfg.get('full_tb'):
         import traceback
-        return ''.join(traceback.format_exception(type(e), e,
-                                                  e.__traceback__))
+        frames = [f for f in traceback.extract_tb(e.__traceback__)
+                  if f.filename.startswith(PREFIX)]
+        for f in frames:
+            f.filename = f.filename[len(PREFIX):]
+        return ('Traceback (most recent call last):\n' +
+                ''.join(traceback.format_list(frames)) +
+                ''.join(traceback.format_exception_only(type(e), e)))
     lines = []
     tb = e.__traceback__
     while tb is not None:
