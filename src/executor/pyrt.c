@@ -295,7 +295,22 @@ static PyObject *tx_start_new_thread(PyObject *self, PyObject *args) {
   return r;
 }
 
+/* _posixsubprocess.fork_exec raises no audit event: this stand-in gives
+ * the clear error (the seccomp filter refuses the fork regardless). */
+static PyObject *orig_fork_exec;
+
+static PyObject *tx_fork_exec(PyObject *self, PyObject *args) {
+  (void)self;
+  if (enforcing) {
+    deny("starting programs (_posixsubprocess)");
+    return NULL;
+  }
+  return PyObject_Call(orig_fork_exec, args, NULL);
+}
+
 static PyMethodDef tx_methods[] = {
+    {"fork_exec", tx_fork_exec, METH_VARARGS,
+     "_posixsubprocess.fork_exec, refused in a service"},
     {"start_new_thread", tx_start_new_thread, METH_VARARGS,
      "start_new_thread(function, args[, kwargs]) under the task's cap"},
     {NULL, NULL, 0, NULL}};
@@ -328,6 +343,17 @@ static int install_thread_cap(void) {
     goto out;
   }
   rc = 0;
+  PyObject *ps = PyImport_ImportModule("_posixsubprocess");
+  PyObject *sp = PyImport_ImportModule("subprocess");
+  PyObject *fe = PyObject_GetAttrString(tx, "fork_exec");
+  orig_fork_exec = ps ? PyObject_GetAttrString(ps, "fork_exec") : NULL;
+  if (ps == NULL || sp == NULL || fe == NULL || orig_fork_exec == NULL ||
+      PyObject_SetAttrString(ps, "fork_exec", fe) != 0 ||
+      PyObject_SetAttrString(sp, "_fork_exec", fe) != 0)
+    rc = -1;
+  Py_XDECREF(ps);
+  Py_XDECREF(sp);
+  Py_XDECREF(fe);
   if (PyObject_SetAttrString(thread, "start_new_thread", wrap) != 0 ||
       PyObject_SetAttrString(thread, "start_new", wrap) != 0 ||
       PyObject_SetAttrString(threading, "_start_new_thread", wrap) != 0)
