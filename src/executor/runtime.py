@@ -74,10 +74,14 @@ class _Out:
             self.parts.append(b)
             self.size += len(b)
 
-    def value(self):
+    def value(self, limit=None):
+        """The logs, at most `limit` bytes with the cut marker."""
         v = b''.join(self.parts)
-        if self.cut:
-            v += b'\n[teex: logs cut at %d bytes]\n' % self.cap
+        limit = self.cap if limit is None else limit
+        if self.cut or len(v) > limit:
+            mark = b'\n[teex: logs cut at %d bytes]\n' % limit
+            v = v[:max(limit - len(mark), 0)] + mark
+            v = v[:limit]
         return v
 
 
@@ -340,14 +344,13 @@ def run(task_id, service_id, caller, data, cap):
             value = _state['result']
         out = _encode(value)
     except MemoryError:
-        return (ST_MEMORY, b'', logs.value(),
+        return (ST_MEMORY, b'', logs.value(cap // 2),
                 'MemoryError: the task ran out of memory')
     except BaseException as e:
-        return ST_ERROR, b'', logs.value(), format_error(e)
-    lv = logs.value()
-    if len(out) + len(lv) > cap:
-        return (ST_OUTPUT, b'', b'',
-                'OutputLimit: the task returned %d bytes of output and %d of '
-                'logs, more than the limit of %d bytes' % (len(out), len(lv),
-                                                           cap))
-    return ST_OK, out, lv, ''
+        return ST_ERROR, b'', logs.value(cap // 2), format_error(e)[:cap // 2]
+    if len(out) > cap:
+        return (ST_OUTPUT, b'', logs.value(cap // 16),
+                'OutputLimit: the task returned %d bytes, more than the limit '
+                'of %d bytes' % (len(out), cap))
+    # Logs give way to the result within the task's output bound.
+    return ST_OK, out, logs.value(cap - len(out)), ''

@@ -241,11 +241,15 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
       res.status = TEEX_TASK_CRASHED;
       snprintf(msg, sizeof msg, "Crashed: the task was killed by %s",
                signal_name(WTERMSIG(status)));
-    } else {
+    } else if (WIFEXITED(status)) {
       res.status = TEEX_TASK_CRASHED;
       snprintf(msg, sizeof msg,
                "Crashed: the task ended without a result (exit status %d)",
-               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+               WEXITSTATUS(status));
+    } else {
+      res.status = TEEX_TASK_CRASHED;
+      snprintf(msg, sizeof msg,
+               "Crashed: the task closed its channel without a result");
     }
     res.error = (const uint8_t *)msg;
     res.error_len = strlen(msg);
