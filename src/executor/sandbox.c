@@ -213,6 +213,14 @@ static int add_names(scmp_filter_ctx ctx, const char *const *names) {
   (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |               \
    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
+/* An argument comparison with every field set (the SCMP_A* macros leave
+ * datum_b implicit, which clang warns about). */
+static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op,
+                                   uint64_t a, uint64_t b) {
+  struct scmp_arg_cmp c = {.arg = arg, .op = op, .datum_a = a, .datum_b = b};
+  return c;
+}
+
 static int export_bpf(scmp_filter_ctx ctx, void **out, size_t *len) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0)
@@ -256,10 +264,10 @@ static int build_filter(int zygote, void **out, size_t *len) {
   int rc = add_names(ctx, child_allow);
   if (rc == 0)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-                          SCMP_A2(SCMP_CMP_MASKED_EQ, OPEN_WRITE_BITS, 0));
+                          arg_cmp(2, SCMP_CMP_MASKED_EQ, OPEN_WRITE_BITS, 0));
   if (rc == 0)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
-                          SCMP_A1(SCMP_CMP_MASKED_EQ, OPEN_WRITE_BITS, 0));
+                          arg_cmp(1, SCMP_CMP_MASKED_EQ, OPEN_WRITE_BITS, 0));
   /* glibc tries clone3 first; ENOSYS makes it fall back to clone, whose
    * flags a filter can read (clone3 passes them in memory). */
   if (rc == 0)
@@ -269,30 +277,31 @@ static int build_filter(int zygote, void **out, size_t *len) {
       rc = add_names(ctx, zygote_allow);
     if (rc == 0)
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                            SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NS_BITS, 0));
+                            arg_cmp(0, SCMP_CMP_MASKED_EQ, CLONE_NS_BITS, 0));
     if (rc == 0)
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
-                            SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+                            arg_cmp(0, SCMP_CMP_EQ, AF_UNIX, 0));
   } else {
     /* Threads only: a clone without CLONE_THREAD is a new process. */
     if (rc == 0)
       rc = seccomp_rule_add(
           ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+          arg_cmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
     /* fcntl for descriptor flags only (no F_DUPFD, no locks). */
     if (rc == 0)
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                            SCMP_A1(SCMP_CMP_EQ, F_GETFD));
+                            arg_cmp(1, SCMP_CMP_EQ, F_GETFD, 0));
     if (rc == 0)
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                            SCMP_A1(SCMP_CMP_EQ, F_SETFD));
+                            arg_cmp(1, SCMP_CMP_EQ, F_SETFD, 0));
     if (rc == 0)
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
-                            SCMP_A1(SCMP_CMP_EQ, F_GETFL));
+                            arg_cmp(1, SCMP_CMP_EQ, F_GETFL, 0));
     /* Reading its own limits (resource.getrlimit), never setting them. */
     if (rc == 0)
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
-                            SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A2(SCMP_CMP_EQ, 0));
+                            arg_cmp(0, SCMP_CMP_EQ, 0, 0),
+                            arg_cmp(2, SCMP_CMP_EQ, 0, 0));
   }
   if (rc == 0)
     rc = export_bpf(ctx, out, len);
