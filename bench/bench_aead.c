@@ -2,7 +2,7 @@
  * cipher (ChaCha20-Poly1305) in the same run. Prints MB/s for teex's
  * ChaCha20-Poly1305 and XChaCha20-Poly1305 (the sealing cipher) and their
  * ratio to OpenSSL's EVP implementation.
- * Usage: bench_aead [seconds]   (default 2) */
+ * Usage: bench_aead [rounds]   (default 5) */
 #include "teex/crypto.h"
 
 #include <stdio.h>
@@ -61,29 +61,50 @@ static double openssl_speed(int seconds) {
   return bytes_per_s / 1e6;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+#define ROUNDS 5
+
+/* Rounds alternate OpenSSL and teex, one second each, and the ratio is
+ * taken within each round, so drift in machine speed cancels; the median
+ * round is reported. */
 int main(int argc, char **argv) {
-  int seconds = 2;
+  int rounds = ROUNDS;
   if (argc > 1) {
-    seconds = (int)strtol(argv[1], NULL, 10);
-    if (seconds < 1 || seconds > 60)
-      seconds = 2;
+    rounds = (int)strtol(argv[1], NULL, 10);
+    if (rounds < 1 || rounds > 50)
+      rounds = ROUNDS;
   }
   if (teex_crypto_init() != 0)
     return 1;
-  double ossl1 = openssl_speed(seconds);
-  double ours = run(0, seconds);
-  double xours = run(1, seconds);
-  double ossl2 = openssl_speed(seconds);
-  if (ossl1 <= 0 || ossl2 <= 0) {
-    fprintf(stderr, "bench_aead: openssl speed failed\n");
-    return 1;
+  double r[50], rx[50], o[50], t[50], tx[50];
+  for (int i = 0; i < rounds; i++) {
+    o[i] = openssl_speed(1);
+    if (o[i] <= 0) {
+      fprintf(stderr, "bench_aead: openssl speed failed\n");
+      return 1;
+    }
+    t[i] = run(0, 1.0);
+    tx[i] = run(1, 1.0);
+    r[i] = t[i] / o[i];
+    rx[i] = tx[i] / o[i];
   }
-  double ossl = (ossl1 + ossl2) / 2;
-  printf("aead 16KiB: openssl chacha20-poly1305 %.0f MB/s (runs %.0f, %.0f)\n",
-         ossl, ossl1, ossl2);
-  printf("aead 16KiB: teex chacha20-poly1305    %.0f MB/s  ratio %.2f\n", ours,
-         ours / ossl);
-  printf("aead 16KiB: teex xchacha20-poly1305   %.0f MB/s  ratio %.2f\n", xours,
-         xours / ossl);
+  qsort(r, (size_t)rounds, sizeof *r, cmp_double);
+  qsort(rx, (size_t)rounds, sizeof *rx, cmp_double);
+  qsort(o, (size_t)rounds, sizeof *o, cmp_double);
+  qsort(t, (size_t)rounds, sizeof *t, cmp_double);
+  qsort(tx, (size_t)rounds, sizeof *tx, cmp_double);
+  int m = rounds / 2;
+  printf("aead 16KiB, %d rounds, medians:\n", rounds);
+  printf("  openssl speed chacha20-poly1305  %6.0f MB/s\n", o[m]);
+  printf("  teex chacha20-poly1305           %6.0f MB/s  ratio %.2f "
+         "(min %.2f max %.2f)\n",
+         t[m], r[m], r[0], r[rounds - 1]);
+  printf("  teex xchacha20-poly1305          %6.0f MB/s  ratio %.2f "
+         "(min %.2f max %.2f)\n",
+         tx[m], rx[m], rx[0], rx[rounds - 1]);
   return 0;
 }
