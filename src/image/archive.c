@@ -12,10 +12,10 @@
 
 #include "image/image_internal.h"
 #include "teex/buf.h"
+#include "teex/crypto.h"
 #include "teex/image.h"
 #include "teex/mem.h"
 
-#include <sodium.h>
 
 static const uint8_t magic[8] = {'T', 'E', 'E', 'X', 'I', 'M', 'G', 0};
 #define ARCHIVE_VERSION 1u
@@ -60,16 +60,11 @@ int teex_image_check_path(const char *path, size_t len, struct teex_err *err) {
 }
 
 void teex_image_hash(const uint8_t *archive, size_t len, uint8_t hash[32]) {
-  crypto_hash_sha256(hash, archive, len);
+  teex_sha256(archive, len, hash);
 }
 
 void teex_image_hash_hex(const uint8_t hash[32], char out[65]) {
-  static const char hexd[] = "0123456789abcdef";
-  for (size_t i = 0; i < 32; i++) {
-    out[2 * i] = hexd[hash[i] >> 4];
-    out[2 * i + 1] = hexd[hash[i] & 15];
-  }
-  out[64] = '\0';
+  teex_hex_encode(hash, 32, out);
 }
 
 void teex_image_bytes_free(uint8_t *p, size_t len) {

@@ -1,4 +1,5 @@
-/* Encrypted images: chunked XChaCha20-Poly1305, composed from libsodium.
+/* Encrypted images: chunked XChaCha20-Poly1305 with HKDF and X25519 from
+ * include/teex/crypto.h, composed, not invented.
  *
  *   header = magic "TEEXENC\0" | u8 version = 1 | u8 mode | u16 zero
  *            | u32 chunk_size | u64 plain_len | salt[32]
@@ -17,8 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
+#include "teex/crypto.h"
 #include "teex/image.h"
 #include "teex/mem.h"
 
@@ -30,21 +30,11 @@ static const uint8_t enc_magic[8] = {'T', 'E', 'E', 'X', 'E', 'N', 'C', 0};
 static const char info_key[] = "teex/image/v1/key";
 static const char info_x25519[] = "teex/image/v1/x25519";
 
-/* HKDF-SHA256 (RFC 5869) for one 32-byte output block. */
+/* HKDF-SHA256 (RFC 5869) into one 32-byte key. */
 static void hkdf32(const uint8_t salt[32], const uint8_t *ikm, size_t ikm_len,
                    const uint8_t *info, size_t info_len, uint8_t out[32]) {
-  uint8_t prk[32];
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, salt, 32);
-  crypto_auth_hmacsha256_update(&st, ikm, ikm_len);
-  crypto_auth_hmacsha256_final(&st, prk);
-  const uint8_t one = 1;
-  crypto_auth_hmacsha256_init(&st, prk, sizeof prk);
-  crypto_auth_hmacsha256_update(&st, info, info_len);
-  crypto_auth_hmacsha256_update(&st, &one, 1);
-  crypto_auth_hmacsha256_final(&st, out);
-  sodium_memzero(prk, sizeof prk);
-  sodium_memzero(&st, sizeof st);
+  /* Cannot fail: 32 bytes is far below HKDF's 255 * 32 output limit. */
+  (void)teex_hkdf_sha256(salt, 32, ikm, ikm_len, info, info_len, out, 32);
 }
 
 static uint64_t get_u64(const uint8_t *p) {
@@ -161,9 +151,7 @@ static void encrypt_body(const uint8_t ck[32], uint8_t *out, size_t hlen,
     size_t off = (size_t)(i * chunk);
     size_t clen = len - off < chunk ? len - off : chunk;
     chunk_params(out, hlen, i, i + 1 == n, nonce, ad);
-    unsigned long long wl;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(w, &wl, pt + off, clen, ad,
-                                               hlen + 9, NULL, nonce, ck);
+    (void)teex_xaead_encrypt(ck, nonce, ad, hlen + 9, pt + off, clen, w);
     w += clen + TAG;
   }
 }
@@ -182,7 +170,7 @@ static int encrypt_common(uint8_t mode, const uint8_t *ikm, size_t ikm_len,
   if (o == NULL)
     return teex_err_set(err, TEEX_ENOMEM, "encrypt image");
   uint8_t salt[32], ck[32];
-  randombytes_buf(salt, sizeof salt);
+  teex_random(salt, sizeof salt);
   write_header(o, mode, len, salt, epk);
   uint8_t info[sizeof info_x25519 + 64];
   size_t ilen;
@@ -197,7 +185,7 @@ static int encrypt_common(uint8_t mode, const uint8_t *ikm, size_t ikm_len,
   }
   hkdf32(salt, ikm, ikm_len, info, ilen, ck);
   encrypt_body(ck, o, hlen, TEEX_IMAGE_ENC_CHUNK, pt, len);
-  sodium_memzero(ck, sizeof ck);
+  teex_wipe(ck, sizeof ck);
   *out = o;
   *out_len = total;
   return 0;
@@ -213,10 +201,9 @@ int teex_image_seal(const uint8_t recipient_pk[32], const uint8_t *pt,
                     size_t len, uint8_t **out, size_t *out_len,
                     struct teex_err *err) {
   uint8_t esk[32], epk[32], shared[32];
-  randombytes_buf(esk, sizeof esk);
-  crypto_scalarmult_base(epk, esk);
   int rc;
-  if (crypto_scalarmult(shared, esk, recipient_pk) != 0) {
+  if (teex_x25519_keypair(epk, esk) != 0 ||
+      teex_x25519(shared, esk, recipient_pk) != 0) {
     rc = teex_err_set(err, TEEX_ECRYPTO,
                       "encrypt image: recipient key is not a usable X25519 "
                       "public key");
@@ -225,8 +212,8 @@ int teex_image_seal(const uint8_t recipient_pk[32], const uint8_t *pt,
   rc = encrypt_common(TEEX_IMAGE_ENC_MODE_RECIPIENT, shared, 32, epk,
                       recipient_pk, pt, len, out, out_len, err);
 done:
-  sodium_memzero(esk, sizeof esk);
-  sodium_memzero(shared, sizeof shared);
+  teex_wipe(esk, sizeof esk);
+  teex_wipe(shared, sizeof shared);
   return rc;
 }
 
@@ -267,10 +254,8 @@ static int decrypt_body(const uint8_t ck[32], const uint8_t *ct,
     size_t off = (size_t)(i * h->chunk_size);
     size_t clen = plen - off < h->chunk_size ? plen - off : h->chunk_size;
     chunk_params(ct, hlen, i, i + 1 == n, nonce, ad);
-    unsigned long long got;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(o + off, &got, NULL, r,
-                                                   clen + TAG, ad, hlen + 9,
-                                                   nonce, ck) != 0) {
+    if (teex_xaead_decrypt(ck, nonce, ad, hlen + 9, r, clen + TAG, o + off) !=
+        0) {
       teex_image_bytes_free(o, plen);
       return teex_err_set(err, TEEX_EAUTH,
                           "decrypt image: chunk %llu of %llu failed "
@@ -295,7 +280,7 @@ int teex_image_decrypt(const uint8_t key[32], const uint8_t *ct, size_t len,
   uint8_t ck[32];
   hkdf32(h.salt, key, 32, (const uint8_t *)info_key, sizeof info_key - 1, ck);
   rc = decrypt_body(ck, ct, &h, out, out_len, err);
-  sodium_memzero(ck, sizeof ck);
+  teex_wipe(ck, sizeof ck);
   return rc;
 }
 
@@ -310,8 +295,8 @@ int teex_image_open(const uint8_t recipient_sk[32], const uint8_t *ct,
     return rc;
   uint8_t shared[32], rpk[32], ck[32];
   uint8_t info[sizeof info_x25519 + 64];
-  crypto_scalarmult_base(rpk, recipient_sk);
-  if (crypto_scalarmult(shared, recipient_sk, h.ephemeral) != 0) {
+  if (teex_x25519_public(recipient_sk, rpk) != 0 ||
+      teex_x25519(shared, recipient_sk, h.ephemeral) != 0) {
     /* A low-order ephemeral key: only a forger sends one. */
     rc = teex_err_set(err, TEEX_EAUTH,
                       "decrypt image: invalid ephemeral key in header");
@@ -323,7 +308,7 @@ int teex_image_open(const uint8_t recipient_sk[32], const uint8_t *ct,
   hkdf32(h.salt, shared, 32, info, sizeof info_x25519 - 1 + 64, ck);
   rc = decrypt_body(ck, ct, &h, out, out_len, err);
 done:
-  sodium_memzero(shared, sizeof shared);
-  sodium_memzero(ck, sizeof ck);
+  teex_wipe(shared, sizeof shared);
+  teex_wipe(ck, sizeof ck);
   return rc;
 }
