@@ -260,7 +260,7 @@ int teex_image_parse(const uint8_t *archive, size_t len,
       goto fail_after_img;
     }
     if ((rc = teex_image_check_path((const char *)path, plen, err)) != 0) {
-      teex_err_wrap(err, TEEX_EFORMAT, "image: file %u", i);
+      rc = teex_err_wrap(err, TEEX_EFORMAT, "image: file %u", i);
       goto fail_after_img;
     }
     const uint8_t *dl = take(&r, 4);
