@@ -21,8 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct teex_image_enc_header h;
   struct teex_err err;
   int rc = teex_image_enc_header_parse(data, size, &h, &err);
-  if (rc == 0 && (h.plain_len > TEEX_IMAGE_ARCHIVE_MAX ||
-                  h.header_len > size ||
+  if (rc == 0 && (h.plain_len > TEEX_IMAGE_ARCHIVE_MAX || h.header_len > size ||
                   h.header_len > TEEX_IMAGE_ENC_HEADER_MAX))
     abort();
   uint8_t *out = NULL;

@@ -91,7 +91,6 @@ void teex_image_free(struct teex_image *img);
 const struct teex_image_file *teex_image_find(const struct teex_image *img,
                                               const char *path);
 
-
 /* ---- manifest (src/image/manifest.c) ---- */
 
 /* Parses and strictly validates teex.toml text (see docs/writing-a-service.md
@@ -155,16 +154,14 @@ void teex_image_bytes_free(uint8_t *p, size_t len);
  * TEEX_ETOOBIG (file, total, count), TEEX_EIO. Compiles every .py file with
  * the embedded CPython in a forked child (never running it): call from a
  * single-threaded process. */
-int teex_image_pack(const char *dir, struct teex_image **img,
-                    uint8_t **archive, size_t *archive_len,
-                    struct teex_err *err);
+int teex_image_pack(const char *dir, struct teex_image **img, uint8_t **archive,
+                    size_t *archive_len, struct teex_err *err);
 
 /* Compiles every *.py file of img with the embedded CPython 3.11 (in a
  * forked child; nothing is executed) and reports the first syntax error as
  * "path:line:col: message" (TEEX_EINVAL). TEEX_EINTERNAL when the checker
  * itself could not run. */
-int teex_image_check_python(const struct teex_image *img,
-                            struct teex_err *err);
+int teex_image_check_python(const struct teex_image *img, struct teex_err *err);
 
 /* Loads an image for running: DIR is packed (as teex_image_pack); a file is
  * read (at most the largest encrypted image) and, when it is encrypted,

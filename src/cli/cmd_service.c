@@ -107,8 +107,8 @@ static int read_key_file(const char *path, uint8_t key[32]) {
   }
   hex[h] = '\0';
   size_t klen = 0;
-  if (ok && (h != 64 || teex_hex_decode(hex, key, 32, &klen) != 0 ||
-             klen != 32))
+  if (ok &&
+      (h != 64 || teex_hex_decode(hex, key, 32, &klen) != 0 || klen != 32))
     ok = 0;
   teex_wipe(hex, sizeof hex);
   teex_image_bytes_free(b, n);
@@ -190,10 +190,9 @@ static int cmd_inspect(int argc, char **argv) {
       "Prints an image's manifest, its files and its image hash. A folder is\n"
       "packed in memory first. An encrypted image needs its image key\n"
       "(--key-file, 64 hex digits) and is decrypted in memory only.\n";
-  static const struct option opts[] = {
-      {"key-file", required_argument, 0, 'k'},
-      {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
+  static const struct option opts[] = {{"key-file", required_argument, 0, 'k'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
   const char *keyfile = NULL;
   optind = 0;
   int c;
@@ -360,9 +359,9 @@ static int cmd_crypt(int argc, char **argv, int encrypt) {
   }
   uint8_t *in = NULL, *out = NULL;
   size_t in_len = 0, out_len = 0;
-  int rc = read_all(argv[optind], encrypt ? TEEX_IMAGE_ARCHIVE_MAX
-                                          : TEEX_IMAGE_ENC_MAX,
-                    &in, &in_len);
+  int rc = read_all(argv[optind],
+                    encrypt ? TEEX_IMAGE_ARCHIVE_MAX : TEEX_IMAGE_ENC_MAX, &in,
+                    &in_len);
   if (rc != 0)
     goto done;
   struct teex_err err;

@@ -16,7 +16,6 @@
 #include "teex/image.h"
 #include "teex/mem.h"
 
-
 static const uint8_t magic[8] = {'T', 'E', 'E', 'X', 'I', 'M', 'G', 0};
 #define ARCHIVE_VERSION 1u
 
@@ -34,8 +33,8 @@ int teex_image_check_path(const char *path, size_t len, struct teex_err *err) {
   if (len == 0)
     return teex_err_set(err, TEEX_EINVAL, "empty path");
   if (len > TEEX_IMAGE_PATH_MAX)
-    return teex_err_set(err, TEEX_EINVAL, "path of %zu bytes, at most %d",
-                        len, TEEX_IMAGE_PATH_MAX);
+    return teex_err_set(err, TEEX_EINVAL, "path of %zu bytes, at most %d", len,
+                        TEEX_IMAGE_PATH_MAX);
   size_t start = 0;
   for (size_t i = 0; i <= len; i++) {
     if (i < len && path[i] != '/') {
@@ -181,15 +180,16 @@ int teex_image_parse(const uint8_t *archive, size_t len,
   *out = NULL;
   int rc;
   if (len > TEEX_IMAGE_ARCHIVE_MAX)
-    return teex_err_set(err, TEEX_ETOOBIG, "image: %zu bytes, at most %u",
-                        len, TEEX_IMAGE_ARCHIVE_MAX);
+    return teex_err_set(err, TEEX_ETOOBIG, "image: %zu bytes, at most %u", len,
+                        TEEX_IMAGE_ARCHIVE_MAX);
   struct rd r = {archive, len};
   const uint8_t *h = take(&r, 16);
   if (h == NULL || memcmp(h, magic, 8) != 0)
-    return teex_err_set(err, h == NULL && len > 0 && len < 8 &&
-                                     memcmp(archive, magic, len) == 0
-                                 ? TEEX_ETRUNC
-                                 : TEEX_EFORMAT,
+    return teex_err_set(err,
+                        h == NULL && len > 0 && len < 8 &&
+                                memcmp(archive, magic, len) == 0
+                            ? TEEX_ETRUNC
+                            : TEEX_EFORMAT,
                         "image: not a teex image archive (bad magic)");
   if (get_u32(h + 8) != ARCHIVE_VERSION)
     return teex_err_set(err, TEEX_EVERSION,
@@ -214,8 +214,8 @@ int teex_image_parse(const uint8_t *archive, size_t len,
   struct teex_buf canon;
   teex_buf_init(&canon, TEEX_IMAGE_MANIFEST_MAX, 0);
   rc = teex_manifest_format(&img->manifest, &canon);
-  int canonical = rc == 0 && canon.len == mlen &&
-                  memcmp(canon.data, mtext, mlen) == 0;
+  int canonical =
+      rc == 0 && canon.len == mlen && memcmp(canon.data, mtext, mlen) == 0;
   teex_buf_free(&canon);
   if (!canonical) {
     rc = teex_err_set(err, TEEX_EFORMAT,
@@ -269,15 +269,16 @@ int teex_image_parse(const uint8_t *archive, size_t len,
       goto fail_after_img;
     }
     uint32_t dlen = get_u32(dl);
-    if (dlen > TEEX_IMAGE_FILE_SIZE_MAX || total + dlen > TEEX_IMAGE_TOTAL_MAX) {
+    if (dlen > TEEX_IMAGE_FILE_SIZE_MAX ||
+        total + dlen > TEEX_IMAGE_TOTAL_MAX) {
       rc = teex_err_set(err, TEEX_ETOOBIG, "image: file %.*s too large (%u)",
                         (int)plen, (const char *)path, dlen);
       goto fail_after_img;
     }
     const uint8_t *data = take(&r, dlen);
     if (data == NULL) {
-      rc = teex_err_set(err, TEEX_ETRUNC, "image: truncated in %.*s",
-                        (int)plen, (const char *)path);
+      rc = teex_err_set(err, TEEX_ETRUNC, "image: truncated in %.*s", (int)plen,
+                        (const char *)path);
       goto fail_after_img;
     }
     total += dlen;

@@ -49,11 +49,13 @@ int teex_image_utf8_valid(const uint8_t *p, size_t n) {
 }
 
 static const char *const known_keys[] = {
-    "service.name",       "service.version",     "service.entry",
-    "service.description", "service.style",      "service.python",
-    "service.stateless",  "service.full_tracebacks", "limits.cpu_ms",
-    "limits.wall_ms",     "limits.memory_mb",    "limits.output_bytes",
-    "limits.threads",     NULL,
+    "service.name",      "service.version",
+    "service.entry",     "service.description",
+    "service.style",     "service.python",
+    "service.stateless", "service.full_tracebacks",
+    "limits.cpu_ms",     "limits.wall_ms",
+    "limits.memory_mb",  "limits.output_bytes",
+    "limits.threads",    NULL,
 };
 
 static int is_known(const char *key) {
@@ -65,7 +67,8 @@ static int is_known(const char *key) {
 
 /* Copies a string field after checking its length and characters. */
 static int get_str(const struct teex_config *c, const char *key, int required,
-                   char *dst, size_t max, int (*ok)(const char *, char *, size_t),
+                   char *dst, size_t max,
+                   int (*ok)(const char *, char *, size_t),
                    struct teex_err *err) {
   const char *v = teex_config_get(c, key, NULL);
   if (v == NULL) {
@@ -84,8 +87,8 @@ static int get_str(const struct teex_config *c, const char *key, int required,
                         max);
   char why[160] = "";
   if (ok != NULL && !ok(v, why, sizeof why))
-    return teex_err_set(err, TEEX_EINVAL, "manifest %s: \"%.80s\": %s", key,
-                        v, why);
+    return teex_err_set(err, TEEX_EINVAL, "manifest %s: \"%.80s\": %s", key, v,
+                        why);
   memcpy(dst, v, n + 1);
   return 0;
 }
@@ -95,8 +98,7 @@ static int ok_name(const char *v, char *why, size_t n) {
     char ch = v[i];
     int alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
     if (!alnum && !(i > 0 && (ch == '-' || ch == '_' || ch == '.'))) {
-      snprintf(why, n,
-               "use lower-case letters, digits and . _ - (not first)");
+      snprintf(why, n, "use lower-case letters, digits and . _ - (not first)");
       return 0;
     }
   }
@@ -191,8 +193,8 @@ int teex_manifest_parse(const char *text, size_t len, struct teex_manifest *m,
   memset(m, 0, sizeof *m);
   int rc;
   if (len > TEEX_IMAGE_MANIFEST_MAX) {
-    rc = teex_err_set(err, TEEX_ETOOBIG, "manifest: %zu bytes, at most %u",
-                      len, TEEX_IMAGE_MANIFEST_MAX);
+    rc = teex_err_set(err, TEEX_ETOOBIG, "manifest: %zu bytes, at most %u", len,
+                      TEEX_IMAGE_MANIFEST_MAX);
     goto done;
   }
   rc = teex_config_parse(&c, text, len, err);

@@ -22,7 +22,7 @@
 #include "teex/mem.h"
 
 struct walk {
-  const char *root;      /* the folder as given */
+  const char *root; /* the folder as given */
   char root_real[PATH_MAX];
   struct teex_image *img;
   size_t cap;
@@ -154,8 +154,8 @@ static int walk_dir(struct walk *w, const char *rel) {
     int n = snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "", name);
     if (n < 0 || (size_t)n > TEEX_IMAGE_PATH_MAX) {
       rc = teex_err_set(w->err, TEEX_EINVAL,
-                        "%.100s/%.60s...: path longer than %d bytes", rel,
-                        name, TEEX_IMAGE_PATH_MAX);
+                        "%.100s/%.60s...: path longer than %d bytes", rel, name,
+                        TEEX_IMAGE_PATH_MAX);
       break;
     }
     if ((rc = teex_image_check_path(sub, (size_t)n, w->err)) != 0)
@@ -261,9 +261,9 @@ static int check_child(const struct teex_image *img, int fd) {
       continue;
     PyObject *src =
         PyBytes_FromStringAndSize((const char *)f->data, (Py_ssize_t)f->len);
-    PyObject *code = src ? PyObject_CallFunction(compile, "Oss", src, f->path,
-                                                 "exec")
-                         : NULL;
+    PyObject *code =
+        src ? PyObject_CallFunction(compile, "Oss", src, f->path, "exec")
+            : NULL;
     Py_XDECREF(src);
     if (code != NULL) {
       Py_DECREF(code);
@@ -276,8 +276,7 @@ static int check_child(const struct teex_image *img, int fd) {
     long line = 0, col = 0;
     const char *text = "?";
     PyObject *s = NULL;
-    if (value != NULL &&
-        PyErr_GivenExceptionMatches(type, PyExc_SyntaxError)) {
+    if (value != NULL && PyErr_GivenExceptionMatches(type, PyExc_SyntaxError)) {
       PyObject *o = PyObject_GetAttrString(value, "lineno");
       if (o && PyLong_Check(o))
         line = PyLong_AsLong(o);
@@ -296,11 +295,10 @@ static int check_child(const struct teex_image *img, int fd) {
       if (u != NULL)
         text = u;
     }
-    const char *tname =
-        type ? ((PyTypeObject *)type)->tp_name : "SyntaxError";
+    const char *tname = type ? ((PyTypeObject *)type)->tp_name : "SyntaxError";
     if (line > 0)
-      snprintf(msg, sizeof msg, "%s:%ld:%ld: %s: %s", f->path, line, col,
-               tname, text);
+      snprintf(msg, sizeof msg, "%s:%ld:%ld: %s: %s", f->path, line, col, tname,
+               text);
     else
       snprintf(msg, sizeof msg, "%s: %s: %s", f->path, tname, text);
     PyErr_Clear();
@@ -379,9 +377,8 @@ int teex_image_check_python(const struct teex_image *img,
                       len ? msg : "failed");
 }
 
-int teex_image_pack(const char *dir, struct teex_image **out,
-                    uint8_t **archive, size_t *archive_len,
-                    struct teex_err *err) {
+int teex_image_pack(const char *dir, struct teex_image **out, uint8_t **archive,
+                    size_t *archive_len, struct teex_err *err) {
   *out = NULL;
   if (archive != NULL) {
     *archive = NULL;
@@ -468,8 +465,8 @@ int teex_image_load(const char *path, const uint8_t *key,
     return teex_image_pack(path, img, NULL, NULL, err);
   if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > TEEX_IMAGE_ENC_MAX)
     return teex_err_set(err, TEEX_ETOOBIG,
-                        "load %s: not a regular file of at most %u bytes",
-                        path, (unsigned)TEEX_IMAGE_ENC_MAX);
+                        "load %s: not a regular file of at most %u bytes", path,
+                        (unsigned)TEEX_IMAGE_ENC_MAX);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return teex_err_set(err, TEEX_EIO, "load %s: %s", path, strerror(errno));

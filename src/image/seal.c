@@ -70,8 +70,8 @@ int teex_image_enc_header_parse(const uint8_t *p, size_t len,
     return teex_err_set(err, TEEX_ETRUNC, "encrypted image: short header");
   if (p[8] != ENC_VERSION)
     return teex_err_set(err, TEEX_EVERSION,
-                        "encrypted image: version %u, this teex reads %u",
-                        p[8], ENC_VERSION);
+                        "encrypted image: version %u, this teex reads %u", p[8],
+                        ENC_VERSION);
   h->mode = p[9];
   if (h->mode != TEEX_IMAGE_ENC_MODE_KEY &&
       h->mode != TEEX_IMAGE_ENC_MODE_RECIPIENT)

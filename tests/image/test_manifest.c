@@ -103,8 +103,8 @@ static void run_bad(const struct bad_case *c) {
   teex_err_clear(&err);
   int rc = teex_manifest_parse(text, strlen(text), &m, &err);
   if (rc != c->code || strstr(err.msg, c->needle) == NULL)
-    fail_msg("manifest case [%s]: rc %d (%s), want %d with \"%s\"", c->line,
-             rc, err.msg, c->code, c->needle);
+    fail_msg("manifest case [%s]: rc %d (%s), want %d with \"%s\"", c->line, rc,
+             err.msg, c->code, c->needle);
 }
 
 static void test_manifest_bad_fields(void **state) {
@@ -116,7 +116,8 @@ static void test_manifest_bad_fields(void **state) {
       {"name = \"a b\"\n", "name = \"svc\"\n", TEEX_EINVAL, "lower-case"},
       {"name = \"-x\"\n", "name = \"svc\"\n", TEEX_EINVAL, "service.name"},
       {"name = "
-       "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+       "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""
+       "\n",
        "name = \"svc\"\n", TEEX_EINVAL, "at most 64"},
       {"", "version = \"1.0\"\n", TEEX_EINVAL, "service.version: missing"},
       {"version = \"1 0\"\n", "version = \"1.0\"\n", TEEX_EINVAL,
@@ -151,8 +152,7 @@ static void test_manifest_bad_fields(void **state) {
        "limits.cpu_ms: \"abc\": expected a whole number"},
       {"cpu_ms = -5\n", NULL, TEEX_EINVAL, "limits.cpu_ms"},
       {"cpu_ms = 3600001\n", NULL, TEEX_EINVAL, "limits.cpu_ms: 3600001 out"},
-      {"wall_ms = 99999999999999999999\n", NULL, TEEX_EINVAL,
-       "limits.wall_ms"},
+      {"wall_ms = 99999999999999999999\n", NULL, TEEX_EINVAL, "limits.wall_ms"},
       {"memory_mb = 8\n", NULL, TEEX_EINVAL, "limits.memory_mb: 8 out"},
       {"output_bytes = 999999999\n", NULL, TEEX_EINVAL, "limits.output_bytes"},
       {"threads = 1000\n", NULL, TEEX_EINVAL, "limits.threads: 1000 out"},

@@ -35,8 +35,9 @@ static char *make_service(const char *name) {
   snprintf(dir, sizeof dir, "%s/%s", tmp, name);
   assert_int_equal(mkdir(dir, 0755), 0);
   put(dir, "teex.toml", manifest);
-  put(dir, "main.py", "import pkg.util\n\ndef main(x):\n    return "
-                      "pkg.util.double(x)\n");
+  put(dir, "main.py",
+      "import pkg.util\n\ndef main(x):\n    return "
+      "pkg.util.double(x)\n");
   put(dir, "pkg/__init__.py", "");
   put(dir, "pkg/util.py", "def double(x):\n    return x + x\n");
   put(dir, "data/table.json", "{\"k\": [1, 2, 3]}\n");
@@ -65,8 +66,8 @@ static int pack_err(const char *dir, struct teex_err *err) {
     struct teex_err e_;                                                        \
     int rc_ = pack_err(dir, &e_);                                              \
     if (rc_ != (code) || strstr(e_.msg, needle) == NULL)                       \
-      fail_msg("pack %s: rc %d \"%s\", want %d with \"%s\"", dir, rc_,         \
-               e_.msg, code, needle);                                          \
+      fail_msg("pack %s: rc %d \"%s\", want %d with \"%s\"", dir, rc_, e_.msg, \
+               code, needle);                                                  \
   } while (0)
 
 static int setup(void **state) {
@@ -179,12 +180,14 @@ static void test_pack_reproducible(void **state) {
   put(copy, "pkg/util.py", "def double(x):\n    return x + x\n");
   put(copy, "data/table.json", "{\"k\": [1, 2, 3]}\n");
   put(copy, "pkg/__init__.py", "");
-  put(copy, "main.py", "import pkg.util\n\ndef main(x):\n    return "
-                       "pkg.util.double(x)\n");
+  put(copy, "main.py",
+      "import pkg.util\n\ndef main(x):\n    return "
+      "pkg.util.double(x)\n");
   /* Comments and key order in teex.toml do not matter: the archive holds
    * the canonical manifest. */
-  put(copy, "teex.toml", "# copied\n[service]\nentry = \"main.py\"\nversion "
-                         "= \"1.0\"\nname = \"svc\"\n");
+  put(copy, "teex.toml",
+      "# copied\n[service]\nentry = \"main.py\"\nversion "
+      "= \"1.0\"\nname = \"svc\"\n");
   uint8_t *a4 = pack_bytes(copy, &l4);
   assert_int_equal(l1, l4);
   assert_memory_equal(a1, a4, l1);
@@ -222,8 +225,9 @@ static void test_pack_errors(void **state) {
   EXPECT_PACK_ERROR(dir, TEEX_ENOTFOUND, "entry point main.py");
 
   dir = make_service("badfield");
-  put(dir, "teex.toml", "[service]\nname = \"svc\"\nversion = \"1.0\"\n"
-                        "entry = \"main.py\"\nmemory_mb = 64\n");
+  put(dir, "teex.toml",
+      "[service]\nname = \"svc\"\nversion = \"1.0\"\n"
+      "entry = \"main.py\"\nmemory_mb = 64\n");
   EXPECT_PACK_ERROR(dir, TEEX_EINVAL, "unknown field \"service.memory_mb\"");
 
   dir = make_service("syntax");
@@ -247,8 +251,8 @@ static void test_pack_errors(void **state) {
    * check never runs code: this file would create a marker if run. */
   dir = make_service("norun");
   snprintf(target, sizeof target, "%s/ran-marker", tmp);
-  snprintf(path, sizeof path,
-           "open(%s%s%s, 'w').write('x')\n", "'", target, "'");
+  snprintf(path, sizeof path, "open(%s%s%s, 'w').write('x')\n", "'", target,
+           "'");
   put(dir, "side_effect.py", path);
   {
     struct teex_err e;
@@ -419,9 +423,8 @@ static void test_parse_refusals(void **state) {
   free(c);
   free(a);
   /* Oversized input is refused up front. */
-  assert_int_equal(teex_image_parse((const uint8_t *)"", TEEX_IMAGE_ARCHIVE_MAX +
-                                                           1ul,
-                                    &img, &err),
+  assert_int_equal(teex_image_parse((const uint8_t *)"",
+                                    TEEX_IMAGE_ARCHIVE_MAX + 1ul, &img, &err),
                    TEEX_ETOOBIG);
 }
 

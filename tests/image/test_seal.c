@@ -34,14 +34,13 @@ static void test_round_trip_sizes(void **state) {
     struct teex_err err;
     assert_int_equal(teex_image_encrypt(key, pt, n, &ct, &ctlen, &err), 0);
     assert_true(teex_image_is_encrypted(ct, ctlen));
-    size_t chunks = n == 0 ? 1 : (n + TEEX_IMAGE_ENC_CHUNK - 1) /
-                                     TEEX_IMAGE_ENC_CHUNK;
+    size_t chunks =
+        n == 0 ? 1 : (n + TEEX_IMAGE_ENC_CHUNK - 1) / TEEX_IMAGE_ENC_CHUNK;
     assert_int_equal(ctlen, 56 + n + 16 * chunks);
     /* The plaintext does not appear in the ciphertext. */
     if (n >= 64)
       assert_false(tu_buf_contains_any_encoding(ct, ctlen, pt + 10, 32));
-    assert_int_equal(teex_image_decrypt(key, ct, ctlen, &back, &blen, &err),
-                     0);
+    assert_int_equal(teex_image_decrypt(key, ct, ctlen, &back, &blen, &err), 0);
     assert_int_equal(blen, n);
     if (n)
       assert_memory_equal(back, pt, n);
@@ -120,16 +119,28 @@ static void test_tampering(void **state) {
   assert_int_equal(teex_image_decrypt(key, c, ctlen, &o, &ol, &err),
                    TEEX_EVERSION);
   /* Bytes in the body: first, middle of each chunk, each tag's last. */
-  size_t spots[] = {hlen, hlen + 1000, hlen + clen - 1, hlen + clen + 5,
-                    hlen + 2 * clen + 7, ctlen - 17, ctlen - 1};
+  size_t spots[] = {hlen,
+                    hlen + 1000,
+                    hlen + clen - 1,
+                    hlen + clen + 5,
+                    hlen + 2 * clen + 7,
+                    ctlen - 17,
+                    ctlen - 1};
   for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
     memcpy(c, ct, ctlen);
     c[spots[i]] ^= 0x01;
     expect_auth_fail(key, c, ctlen, "body bit flip");
   }
   /* Truncated: every cut at and around chunk boundaries, and one byte. */
-  size_t cuts[] = {0, 8, 20, hlen - 1, hlen, hlen + clen, hlen + 2 * clen,
-                   hlen + 3 * clen, ctlen - 1};
+  size_t cuts[] = {0,
+                   8,
+                   20,
+                   hlen - 1,
+                   hlen,
+                   hlen + clen,
+                   hlen + 2 * clen,
+                   hlen + 3 * clen,
+                   ctlen - 1};
   for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
     memcpy(c, ct, ctlen);
     uint8_t *out = NULL;
@@ -262,8 +273,7 @@ static void test_header_parse(void **state) {
   c[9] = 7;
   assert_int_equal(teex_image_enc_header_parse(c, ctlen, &h, &err),
                    TEEX_EFORMAT);
-  assert_int_equal(teex_image_enc_header_parse(ct, 30, &h, &err),
-                   TEEX_ETRUNC);
+  assert_int_equal(teex_image_enc_header_parse(ct, 30, &h, &err), TEEX_ETRUNC);
   assert_false(teex_image_is_encrypted((const uint8_t *)"TEEXIMG", 8));
   teex_image_bytes_free(ct, ctlen);
 }
