@@ -2,6 +2,8 @@
 
     python3.11 run_plain.py SERVICE_DIR INPUT_FILE [--data FILE ...]
 
+e.g. run_plain.py risk-score/service risk-score/input.json
+
 Writes the service's output bytes to stdout. Function style: imports the
 entry module and calls main(input bytes). Script style: provides a stand-in
 `teex` module (TEEX_getinput, TEEX_return -- first call counts --,

@@ -13,9 +13,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 examples=(risk-score genome-match logistic-regression testnet-script)
 for name in "${examples[@]}"; do
-  svc="$ex/$name"
-  input="$(ls "$svc"/input.*)"
-  expected="$(ls "$svc"/expected_output.*)"
+  svc="$ex/$name/service"
+  input="$(ls "$ex/$name"/input.*)"
+  expected="$(ls "$ex/$name"/expected_output.*)"
 
   # The example's code gives its expected output under plain python3.11.
   "$py" -B "$ex/run_plain.py" "$svc" "$input" >"$work/$name.out" \
@@ -41,6 +41,10 @@ for name in "${examples[@]}"; do
   entry="$(sed -n 's/^entry = "\(.*\)"/\1/p' "$svc/teex.toml")"
   grep -q "^entry: $entry\$" "$work/$name.inspect" || fail "$name: inspect entry"
   grep -Eq "^ +[0-9]+  $entry\$" "$work/$name.inspect" || fail "$name: inspect files"
+  # Exactly the folder's files (minus the manifest) are in the image.
+  want="$(cd "$svc" && find . -type f ! -name teex.toml | sed 's|^\./||' | LC_ALL=C sort)"
+  got="$(sed -n 's/^ *[0-9][0-9]*  //p' "$work/$name.inspect")"
+  [ "$want" = "$got" ] || fail "$name: file list: $got"
 done
 grep -q '^style: script$' "$work/testnet-script.inspect" || fail "script style not shown"
 grep -q '^stateless: true$' "$work/risk-score.inspect" || fail "stateless not shown"
