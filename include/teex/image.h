@@ -40,10 +40,10 @@ struct teex_manifest {
   char version[TEEX_IMAGE_VERSION_MAX + 1];
   char entry[TEEX_IMAGE_ENTRY_MAX + 1]; /* module path, e.g. "main.py" */
   char description[TEEX_IMAGE_DESC_MAX + 1];
-  char python[8];                       /* "3.11" */
+  char python[8]; /* "3.11" */
   enum teex_service_style style;
-  int stateless;        /* no teex.kv writes, no side output */
-  int full_tracebacks;  /* provider opts in to source lines in errors */
+  int stateless;       /* no teex.kv writes, no side output */
+  int full_tracebacks; /* provider opts in to source lines in errors */
   struct teex_limits limits;
 };
 

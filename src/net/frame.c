@@ -68,7 +68,7 @@ void teex_frame_reader_free(struct teex_frame_reader *r) {
 }
 
 int teex_frame_reader_partial(const struct teex_frame_reader *r) {
-  return r->hdr_len > 0 || r->buf.len > 0;
+  return r->hdr_len > 0 || (r->buf.len > 0 && !r->have_frame);
 }
 
 int teex_frame_reader_next(struct teex_frame_reader *r, const uint8_t **in,
