@@ -26,10 +26,14 @@
  * make us buffer without bound). */
 #define TEEX_TLS_DEFAULT_MAX_PENDING (256u << 20)
 
+struct teex_tls_conn;
+
 /* Decides whether the peer's (leaf) certificate is acceptable: 0 to accept,
  * a negative TEEX_E* code with a message in err to refuse. Called during the
- * handshake; peer is borrowed for the duration of the call. */
-typedef int (*teex_tls_verify_fn)(void *arg, X509 *peer, struct teex_err *err);
+ * handshake on the connection c (which may keep what it learnt with
+ * teex_tls_set_peer_info); peer is borrowed for the duration of the call. */
+typedef int (*teex_tls_verify_fn)(void *arg, struct teex_tls_conn *c,
+                                  X509 *peer, struct teex_err *err);
 
 struct teex_tls_config {
   X509 *cert;    /* our certificate (borrowed; the context takes a ref).
@@ -108,6 +112,14 @@ X509 *teex_tls_peer_cert(const struct teex_tls_conn *c);
 int teex_tls_export(const struct teex_tls_conn *c, const char *label,
                     const uint8_t *context, size_t context_len, uint8_t *out,
                     size_t out_len, struct teex_err *err);
+
+/* Attaches what the verify callback learnt about the peer (e.g. its
+ * attested identity); free_fn (may be NULL) releases it when the connection
+ * is freed, after on_close. Replaces (and frees) a previous value. */
+void teex_tls_set_peer_info(struct teex_tls_conn *c, void *info,
+                            void (*free_fn)(void *));
+/* The value set by teex_tls_set_peer_info, or NULL. */
+void *teex_tls_peer_info(const struct teex_tls_conn *c);
 
 /* Peer address as text ("127.0.0.1:54321"), for logs. */
 const char *teex_tls_peer_addr(const struct teex_tls_conn *c);

@@ -60,6 +60,8 @@ struct teex_tls_conn {
   size_t pending;
   int verify_failed;
   struct teex_err verify_err;
+  void *peer_info;
+  void (*peer_info_free)(void *);
   char peer[64];
 };
 
@@ -112,11 +114,11 @@ static int cert_verify_cb(X509_STORE_CTX *xs, void *arg) {
   struct teex_err local;
   struct teex_err *err = c ? &c->verify_err : &local;
   teex_err_clear(err);
-  if (leaf == NULL || ctx->verify_peer == NULL) {
+  if (leaf == NULL || ctx->verify_peer == NULL || c == NULL) {
     teex_err_set(err, TEEX_EAUTH, "peer presented no certificate");
     goto refuse;
   }
-  if (ctx->verify_peer(ctx->verify_arg, leaf, err) != 0) {
+  if (ctx->verify_peer(ctx->verify_arg, c, leaf, err) != 0) {
     if (err->code == 0)
       teex_err_set(err, TEEX_EAUTH, "peer certificate refused");
     goto refuse;
@@ -208,6 +210,8 @@ void teex_tls_ctx_free(struct teex_tls_ctx *ctx) {
 /* ---- connection lifetime ---- */
 
 static void conn_free(struct teex_tls_conn *c) {
+  if (c->peer_info_free)
+    c->peer_info_free(c->peer_info);
   SSL_free(c->ssl); /* frees both BIOs */
   free(c);
 }
@@ -743,6 +747,18 @@ int teex_tls_export(const struct teex_tls_conn *c, const char *label,
                                  context, context_len, context != NULL) != 1)
     return teex_err_set(err, TEEX_ECRYPTO, "TLS exporter failed");
   return 0;
+}
+
+void teex_tls_set_peer_info(struct teex_tls_conn *c, void *info,
+                            void (*free_fn)(void *)) {
+  if (c->peer_info_free && c->peer_info != info)
+    c->peer_info_free(c->peer_info);
+  c->peer_info = info;
+  c->peer_info_free = free_fn;
+}
+
+void *teex_tls_peer_info(const struct teex_tls_conn *c) {
+  return c->peer_info;
 }
 
 const char *teex_tls_peer_addr(const struct teex_tls_conn *c) {

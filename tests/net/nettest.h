@@ -31,8 +31,10 @@ static inline void nt_identity_free(struct nt_identity *id) {
   EVP_PKEY_free(id->key);
 }
 
-static inline int nt_pin_verify(void *arg, X509 *peer, struct teex_err *err) {
+static inline int nt_pin_verify(void *arg, struct teex_tls_conn *c, X509 *peer,
+                                struct teex_err *err) {
   struct nt_pin *pin = arg;
+  (void)c;
   uint8_t fp[32];
   pin->calls++;
   if (pin->fp == NULL || teex_tls_cert_sha256(peer, fp) != 0 ||
