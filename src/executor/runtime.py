@@ -314,7 +314,7 @@ def _encode(value):
         return value.encode('utf-8', 'surrogateescape')
     try:
         return json.dumps(value, separators=(',', ':'),
-                          ensure_ascii=False).encode('utf-8')
+                          sort_keys=True).encode('ascii')
     except (TypeError, ValueError) as e:
         raise TypeError('the service returned a %s, which is not bytes, str '
                         'or JSON-serialisable (%s)' %

@@ -91,12 +91,13 @@ static void test_stdlib(void **state) {
   struct teex_task_result r;
   xt_run(ex, "", &r);
   XT_OK(r);
-  assert_string_equal((char *)r.output,
-                      "{\"json\":2,\"re\":[\"12\",\"345\"],\"math\":1000,"
-                      "\"random\":5,\"hmac\":\"2d93cbc1be167bcb\","
-                      "\"sha256\":\"ba7816bf8f01cfea\",\"decimal\":\"3.3\","
-                      "\"statistics\":2.5,\"collections\":\"a\","
-                      "\"threading\":[0,1,4,9]}");
+  assert_string_equal(
+      (char *)r.output,
+      "{\"collections\":\"a\",\"decimal\":\"3.3\",\"hmac\":"
+      "\"2d93cbc1be167bcb\","
+      "\"json\":2,\"math\":1000,\"random\":5,\"re\":[\"12\",\"345\"],"
+      "\"sha256\":\"ba7816bf8f01cfea\",\"statistics\":2.5,"
+      "\"threading\":[0,1,4,9]}");
   teex_task_result_free(&r);
   teex_executor_stop(ex);
   teex_image_free(img);
@@ -131,8 +132,8 @@ static void test_script_style(void **state) {
     xt_run(ex, "teex", &r);
     XT_OK(r);
     assert_string_equal((char *)r.output,
-                        "{\"greeting\":\"hello teex\",\"mutex\":[\"first\","
-                        "\"queued\"],\"main\":\"__main__\"}");
+                        "{\"greeting\":\"hello teex\",\"main\":\"__main__\","
+                        "\"mutex\":[\"first\",\"queued\"]}");
     teex_task_result_free(&r);
   }
   teex_executor_stop(ex);
