@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -610,7 +611,10 @@ int teex_xmsg_send(int fd, const uint8_t *frame, size_t len, int timeout_ms) {
   int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
   size_t off = 0;
   while (off < len) {
-    ssize_t w = write(fd, frame + off, len - off);
+    /* MSG_NOSIGNAL: a peer that went away is an error, not SIGPIPE. */
+    ssize_t w = send(fd, frame + off, len - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == ENOTSOCK)
+      w = write(fd, frame + off, len - off);
     if (w > 0) {
       off += (size_t)w;
       continue;

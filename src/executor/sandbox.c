@@ -268,6 +268,10 @@ static int build_filter(int zygote, void **out, size_t *len) {
   if (rc == 0)
     rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
                           arg_cmp(1, SCMP_CMP_MASKED_EQ, OPEN_WRITE_BITS, 0));
+  /* send(MSG_NOSIGNAL) on the channel; never to an address. */
+  if (rc == 0)
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendto), 1,
+                          arg_cmp(4, SCMP_CMP_EQ, 0, 0));
   /* glibc tries clone3 first; ENOSYS makes it fall back to clone, whose
    * flags a filter can read (clone3 passes them in memory). */
   if (rc == 0)
