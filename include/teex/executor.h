@@ -34,8 +34,9 @@ struct teex_executor_opts {
   /* The teex binary to run as the executor; NULL = /proc/self/exe (right
    * for the teex binary itself; tests and tools pass $TEEX_BIN). */
   const char *exe_path;
-  /* Use at most this Landlock ABI (0 = what the kernel offers). Also read
-   * from env TEEX_LANDLOCK_ABI_MAX when 0, so tests can cap it. */
+  /* Use at most this Landlock ABI (0 = what the kernel offers; -1 = act
+   * as on a kernel without Landlock, for tests). Also read from env
+   * TEEX_LANDLOCK_ABI_MAX (a number or "off") when 0. */
   int landlock_abi_max;
   /* Run even when the kernel has no Landlock (the operator's explicit
    * choice; the executor refuses otherwise). */

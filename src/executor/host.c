@@ -115,6 +115,8 @@ static uint32_t over(uint32_t opt, uint32_t manifest) {
 static int env_abi_max(void) {
   const char *s = getenv("TEEX_LANDLOCK_ABI_MAX");
   uint64_t v;
+  if (s != NULL && strcmp(s, "off") == 0)
+    return -1;
   if (s == NULL || teex_parse_u64(s, &v) != 0 || v > 1000)
     return 0;
   return (int)v;
@@ -156,7 +158,10 @@ int teex_executor_start(const struct teex_image *img,
   const char *exe = opts->exe_path ? opts->exe_path : "/proc/self/exe";
   char abi_arg[32];
   int abi_max = opts->landlock_abi_max ? opts->landlock_abi_max : env_abi_max();
-  snprintf(abi_arg, sizeof abi_arg, "%d", abi_max);
+  if (abi_max < 0)
+    snprintf(abi_arg, sizeof abi_arg, "off");
+  else
+    snprintf(abi_arg, sizeof abi_arg, "%d", abi_max);
   char *argv[12];
   int a = 0;
   argv[a++] = (char *)"teex";

@@ -329,7 +329,9 @@ int teex_sb_prepare(struct teex_sandbox *sb, const char *stdlib_dir,
   if (sb->devnull_fd < 0)
     return teex_err_set(err, TEEX_EIO, "open /dev/null: %s", strerror(errno));
   int abi = teex_sb_landlock_abi();
-  if (abi_max > 0 && abi > abi_max)
+  if (abi_max < 0)
+    abi = 0;
+  else if (abi_max > 0 && abi > abi_max)
     abi = abi_max;
   if (abi > 0) {
     int fd = build_ruleset(abi, stdlib_dir, err);

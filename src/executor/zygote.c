@@ -302,6 +302,10 @@ int teex_executor_main(int argc, char **argv) {
       z.fd = (int)v;
       break;
     case 'l':
+      if (strcmp(optarg, "off") == 0) {
+        abi_max = -1; /* behave as on a kernel without Landlock */
+        break;
+      }
       if (teex_parse_u64(optarg, &v) != 0 || v > 1000)
         return 2;
       abi_max = (int)v;

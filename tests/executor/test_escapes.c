@@ -317,11 +317,64 @@ static void test_escapes_landlock_abi1(void **state) {
   run_escapes(&opts, 0);
 }
 
+/* Without Landlock the executor refuses to start unless the weaker sandbox
+ * is accepted; accepted, seccomp still stops every write and spawn, and the
+ * audit hooks refuse reads (the one thing Landlock alone enforces). */
+static void test_no_landlock(void **state) {
+  (void)state;
+  if (xt_skip_sanitized())
+    skip();
+  static const char *files[] = {"main.py", service, NULL};
+  struct teex_image *img = xt_image("main.py", TEEX_STYLE_FUNCTION, files);
+  struct teex_executor_opts opts = {.exe_path = tu_teex_bin(),
+                                    .landlock_abi_max = -1};
+  struct teex_executor *ex = NULL;
+  struct teex_err err;
+  teex_err_clear(&err);
+  assert_int_equal(teex_executor_start(img, &opts, &ex, &err),
+                   TEEX_EUNSUPPORTED);
+  assert_null(ex);
+  assert_non_null(strstr(err.msg, "no Landlock"));
+  assert_non_null(strstr(err.msg, "--accept-weaker-sandbox"));
+
+  opts.accept_weaker_sandbox = 1;
+  ex = xt_start(img, &opts);
+  assert_int_equal(teex_executor_sandbox_abi(ex), 0);
+  char *dir = tu_mkdtemp("weaker");
+  chmod(dir, 0777);
+  char input[1024];
+  const char *tries[] = {"w_open", "s_fork", "n_tcp", "r_listdir"};
+  for (int i = 0; i < 4; i++) {
+    snprintf(input, sizeof input,
+             "{\"attempt\": \"%s\", \"dir\": \"%s\", \"port\": 9}", tries[i],
+             dir);
+    struct teex_task_result r;
+    xt_run(ex, input, &r);
+    XT_OK(r);
+    if (strncmp((char *)r.output, "BLOCKED: ", 9) != 0)
+      fail_msg("%s not stopped without Landlock: %s", tries[i],
+               (char *)r.output);
+    teex_task_result_free(&r);
+  }
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int n = 0;
+  while ((e = readdir(d)) != NULL)
+    n++;
+  closedir(d);
+  assert_int_equal(n, 2); /* "." and ".." only */
+  tu_rmtree(dir);
+  free(dir);
+  teex_executor_stop(ex);
+  teex_image_free(img);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_escapes_whole_sandbox),
       cmocka_unit_test(test_escapes_kernel_walls_only),
       cmocka_unit_test(test_escapes_landlock_abi1),
+      cmocka_unit_test(test_no_landlock),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
