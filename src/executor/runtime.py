@@ -266,6 +266,11 @@ def setup(files, entry, style, full_tb, stateless):
                 __import__(name)
             except BaseException:
                 pass
+    # Everything alive now is shared with every task child: keep the
+    # collector from touching (and so copying) those pages in the children.
+    import gc
+    gc.collect()
+    gc.freeze()
 
 
 def _type_name(t):
