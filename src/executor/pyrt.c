@@ -521,6 +521,13 @@ int teex_pyrt_setup(const struct teex_image *img, struct teex_err *err) {
   return 0;
 }
 
+void teex_pyrt_prepare(void) {
+  PyObject *fn = PyDict_GetItemString(runtime, "prepare");
+  PyObject *r = fn ? PyObject_CallNoArgs(fn) : NULL;
+  Py_XDECREF(r);
+  PyErr_Clear();
+}
+
 int teex_pyrt_run(const struct teex_xtask *t, uint32_t out_cap,
                   struct teex_buf *frame) {
   struct teex_xresult res = {0};

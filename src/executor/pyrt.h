@@ -30,6 +30,9 @@ void teex_pyrt_set_thread_cap(uint32_t n);
  * after its walls). TEEX_EFORMAT with the service's error in err. */
 int teex_pyrt_setup(const struct teex_image *img, struct teex_err *err);
 
+/* In a spare child: pays the runtime's copy-on-write faults ahead. */
+void teex_pyrt_prepare(void);
+
 /* Runs one task (in a child) and encodes its RESULT frame into frame. */
 int teex_pyrt_run(const struct teex_xtask *t, uint32_t out_cap,
                   struct teex_buf *frame);

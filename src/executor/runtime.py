@@ -326,6 +326,18 @@ def _encode(value):
                         (_type_name(type(value)), e)) from None
 
 
+def prepare():
+    """In a spare child, inside its walls, before its task arrives: touch
+    the runtime's own paths so their copy-on-write faults are paid ahead
+    (no service code runs here)."""
+    out = _Out(64)
+    out.add('x')
+    out.value()
+    _encode({'a': [1, 'b']})
+    _encode('x')
+    _state.update(input=b'', logs=out, returned=False, result=None)
+
+
 def run(task_id, service_id, caller, data, cap):
     """In a task child, inside every wall: run the service once. Returns
     (status, output, logs, error)."""

@@ -64,6 +64,8 @@ static __attribute__((noreturn)) void child_main(struct zygote *z) {
   teex_buf_init(&rx, 0, 0);
   teex_buf_init(&frame, TEEX_XMSG_HDR + teex_xmsg_body_max(TEEX_XMSG_RESULT),
                 0);
+  if (z->prefork)
+    teex_pyrt_prepare();
   if (teex_xmsg_recv(TEEX_SB_FD_CHANNEL, &type, &rx, -1, &err) != 0 ||
       type != TEEX_XMSG_TASK)
     _exit(2);
