@@ -24,12 +24,20 @@ class ImageImporter:
 
     def __init__(self, files):
         self._files = files
+        # Folders without __init__.py are namespace packages.
+        self._dirs = set()
+        for p in files:
+            parts = p.split('/')[:-1]
+            for i in range(1, len(parts) + 1):
+                self._dirs.add('/'.join(parts[:i]))
 
     def locate(self, fullname):
         base = fullname.replace('.', '/')
         for p, pkg in ((base + '/__init__.py', True), (base + '.py', False)):
             if p in self._files:
                 return p, pkg
+        if base in self._dirs:
+            return base + '/', True
         return None, False
 
     def find_spec(self, fullname, path=None, target=None):
@@ -44,13 +52,15 @@ class ImageImporter:
 
     def exec_module(self, module):
         p, pkg = self.locate(module.__spec__.name)
+        if p.endswith('/'):
+            return  # a namespace package: nothing to run
         module.__file__ = PREFIX + p
         code = compile(self._files[p], PREFIX + p, 'exec', dont_inherit=True)
         exec(code, module.__dict__)
 
     def get_source(self, fullname):
         p, pkg = self.locate(fullname)
-        if p is None:
+        if p is None or p.endswith('/'):
             return None
         return self._files[p].decode('utf-8', 'replace')
 

@@ -21,6 +21,24 @@ static void test_function_style(void **state) {
       "        return None\n"
       "    return twice(data)\n",
       "helper.py", "def twice(b):\n    return b + b\n", NULL};
+  /* The same service with its entry in a folder without __init__.py. */
+  static const char *const nested[] = {
+      "app/entry.py",
+      "from app.lib import helper\n"
+      "def main(data):\n"
+      "    return helper.twice(data)\n",
+      "app/lib/helper.py", "def twice(b):\n    return b + b\n", NULL};
+  struct teex_image *nimg =
+      xt_image("app/entry.py", TEEX_STYLE_FUNCTION, nested);
+  struct teex_executor *nex = xt_start(nimg, NULL);
+  struct teex_task_result nr;
+  xt_run(nex, "ab", &nr);
+  XT_OK(nr);
+  assert_string_equal((char *)nr.output, "abab");
+  teex_task_result_free(&nr);
+  teex_executor_stop(nex);
+  teex_image_free(nimg);
+
   struct teex_image *img = xt_image("main.py", TEEX_STYLE_FUNCTION, files);
   struct teex_executor *ex = xt_start(img, NULL);
   assert_true(teex_executor_sandbox_abi(ex) >= 1);
