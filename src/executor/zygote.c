@@ -35,6 +35,7 @@ struct zygote {
   struct teex_limits lim; /* effective limits */
   uint64_t as_bytes;
   pid_t spare_pid; /* a sandboxed child waiting for a task; 0 if none */
+  pid_t zombie;    /* a finished child not yet reaped; 0 if none */
   int spare_fd;
   struct teex_buf rx, tx, child_rx;
 };
@@ -137,6 +138,15 @@ static const char *signal_name(int sig) {
   }
 }
 
+/* True when b holds exactly one whole frame. */
+static int frame_complete(const struct teex_buf *b) {
+  unsigned type;
+  uint32_t len;
+  return b->len >= TEEX_XMSG_HDR &&
+         teex_xmsg_header_parse(b->data, &type, &len) == 0 &&
+         b->len == TEEX_XMSG_HDR + (size_t)len;
+}
+
 /* Runs the task in body on the spare child and sends the RESULT to the
  * host. Returns 0, or an error that ends the executor. */
 static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
@@ -194,14 +204,23 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
       too_big = 1;
       break;
     }
+    /* A whole frame: answer now, without waiting for the child to exit. */
+    if (frame_complete(&z->child_rx))
+      break;
   }
   close(cfd);
   kill(pid, SIGKILL);
   int status = 0;
   struct rusage ru;
   memset(&ru, 0, sizeof ru);
-  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
-    ;
+  int complete = !timed_out && !too_big && frame_complete(&z->child_rx);
+  /* The exit status only matters when the child gave no result; then reap
+   * now. Otherwise the (already dying) child is reaped after the answer. */
+  if (!complete)
+    while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
+      ;
+  else
+    z->zombie = pid;
 
   struct teex_xresult res = {0};
   char msg[256];
@@ -393,6 +412,11 @@ int teex_executor_main(int argc, char **argv) {
   while (rc == 0) {
     /* The next task's child is forked after the last answer went out, while
      * the host is busy with it: the fork is off the task's path. */
+    if (z.zombie > 0) {
+      while (waitpid(z.zombie, NULL, 0) < 0 && errno == EINTR)
+        ;
+      z.zombie = 0;
+    }
     if (z.prefork && z.spare_pid == 0 &&
         spawn_child(&z, &z.spare_pid, &z.spare_fd) != 0)
       z.spare_pid = 0;
