@@ -39,5 +39,6 @@ int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Command groups, one per file src/cli/cmd_<group>.c. */
 int teex_cmd_version(int argc, char **argv);
+int teex_cmd_ipfs(int argc, char **argv);
 
 #endif

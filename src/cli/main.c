@@ -11,6 +11,7 @@
 
 static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
+    {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
     {NULL, NULL, NULL},
 };
 
