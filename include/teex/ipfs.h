@@ -79,7 +79,7 @@ int teex_cid_verify(const struct teex_cid *cid, const void *data, size_t len,
 
 struct teex_dagpb_link {
   struct teex_cid cid;
-  uint64_t tsize;    /* cumulative size of the linked DAG (0 if absent) */
+  uint64_t tsize; /* cumulative size of the linked DAG (0 if absent) */
   int has_tsize;
   const uint8_t *name; /* points into the decoded block; not NUL-terminated */
   size_t name_len;
@@ -94,9 +94,9 @@ struct teex_dagpb_link {
 struct teex_dagpb_node {
   struct teex_dagpb_link links[TEEX_IPFS_MAX_LINKS * 2];
   size_t n_links;
-  int has_data;                 /* the PBNode had a Data field */
-  int unixfs_type;              /* TEEX_UNIXFS_* */
-  const uint8_t *data;          /* UnixFS Data (file bytes in this node) */
+  int has_data;        /* the PBNode had a Data field */
+  int unixfs_type;     /* TEEX_UNIXFS_* */
+  const uint8_t *data; /* UnixFS Data (file bytes in this node) */
   size_t data_len;
   uint64_t filesize;
   int has_filesize;
@@ -132,9 +132,8 @@ int teex_ipfs_builder_update(struct teex_ipfs_builder *b, const void *p,
                              size_t n, struct teex_err *err);
 /* Flushes the last chunk and the inner nodes; root gets the file's CID,
  * size (may be NULL) the number of file bytes. */
-int teex_ipfs_builder_finish(struct teex_ipfs_builder *b,
-                             struct teex_cid *root, uint64_t *size,
-                             struct teex_err *err);
+int teex_ipfs_builder_finish(struct teex_ipfs_builder *b, struct teex_cid *root,
+                             uint64_t *size, struct teex_err *err);
 void teex_ipfs_builder_free(struct teex_ipfs_builder *b);
 
 /* One-shot helpers over the builder. */
@@ -238,8 +237,8 @@ int teex_ipfs_pin(struct teex_ipfs_backend *b, const struct teex_cid *cid,
                   struct teex_err *err);
 int teex_ipfs_unpin(struct teex_ipfs_backend *b, const struct teex_cid *cid,
                     struct teex_err *err);
-int teex_ipfs_is_pinned(struct teex_ipfs_backend *b,
-                        const struct teex_cid *cid, struct teex_err *err);
+int teex_ipfs_is_pinned(struct teex_ipfs_backend *b, const struct teex_cid *cid,
+                        struct teex_err *err);
 
 /* The default local store directory: $TEEX_HOME/ipfs, else ~/.teex/ipfs.
  * TEEX_ECONFIG when neither TEEX_HOME nor HOME is set. */

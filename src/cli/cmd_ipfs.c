@@ -77,8 +77,8 @@ static int parse_opts(int argc, char **argv, struct ipfs_opts *o,
   return optind;
 }
 
-static int open_backend(const struct ipfs_opts *o,
-                        struct teex_ipfs_backend **b, struct teex_err *err) {
+static int open_backend(const struct ipfs_opts *o, struct teex_ipfs_backend **b,
+                        struct teex_err *err) {
   if (o->api != NULL)
     return teex_ipfs_kubo_open(o->api, b, err);
   char dir[PATH_MAX];

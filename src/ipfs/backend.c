@@ -85,8 +85,8 @@ int teex_ipfs_unpin(struct teex_ipfs_backend *b, const struct teex_cid *cid,
   return b->ops->unpin(b, cid, err);
 }
 
-int teex_ipfs_is_pinned(struct teex_ipfs_backend *b,
-                        const struct teex_cid *cid, struct teex_err *err) {
+int teex_ipfs_is_pinned(struct teex_ipfs_backend *b, const struct teex_cid *cid,
+                        struct teex_err *err) {
   return b->ops->is_pinned(b, cid, err);
 }
 
@@ -121,8 +121,8 @@ static int emit_bytes(struct walk *w, const uint8_t *p, size_t n) {
 
 /* Writes the file below cid; `expect` is the size its parent declared
  * (UINT64_MAX at the root, where nothing is declared). */
-static int walk_node(struct walk *w, const struct teex_cid *cid,
-                     unsigned depth, uint64_t expect) {
+static int walk_node(struct walk *w, const struct teex_cid *cid, unsigned depth,
+                     uint64_t expect) {
   char s[TEEX_CID_STR_SIZE];
   struct teex_buf blk;
   struct teex_dagpb_node *node = NULL;
@@ -155,17 +155,16 @@ static int walk_node(struct walk *w, const struct teex_cid *cid,
   }
   if (node->unixfs_type != TEEX_UNIXFS_FILE &&
       node->unixfs_type != TEEX_UNIXFS_RAW) {
-    rc = teex_err_set(w->err, TEEX_EUNSUPPORTED,
-                      "node %s is a UnixFS %s, not a file", s,
-                      node->unixfs_type == TEEX_UNIXFS_DIRECTORY
-                          ? "directory"
-                          : "object of another type");
+    rc = teex_err_set(
+        w->err, TEEX_EUNSUPPORTED, "node %s is a UnixFS %s, not a file", s,
+        node->unixfs_type == TEEX_UNIXFS_DIRECTORY ? "directory"
+                                                   : "object of another type");
     goto done;
   }
   if (node->n_blocksizes != node->n_links) {
     rc = teex_err_set(w->err, TEEX_EFORMAT,
-                      "node %s: %zu links but %zu blocksizes", s,
-                      node->n_links, node->n_blocksizes);
+                      "node %s: %zu links but %zu blocksizes", s, node->n_links,
+                      node->n_blocksizes);
     goto done;
   }
   /* filesize = inline data + the children's sizes, checked before any

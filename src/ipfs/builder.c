@@ -65,7 +65,8 @@ static size_t encode_node(struct teex_ipfs_builder *b, const struct level *lv,
   size_t n = 0;
   uint64_t fsize = 0;
   for (size_t i = 0; i < lv->count; i++) {
-    size_t link_len = 2 + TEEX_CID_BIN_LEN + 2 + 1 + ipfs_varint_len(lv->e[i].tsize);
+    size_t link_len =
+        2 + TEEX_CID_BIN_LEN + 2 + 1 + ipfs_varint_len(lv->e[i].tsize);
     o[n++] = 0x12; /* PBNode.Links, length-delimited */
     n += ipfs_varint_put(o + n, link_len);
     o[n++] = 0x0a; /* PBLink.Hash */
@@ -179,9 +180,8 @@ int teex_ipfs_builder_update(struct teex_ipfs_builder *b, const void *p,
   return 0;
 }
 
-int teex_ipfs_builder_finish(struct teex_ipfs_builder *b,
-                             struct teex_cid *root, uint64_t *size,
-                             struct teex_err *err) {
+int teex_ipfs_builder_finish(struct teex_ipfs_builder *b, struct teex_cid *root,
+                             uint64_t *size, struct teex_err *err) {
   if (b->failed)
     return teex_err_set(err, TEEX_ESTATE, "DAG builder already failed");
   /* The empty file is one empty raw block, as in Kubo. */

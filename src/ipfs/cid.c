@@ -113,8 +113,7 @@ int teex_cid_from_bytes(const uint8_t *p, size_t len, struct teex_cid *out,
 
 static const char b32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 
-void teex_cid_to_string(const struct teex_cid *c,
-                        char out[TEEX_CID_STR_SIZE]) {
+void teex_cid_to_string(const struct teex_cid *c, char out[TEEX_CID_STR_SIZE]) {
   uint8_t bin[TEEX_CID_BIN_LEN];
   teex_cid_to_bytes(c, bin);
   size_t o = 0;
@@ -155,10 +154,9 @@ int teex_cid_parse(const char *s, struct teex_cid *out, struct teex_err *err) {
                         "CID: multibase '%c' unsupported (base32 'b' only)",
                         (s[0] >= 0x21 && s[0] < 0x7f) ? s[0] : '?');
   if (n != TEEX_CID_STR_LEN)
-    return teex_err_set(err, TEEX_EFORMAT,
-                        "CID: %s length (expected %d characters)",
-                        n > TEEX_CID_STR_LEN ? "excess" : "short",
-                        TEEX_CID_STR_LEN);
+    return teex_err_set(
+        err, TEEX_EFORMAT, "CID: %s length (expected %d characters)",
+        n > TEEX_CID_STR_LEN ? "excess" : "short", TEEX_CID_STR_LEN);
   uint8_t bin[TEEX_CID_BIN_LEN];
   size_t o = 0;
   uint32_t acc = 0;

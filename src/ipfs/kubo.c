@@ -17,7 +17,10 @@
 #define KUBO_MAX_JSON (64u * 1024u) /* a JSON answer (add, pin, errors) */
 #define KUBO_URL_MAX 2048
 #define KUBO_CONNECT_TIMEOUT_S 10L
-#define KUBO_STALL_S 60L /* an answer with no byte for this long fails */
+#define KUBO_STALL_S 60L
+#define KUBO_BLOCK_TIMEOUT_S 60 /* block/get: the node's own time limit */
+#define KUBO_HAS_TIMEOUT_S                                                     \
+  5 /* block/stat for has */ /* an answer with no byte for this long fails */
 
 struct kubo {
   struct teex_ipfs_backend base;
@@ -81,8 +84,8 @@ static void remote_message(const struct teex_buf *body, char *out,
 /* POSTs <api>/api/v0/<cmd_query>; the body goes to `body` (its max bounds
  * it). With `upload`, sends the file as multipart/form-data. */
 static int kubo_call(struct kubo *k, const char *cmd_query,
-                     struct upload *upload, struct teex_buf *body,
-                     long *status, struct teex_err *err) {
+                     struct upload *upload, struct teex_buf *body, long *status,
+                     struct teex_err *err) {
   char url[KUBO_URL_MAX + 256];
   curl_mime *mime = NULL;
   int rc = 0;
@@ -129,18 +132,17 @@ static int kubo_call(struct kubo *k, const char *cmd_query,
     goto done;
   }
   if (cc != CURLE_OK) {
-    rc = teex_err_set(err,
-                      cc == CURLE_OPERATION_TIMEDOUT ? TEEX_ETIMEDOUT
-                                                     : TEEX_ECONN,
-                      "%s: %s", k->api, curl_easy_strerror(cc));
+    rc = teex_err_set(
+        err, cc == CURLE_OPERATION_TIMEDOUT ? TEEX_ETIMEDOUT : TEEX_ECONN,
+        "%s: %s", k->api, curl_easy_strerror(cc));
     goto done;
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
   if (*status != 200) {
     char m[256];
     remote_message(body, m, sizeof m);
-    rc = teex_err_set(err, TEEX_EREMOTE, "node answered HTTP %ld: %s",
-                      *status, m[0] ? m : "(no message)");
+    rc = teex_err_set(err, TEEX_EREMOTE, "node answered HTTP %ld: %s", *status,
+                      m[0] ? m : "(no message)");
   }
 done:
   curl_mime_free(mime);
@@ -245,7 +247,10 @@ static int kubo_get_block(struct teex_ipfs_backend *b,
   char q[64 + TEEX_CID_STR_SIZE], s[TEEX_CID_STR_SIZE];
   long status = 0;
   teex_cid_to_string(cid, s);
-  snprintf(q, sizeof q, "block/get?arg=%s", s);
+  /* timeout: a node that looks for a missing block on the network (or, as
+   * js-ipfs does, waits for it even offline) answers with an error. */
+  snprintf(q, sizeof q, "block/get?arg=%s&timeout=%ds", s,
+           KUBO_BLOCK_TIMEOUT_S);
   /* The block's own bound, not the caller's: a block is at most
    * TEEX_IPFS_MAX_BLOCK whatever the node sends. */
   size_t saved = out->max;
@@ -307,7 +312,7 @@ static int kubo_is_pinned(struct teex_ipfs_backend *b,
   long status = 0;
   int rc;
   teex_cid_to_string(cid, s);
-  snprintf(q, sizeof q, "pin/ls?arg=%s&type=recursive", s);
+  snprintf(q, sizeof q, "pin/ls?arg=%s&type=recursive&cid-base=base32", s);
   json_t *j = kubo_json(k, q, &status, &rc, err);
   if (rc != 0) {
     /* Both Kubo and js-ipfs answer an unpinned CID with an error whose
@@ -338,13 +343,16 @@ static int kubo_has(struct teex_ipfs_backend *b, const struct teex_cid *cid,
   long status = 0;
   int rc;
   teex_cid_to_string(cid, s);
-  /* offline=true: answer from the local blockstore, never the network. */
-  snprintf(q, sizeof q, "block/stat?arg=%s&offline=true", s);
+  /* offline=true: answer from the local blockstore, never the network.
+   * Kubo then says "not found" at once; js-ipfs ignores offline and waits,
+   * so a short timeout stands for "not here". */
+  snprintf(q, sizeof q, "block/stat?arg=%s&offline=true&timeout=%ds", s,
+           KUBO_HAS_TIMEOUT_S);
   json_t *j = kubo_json(k, q, &status, &rc, err);
   if (rc != 0) {
-    if (rc == TEEX_EREMOTE &&
-        (strstr(err->msg, "not found") != NULL ||
-         strstr(err->msg, "offline") != NULL)) {
+    if (rc == TEEX_EREMOTE && (strstr(err->msg, "not found") != NULL ||
+                               strstr(err->msg, "timed out") != NULL ||
+                               strstr(err->msg, "offline") != NULL)) {
       teex_err_clear(err);
       return 0;
     }

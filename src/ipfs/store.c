@@ -95,8 +95,7 @@ static int write_atomic(const char *dir, const char *path, const void *p,
   }
   fd = -1;
   if (rename(tmp, path) != 0) {
-    rc = teex_err_set(err, TEEX_EIO, "rename to %s: %s", path,
-                      strerror(errno));
+    rc = teex_err_set(err, TEEX_EIO, "rename to %s: %s", path, strerror(errno));
     goto fail_after_open;
   }
   return 0;
@@ -275,8 +274,7 @@ static int store_unpin(struct teex_ipfs_backend *b, const struct teex_cid *cid,
   if (unlink(path) != 0) {
     if (errno == ENOENT)
       return teex_err_set(err, TEEX_ENOTFOUND, "unpin: not pinned");
-    return teex_err_set(err, TEEX_EIO, "unlink %s: %s", path,
-                        strerror(errno));
+    return teex_err_set(err, TEEX_EIO, "unlink %s: %s", path, strerror(errno));
   }
   return 0;
 }
