@@ -17,10 +17,12 @@
 #define KUBO_MAX_JSON (64u * 1024u) /* a JSON answer (add, pin, errors) */
 #define KUBO_URL_MAX 2048
 #define KUBO_CONNECT_TIMEOUT_S 10L
+/* An answer with no byte for this long fails. */
 #define KUBO_STALL_S 60L
-#define KUBO_BLOCK_TIMEOUT_S 60 /* block/get: the node's own time limit */
-#define KUBO_HAS_TIMEOUT_S                                                     \
-  5 /* block/stat for has */ /* an answer with no byte for this long fails */
+/* block/get: the node's own time limit for finding a block. */
+#define KUBO_BLOCK_TIMEOUT_S 60
+/* block/stat for has: how long "not here" may take. */
+#define KUBO_HAS_TIMEOUT_S 2
 
 struct kubo {
   struct teex_ipfs_backend base;
