@@ -400,7 +400,8 @@ int teex_ipfs_store_gc(struct teex_ipfs_backend *b, size_t *removed,
   closedir(d);
   if (rc != 0)
     goto done;
-  qsort(live.v, live.n, sizeof *live.v, cid_cmp);
+  if (live.n > 0)
+    qsort(live.v, live.n, sizeof *live.v, cid_cmp);
 
   /* Sweep: block files whose CID is not marked. Temporary files are left
    * alone (an add may be writing them). */

@@ -253,6 +253,7 @@ static void test_store_tampered_block(void **state) {
   assert_int_equal(len, 262144);
   blk[1000] ^= 1;
   assert_int_equal(tu_write_file(path, blk, len), 0);
+  free(blk);
   teex_buf_init(&out, 1u << 20, 0);
   teex_err_clear(&err);
   assert_int_equal(teex_ipfs_cat_buffer(f->b, &root, &out, &err), TEEX_EAUTH);
