@@ -170,4 +170,20 @@ void teex_abi_value_format(const struct teex_abi_type *t,
                            const struct teex_abi_value *v, char *out,
                            size_t cap);
 
+
+
+/* ---- JSON bridge (CLI arguments, test oracles) ---- */
+#include <jansson.h>
+
+/* Builds a value of type t from JSON: uint/int as a JSON integer or a
+ * decimal / 0x-hex string (a leading '-' for int); address as 0x-hex;
+ * bool as true/false; bytes/bytesN as 0x-hex (bytesN exactly N bytes);
+ * string as a string; arrays and tuples as JSON arrays. *out is owned by
+ * the caller. TEEX_EINVAL with a message naming the problem. */
+int teex_abi_value_from_json(const struct teex_abi_type *t, json_t *j,
+                             struct teex_abi_value *out, struct teex_err *err);
+/* The reverse: numbers as decimal strings, bytes as 0x-hex, addresses in
+ * EIP-55 form. New reference, NULL on allocation failure. */
+json_t *teex_abi_value_to_json(const struct teex_abi_type *t,
+                               const struct teex_abi_value *v);
 #endif

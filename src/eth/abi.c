@@ -83,6 +83,10 @@ int teex_abi_string(struct teex_abi_value *v, const char *s) {
   return set_data(v, TEEX_ABI_STRING, s, strlen(s));
 }
 
+int teex_abi_string_n(struct teex_abi_value *v, const char *s, size_t n) {
+  return set_data(v, TEEX_ABI_STRING, s, n);
+}
+
 static int set_items(struct teex_abi_value *v, enum teex_abi_kind k, size_t n) {
   memset(v, 0, sizeof *v);
   v->kind = k;
@@ -351,7 +355,7 @@ static int read_size(struct dec *d, size_t at, size_t limit, size_t *out) {
   for (int i = 24; i < 32; i++)
     v = (v << 8) | w[i];
   if (v > limit)
-    return derr(d, TEEX_EFORMAT, "offset or length out of bounds", at);
+    return derr(d, TEEX_ETRUNC, "offset or length past the data", at);
   *out = (size_t)v;
   return 0;
 }

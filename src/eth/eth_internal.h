@@ -25,5 +25,7 @@ int teex_abi_canonical_sig(const char *sig, char *out, size_t cap,
                            struct teex_abi_type **params_out,
                            struct teex_err *err);
 #define TEEX_ABI_SIG_MAX 1024
+/* A string value of n bytes (may contain NUL). */
+int teex_abi_string_n(struct teex_abi_value *v, const char *s, size_t n);
 
 #endif
