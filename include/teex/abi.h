@@ -170,8 +170,6 @@ void teex_abi_value_format(const struct teex_abi_type *t,
                            const struct teex_abi_value *v, char *out,
                            size_t cap);
 
-
-
 /* ---- JSON bridge (CLI arguments, test oracles) ---- */
 #include <jansson.h>
 

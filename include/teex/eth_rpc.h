@@ -35,7 +35,7 @@ struct teex_eth_rpc_opts {
 struct teex_eth_rpc_error {
   int present;
   int64_t code;
-  char message[256]; /* control characters replaced */
+  char message[256];  /* control characters replaced */
   uint8_t data[4096]; /* error.data when it was a hex string (revert data) */
   size_t data_len;
   int has_data;
@@ -119,8 +119,8 @@ void teex_eth_rpc_set_custom_errors(struct teex_eth_rpc *rpc,
 /* eth_sendRawTransaction. hash = keccak256(raw), checked against the node's
  * answer. A node that already has this exact transaction ("already known")
  * counts as success, so a resend is harmless. */
-int teex_eth_send_raw(struct teex_eth_rpc *rpc, const uint8_t *raw,
-                      size_t len, uint8_t hash[32], struct teex_err *err);
+int teex_eth_send_raw(struct teex_eth_rpc *rpc, const uint8_t *raw, size_t len,
+                      uint8_t hash[32], struct teex_err *err);
 /* 1 when the node knows the transaction (pending or mined), else 0. */
 int teex_eth_tx_known(struct teex_eth_rpc *rpc, const uint8_t hash[32],
                       int *known, struct teex_err *err);

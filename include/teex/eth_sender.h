@@ -88,9 +88,9 @@ int teex_eth_sender_rebroadcast(struct teex_eth_sender *s,
  * revert. A reverted transaction gives TEEX_ECHAIN with "transaction 0x..
  * reverted in block N (gas used G): <reason>", the reason found by
  * replaying the call at that block. TEEX_ETIMEDOUT when no receipt came. */
-int teex_eth_sender_wait(struct teex_eth_sender *s,
-                         struct teex_eth_pending *p, unsigned timeout_ms,
-                         struct teex_eth_receipt *r, struct teex_err *err);
+int teex_eth_sender_wait(struct teex_eth_sender *s, struct teex_eth_pending *p,
+                         unsigned timeout_ms, struct teex_eth_receipt *r,
+                         struct teex_err *err);
 
 /* send + wait. */
 int teex_eth_sender_transact(struct teex_eth_sender *s,

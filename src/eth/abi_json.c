@@ -77,8 +77,8 @@ static int from_json(const struct teex_abi_type *t, json_t *j,
     rc = teex_abi_encode(t, v, &tmp, NULL);
     teex_buf_free(&tmp);
     if (rc != 0)
-      return teex_err_set(err, TEEX_EINVAL, "ABI JSON: value out of range for %s",
-                          tn);
+      return teex_err_set(err, TEEX_EINVAL,
+                          "ABI JSON: value out of range for %s", tn);
     return 0;
   }
   case TEEX_ABI_ADDRESS: {
@@ -183,10 +183,10 @@ json_t *teex_abi_value_to_json(const struct teex_abi_type *t,
   default: {
     json_t *a = json_array();
     for (size_t i = 0; a && i < v->n_items; i++)
-      json_array_append_new(
-          a, teex_abi_value_to_json(
-                 t->kind == TEEX_ABI_TUPLE ? t->fields[i] : t->elem,
-                 &v->items[i]));
+      json_array_append_new(a, teex_abi_value_to_json(t->kind == TEEX_ABI_TUPLE
+                                                          ? t->fields[i]
+                                                          : t->elem,
+                                                      &v->items[i]));
     return a;
   }
   }

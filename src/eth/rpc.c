@@ -39,8 +39,8 @@ int teex_eth_rpc_open(const char *url, const struct teex_eth_rpc_opts *opts,
                       struct teex_eth_rpc **out, struct teex_err *err) {
   struct teex_eth_rpc *r;
   *out = NULL;
-  if (!url || (strncmp(url, "http://", 7) != 0 &&
-               strncmp(url, "https://", 8) != 0))
+  if (!url ||
+      (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
     return teex_err_set(err, TEEX_EINVAL,
                         "JSON-RPC endpoint must be an http(s) URL");
   if (strlen(url) >= TEEX_ETH_RPC_MAX_URL)
@@ -75,8 +75,7 @@ int teex_eth_rpc_open(const char *url, const struct teex_eth_rpc_opts *opts,
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-                   (curl_off_t)r->max_response);
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_response);
   *out = r;
   return 0;
 }
@@ -127,8 +126,8 @@ int teex_eth_rpc_parse_response(const char *body, size_t len, uint64_t id,
     memset(rerr, 0, sizeof *rerr);
   doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
   if (!doc)
-    return teex_err_set(err, TEEX_EPROTO,
-                        "JSON-RPC: response is not JSON (%s)", je.text);
+    return teex_err_set(err, TEEX_EPROTO, "JSON-RPC: response is not JSON (%s)",
+                        je.text);
   if (!json_is_object(doc)) {
     rc = teex_err_set(err, TEEX_EPROTO, "JSON-RPC: response is not an object");
     goto done;
@@ -221,8 +220,8 @@ int teex_eth_rpc_call(struct teex_eth_rpc *rpc, const char *method,
     teex_buf_reset(&rpc->body);
     cc = curl_easy_perform(rpc->curl);
     curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);
-    int may_retry = attempt < rpc->retries &&
-                    (idempotent || cc == CURLE_COULDNT_CONNECT);
+    int may_retry =
+        attempt < rpc->retries && (idempotent || cc == CURLE_COULDNT_CONNECT);
     if (cc != CURLE_OK) {
       if (may_retry && retryable_curl(cc)) {
         sleep_ms(100L * (attempt + 1));
@@ -234,8 +233,7 @@ int teex_eth_rpc_call(struct teex_eth_rpc *rpc, const char *method,
                           method, rpc->url, rpc->max_response);
       else
         rc = teex_err_set(
-            err,
-            cc == CURLE_OPERATION_TIMEDOUT ? TEEX_ETIMEDOUT : TEEX_ECONN,
+            err, cc == CURLE_OPERATION_TIMEDOUT ? TEEX_ETIMEDOUT : TEEX_ECONN,
             "JSON-RPC %s at %s: %s", method, rpc->url, curl_easy_strerror(cc));
       break;
     }
@@ -243,9 +241,9 @@ int teex_eth_rpc_call(struct teex_eth_rpc *rpc, const char *method,
       sleep_ms(100L * (attempt + 1));
       continue;
     }
-    rc = teex_eth_rpc_parse_response((const char *)rpc->body.data,
-                                     rpc->body.len, id, result, &rpc->last,
-                                     err);
+    rc =
+        teex_eth_rpc_parse_response((const char *)rpc->body.data, rpc->body.len,
+                                    id, result, &rpc->last, err);
     if (rc != 0 && rc != TEEX_EREMOTE && status != 200)
       rc = teex_err_set(err, TEEX_EPROTO, "HTTP status %ld", status);
     if (rc != 0)
@@ -313,8 +311,8 @@ static json_t *addr_json(const uint8_t a[20]) {
   return json_string(hx);
 }
 
-static int simple(struct teex_eth_rpc *rpc, const char *method,
-                  json_t *params, json_t **res, struct teex_err *err) {
+static int simple(struct teex_eth_rpc *rpc, const char *method, json_t *params,
+                  json_t **res, struct teex_err *err) {
   return teex_eth_rpc_call(rpc, method, params, 1, res, err);
 }
 
@@ -342,9 +340,9 @@ int teex_eth_get_balance(struct teex_eth_rpc *rpc, const uint8_t addr[20],
                          const char *block, teex_u256 out,
                          struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_getBalance",
-                  json_pack("[o,s]", addr_json(addr), block_tag(block)), &res,
-                  err);
+  int rc =
+      simple(rpc, "eth_getBalance",
+             json_pack("[o,s]", addr_json(addr), block_tag(block)), &res, err);
   if (rc == 0)
     rc = want_quantity(res, out, "eth_getBalance", err);
   json_decref(res);
@@ -354,9 +352,9 @@ int teex_eth_get_balance(struct teex_eth_rpc *rpc, const uint8_t addr[20],
 int teex_eth_get_nonce(struct teex_eth_rpc *rpc, const uint8_t addr[20],
                        const char *block, uint64_t *out, struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_getTransactionCount",
-                  json_pack("[o,s]", addr_json(addr), block_tag(block)), &res,
-                  err);
+  int rc =
+      simple(rpc, "eth_getTransactionCount",
+             json_pack("[o,s]", addr_json(addr), block_tag(block)), &res, err);
   if (rc == 0)
     rc = want_u64(res, out, "eth_getTransactionCount", err);
   json_decref(res);
@@ -406,9 +404,9 @@ int teex_eth_get_code(struct teex_eth_rpc *rpc, const uint8_t addr[20],
                       const char *block, struct teex_buf *out,
                       struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_getCode",
-                  json_pack("[o,s]", addr_json(addr), block_tag(block)), &res,
-                  err);
+  int rc =
+      simple(rpc, "eth_getCode",
+             json_pack("[o,s]", addr_json(addr), block_tag(block)), &res, err);
   if (rc == 0 && (rc = want_data(res, out)) != 0)
     teex_err_set(err, rc, "eth_getCode: malformed code");
   json_decref(res);
@@ -501,8 +499,8 @@ int teex_eth_estimate_gas(struct teex_eth_rpc *rpc,
   return rc;
 }
 
-int teex_eth_send_raw(struct teex_eth_rpc *rpc, const uint8_t *raw,
-                      size_t len, uint8_t hash[32], struct teex_err *err) {
+int teex_eth_send_raw(struct teex_eth_rpc *rpc, const uint8_t *raw, size_t len,
+                      uint8_t hash[32], struct teex_err *err) {
   char *hx;
   json_t *res = NULL;
   uint8_t got[32];
@@ -514,13 +512,12 @@ int teex_eth_send_raw(struct teex_eth_rpc *rpc, const uint8_t *raw,
   hx[1] = 'x';
   teex_hex_encode(raw, len, hx + 2);
   /* Idempotent: the same signed bytes can only ever be included once. */
-  rc = teex_eth_rpc_call(rpc, "eth_sendRawTransaction", json_pack("[s]", hx),
-                         1, &res, err);
+  rc = teex_eth_rpc_call(rpc, "eth_sendRawTransaction", json_pack("[s]", hx), 1,
+                         &res, err);
   free(hx);
-  if (rc == TEEX_EREMOTE &&
-      (strstr(rpc->last.message, "already known") ||
-       strstr(rpc->last.message, "known transaction") ||
-       strstr(rpc->last.message, "already imported"))) {
+  if (rc == TEEX_EREMOTE && (strstr(rpc->last.message, "already known") ||
+                             strstr(rpc->last.message, "known transaction") ||
+                             strstr(rpc->last.message, "already imported"))) {
     teex_err_clear(err);
     return 0;
   }
@@ -539,8 +536,8 @@ int teex_eth_tx_known(struct teex_eth_rpc *rpc, const uint8_t hash[32],
   char hx[67] = "0x";
   json_t *res;
   teex_hex_encode(hash, 32, hx + 2);
-  int rc = simple(rpc, "eth_getTransactionByHash", json_pack("[s]", hx), &res,
-                  err);
+  int rc =
+      simple(rpc, "eth_getTransactionByHash", json_pack("[s]", hx), &res, err);
   if (rc == 0)
     *known = json_is_object(res);
   json_decref(res);
@@ -568,8 +565,8 @@ int teex_eth_log_parse(json_t *j, struct teex_eth_log *log,
                "log blockNumber", err))
     return TEEX_EPROTO;
   if (json_is_string(json_object_get(j, "logIndex")) &&
-      want_u64(json_object_get(j, "logIndex"), &log->log_index,
-               "log logIndex", err))
+      want_u64(json_object_get(j, "logIndex"), &log->log_index, "log logIndex",
+               err))
     return TEEX_EPROTO;
   if (json_is_string(json_object_get(j, "transactionHash")) &&
       want_fixed(json_object_get(j, "transactionHash"), log->tx_hash, 32))
@@ -671,8 +668,8 @@ int teex_eth_get_receipt(struct teex_eth_rpc *rpc, const uint8_t hash[32],
   json_t *res;
   memset(r, 0, sizeof *r);
   teex_hex_encode(hash, 32, hx + 2);
-  int rc = simple(rpc, "eth_getTransactionReceipt", json_pack("[s]", hx), &res,
-                  err);
+  int rc =
+      simple(rpc, "eth_getTransactionReceipt", json_pack("[s]", hx), &res, err);
   if (rc == 0) {
     if (json_is_null(res))
       rc = teex_err_set(err, TEEX_ENOTFOUND, "no receipt yet for %s", hx);

@@ -133,8 +133,8 @@ static int refresh_fees(struct teex_eth_sender *s, struct teex_err *err) {
   return 0;
 }
 
-static int build_and_sign(struct teex_eth_sender *s,
-                          struct teex_eth_pending *p, struct teex_err *err) {
+static int build_and_sign(struct teex_eth_sender *s, struct teex_eth_pending *p,
+                          struct teex_err *err) {
   struct teex_eth_tx tx;
   struct teex_buf raw;
   int rc;
@@ -186,8 +186,9 @@ int teex_eth_sender_send(struct teex_eth_sender *s,
     p->data_len = req->data_len;
   }
   if (!p->gas_limit) {
-    struct teex_eth_call_req c = {s->addr, req->has_to ? req->to : NULL,
-                                  req->value, req->data, req->data_len, 0};
+    struct teex_eth_call_req c = {s->addr,       req->has_to ? req->to : NULL,
+                                  req->value,    req->data,
+                                  req->data_len, 0};
     uint64_t est;
     if ((rc = teex_eth_estimate_gas(s->rpc, &c, &est, err)) != 0) {
       teex_eth_pending_clear(p);
@@ -233,7 +234,8 @@ int teex_eth_sender_send(struct teex_eth_sender *s,
       }
     }
     if (rc == TEEX_EREMOTE && attempt == 0 &&
-        (msg_has(s->rpc, "nonce too low") || msg_has(s->rpc, "nonce too high") ||
+        (msg_has(s->rpc, "nonce too low") ||
+         msg_has(s->rpc, "nonce too high") ||
          msg_has(s->rpc, "replacement transaction underpriced"))) {
       /* Our counter is behind or ahead of the node (another process used
        * the account, or transactions were dropped): this signed
@@ -309,9 +311,9 @@ static void revert_reason(struct teex_eth_sender *s,
   teex_buf_free(&out);
 }
 
-int teex_eth_sender_wait(struct teex_eth_sender *s,
-                         struct teex_eth_pending *p, unsigned timeout_ms,
-                         struct teex_eth_receipt *r, struct teex_err *err) {
+int teex_eth_sender_wait(struct teex_eth_sender *s, struct teex_eth_pending *p,
+                         unsigned timeout_ms, struct teex_eth_receipt *r,
+                         struct teex_err *err) {
   uint64_t start = now_ms(), polls = 0;
   char hx[67] = "0x";
   int rc;

@@ -74,8 +74,7 @@ static void rlp_from_json(struct teex_buf *b, json_t *in) {
       size_t n = dec_to_be(s + 1, big, sizeof big);
       assert_int_equal(teex_rlp_put_bytes(b, big, n), 0);
     } else {
-      assert_int_equal(
-          teex_rlp_put_bytes(b, s, json_string_length(in)), 0);
+      assert_int_equal(teex_rlp_put_bytes(b, s, json_string_length(in)), 0);
     }
   }
 }
@@ -150,8 +149,8 @@ static void test_rlp_invalid_vectors(void **state) {
   json_t *tc;
   json_object_foreach(v, name, tc) {
     uint8_t buf[256];
-    size_t n = unhex(json_string_value(json_object_get(tc, "out")), buf,
-                     sizeof buf);
+    size_t n =
+        unhex(json_string_value(json_object_get(tc, "out")), buf, sizeof buf);
     struct teex_rlp_item it;
     int rc = teex_rlp_decode_all(buf, n, &it);
     if (rc == 0)
@@ -272,10 +271,9 @@ static void test_abi_rejects(void **state) {
   struct teex_abi_type *t = NULL;
   struct teex_abi_value v;
   struct teex_err e = {0};
-  const char *bad_types[] = {"uint7",    "uint264", "bytes33", "bytes0",
-                             "int",      "(uint256", "uint256[",
-                             "uint256[0]", "foo",   "(,)",    "uint08",
-                             NULL};
+  const char *bad_types[] = {"uint7", "uint264",  "bytes33",  "bytes0",
+                             "int",   "(uint256", "uint256[", "uint256[0]",
+                             "foo",   "(,)",      "uint08",   NULL};
   for (int i = 0; bad_types[i]; i++) {
     int rc = teex_abi_type_parse(bad_types[i], &t, &e);
     if (strcmp(bad_types[i], "int") == 0) {
@@ -385,11 +383,12 @@ static void test_abi_log_and_revert(void **state) {
 
   char msg[256];
   uint8_t rd[4 + 96];
-  size_t n = unhex("08c379a0"
-                   "0000000000000000000000000000000000000000000000000000000000000020"
-                   "0000000000000000000000000000000000000000000000000000000000000009"
-                   "6e6f74206f776e65720000000000000000000000000000000000000000000000",
-                   rd, sizeof rd);
+  size_t n =
+      unhex("08c379a0"
+            "0000000000000000000000000000000000000000000000000000000000000020"
+            "0000000000000000000000000000000000000000000000000000000000000009"
+            "6e6f74206f776e65720000000000000000000000000000000000000000000000",
+            rd, sizeof rd);
   assert_int_equal(teex_abi_revert_describe(rd, n, NULL, msg, sizeof msg),
                    TEEX_REVERT_ERROR);
   assert_string_equal(msg, "reverted: \"not owner\"");
@@ -554,9 +553,8 @@ static void test_keystore_roundtrip(void **state) {
   memset(sk, 0x42, 32);
   assert_int_equal(teex_keystore_encrypt(sk, "hunter2", &p, &json, &e), 0);
   /* The file never holds the key in clear. */
-  assert_int_equal(tu_buf_contains_any_encoding((uint8_t *)json, strlen(json),
-                                                sk, 32),
-                   0);
+  assert_int_equal(
+      tu_buf_contains_any_encoding((uint8_t *)json, strlen(json), sk, 32), 0);
   assert_int_equal(teex_keystore_decrypt(json, "hunter2", back, addr, &e), 0);
   assert_memory_equal(back, sk, 32);
   teex_secp256k1_public(sk, pub);
