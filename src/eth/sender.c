@@ -220,7 +220,14 @@ int teex_eth_sender_send(struct teex_eth_sender *s,
       return teex_err_wrap(err, rc, "send transaction (nonce %llu)",
                            (unsigned long long)p->nonce);
     }
-    if (rc == TEEX_EREMOTE && msg_has(s->rpc, "nonce too low")) {
+    /* Read the node's verdict before any further call overwrites it. */
+    int too_low = rc == TEEX_EREMOTE && msg_has(s->rpc, "nonce too low");
+    int conflict = too_low || (rc == TEEX_EREMOTE &&
+                               (msg_has(s->rpc, "nonce too high") ||
+                                msg_has(s->rpc, "replacement transaction "
+                                                "underpriced")));
+    int no_funds = rc == TEEX_EREMOTE && msg_has(s->rpc, "insufficient funds");
+    if (too_low) {
       /* A transport-level retry inside send_raw may have delivered these
        * bytes already and seen them mined: then this is our transaction and
        * re-signing would send it twice. */
@@ -233,10 +240,7 @@ int teex_eth_sender_send(struct teex_eth_sender *s,
         return 0;
       }
     }
-    if (rc == TEEX_EREMOTE && attempt == 0 &&
-        (msg_has(s->rpc, "nonce too low") ||
-         msg_has(s->rpc, "nonce too high") ||
-         msg_has(s->rpc, "replacement transaction underpriced"))) {
+    if (conflict && attempt == 0) {
       /* Our counter is behind or ahead of the node (another process used
        * the account, or transactions were dropped): this signed
        * transaction was refused, so re-signing with the node's nonce cannot
@@ -245,7 +249,7 @@ int teex_eth_sender_send(struct teex_eth_sender *s,
         break;
       continue;
     }
-    if (rc == TEEX_EREMOTE && msg_has(s->rpc, "insufficient funds"))
+    if (no_funds)
       rc = TEEX_EFUNDS;
     break;
   }
