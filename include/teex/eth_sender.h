@@ -71,10 +71,14 @@ void teex_eth_pending_clear(struct teex_eth_pending *p);
 
 /* Estimates gas if needed (a revert here gives TEEX_ECHAIN with the reason
  * and consumes no nonce), fills fees, signs with the next nonce and submits.
- * On TEEX_ECONN/TEEX_ETIMEDOUT the transaction may or may not have reached
- * the node: p is still filled (submitted = 0) and teex_eth_sender_rebroadcast
- * resends the same bytes; the sender resynchronises its nonce before the
- * next send. */
+ * A node that reports a nonce conflict makes the sender resynchronise and
+ * re-sign once (the refused bytes were never accepted, so this cannot
+ * duplicate anything). On TEEX_ECONN/TEEX_ETIMEDOUT the transaction may or
+ * may not have reached the node: p is still filled (submitted = 0) and its
+ * nonce stays reserved for its bytes; teex_eth_sender_wait (or
+ * teex_eth_sender_rebroadcast) delivers them. Do not drop such a p: later
+ * transactions would wait behind the nonce gap. On any other error p is
+ * empty. */
 int teex_eth_sender_send(struct teex_eth_sender *s,
                          const struct teex_eth_request *req,
                          struct teex_eth_pending *p, struct teex_err *err);

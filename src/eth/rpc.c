@@ -319,7 +319,7 @@ static int simple(struct teex_eth_rpc *rpc, const char *method, json_t *params,
 int teex_eth_chain_id(struct teex_eth_rpc *rpc, uint64_t *out,
                       struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_chainId", NULL, &res, err);
+  int rc = simple(rpc, "eth_chainId", json_array(), &res, err);
   if (rc == 0)
     rc = want_u64(res, out, "eth_chainId", err);
   json_decref(res);
@@ -329,7 +329,7 @@ int teex_eth_chain_id(struct teex_eth_rpc *rpc, uint64_t *out,
 int teex_eth_block_number(struct teex_eth_rpc *rpc, uint64_t *out,
                           struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_blockNumber", NULL, &res, err);
+  int rc = simple(rpc, "eth_blockNumber", json_array(), &res, err);
   if (rc == 0)
     rc = want_u64(res, out, "eth_blockNumber", err);
   json_decref(res);
@@ -364,7 +364,7 @@ int teex_eth_get_nonce(struct teex_eth_rpc *rpc, const uint8_t addr[20],
 int teex_eth_gas_price(struct teex_eth_rpc *rpc, teex_u256 out,
                        struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_gasPrice", NULL, &res, err);
+  int rc = simple(rpc, "eth_gasPrice", json_array(), &res, err);
   if (rc == 0)
     rc = want_quantity(res, out, "eth_gasPrice", err);
   json_decref(res);
@@ -374,7 +374,7 @@ int teex_eth_gas_price(struct teex_eth_rpc *rpc, teex_u256 out,
 int teex_eth_max_priority_fee(struct teex_eth_rpc *rpc, teex_u256 out,
                               struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_maxPriorityFeePerGas", NULL, &res, err);
+  int rc = simple(rpc, "eth_maxPriorityFeePerGas", json_array(), &res, err);
   if (rc == 0)
     rc = want_quantity(res, out, "eth_maxPriorityFeePerGas", err);
   json_decref(res);

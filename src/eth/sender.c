@@ -17,7 +17,6 @@ struct teex_eth_sender {
   uint8_t addr[20];
   uint64_t chain_id;
   uint64_t next_nonce;
-  int need_resync;
   struct teex_eth_sender_opts opts;
   /* fee cache */
   uint64_t fee_at_ms;
@@ -86,7 +85,6 @@ int teex_eth_sender_resync(struct teex_eth_sender *s, struct teex_err *err) {
   if (rc != 0)
     return teex_err_wrap(err, rc, "read pending nonce");
   s->next_nonce = n;
-  s->need_resync = 0;
   return 0;
 }
 
@@ -173,8 +171,6 @@ int teex_eth_sender_send(struct teex_eth_sender *s,
                          struct teex_eth_pending *p, struct teex_err *err) {
   int rc;
   memset(p, 0, sizeof *p);
-  if (s->need_resync && (rc = teex_eth_sender_resync(s, err)) != 0)
-    return rc;
   p->has_to = req->has_to;
   memcpy(p->to, req->to, 20);
   memcpy(p->value, req->value, 32);
@@ -214,10 +210,12 @@ int teex_eth_sender_send(struct teex_eth_sender *s,
       return 0;
     }
     if (rc == TEEX_ECONN || rc == TEEX_ETIMEDOUT) {
-      /* Unknown whether the node took it: keep the bytes, learn the nonce
-       * from the node before the next send. */
-      s->need_resync = 1;
-      return teex_err_wrap(err, rc, "send transaction (nonce %llu)",
+      /* Unknown whether the node took it. The nonce stays reserved for
+       * these exact bytes: waiting on p (or rebroadcasting it) delivers
+       * them, and nothing else is ever signed with this nonce by us. */
+      s->next_nonce++;
+      return teex_err_wrap(err, rc,
+                           "send transaction (nonce %llu kept for a resend)",
                            (unsigned long long)p->nonce);
     }
     /* Read the node's verdict before any further call overwrites it. */
@@ -329,10 +327,22 @@ int teex_eth_sender_wait(struct teex_eth_sender *s, struct teex_eth_pending *p,
       break;
     if (rc != TEEX_ENOTFOUND && rc != TEEX_ECONN && rc != TEEX_ETIMEDOUT)
       return teex_err_wrap(err, rc, "receipt of %s", hx);
-    if (now_ms() - start >= timeout_ms)
+    if (now_ms() - start >= timeout_ms) {
+      uint64_t latest = 0;
+      struct teex_err e2 = {0};
+      if (teex_eth_get_nonce(s->rpc, s->addr, "latest", &latest, &e2) == 0 &&
+          latest < p->nonce)
+        return teex_err_set(err, TEEX_ETIMEDOUT,
+                            "no receipt for %s after %u ms: nonce %llu waits "
+                            "behind a gap (the account's next nonce on chain "
+                            "is %llu; an earlier transaction was dropped or "
+                            "never sent: wait on it or resynchronise)",
+                            hx, timeout_ms, (unsigned long long)p->nonce,
+                            (unsigned long long)latest);
       return teex_err_set(err, TEEX_ETIMEDOUT,
                           "no receipt for %s (nonce %llu) after %u ms", hx,
                           (unsigned long long)p->nonce, timeout_ms);
+    }
     /* Every 20 polls (or when the first send never got through) make sure
      * the node still has it; if not, resend the very same bytes. */
     if (!p->submitted || (++polls % 20) == 0) {

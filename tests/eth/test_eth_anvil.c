@@ -273,6 +273,79 @@ static void test_nonce_taken_elsewhere(void **state) {
   teex_eth_sender_free(s);
 }
 
+/* Signs a 1-wei transfer from account i at nonce n into a pending record as
+ * the sender would have made it, without sending it. */
+static void manual_pending(int i, uint64_t n, struct teex_eth_pending *p) {
+  struct teex_eth_tx tx = {0};
+  struct teex_buf raw;
+  struct teex_err e = {0};
+  uint8_t sk[32];
+  key(i, sk);
+  memset(p, 0, sizeof *p);
+  tx.type = TEEX_ETH_TX_1559;
+  tx.chain_id = 31337;
+  tx.nonce = n;
+  tx.gas_limit = 21000;
+  teex_u256_from_u64(tx.max_fee, 100000000000ull);
+  teex_u256_from_u64(tx.max_priority_fee, 1);
+  tx.has_to = 1;
+  addr(0, tx.to);
+  teex_u256_from_u64(tx.value, 1);
+  teex_buf_init(&raw, TEEX_ETH_TX_MAX, 0);
+  assert_int_equal(teex_eth_tx_sign(&tx, sk, &raw, p->hash, &e), 0);
+  p->nonce = n;
+  p->gas_limit = 21000;
+  p->has_to = 1;
+  memcpy(p->to, tx.to, 20);
+  memcpy(p->value, tx.value, 32);
+  p->raw = teex_buf_steal(&raw, &p->raw_len);
+}
+
+static void test_gap_and_redelivery(void **state) {
+  (void)state;
+  struct teex_err e = {0};
+  struct teex_eth_sender *s = NULL;
+  struct teex_eth_pending ahead, lost, p;
+  struct teex_eth_receipt r;
+  struct teex_eth_request req = {0};
+  uint8_t sk[32];
+  key(0, sk);
+  assert_int_equal(teex_eth_sender_new(rpc, sk, NULL, &s, &e), 0);
+  uint64_t n = teex_eth_sender_next_nonce(s);
+  /* A transaction one nonce ahead waits behind a gap: the timeout says
+   * so. */
+  manual_pending(0, n + 1, &ahead);
+  assert_int_equal(teex_eth_sender_rebroadcast(s, &ahead, &e), 0);
+  assert_int_equal(teex_eth_sender_wait(s, &ahead, 400, &r, &e),
+                   TEEX_ETIMEDOUT);
+  assert_non_null(strstr(e.msg, "gap"));
+  /* The transaction for nonce n was signed but never reached the node (as
+   * after a dropped connection: submitted = 0). Waiting on it delivers the
+   * very same bytes, which fills the gap; then the one ahead is mined. */
+  manual_pending(0, n, &lost);
+  if (teex_eth_sender_wait(s, &lost, 10000, &r, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(r.status, 1);
+  assert_memory_equal(r.tx_hash, lost.hash, 32);
+  teex_eth_receipt_clear(&r);
+  if (teex_eth_sender_wait(s, &ahead, 10000, &r, &e) != 0)
+    fail_msg("%s", e.msg);
+  teex_eth_receipt_clear(&r);
+  /* The sender's counter is behind both: the next send resynchronises. */
+  req.has_to = 1;
+  addr(1, req.to);
+  req.gas_limit = 21000;
+  if (teex_eth_sender_send(s, &req, &p, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(p.nonce, n + 2);
+  assert_int_equal(teex_eth_sender_wait(s, &p, 10000, &r, &e), 0);
+  teex_eth_receipt_clear(&r);
+  teex_eth_pending_clear(&p);
+  teex_eth_pending_clear(&lost);
+  teex_eth_pending_clear(&ahead);
+  teex_eth_sender_free(s);
+}
+
 /* A contract, assembled by hand: with empty call data it emits
  * LOG1(keccak("Ping()")) and stops; with any call data it reverts with
  * Error("teex: refused"). */
@@ -550,6 +623,7 @@ int main(void) {
       cmocka_unit_test(test_transfer_legacy),
       cmocka_unit_test(test_many_in_flight),
       cmocka_unit_test(test_nonce_taken_elsewhere),
+      cmocka_unit_test(test_gap_and_redelivery),
       cmocka_unit_test(test_contract_logs_and_reverts),
       cmocka_unit_test(test_hostile_endpoints),
       cmocka_unit_test(test_node_goes_away),
