@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define ROUNDS 10
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -140,40 +142,45 @@ int main(int argc, char **argv) {
   memset(data + 16, 0x22, 20);
   data[67] = 100;
 
-  double t0 = now();
-  for (long i = 0; i < n; i++) {
-    memcpy(digest, &i, sizeof i);
-    teex_secp256k1_sign(sk, digest, sig);
-  }
-  double raw_rate = (double)n / (now() - t0);
-
   struct teex_eth_tx tx = {0};
   struct teex_buf raw;
   struct teex_err e = {0};
-  tx.type = TEEX_ETH_TX_1559;
   tx.chain_id = 31337;
   tx.gas_limit = 60000;
   teex_u256_from_u64(tx.max_fee, 2000000000);
   teex_u256_from_u64(tx.max_priority_fee, 1000000000);
+  teex_u256_from_u64(tx.gas_price, 2000000000);
   tx.has_to = 1;
   memset(tx.to, 0x33, 20);
   tx.data = data;
   tx.data_len = sizeof data;
   teex_buf_init(&raw, TEEX_ETH_TX_MAX, 0);
-  double rates[2];
-  for (int kind = 0; kind < 2; kind++) {
-    tx.type = kind ? TEEX_ETH_TX_LEGACY : TEEX_ETH_TX_1559;
-    teex_u256_from_u64(tx.gas_price, 2000000000);
-    t0 = now();
-    for (long i = 0; i < n; i++) {
-      tx.nonce = (uint64_t)i;
-      teex_buf_reset(&raw);
-      if (teex_eth_tx_sign(&tx, sk, &raw, h, &e) != 0) {
-        fprintf(stderr, "%s\n", e.msg);
-        return 1;
-      }
+  /* The machine is shared: interleave short rounds of the three loops and
+   * keep each one's best round, so load hits them alike. */
+  double raw_rate = 0, rates[2] = {0, 0};
+  long per = n / ROUNDS > 0 ? n / ROUNDS : 1;
+  for (int round = 0; round < ROUNDS; round++) {
+    double t0 = now(), r;
+    for (long i = 0; i < per; i++) {
+      memcpy(digest, &i, sizeof i);
+      teex_secp256k1_sign(sk, digest, sig);
     }
-    rates[kind] = (double)n / (now() - t0);
+    r = (double)per / (now() - t0);
+    raw_rate = r > raw_rate ? r : raw_rate;
+    for (int kind = 0; kind < 2; kind++) {
+      tx.type = kind ? TEEX_ETH_TX_LEGACY : TEEX_ETH_TX_1559;
+      t0 = now();
+      for (long i = 0; i < per; i++) {
+        tx.nonce = (uint64_t)i;
+        teex_buf_reset(&raw);
+        if (teex_eth_tx_sign(&tx, sk, &raw, h, &e) != 0) {
+          fprintf(stderr, "%s\n", e.msg);
+          return 1;
+        }
+      }
+      r = (double)per / (now() - t0);
+      rates[kind] = r > rates[kind] ? r : rates[kind];
+    }
   }
   teex_buf_free(&raw);
   printf("raw secp256k1 sign (baseline):            %8.0f sig/s\n", raw_rate);
