@@ -1,7 +1,7 @@
 /* Web3 Secret Storage (version 3 keystore JSON), so keys move to and from
  * geth, ethers and other wallets: scrypt or PBKDF2-HMAC-SHA256 key
  * derivation, AES-128-CTR, MAC = keccak256(dk[16..32) || ciphertext).
- * The password is taken as bytes: wallets NFKD-normalise it first, which
+ * The password is taken as bytes: ethers NFKC-normalises it first, which
  * changes nothing for ASCII passwords. */
 #ifndef TEEX_KEYSTORE_H
 #define TEEX_KEYSTORE_H

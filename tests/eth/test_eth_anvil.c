@@ -8,11 +8,8 @@
  * dropped connections) and the node going away. */
 #include "testutil.h"
 
-#include "teex/abi.h"
 #include "teex/crypto.h"
-#include "teex/eth_rpc.h"
-#include "teex/eth_sender.h"
-#include "teex/eth_tx.h"
+#include "teex/eth.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
