@@ -55,7 +55,7 @@ export async function startAnvil(extraArgs = []) {
         const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" },
                                        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }) });
         if (res.ok) {
-          const provider = new ethers.JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 });
+          const provider = new ethers.JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1, pollingInterval: 10 });
           provider.pollingInterval = 20;
           const stop = async () => {
             provider.destroy();
