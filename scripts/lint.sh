@@ -13,7 +13,10 @@ if grep -rnE --include='*.c' --include='*.h' "$banned" "${dirs[@]}" 2>/dev/null 
   fail=1
 fi
 
-mapfile -t files < <(git ls-files -co --exclude-standard -- 'src/*.c' 'src/*.h' 'include/*.h' 'tests/*.c' 'tests/*.h' 'fuzz/*.c' 'bench/*.c')
+files=()
+while IFS= read -r f; do
+  [ -f "$f" ] && files+=("$f")
+done < <(git ls-files -co --exclude-standard -- 'src/*.c' 'src/*.h' 'include/*.h' 'tests/*.c' 'tests/*.h' 'fuzz/*.c' 'bench/*.c' | sort -u)
 if [ "${#files[@]}" -gt 0 ]; then
   if ! clang-format --dry-run -Werror "${files[@]}" 2>/tmp/teex-format.log; then
     head -40 /tmp/teex-format.log >&2

@@ -92,6 +92,9 @@ int teex_xaead_open(const uint8_t key[32], const void *ad, size_t ad_len,
 
 /* ---- Ed25519, X25519 ---- */
 int teex_ed25519_keypair(uint8_t pk[32], uint8_t sk[64]);
+/* Deterministic key pair from a 32-byte seed (RFC 8032 private key). */
+int teex_ed25519_seed_keypair(const uint8_t seed[32], uint8_t pk[32],
+                              uint8_t sk[64]);
 int teex_ed25519_sign(const uint8_t sk[64], const void *msg, size_t msg_len,
                       uint8_t sig[64]);
 /* 0 or TEEX_EBADSIG. */
