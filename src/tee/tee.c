@@ -207,7 +207,7 @@ static int check_policy(const struct teex_tee_policy *p,
                           "wrong role: %s is not allowed by the policy",
                           id->role);
   }
-  if (id->issued_at > now + TEEX_TEE_CLOCK_SKEW)
+  if (id->issued_at > now && id->issued_at - now > TEEX_TEE_CLOCK_SKEW)
     return teex_err_set(err, TEEX_EEXPIRED,
                         "evidence issued %" PRIu64 " s in the future",
                         id->issued_at - now);
