@@ -14,6 +14,8 @@ static const struct teex_cli_cmd commands[] = {
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
+    {"account", teex_cmd_account,
+     "keystore accounts: new, import, export, list, balance"},
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
     {NULL, NULL, NULL},
 };
