@@ -311,6 +311,11 @@ static void test_abi_rejects(void **state) {
   d[63] = 3; /* count 3, room for 1 */
   assert_int_equal(teex_abi_decode(t, d, sizeof d, &v, &e), TEEX_ETRUNC);
   teex_abi_type_free(t);
+  /* A huge static type over a few bytes fails before allocating. */
+  assert_int_equal(teex_abi_type_parse("(uint256[65536][8])", &t, &e), 0);
+  assert_int_equal(teex_abi_decode(t, d, sizeof d, &v, &e), TEEX_ETRUNC);
+  teex_abi_type_free(t);
+  assert_int_not_equal(teex_abi_type_parse("(uint256[65536][9])", &t, &e), 0);
   /* A bool of 2, an address with high bytes. */
   assert_int_equal(teex_abi_type_parse("(bool,address)", &t, &e), 0);
   uint8_t w[64] = {0};
