@@ -36,6 +36,8 @@ net = $root
 [measurements]
 sm = $(field sm mr_enclave)
 P
+sm_addr="$("$teex" sm init 2>/dev/null)"
+[ "$("$teex" sm init 2>/dev/null)" = "$sm_addr" ] || fail "sm init not stable"
 "$teex" sm run --listen 127.0.0.1:0 --client-listen 127.0.0.1:0 \
   --policy "$tmp/sm-enclaves.policy" \
   --service-registry 0x1111111111111111111111111111111111111111 \
@@ -45,6 +47,7 @@ sm_pid=$!
 for _ in $(seq 100); do [ -f "$tmp/sm.ready" ] && break; sleep 0.05; done
 [ -f "$tmp/sm.ready" ] || fail "sm did not start"
 port="$(awk '$1 == "client_port" { print $3 }' "$tmp/sm.ready")"
+grep -q "address = $sm_addr" "$tmp/sm.ready" || fail "sm init address differs from the running SM's"
 
 acct="$("$teex" account new --scrypt-n 1024)"
 svc="$tmp/svc"
