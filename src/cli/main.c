@@ -13,6 +13,13 @@ static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
+    {"sm", teex_cmd_sm, "the Service Manager daemon"},
+    {"up", teex_cmd_up, "start a local teex network"},
+    {"status", teex_cmd_status, "health of the local network's components"},
+    {"down", teex_cmd_down, "stop the local network"},
+    {"account", teex_cmd_account,
+     "keystore accounts: new, import, export, list, balance"},
+    {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
     {NULL, NULL, NULL},
 };
 
