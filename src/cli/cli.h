@@ -32,6 +32,9 @@ int teex_cli_wants_help(int argc, char **argv);
 /* Prints "teex: <msg>" to stderr and returns exit status 1. */
 int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The default data directory: $TEEX_HOME, else ~/.teex. */
+void teex_cli_data_dir(char *out, size_t size);
+
 /* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
 #define TEEX_EXIT_OK 0
 #define TEEX_EXIT_FAIL 1

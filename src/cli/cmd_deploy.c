@@ -64,12 +64,7 @@ int teex_cmd_service_deploy(int argc, char **argv) {
              *store = NULL, *api = NULL, *outfile = NULL;
   uint64_t version = 1;
   char base[PATH_MAX];
-  const char *home = getenv("TEEX_HOME");
-  if (home != NULL && home[0] != '\0')
-    snprintf(base, sizeof base, "%s", home);
-  else
-    snprintf(base, sizeof base, "%s/.teex",
-             getenv("HOME") ? getenv("HOME") : ".");
+  teex_cli_data_dir(base, sizeof base);
   optind = 0;
   int c;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

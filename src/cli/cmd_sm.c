@@ -62,12 +62,7 @@ static int sm_run(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
-  const char *home = getenv("TEEX_HOME");
-  if (home != NULL && home[0] != '\0')
-    snprintf(data_dir, sizeof data_dir, "%s", home);
-  else
-    snprintf(data_dir, sizeof data_dir, "%s/.teex",
-             getenv("HOME") ? getenv("HOME") : ".");
+  teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = '\0';
   const char *policy = NULL, *sreg = NULL, *ereg = NULL;
   struct teex_sm_server_config cfg;
@@ -165,12 +160,7 @@ static int sm_init(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
-  const char *home = getenv("TEEX_HOME");
-  if (home != NULL && home[0] != '\0')
-    snprintf(data_dir, sizeof data_dir, "%s", home);
-  else
-    snprintf(data_dir, sizeof data_dir, "%s/.teex",
-             getenv("HOME") ? getenv("HOME") : ".");
+  teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = '\0';
   optind = 0;
   int c;

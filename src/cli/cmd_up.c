@@ -47,12 +47,7 @@ static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
       {"dir", required_argument, NULL, 'd'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  const char *home = getenv("TEEX_HOME");
-  if (home != NULL && home[0] != '\0')
-    snprintf(n->dir, sizeof n->dir, "%s", home);
-  else
-    snprintf(n->dir, sizeof n->dir, "%s/.teex",
-             getenv("HOME") ? getenv("HOME") : ".");
+  teex_cli_data_dir(n->dir, sizeof n->dir);
   optind = 0;
   int c;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

@@ -5,6 +5,7 @@
 #include "teex/crypto.h"
 #include "teex/version.h"
 
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +38,10 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && strcmp(argv[1], "--version") == 0)
     return teex_cmd_version(1, argv);
+  /* OpenSSL keeps private keys (TLS keys among them) in a locked,
+   * guarded secure heap when one exists. Best effort: without it keys live
+   * in the ordinary heap (still wiped on free). */
+  (void)CRYPTO_secure_malloc_init(1 << 20, 32);
   if (teex_crypto_init() != 0) {
     fprintf(stderr, "teex: cannot initialise cryptography\n");
     return TEEX_EXIT_FAIL;
