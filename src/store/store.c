@@ -601,8 +601,10 @@ int teex_store_open_opts(const char *path, const uint8_t root_key[32],
     /* A data file left empty by a crash during creation. */
     MDB_stat ms;
     MDB_txn *t;
+    MDB_dbi main_dbi;
     if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) == 0) {
-      if (mdb_stat(t, 1 /* MAIN_DBI */, &ms) == 0 && ms.ms_entries == 0)
+      if (mdb_dbi_open(t, NULL, 0, &main_dbi) == 0 &&
+          mdb_stat(t, main_dbi, &ms) == 0 && ms.ms_entries == 0)
         fresh = 1;
       mdb_txn_abort(t);
     }
