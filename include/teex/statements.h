@@ -50,6 +50,46 @@ void teex_stmt_enclave_revocation_digest(const struct teex_domain *d,
                                          const uint8_t enclave[20],
                                          uint8_t out[32]);
 
+/* ---- off-chain statements of the network (docs/network.md) ----
+ * Plain tagged keccak256 digests (never seen by a wallet or contract). */
+
+/* An assignment: the dispatcher (its enclave key) tells a user which worker
+ * runs a task; the worker checks it before running. */
+struct teex_assignment {
+  uint64_t chain_id;
+  uint8_t dispatcher[20];
+  uint8_t worker[20];
+  uint8_t user[20];
+  uint8_t task_id[32];
+  uint8_t service_id[32];
+  uint8_t image_hash[32];
+  teex_amount price;
+  uint64_t expires_at; /* unix seconds */
+};
+/* keccak256("teex/assignment/v1" || chain id (8, BE) || dispatcher ||
+ * worker || user || task id || service id || image hash || price (32, BE) ||
+ * expires_at (8, BE)). */
+void teex_stmt_assignment_digest(const struct teex_assignment *a,
+                                 uint8_t out[32]);
+
+/* A task's result, signed with the service's secp256k1 key:
+ * keccak256("teex/result/v1" || task id || service id || image hash ||
+ * input commitment || output commitment). */
+void teex_stmt_result_digest(const uint8_t task_id[32],
+                             const uint8_t service_id[32],
+                             const uint8_t image_hash[32],
+                             const uint8_t input_commitment[32],
+                             const uint8_t output_commitment[32],
+                             uint8_t out[32]);
+
+/* The worker's proof that it holds the service key on this TLS session:
+ * keccak256("teex/service-proof/v1" || service id || exporter), exporter =
+ * 32 bytes of TEEX_SERVICE_PROOF_LABEL with the service id as context. */
+#define TEEX_SERVICE_PROOF_LABEL "EXPORTER-teex-service-proof"
+void teex_stmt_service_proof_digest(const uint8_t service_id[32],
+                                    const uint8_t exporter[32],
+                                    uint8_t out[32]);
+
 /* Signs a digest as the contracts expect: r || s || v with v in {27, 28},
  * low s. */
 int teex_stmt_sign(const uint8_t sk[32], const uint8_t digest[32],

@@ -193,3 +193,53 @@ int teex_stmt_recover(const uint8_t digest_[32], const uint8_t sig[65],
     return TEEX_EBADSIG;
   return 0;
 }
+
+void teex_stmt_assignment_digest(const struct teex_assignment *a,
+                                 uint8_t out[32]) {
+  static const char tag[] = "teex/assignment/v1";
+  uint8_t buf[sizeof tag - 1 + 8 + 20 * 3 + 32 * 3 + 32 + 8];
+  uint8_t *p = buf;
+  memcpy(p, tag, sizeof tag - 1);
+  p += sizeof tag - 1;
+  for (int i = 7; i >= 0; i--)
+    *p++ = (uint8_t)(a->chain_id >> (8 * i));
+  memcpy(p, a->dispatcher, 20), p += 20;
+  memcpy(p, a->worker, 20), p += 20;
+  memcpy(p, a->user, 20), p += 20;
+  memcpy(p, a->task_id, 32), p += 32;
+  memcpy(p, a->service_id, 32), p += 32;
+  memcpy(p, a->image_hash, 32), p += 32;
+  teex_amount_word(a->price, p), p += 32;
+  for (int i = 7; i >= 0; i--)
+    *p++ = (uint8_t)(a->expires_at >> (8 * i));
+  teex_keccak256(buf, sizeof buf, out);
+}
+
+void teex_stmt_result_digest(const uint8_t task_id[32],
+                             const uint8_t service_id[32],
+                             const uint8_t image_hash[32],
+                             const uint8_t input_commitment[32],
+                             const uint8_t output_commitment[32],
+                             uint8_t out[32]) {
+  static const char tag[] = "teex/result/v1";
+  uint8_t buf[sizeof tag - 1 + 5 * 32];
+  memcpy(buf, tag, sizeof tag - 1);
+  uint8_t *p = buf + sizeof tag - 1;
+  memcpy(p, task_id, 32);
+  memcpy(p + 32, service_id, 32);
+  memcpy(p + 64, image_hash, 32);
+  memcpy(p + 96, input_commitment, 32);
+  memcpy(p + 128, output_commitment, 32);
+  teex_keccak256(buf, sizeof buf, out);
+}
+
+void teex_stmt_service_proof_digest(const uint8_t service_id[32],
+                                    const uint8_t exporter[32],
+                                    uint8_t out[32]) {
+  static const char tag[] = "teex/service-proof/v1";
+  uint8_t buf[sizeof tag - 1 + 64];
+  memcpy(buf, tag, sizeof tag - 1);
+  memcpy(buf + sizeof tag - 1, service_id, 32);
+  memcpy(buf + sizeof tag - 1 + 32, exporter, 32);
+  teex_keccak256(buf, sizeof buf, out);
+}

@@ -221,11 +221,57 @@ static void test_signature_rules(void **state) {
   assert_true(v == 7);
 }
 
+/* Every field of the off-chain statements changes the digest, and the
+ * tags keep the three kinds apart. */
+static void test_offchain_statements(void **state) {
+  (void)state;
+  struct teex_assignment a;
+  memset(&a, 0, sizeof a);
+  a.chain_id = 31337;
+  a.price = 5;
+  a.expires_at = 1800000000;
+  uint8_t base[32], d[32];
+  teex_stmt_assignment_digest(&a, base);
+  uint8_t *fields[] = {a.dispatcher, a.worker,     a.user,
+                       a.task_id,    a.service_id, a.image_hash};
+  for (size_t i = 0; i < 6; i++) {
+    fields[i][0] ^= 1;
+    teex_stmt_assignment_digest(&a, d);
+    assert_memory_not_equal(d, base, 32);
+    fields[i][0] ^= 1;
+  }
+  a.price++;
+  teex_stmt_assignment_digest(&a, d);
+  assert_memory_not_equal(d, base, 32);
+  a.price--;
+  a.expires_at++;
+  teex_stmt_assignment_digest(&a, d);
+  assert_memory_not_equal(d, base, 32);
+  a.expires_at--;
+  a.chain_id = 1;
+  teex_stmt_assignment_digest(&a, d);
+  assert_memory_not_equal(d, base, 32);
+
+  uint8_t z[32] = {0}, r1[32], r2[32], p1[32];
+  teex_stmt_result_digest(z, z, z, z, z, r1);
+  uint8_t one[32] = {1};
+  teex_stmt_result_digest(z, z, z, z, one, r2);
+  assert_memory_not_equal(r1, r2, 32);
+  teex_stmt_service_proof_digest(z, z, p1);
+  assert_memory_not_equal(p1, r1, 32);
+  /* A known answer pins the layout: keccak256("teex/service-proof/v1" ||
+   * 64 zero bytes). */
+  uint8_t pre[21 + 64] = "teex/service-proof/v1", want[32];
+  teex_keccak256(pre, sizeof pre, want);
+  assert_memory_equal(p1, want, 32);
+}
+
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_against_ethers),
       cmocka_unit_test(test_signature_rules),
+      cmocka_unit_test(test_offchain_statements),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
