@@ -23,15 +23,6 @@
 
 static uint8_t root_a[32], root_b[32];
 
-/* The crypto module keeps one EVP_CIPHER_CTX per thread and never frees it
- * when the thread exits (src/crypto/crypto.c, aead_ctx): test_threads'
- * threads would fail LeakSanitizer for that alone. Suppressed here, for this
- * binary only, until the crypto module frees it at thread exit. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) {
-  return "leak:teex_aead_encrypt\nleak:teex_aead_decrypt\n";
-}
-
 static int setup(void **state) {
   (void)state;
   assert_int_equal(teex_crypto_init(), 0);
