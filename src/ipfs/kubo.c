@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +401,11 @@ static const struct teex_ipfs_backend_ops kubo_ops = {
     .close = kubo_close,
 };
 
+static int curl_init_rc;
+static void curl_init_once(void) {
+  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
 int teex_ipfs_kubo_open(const char *api_url, struct teex_ipfs_backend **out,
                         struct teex_err *err) {
   size_t n = strlen(api_url);
@@ -416,12 +422,11 @@ int teex_ipfs_kubo_open(const char *api_url, struct teex_ipfs_backend **out,
         api_url[i] == '#' || (unsigned char)api_url[i] >= 0x7f)
       return teex_err_set(err, TEEX_EINVAL,
                           "IPFS API URL: unexpected character");
-  static int curl_ready;
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-      return teex_err_set(err, TEEX_EINTERNAL, "libcurl init failed");
-    curl_ready = 1;
-  }
+  /* curl_global_init is not thread-safe: run it once, whoever comes. */
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, curl_init_once);
+  if (curl_init_rc != 0)
+    return teex_err_set(err, TEEX_EINTERNAL, "libcurl init failed");
   struct kubo *k = calloc(1, sizeof *k);
   if (k == NULL)
     return teex_err_set(err, TEEX_ENOMEM, NULL);
