@@ -43,13 +43,8 @@ static int parse(int argc, char **argv, struct acct_opts *o, const char *usage,
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof *o);
-  const char *home = getenv("TEEX_HOME");
   char base[PATH_MAX];
-  if (home != NULL && home[0] != '\0')
-    snprintf(base, sizeof base, "%s", home);
-  else
-    snprintf(base, sizeof base, "%s/.teex",
-             getenv("HOME") ? getenv("HOME") : ".");
+  teex_cli_data_dir(base, sizeof base);
   o->rpc = "http://127.0.0.1:8545";
   optind = 0;
   int c;
