@@ -1,3 +1,4 @@
+/* ctest-label: nosan (the sandboxed executor does not run under ASan) */
 /* Every escape attempt of the executor's threat list, through the real
  * sandbox, each asserting that the attempt failed AND left no trace: the
  * files are unchanged, no program ran, no connection arrived, no signal

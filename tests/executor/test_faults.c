@@ -1,3 +1,4 @@
+/* ctest-label: nosan (the sandboxed executor does not run under ASan) */
 /* Faults end one task with a clear error and the executor serves the next:
  * an infinite loop (CPU limit and wall-clock deadline), a memory bomb, a
  * thread bomb, huge output (returned and printed), a crash in C code, a
