@@ -42,6 +42,15 @@ grep -qE '^health +ok' <<<"$out" || fail "no health: $out"
 mr="$(grep -E '^mr_enclave' <<<"$out" | awk '{print $2}')"
 [ "${#mr}" -eq 64 ] || fail "no measurement"
 
+# The Python client of docs/protocol.md §8 (standard library only) talks to
+# the server: the document is enough to write a client.
+src="${TEEX_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
+sed -n '/^```python$/,/^```$/p' "$src/docs/protocol.md" | sed '1d;$d' \
+  | sed "s/(\"127.0.0.1\", 7000)/(\"127.0.0.1\", $port)/" >"$work/client.py"
+grep -q "$port" "$work/client.py" || fail "could not extract the documented client"
+py="$(python3 "$work/client.py")" || fail "documented Python client failed"
+[ "$py" = "08011a041a026869" ] || fail "documented Python client got $py"
+
 # 2. A policy that wants another measurement: refused in the handshake.
 root="$(cat "$work/d/tee/root.pub")"
 cat >"$work/wrong.policy" <<POL
