@@ -123,7 +123,7 @@ static void on_answer(void *arg, int code, const char *msg, const uint8_t *p,
   (void)msg;
   a->done = 1;
   a->code = code;
-  if (n < sizeof a->text) {
+  if (p != NULL && n < sizeof a->text) {
     memcpy(a->text, p, n);
     a->text[n] = '\0';
   }
