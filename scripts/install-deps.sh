@@ -41,8 +41,10 @@ fi
 # npm tools (anvil, solc) are pinned in tools/package-lock.json.
 if [ -f "$here/tools/package.json" ]; then
   if [ ! -d "$here/tools/node_modules" ] || [ "$here/tools/package-lock.json" -nt "$here/tools/node_modules" ]; then
-    echo "install-deps: npm ci in tools/"
-    (cd "$here/tools" && npm ci --no-audit --no-fund --loglevel=error)
+    # Versions are pinned exactly in package.json and the lock; `npm ci`
+    # refuses this npm's lock (it omits other platforms' optional packages).
+    echo "install-deps: npm install in tools/"
+    (cd "$here/tools" && npm install --no-audit --no-fund --loglevel=error)
     touch "$here/tools/node_modules"
   else
     echo "install-deps: npm tools present"

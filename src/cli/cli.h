@@ -40,6 +40,7 @@ int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Command groups, one per file src/cli/cmd_<group>.c. */
 int teex_cmd_version(int argc, char **argv);
 int teex_cmd_tee(int argc, char **argv);
+int teex_cmd_service(int argc, char **argv); /* cmd_service.c */
 /* `teex tee serve` / `teex tee connect` (src/cli/cmd_tee_net.c). */
 int teex_cmd_tee_serve(int argc, char **argv);
 int teex_cmd_tee_connect(int argc, char **argv);

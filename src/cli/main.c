@@ -12,6 +12,7 @@
 static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
+    {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {NULL, NULL, NULL},
 };
 

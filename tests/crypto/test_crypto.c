@@ -7,6 +7,7 @@
 #include "teex/crypto.h"
 #include "teex/error.h"
 
+#include <sodium.h>
 #include <string.h>
 
 static void unhex(const char *h, uint8_t *out, size_t n) {
@@ -165,6 +166,37 @@ static void test_xaead_seal(void **state) {
   assert_int_equal(teex_xaead_open(key, "ad", 2, sealed, sizeof sealed, out),
                    TEEX_EAUTH);
   assert_int_equal(teex_xaead_open(key, "ad", 2, sealed, 39, out), TEEX_ETRUNC);
+}
+
+/* XChaCha20-Poly1305 is composed from HChaCha20 and OpenSSL's
+ * ChaCha20-Poly1305; it must agree byte for byte with libsodium's own
+ * implementation of the construction, in both directions. */
+static void test_xaead_matches_libsodium(void **state) {
+  (void)state;
+  static uint8_t pt[5000], ours[5016], theirs[5016], back[5000];
+  uint8_t key[32], nonce[24], ad[40];
+  for (size_t len = 0; len < sizeof pt; len = len * 2 + 1) {
+    teex_random(key, 32);
+    teex_random(nonce, 24);
+    teex_random(ad, sizeof ad);
+    teex_random(pt, len);
+    assert_int_equal(
+        teex_xaead_encrypt(key, nonce, ad, len % 41, pt, len, ours), 0);
+    unsigned long long clen;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(theirs, &clen, pt, len, ad,
+                                               len % 41, NULL, nonce, key);
+    assert_int_equal(clen, len + 16);
+    assert_memory_equal(ours, theirs, len + 16);
+    assert_int_equal(
+        teex_xaead_decrypt(key, nonce, ad, len % 41, theirs, len + 16, back),
+        0);
+    assert_memory_equal(back, pt, len);
+    /* In place: plaintext and ciphertext share the buffer. */
+    memcpy(ours, pt, len);
+    assert_int_equal(
+        teex_xaead_encrypt(key, nonce, ad, len % 41, ours, len, ours), 0);
+    assert_memory_equal(ours, theirs, len + 16);
+  }
 }
 
 static void test_ed25519_rfc8032(void **state) {
@@ -345,6 +377,7 @@ int main(void) {
       cmocka_unit_test(test_x25519_rfc7748),
       cmocka_unit_test(test_secp256k1_eth),
       cmocka_unit_test(test_eip55),
+      cmocka_unit_test(test_xaead_matches_libsodium),
       cmocka_unit_test(test_encodings),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

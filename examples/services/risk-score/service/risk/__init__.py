@@ -1,0 +1,1 @@
+"""Scoring model of the risk-score example (a vendored package)."""
