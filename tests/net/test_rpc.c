@@ -371,6 +371,78 @@ static void test_session_limits(void **state) {
     assert_int_equal(many[i].code, TEEX_ECLOSED);
 }
 
+/* Appends a streamed request head (id, first piece of `first` bytes, total
+ * announced) to out. */
+static void put_request_head(struct teex_buf *out, uint64_t id, size_t first,
+                             size_t total) {
+  static uint8_t zeros[TEEX_RPC_CHUNK_SIZE];
+  Teex__Rpc__RpcFrame f = TEEX__RPC__RPC_FRAME__INIT;
+  Teex__Rpc__RpcRequest rq = TEEX__RPC__RPC_REQUEST__INIT;
+  f.id = id;
+  f.body_case = TEEX__RPC__RPC_FRAME__BODY_REQUEST;
+  f.request = &rq;
+  rq.method = "echo";
+  rq.payload.data = zeros;
+  rq.payload.len = first;
+  rq.more = 1;
+  rq.total_len = total;
+  size_t n = teex__rpc__rpc_frame__get_packed_size(&f);
+  uint8_t *tmp = malloc(n);
+  teex__rpc__rpc_frame__pack(&f, tmp);
+  assert_int_equal(teex_frame_append(out, tmp, n), 0);
+  free(tmp);
+}
+
+/* The code of the first response for id in bytes a server wrote. */
+static int response_code_for(const struct teex_buf *out, uint64_t id) {
+  struct teex_frame_reader r;
+  struct teex_err err;
+  teex_frame_reader_init(&r, 0);
+  const uint8_t *in = out->data;
+  size_t in_len = out->len;
+  const uint8_t *fr;
+  size_t flen;
+  int code = 1;
+  while (code == 1 &&
+         teex_frame_reader_next(&r, &in, &in_len, &fr, &flen, &err) == 1) {
+    Teex__Rpc__RpcFrame *f = teex__rpc__rpc_frame__unpack(NULL, flen, fr);
+    assert_non_null(f);
+    if (f->id == id && f->body_case == TEEX__RPC__RPC_FRAME__BODY_RESPONSE)
+      code = f->response->code;
+    teex__rpc__rpc_frame__free_unpacked(f, NULL);
+  }
+  teex_frame_reader_free(&r);
+  return code;
+}
+
+static void test_session_buffered_limit(void **state) {
+  (void)state;
+  /* Many half-sent large requests cannot make a server hold more than
+   * max_buffered bytes: the one that would cross it is refused. */
+  struct teex_rpc_limits lim = {.max_message = 300u << 10,
+                                .max_buffered = 400u << 10};
+  struct teex_rpc_session srv;
+  struct teex_err err;
+  static const struct teex_rpc_session_cbs cbs = {pair_on_request,
+                                                  pair_on_gone};
+  struct pair pr;
+  memset(&pr, 0, sizeof pr);
+  teex_rpc_session_init(&srv, TEEX_RPC_SERVER, &lim, &cbs, &pr);
+  struct teex_buf in;
+  teex_buf_init(&in, 4u << 20, 0);
+  put_request_head(&in, 1, TEEX_RPC_CHUNK_SIZE, 300u << 10);
+  put_request_head(&in, 2, TEEX_RPC_CHUNK_SIZE, 300u << 10);
+  assert_int_equal(teex_rpc_session_feed(&srv, in.data, in.len, 0, &err), 0);
+  assert_int_equal(srv.lim.max_buffered, lim.max_buffered);
+  assert_int_equal(srv.buffered, TEEX_RPC_CHUNK_SIZE);
+  assert_int_equal(response_code_for(&srv.out, 2), TEEX_EBUSY);
+  assert_int_equal(response_code_for(&srv.out, 1), 1); /* still receiving */
+  assert_int_equal(pr.requests, 0);
+  teex_buf_free(&in);
+  teex_rpc_session_close(&srv, NULL);
+  assert_int_equal(srv.buffered, 0);
+}
+
 /* ---- over TLS ---- */
 
 struct net {
@@ -618,6 +690,7 @@ int main(void) {
       cmocka_unit_test(test_session_deadlines),
       cmocka_unit_test(test_session_streaming),
       cmocka_unit_test(test_session_limits),
+      cmocka_unit_test(test_session_buffered_limit),
       cmocka_unit_test(test_tls_rpc_concurrent),
       cmocka_unit_test(test_tls_rpc_deadline),
       cmocka_unit_test(test_tls_rpc_stream),
