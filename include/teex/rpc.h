@@ -35,6 +35,8 @@ struct teex_rpc_limits {
                                   max_message (never below it) */
   unsigned max_inflight;       /* 0: TEEX_RPC_DEFAULT_MAX_INFLIGHT */
   uint32_t default_timeout_ms; /* 0: TEEX_RPC_DEFAULT_TIMEOUT_MS */
+  unsigned max_conns; /* server: connections open at once; more are closed
+                         at accept with a logged reason. 0: 4096 */
 };
 
 /* Client: the end of a call. code 0 with the response payload (borrowed for

@@ -10,6 +10,7 @@
 
 #include "nettest.h"
 #include "teex/frame.h"
+#include "teex/log.h"
 #include "teex/proto/rpc.pb-c.h"
 
 #include <stdio.h>
@@ -646,6 +647,12 @@ static void test_tls_rpc_bad_peers(void **state) {
   (void)state;
   struct net t;
   struct teex_err err;
+  char *logdir = tu_mkdtemp("rpc-log");
+  char logpath[512];
+  snprintf(logpath, sizeof logpath, "%s/log", logdir);
+  FILE *logf = fopen(logpath, "w+");
+  assert_non_null(logf);
+  teex_log_set_fd(fileno(logf));
   net_start(&t);
   static const struct teex_tls_conn_cbs cbs = {rogue_ready, NULL, rogue_close};
 
@@ -680,6 +687,75 @@ static void test_tls_rpc_bad_peers(void **state) {
   assert_int_equal(r.len, 5);
   free(r.data);
   net_stop(&t);
+
+  /* Each bad peer left one clear line in the log. */
+  teex_log_set_fd(2);
+  fclose(logf);
+  size_t n;
+  char *log = (char *)tu_read_file(logpath, &n);
+  assert_non_null(log);
+  assert_non_null(strstr(log, "mid-frame"));
+  assert_non_null(strstr(log, "payload exceeds the 1048576-byte limit"));
+  free(log);
+  tu_rmtree(logdir);
+  free(logdir);
+}
+
+static void test_tls_rpc_conn_cap(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  struct teex_err err;
+  uv_loop_init(&loop);
+  struct nt_identity sid;
+  nt_identity_new(&sid, "capped");
+  struct nt_pin pin = {sid.fp, 0};
+  struct teex_tls_config scfg = {.cert = sid.cert, .key = sid.key};
+  struct teex_tls_config ccfg = {.verify_peer = nt_pin_verify,
+                                 .verify_arg = &pin};
+  struct teex_tls_ctx *sctx, *cctx;
+  assert_int_equal(teex_tls_ctx_new(&sctx, &scfg, 1, &err), 0);
+  assert_int_equal(teex_tls_ctx_new(&cctx, &ccfg, 0, &err), 0);
+  struct teex_rpc_limits lim = {.max_conns = 1};
+  struct teex_rpc_server *srv;
+  assert_int_equal(
+      teex_rpc_server_new(&loop, sctx, "127.0.0.1:0", &lim, &srv, &err), 0);
+  teex_rpc_server_register(srv, "echo", h_echo, NULL);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", teex_rpc_server_port(srv));
+  struct net a, b;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  struct teex_rpc_client *ca, *cb;
+  assert_int_equal(teex_rpc_client_connect(&loop, cctx, addr, NULL, cli_state,
+                                           &a, &ca, &err),
+                   0);
+  nt_run_until(&loop, &a.ready, 5000);
+  assert_int_equal(a.ready, 1);
+  assert_int_equal(teex_rpc_client_connect(&loop, cctx, addr, NULL, cli_state,
+                                           &b, &cb, &err),
+                   0);
+  nt_run_until(&loop, &b.closed, 5000);
+  assert_int_equal(b.closed, 1); /* the second one was turned away */
+  assert_int_equal(b.ready, 0);
+  assert_int_equal(teex_rpc_server_conn_count(srv), 1);
+  struct result r = {0};
+  teex_rpc_client_call(ca, "echo", (const uint8_t *)"ok", 2, 5000, on_done,
+                       NULL, &r, &err);
+  static int flag;
+  for (int i = 0; i < 100 && !r.done; i++) {
+    flag = 0;
+    nt_run_until(&loop, &flag, 50);
+  }
+  assert_int_equal(r.code, 0);
+  free(r.data);
+  teex_rpc_client_close(ca);
+  nt_run_until(&loop, &a.closed, 5000);
+  teex_rpc_server_close(srv);
+  nt_drain(&loop);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  teex_tls_ctx_free(sctx);
+  teex_tls_ctx_free(cctx);
+  nt_identity_free(&sid);
 }
 
 int main(void) {
@@ -695,6 +771,7 @@ int main(void) {
       cmocka_unit_test(test_tls_rpc_deadline),
       cmocka_unit_test(test_tls_rpc_stream),
       cmocka_unit_test(test_tls_rpc_bad_peers),
+      cmocka_unit_test(test_tls_rpc_conn_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
