@@ -36,7 +36,7 @@ static double wall_s(void) {
   return (double)uv_hrtime() / 1e9;
 }
 
-static void die(const char *what, const struct teex_err *err) {
+static _Noreturn void die(const char *what, const struct teex_err *err) {
   fprintf(stderr, "bench_net: %s: %s\n", what, err ? teex_err_msg(err) : "");
   exit(1);
 }
@@ -459,7 +459,8 @@ int main(int argc, char **argv) {
   pol.allow_simulated = 1;
   struct teex_ratls_verifier ver = {&pol};
 
-  struct teex_tls_ctx *ra_s, *ra_c, *pl_s, *pl_c, *ra_c1;
+  struct teex_tls_ctx *ra_s = NULL, *ra_c = NULL, *pl_s = NULL, *pl_c = NULL,
+                      *ra_c1 = NULL;
   struct teex_tls_config c1 = {.cert = rs.cert,
                                .key = rs.key,
                                .mutual = 1,
