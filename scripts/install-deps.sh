@@ -50,3 +50,17 @@ if [ -f "$here/tools/package.json" ]; then
     echo "install-deps: npm tools present"
   fi
 fi
+
+# js-ipfs, the independent IPFS node the ipfs tests compare teex with, pinned
+# in tools/ipfs/package-lock.json. Kept apart from tools/ because it takes
+# minutes to install (≈1000 packages). Its package.json overrides mortice to
+# 3.0.6, which js-ipfs 0.66.1 needs on Node 20.
+if [ -f "$here/tools/ipfs/package.json" ]; then
+  if [ ! -x "$here/tools/ipfs/node_modules/.bin/jsipfs" ] || [ "$here/tools/ipfs/package-lock.json" -nt "$here/tools/ipfs/node_modules" ]; then
+    echo "install-deps: npm ci in tools/ipfs/ (js-ipfs, a few minutes)"
+    (cd "$here/tools/ipfs" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$here/tools/ipfs/node_modules"
+  else
+    echo "install-deps: js-ipfs present"
+  fi
+fi

@@ -273,3 +273,55 @@ int tu_tree_contains(const char *dir, const void *needle, size_t n,
   closedir(d);
   return hits;
 }
+
+int tu_spawn(char *const argv[], const char *log_path) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    int fd = open(log_path ? log_path : "/dev/null",
+                  O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int null = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    if (null >= 0)
+      dup2(null, 0);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return (int)pid;
+}
+
+int tu_stop(int pid, int sig, int timeout_ms) {
+  if (pid <= 0)
+    return -1;
+  kill(pid, sig);
+  int status;
+  for (int waited = 0;; waited += 10) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      break;
+    if (r < 0)
+      return -1;
+    if (waited >= timeout_ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    usleep(10000);
+  }
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+int tu_wait_file(const char *path, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 10) {
+    if (access(path, F_OK) == 0)
+      return 0;
+    usleep(10000);
+  }
+  return -1;
+}

@@ -42,4 +42,13 @@ int tu_tree_contains(const char *dir, const void *needle, size_t n,
 int tu_buf_contains_any_encoding(const uint8_t *hay, size_t hay_len,
                                  const void *needle, size_t n);
 
+/* Starts argv in the background with stdout and stderr appended to log_path
+ * (NULL: /dev/null). Returns the pid, or -1. */
+int tu_spawn(char *const argv[], const char *log_path);
+/* Sends sig and waits for pid; returns its exit status (128+signal when
+ * killed by a signal), or -1. Kills with SIGKILL after timeout_ms. */
+int tu_stop(int pid, int sig, int timeout_ms);
+/* Waits until path exists (polling), at most timeout_ms. 0 or -1. */
+int tu_wait_file(const char *path, int timeout_ms);
+
 #endif

@@ -114,6 +114,9 @@ struct teex_tee_config {
   int debug;
   /* sim only: measure this file instead of /proc/self/exe (tests). */
   const char *exe_path;
+  /* Harden the process on open (teex_harden_process(0)): what every
+   * daemon acting as an enclave sets. */
+  int harden;
 };
 
 /* Which key a sealing operation derives (see include/teex/seal.h). */
@@ -166,10 +169,12 @@ struct teex_tee {
 
 /* ---- the TEE context ---- */
 
-/* Opens a TEE context: loads the backend's platform state and measures the
- * running code. Returns a new context in *out (owned by the caller, free with
- * teex_tee_close). TEEX_ENOTFOUND when the sim platform key is missing
- * (run `teex tee init`), TEEX_EINVAL for a bad role. */
+/* Opens a TEE context: hardens the process when cfg->harden, loads the
+ * backend's platform state and measures the running code. A context may be
+ * used from several threads for quote, seal_key and self (read-only). Returns a
+ * new context in *out (owned by the caller, free with teex_tee_close).
+ * TEEX_ENOTFOUND when the sim platform key is missing (run `teex tee init`),
+ * TEEX_EINVAL for a bad role. */
 int teex_tee_open(const struct teex_tee_config *cfg, struct teex_tee **out,
                   struct teex_err *err);
 void teex_tee_close(struct teex_tee *tee); /* NULL-safe; wipes secrets */

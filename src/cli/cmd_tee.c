@@ -30,7 +30,8 @@ struct tee_opts {
 };
 
 #define COMMON_HELP                                                            \
-  "common options:\n"                                                          \
+  "common options (also accepted before the command: teex tee --data-dir "     \
+  "DIR quote ...):\n"                                                          \
   "  --data-dir DIR       teex data directory (default $TEEX_HOME, else "      \
   "~/.teex)\n"                                                                 \
   "  --role ROLE          component role: sm, dispatcher, worker, ds, "        \
@@ -70,16 +71,21 @@ enum {
     "help", no_argument, NULL, 'h'                                             \
   }
 
+/* Options given before the command (`teex tee --data-dir D quote ...`). */
+static const char *global_data_dir, *global_role;
+
 static void opts_init(struct tee_opts *o) {
   memset(o, 0, sizeof *o);
   const char *home = getenv("TEEX_HOME");
-  if (home != NULL && home[0] != '\0') {
+  if (global_data_dir != NULL) {
+    snprintf(o->data_dir, sizeof o->data_dir, "%s", global_data_dir);
+  } else if (home != NULL && home[0] != '\0') {
     snprintf(o->data_dir, sizeof o->data_dir, "%s", home);
   } else {
     const char *h = getenv("HOME");
     snprintf(o->data_dir, sizeof o->data_dir, "%s/.teex", h ? h : ".");
   }
-  o->role = "client";
+  o->role = global_role ? global_role : "client";
 }
 
 static void opts_free(struct tee_opts *o) {
@@ -551,5 +557,17 @@ static const struct teex_cli_cmd tee_commands[] = {
 };
 
 int teex_cmd_tee(int argc, char **argv) {
-  return teex_cli_dispatch("teex tee", tee_commands, argc - 1, argv + 1);
+  int i = 1;
+  /* Leading --data-dir/--role apply to the command that follows. */
+  while (i + 1 < argc && (strcmp(argv[i], "--data-dir") == 0 ||
+                          strcmp(argv[i], "--role") == 0)) {
+    if (argv[i][2] == 'd')
+      global_data_dir = argv[i + 1];
+    else
+      global_role = argv[i + 1];
+    i += 2;
+  }
+  if (global_data_dir != NULL && strlen(global_data_dir) >= PATH_MAX - 32)
+    return teex_cli_fail("--data-dir too long");
+  return teex_cli_dispatch("teex tee", tee_commands, argc - i, argv + i);
 }

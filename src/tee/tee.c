@@ -5,6 +5,7 @@
 #include "tee/tee_internal.h"
 #include "teex/crypto.h"
 #include "teex/evidence.h"
+#include "teex/harden.h"
 #include "teex/mem.h"
 
 #include <inttypes.h>
@@ -58,6 +59,8 @@ int teex_tee_open(const struct teex_tee_config *cfg, struct teex_tee **out,
                         cfg->role ? cfg->role : "");
   if (teex_crypto_init() != 0)
     return teex_err_set(err, TEEX_ECRYPTO, "cannot initialise crypto");
+  if (cfg->harden && teex_harden_process(0, err) != 0)
+    return teex_err_wrap(err, 0, "tee %s", name);
   struct teex_tee *tee = calloc(1, sizeof *tee);
   if (tee == NULL)
     return teex_err_set(err, TEEX_ENOMEM, NULL);
@@ -204,7 +207,7 @@ static int check_policy(const struct teex_tee_policy *p,
                           "wrong role: %s is not allowed by the policy",
                           id->role);
   }
-  if (id->issued_at > now + TEEX_TEE_CLOCK_SKEW)
+  if (id->issued_at > now && id->issued_at - now > TEEX_TEE_CLOCK_SKEW)
     return teex_err_set(err, TEEX_EEXPIRED,
                         "evidence issued %" PRIu64 " s in the future",
                         id->issued_at - now);

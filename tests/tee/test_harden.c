@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include "teex/harden.h"
+#include "teex/tee.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -151,10 +152,40 @@ static void test_no_core(void **state) {
   assert_false(teex_harden_is_active());
 }
 
+/* A TEE context opened with cfg.harden hardens its process. */
+static void test_tee_open_hardens(void **state) {
+  (void)state;
+  char *dir = tu_mkdtemp("harden");
+  struct teex_err err;
+  assert_int_equal(teex_tee_sim_init(dir, NULL, &err), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    struct teex_tee_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.data_dir = dir;
+    cfg.role = "sm";
+    cfg.harden = 1;
+    struct teex_tee *tee;
+    if (teex_harden_is_active() || teex_tee_open(&cfg, &tee, &err) != 0)
+      _exit(2);
+    int ok = teex_harden_is_active();
+    teex_tee_close(tee);
+    _exit(ok ? 0 : 1);
+  }
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  tu_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ptrace_refused),
       cmocka_unit_test(test_no_core),
+      cmocka_unit_test(test_tee_open_hardens),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -497,6 +497,41 @@ static void test_key_files(void **state) {
   assert_int_equal(teex_sim_platform_parse(raw, len, &plat, &err),
                    TEEX_EFORMAT);
   free(raw);
+  /* A second platform of the same network: root.key copied, then init. */
+  char *dir3 = tu_mkdtemp("tee3");
+  char src[PATH_MAX], dst[PATH_MAX];
+  snprintf(src, sizeof src, "%s/tee/root.key", f->dir);
+  snprintf(dst, sizeof dst, "%s/tee", dir3);
+  assert_int_equal(mkdir(dst, 0700), 0);
+  snprintf(dst, sizeof dst, "%s/tee/root.key", dir3);
+  size_t rlen;
+  uint8_t *rk = tu_read_file(src, &rlen);
+  assert_non_null(rk);
+  assert_int_equal(tu_write_file(dst, rk, rlen), 0);
+  assert_int_equal(chmod(dst, 0600), 0);
+  free(rk);
+  uint8_t root3[32];
+  assert_int_equal(teex_tee_sim_init(dir3, root3, &err), 0);
+  assert_memory_equal(root3, f->root, 32);
+  struct teex_tee *t3 = open_tee(dir3, "worker", 1, 0);
+  struct teex_tee *t1 = open_tee(f->dir, "worker", 1, 0);
+  assert_memory_not_equal(teex_tee_self(t3)->platform,
+                          teex_tee_self(t1)->platform, 32);
+  struct teex_tee_binding b3;
+  struct teex_buf ev3;
+  quote_keys(t3, &b3, &ev3);
+  struct teex_tee_policy p;
+  own_policy(&p, f, t1); /* root 1, measurement of the same build */
+  struct teex_tee_identity id3;
+  assert_int_equal(
+      teex_tee_verify(ev3.data, ev3.len, &p, NULL, b3.issued_at, &id3, &err),
+      0);
+  assert_memory_equal(id3.platform, teex_tee_self(t3)->platform, 32);
+  teex_buf_free(&ev3);
+  teex_tee_close(t1);
+  teex_tee_close(t3);
+  tu_rmtree(dir3);
+  free(dir3);
   /* A missing platform says what to run. */
   cfg.data_dir = "/nonexistent-teex-dir";
   assert_int_equal(teex_tee_open(&cfg, &tee, &err), TEEX_ENOTFOUND);

@@ -30,6 +30,8 @@ mr="$("$teex" tee measure --role worker | awk '$1 == "mr_enclave" {print $2}')"
 [ "${#mr}" -eq 64 ] || fail "measure printed no mr_enclave"
 mr_sm="$("$teex" tee measure --role sm | awk '$1 == "mr_enclave" {print $2}')"
 [ "$mr" != "$mr_sm" ] || fail "roles share a measurement"
+mr_g="$("$teex" tee --data-dir "$TEEX_HOME" --role worker measure | awk '$1 == "mr_enclave" {print $2}')"
+[ "$mr_g" = "$mr" ] || fail "options before the command ignored"
 
 rd=0011223344556677889900112233445566778899001122334455667788990011
 "$teex" tee quote --role worker --report-data "$rd" --out "$tmp/ev"

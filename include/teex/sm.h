@@ -1,0 +1,115 @@
+/* The Service Manager's core: it keeps image keys and services' secret
+ * keys in its sealed store, creates service keys, signs service listings and
+ * enclave registrations, and releases keys only to enclaves whose fresh
+ * evidence satisfies the network's policy (docs/network.md).
+ *
+ * No network I/O here: the daemon (src/sm/sm_server.c) decodes requests and
+ * proves freshness (a nonce bound to the TLS session); this core decides. */
+#ifndef TEEX_SM_H
+#define TEEX_SM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "teex/error.h"
+#include "teex/statements.h"
+#include "teex/tee.h"
+
+#define TEEX_SM_CID_MAX 128
+
+struct teex_sm;
+
+struct teex_sm_config {
+  const char *state_dir;           /* sealed store directory (created) */
+  struct teex_domain listing;      /* chain id + ServiceRegistry address */
+  struct teex_domain registration; /* chain id + EnclaveRegistry address */
+  struct teex_tee_policy policy;   /* what enclaves must prove */
+};
+
+/* Opens the SM over tee (role "sm"): its sealed store (sealing key of the
+ * signer policy, so a newer build of the same signer keeps the keys) and its
+ * own secp256k1 and X25519 keys, created on first start. *out is owned by
+ * the caller. Errors of teex_store_open (TEEX_EAUTH, TEEX_EROLLBACK ...). */
+int teex_sm_open(struct teex_tee *tee, const struct teex_sm_config *cfg,
+                 struct teex_sm **out, struct teex_err *err);
+void teex_sm_close(struct teex_sm *sm); /* NULL-safe; wipes keys */
+
+/* The SM's enclave address, secp256k1 public key and X25519 public key. */
+void teex_sm_address(const struct teex_sm *sm, uint8_t addr[20]);
+void teex_sm_public_keys(const struct teex_sm *sm, uint8_t secp256k1[64],
+                         uint8_t x25519[32]);
+uint32_t teex_sm_service_count(const struct teex_sm *sm);
+const struct teex_sm_config *teex_sm_config(const struct teex_sm *sm);
+
+struct teex_sm_register {
+  uint8_t service_id[32];
+  uint32_t version;
+  uint8_t provider[20];
+  uint8_t image_hash[32];
+  char image_cid[TEEX_SM_CID_MAX + 1];
+  uint8_t image_key[32];
+  const uint8_t *ciphertext; /* the encrypted image (may be NULL) */
+  size_t ciphertext_len;
+  uint8_t provider_sig[65];
+};
+
+struct teex_sm_registered {
+  uint8_t signing_key[20];    /* the service's secp256k1 address */
+  uint8_t encryption_key[32]; /* the service's X25519 public key */
+  uint8_t listing_sig[65];    /* EIP-712 ServiceListing, by the SM */
+};
+
+/* The digest a provider signs (EIP-191 personal message over
+ * keccak256("teex/sm/v1/register-service" || chain id (8, BE) || SM address
+ * || service id || version (4, BE) || provider || image hash ||
+ * keccak256(cid))). */
+void teex_sm_register_digest(const struct teex_sm_register *r,
+                             uint64_t chain_id, const uint8_t sm_addr[20],
+                             uint8_t out[32]);
+
+/* Registers a service version: the provider's signature, ownership of the
+ * service id (bound to the first provider), the version sequence (the same
+ * request again is answered as before), and — when the ciphertext is given
+ * — that it decrypts under image_key to an image whose hash is image_hash.
+ * Creates the service keys on the first version. TEEX_EBADSIG, TEEX_EPERM
+ * (another provider's service), TEEX_EINVAL (version out of sequence),
+ * TEEX_EAUTH (ciphertext does not decrypt), TEEX_EATTEST (hash differs). */
+int teex_sm_register_service(struct teex_sm *sm,
+                             const struct teex_sm_register *r,
+                             struct teex_sm_registered *out,
+                             struct teex_err *err);
+
+/* Checks an enclave's fresh evidence: verified against the policy with
+ * `nonce` as the expected challenge, role worker or dispatcher (or exactly
+ * `role` when not NULL), and bound to the TLS key the peer presented
+ * (peer_spki_sha256). Fills id. TEEX_EATTEST / TEEX_EPOLICY / TEEX_EEXPIRED
+ * with a one-line reason. */
+int teex_sm_check_enclave(const struct teex_sm *sm, const uint8_t *evidence,
+                          size_t len, const uint8_t nonce[32],
+                          const uint8_t peer_spki_sha256[32], const char *role,
+                          uint64_t now, struct teex_tee_identity *id,
+                          struct teex_err *err);
+
+struct teex_sm_keys {
+  uint8_t image_key[32];
+  char image_cid[TEEX_SM_CID_MAX + 1];
+  uint8_t service_secp256k1[32];
+  uint8_t service_x25519[32];
+  uint32_t version;
+  uint8_t provider[20];
+};
+
+/* Keys for (service, image hash), to a worker already checked with
+ * teex_sm_check_enclave. TEEX_ENOTFOUND (unknown service or image). The
+ * caller wipes out (teex_wipe) once sent. */
+int teex_sm_fetch_keys(struct teex_sm *sm, const uint8_t service_id[32],
+                       const uint8_t image_hash[32], struct teex_sm_keys *out,
+                       struct teex_err *err);
+
+/* The EnclaveRegistration statement for a checked enclave: role 1 worker,
+ * 2 dispatcher. */
+int teex_sm_sign_registration(struct teex_sm *sm,
+                              const struct teex_tee_identity *id, uint8_t *role,
+                              uint8_t sig[65], struct teex_err *err);
+
+#endif

@@ -1,0 +1,36 @@
+/* The Service Manager daemon (`teex sm`): the SM core behind RA-TLS RPC
+ * endpoints (docs/network.md). */
+#ifndef TEEX_SM_SERVER_H
+#define TEEX_SM_SERVER_H
+
+#include <stdint.h>
+
+#include "teex/error.h"
+#include "teex/sm.h"
+#include "teex/tls.h"
+
+/* The TLS exporter label whose value (32 bytes, context = method name) an
+ * enclave binds as its evidence nonce to prove freshness. */
+#define TEEX_SM_FRESH_LABEL "EXPORTER-teex-fresh-evidence"
+
+struct teex_sm_server_config {
+  struct teex_tee *tee;       /* role "sm"; borrowed */
+  struct teex_sm_config sm;   /* state dir, chain domains, enclave policy */
+  const char *enclave_listen; /* mutual RA-TLS, e.g. "127.0.0.1:0" */
+  const char *client_listen;  /* server-only RA-TLS */
+  const char *ready_file;     /* written once listening (ports, address);
+                                 may be NULL */
+};
+
+/* Runs the daemon until SIGTERM or SIGINT. 0 on a clean stop. */
+int teex_sm_serve(const struct teex_sm_server_config *cfg,
+                  struct teex_err *err);
+
+/* The nonce an enclave binds for method on connection c (both sides). */
+int teex_sm_fresh_nonce(struct teex_tls_conn *c, const char *method,
+                        uint8_t nonce[32], struct teex_err *err);
+
+/* SHA-256 of the peer certificate's SubjectPublicKeyInfo (DER). */
+int teex_tls_peer_spki_sha256(struct teex_tls_conn *c, uint8_t out[32]);
+
+#endif

@@ -1,0 +1,448 @@
+/* The Service Manager's core (see include/teex/sm.h).
+ *
+ * Sealed store layout (values sealed by the store, keys hashed by it):
+ *   "sm/identity"            secp256k1 sk (32) | X25519 sk (32)
+ *   "svc/<id hex>"           provider (20) | latest version (u32 BE) |
+ *                            secp256k1 sk (32) | X25519 sk (32)
+ *   "img/<id hex>/<image hex>" version (u32 BE) | image key (32) |
+ *                            cid length (u16 BE) | cid */
+#include "teex/sm.h"
+
+#include "teex/buf.h"
+#include "teex/crypto.h"
+#include "teex/image.h"
+#include "teex/log.h"
+#include "teex/mem.h"
+#include "teex/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SVC_REC_LEN (20 + 4 + 32 + 32)
+#define IDENTITY_LEN 64
+#define IMG_REC_MAX (4 + 32 + 2 + TEEX_SM_CID_MAX)
+
+struct teex_sm {
+  struct teex_tee *tee; /* borrowed */
+  struct teex_sm_config cfg;
+  struct teex_store *store;
+  uint8_t *secrets; /* locked: secp256k1 sk (32) | X25519 sk (32) */
+  uint8_t secp_pub[64];
+  uint8_t x25519_pub[32];
+  uint8_t address[20];
+  uint32_t services;
+};
+
+static void be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t rd32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
+}
+
+static void svc_key(const uint8_t id[32], char out[4 + 65]) {
+  memcpy(out, "svc/", 4);
+  teex_hex_encode(id, 32, out + 4);
+}
+
+static void img_key(const uint8_t id[32], const uint8_t image[32],
+                    char out[4 + 64 + 1 + 65]) {
+  memcpy(out, "img/", 4);
+  teex_hex_encode(id, 32, out + 4);
+  out[68] = '/';
+  teex_hex_encode(image, 32, out + 69);
+}
+
+static int count_services(struct teex_sm *sm, struct teex_err *err) {
+  struct teex_store_txn *txn;
+  struct teex_store_iter *it;
+  int rc = teex_store_txn_begin(sm->store, TEEX_STORE_TXN_RDONLY, &txn, err);
+  if (rc != 0)
+    return rc;
+  rc = teex_store_iter_begin(txn, "svc/", 4, &it, err);
+  if (rc == 0) {
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    sm->services = 0;
+    while ((rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1)
+      sm->services++;
+    teex_store_iter_free(it);
+  }
+  teex_store_txn_abort(txn);
+  return rc < 0 ? rc : 0;
+}
+
+int teex_sm_open(struct teex_tee *tee, const struct teex_sm_config *cfg,
+                 struct teex_sm **out, struct teex_err *err) {
+  int rc;
+  uint8_t root[32];
+  struct teex_buf val;
+  teex_buf_init(&val, IDENTITY_LEN, TEEX_BUF_SECRET);
+  struct teex_sm *sm = calloc(1, sizeof *sm);
+  if (sm == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, NULL);
+  sm->tee = tee;
+  sm->cfg = *cfg;
+  sm->secrets = teex_secret_alloc(64);
+  if (sm->secrets == NULL) {
+    rc = teex_err_set(err, TEEX_ENOMEM, "locked memory for SM keys");
+    goto fail;
+  }
+  if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
+    rc = teex_err_set(err, TEEX_EIO, "create %s: %s", cfg->state_dir,
+                      strerror(errno));
+    goto fail;
+  }
+  /* Signer policy at our own svn: a newer build of the same signer reads
+   * it; an older one, or another signer's code, cannot. */
+  rc = teex_tee_seal_key(tee, TEEX_SEAL_SIGNER, teex_tee_self(tee)->svn, root,
+                         err);
+  if (rc != 0)
+    goto fail;
+  rc =
+      teex_store_open(cfg->state_dir, root, TEEX_STORE_CREATE, &sm->store, err);
+  teex_wipe(root, sizeof root);
+  if (rc != 0) {
+    teex_err_wrap(err, rc, "open SM state");
+    goto fail;
+  }
+  rc = teex_store_get(sm->store, "sm/identity", 11, &val, err);
+  if (rc == TEEX_ENOTFOUND) {
+    uint8_t pub[64];
+    rc = teex_secp256k1_keypair(sm->secrets, pub);
+    if (rc == 0)
+      rc = teex_x25519_keypair(pub, sm->secrets + 32);
+    if (rc == 0)
+      rc = teex_store_put(sm->store, "sm/identity", 11, sm->secrets, 64, err);
+    if (rc != 0)
+      goto fail;
+    TEEX_INFO("sm", "created SM keys", NULL);
+  } else if (rc != 0) {
+    teex_err_wrap(err, rc, "read SM keys");
+    goto fail;
+  } else if (val.len != IDENTITY_LEN) {
+    rc = teex_err_set(err, TEEX_EFORMAT, "SM keys record has %zu bytes",
+                      val.len);
+    goto fail;
+  } else {
+    memcpy(sm->secrets, val.data, 64);
+  }
+  if ((rc = teex_secp256k1_public(sm->secrets, sm->secp_pub)) != 0 ||
+      (rc = teex_x25519_public(sm->secrets + 32, sm->x25519_pub)) != 0) {
+    teex_err_set(err, rc, "SM keys invalid");
+    goto fail;
+  }
+  teex_eth_address(sm->secp_pub, sm->address);
+  rc = count_services(sm, err);
+  if (rc != 0)
+    goto fail;
+  teex_buf_free(&val);
+  *out = sm;
+  return 0;
+fail:
+  teex_buf_free(&val);
+  teex_sm_close(sm);
+  return rc;
+}
+
+void teex_sm_close(struct teex_sm *sm) {
+  if (sm == NULL)
+    return;
+  teex_store_close(sm->store);
+  teex_secret_free(sm->secrets);
+  free(sm);
+}
+
+void teex_sm_address(const struct teex_sm *sm, uint8_t addr[20]) {
+  memcpy(addr, sm->address, 20);
+}
+
+void teex_sm_public_keys(const struct teex_sm *sm, uint8_t secp256k1[64],
+                         uint8_t x25519[32]) {
+  memcpy(secp256k1, sm->secp_pub, 64);
+  memcpy(x25519, sm->x25519_pub, 32);
+}
+
+uint32_t teex_sm_service_count(const struct teex_sm *sm) {
+  return sm->services;
+}
+
+const struct teex_sm_config *teex_sm_config(const struct teex_sm *sm) {
+  return &sm->cfg;
+}
+
+void teex_sm_register_digest(const struct teex_sm_register *r,
+                             uint64_t chain_id, const uint8_t sm_addr[20],
+                             uint8_t out[32]) {
+  static const char tag[] = "teex/sm/v1/register-service";
+  uint8_t buf[sizeof tag - 1 + 8 + 20 + 32 + 4 + 20 + 32 + 32];
+  uint8_t *p = buf;
+  memcpy(p, tag, sizeof tag - 1);
+  p += sizeof tag - 1;
+  for (int i = 7; i >= 0; i--)
+    *p++ = (uint8_t)(chain_id >> (8 * i));
+  memcpy(p, sm_addr, 20), p += 20;
+  memcpy(p, r->service_id, 32), p += 32;
+  be32(p, r->version), p += 4;
+  memcpy(p, r->provider, 20), p += 20;
+  memcpy(p, r->image_hash, 32), p += 32;
+  teex_keccak256(r->image_cid, strlen(r->image_cid), p);
+  uint8_t inner[32];
+  teex_keccak256(buf, sizeof buf, inner);
+  /* EIP-191 personal message, so any wallet can sign it. */
+  uint8_t msg[28 + 32];
+  memcpy(msg,
+         "\x19"
+         "Ethereum Signed Message:\n32",
+         28);
+  memcpy(msg + 28, inner, 32);
+  teex_keccak256(msg, sizeof msg, out);
+}
+
+/* Decrypts the image in memory and compares its hash. */
+static int check_image(const struct teex_sm_register *r, struct teex_err *err) {
+  uint8_t *pt = NULL;
+  size_t pt_len = 0;
+  int rc = teex_image_decrypt(r->image_key, r->ciphertext, r->ciphertext_len,
+                              &pt, &pt_len, err);
+  if (rc != 0)
+    return teex_err_wrap(err, TEEX_EAUTH,
+                         "image does not decrypt with the "
+                         "given key");
+  uint8_t h[32];
+  teex_image_hash(pt, pt_len, h);
+  teex_image_bytes_free(pt, pt_len);
+  if (!teex_ct_equal(h, r->image_hash, 32))
+    return teex_err_set(err, TEEX_EATTEST,
+                        "image hash differs from the decrypted image's");
+  return 0;
+}
+
+int teex_sm_register_service(struct teex_sm *sm,
+                             const struct teex_sm_register *r,
+                             struct teex_sm_registered *out,
+                             struct teex_err *err) {
+  int rc;
+  uint8_t digest[32], signer[20];
+  if (r->version == 0)
+    return teex_err_set(err, TEEX_EINVAL, "version must start at 1");
+  if (strlen(r->image_cid) == 0)
+    return teex_err_set(err, TEEX_EINVAL, "image CID missing");
+  teex_sm_register_digest(r, sm->cfg.listing.chain_id, sm->address, digest);
+  if (teex_stmt_recover(digest, r->provider_sig, signer) != 0 ||
+      memcmp(signer, r->provider, 20) != 0)
+    return teex_err_set(err, TEEX_EBADSIG,
+                        "registration not signed by the provider");
+  if (r->ciphertext != NULL && (rc = check_image(r, err)) != 0)
+    return rc;
+
+  char skey[4 + 65], ikey[4 + 64 + 1 + 65];
+  svc_key(r->service_id, skey);
+  img_key(r->service_id, r->image_hash, ikey);
+  struct teex_store_txn *txn = NULL;
+  struct teex_buf svc, img;
+  teex_buf_init(&svc, SVC_REC_LEN, TEEX_BUF_SECRET);
+  teex_buf_init(&img, IMG_REC_MAX, TEEX_BUF_SECRET);
+  uint8_t rec[SVC_REC_LEN];
+  int created = 0;
+  rc = teex_store_txn_begin(sm->store, 0, &txn, err);
+  if (rc != 0)
+    goto out;
+  rc = teex_store_txn_get(txn, skey, strlen(skey), &svc, err);
+  if (rc == TEEX_ENOTFOUND) {
+    if (r->version != 1) {
+      rc = teex_err_set(err, TEEX_EINVAL,
+                        "unknown service: the first version must be 1");
+      goto out;
+    }
+    memcpy(rec, r->provider, 20);
+    be32(rec + 20, 0);
+    uint8_t pub[64];
+    if ((rc = teex_secp256k1_keypair(rec + 24, pub)) != 0 ||
+        (rc = teex_x25519_keypair(pub, rec + 56)) != 0) {
+      teex_err_set(err, rc, "create service keys");
+      goto out;
+    }
+    created = 1;
+  } else if (rc != 0) {
+    goto out;
+  } else if (svc.len != SVC_REC_LEN) {
+    rc = teex_err_set(err, TEEX_EFORMAT, "service record has %zu bytes",
+                      svc.len);
+    goto out;
+  } else {
+    memcpy(rec, svc.data, SVC_REC_LEN);
+    if (memcmp(rec, r->provider, 20) != 0) {
+      rc = teex_err_set(err, TEEX_EPERM,
+                        "service id belongs to another provider");
+      goto out;
+    }
+  }
+  uint32_t latest = rd32(rec + 20);
+  rc = teex_store_txn_get(txn, ikey, strlen(ikey), &img, err);
+  int retry = 0;
+  if (rc == 0) {
+    /* This image is registered already: a retry of the same request is
+     * answered as before; anything else is refused. */
+    if (img.len < 38 || rd32(img.data) != r->version ||
+        !teex_ct_equal(img.data + 4, r->image_key, 32)) {
+      rc = teex_err_set(err, TEEX_EEXIST,
+                        "image already registered as version %u",
+                        img.len >= 4 ? rd32(img.data) : 0);
+      goto out;
+    }
+    retry = 1;
+  } else if (rc != TEEX_ENOTFOUND) {
+    goto out;
+  } else if (r->version != latest + 1) {
+    rc =
+        teex_err_set(err, TEEX_EINVAL, "version %u out of sequence: next is %u",
+                     r->version, latest + 1);
+    goto out;
+  }
+  if (!retry) {
+    uint8_t irec[IMG_REC_MAX];
+    size_t cid_len = strlen(r->image_cid);
+    be32(irec, r->version);
+    memcpy(irec + 4, r->image_key, 32);
+    irec[36] = (uint8_t)(cid_len >> 8);
+    irec[37] = (uint8_t)cid_len;
+    memcpy(irec + 38, r->image_cid, cid_len);
+    be32(rec + 20, r->version);
+    rc = teex_store_txn_put(txn, ikey, strlen(ikey), irec, 38 + cid_len, err);
+    teex_wipe(irec, sizeof irec);
+    if (rc == 0)
+      rc = teex_store_txn_put(txn, skey, strlen(skey), rec, sizeof rec, err);
+    if (rc != 0)
+      goto out;
+    rc = teex_store_txn_commit(txn, err);
+    txn = NULL;
+    if (rc != 0)
+      goto out;
+    sm->services += (uint32_t)created;
+  }
+
+  struct teex_service_listing l;
+  uint8_t pub[64];
+  memcpy(l.service_id, r->service_id, 32);
+  memcpy(l.provider, r->provider, 20);
+  l.version = r->version;
+  if ((rc = teex_secp256k1_public(rec + 24, pub)) != 0 ||
+      (rc = teex_x25519_public(rec + 56, l.encryption_key)) != 0)
+    goto out;
+  teex_eth_address(pub, l.signing_key);
+  memcpy(l.image_hash, r->image_hash, 32);
+  teex_stmt_service_listing_digest(&sm->cfg.listing, &l, digest);
+  rc = teex_stmt_sign(sm->secrets, digest, out->listing_sig);
+  if (rc != 0)
+    goto out;
+  memcpy(out->signing_key, l.signing_key, 20);
+  memcpy(out->encryption_key, l.encryption_key, 32);
+  if (!retry) {
+    char id_hex[65], img_hex[65];
+    teex_hex_encode(r->service_id, 32, id_hex);
+    teex_hex_encode(r->image_hash, 32, img_hex);
+    TEEX_INFO("sm", "service registered", "service=%s version=%u image=%s",
+              id_hex, r->version, img_hex);
+  }
+out:
+  teex_store_txn_abort(txn);
+  teex_wipe(rec, sizeof rec);
+  teex_buf_free(&svc);
+  teex_buf_free(&img);
+  return rc;
+}
+
+int teex_sm_check_enclave(const struct teex_sm *sm, const uint8_t *evidence,
+                          size_t len, const uint8_t nonce[32],
+                          const uint8_t peer_spki_sha256[32], const char *role,
+                          uint64_t now, struct teex_tee_identity *id,
+                          struct teex_err *err) {
+  int rc = teex_tee_verify(evidence, len, &sm->cfg.policy, nonce, now, id, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "enclave evidence");
+  if (!id->has_binding || !id->binding.has_tls || !id->binding.has_secp256k1)
+    return teex_err_set(err, TEEX_EATTEST,
+                        "evidence binds no TLS key or enclave address");
+  if (!teex_ct_equal(id->binding.tls_spki_sha256, peer_spki_sha256, 32))
+    return teex_err_set(err, TEEX_EATTEST,
+                        "evidence is for another TLS key than this session's");
+  if (role != NULL ? strcmp(id->role, role) != 0
+                   : (strcmp(id->role, "worker") != 0 &&
+                      strcmp(id->role, "dispatcher") != 0))
+    return teex_err_set(err, TEEX_EPOLICY, "role '%s' not allowed here",
+                        id->role);
+  return 0;
+}
+
+int teex_sm_fetch_keys(struct teex_sm *sm, const uint8_t service_id[32],
+                       const uint8_t image_hash[32], struct teex_sm_keys *out,
+                       struct teex_err *err) {
+  char skey[4 + 65], ikey[4 + 64 + 1 + 65];
+  svc_key(service_id, skey);
+  img_key(service_id, image_hash, ikey);
+  struct teex_buf svc, img;
+  teex_buf_init(&svc, SVC_REC_LEN, TEEX_BUF_SECRET);
+  teex_buf_init(&img, IMG_REC_MAX, TEEX_BUF_SECRET);
+  struct teex_store_txn *txn;
+  int rc = teex_store_txn_begin(sm->store, TEEX_STORE_TXN_RDONLY, &txn, err);
+  if (rc != 0)
+    goto out_bufs;
+  rc = teex_store_txn_get(txn, skey, strlen(skey), &svc, err);
+  if (rc == TEEX_ENOTFOUND) {
+    teex_err_set(err, rc, "unknown service");
+    goto out;
+  }
+  if (rc == 0)
+    rc = teex_store_txn_get(txn, ikey, strlen(ikey), &img, err);
+  if (rc == TEEX_ENOTFOUND) {
+    teex_err_set(err, rc, "unknown image for this service");
+    goto out;
+  }
+  if (rc != 0)
+    goto out;
+  size_t cid_len = img.len >= 38 ? (size_t)img.data[36] << 8 | img.data[37] : 0;
+  if (svc.len != SVC_REC_LEN || img.len < 38 || img.len != 38 + cid_len ||
+      cid_len > TEEX_SM_CID_MAX) {
+    rc = teex_err_set(err, TEEX_EFORMAT, "service record malformed");
+    goto out;
+  }
+  out->version = rd32(img.data);
+  memcpy(out->image_key, img.data + 4, 32);
+  memcpy(out->image_cid, img.data + 38, cid_len);
+  out->image_cid[cid_len] = '\0';
+  memcpy(out->provider, svc.data, 20);
+  memcpy(out->service_secp256k1, svc.data + 24, 32);
+  memcpy(out->service_x25519, svc.data + 56, 32);
+out:
+  teex_store_txn_abort(txn);
+out_bufs:
+  teex_buf_free(&svc);
+  teex_buf_free(&img);
+  return rc;
+}
+
+int teex_sm_sign_registration(struct teex_sm *sm,
+                              const struct teex_tee_identity *id, uint8_t *role,
+                              uint8_t sig[65], struct teex_err *err) {
+  if (strcmp(id->role, "worker") == 0)
+    *role = TEEX_ENCLAVE_WORKER;
+  else if (strcmp(id->role, "dispatcher") == 0)
+    *role = TEEX_ENCLAVE_DISPATCHER;
+  else
+    return teex_err_set(err, TEEX_EPOLICY, "role '%s' cannot be registered",
+                        id->role);
+  uint8_t digest[32];
+  teex_stmt_enclave_registration_digest(&sm->cfg.registration,
+                                        id->binding.eth_address, *role,
+                                        id->mr_enclave, id->issued_at, digest);
+  return teex_stmt_sign(sm->secrets, digest, sig);
+}

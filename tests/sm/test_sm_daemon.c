@@ -1,0 +1,400 @@
+/* The Service Manager daemon end to end: `teex sm run` started as a user
+ * would, a provider registering a service over server-only RA-TLS, a worker
+ * fetching keys over mutual RA-TLS with fresh evidence, refusals (stale
+ * evidence, an enclave whose measurement the policy does not allow — refused
+ * in the handshake), a restart keeping the service, and a clean stop. */
+#include "testutil.h"
+
+#include "teex/crypto.h"
+#include "teex/image.h"
+#include "teex/proto/sm.pb-c.h"
+#include "teex/ratls.h"
+#include "teex/ratls_channel.h"
+#include "teex/rpc_sync.h"
+#include "teex/sm_server.h"
+
+#include <openssl/x509.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SREG "0x5151515151515151515151515151515151515151"
+#define EREG "0xe7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7"
+
+struct fx {
+  char *dir;
+  char ready[4096], log[4096], policy[4096];
+  uint8_t root[32];
+  int pid;
+  int client_port, enclave_port;
+  struct teex_tee *worker;
+  struct teex_tee_policy sm_policy; /* what clients require of the SM */
+  struct teex_ratls_verifier verifier;
+};
+
+static struct teex_tee *open_tee(const char *dir, const char *role,
+                                 const char *exe) {
+  struct teex_tee_config c;
+  memset(&c, 0, sizeof c);
+  c.data_dir = dir;
+  c.role = role;
+  c.exe_path = exe;
+  struct teex_tee *tee = NULL;
+  struct teex_err err;
+  if (teex_tee_open(&c, &tee, &err) != 0)
+    fail_msg("tee open: %s", err.msg);
+  return tee;
+}
+
+static void start_sm(struct fx *f) {
+  unlink(f->ready);
+  char state[4096];
+  snprintf(state, sizeof state, "%s/sm", f->dir);
+  char *argv[] = {(char *)tu_teex_bin(),
+                  "sm",
+                  "run",
+                  "--data-dir",
+                  f->dir,
+                  "--state",
+                  state,
+                  "--listen",
+                  "127.0.0.1:0",
+                  "--client-listen",
+                  "127.0.0.1:0",
+                  "--policy",
+                  f->policy,
+                  "--service-registry",
+                  SREG,
+                  "--enclave-registry",
+                  EREG,
+                  "--ready-file",
+                  f->ready,
+                  NULL};
+  f->pid = tu_spawn(argv, f->log);
+  assert_true(f->pid > 0);
+  if (tu_wait_file(f->ready, 10000) != 0) {
+    size_t n;
+    char *log = (char *)tu_read_file(f->log, &n);
+    fail_msg("sm did not start: %s", log ? log : "");
+  }
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, f->ready, &err), 0);
+  uint64_t v;
+  assert_int_equal(teex_config_get_u64(&c, "client_port", 0, &v, &err), 0);
+  f->client_port = (int)v;
+  assert_int_equal(teex_config_get_u64(&c, "enclave_port", 0, &v, &err), 0);
+  f->enclave_port = (int)v;
+  teex_config_free(&c);
+}
+
+static int setup(void **state) {
+  struct fx *f = calloc(1, sizeof *f);
+  struct teex_err err;
+  f->dir = tu_mkdtemp("smd");
+  assert_int_equal(teex_tee_sim_init(f->dir, f->root, &err), 0);
+  snprintf(f->ready, sizeof f->ready, "%s/sm.ready", f->dir);
+  snprintf(f->log, sizeof f->log, "%s/sm.log", f->dir);
+  snprintf(f->policy, sizeof f->policy, "%s/policy.conf", f->dir);
+  /* This test process acts as the worker: its measurement is allowed. */
+  f->worker = open_tee(f->dir, "worker", NULL);
+  char root_hex[65], meas_hex[65];
+  teex_hex_encode(f->root, 32, root_hex);
+  teex_hex_encode(teex_tee_self(f->worker)->mr_enclave, 32, meas_hex);
+  char text[1024];
+  int n = snprintf(text, sizeof text,
+                   "[policy]\nallow_simulated = true\nroles = worker, "
+                   "dispatcher\n[roots]\nnet = %s\n[measurements]\nworker = "
+                   "%s\n",
+                   root_hex, meas_hex);
+  assert_int_equal(tu_write_file(f->policy, text, (size_t)n), 0);
+  /* Clients pin the SM's measurement: the teex binary in role sm. */
+  struct teex_tee *sm_view = open_tee(f->dir, "sm", tu_teex_bin());
+  teex_tee_policy_init(&f->sm_policy);
+  teex_tee_policy_add_root(&f->sm_policy, f->root);
+  teex_tee_policy_add_measurement(&f->sm_policy,
+                                  teex_tee_self(sm_view)->mr_enclave);
+  teex_tee_policy_add_role(&f->sm_policy, "sm");
+  f->sm_policy.allow_simulated = 1;
+  teex_tee_close(sm_view);
+  f->verifier.policy = &f->sm_policy;
+  start_sm(f);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fx *f = *state;
+  if (f->pid > 0)
+    tu_stop(f->pid, SIGKILL, 1000);
+  teex_tee_close(f->worker);
+  tu_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return 0;
+}
+
+static struct teex_rpc_sync *connect_provider(struct fx *f,
+                                              struct teex_tls_ctx **ctx) {
+  struct teex_tls_config tc = {.verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  struct teex_err err;
+  assert_int_equal(teex_tls_ctx_new(ctx, &tc, 0, &err), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->client_port);
+  struct teex_rpc_sync *c = NULL;
+  if (teex_rpc_sync_connect(addr, *ctx, 5000, &c, &err) != 0)
+    fail_msg("provider connect: %s", err.msg);
+  return c;
+}
+
+struct worker_conn {
+  EVP_PKEY *key;
+  X509 *cert;
+  struct teex_tls_ctx *ctx;
+  struct teex_rpc_sync *c;
+  uint8_t secp_pub[64];
+  uint8_t spki[32];
+};
+
+static int connect_worker(struct fx *f, struct teex_tee *tee,
+                          struct worker_conn *w, struct teex_err *err) {
+  uint8_t sk[32];
+  memset(w, 0, sizeof *w);
+  teex_secp256k1_keypair(sk, w->secp_pub);
+  struct teex_ratls_keys keys = {.secp256k1_pub = w->secp_pub};
+  assert_int_equal(teex_ratls_identity_new(tee, &keys, &w->key, &w->cert, err),
+                   0);
+  unsigned char *der = NULL;
+  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(w->cert), &der);
+  teex_sha256(der, (size_t)n, w->spki);
+  OPENSSL_free(der);
+  struct teex_tls_config tc = {.cert = w->cert,
+                               .key = w->key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  assert_int_equal(teex_tls_ctx_new(&w->ctx, &tc, 0, err), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->enclave_port);
+  return teex_rpc_sync_connect(addr, w->ctx, 5000, &w->c, err);
+}
+
+static void worker_free(struct worker_conn *w) {
+  teex_rpc_sync_close(w->c);
+  teex_tls_ctx_free(w->ctx);
+  X509_free(w->cert);
+  EVP_PKEY_free(w->key);
+}
+
+static void sign_register(struct fx *f, Teex__Sm__RegisterServiceRequest *req,
+                          const uint8_t sk[32], const uint8_t sm_addr[20]) {
+  struct teex_sm_register r;
+  memset(&r, 0, sizeof r);
+  memcpy(r.service_id, req->service_id.data, 32);
+  r.version = req->version;
+  memcpy(r.provider, req->provider.data, 20);
+  memcpy(r.image_hash, req->image_hash.data, 32);
+  snprintf(r.image_cid, sizeof r.image_cid, "%s", req->image_cid);
+  uint8_t digest[32];
+  teex_sm_register_digest(&r, 31337, sm_addr, digest);
+  assert_int_equal(teex_stmt_sign(sk, digest, req->provider_sig.data), 0);
+  (void)f;
+}
+
+static void test_deploy_then_fetch(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  struct teex_buf resp;
+  teex_buf_init(&resp, 1 << 20, TEEX_BUF_SECRET);
+
+  /* The provider asks the SM who it is (after the RA-TLS check). */
+  struct teex_tls_ctx *pctx;
+  struct teex_rpc_sync *pc = connect_provider(f, &pctx);
+  assert_int_equal(
+      teex_rpc_sync_call(pc, "sm.Info", NULL, 0, 5000, &resp, &err), 0);
+  Teex__Sm__InfoResponse *info =
+      teex__sm__info_response__unpack(NULL, resp.len, resp.data);
+  assert_non_null(info);
+  assert_int_equal(info->address.len, 20);
+  uint8_t sm_addr[20];
+  memcpy(sm_addr, info->address.data, 20);
+  assert_int_equal(info->chain_id, 31337);
+  teex__sm__info_response__free_unpacked(info, NULL);
+
+  /* Register a service with an encrypted image. */
+  uint8_t psk[32], ppub[64], paddr[20], key[32], id[32], hash[32], sig[65];
+  teex_secp256k1_keypair(psk, ppub);
+  teex_eth_address(ppub, paddr);
+  teex_random(key, 32);
+  memset(id, 0x42, 32);
+  static const char image[] = "an image for the daemon test";
+  uint8_t *ct;
+  size_t ct_len;
+  assert_int_equal(teex_image_encrypt(key, (const uint8_t *)image, sizeof image,
+                                      &ct, &ct_len, &err),
+                   0);
+  teex_image_hash((const uint8_t *)image, sizeof image, hash);
+  Teex__Sm__RegisterServiceRequest req =
+      TEEX__SM__REGISTER_SERVICE_REQUEST__INIT;
+  req.service_id = (ProtobufCBinaryData){32, id};
+  req.version = 1;
+  req.provider = (ProtobufCBinaryData){20, paddr};
+  req.image_hash = (ProtobufCBinaryData){32, hash};
+  req.image_cid = "bafkreidaemontest";
+  req.image_key = (ProtobufCBinaryData){32, key};
+  req.image_ciphertext = (ProtobufCBinaryData){ct_len, ct};
+  req.provider_sig = (ProtobufCBinaryData){65, sig};
+  sign_register(f, &req, psk, sm_addr);
+  size_t n = teex__sm__register_service_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n);
+  teex__sm__register_service_request__pack(&req, buf);
+  if (teex_rpc_sync_call(pc, "sm.RegisterService", buf, n, 5000, &resp, &err) !=
+      0)
+    fail_msg("register: %s", err.msg);
+  Teex__Sm__RegisterServiceResponse *reg =
+      teex__sm__register_service_response__unpack(NULL, resp.len, resp.data);
+  assert_non_null(reg);
+  uint8_t signing_key[20];
+  memcpy(signing_key, reg->signing_key.data, 20);
+  teex__sm__register_service_response__free_unpacked(reg, NULL);
+  /* A malformed request is a clear error, and the connection lives on. */
+  assert_int_equal(teex_rpc_sync_call(pc, "sm.RegisterService",
+                                      (const uint8_t *)"\xff\xff", 2, 5000,
+                                      &resp, &err),
+                   TEEX_EFORMAT);
+  assert_int_equal(
+      teex_rpc_sync_call(pc, "sm.Info", NULL, 0, 5000, &resp, &err), 0);
+  /* Providers cannot reach the enclave-only methods. */
+  assert_int_not_equal(
+      teex_rpc_sync_call(pc, "sm.FetchKeys", NULL, 0, 5000, &resp, &err), 0);
+  teex_rpc_sync_close(pc);
+  teex_tls_ctx_free(pctx);
+  free(buf);
+  free(ct);
+
+  /* A worker fetches the keys with evidence fresh for this session. */
+  struct worker_conn w;
+  if (connect_worker(f, f->worker, &w, &err) != 0)
+    fail_msg("worker connect: %s", err.msg);
+  struct teex_tee_binding b;
+  memset(&b, 0, sizeof b);
+  b.has_tls = 1;
+  memcpy(b.tls_spki_sha256, w.spki, 32);
+  b.has_secp256k1 = 1;
+  memcpy(b.secp256k1_pub, w.secp_pub, 64);
+  b.has_nonce = 1;
+  assert_int_equal(teex_sm_fresh_nonce(teex_rpc_sync_conn(w.c), "sm.FetchKeys",
+                                       b.nonce, &err),
+                   0);
+  struct teex_buf ev;
+  teex_buf_init(&ev, 16384, 0);
+  assert_int_equal(teex_tee_quote_binding(f->worker, &b, &ev, &err), 0);
+  Teex__Sm__FetchKeysRequest fk = TEEX__SM__FETCH_KEYS_REQUEST__INIT;
+  fk.service_id = (ProtobufCBinaryData){32, id};
+  fk.image_hash = (ProtobufCBinaryData){32, hash};
+  fk.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  n = teex__sm__fetch_keys_request__get_packed_size(&fk);
+  buf = malloc(n);
+  teex__sm__fetch_keys_request__pack(&fk, buf);
+  if (teex_rpc_sync_call(w.c, "sm.FetchKeys", buf, n, 5000, &resp, &err) != 0)
+    fail_msg("fetch keys: %s", err.msg);
+  Teex__Sm__FetchKeysResponse *keys =
+      teex__sm__fetch_keys_response__unpack(NULL, resp.len, resp.data);
+  assert_non_null(keys);
+  assert_memory_equal(keys->image_key.data, key, 32);
+  assert_string_equal(keys->image_cid, "bafkreidaemontest");
+  uint8_t pub[64], addr[20];
+  assert_int_equal(teex_secp256k1_public(keys->service_secp256k1.data, pub), 0);
+  teex_eth_address(pub, addr);
+  assert_memory_equal(addr, signing_key, 20);
+  teex__sm__fetch_keys_response__free_unpacked(keys, NULL);
+  free(buf);
+
+  /* The same evidence on another session is stale: refused. */
+  struct worker_conn w2;
+  assert_int_equal(connect_worker(f, f->worker, &w2, &err), 0);
+  n = teex__sm__fetch_keys_request__get_packed_size(&fk);
+  buf = malloc(n);
+  teex__sm__fetch_keys_request__pack(&fk, buf);
+  int rc = teex_rpc_sync_call(w2.c, "sm.FetchKeys", buf, n, 5000, &resp, &err);
+  assert_int_equal(rc, TEEX_EREPLAY);
+  assert_non_null(strstr(err.msg, "another challenge"));
+  free(buf);
+  worker_free(&w2);
+  worker_free(&w);
+  teex_buf_free(&ev);
+
+  /* The SM restarted still knows the service. */
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  start_sm(f);
+  pc = connect_provider(f, &pctx);
+  assert_int_equal(
+      teex_rpc_sync_call(pc, "sm.Info", NULL, 0, 5000, &resp, &err), 0);
+  info = teex__sm__info_response__unpack(NULL, resp.len, resp.data);
+  assert_int_equal(info->services, 1);
+  assert_memory_equal(info->address.data, sm_addr, 20);
+  teex__sm__info_response__free_unpacked(info, NULL);
+  teex_rpc_sync_close(pc);
+  teex_tls_ctx_free(pctx);
+  teex_buf_free(&resp);
+
+  /* Nothing secret in the SM's log. */
+  size_t ln;
+  uint8_t *log = tu_read_file(f->log, &ln);
+  assert_non_null(log);
+  assert_false(tu_buf_contains_any_encoding(log, ln, key, 32));
+  assert_non_null(strstr((char *)log, "keys released"));
+  free(log);
+}
+
+/* An enclave running other code (here: measured as another binary) is
+ * refused during the handshake: in TLS 1.3 the client finishes its side
+ * before the server has checked the client's certificate, so the client may
+ * see the connection open, but the server closes it without reading a
+ * request. */
+static void test_wrong_measurement_refused(void **state) {
+  struct fx *f = *state;
+  struct teex_tee *impostor = open_tee(f->dir, "worker", "/bin/true");
+  struct worker_conn w;
+  struct teex_err err;
+  int rc = connect_worker(f, impostor, &w, &err);
+  if (rc == 0) {
+    struct teex_buf r;
+    teex_buf_init(&r, 4096, 0);
+    rc = teex_rpc_sync_call(w.c, "sm.Info", NULL, 0, 5000, &r, &err);
+    teex_buf_free(&r);
+  }
+  assert_int_not_equal(rc, 0);
+  worker_free(&w);
+  teex_tee_close(impostor);
+  /* The SM logged why, and still serves. */
+  usleep(100000);
+  size_t ln;
+  char *log = (char *)tu_read_file(f->log, &ln);
+  assert_non_null(log);
+  assert_non_null(strstr(log, "measurement"));
+  free(log);
+  struct teex_tls_ctx *pctx;
+  struct teex_rpc_sync *pc = connect_provider(f, &pctx);
+  struct teex_buf resp;
+  teex_buf_init(&resp, 4096, 0);
+  assert_int_equal(
+      teex_rpc_sync_call(pc, "sm.Info", NULL, 0, 5000, &resp, &err), 0);
+  teex_buf_free(&resp);
+  teex_rpc_sync_close(pc);
+  teex_tls_ctx_free(pctx);
+}
+
+int main(void) {
+  assert_int_equal(teex_crypto_init(), 0);
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_deploy_then_fetch, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wrong_measurement_refused, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
