@@ -550,6 +550,9 @@ static const struct teex_cli_cmd tee_commands[] = {
     {"quote", cmd_quote, "write evidence over given report data"},
     {"verify", cmd_verify, "verify evidence and print the identity"},
     {"cert", cmd_cert, "write this component's PEM RA-TLS certificate"},
+    {"serve", teex_cmd_tee_serve, "diagnostic RA-TLS endpoint (health, echo)"},
+    {"connect", teex_cmd_tee_connect,
+     "verify an RA-TLS endpoint's evidence, print its identity and RTT"},
     {NULL, NULL, NULL},
 };
 
