@@ -1,0 +1,248 @@
+/* TEE-DS: the replicated, encrypted key-value store inside TEEs.
+ *
+ * This header holds the client-facing command and result types, their wire
+ * encoding, the deterministic state machine that applies them, and the
+ * replica handle that ties the state machine to a consensus group and seals
+ * every command under the group key. The consensus interface itself is
+ * internal (src/ds/consensus.h); docs/internals/ds.md describes the design,
+ * what is encrypted, and how the transport and RESP proxy plug in. */
+#ifndef TEEX_DS_H
+#define TEEX_DS_H
+
+#include "teex/error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- limits (every length from a peer is checked against these) ---- */
+#define TEEX_DS_NS_MAX 64             /* namespace name, bytes */
+#define TEEX_DS_KEY_MAX 512           /* full key "ns/rest", bytes */
+#define TEEX_DS_VALUE_MAX (64 * 1024) /* one value, bytes */
+#define TEEX_DS_MSET_MAX 64           /* pairs in one multi-set */
+#define TEEX_DS_SCAN_MAX 256          /* items in one scan page */
+#define TEEX_DS_KEYS_MAX (1u << 20)   /* live keys in one group */
+#define TEEX_DS_TTL_MAX_MS (10ull * 365 * 24 * 3600 * 1000)
+/* Largest encoded command (a full multi-set plus headers). */
+#define TEEX_DS_CMD_MAX                                                        \
+  (256 + TEEX_DS_NS_MAX +                                                      \
+   TEEX_DS_MSET_MAX * (8 + TEEX_DS_KEY_MAX + TEEX_DS_VALUE_MAX))
+
+enum teex_ds_op {
+  TEEX_DS_GET = 1,
+  TEEX_DS_SET = 2,
+  TEEX_DS_DEL = 3,
+  TEEX_DS_CAS = 4,  /* compare-and-set */
+  TEEX_DS_INCR = 5, /* add a signed delta to a decimal integer value */
+  TEEX_DS_MSET = 6, /* set several keys atomically */
+  TEEX_DS_SCAN = 7, /* keys with a prefix, in byte order, paginated */
+};
+
+/* SET flags. */
+#define TEEX_DS_IF_ABSENT 0x01  /* only if the key does not exist (NX) */
+#define TEEX_DS_IF_PRESENT 0x02 /* only if the key exists (XX) */
+#define TEEX_DS_KEEP_TTL 0x04   /* SET/INCR of an existing key keeps its TTL */
+/* CAS flag: the expected state is "absent" (expect is ignored). */
+#define TEEX_DS_EXPECT_ABSENT 0x08
+
+struct teex_ds_pair {
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *val;
+  size_t val_len;
+};
+
+/* One command. Pointers are borrowed; nothing is owned.
+ *
+ * grant: the namespace the caller was granted (set by the server from the
+ * caller's evidence and the SM's grant, never by the client); every key must
+ * be "grant/..." or the command is refused with TEEX_EPERM.
+ * key: GET/SET/DEL/CAS/INCR: the key; SCAN: the prefix (must itself start
+ * with "grant/"). val: SET value, CAS new value. expect: CAS expected value.
+ * delta: INCR. ttl_ms: SET/CAS/INCR/MSET, 0 = no expiry. after: SCAN cursor
+ * (the last key of the previous page, or empty). limit: SCAN page size
+ * (1..TEEX_DS_SCAN_MAX). */
+struct teex_ds_cmd {
+  uint8_t op;
+  uint8_t flags;
+  const char *grant;
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *val;
+  size_t val_len;
+  const uint8_t *expect;
+  size_t expect_len;
+  int64_t delta;
+  uint64_t ttl_ms;
+  const struct teex_ds_pair *pairs;
+  size_t n_pairs;
+  const uint8_t *after;
+  size_t after_len;
+  uint32_t limit;
+};
+
+/* The result of one applied command, identical on every replica.
+ *
+ * status: 0; TEEX_ENOTFOUND (GET/DEL/INCR-free: missing key; SET IF_PRESENT
+ * on a missing key); TEEX_EEXIST (SET IF_ABSENT on an existing key);
+ * TEEX_ESTATE (CAS mismatch: val holds the current value, or found = 0);
+ * TEEX_EFORMAT (INCR on a non-integer value); TEEX_EINVAL (INCR overflow,
+ * invalid command); TEEX_EPERM (key outside the grant); TEEX_ENOSPC (key
+ * count limit); TEEX_EREPLAY (an entry replayed or out of order in the log).
+ * found: the key existed (live) before the command.
+ * val: GET value, CAS current value on mismatch. num: INCR new value, DEL 1
+ * or 0. items/n_items/more: SCAN page (more = 1 if another page follows; the
+ * cursor is the last item's key). index: the log index the command was
+ * applied at; clock_ms: the group clock it was applied with. */
+struct teex_ds_result {
+  int status;
+  int found;
+  uint8_t *val;
+  size_t val_len;
+  int64_t num;
+  struct teex_ds_pair *items; /* keys and values owned by the result */
+  size_t n_items;
+  int more;
+  uint64_t index;
+  uint64_t clock_ms;
+};
+
+/* Frees a result returned by this module (its val, items). NULL-safe. */
+void teex_ds_result_free(struct teex_ds_result *res);
+
+/* ---- command encoding (the plaintext inside a sealed log entry) ---- */
+
+/* Encodes cmd into a malloc'd buffer (*out, *out_len; the caller frees).
+ * Validates every limit first: TEEX_EINVAL, TEEX_ETOOBIG, TEEX_ENOMEM. */
+int teex_ds_cmd_encode(const struct teex_ds_cmd *cmd, uint8_t **out,
+                       size_t *out_len, struct teex_err *err);
+
+/* A decoded command whose pointers reference the input buffer. */
+struct teex_ds_cmd_view {
+  struct teex_ds_cmd cmd;
+  char grant[TEEX_DS_NS_MAX + 1];
+  struct teex_ds_pair pairs[TEEX_DS_MSET_MAX];
+};
+
+/* Decodes buf (which must outlive view). TEEX_ETRUNC, TEEX_EFORMAT,
+ * TEEX_ETOOBIG, TEEX_EVERSION, TEEX_EINVAL. */
+int teex_ds_cmd_decode(const uint8_t *buf, size_t len,
+                       struct teex_ds_cmd_view *view, struct teex_err *err);
+
+/* ---- the deterministic state machine (no I/O, no local clock) ---- */
+
+struct teex_ds_kv;
+
+/* new/free. free is NULL-safe and wipes keys and values. */
+int teex_ds_kv_new(struct teex_ds_kv **out);
+void teex_ds_kv_free(struct teex_ds_kv *kv);
+
+/* Applies one command at log index `index` with the group clock `clock_ms`
+ * (proposed by the leader inside the sealed entry; the state machine keeps
+ * its clock monotonic: max(previous, clock_ms)). Fills *res (caller frees
+ * with teex_ds_result_free). Returns 0 when the command was applied (its
+ * outcome, including refusals, is in res->status) or TEEX_ENOMEM. */
+int teex_ds_kv_apply(struct teex_ds_kv *kv, uint64_t index, uint64_t clock_ms,
+                     const struct teex_ds_cmd *cmd, struct teex_ds_result *res);
+
+/* Executes a read-only command (GET, SCAN) against the local state at the
+ * state machine's current clock, without changing anything. TEEX_EINVAL for
+ * a command that writes. Used after a barrier (linearizable read) or on a
+ * follower (bounded-staleness read). */
+int teex_ds_kv_read(const struct teex_ds_kv *kv, const struct teex_ds_cmd *cmd,
+                    struct teex_ds_result *res);
+
+/* Number of live (unexpired at the current clock) keys; current clock. */
+size_t teex_ds_kv_count(const struct teex_ds_kv *kv);
+uint64_t teex_ds_kv_clock(const struct teex_ds_kv *kv);
+
+/* A digest of the whole applied state (keys, values, expiries, clock), for
+ * comparing replicas in tests and for the later freshness anchor. */
+void teex_ds_kv_digest(const struct teex_ds_kv *kv, uint8_t out[32]);
+
+/* Snapshot: serialise the whole state (malloc'd, caller frees) / replace
+ * the state with a decoded snapshot (all or nothing). */
+int teex_ds_kv_snapshot(const struct teex_ds_kv *kv, uint8_t **out,
+                        size_t *out_len);
+int teex_ds_kv_restore(struct teex_ds_kv *kv, const uint8_t *buf, size_t len,
+                       struct teex_err *err);
+
+/* ---- a replica: the state machine behind a consensus group ----
+ *
+ * Every command is sealed before it is proposed: a log entry is
+ *   "TXD1" | group_id(16) | term(8) | seq(8) | nonce(24) | ct | tag(16)
+ * with XChaCha20-Poly1305 under the group key, the first 36 bytes as
+ * associated data, and plaintext = leader clock (8) | encoded command. The
+ * state machine applies an entry only if its (term, seq) is greater than the
+ * last applied one's (so an entry cannot be replayed or reordered in the
+ * log) and its group_id is this group's (so it cannot move across groups).
+ * A replica that cannot open an entry halts (status.failed) instead of
+ * skipping it. */
+
+struct teex_ds_replica;
+struct teex_ds_consensus; /* src/ds/consensus.h */
+
+struct teex_ds_replica_config {
+  uint8_t group_id[16];
+  /* 32-byte group key (provisioned by the SM to attested replicas); copied
+   * into locked memory and wiped on free. */
+  const uint8_t *group_key;
+  /* The proposing leader's clock in ms (Unix time). NULL: CLOCK_REALTIME.
+   * Only the leader reads it, when proposing; replicas never do. */
+  uint64_t (*clock_ms)(void *arg);
+  void *clock_arg;
+};
+
+/* Creates a replica with an empty state. TEEX_EINVAL, TEEX_ENOMEM. */
+int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
+                        struct teex_ds_replica **out, struct teex_err *err);
+/* Frees the replica (not its consensus) and wipes the group key. */
+void teex_ds_replica_free(struct teex_ds_replica *r);
+
+/* Binds the consensus that carries this replica's log (not owned). */
+void teex_ds_replica_bind(struct teex_ds_replica *r,
+                          struct teex_ds_consensus *c);
+
+/* status 0: applied; res (owned by the callback; teex_ds_result_free, then
+ * free the struct with free()) holds the outcome. status < 0: not
+ * committed (TEEX_ESTATE not leader / leadership lost; TEEX_ECANCELED), res
+ * NULL; the command may or may not take effect later (an indeterminate
+ * write: retry with CAS or an idempotent command). */
+typedef void (*teex_ds_done_cb)(void *arg, int status,
+                                struct teex_ds_result *res);
+
+/* Seals cmd and proposes it (on the leader). Every replica applies it; the
+ * result reaches cb on this replica. Fails synchronously without calling cb:
+ * TEEX_ESTATE (not leader), TEEX_EINVAL/ETOOBIG (bad command), TEEX_ENOMEM. */
+int teex_ds_replica_submit(struct teex_ds_replica *r,
+                           const struct teex_ds_cmd *cmd, teex_ds_done_cb cb,
+                           void *arg, struct teex_err *err);
+
+/* Linearizable read (GET, SCAN) on the leader without a log entry of its
+ * own: a barrier confirms leadership and that everything committed before
+ * the call is applied, then the command runs on the local state. */
+int teex_ds_replica_read(struct teex_ds_replica *r,
+                         const struct teex_ds_cmd *cmd, teex_ds_done_cb cb,
+                         void *arg, struct teex_err *err);
+
+/* Reads the local state now (any replica; may be stale by the replication
+ * lag). res is filled in place (teex_ds_result_free). */
+int teex_ds_replica_read_local(struct teex_ds_replica *r,
+                               const struct teex_ds_cmd *cmd,
+                               struct teex_ds_result *res);
+
+struct teex_ds_status {
+  int leader;
+  uint64_t self_id, leader_id, term, last_applied, last_index;
+  uint64_t clock_ms; /* group clock of the last applied command */
+  size_t keys;       /* live keys */
+  uint64_t refused;  /* entries refused as replayed/out of order */
+  int failed;        /* 0, or why this replica halted (TEEX_EAUTH ...) */
+  char failure[256]; /* human message when failed */
+};
+void teex_ds_replica_status(struct teex_ds_replica *r,
+                            struct teex_ds_status *st);
+
+/* The applied state (for status and tests; not owned). */
+const struct teex_ds_kv *teex_ds_replica_kv(const struct teex_ds_replica *r);
+
+#endif

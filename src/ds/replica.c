@@ -1,0 +1,392 @@
+/* A TEE-DS replica: seals commands under the group key before proposing
+ * them, and opens, checks and applies committed entries in log order. */
+#include "ds/replica.h"
+
+#include "teex/crypto.h"
+#include "teex/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct teex_ds_replica {
+  uint8_t group_id[16];
+  uint8_t *key; /* 32 bytes, locked memory */
+  uint64_t (*clock_ms)(void *);
+  void *clock_arg;
+  struct teex_ds_kv *kv;
+  struct teex_ds_consensus *c;
+  uint64_t seq;                 /* proposer sequence, per process */
+  uint64_t last_term, last_seq; /* last applied entry's (term, seq) */
+  uint64_t refused;
+  int failed;
+  char failure[256];
+};
+
+static uint64_t realtime_ms(void *arg) {
+  (void)arg;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | p[i];
+  return v;
+}
+
+int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
+                        struct teex_ds_replica **out, struct teex_err *err) {
+  if (cfg == NULL || cfg->group_key == NULL)
+    return teex_err_set(err, TEEX_EINVAL, "ds replica: no group key");
+  struct teex_ds_replica *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "ds replica: out of memory");
+  r->key = teex_secret_alloc(32);
+  if (r->key == NULL || teex_ds_kv_new(&r->kv) != 0) {
+    teex_ds_replica_free(r);
+    return teex_err_set(err, TEEX_ENOMEM, "ds replica: out of memory");
+  }
+  memcpy(r->key, cfg->group_key, 32);
+  memcpy(r->group_id, cfg->group_id, 16);
+  r->clock_ms = cfg->clock_ms ? cfg->clock_ms : realtime_ms;
+  r->clock_arg = cfg->clock_arg;
+  *out = r;
+  return 0;
+}
+
+void teex_ds_replica_free(struct teex_ds_replica *r) {
+  if (r == NULL)
+    return;
+  teex_secret_free(r->key);
+  teex_ds_kv_free(r->kv);
+  free(r);
+}
+
+void teex_ds_replica_bind(struct teex_ds_replica *r,
+                          struct teex_ds_consensus *c) {
+  r->c = c;
+}
+
+const struct teex_ds_kv *teex_ds_replica_kv(const struct teex_ds_replica *r) {
+  return r->kv;
+}
+
+/* Builds the sealed entry for cmd at (term, seq). Caller frees *out. */
+static int seal_entry(struct teex_ds_replica *r, const struct teex_ds_cmd *cmd,
+                      uint64_t term, uint64_t seq, uint8_t **out,
+                      size_t *out_len, struct teex_err *err) {
+  uint8_t *enc;
+  size_t enc_len;
+  int rc = teex_ds_cmd_encode(cmd, &enc, &enc_len, err);
+  if (rc != 0)
+    return rc;
+  size_t pt_len = 8 + enc_len;
+  uint8_t *pt = malloc(pt_len);
+  uint8_t *e = malloc(TEEX_DS_ENTRY_HDR + pt_len + TEEX_XAEAD_OVERHEAD);
+  if (pt == NULL || e == NULL) {
+    rc = teex_err_set(err, TEEX_ENOMEM, "seal entry: out of memory");
+    goto done;
+  }
+  put_u64(pt, r->clock_ms(r->clock_arg));
+  memcpy(pt + 8, enc, enc_len);
+  memcpy(e, TEEX_DS_ENTRY_MAGIC, 4);
+  memcpy(e + 4, r->group_id, 16);
+  put_u64(e + 20, term);
+  put_u64(e + 28, seq);
+  rc = teex_xaead_seal(r->key, e, TEEX_DS_ENTRY_HDR, pt, pt_len,
+                       e + TEEX_DS_ENTRY_HDR);
+  if (rc != 0) {
+    rc = teex_err_set(err, rc, "seal entry: %s", teex_strerror(rc));
+    goto done;
+  }
+  *out = e;
+  *out_len = TEEX_DS_ENTRY_HDR + pt_len + TEEX_XAEAD_OVERHEAD;
+  e = NULL;
+done:
+  teex_wipe(enc, enc_len);
+  free(enc);
+  if (pt != NULL) {
+    teex_wipe(pt, pt_len);
+    free(pt);
+  }
+  free(e);
+  return rc;
+}
+
+struct pending {
+  struct teex_ds_replica *r;
+  teex_ds_done_cb cb;
+  void *arg;
+  /* reads: the command, re-decoded from its own copy after the barrier */
+  uint8_t *enc;
+  size_t enc_len;
+};
+
+static void submit_done(void *arg, int status, void *result) {
+  struct pending *p = arg;
+  p->cb(p->arg, status, status == 0 ? result : NULL);
+  free(p);
+}
+
+int teex_ds_replica_submit(struct teex_ds_replica *r,
+                           const struct teex_ds_cmd *cmd, teex_ds_done_cb cb,
+                           void *arg, struct teex_err *err) {
+  if (r->c == NULL || !r->c->ops->is_leader(r->c))
+    return teex_err_set(err, TEEX_ESTATE, "ds submit: not the leader");
+  if (r->failed)
+    return teex_err_set(err, TEEX_ESTATE, "ds submit: replica halted: %s",
+                        r->failure);
+  uint8_t *e = NULL;
+  size_t len = 0;
+  int rc = seal_entry(r, cmd, r->c->ops->term(r->c), ++r->seq, &e, &len, err);
+  if (rc != 0)
+    return teex_err_wrap(err, 0, "ds submit");
+  struct pending *p = calloc(1, sizeof(*p));
+  if (p == NULL) {
+    free(e);
+    return teex_err_set(err, TEEX_ENOMEM, "ds submit: out of memory");
+  }
+  p->r = r;
+  p->cb = cb;
+  p->arg = arg;
+  rc = r->c->ops->propose(r->c, e, len, submit_done, p);
+  free(e);
+  if (rc != 0) {
+    free(p);
+    return teex_err_set(err, rc, "ds submit: propose: %s", teex_strerror(rc));
+  }
+  return 0;
+}
+
+static void read_done(void *arg, int status) {
+  struct pending *p = arg;
+  struct teex_ds_result *res = NULL;
+  if (status == 0) {
+    struct teex_ds_cmd_view *v = malloc(sizeof(*v));
+    res = calloc(1, sizeof(*res));
+    if (v == NULL || res == NULL ||
+        teex_ds_cmd_decode(p->enc, p->enc_len, v, NULL) != 0 ||
+        teex_ds_kv_read(p->r->kv, &v->cmd, res) != 0) {
+      status = TEEX_ENOMEM;
+      free(res);
+      res = NULL;
+    } else {
+      res->index = p->r->c->ops->last_applied(p->r->c);
+    }
+    free(v);
+  }
+  p->cb(p->arg, status, res);
+  teex_wipe(p->enc, p->enc_len);
+  free(p->enc);
+  free(p);
+}
+
+int teex_ds_replica_read(struct teex_ds_replica *r,
+                         const struct teex_ds_cmd *cmd, teex_ds_done_cb cb,
+                         void *arg, struct teex_err *err) {
+  if (cmd->op != TEEX_DS_GET && cmd->op != TEEX_DS_SCAN)
+    return teex_err_set(err, TEEX_EINVAL, "ds read: not a read command");
+  if (r->c == NULL || !r->c->ops->is_leader(r->c))
+    return teex_err_set(err, TEEX_ESTATE, "ds read: not the leader");
+  struct pending *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "ds read: out of memory");
+  /* Keep an encoded copy: the caller's buffers need not outlive the call. */
+  int rc = teex_ds_cmd_encode(cmd, &p->enc, &p->enc_len, err);
+  if (rc != 0) {
+    free(p);
+    return teex_err_wrap(err, 0, "ds read");
+  }
+  p->r = r;
+  p->cb = cb;
+  p->arg = arg;
+  rc = r->c->ops->barrier(r->c, read_done, p);
+  if (rc != 0) {
+    free(p->enc);
+    free(p);
+    return teex_err_set(err, rc, "ds read: barrier: %s", teex_strerror(rc));
+  }
+  return 0;
+}
+
+int teex_ds_replica_read_local(struct teex_ds_replica *r,
+                               const struct teex_ds_cmd *cmd,
+                               struct teex_ds_result *res) {
+  int rc = teex_ds_kv_read(r->kv, cmd, res);
+  if (rc == 0 && r->c)
+    res->index = r->c->ops->last_applied(r->c);
+  return rc;
+}
+
+void teex_ds_replica_status(struct teex_ds_replica *r,
+                            struct teex_ds_status *st) {
+  memset(st, 0, sizeof(*st));
+  if (r->c) {
+    st->leader = r->c->ops->is_leader(r->c);
+    st->self_id = r->c->ops->self_id(r->c);
+    st->leader_id = r->c->ops->leader_id(r->c);
+    st->term = r->c->ops->term(r->c);
+    st->last_applied = r->c->ops->last_applied(r->c);
+    st->last_index = r->c->ops->last_index(r->c);
+  }
+  st->clock_ms = teex_ds_kv_clock(r->kv);
+  st->keys = teex_ds_kv_count(r->kv);
+  st->refused = r->refused;
+  st->failed = r->failed;
+  snprintf(st->failure, sizeof(st->failure), "%s", r->failure);
+}
+
+/* ---- hooks ---- */
+
+static int halt(struct teex_ds_replica *r, int code, uint64_t index,
+                const char *why) {
+  r->failed = code;
+  snprintf(r->failure, sizeof(r->failure), "entry %llu: %s",
+           (unsigned long long)index, why);
+  return code;
+}
+
+static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
+                      void **result) {
+  struct teex_ds_replica *r = sm;
+  *result = NULL;
+  if (len < TEEX_DS_ENTRY_HDR + TEEX_XAEAD_OVERHEAD + 8 ||
+      memcmp(data, TEEX_DS_ENTRY_MAGIC, 4) != 0)
+    return halt(r, TEEX_EFORMAT, index, "not a TEE-DS entry");
+  if (!teex_ct_equal(data + 4, r->group_id, 16))
+    return halt(r, TEEX_EAUTH, index, "entry of another group");
+  size_t pt_len = len - TEEX_DS_ENTRY_HDR - TEEX_XAEAD_OVERHEAD;
+  uint8_t *pt = malloc(pt_len);
+  struct teex_ds_cmd_view *v = malloc(sizeof(*v));
+  struct teex_ds_result *res = calloc(1, sizeof(*res));
+  int rc = 0;
+  if (pt == NULL || v == NULL || res == NULL) {
+    rc = TEEX_ENOMEM;
+    goto done;
+  }
+  if (teex_xaead_open(r->key, data, TEEX_DS_ENTRY_HDR, data + TEEX_DS_ENTRY_HDR,
+                      len - TEEX_DS_ENTRY_HDR, pt) != 0) {
+    rc = halt(r, TEEX_EAUTH, index,
+              "cannot decrypt (wrong group key or tampered entry)");
+    goto done;
+  }
+  uint64_t term = get_u64(data + 20), seq = get_u64(data + 28);
+  /* Entries are in log order, terms never decrease along the log, and one
+   * leader numbers its entries increasingly within its term: a (term, seq)
+   * that does not increase is a replay or a reordering. Every replica sees
+   * the same log, so every replica refuses it alike. */
+  if (term < r->last_term || (term == r->last_term && seq <= r->last_seq)) {
+    r->refused++;
+    res->status = TEEX_EREPLAY;
+    res->index = index;
+    goto out;
+  }
+  r->last_term = term;
+  r->last_seq = seq;
+  struct teex_err e;
+  teex_err_clear(&e);
+  if (teex_ds_cmd_decode(pt + 8, pt_len - 8, v, &e) != 0) {
+    /* Authentic but malformed: the leader sealed it, so every replica
+     * refuses it alike (deterministic), and the proposer learns why. */
+    res->status = e.code;
+    res->index = index;
+    goto out;
+  }
+  rc = teex_ds_kv_apply(r->kv, index, get_u64(pt), &v->cmd, res);
+  if (rc != 0)
+    goto done;
+out:
+  *result = res;
+  res = NULL;
+done:
+  if (pt != NULL) {
+    teex_wipe(pt, pt_len);
+    free(pt);
+  }
+  free(v);
+  free(res);
+  return rc;
+}
+
+static void hook_result_free(void *sm, void *result) {
+  (void)sm;
+  teex_ds_result_free(result);
+  free(result);
+}
+
+/* Snapshot: "TXS1" | group_id | last_term | last_seq | sealed(kv snapshot),
+ * the 36-byte header as associated data. */
+static int hook_snapshot(void *sm, uint8_t **out, size_t *out_len) {
+  struct teex_ds_replica *r = sm;
+  uint8_t *snap;
+  size_t len;
+  int rc = teex_ds_kv_snapshot(r->kv, &snap, &len);
+  if (rc != 0)
+    return rc;
+  uint8_t *e = malloc(TEEX_DS_ENTRY_HDR + len + TEEX_XAEAD_OVERHEAD);
+  if (e == NULL) {
+    rc = TEEX_ENOMEM;
+    goto done;
+  }
+  memcpy(e, "TXS1", 4);
+  memcpy(e + 4, r->group_id, 16);
+  put_u64(e + 20, r->last_term);
+  put_u64(e + 28, r->last_seq);
+  rc = teex_xaead_seal(r->key, e, TEEX_DS_ENTRY_HDR, snap, len,
+                       e + TEEX_DS_ENTRY_HDR);
+  if (rc != 0) {
+    free(e);
+    goto done;
+  }
+  *out = e;
+  *out_len = TEEX_DS_ENTRY_HDR + len + TEEX_XAEAD_OVERHEAD;
+done:
+  teex_wipe(snap, len);
+  free(snap);
+  return rc;
+}
+
+static int hook_restore(void *sm, const uint8_t *data, size_t len) {
+  struct teex_ds_replica *r = sm;
+  if (len < TEEX_DS_ENTRY_HDR + TEEX_XAEAD_OVERHEAD ||
+      memcmp(data, "TXS1", 4) != 0 || !teex_ct_equal(data + 4, r->group_id, 16))
+    return halt(r, TEEX_EFORMAT, 0, "not a snapshot of this group");
+  size_t pt_len = len - TEEX_DS_ENTRY_HDR - TEEX_XAEAD_OVERHEAD;
+  uint8_t *pt = malloc(pt_len ? pt_len : 1);
+  if (pt == NULL)
+    return TEEX_ENOMEM;
+  int rc =
+      teex_xaead_open(r->key, data, TEEX_DS_ENTRY_HDR, data + TEEX_DS_ENTRY_HDR,
+                      len - TEEX_DS_ENTRY_HDR, pt);
+  if (rc != 0) {
+    rc = halt(r, TEEX_EAUTH, 0, "cannot decrypt snapshot");
+  } else {
+    struct teex_err e;
+    teex_err_clear(&e);
+    rc = teex_ds_kv_restore(r->kv, pt, pt_len, &e);
+    if (rc != 0) {
+      halt(r, rc, 0, teex_err_msg(&e));
+    } else {
+      r->last_term = get_u64(data + 20);
+      r->last_seq = get_u64(data + 28);
+    }
+  }
+  teex_wipe(pt, pt_len);
+  free(pt);
+  return rc;
+}
+
+const struct teex_ds_sm_hooks teex_ds_replica_hooks = {
+    .apply = hook_apply,
+    .result_free = hook_result_free,
+    .snapshot = hook_snapshot,
+    .restore = hook_restore,
+};
