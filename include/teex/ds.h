@@ -233,9 +233,10 @@ int teex_ds_replica_read_local(struct teex_ds_replica *r,
 struct teex_ds_status {
   int leader;
   uint64_t self_id, leader_id, term, last_applied, last_index;
-  uint64_t clock_ms; /* group clock of the last applied command */
-  size_t keys;       /* live keys */
-  uint64_t refused;  /* entries refused as replayed/out of order */
+  uint64_t clock_ms;         /* group clock of the last applied command */
+  size_t keys;               /* live keys */
+  uint64_t refused;          /* entries refused as replayed/out of order */
+  uint8_t applied_chain[32]; /* hash chain of applied entries + results */
   int failed;        /* 0, or why this replica halted (TEEX_EAUTH ...) */
   char failure[256]; /* human message when failed */
 };

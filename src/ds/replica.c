@@ -20,6 +20,7 @@ struct teex_ds_replica {
   uint64_t seq;                 /* proposer sequence, per process */
   uint64_t last_term, last_seq; /* last applied entry's (term, seq) */
   uint64_t refused;
+  uint8_t chain[32]; /* hash chain over every applied entry and its result */
   int failed;
   char failure[256];
 };
@@ -241,6 +242,7 @@ void teex_ds_replica_status(struct teex_ds_replica *r,
   st->keys = teex_ds_kv_count(r->kv);
   st->refused = r->refused;
   st->failed = r->failed;
+  memcpy(st->applied_chain, r->chain, 32);
   snprintf(st->failure, sizeof(st->failure), "%s", r->failure);
 }
 
@@ -252,6 +254,29 @@ static int halt(struct teex_ds_replica *r, int code, uint64_t index,
   snprintf(r->failure, sizeof(r->failure), "entry %llu: %s",
            (unsigned long long)index, why);
   return code;
+}
+
+/* chain = SHA-256(chain | index | status | found | num | val): equal on two
+ * replicas iff they applied the same entries with the same results. */
+static void chain_result(struct teex_ds_replica *r, uint64_t index,
+                         const struct teex_ds_result *res) {
+  struct teex_sha256_ctx h;
+  uint8_t b[8 + 4 + 4 + 8 + 8];
+  put_u64(b, index);
+  put_u64(b + 8, (uint64_t)(uint32_t)res->status |
+                     (uint64_t)(uint32_t)res->found << 32);
+  put_u64(b + 16, (uint64_t)res->num);
+  put_u64(b + 24, res->val_len);
+  teex_sha256_init(&h);
+  teex_sha256_update(&h, r->chain, 32);
+  teex_sha256_update(&h, b, 32);
+  if (res->val_len)
+    teex_sha256_update(&h, res->val, res->val_len);
+  for (size_t i = 0; i < res->n_items; i++) {
+    teex_sha256_update(&h, res->items[i].key, res->items[i].key_len);
+    teex_sha256_update(&h, res->items[i].val, res->items[i].val_len);
+  }
+  teex_sha256_final(&h, r->chain);
 }
 
 static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
@@ -304,6 +329,7 @@ static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
   if (rc != 0)
     goto done;
 out:
+  chain_result(r, index, res);
   *result = res;
   res = NULL;
 done:

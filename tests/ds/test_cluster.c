@@ -1,0 +1,464 @@
+/* TEE-DS on a 3-replica group in libraft's deterministic in-memory fixture:
+ * replication, failover, partitions, encryption of the log, wrong keys,
+ * replays, namespaces, TTL and membership. */
+#include "testutil.h"
+
+#include "ds/cluster_fixture.c"
+
+#include <stdio.h>
+
+/* Calls fn on every command entry in replica i's in-memory raft log. */
+static void each_entry(struct tc *t, unsigned i,
+                       void (*fn)(const struct raft_entry *, void *),
+                       void *arg) {
+  struct raft *r = raft_fixture_get(&t->f, i);
+  struct raft_log *log = &r->log;
+  for (size_t k = log->front; k != log->back; k = (k + 1) % log->size)
+    if (log->entries[k].type == RAFT_COMMAND)
+      fn(&log->entries[k], arg);
+}
+
+static void assert_same_state(struct tc *t) {
+  struct teex_ds_status s0, s;
+  teex_ds_replica_status(t->rep[0], &s0);
+  uint8_t d0[32], d[32];
+  teex_ds_kv_digest(teex_ds_replica_kv(t->rep[0]), d0);
+  for (unsigned i = 1; i < t->n; i++) {
+    teex_ds_replica_status(t->rep[i], &s);
+    assert_int_equal(s.last_applied, s0.last_applied);
+    assert_memory_equal(s.applied_chain, s0.applied_chain, 32);
+    teex_ds_kv_digest(teex_ds_replica_kv(t->rep[i]), d);
+    assert_memory_equal(d, d0, 32);
+  }
+}
+
+static void test_replicate_same_order_same_results(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  unsigned l = tc_leader(&t);
+  struct teex_ds_status st;
+  teex_ds_replica_status(t.rep[l], &st);
+  assert_true(st.leader);
+  assert_int_equal(st.leader_id, st.self_id);
+  /* 30 commands in flight at once, of every kind. */
+  struct tc_op ops[30];
+  char keys[30][16], vals[30][16];
+  for (int i = 0; i < 30; i++) {
+    snprintf(keys[i], sizeof(keys[i]), "app/k%d", i % 7);
+    snprintf(vals[i], sizeof(vals[i]), "v%d", i);
+    struct teex_ds_cmd c = tc_set_cmd(keys[i], vals[i]);
+    if (i % 5 == 1)
+      c.flags = TEEX_DS_IF_ABSENT;
+    if (i % 5 == 2) {
+      c = (struct teex_ds_cmd){.op = TEEX_DS_INCR, .grant = "app", .delta = 1};
+      c.key = (const uint8_t *)"app/counter";
+      c.key_len = 11;
+    }
+    if (i % 5 == 3) {
+      c = tc_get_cmd(keys[i]);
+    }
+    if (i % 5 == 4) {
+      c = tc_get_cmd(keys[i]);
+      c.op = TEEX_DS_DEL;
+    }
+    assert_int_equal(tc_submit_on(&t, l, &c, &ops[i]), 0);
+  }
+  for (int i = 0; i < 30; i++)
+    assert_true(tc_wait(&t, &ops[i], 20000));
+  uint64_t prev = 0;
+  for (int i = 0; i < 30; i++) {
+    assert_int_equal(ops[i].status, 0);
+    assert_true(ops[i].res->index > prev); /* applied in submission order */
+    prev = ops[i].res->index;
+    if (i % 5 == 2)
+      assert_int_equal(ops[i].res->num, i / 5 + 1);
+    tc_op_clear(&ops[i]);
+  }
+  tc_settle(&t);
+  assert_same_state(&t);
+  /* A follower cannot propose. */
+  unsigned f = (l + 1) % 3;
+  struct teex_ds_cmd c = tc_set_cmd("app/x", "y");
+  assert_int_equal(tc_submit_on(&t, f, &c, &ops[0]), TEEX_ESTATE);
+  assert_false(ops[0].done);
+  tc_close(&t);
+}
+
+static void test_leader_kill_no_acked_write_lost(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  struct tc_op op;
+  char k[16], v[16];
+  for (int i = 0; i < 10; i++) {
+    snprintf(k, sizeof(k), "app/w%d", i);
+    snprintf(v, sizeof(v), "val%d", i);
+    struct teex_ds_cmd c = tc_set_cmd(k, v);
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  unsigned old = tc_leader(&t);
+  raft_fixture_kill(&t.f, old);
+  assert_true(raft_fixture_step_until_has_no_leader(&t.f, 10000));
+  assert_true(raft_fixture_step_until_has_leader(&t.f, 10000));
+  unsigned nl = tc_leader(&t);
+  assert_int_not_equal(nl, old);
+  struct teex_ds_status st;
+  teex_ds_replica_status(t.rep[nl], &st);
+  assert_true(st.term > 1);
+  for (int i = 0; i < 10; i++) {
+    snprintf(k, sizeof(k), "app/w%d", i);
+    snprintf(v, sizeof(v), "val%d", i);
+    struct teex_ds_cmd c = tc_get_cmd(k);
+    struct teex_err err;
+    memset(&op, 0, sizeof(op));
+    assert_int_equal(teex_ds_replica_read(t.rep[nl], &c, tc_done, &op, &err),
+                     0);
+    assert_true(tc_wait(&t, &op, 20000));
+    assert_int_equal(op.status, 0);
+    assert_int_equal(op.res->status, 0);
+    assert_int_equal(op.res->val_len, strlen(v));
+    assert_memory_equal(op.res->val, v, strlen(v));
+    tc_op_clear(&op);
+  }
+  struct teex_ds_cmd c = tc_set_cmd("app/after", "kill");
+  assert_int_equal(tc_run(&t, &c, &op), 0);
+  tc_op_clear(&op);
+  /* The old leader comes back and catches up. */
+  raft_fixture_revive(&t.f, old);
+  tc_settle(&t);
+  assert_same_state(&t);
+  tc_close(&t);
+}
+
+static void test_partitioned_minority_cannot_commit(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  unsigned old = tc_leader(&t);
+  unsigned a = (old + 1) % 3, b = (old + 2) % 3;
+  raft_fixture_disconnect(&t.f, old, a);
+  raft_fixture_disconnect(&t.f, old, b);
+  struct tc_op lost;
+  struct teex_ds_cmd c = tc_set_cmd("app/minority", "never");
+  assert_int_equal(tc_submit_on(&t, old, &c, &lost), 0);
+  /* The majority elects a leader of its own and commits. */
+  for (int i = 0; i < 200000; i++) {
+    raft_fixture_step(&t.f);
+    struct raft *ra = raft_fixture_get(&t.f, a),
+                *rb = raft_fixture_get(&t.f, b);
+    if (raft_state(ra) == RAFT_LEADER || raft_state(rb) == RAFT_LEADER)
+      break;
+  }
+  unsigned nl = raft_state(raft_fixture_get(&t.f, a)) == RAFT_LEADER ? a : b;
+  assert_int_equal(raft_state(raft_fixture_get(&t.f, nl)), RAFT_LEADER);
+  struct tc_op won;
+  struct teex_ds_cmd c2 = tc_set_cmd("app/majority", "yes");
+  assert_int_equal(tc_submit_on(&t, nl, &c2, &won), 0);
+  assert_true(tc_wait(&t, &won, 20000));
+  assert_int_equal(won.status, 0);
+  /* The minority's proposal was never acknowledged as applied. */
+  assert_false(lost.done && lost.status == 0);
+  raft_fixture_reconnect(&t.f, old, a);
+  raft_fixture_reconnect(&t.f, old, b);
+  raft_fixture_step_until_elapsed(&t.f, 5000);
+  assert_true(raft_fixture_step_until_has_leader(&t.f, 10000));
+  tc_settle(&t);
+  assert_same_state(&t);
+  if (lost.done)
+    assert_int_not_equal(lost.status, 0);
+  for (unsigned i = 0; i < 3; i++) {
+    struct teex_ds_result r;
+    struct teex_ds_cmd g = tc_get_cmd("app/minority");
+    assert_int_equal(teex_ds_replica_read_local(t.rep[i], &g, &r), 0);
+    assert_int_equal(r.status, TEEX_ENOTFOUND);
+    g = tc_get_cmd("app/majority");
+    assert_int_equal(teex_ds_replica_read_local(t.rep[i], &g, &r), 0);
+    assert_int_equal(r.status, 0);
+    teex_ds_result_free(&r);
+  }
+  tc_op_clear(&won);
+  tc_op_clear(&lost);
+  tc_close(&t);
+}
+
+struct canary_scan {
+  const char *needle;
+  int hits, entries;
+};
+
+static void scan_entry(const struct raft_entry *e, void *arg) {
+  struct canary_scan *s = arg;
+  s->entries++;
+  s->hits += tu_buf_contains_any_encoding(e->buf.base, e->buf.len, s->needle,
+                                          strlen(s->needle));
+}
+
+static void test_log_and_snapshot_carry_only_ciphertext(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  const char *key = "app/CANARYKEY-5ee1d";
+  const char *val = "CANARYVALUE-7f3a9c";
+  struct teex_ds_cmd c = tc_set_cmd(key, val);
+  /* Positive control: the plaintext command holds both canaries. */
+  uint8_t *enc;
+  size_t enc_len;
+  struct teex_err err;
+  assert_int_equal(teex_ds_cmd_encode(&c, &enc, &enc_len, &err), 0);
+  assert_true(tu_buf_contains_any_encoding(enc, enc_len, key, strlen(key)));
+  assert_true(tu_buf_contains_any_encoding(enc, enc_len, val, strlen(val)));
+  free(enc);
+  struct tc_op op;
+  assert_int_equal(tc_run(&t, &c, &op), 0);
+  tc_op_clear(&op);
+  tc_settle(&t);
+  for (unsigned i = 0; i < 3; i++) {
+    struct canary_scan sk = {"CANARYKEY-5ee1d", 0, 0};
+    struct canary_scan sv = {val, 0, 0};
+    each_entry(&t, i, scan_entry, &sk);
+    each_entry(&t, i, scan_entry, &sv);
+    assert_true(sk.entries >= 1);
+    assert_int_equal(sk.hits, 0);
+    assert_int_equal(sv.hits, 0);
+  }
+  /* Snapshots too: plaintext state has it, the sealed snapshot does not. */
+  uint8_t *plain, *sealed;
+  size_t plain_len, sealed_len;
+  assert_int_equal(
+      teex_ds_kv_snapshot(teex_ds_replica_kv(t.rep[0]), &plain, &plain_len), 0);
+  assert_true(tu_buf_contains_any_encoding(plain, plain_len, val, strlen(val)));
+  assert_int_equal(
+      teex_ds_replica_hooks.snapshot(t.rep[0], &sealed, &sealed_len), 0);
+  assert_false(
+      tu_buf_contains_any_encoding(sealed, sealed_len, val, strlen(val)));
+  assert_false(
+      tu_buf_contains_any_encoding(sealed, sealed_len, "CANARYKEY", 9));
+  /* The sealed snapshot restores on a replica with the key, bit for bit,
+   * and is refused by one without it. */
+  struct teex_ds_replica *fresh, *stranger;
+  struct teex_ds_replica_config cfg = {.group_key = tc_key};
+  memcpy(cfg.group_id, tc_group_id, 16);
+  assert_int_equal(teex_ds_replica_new(&cfg, &fresh, &err), 0);
+  uint8_t other_key[32] = {1};
+  cfg.group_key = other_key;
+  assert_int_equal(teex_ds_replica_new(&cfg, &stranger, &err), 0);
+  assert_int_equal(teex_ds_replica_hooks.restore(fresh, sealed, sealed_len), 0);
+  assert_int_equal(teex_ds_replica_hooks.restore(stranger, sealed, sealed_len),
+                   TEEX_EAUTH);
+  uint8_t d0[32], d1[32];
+  teex_ds_kv_digest(teex_ds_replica_kv(t.rep[0]), d0);
+  teex_ds_kv_digest(teex_ds_replica_kv(fresh), d1);
+  assert_memory_equal(d0, d1, 32);
+  teex_ds_replica_free(fresh);
+  teex_ds_replica_free(stranger);
+  free(plain);
+  free(sealed);
+  tc_close(&t);
+}
+
+static void test_wrong_group_key_halts_not_diverges(void **state) {
+  (void)state;
+  uint8_t bad[32];
+  memcpy(bad, tc_key, 32);
+  bad[0] ^= 1;
+  const uint8_t *keys[3] = {tc_key, tc_key, bad};
+  struct tc t;
+  tc_init_keys(&t, 3, keys);
+  assert_int_not_equal(tc_leader(&t), 2); /* server 0 times out first */
+  struct tc_op op;
+  for (int i = 0; i < 5; i++) {
+    struct teex_ds_cmd c = tc_set_cmd("app/k", i % 2 ? "odd" : "even");
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  raft_fixture_step_until_elapsed(&t.f, 2000);
+  struct teex_ds_status s0, s2;
+  teex_ds_replica_status(t.rep[0], &s0);
+  teex_ds_replica_status(t.rep[2], &s2);
+  assert_int_equal(s2.failed, TEEX_EAUTH);
+  assert_non_null(strstr(s2.failure, "cannot decrypt"));
+  assert_int_equal(s0.failed, 0);
+  /* It stopped at the first command entry: nothing of the group's state,
+   * rather than a different state. */
+  assert_true(s2.last_applied < s0.last_applied);
+  assert_int_equal(s2.keys, 0);
+  assert_int_equal(s0.keys, 1);
+  /* The two good replicas agree. */
+  struct teex_ds_status s1;
+  teex_ds_replica_status(t.rep[1], &s1);
+  assert_int_equal(s1.last_applied, s0.last_applied);
+  assert_memory_equal(s1.applied_chain, s0.applied_chain, 32);
+  tc_close(&t);
+}
+
+static uint8_t *g_replay;
+static size_t g_replay_len;
+static void grab_last(const struct raft_entry *e, void *arg) {
+  (void)arg;
+  free(g_replay);
+  g_replay = malloc(e->buf.len);
+  memcpy(g_replay, e->buf.base, e->buf.len);
+  g_replay_len = e->buf.len;
+}
+
+struct raw_done {
+  int done, status;
+  struct teex_ds_result *res;
+};
+static void raw_cb(void *arg, int status, void *result) {
+  struct raw_done *d = arg;
+  d->done = 1;
+  d->status = status;
+  d->res = result;
+}
+
+static void test_replayed_entry_refused_everywhere(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  struct tc_op op;
+  struct teex_ds_cmd c = tc_set_cmd("app/balance", "100");
+  assert_int_equal(tc_run(&t, &c, &op), 0);
+  tc_op_clear(&op);
+  unsigned l = tc_leader(&t);
+  each_entry(&t, l, grab_last, NULL);
+  c = tc_set_cmd("app/balance", "0");
+  assert_int_equal(tc_run(&t, &c, &op), 0);
+  tc_op_clear(&op);
+  /* Re-propose the old sealed entry verbatim, as an attacker who could
+   * inject into the log would. */
+  struct raw_done d = {0};
+  assert_int_equal(
+      t.cons[l]->ops->propose(t.cons[l], g_replay, g_replay_len, raw_cb, &d),
+      0);
+  for (int i = 0; i < 20000 && !d.done; i++)
+    raft_fixture_step(&t.f);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(d.res->status, TEEX_EREPLAY);
+  teex_ds_replica_hooks.result_free(t.rep[l], d.res);
+  tc_settle(&t);
+  for (unsigned i = 0; i < 3; i++) {
+    struct teex_ds_status st;
+    teex_ds_replica_status(t.rep[i], &st);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.failed, 0);
+    struct teex_ds_result r;
+    struct teex_ds_cmd g = tc_get_cmd("app/balance");
+    assert_int_equal(teex_ds_replica_read_local(t.rep[i], &g, &r), 0);
+    assert_memory_equal(r.val, "0", 1);
+    teex_ds_result_free(&r);
+  }
+  assert_same_state(&t);
+  free(g_replay);
+  g_replay = NULL;
+  tc_close(&t);
+}
+
+static void test_namespace_and_limits_in_group(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  struct tc_op op;
+  struct teex_ds_cmd c = tc_set_cmd("bank/secret", "x");
+  assert_int_equal(tc_run(&t, &c, &op), TEEX_EPERM);
+  tc_op_clear(&op);
+  struct teex_ds_cmd g = tc_get_cmd("bank/secret");
+  struct teex_err err;
+  memset(&op, 0, sizeof(op));
+  assert_int_equal(
+      teex_ds_replica_read(t.rep[tc_leader(&t)], &g, tc_done, &op, &err), 0);
+  assert_true(tc_wait(&t, &op, 20000));
+  assert_int_equal(op.res->status, TEEX_EPERM);
+  tc_op_clear(&op);
+  static uint8_t big[TEEX_DS_VALUE_MAX + 1];
+  c = tc_set_cmd("app/big", "");
+  c.val = big;
+  c.val_len = sizeof(big);
+  assert_int_equal(tc_submit_on(&t, tc_leader(&t), &c, &op), TEEX_ETOOBIG);
+  assert_false(op.done);
+  tc_settle(&t);
+  for (unsigned i = 0; i < 3; i++)
+    assert_int_equal(teex_ds_kv_count(teex_ds_replica_kv(t.rep[i])), 0);
+  tc_close(&t);
+}
+
+static void test_ttl_by_leader_clock(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  struct tc_op op;
+  struct teex_ds_cmd c = tc_set_cmd("app/session", "tok");
+  c.ttl_ms = 3000;
+  assert_int_equal(tc_run(&t, &c, &op), 0);
+  uint64_t set_clock = op.res->clock_ms;
+  tc_op_clear(&op);
+  struct teex_ds_cmd g = tc_get_cmd("app/session");
+  assert_int_equal(tc_run(&t, &g, &op), 0);
+  tc_op_clear(&op);
+  raft_fixture_step_until_elapsed(&t.f, 3500);
+  assert_int_equal(tc_run(&t, &g, &op), TEEX_ENOTFOUND);
+  assert_true(op.res->clock_ms >= set_clock + 3000);
+  tc_op_clear(&op);
+  tc_settle(&t);
+  assert_same_state(&t);
+  tc_close(&t);
+}
+
+static void test_concurrent_incr_and_cas(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  unsigned l = tc_leader(&t);
+  struct tc_op ops[10];
+  int seen[11] = {0};
+  for (int i = 0; i < 10; i++) {
+    struct teex_ds_cmd c = {.op = TEEX_DS_INCR, .grant = "app", .delta = 1};
+    c.key = (const uint8_t *)"app/n";
+    c.key_len = 5;
+    assert_int_equal(tc_submit_on(&t, l, &c, &ops[i]), 0);
+  }
+  for (int i = 0; i < 10; i++) {
+    assert_true(tc_wait(&t, &ops[i], 20000));
+    assert_int_equal(ops[i].res->status, 0);
+    seen[ops[i].res->num]++;
+    tc_op_clear(&ops[i]);
+  }
+  for (int i = 1; i <= 10; i++)
+    assert_int_equal(seen[i], 1); /* no lost update, no duplicate */
+  /* Two CAS from the same expected value: exactly one wins. */
+  for (int i = 0; i < 2; i++) {
+    struct teex_ds_cmd c = {.op = TEEX_DS_CAS, .grant = "app"};
+    c.key = (const uint8_t *)"app/n";
+    c.key_len = 5;
+    c.expect = (const uint8_t *)"10";
+    c.expect_len = 2;
+    c.val = (const uint8_t *)(i ? "B" : "A");
+    c.val_len = 1;
+    assert_int_equal(tc_submit_on(&t, l, &c, &ops[i]), 0);
+  }
+  assert_true(tc_wait(&t, &ops[0], 20000));
+  assert_true(tc_wait(&t, &ops[1], 20000));
+  assert_int_equal(ops[0].res->status, 0);
+  assert_int_equal(ops[1].res->status, TEEX_ESTATE);
+  assert_memory_equal(ops[1].res->val, "A", 1);
+  tc_op_clear(&ops[0]);
+  tc_op_clear(&ops[1]);
+  tc_close(&t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_replicate_same_order_same_results),
+      cmocka_unit_test(test_leader_kill_no_acked_write_lost),
+      cmocka_unit_test(test_partitioned_minority_cannot_commit),
+      cmocka_unit_test(test_log_and_snapshot_carry_only_ciphertext),
+      cmocka_unit_test(test_wrong_group_key_halts_not_diverges),
+      cmocka_unit_test(test_replayed_entry_refused_everywhere),
+      cmocka_unit_test(test_namespace_and_limits_in_group),
+      cmocka_unit_test(test_ttl_by_leader_clock),
+      cmocka_unit_test(test_concurrent_incr_and_cas),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
