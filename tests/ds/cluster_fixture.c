@@ -9,6 +9,8 @@
 #include <string.h>
 
 #define TC_MAX 5
+/* Helpers a given test may not use. */
+#define TC_FN static __attribute__((unused))
 
 struct tc {
   struct raft_fixture f;
@@ -18,7 +20,7 @@ struct tc {
 };
 
 /* The leader's clock: the fixture's global time, so TTLs are testable. */
-static uint64_t tc_clock(void *arg) {
+TC_FN uint64_t tc_clock(void *arg) {
   struct tc *t = arg;
   return (uint64_t)raft_fixture_time(&t->f) + 1000000;
 }
@@ -26,7 +28,7 @@ static uint64_t tc_clock(void *arg) {
 static const uint8_t tc_group_id[16] = "teex-ds-test-grp";
 
 /* keys[i]: replica i's group key (all the same in a healthy group). */
-static void tc_init_keys(struct tc *t, unsigned n, const uint8_t *keys[]) {
+TC_FN void tc_init_keys(struct tc *t, unsigned n, const uint8_t *keys[]) {
   memset(t, 0, sizeof(*t));
   t->n = n;
   assert_int_equal(raft_fixture_initialize(&t->f), 0);
@@ -52,12 +54,12 @@ static void tc_init_keys(struct tc *t, unsigned n, const uint8_t *keys[]) {
 
 static const uint8_t tc_key[32] = "0123456789abcdef0123456789abcdef";
 
-static void tc_init(struct tc *t, unsigned n) {
+TC_FN void tc_init(struct tc *t, unsigned n) {
   const uint8_t *keys[TC_MAX] = {tc_key, tc_key, tc_key, tc_key, tc_key};
   tc_init_keys(t, n, keys);
 }
 
-static void tc_close(struct tc *t) {
+TC_FN void tc_close(struct tc *t) {
   raft_fixture_close(&t->f);
   for (unsigned i = 0; i < t->n; i++) {
     t->cons[i]->ops->free(t->cons[i]);
@@ -65,7 +67,7 @@ static void tc_close(struct tc *t) {
   }
 }
 
-static unsigned tc_leader(struct tc *t) {
+TC_FN unsigned tc_leader(struct tc *t) {
   return raft_fixture_leader_index(&t->f);
 }
 
@@ -76,14 +78,14 @@ struct tc_op {
   struct teex_ds_result *res;
 };
 
-static void tc_done(void *arg, int status, struct teex_ds_result *res) {
+TC_FN void tc_done(void *arg, int status, struct teex_ds_result *res) {
   struct tc_op *op = arg;
   op->done = 1;
   op->status = status;
   op->res = res;
 }
 
-static void tc_op_clear(struct tc_op *op) {
+TC_FN void tc_op_clear(struct tc_op *op) {
   if (op->res) {
     teex_ds_result_free(op->res);
     free(op->res);
@@ -92,21 +94,21 @@ static void tc_op_clear(struct tc_op *op) {
 }
 
 /* Steps the fixture until op is done or max_steps pass. */
-static int tc_wait(struct tc *t, struct tc_op *op, int max_steps) {
+TC_FN int tc_wait(struct tc *t, struct tc_op *op, int max_steps) {
   for (int i = 0; i < max_steps && !op->done; i++)
     raft_fixture_step(&t->f);
   return op->done;
 }
 
-static int tc_submit_on(struct tc *t, unsigned i, const struct teex_ds_cmd *c,
-                        struct tc_op *op) {
+TC_FN int tc_submit_on(struct tc *t, unsigned i, const struct teex_ds_cmd *c,
+                       struct tc_op *op) {
   struct teex_err err;
   memset(op, 0, sizeof(*op));
   return teex_ds_replica_submit(t->rep[i], c, tc_done, op, &err);
 }
 
 /* Submits on the leader and waits: the result's status (or the error). */
-static int tc_run(struct tc *t, const struct teex_ds_cmd *c, struct tc_op *op) {
+TC_FN int tc_run(struct tc *t, const struct teex_ds_cmd *c, struct tc_op *op) {
   int rc = tc_submit_on(t, tc_leader(t), c, op);
   if (rc != 0)
     return rc;
@@ -114,7 +116,7 @@ static int tc_run(struct tc *t, const struct teex_ds_cmd *c, struct tc_op *op) {
   return op->status != 0 ? op->status : op->res->status;
 }
 
-static struct teex_ds_cmd tc_set_cmd(const char *k, const char *v) {
+TC_FN struct teex_ds_cmd tc_set_cmd(const char *k, const char *v) {
   struct teex_ds_cmd c = {.op = TEEX_DS_SET, .grant = "app"};
   c.key = (const uint8_t *)k;
   c.key_len = strlen(k);
@@ -123,7 +125,7 @@ static struct teex_ds_cmd tc_set_cmd(const char *k, const char *v) {
   return c;
 }
 
-static struct teex_ds_cmd tc_get_cmd(const char *k) {
+TC_FN struct teex_ds_cmd tc_get_cmd(const char *k) {
   struct teex_ds_cmd c = {.op = TEEX_DS_GET, .grant = "app"};
   c.key = (const uint8_t *)k;
   c.key_len = strlen(k);
@@ -131,7 +133,7 @@ static struct teex_ds_cmd tc_get_cmd(const char *k) {
 }
 
 /* Steps until every live replica applied up to the leader's last index. */
-static void tc_settle(struct tc *t) {
+TC_FN void tc_settle(struct tc *t) {
   unsigned l = tc_leader(t);
   raft_index idx = raft_last_index(raft_fixture_get(&t->f, l));
   for (unsigned i = 0; i < t->n; i++)
