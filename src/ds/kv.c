@@ -223,6 +223,8 @@ int teex_ds_cmd_decode(const uint8_t *buf, size_t len,
   if (glen > TEEX_DS_NS_MAX)
     return teex_err_set(err, TEEX_EFORMAT, "decode command: grant length");
   const uint8_t *g = r_bytes(&r, glen);
+  if (g != NULL && memchr(g, 0, glen) != NULL)
+    return teex_err_set(err, TEEX_EFORMAT, "decode command: NUL in grant");
   if (g != NULL)
     memcpy(v->grant, g, glen);
   v->grant[glen] = 0;
