@@ -631,6 +631,18 @@ done:
   return r;
 }
 
+int teex_chain__apply_log(const struct teex_eth_log *lg,
+                          struct teex_chain_service **v, size_t *n, size_t *cap,
+                          struct teex_err *err) {
+  uint8_t topics[5][32];
+  for (int i = 0; i < 5; i++) {
+    int r = teex_abi_event_topic(event_sigs[i], topics[i], err);
+    if (r != 0)
+      return r;
+  }
+  return apply_log(lg, (const uint8_t(*)[32])topics, v, n, cap, err);
+}
+
 int teex_chain_catalogue(struct teex_eth_rpc *rpc,
                          const struct teex_chain_addrs *a,
                          struct teex_chain_service **out, size_t *n,

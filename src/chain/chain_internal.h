@@ -7,4 +7,12 @@
 const char *const *teex_chain__function_sigs(void);
 const char *const *teex_chain__event_sigs(void);
 
+/* Folds one ServiceRegistry log into the catalogue *v (n entries, cap
+ * allocated; *v owned by the caller, free()). Logs of other events are
+ * skipped. What teex_chain_catalogue does per log; exposed for the fuzzer. */
+#include "teex/chain.h"
+int teex_chain__apply_log(const struct teex_eth_log *lg,
+                          struct teex_chain_service **v, size_t *n, size_t *cap,
+                          struct teex_err *err);
+
 #endif
