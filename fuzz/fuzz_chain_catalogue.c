@@ -15,8 +15,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const sigs[] = {
-    "ServiceListed(bytes32,address,uint32,string,uint128,uint128,address,"
-    "bytes32,bytes32,bool)",
+    ("ServiceListed(bytes32,address,uint32,string,uint128,uint128,address,"
+     "bytes32,bytes32,bool)"),
     "ServiceVersionPublished(bytes32,uint32,string,address,bytes32,bytes32)",
     "ServicePriceChanged(bytes32,uint128,uint128)",
     "ServiceVisibilityChanged(bytes32,bool)",
