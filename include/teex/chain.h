@@ -165,6 +165,10 @@ int teex_chain_complete_withdrawal(struct teex_eth_sender *s,
                                    const struct teex_chain_addrs *a,
                                    const uint8_t dispatcher[20],
                                    unsigned timeout_ms, struct teex_err *err);
+int teex_chain_cancel_withdrawal(struct teex_eth_sender *s,
+                                 const struct teex_chain_addrs *a,
+                                 const uint8_t dispatcher[20],
+                                 unsigned timeout_ms, struct teex_err *err);
 int teex_chain_get_escrow(struct teex_eth_rpc *rpc,
                           const struct teex_chain_addrs *a,
                           const uint8_t user[20], const uint8_t dispatcher[20],

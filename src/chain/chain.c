@@ -38,6 +38,7 @@
 #define F_DEPOSIT "deposit(address)"
 #define F_REQUEST_WD "requestWithdrawal(address,uint256)"
 #define F_COMPLETE_WD "completeWithdrawal(address)"
+#define F_CANCEL_WD "cancelWithdrawal(address)"
 #define F_ESCROW "escrowOf(address,address)"
 #define R_ESCROW "(uint256,uint256,uint256,uint64)"
 #define F_WITHDRAW_CREDITS "withdrawCredits(address,uint256)"
@@ -63,11 +64,10 @@
 #define E_RETIRED "ServiceRetired(bytes32)"
 
 static const char *const function_sigs[] = {
-    F_LIST,       F_PUBLISH,     F_RETIRE,    F_GET_SERVICE,
-    F_REGISTER,   F_REVOKE,      F_IS_ACTIVE, F_DEPOSIT,
-    F_REQUEST_WD, F_COMPLETE_WD, F_ESCROW,    F_WITHDRAW_CREDITS,
-    F_CREDITS,    F_SETTLE,      F_GET_BATCH, F_VERIFY,
-    NULL};
+    F_LIST,   F_PUBLISH,          F_RETIRE,  F_GET_SERVICE, F_REGISTER,
+    F_REVOKE, F_IS_ACTIVE,        F_DEPOSIT, F_REQUEST_WD,  F_COMPLETE_WD,
+    F_ESCROW, F_WITHDRAW_CREDITS, F_CREDITS, F_SETTLE,      F_GET_BATCH,
+    F_VERIFY, F_CANCEL_WD,        NULL};
 static const char *const event_sigs[] = {E_LISTED,     E_VERSION, E_PRICE,
                                          E_VISIBILITY, E_RETIRED, NULL};
 
@@ -783,6 +783,15 @@ int teex_chain_complete_withdrawal(struct teex_eth_sender *s,
   int r = addr_call(s, a->settlement, 0, F_COMPLETE_WD, dispatcher, NULL,
                     timeout_ms, err);
   return r == 0 ? 0 : teex_err_wrap(err, r, "complete withdrawal");
+}
+
+int teex_chain_cancel_withdrawal(struct teex_eth_sender *s,
+                                 const struct teex_chain_addrs *a,
+                                 const uint8_t dispatcher[20],
+                                 unsigned timeout_ms, struct teex_err *err) {
+  int r = addr_call(s, a->settlement, 0, F_CANCEL_WD, dispatcher, NULL,
+                    timeout_ms, err);
+  return r == 0 ? 0 : teex_err_wrap(err, r, "cancel withdrawal");
 }
 
 int teex_chain_withdraw_credits(struct teex_eth_sender *s,

@@ -51,6 +51,9 @@ int teex_cmd_up(int argc, char **argv);             /* cmd_up.c */
 int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
 int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */
 int teex_cmd_ipfs(int argc, char **argv);
-int teex_cmd_chain(int argc, char **argv); /* cmd_chain.c */
+int teex_cmd_chain(int argc, char **argv);
+int teex_cmd_deposit(int argc, char **argv); /* cmd_escrow.c */
+int teex_cmd_withdraw(int argc, char **argv);
+    /* cmd_escrow.c */ /* cmd_chain.c */
 
 #endif
