@@ -54,6 +54,6 @@ int teex_cmd_ipfs(int argc, char **argv);
 int teex_cmd_chain(int argc, char **argv);
 int teex_cmd_deposit(int argc, char **argv); /* cmd_escrow.c */
 int teex_cmd_withdraw(int argc, char **argv);
-    /* cmd_escrow.c */ /* cmd_chain.c */
+/* cmd_escrow.c */ /* cmd_chain.c */
 
 #endif
