@@ -179,6 +179,7 @@ static const char *keys[] = {
 enum { DEPLOYER, DISPATCHER, USER, PROVIDER, STRANGER };
 
 static pid_t anvil_pid;
+static char url[64];
 static struct teex_eth_rpc *rpc;
 static struct teex_eth_sender *snd[5];
 static uint8_t sk[5][32], addr[5][20];
@@ -216,7 +217,7 @@ static void stop_anvil(void) {
 }
 
 static int start_anvil(void) {
-  char bin[1024], port_s[16], url[64];
+  char bin[1024], port_s[16];
   int port = free_port();
   struct teex_err e = {0};
   struct teex_eth_rpc_opts o = {.timeout_ms = 20000, .retries = -1};
@@ -389,6 +390,24 @@ static void test_list_service(void **state) {
   assert_false(cat[0].retired);
   assert_true(cat[1].retired);
   free(cat);
+
+  /* The same app store through the CLI, as a user sees it. */
+  char *dir = tu_mkdtemp("chainsvc"), conf[512], *out = NULL, *errout = NULL;
+  snprintf(conf, sizeof conf, "%s/" TEEX_CHAIN_CONF, dir);
+  assert_int_equal(teex_chain_conf_save(conf, url, ca.chain_id, &ca, &e), 0);
+  char *argv[] = {
+      (char *)tu_teex_bin(), "chain", "services", "--dir", dir, "--json", NULL};
+  int st = tu_run(argv, NULL, 0, &out, &errout);
+  if (st != 0)
+    fail_msg("teex chain services: %d %s", st, errout ? errout : "");
+  assert_non_null(strstr(out, svc.metadata_cid));
+  assert_non_null(strstr(out, "\"price\":\"1000\""));
+  assert_non_null(strstr(out, "\"state\":\"retired\""));
+  assert_non_null(strstr(out, "\"state\":\"public\""));
+  free(out);
+  free(errout);
+  tu_rmtree(dir);
+  free(dir);
 }
 
 static void test_enclave_and_deposit(void **state) {

@@ -35,6 +35,8 @@ settlement="$(sed -n 's/^settlement = //p' "$dir/chain.conf")"
 grep -q "^service_registry = 0x" "$dir/chain.conf" || fail "service registry not recorded"
 "$teex" chain status --dir "$dir" --json | grep -q '"contracts_ok":true' || fail "status json"
 "$teex" chain status --dir "$dir" | grep -q "contracts  ok" || fail "status text"
+"$teex" chain services --dir "$dir" | grep -q "no services listed" || fail "empty catalogue"
+[ "$("$teex" chain services --dir "$dir" --json)" = "[]" ] || fail "empty catalogue json"
 
 # Escrow with a keystore account (anvil's account 2, imported; cheap scrypt).
 echo 5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$dir/user.key"
