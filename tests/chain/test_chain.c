@@ -545,6 +545,60 @@ static void test_settle(void **state) {
                    0);
   assert_true(cr == 900);
 
+  /* The batch content for IPFS, audited by an independent implementation
+   * (contracts/js/audit_batch.mjs on ethers): magic, leaves, root, worker
+   * and user signatures, splits and credits. */
+  {
+    struct teex_domain d;
+    uint8_t sigs[3][65], digest[32];
+    struct teex_chain_batch_content bc = {0};
+    struct teex_buf out;
+    char *dir = tu_mkdtemp("batchcontent"), file[512], script[512];
+    char *o = NULL, *eo = NULL, roothex[65];
+    domain_of(ca.settlement, &d);
+    for (int i = 0; i < 3; i++) {
+      teex_stmt_receipt_digest(&d, &rcpt[i], digest);
+      assert_int_equal(teex_stmt_sign(sk[STRANGER], digest, sigs[i]), 0);
+    }
+    bc.chain_id = ca.chain_id;
+    memcpy(bc.settlement, ca.settlement, 20);
+    memcpy(bc.dispatcher, addr[DISPATCHER], 20);
+    bc.batch = &b;
+    bc.receipts = rcpt;
+    bc.receipt_sigs = (const uint8_t(*)[65])sigs;
+    bc.n_receipts = 2;
+    teex_buf_init(&out, TEEX_CHAIN_BATCH_CONTENT_MAX, 0);
+    assert_int_equal(teex_chain_batch_content_encode(&bc, &out, &e),
+                     TEEX_EINVAL); /* 2 receipts for 3 tasks */
+    bc.n_receipts = 3;
+    if (teex_chain_batch_content_encode(&bc, &out, &e) != 0)
+      fail_msg("%s", e.msg);
+    snprintf(file, sizeof file, "%s/batch.bin", dir);
+    snprintf(script, sizeof script, "%s/contracts/js/audit_batch.mjs",
+             tu_source_dir());
+    assert_int_equal(tu_write_file(file, out.data, out.len), 0);
+    char *argv[] = {"/usr/bin/env", "node", script, file, NULL};
+    int st = tu_run(argv, NULL, 0, &o, &eo);
+    if (st != 0)
+      fail_msg("audit: %s", eo ? eo : "");
+    teex_hex_encode(root, 32, roothex);
+    assert_non_null(strstr(o, roothex));
+    assert_non_null(strstr(o, "\"receipts\":3"));
+    free(o);
+    free(eo);
+    /* One wei more in the last credit: the audit must refuse it. */
+    out.data[out.len - 1] ^= 1;
+    assert_int_equal(tu_write_file(file, out.data, out.len), 0);
+    st = tu_run(argv, NULL, 0, &o, &eo);
+    assert_int_not_equal(st, 0);
+    assert_non_null(strstr(eo, "credit"));
+    free(o);
+    free(eo);
+    teex_buf_free(&out);
+    tu_rmtree(dir);
+    free(dir);
+  }
+
   /* The same batch again. */
   assert_int_equal(
       teex_chain_settle_batch(snd[DISPATCHER], &ca, &b, 0, NULL, &e),
