@@ -24,6 +24,8 @@ static const struct teex_cli_cmd commands[] = {
     {"account", teex_cmd_account,
      "keystore accounts: new, import, export, list, balance"},
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
+    {"executor", teex_cmd_executor,
+     "(internal) a service's sandboxed executor"},
     {NULL, NULL, NULL},
 };
 
