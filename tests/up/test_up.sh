@@ -35,6 +35,14 @@ grep -q "listed on chain" "$tmp/deploy" || fail "not listed: $(cat "$tmp/deploy"
 grep -q "genome" "$tmp/services" || grep -qi "$(sed -n 's/.*service id *0x\([0-9a-f]\{8\}\).*/\1/p' "$tmp/deploy")" "$tmp/services" \
   || fail "catalogue: $(cat "$tmp/services")"
 
+# The app store: name, prices and the description from IPFS.
+"$teex" service list > "$tmp/list" || fail "service list"
+grep -q "^genome-match .* 1000000000000000 *700000000000000 " "$tmp/list" \
+  || fail "service list: $(cat "$tmp/list")"
+desc="$(sed -n 's/^description = "\(.*\)"/\1/p' "$src/examples/services/genome-match/service/teex.toml" | head -1)"
+[ -z "$desc" ] || grep -qF "${desc:0:30}" "$tmp/list" || fail "description missing: $(cat "$tmp/list")"
+"$teex" service list --json | grep -q '"name":"genome-match"' || fail "service list --json"
+
 "$teex" down > "$tmp/down" || fail "down"
 grep -q "stopped sm" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 grep -q "stopped anvil" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
