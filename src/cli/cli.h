@@ -40,8 +40,9 @@ int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Command groups, one per file src/cli/cmd_<group>.c. */
 int teex_cmd_version(int argc, char **argv);
 int teex_cmd_tee(int argc, char **argv);
-int teex_cmd_service(int argc, char **argv); /* cmd_service.c */
-int teex_cmd_sm(int argc, char **argv);      /* cmd_sm.c */
+int teex_cmd_service(int argc, char **argv);    /* cmd_service.c */
+int teex_cmd_sm(int argc, char **argv);         /* cmd_sm.c */
+int teex_cmd_dispatcher(int argc, char **argv); /* cmd_dispatcher.c */
 int teex_cmd_ipfs(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct teex_cli_cmd commands[] = {
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
+    {"dispatcher", teex_cmd_dispatcher, "the task dispatcher daemon"},
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
     {NULL, NULL, NULL},
 };

@@ -1,0 +1,684 @@
+/* The dispatcher daemon end to end: `teex dispatcher run` started as a user
+ * would, with its chain in a local file. This test process plays two
+ * workers (sim TEE, mutual RA-TLS) and the users (server-only RA-TLS):
+ * registration bound to the attested address, signed assignments pointing at
+ * a registered worker, refusals (bad signature, too little escrow, a
+ * replayed authorisation, a price that is not the listed one, cumulative too
+ * low with the base in the message), a retry with failed_worker that gets
+ * another worker and is not charged twice, receipts checked and recorded
+ * once, a silent worker dropped, the chain going away and coming back, a
+ * restart keeping unsettled receipts, and a settlement whose Merkle proof
+ * checks against the batch root, with the content on IPFS. */
+#include "testutil.h"
+
+#include "teex/config.h"
+#include "teex/crypto.h"
+#include "teex/ipfs.h"
+#include "teex/proto/dispatcher.pb-c.h"
+#include "teex/ratls.h"
+#include "teex/ratls_channel.h"
+#include "teex/rpc_sync.h"
+#include "teex/settle.h"
+#include "teex/statements.h"
+#include "teex/tee.h"
+
+#include <openssl/x509.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SETTLEMENT "0x5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e"
+#define PRICE 100
+#define REMUNERATION 60
+
+struct worker {
+  uint8_t sk[32], pub[64], addr[20];
+  EVP_PKEY *key;
+  X509 *cert;
+  struct teex_tls_ctx *ctx;
+  struct teex_rpc_sync *c;
+  char endpoint[32];
+};
+
+struct user {
+  uint8_t sk[32], addr[20];
+};
+
+struct fx {
+  char *dir;
+  char ready[4096], log[4096], policy[4096], chain[4096], state[4096],
+      ipfs[4096];
+  uint8_t root[32];
+  int pid;
+  int worker_port, user_port;
+  uint8_t dispatcher[20];
+  struct teex_domain domain;
+  struct teex_tee *tee; /* this process, measured as an allowed worker */
+  struct teex_tee_policy d_policy; /* what users and workers require of it */
+  struct teex_ratls_verifier verifier;
+  struct teex_tls_ctx *uctx;
+  struct teex_rpc_sync *uc;
+  struct worker w[3];
+  struct user u1, u2, u3;
+  uint8_t service[32], image[32], provider[20];
+  struct teex_buf resp;
+};
+
+static struct teex_tee *open_tee(const char *dir, const char *role,
+                                 const char *exe) {
+  struct teex_tee_config c;
+  memset(&c, 0, sizeof c);
+  c.data_dir = dir;
+  c.role = role;
+  c.exe_path = exe;
+  struct teex_tee *tee = NULL;
+  struct teex_err err;
+  if (teex_tee_open(&c, &tee, &err) != 0)
+    fail_msg("tee open: %s", err.msg);
+  return tee;
+}
+
+static void write_chain(struct fx *f, unsigned long escrow1) {
+  char text[2048], s[65], i[65], p[43], u1[43], u2[43], u3[43];
+  teex_hex_encode(f->service, 32, s);
+  teex_hex_encode(f->image, 32, i);
+  teex_eth_address_hex(f->provider, p);
+  teex_eth_address_hex(f->u1.addr, u1);
+  teex_eth_address_hex(f->u2.addr, u2);
+  teex_eth_address_hex(f->u3.addr, u3);
+  int n = snprintf(text, sizeof text,
+                   "# test chain\nservice 0x%s 0x%s %d %d %s\n"
+                   "escrow %s %lu 0\nescrow %s 50 0\nescrow %s 1000 0\n",
+                   s, i, PRICE, REMUNERATION, p, u1, escrow1, u2, u3);
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.new", f->chain);
+  assert_int_equal(tu_write_file(tmp, text, (size_t)n), 0);
+  assert_int_equal(rename(tmp, f->chain), 0);
+}
+
+static void start(struct fx *f) {
+  unlink(f->ready);
+  char *argv[] = {(char *)tu_teex_bin(),
+                  "dispatcher",
+                  "run",
+                  "--data-dir",
+                  f->dir,
+                  "--state",
+                  f->state,
+                  "--listen",
+                  "127.0.0.1:0",
+                  "--user-listen",
+                  "127.0.0.1:0",
+                  "--policy",
+                  f->policy,
+                  "--settlement",
+                  SETTLEMENT,
+                  "--chain-file",
+                  f->chain,
+                  "--ipfs-dir",
+                  f->ipfs,
+                  "--heartbeat-timeout",
+                  "1500",
+                  "--settle-receipts",
+                  "2",
+                  "--settle-interval",
+                  "600000",
+                  "--ready-file",
+                  f->ready,
+                  NULL};
+  f->pid = tu_spawn(argv, f->log);
+  assert_true(f->pid > 0);
+  if (tu_wait_file(f->ready, 10000) != 0) {
+    size_t n;
+    char *log = (char *)tu_read_file(f->log, &n);
+    fail_msg("dispatcher did not start: %s", log ? log : "");
+  }
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, f->ready, &err), 0);
+  uint64_t v;
+  assert_int_equal(teex_config_get_u64(&c, "worker_port", 0, &v, &err), 0);
+  f->worker_port = (int)v;
+  assert_int_equal(teex_config_get_u64(&c, "user_port", 0, &v, &err), 0);
+  f->user_port = (int)v;
+  const char *a = teex_config_get(&c, "address", NULL);
+  assert_non_null(a);
+  assert_int_equal(teex_eth_address_parse(a, f->dispatcher), 0);
+  teex_config_free(&c);
+  /* the user connection, verifying the dispatcher's evidence */
+  struct teex_tls_config tc = {.verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  assert_int_equal(teex_tls_ctx_new(&f->uctx, &tc, 0, &err), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->user_port);
+  if (teex_rpc_sync_connect(addr, f->uctx, 5000, &f->uc, &err) != 0)
+    fail_msg("user connect: %s", err.msg);
+}
+
+static void stop(struct fx *f) {
+  teex_rpc_sync_close(f->uc);
+  teex_tls_ctx_free(f->uctx);
+  f->uc = NULL;
+  f->uctx = NULL;
+  for (int i = 0; i < 3; i++) {
+    teex_rpc_sync_close(f->w[i].c);
+    teex_tls_ctx_free(f->w[i].ctx);
+    f->w[i].c = NULL;
+    f->w[i].ctx = NULL;
+  }
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  f->pid = 0;
+}
+
+static void worker_connect(struct fx *f, struct worker *w) {
+  struct teex_err err;
+  if (w->key == NULL) {
+    struct teex_ratls_keys keys = {.secp256k1_pub = w->pub};
+    assert_int_equal(
+        teex_ratls_identity_new(f->tee, &keys, &w->key, &w->cert, &err), 0);
+  }
+  struct teex_tls_config tc = {.cert = w->cert,
+                               .key = w->key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  assert_int_equal(teex_tls_ctx_new(&w->ctx, &tc, 0, &err), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->worker_port);
+  if (teex_rpc_sync_connect(addr, w->ctx, 5000, &w->c, &err) != 0)
+    fail_msg("worker connect: %s", err.msg);
+}
+
+static int call(struct teex_rpc_sync *c, struct fx *f, const char *method,
+                const ProtobufCMessage *m, struct teex_err *err) {
+  size_t n = m ? protobuf_c_message_get_packed_size(m) : 0;
+  uint8_t *buf = malloc(n ? n : 1);
+  if (m)
+    protobuf_c_message_pack(m, buf);
+  teex_err_clear(err);
+  int rc = teex_rpc_sync_call(c, method, buf, n, 5000, &f->resp, err);
+  free(buf);
+  return rc;
+}
+
+static int do_register(struct fx *f, struct worker *w, const uint8_t *addr,
+                       struct teex_err *err) {
+  Teex__Dispatcher__RegisterRequest r =
+      TEEX__DISPATCHER__REGISTER_REQUEST__INIT;
+  r.address = (ProtobufCBinaryData){20, (uint8_t *)addr};
+  r.capacity = 2;
+  r.endpoint = w->endpoint;
+  return call(w->c, f, "dispatcher.Register", &r.base, err);
+}
+
+static int heartbeat(struct fx *f, struct worker *w, struct teex_err *err) {
+  Teex__Dispatcher__HeartbeatRequest r =
+      TEEX__DISPATCHER__HEARTBEAT_REQUEST__INIT;
+  ProtobufCBinaryData warm = {32, f->image};
+  r.n_warm_images = 1;
+  r.warm_images = &warm;
+  return call(w->c, f, "dispatcher.Heartbeat", &r.base, err);
+}
+
+struct task {
+  struct teex_payment_auth a;
+};
+
+static void make_auth(struct fx *f, const struct user *u, struct task *t,
+                      teex_amount price, teex_amount cumulative) {
+  memset(t, 0, sizeof *t);
+  memcpy(t->a.user, u->addr, 20);
+  memcpy(t->a.dispatcher, f->dispatcher, 20);
+  teex_random(t->a.task_id, 32);
+  memcpy(t->a.service_id, f->service, 32);
+  memcpy(t->a.image_hash, f->image, 32);
+  teex_keccak256("", 0, t->a.datasets_hash);
+  t->a.price = price;
+  t->a.cumulative = cumulative;
+  uint8_t d[32];
+  teex_stmt_payment_auth_digest(&f->domain, &t->a, d);
+  assert_int_equal(teex_stmt_sign(u->sk, d, t->a.sig), 0);
+}
+
+/* Submits; on success *as is the unpacked response (caller frees). */
+static int submit(struct fx *f, const struct task *t, const uint8_t *failed,
+                  Teex__Dispatcher__SubmitResponse **as, struct teex_err *err) {
+  uint8_t price[32], cum[32];
+  teex_amount_word(t->a.price, price);
+  teex_amount_word(t->a.cumulative, cum);
+  Teex__Dispatcher__Authorization a = TEEX__DISPATCHER__AUTHORIZATION__INIT;
+  a.user = (ProtobufCBinaryData){20, (uint8_t *)t->a.user};
+  a.dispatcher = (ProtobufCBinaryData){20, (uint8_t *)t->a.dispatcher};
+  a.task_id = (ProtobufCBinaryData){32, (uint8_t *)t->a.task_id};
+  a.service_id = (ProtobufCBinaryData){32, (uint8_t *)t->a.service_id};
+  a.image_hash = (ProtobufCBinaryData){32, (uint8_t *)t->a.image_hash};
+  a.datasets_hash = (ProtobufCBinaryData){32, (uint8_t *)t->a.datasets_hash};
+  a.price = (ProtobufCBinaryData){32, price};
+  a.cumulative = (ProtobufCBinaryData){32, cum};
+  a.signature = (ProtobufCBinaryData){65, (uint8_t *)t->a.sig};
+  Teex__Dispatcher__SubmitRequest r = TEEX__DISPATCHER__SUBMIT_REQUEST__INIT;
+  r.auth = &a;
+  if (failed)
+    r.failed_worker = (ProtobufCBinaryData){20, (uint8_t *)failed};
+  int rc = call(f->uc, f, "dispatcher.Submit", &r.base, err);
+  if (rc == 0 && as != NULL) {
+    *as = teex__dispatcher__submit_response__unpack(NULL, f->resp.len,
+                                                    f->resp.data);
+    assert_non_null(*as);
+  }
+  return rc;
+}
+
+/* Checks the assignment's signature and that it names one of our workers;
+ * returns that worker's index. */
+static int check_assignment(struct fx *f, const struct task *t,
+                            const Teex__Dispatcher__SubmitResponse *r) {
+  const Teex__Dispatcher__Assignment *m = r->assignment;
+  assert_non_null(m);
+  assert_int_equal(m->worker.len, 20);
+  assert_int_equal(m->signature.len, 65);
+  struct teex_assignment a;
+  memset(&a, 0, sizeof a);
+  a.chain_id = m->chain_id;
+  memcpy(a.dispatcher, m->dispatcher.data, 20);
+  memcpy(a.worker, m->worker.data, 20);
+  memcpy(a.user, m->user.data, 20);
+  memcpy(a.task_id, m->task_id.data, 32);
+  memcpy(a.service_id, m->service_id.data, 32);
+  memcpy(a.image_hash, m->image_hash.data, 32);
+  assert_int_equal(teex_amount_from_word(m->price.data, &a.price), 0);
+  a.expires_at = m->expires_at;
+  assert_true(a.price == t->a.price);
+  assert_memory_equal(a.task_id, t->a.task_id, 32);
+  assert_memory_equal(a.user, t->a.user, 20);
+  assert_int_equal(a.chain_id, 31337);
+  assert_true(a.expires_at > (uint64_t)time(NULL));
+  uint8_t d[32], who[20];
+  teex_stmt_assignment_digest(&a, d);
+  assert_int_equal(teex_stmt_recover(d, m->signature.data, who), 0);
+  assert_memory_equal(who, f->dispatcher, 20);
+  for (int i = 0; i < 3; i++)
+    if (memcmp(f->w[i].addr, a.worker, 20) == 0) {
+      assert_string_equal(m->endpoint, f->w[i].endpoint);
+      return i;
+    }
+  fail_msg("assignment names an unknown worker");
+  return -1;
+}
+
+static void make_receipt(struct fx *f, const struct task *t,
+                         const struct worker *w, struct teex_receipt *r,
+                         uint8_t sig[65], teex_amount worker_amount) {
+  memset(r, 0, sizeof *r);
+  memcpy(r->task_id, t->a.task_id, 32);
+  memcpy(r->service_id, f->service, 32);
+  memcpy(r->image_hash, f->image, 32);
+  memcpy(r->user, t->a.user, 20);
+  memcpy(r->dispatcher, f->dispatcher, 20);
+  memcpy(r->worker, w->addr, 20);
+  memcpy(r->provider, f->provider, 20);
+  teex_random(r->input_commitment, 32);
+  teex_random(r->output_commitment, 32);
+  teex_amount_word(t->a.price, r->price);
+  teex_amount_word(worker_amount, r->worker_amount);
+  teex_amount_word(t->a.price - worker_amount, r->provider_amount);
+  uint8_t d[32];
+  teex_stmt_receipt_digest(&f->domain, r, d);
+  assert_int_equal(teex_stmt_sign(w->sk, d, sig), 0);
+}
+
+static int send_receipt(struct fx *f, struct worker *w,
+                        const struct teex_receipt *r, const uint8_t sig[65],
+                        struct teex_err *err) {
+  Teex__Dispatcher__Receipt m = TEEX__DISPATCHER__RECEIPT__INIT;
+  m.task_id = (ProtobufCBinaryData){32, (uint8_t *)r->task_id};
+  m.service_id = (ProtobufCBinaryData){32, (uint8_t *)r->service_id};
+  m.image_hash = (ProtobufCBinaryData){32, (uint8_t *)r->image_hash};
+  m.user = (ProtobufCBinaryData){20, (uint8_t *)r->user};
+  m.dispatcher = (ProtobufCBinaryData){20, (uint8_t *)r->dispatcher};
+  m.worker = (ProtobufCBinaryData){20, (uint8_t *)r->worker};
+  m.provider = (ProtobufCBinaryData){20, (uint8_t *)r->provider};
+  m.input_commitment =
+      (ProtobufCBinaryData){32, (uint8_t *)r->input_commitment};
+  m.output_commitment =
+      (ProtobufCBinaryData){32, (uint8_t *)r->output_commitment};
+  m.price = (ProtobufCBinaryData){32, (uint8_t *)r->price};
+  m.worker_amount = (ProtobufCBinaryData){32, (uint8_t *)r->worker_amount};
+  m.provider_amount = (ProtobufCBinaryData){32, (uint8_t *)r->provider_amount};
+  m.signature = (ProtobufCBinaryData){65, (uint8_t *)sig};
+  return call(w->c, f, "dispatcher.Receipt", &m.base, err);
+}
+
+static Teex__Dispatcher__StatusResponse *status(struct fx *f,
+                                                const struct task *t) {
+  Teex__Dispatcher__StatusRequest r = TEEX__DISPATCHER__STATUS_REQUEST__INIT;
+  r.task_id = (ProtobufCBinaryData){32, (uint8_t *)t->a.task_id};
+  struct teex_err err;
+  if (call(f->uc, f, "dispatcher.Status", &r.base, &err) != 0)
+    fail_msg("status: %s", err.msg);
+  Teex__Dispatcher__StatusResponse *s =
+      teex__dispatcher__status_response__unpack(NULL, f->resp.len,
+                                                f->resp.data);
+  assert_non_null(s);
+  return s;
+}
+
+static teex_amount base_of(struct fx *f, const struct user *u) {
+  Teex__Dispatcher__BaseRequest r = TEEX__DISPATCHER__BASE_REQUEST__INIT;
+  r.user = (ProtobufCBinaryData){20, (uint8_t *)u->addr};
+  struct teex_err err;
+  if (call(f->uc, f, "dispatcher.Base", &r.base, &err) != 0)
+    fail_msg("base: %s", err.msg);
+  Teex__Dispatcher__BaseResponse *b =
+      teex__dispatcher__base_response__unpack(NULL, f->resp.len, f->resp.data);
+  assert_non_null(b);
+  teex_amount v;
+  assert_int_equal(teex_amount_from_word(b->cumulative_base.data, &v), 0);
+  assert_memory_equal(b->dispatcher.data, f->dispatcher, 20);
+  teex__dispatcher__base_response__free_unpacked(b, NULL);
+  return v;
+}
+
+static int log_has(struct fx *f, const char *s) {
+  size_t n;
+  char *log = (char *)tu_read_file(f->log, &n);
+  int found = log != NULL && strstr(log, s) != NULL;
+  free(log);
+  return found;
+}
+
+static int setup(void **state) {
+  struct fx *f = calloc(1, sizeof *f);
+  struct teex_err err;
+  f->dir = tu_mkdtemp("dspd");
+  assert_int_equal(teex_tee_sim_init(f->dir, f->root, &err), 0);
+  snprintf(f->ready, sizeof f->ready, "%s/d.ready", f->dir);
+  snprintf(f->log, sizeof f->log, "%s/d.log", f->dir);
+  snprintf(f->policy, sizeof f->policy, "%s/policy.conf", f->dir);
+  snprintf(f->chain, sizeof f->chain, "%s/chain.txt", f->dir);
+  snprintf(f->state, sizeof f->state, "%s/state", f->dir);
+  snprintf(f->ipfs, sizeof f->ipfs, "%s/ipfs", f->dir);
+  teex_buf_init(&f->resp, 1 << 20, 0);
+  f->tee = open_tee(f->dir, "worker", NULL);
+  char root_hex[65], meas_hex[65];
+  teex_hex_encode(f->root, 32, root_hex);
+  teex_hex_encode(teex_tee_self(f->tee)->mr_enclave, 32, meas_hex);
+  char text[1024];
+  int n = snprintf(text, sizeof text,
+                   "[policy]\nallow_simulated = true\nroles = worker\n"
+                   "[roots]\nnet = %s\n[measurements]\nworker = %s\n",
+                   root_hex, meas_hex);
+  assert_int_equal(tu_write_file(f->policy, text, (size_t)n), 0);
+  /* Users and workers pin the dispatcher: the teex binary in its role. */
+  struct teex_tee *view = open_tee(f->dir, "dispatcher", tu_teex_bin());
+  teex_tee_policy_init(&f->d_policy);
+  teex_tee_policy_add_root(&f->d_policy, f->root);
+  teex_tee_policy_add_measurement(&f->d_policy,
+                                  teex_tee_self(view)->mr_enclave);
+  teex_tee_policy_add_role(&f->d_policy, "dispatcher");
+  f->d_policy.allow_simulated = 1;
+  teex_tee_close(view);
+  f->verifier.policy = &f->d_policy;
+  f->domain.chain_id = 31337;
+  assert_int_equal(
+      teex_eth_address_parse(SETTLEMENT, f->domain.verifying_contract), 0);
+  uint8_t pub[64];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(teex_secp256k1_keypair(f->w[i].sk, f->w[i].pub), 0);
+    teex_eth_address(f->w[i].pub, f->w[i].addr);
+    snprintf(f->w[i].endpoint, sizeof f->w[i].endpoint, "127.0.0.1:%d",
+             9100 + i);
+  }
+  struct user *us[] = {&f->u1, &f->u2, &f->u3};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(teex_secp256k1_keypair(us[i]->sk, pub), 0);
+    teex_eth_address(pub, us[i]->addr);
+  }
+  memset(f->service, 0x5e, 32);
+  memset(f->image, 0x1a, 32);
+  memset(f->provider, 0x9e, 20);
+  write_chain(f, 1000);
+  start(f);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  struct fx *f = *state;
+  teex_rpc_sync_close(f->uc);
+  teex_tls_ctx_free(f->uctx);
+  for (int i = 0; i < 3; i++) {
+    teex_rpc_sync_close(f->w[i].c);
+    teex_tls_ctx_free(f->w[i].ctx);
+    X509_free(f->w[i].cert);
+    EVP_PKEY_free(f->w[i].key);
+  }
+  if (f->pid > 0)
+    tu_stop(f->pid, SIGKILL, 1000);
+  teex_tee_close(f->tee);
+  teex_buf_free(&f->resp);
+  tu_rmtree(f->dir);
+  free(f->dir);
+  free(f);
+  return 0;
+}
+
+static void test_dispatch_settle_restart(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  Teex__Dispatcher__SubmitResponse *as;
+
+  /* Before any worker: a clear error, nothing reserved. */
+  struct task t0;
+  make_auth(f, &f->u1, &t0, PRICE, PRICE);
+  assert_int_equal(submit(f, &t0, NULL, NULL, &err), TEEX_EAGAIN);
+
+  /* Workers register; the address must be the attested one. */
+  for (int i = 0; i < 2; i++)
+    worker_connect(f, &f->w[i]);
+  assert_int_equal(do_register(f, &f->w[0], f->w[1].addr, &err), TEEX_EATTEST);
+  for (int i = 0; i < 2; i++)
+    if (do_register(f, &f->w[i], f->w[i].addr, &err) != 0)
+      fail_msg("register: %s", err.msg);
+
+  /* A first task: assigned, signed, pointing at a registered worker. */
+  assert_true(base_of(f, &f->u1) == 0);
+  struct task t1;
+  make_auth(f, &f->u1, &t1, PRICE, PRICE);
+  if (submit(f, &t1, NULL, &as, &err) != 0)
+    fail_msg("submit: %s", err.msg);
+  int first = check_assignment(f, &t1, as);
+  assert_false(as->retry);
+  teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  assert_true(base_of(f, &f->u1) == PRICE);
+
+  /* Refusals. */
+  struct task bad = t1;
+  teex_random(bad.a.task_id, 32); /* signature no longer covers it */
+  bad.a.cumulative = 2 * PRICE;
+  assert_int_equal(submit(f, &bad, NULL, NULL, &err), TEEX_EBADSIG);
+  struct task poor;
+  make_auth(f, &f->u2, &poor, PRICE, PRICE); /* escrow 50 */
+  assert_int_equal(submit(f, &poor, NULL, NULL, &err), TEEX_EFUNDS);
+  assert_non_null(strstr(err.msg, "deposit 50 wei more"));
+  struct task cheap;
+  make_auth(f, &f->u1, &cheap, PRICE / 2, PRICE + PRICE / 2);
+  assert_int_equal(submit(f, &cheap, NULL, NULL, &err), TEEX_EINVAL);
+  assert_non_null(strstr(err.msg, "listed price"));
+  struct task replay;
+  make_auth(f, &f->u1, &replay, PRICE, 2 * PRICE);
+  memcpy(replay.a.task_id, t1.a.task_id, 32);
+  uint8_t d[32];
+  teex_stmt_payment_auth_digest(&f->domain, &replay.a, d);
+  assert_int_equal(teex_stmt_sign(f->u1.sk, d, replay.a.sig), 0);
+  assert_int_equal(submit(f, &replay, NULL, NULL, &err), TEEX_EREPLAY);
+  struct task low;
+  make_auth(f, &f->u1, &low, PRICE, PRICE); /* ignores the first task */
+  assert_int_equal(submit(f, &low, NULL, NULL, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "cumulative = 100 + price"));
+
+  /* The same authorisation again is a retry; with failed_worker it goes to
+   * the other worker, and the base does not grow. */
+  assert_int_equal(submit(f, &t1, NULL, &as, &err), 0);
+  assert_true(as->retry);
+  assert_int_equal(check_assignment(f, &t1, as), first);
+  teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  if (submit(f, &t1, f->w[first].addr, &as, &err) != 0)
+    fail_msg("retry: %s", err.msg);
+  int second = check_assignment(f, &t1, as);
+  assert_int_not_equal(second, first);
+  assert_true(as->retry);
+  teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  assert_true(base_of(f, &f->u1) == PRICE);
+
+  /* Receipts: a wrong split, a forged signature and a stranger are refused;
+   * the right one is recorded once. */
+  struct teex_receipt r;
+  uint8_t sig[65];
+  make_receipt(f, &t1, &f->w[second], &r, sig, REMUNERATION - 1);
+  assert_int_equal(send_receipt(f, &f->w[second], &r, sig, &err), TEEX_EINVAL);
+  make_receipt(f, &t1, &f->w[second], &r, sig, REMUNERATION);
+  uint8_t forged[65];
+  memcpy(forged, sig, 65);
+  forged[10] ^= 1;
+  assert_int_equal(send_receipt(f, &f->w[second], &r, forged, &err),
+                   TEEX_EBADSIG);
+  worker_connect(f, &f->w[2]);
+  assert_int_equal(do_register(f, &f->w[2], f->w[2].addr, &err), 0);
+  struct teex_receipt r3;
+  uint8_t sig3[65];
+  make_receipt(f, &t1, &f->w[2], &r3, sig3, REMUNERATION);
+  assert_int_equal(send_receipt(f, &f->w[2], &r3, sig3, &err), TEEX_EPERM);
+  if (send_receipt(f, &f->w[second], &r, sig, &err) != 0)
+    fail_msg("receipt: %s", err.msg);
+  assert_int_equal(send_receipt(f, &f->w[second], &r, sig, &err), 0);
+  Teex__Dispatcher__ReceiptResponse *rr =
+      teex__dispatcher__receipt_response__unpack(NULL, f->resp.len,
+                                                 f->resp.data);
+  assert_true(rr->duplicate);
+  teex__dispatcher__receipt_response__free_unpacked(rr, NULL);
+  /* the first worker (failed) reporting too: the task is charged once */
+  struct teex_receipt rf;
+  uint8_t sigf[65];
+  make_receipt(f, &t1, &f->w[first], &rf, sigf, REMUNERATION);
+  assert_int_equal(send_receipt(f, &f->w[first], &rf, sigf, &err),
+                   TEEX_EREPLAY);
+  assert_true(base_of(f, &f->u1) == PRICE);
+  Teex__Dispatcher__StatusResponse *st = status(f, &t1);
+  assert_string_equal(st->state, "earned");
+  assert_non_null(st->receipt);
+  assert_memory_equal(st->worker.data, f->w[second].addr, 20);
+  teex__dispatcher__status_response__free_unpacked(st, NULL);
+
+  /* A silent worker is dropped: keep w[second] alive, let the others go. */
+  for (int i = 0; i < 10; i++) {
+    assert_int_equal(heartbeat(f, &f->w[second], &err), 0);
+    usleep(250000);
+  }
+  assert_int_equal(heartbeat(f, &f->w[first], &err), TEEX_ENOTFOUND);
+  assert_int_equal(heartbeat(f, &f->w[2], &err), TEEX_ENOTFOUND);
+  assert_int_equal(heartbeat(f, &f->w[second], &err), 0);
+  assert_true(log_has(f, "worker dropped"));
+
+  /* The chain going away: a clear error, and the daemon carries on. */
+  char moved[4200];
+  snprintf(moved, sizeof moved, "%s.away", f->chain);
+  assert_int_equal(rename(f->chain, moved), 0);
+  struct task t2;
+  make_auth(f, &f->u1, &t2, PRICE, 2 * PRICE);
+  assert_int_equal(submit(f, &t2, NULL, NULL, &err), TEEX_ECHAIN);
+  assert_non_null(strstr(err.msg, "chain file"));
+  assert_int_equal(rename(moved, f->chain), 0);
+  usleep(100000);
+  assert_int_equal(heartbeat(f, &f->w[second], &err), 0);
+  assert_true(log_has(f, "cannot read the service listing"));
+
+  /* Restart: the unsettled receipt survives, so does the registration. */
+  stop(f);
+  start(f);
+  st = status(f, &t1);
+  assert_string_equal(st->state, "earned");
+  assert_non_null(st->receipt);
+  teex__dispatcher__status_response__free_unpacked(st, NULL);
+  assert_true(base_of(f, &f->u1) == PRICE);
+  worker_connect(f, &f->w[second]);
+  assert_int_equal(heartbeat(f, &f->w[second], &err), 0);
+
+  /* A second task completes: two receipts wait, the batch settles. */
+  if (submit(f, &t2, NULL, &as, &err) != 0)
+    fail_msg("submit 2: %s", err.msg);
+  assert_int_equal(check_assignment(f, &t2, as), second);
+  teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  make_receipt(f, &t2, &f->w[second], &r, sig, REMUNERATION);
+  if (send_receipt(f, &f->w[second], &r, sig, &err) != 0)
+    fail_msg("receipt 2: %s", err.msg);
+  st = status(f, &t1);
+  assert_string_equal(st->state, "settled");
+  assert_int_equal(st->batch_id.len, 32);
+  assert_int_equal(st->root.len, 32);
+  assert_non_null(st->receipt);
+  /* the proof takes this receipt's leaf to the batch root */
+  struct teex_receipt got;
+  memset(&got, 0, sizeof got);
+  memcpy(got.task_id, st->receipt->task_id.data, 32);
+  memcpy(got.service_id, st->receipt->service_id.data, 32);
+  memcpy(got.image_hash, st->receipt->image_hash.data, 32);
+  memcpy(got.user, st->receipt->user.data, 20);
+  memcpy(got.dispatcher, st->receipt->dispatcher.data, 20);
+  memcpy(got.worker, st->receipt->worker.data, 20);
+  memcpy(got.provider, st->receipt->provider.data, 20);
+  memcpy(got.input_commitment, st->receipt->input_commitment.data, 32);
+  memcpy(got.output_commitment, st->receipt->output_commitment.data, 32);
+  memcpy(got.price, st->receipt->price.data, 32);
+  memcpy(got.worker_amount, st->receipt->worker_amount.data, 32);
+  memcpy(got.provider_amount, st->receipt->provider_amount.data, 32);
+  uint8_t leaf[32], proof[32 * TEEX_SETTLE_MAX_PROOF];
+  teex_settle_receipt_leaf(&got, leaf);
+  assert_int_equal(st->n_proof, 1);
+  for (size_t i = 0; i < st->n_proof; i++)
+    memcpy(proof + 32 * i, st->proof[i].data, 32);
+  assert_true(
+      teex_settle_merkle_verify(leaf, proof, st->n_proof, st->root.data));
+  proof[0] ^= 1;
+  assert_false(
+      teex_settle_merkle_verify(leaf, proof, st->n_proof, st->root.data));
+  /* the batch content is on IPFS and carries the root */
+  struct teex_ipfs_backend *ipfs;
+  assert_int_equal(teex_ipfs_store_open(f->ipfs, &ipfs, &err), 0);
+  struct teex_cid cid;
+  assert_int_equal(teex_cid_parse(st->cid, &cid, &err), 0);
+  struct teex_buf content;
+  teex_buf_init(&content, 1 << 20, 0);
+  assert_int_equal(teex_ipfs_cat_buffer(ipfs, &cid, &content, &err), 0);
+  assert_true(content.len > 32 * 10);
+  assert_memory_equal(content.data + 32 * 6, st->root.data, 32);
+  teex_buf_free(&content);
+  teex_ipfs_close(ipfs);
+  teex__dispatcher__status_response__free_unpacked(st, NULL);
+  /* the chain debited the user exactly two prices, once */
+  size_t n;
+  char *chain = (char *)tu_read_file(f->chain, &n);
+  char u1[43], line[128];
+  teex_eth_address_hex(f->u1.addr, u1);
+  snprintf(line, sizeof line, "escrow %s 800 200", u1);
+  assert_non_null(strstr(chain, line));
+  assert_non_null(strstr(chain, "batch 0x"));
+  free(chain);
+  assert_true(log_has(f, "batch settled"));
+  /* a settled task's authorisation cannot be used again */
+  assert_int_equal(submit(f, &t1, NULL, NULL, &err), TEEX_EPOLICY);
+  assert_true(base_of(f, &f->u1) == 2 * PRICE);
+}
+
+int main(void) {
+  assert_int_equal(teex_crypto_init(), 0);
+  signal(SIGPIPE, SIG_IGN);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_dispatch_settle_restart, setup,
+                                      teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
