@@ -93,12 +93,7 @@ static int dispatcher_run(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX], ipfs_dir[PATH_MAX];
-  const char *home = getenv("TEEX_HOME");
-  if (home != NULL && home[0] != '\0')
-    snprintf(data_dir, sizeof data_dir, "%s", home);
-  else
-    snprintf(data_dir, sizeof data_dir, "%s/.teex",
-             getenv("HOME") ? getenv("HOME") : ".");
+  teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = ipfs_dir[0] = '\0';
   const char *policy = NULL, *settlement = NULL, *chain_file = NULL;
   struct teex_dispatcher_config cfg;

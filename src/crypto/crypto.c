@@ -41,7 +41,10 @@ void teex_sha256_final(struct teex_sha256_ctx *c, uint8_t out[32]) {
 }
 
 void teex_sha256(const void *p, size_t n, uint8_t out[32]) {
-  crypto_hash_sha256(out, p, n);
+  /* OpenSSL's EVP uses the CPU's SHA extensions: 4-5x libsodium's SHA-256
+   * here (docs/performance.md, ipfs). */
+  if (EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL) != 1)
+    crypto_hash_sha256(out, p, n);
 }
 
 void teex_sha512(const void *p, size_t n, uint8_t out[64]) {
