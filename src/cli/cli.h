@@ -52,5 +52,6 @@ int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
 int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */
 int teex_cmd_dispatcher(int argc, char **argv);
 int teex_cmd_ipfs(int argc, char **argv);
+int teex_cmd_chain(int argc, char **argv); /* cmd_chain.c */
 
 #endif

@@ -13,6 +13,7 @@
 static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
+    {"chain", teex_cmd_chain, "local dev chain and the teex contracts"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
     {"dispatcher", teex_cmd_dispatcher, "the task dispatcher daemon"},
