@@ -65,6 +65,10 @@ struct teex_dispatcher_chain_ops {
   /* Submits settleBatch and returns once it is confirmed (0) or refused. */
   int (*settle)(void *arg, const struct teex_dispatcher_batch *b,
                 struct teex_err *err);
+  /* Called once the daemon has its enclave key: the chain sends settleBatch
+   * from this account and reads escrow for this dispatcher. May be NULL. */
+  int (*bind)(void *arg, const uint8_t sk[32], const uint8_t addr[20],
+              struct teex_err *err);
   void (*close)(void *arg);
 };
 
@@ -87,6 +91,20 @@ int teex_dispatcher_chain_file(const char *path,
                                const struct teex_domain *domain,
                                struct teex_dispatcher_chain *out,
                                struct teex_err *err);
+
+/* The Settlement and ServiceRegistry contracts through an Ethereum node at
+ * rpc_url (include/teex/chain.h). Reads need nothing; settleBatch is sent
+ * from the dispatcher enclave's own key (bound by the daemon), so that
+ * address must be registered on chain as a dispatcher (EnclaveRegistry,
+ * with the SM's statement) and hold ether for gas. A (service, image) is
+ * listed when image is the service's current image and it is not retired.
+ * Nothing is requested here: a node that is down fails the calls, not the
+ * open. */
+struct teex_chain_addrs;
+int teex_dispatcher_chain_eth(const char *rpc_url,
+                              const struct teex_chain_addrs *addrs,
+                              struct teex_dispatcher_chain *out,
+                              struct teex_err *err);
 
 /* ---- batch content (settlement.md §4.2) ---- */
 

@@ -1,6 +1,7 @@
 /* `teex dispatcher`: the task dispatcher daemon. */
 #include "cli/cli.h"
 
+#include "teex/chain.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/dispatcher.h"
@@ -16,7 +17,8 @@
 #include <string.h>
 
 static const char run_usage[] =
-    "usage: teex dispatcher run --policy FILE --settlement ADDR\n"
+    "usage: teex dispatcher run --policy FILE --chain-conf FILE [options]\n"
+    "       teex dispatcher run --policy FILE --settlement ADDR\n"
     "                           --chain-file FILE [options]\n"
     "\n"
     "Runs the dispatcher: workers register and heartbeat over mutual RA-TLS\n"
@@ -31,10 +33,15 @@ static const char run_usage[] =
     "                            (default 127.0.0.1:7200)\n"
     "  --user-listen ADDR        endpoint for users (default 127.0.0.1:7201)\n"
     "  --policy FILE             attestation policy workers must satisfy\n"
-    "  --chain-id N              chain id of the EIP-712 domain (default "
+    "  --chain-id N              with --chain-file: chain id (default "
     "31337)\n"
     "  --settlement ADDR         Settlement contract address (EIP-712 domain)\n"
-    "  --chain-file FILE         escrow, listings and batches kept in a local\n"
+    "  --chain-conf FILE         the network's chain.conf (rpc_url, chain_id,\n"
+    "                            contract addresses): escrow and listings are\n"
+    "                            read from the contracts, batches settled\n"
+    "                            from the dispatcher's own enclave account\n"
+    "  --chain-file FILE         instead: escrow, listings and batches in a "
+    "local\n"
     "                            file (development; see docs/network.md)\n"
     "  --ipfs-dir DIR            local IPFS store for batch content\n"
     "                            (default DATA_DIR/ipfs)\n"
@@ -66,6 +73,7 @@ static int dispatcher_run(int argc, char **argv) {
     O_CHAIN,
     O_SETTLEMENT,
     O_CHAIN_FILE,
+    O_CHAIN_CONF,
     O_IPFS,
     O_HB,
     O_SINT,
@@ -83,6 +91,7 @@ static int dispatcher_run(int argc, char **argv) {
       {"chain-id", required_argument, NULL, O_CHAIN},
       {"settlement", required_argument, NULL, O_SETTLEMENT},
       {"chain-file", required_argument, NULL, O_CHAIN_FILE},
+      {"chain-conf", required_argument, NULL, O_CHAIN_CONF},
       {"ipfs-dir", required_argument, NULL, O_IPFS},
       {"heartbeat-timeout", required_argument, NULL, O_HB},
       {"settle-interval", required_argument, NULL, O_SINT},
@@ -95,7 +104,8 @@ static int dispatcher_run(int argc, char **argv) {
   char data_dir[PATH_MAX], state[PATH_MAX], ipfs_dir[PATH_MAX];
   teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = ipfs_dir[0] = '\0';
-  const char *policy = NULL, *settlement = NULL, *chain_file = NULL;
+  const char *policy = NULL, *settlement = NULL, *chain_file = NULL,
+             *chain_conf = NULL;
   struct teex_dispatcher_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.worker_listen = "127.0.0.1:7200";
@@ -129,6 +139,9 @@ static int dispatcher_run(int argc, char **argv) {
       break;
     case O_CHAIN_FILE:
       chain_file = optarg;
+      break;
+    case O_CHAIN_CONF:
+      chain_conf = optarg;
       break;
     case O_IPFS:
       snprintf(ipfs_dir, sizeof ipfs_dir, "%s", optarg);
@@ -166,8 +179,9 @@ static int dispatcher_run(int argc, char **argv) {
       return TEEX_EXIT_USAGE;
     }
   }
-  if (policy == NULL || settlement == NULL || chain_file == NULL ||
-      optind != argc) {
+  if (policy == NULL || optind != argc ||
+      (chain_conf == NULL) == (chain_file == NULL) ||
+      (chain_file != NULL && settlement == NULL)) {
     fputs(run_usage, stderr);
     return TEEX_EXIT_USAGE;
   }
@@ -177,16 +191,45 @@ static int dispatcher_run(int argc, char **argv) {
     snprintf(ipfs_dir, sizeof ipfs_dir, "%s/ipfs", data_dir);
   struct teex_err err;
   teex_err_clear(&err);
-  if (teex_eth_address_parse(settlement, cfg.domain.verifying_contract) != 0)
-    return teex_cli_fail("--settlement: not an address: %s", settlement);
-  cfg.domain.chain_id = chain_id;
+  if (chain_conf != NULL) {
+    struct teex_config cc;
+    struct teex_chain_addrs addrs;
+    teex_config_init(&cc);
+    if (teex_config_load(&cc, chain_conf, &err) != 0 ||
+        teex_chain_addrs_from_config(&cc, &addrs, &err) != 0) {
+      teex_config_free(&cc);
+      return teex_cli_fail("%s: %s", chain_conf, err.msg);
+    }
+    if (settlement != NULL) {
+      uint8_t s[20];
+      if (teex_eth_address_parse(settlement, s) != 0 ||
+          memcmp(s, addrs.settlement, 20) != 0) {
+        teex_config_free(&cc);
+        return teex_cli_fail("--settlement differs from %s", chain_conf);
+      }
+    }
+    cfg.domain.chain_id = addrs.chain_id;
+    memcpy(cfg.domain.verifying_contract, addrs.settlement, 20);
+    int rc = teex_dispatcher_chain_eth(
+        teex_config_get(&cc, "rpc_url", TEEX_CHAIN_DEFAULT_RPC), &addrs,
+        &cfg.chain, &err);
+    teex_config_free(&cc);
+    if (rc != 0)
+      return teex_cli_fail("chain: %s", err.msg);
+  } else {
+    if (teex_eth_address_parse(settlement, cfg.domain.verifying_contract) != 0)
+      return teex_cli_fail("--settlement: not an address: %s", settlement);
+    cfg.domain.chain_id = chain_id;
+    if (teex_dispatcher_chain_file(chain_file, &cfg.domain, &cfg.chain, &err) !=
+        0)
+      return teex_cli_fail("chain: %s", err.msg);
+  }
   cfg.state_dir = state;
   teex_tee_policy_init(&cfg.policy);
-  if (teex_tee_policy_load(&cfg.policy, policy, &err) != 0)
+  if (teex_tee_policy_load(&cfg.policy, policy, &err) != 0) {
+    cfg.chain.ops->close(cfg.chain.arg);
     return teex_cli_fail("policy: %s", err.msg);
-  if (teex_dispatcher_chain_file(chain_file, &cfg.domain, &cfg.chain, &err) !=
-      0)
-    return teex_cli_fail("chain: %s", err.msg);
+  }
   int rc = TEEX_EXIT_FAIL;
   if (teex_ipfs_store_open(ipfs_dir, &cfg.ipfs, &err) != 0) {
     teex_cli_fail("ipfs: %s", err.msg);

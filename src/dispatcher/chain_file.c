@@ -281,8 +281,8 @@ static void fc_close(void *arg) {
   free(c);
 }
 
-static const struct teex_dispatcher_chain_ops file_ops = {fc_escrow, fc_service,
-                                                          fc_settle, fc_close};
+static const struct teex_dispatcher_chain_ops file_ops = {
+    fc_escrow, fc_service, fc_settle, NULL, fc_close};
 
 int teex_dispatcher_chain_file(const char *path,
                                const struct teex_domain *domain,

@@ -1669,6 +1669,9 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
   }
   if ((rc = load_identity(&d, err)) != 0)
     goto out;
+  if (cfg.chain.ops->bind != NULL &&
+      (rc = cfg.chain.ops->bind(cfg.chain.arg, d.sk, d.addr, err)) != 0)
+    goto out;
   struct teex_ledger_limits ll = {.max_users = cfg.max_tasks,
                                   .max_tasks = cfg.max_tasks};
   d.ledger = teex_ledger_new(d.addr, &ll);
