@@ -11,6 +11,7 @@
  * checks against the batch root, with the content on IPFS. */
 #include "testutil.h"
 
+#include "teex/chain.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/ipfs.h"
@@ -22,8 +23,14 @@
 #include "teex/statements.h"
 #include "teex/tee.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/x509.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -49,7 +56,7 @@ struct user {
 struct fx {
   char *dir;
   char ready[4096], log[4096], policy[4096], chain[4096], state[4096],
-      ipfs[4096];
+      ipfs[4096], conf[4096];
   uint8_t root[32];
   int pid;
   int worker_port, user_port;
@@ -100,39 +107,48 @@ static void write_chain(struct fx *f, unsigned long escrow1) {
 
 static void start(struct fx *f) {
   unlink(f->ready);
-  char *argv[] = {(char *)tu_teex_bin(),
-                  "dispatcher",
-                  "run",
-                  "--data-dir",
-                  f->dir,
-                  "--state",
-                  f->state,
-                  "--listen",
-                  "127.0.0.1:0",
-                  "--user-listen",
-                  "127.0.0.1:0",
-                  "--policy",
-                  f->policy,
-                  "--settlement",
-                  SETTLEMENT,
-                  "--chain-file",
-                  f->chain,
-                  "--ipfs-dir",
-                  f->ipfs,
-                  "--heartbeat-timeout",
-                  "1500",
-                  "--settle-receipts",
-                  "2",
-                  "--settle-interval",
-                  "600000",
-                  "--ready-file",
-                  f->ready,
-                  NULL};
+  char *argv[40];
+  int n = 0;
+  char *fixed[] = {(char *)tu_teex_bin(),
+                   "dispatcher",
+                   "run",
+                   "--data-dir",
+                   f->dir,
+                   "--state",
+                   f->state,
+                   "--listen",
+                   "127.0.0.1:0",
+                   "--user-listen",
+                   "127.0.0.1:0",
+                   "--policy",
+                   f->policy,
+                   "--ipfs-dir",
+                   f->ipfs,
+                   "--heartbeat-timeout",
+                   "1500",
+                   "--settle-receipts",
+                   "2",
+                   "--settle-interval",
+                   "600000",
+                   "--ready-file",
+                   f->ready};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+    argv[n++] = fixed[i];
+  if (f->conf[0] != '\0') {
+    argv[n++] = "--chain-conf";
+    argv[n++] = f->conf;
+  } else {
+    argv[n++] = "--settlement";
+    argv[n++] = SETTLEMENT;
+    argv[n++] = "--chain-file";
+    argv[n++] = f->chain;
+  }
+  argv[n] = NULL;
   f->pid = tu_spawn(argv, f->log);
   assert_true(f->pid > 0);
   if (tu_wait_file(f->ready, 10000) != 0) {
-    size_t n;
-    char *log = (char *)tu_read_file(f->log, &n);
+    size_t ln;
+    char *log = (char *)tu_read_file(f->log, &ln);
     fail_msg("dispatcher did not start: %s", log ? log : "");
   }
   struct teex_config c;
@@ -390,7 +406,7 @@ static int log_has(struct fx *f, const char *s) {
   return found;
 }
 
-static int setup(void **state) {
+static struct fx *common_setup(void) {
   struct fx *f = calloc(1, sizeof *f);
   struct teex_err err;
   f->dir = tu_mkdtemp("dspd");
@@ -440,6 +456,11 @@ static int setup(void **state) {
   memset(f->service, 0x5e, 32);
   memset(f->image, 0x1a, 32);
   memset(f->provider, 0x9e, 20);
+  return f;
+}
+
+static int setup(void **state) {
+  struct fx *f = common_setup();
   write_chain(f, 1000);
   start(f);
   *state = f;
@@ -673,12 +694,249 @@ static void test_dispatch_settle_restart(void **state) {
   assert_true(base_of(f, &f->u1) == 2 * PRICE);
 }
 
+/* ---- against the real contracts on anvil ---- */
+
+/* Accounts of anvil's default mnemonic. */
+static const char *anvil_keys[] = {
+    "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+};
+enum { DEPLOYER, USER, PROVIDER, STRANGER, NACCT };
+
+struct anvil {
+  pid_t pid;
+  char url[64];
+  struct teex_eth_rpc *rpc;
+  struct teex_eth_sender *snd[NACCT];
+  uint8_t sk[NACCT][32], addr[NACCT][20];
+  uint8_t sm_sk[32], sm_addr[20];
+  struct teex_chain_addrs ca;
+};
+static struct anvil an;
+
+static int free_port(void) {
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  socklen_t sl = sizeof sa;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+      getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+    port = ntohs(sa.sin_port);
+  close(fd);
+  return port;
+}
+
+static void start_anvil(void) {
+  char bin[1024], port_s[16];
+  int port = free_port();
+  struct teex_err e;
+  snprintf(bin, sizeof bin,
+           "%s/tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil",
+           tu_source_dir());
+  if (access(bin, X_OK) != 0)
+    fail_msg("anvil missing at %s: run scripts/install-deps.sh", bin);
+  snprintf(port_s, sizeof port_s, "%d", port);
+  snprintf(an.url, sizeof an.url, "http://127.0.0.1:%d", port);
+  an.pid = fork();
+  if (an.pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(bin, "anvil", "--host", "127.0.0.1", "--port", port_s, "--accounts",
+          "4", (char *)NULL);
+    _exit(127);
+  }
+  struct teex_eth_rpc_opts o = {.timeout_ms = 20000, .retries = -1};
+  assert_int_equal(teex_eth_rpc_open(an.url, &o, &an.rpc, &e), 0);
+  teex_chain_use_errors(an.rpc);
+  for (int i = 0; i < 200; i++) {
+    uint64_t id;
+    if (teex_eth_chain_id(an.rpc, &id, &e) == 0)
+      return;
+    usleep(50000);
+  }
+  fail_msg("anvil did not come up: %s", e.msg);
+}
+
+static int setup_anvil(void **state) {
+  struct fx *f = common_setup();
+  struct teex_err e;
+  uint8_t pub[64], digest[32], sig[65];
+  memset(&an, 0, sizeof an);
+  start_anvil();
+  for (int i = 0; i < NACCT; i++) {
+    size_t n;
+    assert_int_equal(teex_hex_decode(anvil_keys[i], an.sk[i], 32, &n), 0);
+    assert_int_equal(teex_secp256k1_public(an.sk[i], pub), 0);
+    teex_eth_address(pub, an.addr[i]);
+    if (teex_eth_sender_new(an.rpc, an.sk[i], NULL, &an.snd[i], &e) != 0)
+      fail_msg("sender: %s", e.msg);
+  }
+  assert_int_equal(teex_secp256k1_keypair(an.sm_sk, pub), 0);
+  teex_eth_address(pub, an.sm_addr);
+  struct teex_chain_deploy_opts o = {.withdrawal_delay = 3600};
+  memcpy(o.service_manager, an.sm_addr, 20);
+  if (teex_chain_deploy(an.snd[DEPLOYER], &o, &an.ca, &e) != 0)
+    fail_msg("deploy: %s", e.msg);
+  f->domain.chain_id = an.ca.chain_id;
+  memcpy(f->domain.verifying_contract, an.ca.settlement, 20);
+  /* the provider lists the service with the SM's statement */
+  struct teex_chain_service svc;
+  memset(&svc, 0, sizeof svc);
+  memcpy(svc.service_id, f->service, 32);
+  memcpy(svc.provider, an.addr[PROVIDER], 20);
+  memcpy(f->provider, an.addr[PROVIDER], 20);
+  svc.version = 1;
+  memset(svc.signing_key, 0x5a, 20);
+  memset(svc.encryption_key, 0xe5, 32);
+  memcpy(svc.image_hash, f->image, 32);
+  svc.price = 1000;
+  svc.remuneration = 700;
+  snprintf(svc.metadata_cid, sizeof svc.metadata_cid, "%s",
+           "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+  struct teex_service_listing l;
+  memset(&l, 0, sizeof l);
+  memcpy(l.service_id, svc.service_id, 32);
+  memcpy(l.provider, svc.provider, 20);
+  l.version = 1;
+  memcpy(l.signing_key, svc.signing_key, 20);
+  memcpy(l.encryption_key, svc.encryption_key, 32);
+  memcpy(l.image_hash, svc.image_hash, 32);
+  struct teex_domain d = {.chain_id = an.ca.chain_id};
+  memcpy(d.verifying_contract, an.ca.service_registry, 20);
+  teex_stmt_service_listing_digest(&d, &l, digest);
+  assert_int_equal(teex_stmt_sign(an.sm_sk, digest, sig), 0);
+  if (teex_chain_list_service(an.snd[PROVIDER], &an.ca, &svc, sig, 0, &e) != 0)
+    fail_msg("list: %s", e.msg);
+  snprintf(f->conf, sizeof f->conf, "%s/chain.conf", f->dir);
+  assert_int_equal(
+      teex_chain_conf_save(f->conf, an.url, an.ca.chain_id, &an.ca, &e), 0);
+  start(f);
+  /* the dispatcher enclave registered on chain (the SM's statement) and
+   * funded for gas by its operator */
+  uint8_t meas[32];
+  memset(meas, 0x6d, 32);
+  uint64_t now = (uint64_t)time(NULL);
+  memcpy(d.verifying_contract, an.ca.enclave_registry, 20);
+  teex_stmt_enclave_registration_digest(
+      &d, f->dispatcher, TEEX_ENCLAVE_DISPATCHER, meas, now, digest);
+  assert_int_equal(teex_stmt_sign(an.sm_sk, digest, sig), 0);
+  if (teex_chain_register_enclave(an.snd[STRANGER], &an.ca, f->dispatcher,
+                                  TEEX_ENCLAVE_DISPATCHER, meas, now, sig, 0,
+                                  &e) != 0)
+    fail_msg("register dispatcher: %s", e.msg);
+  struct teex_eth_request req;
+  memset(&req, 0, sizeof req);
+  req.has_to = 1;
+  memcpy(req.to, f->dispatcher, 20);
+  teex_u256_from_u64(req.value, 1000000000000000000ull);
+  struct teex_eth_receipt rc;
+  memset(&rc, 0, sizeof rc);
+  if (teex_eth_sender_transact(an.snd[DEPLOYER], &req, 20000, &rc, &e) != 0)
+    fail_msg("fund: %s", e.msg);
+  teex_eth_receipt_clear(&rc);
+  /* the user is an anvil account and deposits for this dispatcher */
+  memcpy(f->u1.sk, an.sk[USER], 32);
+  memcpy(f->u1.addr, an.addr[USER], 20);
+  if (teex_chain_deposit(an.snd[USER], &an.ca, f->dispatcher, 5000, 0, &e) != 0)
+    fail_msg("deposit: %s", e.msg);
+  *state = f;
+  return 0;
+}
+
+static int teardown_anvil(void **state) {
+  teardown(state);
+  for (int i = 0; i < NACCT; i++)
+    teex_eth_sender_free(an.snd[i]);
+  if (an.pid > 0) {
+    kill(an.pid, SIGTERM);
+    waitpid(an.pid, NULL, 0);
+  }
+  teex_eth_rpc_close(an.rpc);
+  return 0;
+}
+
+static void test_settle_on_anvil(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  Teex__Dispatcher__SubmitResponse *as;
+  worker_connect(f, &f->w[0]);
+  if (do_register(f, &f->w[0], f->w[0].addr, &err) != 0)
+    fail_msg("register: %s", err.msg);
+  assert_true(base_of(f, &f->u1) == 0);
+  /* a user with no deposit on chain */
+  struct task poor;
+  make_auth(f, &f->u2, &poor, 1000, 1000);
+  assert_int_equal(submit(f, &poor, NULL, NULL, &err), TEEX_EFUNDS);
+  /* a price that is not the listed one */
+  struct task cheap;
+  make_auth(f, &f->u1, &cheap, 999, 999);
+  assert_int_equal(submit(f, &cheap, NULL, NULL, &err), TEEX_EINVAL);
+  /* two tasks, two receipts: the batch settles on chain */
+  struct task t[2];
+  struct teex_receipt r[2];
+  uint8_t sig[2][65];
+  for (int i = 0; i < 2; i++) {
+    make_auth(f, &f->u1, &t[i], 1000, 1000 * (teex_amount)(i + 1));
+    if (submit(f, &t[i], NULL, &as, &err) != 0)
+      fail_msg("submit: %s", err.msg);
+    assert_int_equal(check_assignment(f, &t[i], as), 0);
+    assert_int_equal(as->assignment->chain_id, an.ca.chain_id);
+    teex__dispatcher__submit_response__free_unpacked(as, NULL);
+    make_receipt(f, &t[i], &f->w[0], &r[i], sig[i], 700);
+    if (send_receipt(f, &f->w[0], &r[i], sig[i], &err) != 0)
+      fail_msg("receipt: %s", err.msg);
+  }
+  Teex__Dispatcher__StatusResponse *st = status(f, &t[0]);
+  if (strcmp(st->state, "settled") != 0) {
+    size_t n;
+    char *log = (char *)tu_read_file(f->log, &n);
+    fail_msg("not settled: %s\n%s", st->state, log ? log : "");
+  }
+  /* the Settlement contract itself confirms the receipt is in the batch */
+  uint8_t proof[32 * TEEX_SETTLE_MAX_PROOF];
+  for (size_t i = 0; i < st->n_proof; i++)
+    memcpy(proof + 32 * i, st->proof[i].data, 32);
+  int included = 0;
+  if (teex_chain_verify_receipt(an.rpc, &an.ca, st->batch_id.data, &r[0], proof,
+                                st->n_proof, &included, &err) != 0)
+    fail_msg("verify: %s", err.msg);
+  assert_true(included);
+  struct teex_chain_batch_record br;
+  assert_int_equal(
+      teex_chain_get_batch(an.rpc, &an.ca, st->batch_id.data, &br, &err), 0);
+  assert_memory_equal(br.root, st->root.data, 32);
+  assert_memory_equal(br.dispatcher, f->dispatcher, 20);
+  assert_int_equal(br.task_count, 2);
+  teex__dispatcher__status_response__free_unpacked(st, NULL);
+  /* the user paid two prices; worker and provider were credited */
+  struct teex_chain_escrow es;
+  assert_int_equal(teex_chain_get_escrow(an.rpc, &an.ca, f->u1.addr,
+                                         f->dispatcher, &es, &err),
+                   0);
+  assert_true(es.balance == 3000 && es.settled == 2000);
+  teex_amount cw = 0, cp = 0;
+  assert_int_equal(
+      teex_chain_get_credits(an.rpc, &an.ca, f->w[0].addr, &cw, &err), 0);
+  assert_int_equal(
+      teex_chain_get_credits(an.rpc, &an.ca, an.addr[PROVIDER], &cp, &err), 0);
+  assert_true(cw == 1400 && cp == 600);
+  assert_true(base_of(f, &f->u1) == 2000);
+}
+
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_dispatch_settle_restart, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_settle_on_anvil, setup_anvil,
+                                      teardown_anvil),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
