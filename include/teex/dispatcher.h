@@ -65,6 +65,11 @@ struct teex_dispatcher_chain_ops {
   /* Submits settleBatch and returns once it is confirmed (0) or refused. */
   int (*settle)(void *arg, const struct teex_dispatcher_batch *b,
                 struct teex_err *err);
+  /* *active = 1 when addr is registered on chain as a worker enclave and
+   * not revoked. May be NULL: workers are then trusted on their RA-TLS
+   * evidence alone. */
+  int (*worker_active)(void *arg, const uint8_t addr[20], int *active,
+                       struct teex_err *err);
   /* Called once the daemon has its enclave key: the chain sends settleBatch
    * from this account and reads escrow for this dispatcher. May be NULL. */
   int (*bind)(void *arg, const uint8_t sk[32], const uint8_t addr[20],

@@ -84,6 +84,13 @@ static int ec_settle(void *arg, const struct teex_dispatcher_batch *b,
   return rc;
 }
 
+static int ec_worker_active(void *arg, const uint8_t addr[20], int *active,
+                            struct teex_err *err) {
+  struct echain *c = arg;
+  return teex_chain_enclave_active(c->rpc, &c->a, addr, TEEX_ENCLAVE_WORKER,
+                                   active, err);
+}
+
 static int ec_bind(void *arg, const uint8_t sk[32], const uint8_t addr[20],
                    struct teex_err *err) {
   struct echain *c = arg;
@@ -105,7 +112,7 @@ static void ec_close(void *arg) {
 }
 
 static const struct teex_dispatcher_chain_ops eth_ops = {
-    ec_escrow, ec_service, ec_settle, ec_bind, ec_close};
+    ec_escrow, ec_service, ec_settle, ec_worker_active, ec_bind, ec_close};
 
 int teex_dispatcher_chain_eth(const char *rpc_url,
                               const struct teex_chain_addrs *addrs,

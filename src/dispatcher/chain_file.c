@@ -282,7 +282,7 @@ static void fc_close(void *arg) {
 }
 
 static const struct teex_dispatcher_chain_ops file_ops = {
-    fc_escrow, fc_service, fc_settle, NULL, fc_close};
+    fc_escrow, fc_service, fc_settle, NULL, NULL, fc_close};
 
 int teex_dispatcher_chain_file(const char *path,
                                const struct teex_domain *domain,

@@ -547,6 +547,19 @@ static void on_register(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   if ((rc =
            warm_list(req->warm_images, req->n_warm_images, warm, &nwarm, &err)))
     goto out;
+  const struct teex_dispatcher_chain *ch = &d->cfg->chain;
+  if (ch->ops->worker_active != NULL) {
+    int active = 0;
+    if ((rc = ch->ops->worker_active(ch->arg, who, &active, &err)) != 0) {
+      teex_err_wrap(&err, rc, "cannot read the enclave registry");
+      goto out;
+    }
+    if (!active) {
+      rc = teex_err_set(&err, TEEX_EPERM,
+                        "worker is not registered on chain (or revoked)");
+      goto out;
+    }
+  }
   struct dsp_worker *w = worker_by_addr(d, who);
   if (w == NULL && (w = worker_slot(d)) == NULL) {
     rc = teex_err_set(&err, TEEX_ETOOBIG, "too many workers registered");

@@ -866,6 +866,21 @@ static void test_settle_on_anvil(void **state) {
   struct teex_err err;
   Teex__Dispatcher__SubmitResponse *as;
   worker_connect(f, &f->w[0]);
+  /* a worker the enclave registry does not know is refused */
+  assert_int_equal(do_register(f, &f->w[0], f->w[0].addr, &err), TEEX_EPERM);
+  assert_non_null(strstr(err.msg, "not registered on chain"));
+  uint8_t meas[32], digest[32], sig65[65];
+  memset(meas, 0x77, 32);
+  uint64_t now = (uint64_t)time(NULL);
+  struct teex_domain d = {.chain_id = an.ca.chain_id};
+  memcpy(d.verifying_contract, an.ca.enclave_registry, 20);
+  teex_stmt_enclave_registration_digest(&d, f->w[0].addr, TEEX_ENCLAVE_WORKER,
+                                        meas, now, digest);
+  assert_int_equal(teex_stmt_sign(an.sm_sk, digest, sig65), 0);
+  if (teex_chain_register_enclave(an.snd[STRANGER], &an.ca, f->w[0].addr,
+                                  TEEX_ENCLAVE_WORKER, meas, now, sig65, 0,
+                                  &err) != 0)
+    fail_msg("register worker on chain: %s", err.msg);
   if (do_register(f, &f->w[0], f->w[0].addr, &err) != 0)
     fail_msg("register: %s", err.msg);
   assert_true(base_of(f, &f->u1) == 0);
