@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -694,6 +695,114 @@ static void test_dispatch_settle_restart(void **state) {
   assert_true(base_of(f, &f->u1) == 2 * PRICE);
 }
 
+/* ---- the fair queue: every slot busy, a Submit waits ---- */
+
+struct waiter {
+  struct fx *f;
+  struct task t;
+  int rc;
+  int worker;
+  char msg[256];
+};
+
+static void *wait_submit(void *arg) {
+  struct waiter *w = arg;
+  struct fx *f = w->f;
+  struct teex_tls_config tc = {.verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  struct teex_tls_ctx *ctx = NULL;
+  struct teex_rpc_sync *c = NULL;
+  struct teex_err err;
+  struct teex_buf resp;
+  teex_buf_init(&resp, 1 << 20, 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->user_port);
+  w->rc = teex_tls_ctx_new(&ctx, &tc, 0, &err);
+  if (w->rc == 0)
+    w->rc = teex_rpc_sync_connect(addr, ctx, 5000, &c, &err);
+  if (w->rc == 0) {
+    uint8_t price[32], cum[32];
+    teex_amount_word(w->t.a.price, price);
+    teex_amount_word(w->t.a.cumulative, cum);
+    Teex__Dispatcher__Authorization a = TEEX__DISPATCHER__AUTHORIZATION__INIT;
+    a.user = (ProtobufCBinaryData){20, w->t.a.user};
+    a.dispatcher = (ProtobufCBinaryData){20, w->t.a.dispatcher};
+    a.task_id = (ProtobufCBinaryData){32, w->t.a.task_id};
+    a.service_id = (ProtobufCBinaryData){32, w->t.a.service_id};
+    a.image_hash = (ProtobufCBinaryData){32, w->t.a.image_hash};
+    a.datasets_hash = (ProtobufCBinaryData){32, w->t.a.datasets_hash};
+    a.price = (ProtobufCBinaryData){32, price};
+    a.cumulative = (ProtobufCBinaryData){32, cum};
+    a.signature = (ProtobufCBinaryData){65, w->t.a.sig};
+    Teex__Dispatcher__SubmitRequest r = TEEX__DISPATCHER__SUBMIT_REQUEST__INIT;
+    r.auth = &a;
+    r.deadline = w->worker == -2 ? (uint64_t)time(NULL) + 1 : 0;
+    uint8_t buf[1024];
+    size_t n = teex__dispatcher__submit_request__pack(&r, buf);
+    w->rc =
+        teex_rpc_sync_call(c, "dispatcher.Submit", buf, n, 10000, &resp, &err);
+  }
+  w->worker = -1;
+  if (w->rc == 0) {
+    Teex__Dispatcher__SubmitResponse *as =
+        teex__dispatcher__submit_response__unpack(NULL, resp.len, resp.data);
+    for (int i = 0; as && as->assignment && i < 3; i++)
+      if (as->assignment->worker.len == 20 &&
+          memcmp(as->assignment->worker.data, f->w[i].addr, 20) == 0)
+        w->worker = i;
+    teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  } else {
+    snprintf(w->msg, sizeof w->msg, "%s", err.msg);
+  }
+  teex_buf_free(&resp);
+  teex_rpc_sync_close(c);
+  teex_tls_ctx_free(ctx);
+  return NULL;
+}
+
+static void test_queue(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  Teex__Dispatcher__SubmitResponse *as;
+  worker_connect(f, &f->w[0]);
+  assert_int_equal(do_register(f, &f->w[0], f->w[0].addr, &err), 0);
+  /* capacity 2: two tasks take both slots */
+  struct task t[2];
+  for (int i = 0; i < 2; i++) {
+    make_auth(f, &f->u1, &t[i], PRICE, PRICE * (teex_amount)(i + 1));
+    assert_int_equal(submit(f, &t[i], NULL, &as, &err), 0);
+    teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  }
+  /* a third waits in the queue until a receipt frees a slot */
+  struct waiter w3 = {.f = f, .worker = 0};
+  make_auth(f, &f->u1, &w3.t, PRICE, 3 * PRICE);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, wait_submit, &w3), 0);
+  usleep(400000);
+  Teex__Dispatcher__StatusResponse *st = status(f, &w3.t);
+  assert_string_equal(st->state, "queued");
+  teex__dispatcher__status_response__free_unpacked(st, NULL);
+  struct teex_receipt r;
+  uint8_t sig[65];
+  make_receipt(f, &t[0], &f->w[0], &r, sig, REMUNERATION);
+  assert_int_equal(send_receipt(f, &f->w[0], &r, sig, &err), 0);
+  pthread_join(th, NULL);
+  if (w3.rc != 0)
+    fail_msg("queued submit: %d %s", w3.rc, w3.msg);
+  assert_int_equal(w3.worker, 0);
+  /* a fourth with a deadline one second away times out, clearly */
+  struct waiter w4 = {.f = f, .worker = -2};
+  make_auth(f, &f->u1, &w4.t, PRICE, 4 * PRICE);
+  assert_int_equal(pthread_create(&th, NULL, wait_submit, &w4), 0);
+  for (int i = 0; i < 12; i++) { /* keep the worker alive meanwhile */
+    assert_int_equal(heartbeat(f, &f->w[0], &err), 0);
+    usleep(250000);
+  }
+  pthread_join(th, NULL);
+  assert_int_equal(w4.rc, TEEX_ETIMEDOUT);
+  assert_non_null(strstr(w4.msg, "deadline"));
+}
+
 /* ---- against the real contracts on anvil ---- */
 
 /* Accounts of anvil's default mnemonic. */
@@ -950,6 +1059,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_dispatch_settle_restart, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_settle_on_anvil, setup_anvil,
                                       teardown_anvil),
   };
