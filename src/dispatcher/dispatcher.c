@@ -60,8 +60,10 @@ struct dsp {
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;
   uint64_t started_ms;
-  /* tasks: a pool and an open-addressing index by task id */
-  struct dsp_task *tasks;
+  /* tasks: slots of allocated records, and an open-addressing index by task
+   * id; gens counts each slot's reuse (scheduler references) */
+  struct dsp_task **tasks;
+  uint32_t *gens;
   uint32_t max_tasks, ntasks, free_hint;
   uint32_t *index; /* pool index + 1; 0 empty */
   uint32_t index_mask;
@@ -131,14 +133,14 @@ static uint32_t id_hash(const uint8_t id[32]) {
 static uint32_t *index_slot(struct dsp *d, const uint8_t id[32]) {
   uint32_t i = id_hash(id) & d->index_mask;
   while (d->index[i] != 0 &&
-         memcmp(d->tasks[d->index[i] - 1].auth.task_id, id, 32) != 0)
+         memcmp(d->tasks[d->index[i] - 1]->auth.task_id, id, 32) != 0)
     i = (i + 1) & d->index_mask;
   return &d->index[i];
 }
 
 static struct dsp_task *task_find(struct dsp *d, const uint8_t id[32]) {
   uint32_t v = *index_slot(d, id);
-  return v ? &d->tasks[v - 1] : NULL;
+  return v ? d->tasks[v - 1] : NULL;
 }
 
 /* Backward-shift deletion keeps linear probing without tombstones. */
@@ -154,7 +156,7 @@ static void index_delete(struct dsp *d, const uint8_t id[32]) {
     if (d->index[j] == 0)
       return;
     uint32_t home =
-        id_hash(d->tasks[d->index[j] - 1].auth.task_id) & d->index_mask;
+        id_hash(d->tasks[d->index[j] - 1]->auth.task_id) & d->index_mask;
     /* move j back to i unless home lies cyclically in (i, j] */
     int keep = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
     if (!keep) {
@@ -170,11 +172,14 @@ static struct dsp_task *task_new(struct dsp *d, const uint8_t id[32]) {
     return NULL;
   for (uint32_t k = 0; k < d->max_tasks; k++) {
     uint32_t i = (d->free_hint + k) % d->max_tasks;
-    if (!d->tasks[i].used) {
-      struct dsp_task *t = &d->tasks[i];
-      uint32_t gen = t->gen + 1;
-      memset(t, 0, sizeof *t);
-      t->gen = gen;
+    if (d->tasks[i] == NULL) {
+      struct dsp_task *t = calloc(1, sizeof *t);
+      if (t == NULL)
+        return NULL;
+      d->tasks[i] = t;
+      d->gens[i]++;
+      t->gen = d->gens[i];
+      t->idx = i;
       t->used = 1;
       memcpy(t->auth.task_id, id, 32);
       *index_slot(d, id) = i + 1;
@@ -188,14 +193,14 @@ static struct dsp_task *task_new(struct dsp *d, const uint8_t id[32]) {
 
 static void task_forget(struct dsp *d, struct dsp_task *t) {
   index_delete(d, t->auth.task_id);
-  uint32_t gen = t->gen;
-  memset(t, 0, sizeof *t);
-  t->gen = gen;
+  d->tasks[t->idx] = NULL;
   d->ntasks--;
+  free(t);
 }
 
 static uint32_t task_idx(struct dsp *d, const struct dsp_task *t) {
-  return (uint32_t)(t - d->tasks);
+  (void)d;
+  return t->idx;
 }
 
 /* ---- workers ---- */
@@ -407,8 +412,8 @@ static struct dsp_task *task_of_ref(struct dsp *d, uint64_t ref) {
   uint32_t idx = (uint32_t)ref, gen = (uint32_t)(ref >> 32);
   if (idx >= d->max_tasks)
     return NULL;
-  struct dsp_task *t = &d->tasks[idx];
-  return (t->used && t->gen == gen) ? t : NULL;
+  struct dsp_task *t = d->tasks[idx];
+  return (t != NULL && t->gen == gen) ? t : NULL;
 }
 
 /* Places waiting tasks on freed slots and answers their Submit calls. */
@@ -1224,8 +1229,8 @@ static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
     rc = teex_store_txn_put(txn, key, strlen(key), w, 32, err);
     /* finished tasks at or below the settled amount are done with */
     for (uint32_t i = 0; i < d->max_tasks && rc == 0; i++) {
-      struct dsp_task *t = &d->tasks[i];
-      if (!t->used || memcmp(t->auth.user, users[u].addr, 20) != 0 ||
+      struct dsp_task *t = d->tasks[i];
+      if (t == NULL || memcmp(t->auth.user, users[u].addr, 20) != 0 ||
           (t->state != DSP_EARNED && t->state != DSP_FAILED) ||
           t->auth.cumulative > users[u].due.cumulative)
         continue;
@@ -1247,7 +1252,7 @@ static void settle_once(struct dsp *d) {
   /* the users with earned tasks */
   size_t cap = 0, nusers = 0;
   for (uint32_t i = 0; i < d->max_tasks; i++)
-    if (d->tasks[i].used && d->tasks[i].state == DSP_EARNED)
+    if (d->tasks[i] != NULL && d->tasks[i]->state == DSP_EARNED)
       cap++;
   d->pending = (uint32_t)cap;
   if (cap == 0)
@@ -1264,8 +1269,8 @@ static void settle_once(struct dsp *d) {
   if (users == NULL || sel == NULL || auths == NULL || credits == NULL)
     goto out;
   for (uint32_t i = 0; i < d->max_tasks; i++) {
-    struct dsp_task *t = &d->tasks[i];
-    if (!t->used || t->state != DSP_EARNED)
+    struct dsp_task *t = d->tasks[i];
+    if (t == NULL || t->state != DSP_EARNED)
       continue;
     size_t u = 0;
     while (u < nusers && memcmp(users[u].addr, t->auth.user, 20) != 0)
@@ -1283,8 +1288,8 @@ static void settle_once(struct dsp *d) {
     /* the receipts this authorisation pays for: earned tasks above what was
      * settled, up to its cumulative; they must add up to the debit */
     for (uint32_t i = 0; i < d->max_tasks; i++) {
-      struct dsp_task *t = &d->tasks[i];
-      if (t->used && t->state == DSP_EARNED &&
+      struct dsp_task *t = d->tasks[i];
+      if (t != NULL && t->state == DSP_EARNED &&
           memcmp(t->auth.user, bu->addr, 20) == 0 &&
           t->auth.cumulative > settled &&
           t->auth.cumulative <= bu->due.cumulative)
@@ -1301,8 +1306,8 @@ static void settle_once(struct dsp *d) {
     bu->ok = 1;
     auths[nauths++] = bu->due;
     for (uint32_t i = 0; i < d->max_tasks; i++) {
-      struct dsp_task *t = &d->tasks[i];
-      if (t->used && t->state == DSP_EARNED &&
+      struct dsp_task *t = d->tasks[i];
+      if (t != NULL && t->state == DSP_EARNED &&
           memcmp(t->auth.user, bu->addr, 20) == 0 &&
           t->auth.cumulative > settled &&
           t->auth.cumulative <= bu->due.cumulative && nsel < cap)
@@ -1374,8 +1379,8 @@ static void settle_once(struct dsp *d) {
     if (!users[u].ok)
       continue;
     for (uint32_t i = 0; i < d->max_tasks; i++) {
-      struct dsp_task *t = &d->tasks[i];
-      if (!t->used || memcmp(t->auth.user, users[u].addr, 20) != 0 ||
+      struct dsp_task *t = d->tasks[i];
+      if (t == NULL || memcmp(t->auth.user, users[u].addr, 20) != 0 ||
           (t->state != DSP_EARNED && t->state != DSP_FAILED) ||
           t->auth.cumulative > users[u].due.cumulative)
         continue;
@@ -1427,9 +1432,9 @@ static void on_tick(uv_timer_t *h) {
       TEEX_WARN("dispatcher", "worker dropped (silent past the timeout)",
                 "worker=%s", wh);
       for (uint32_t k = 0; k < d->max_tasks; k++)
-        if (d->tasks[k].used && d->tasks[k].holds_slot &&
-            d->tasks[k].handle == w->handle)
-          d->tasks[k].holds_slot = 0;
+        if (d->tasks[k] != NULL && d->tasks[k]->holds_slot &&
+            d->tasks[k]->handle == w->handle)
+          d->tasks[k]->holds_slot = 0;
       char key[2 + 40 + 1];
       memcpy(key, "w/", 2);
       teex_hex_encode(w->addr, 20, key + 2);
@@ -1443,8 +1448,8 @@ static void on_tick(uv_timer_t *h) {
   /* tasks with no receipt by their deadline fail: nothing is charged */
   uint64_t now = unix_now();
   for (uint32_t i = 0; i < d->max_tasks; i++) {
-    struct dsp_task *t = &d->tasks[i];
-    if (!t->used || (t->state != DSP_QUEUED && t->state != DSP_ASSIGNED) ||
+    struct dsp_task *t = d->tasks[i];
+    if (t == NULL || (t->state != DSP_QUEUED && t->state != DSP_ASSIGNED) ||
         now < t->fail_at || t->waiting != NULL)
       continue;
     release_slot(d, t, 0);
@@ -1542,9 +1547,10 @@ static int restore(struct dsp *d, struct teex_err *err) {
         rc = teex_err_set(err, TEEX_ETOOBIG, "more stored tasks than max");
         break;
       }
-      uint32_t gen = t->gen;
+      uint32_t gen = t->gen, idx = t->idx;
       *t = rec;
       t->gen = gen;
+      t->idx = idx;
       t->used = 1;
       t->rcpt.shares = NULL;
       if (t->seq >= d->next_seq)
@@ -1578,10 +1584,10 @@ static void on_signal(uv_signal_t *h, int signum) {
   TEEX_INFO("dispatcher", "stopping", "signal=%d", signum);
   d->stopping = 1;
   for (uint32_t i = 0; i < d->max_tasks; i++)
-    if (d->tasks[i].used && d->tasks[i].waiting) {
-      teex_rpc_call_respond(d->tasks[i].waiting, TEEX_ECANCELED,
+    if (d->tasks[i] != NULL && d->tasks[i]->waiting) {
+      teex_rpc_call_respond(d->tasks[i]->waiting, TEEX_ECANCELED,
                             "dispatcher stopping", NULL, 0);
-      d->tasks[i].waiting = NULL;
+      d->tasks[i]->waiting = NULL;
     }
   teex_rpc_server_close(d->worker_srv);
   teex_rpc_server_close(d->user_srv);
@@ -1646,10 +1652,12 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
     isz <<= 1;
   d.index_mask = isz - 1;
   d.tasks = calloc(cfg.max_tasks, sizeof *d.tasks);
+  d.gens = calloc(cfg.max_tasks, sizeof *d.gens);
   d.index = calloc(isz, sizeof *d.index);
   d.workers = calloc(cfg.max_workers, sizeof *d.workers);
   d.sk = teex_secret_alloc(32);
-  if (d.tasks == NULL || d.index == NULL || d.workers == NULL || d.sk == NULL) {
+  if (d.tasks == NULL || d.gens == NULL || d.index == NULL ||
+      d.workers == NULL || d.sk == NULL) {
     rc = teex_err_set(err, TEEX_ENOMEM, "dispatcher tables");
     goto out;
   }
@@ -1770,7 +1778,10 @@ out:
   teex_sched_free(d.sched);
   teex_store_close(d.store);
   teex_secret_free(d.sk);
+  for (uint32_t i = 0; d.tasks != NULL && i < d.max_tasks; i++)
+    free(d.tasks[i]);
   free(d.tasks);
+  free(d.gens);
   free(d.index);
   free(d.workers);
   return rc;

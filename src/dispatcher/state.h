@@ -22,7 +22,8 @@ struct teex_rpc_call;
 
 struct dsp_task {
   uint64_t seq; /* acceptance order; the store key */
-  uint32_t gen; /* bumps when the pool slot is reused */
+  uint32_t gen; /* the slot's reuse count when this task took it */
+  uint32_t idx; /* its slot */
   uint8_t used;
   uint8_t state;
   struct teex_payment_auth auth;
