@@ -53,6 +53,9 @@ static const char run_usage[] =
     "300)\n"
     "  --receipt-grace S         a task with no receipt S seconds after its\n"
     "                            assignment expired fails (default 60)\n"
+    "  --max-tasks N             tasks held (running and unsettled; default\n"
+    "                            100000)\n"
+    "  --max-workers N           workers registered (default 10000)\n"
     "  --ready-file FILE         write ports and address here once serving\n";
 
 static int parse_u32(const char *s, uint32_t *out) {
@@ -80,7 +83,9 @@ static int dispatcher_run(int argc, char **argv) {
     O_SREC,
     O_TTL,
     O_GRACE,
-    O_READY
+    O_READY,
+    O_MAXT,
+    O_MAXW
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -99,6 +104,8 @@ static int dispatcher_run(int argc, char **argv) {
       {"assignment-ttl", required_argument, NULL, O_TTL},
       {"receipt-grace", required_argument, NULL, O_GRACE},
       {"ready-file", required_argument, NULL, O_READY},
+      {"max-tasks", required_argument, NULL, O_MAXT},
+      {"max-workers", required_argument, NULL, O_MAXW},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX], ipfs_dir[PATH_MAX];
@@ -170,6 +177,14 @@ static int dispatcher_run(int argc, char **argv) {
       break;
     case O_READY:
       cfg.ready_file = optarg;
+      break;
+    case O_MAXT:
+      if (parse_u32(optarg, &cfg.max_tasks) != 0 || cfg.max_tasks > 10000000)
+        return teex_cli_fail("--max-tasks must be 1..10000000");
+      break;
+    case O_MAXW:
+      if (parse_u32(optarg, &cfg.max_workers) != 0 || cfg.max_workers > 1000000)
+        return teex_cli_fail("--max-workers must be 1..1000000");
       break;
     case 'h':
       fputs(run_usage, stdout);
