@@ -165,6 +165,10 @@ int teex_chain_complete_withdrawal(struct teex_eth_sender *s,
                                    const struct teex_chain_addrs *a,
                                    const uint8_t dispatcher[20],
                                    unsigned timeout_ms, struct teex_err *err);
+int teex_chain_cancel_withdrawal(struct teex_eth_sender *s,
+                                 const struct teex_chain_addrs *a,
+                                 const uint8_t dispatcher[20],
+                                 unsigned timeout_ms, struct teex_err *err);
 int teex_chain_get_escrow(struct teex_eth_rpc *rpc,
                           const struct teex_chain_addrs *a,
                           const uint8_t user[20], const uint8_t dispatcher[20],
@@ -224,5 +228,30 @@ int teex_chain_verify_receipt(struct teex_eth_rpc *rpc,
                               const struct teex_receipt *r,
                               const uint8_t *proof, size_t nproof,
                               int *included, struct teex_err *err);
+
+/* ---- batch content (docs/settlement.md §4.2), stored on IPFS ---- */
+
+#define TEEX_CHAIN_BATCH_MAGIC_TEXT "teex/settlement/v1/batch"
+#define TEEX_CHAIN_BATCH_CONTENT_MAX (64u << 20)
+
+struct teex_chain_batch_content {
+  uint64_t chain_id;
+  uint8_t settlement[20];
+  uint8_t dispatcher[20];
+  const struct teex_chain_batch *batch; /* id, root, auths, credits */
+  const struct teex_receipt *receipts;  /* leaf order */
+  const uint8_t (*receipt_sigs)[65];    /* the workers' r || s || v */
+  size_t n_receipts;
+};
+
+/* Appends the ABI encoding of the batch content (what Solidity's
+ * abi.encode(content) gives: an offset word, then the tuple). out should be
+ * initialised with a maximum of TEEX_CHAIN_BATCH_CONTENT_MAX. TEEX_EINVAL
+ * when the receipt count does not match batch->task_count. */
+int teex_chain_batch_content_encode(const struct teex_chain_batch_content *c,
+                                    struct teex_buf *out, struct teex_err *err);
+
+/* The ABI type of the batch content, for decoders. */
+extern const char teex_chain_batch_content_type[];
 
 #endif

@@ -38,6 +38,7 @@
 #define F_DEPOSIT "deposit(address)"
 #define F_REQUEST_WD "requestWithdrawal(address,uint256)"
 #define F_COMPLETE_WD "completeWithdrawal(address)"
+#define F_CANCEL_WD "cancelWithdrawal(address)"
 #define F_ESCROW "escrowOf(address,address)"
 #define R_ESCROW "(uint256,uint256,uint256,uint64)"
 #define F_WITHDRAW_CREDITS "withdrawCredits(address,uint256)"
@@ -63,11 +64,10 @@
 #define E_RETIRED "ServiceRetired(bytes32)"
 
 static const char *const function_sigs[] = {
-    F_LIST,       F_PUBLISH,     F_RETIRE,    F_GET_SERVICE,
-    F_REGISTER,   F_REVOKE,      F_IS_ACTIVE, F_DEPOSIT,
-    F_REQUEST_WD, F_COMPLETE_WD, F_ESCROW,    F_WITHDRAW_CREDITS,
-    F_CREDITS,    F_SETTLE,      F_GET_BATCH, F_VERIFY,
-    NULL};
+    F_LIST,   F_PUBLISH,          F_RETIRE,  F_GET_SERVICE, F_REGISTER,
+    F_REVOKE, F_IS_ACTIVE,        F_DEPOSIT, F_REQUEST_WD,  F_COMPLETE_WD,
+    F_ESCROW, F_WITHDRAW_CREDITS, F_CREDITS, F_SETTLE,      F_GET_BATCH,
+    F_VERIFY, F_CANCEL_WD,        NULL};
 static const char *const event_sigs[] = {E_LISTED,     E_VERSION, E_PRICE,
                                          E_VISIBILITY, E_RETIRED, NULL};
 
@@ -785,6 +785,15 @@ int teex_chain_complete_withdrawal(struct teex_eth_sender *s,
   return r == 0 ? 0 : teex_err_wrap(err, r, "complete withdrawal");
 }
 
+int teex_chain_cancel_withdrawal(struct teex_eth_sender *s,
+                                 const struct teex_chain_addrs *a,
+                                 const uint8_t dispatcher[20],
+                                 unsigned timeout_ms, struct teex_err *err) {
+  int r = addr_call(s, a->settlement, 0, F_CANCEL_WD, dispatcher, NULL,
+                    timeout_ms, err);
+  return r == 0 ? 0 : teex_err_wrap(err, r, "cancel withdrawal");
+}
+
 int teex_chain_withdraw_credits(struct teex_eth_sender *s,
                                 const struct teex_chain_addrs *a,
                                 const uint8_t to[20], teex_amount amount,
@@ -967,4 +976,123 @@ done:
   teex_abi_value_clear(&v);
   teex_abi_value_clear(&ret);
   return view_name(r, err, "verify receipt");
+}
+
+/* ---- batch content ---- */
+
+#define T_SHARE "(bytes32,address,uint256)"
+#define T_RECEIPT                                                              \
+  "(bytes32,bytes32,bytes32,address,address,address,address,bytes32,bytes32,"  \
+  "uint256,uint256,uint256," T_SHARE "[],uint8,bytes32,bytes32)"
+#define T_AUTH                                                                 \
+  "(address,bytes32,bytes32,bytes32,bytes32,uint256,uint256,uint8,bytes32,"    \
+  "bytes32)"
+const char teex_chain_batch_content_type[] =
+    "((bytes32,uint256,address,address,bytes32,bytes32," T_RECEIPT "[]," T_AUTH
+    "[],(address,uint256)[]))";
+
+static int auth_value(struct teex_abi_value *t,
+                      const struct teex_payment_auth *p) {
+  if (teex_abi_tuple(t, 10) != 0)
+    return TEEX_ENOMEM;
+  teex_abi_address(&t->items[0], p->user);
+  v_word(&t->items[1], p->task_id);
+  v_word(&t->items[2], p->service_id);
+  v_word(&t->items[3], p->image_hash);
+  v_word(&t->items[4], p->datasets_hash);
+  v_amount(&t->items[5], p->price);
+  v_amount(&t->items[6], p->cumulative);
+  teex_abi_uint64(&t->items[7], p->sig[64]);
+  v_word(&t->items[8], p->sig);
+  v_word(&t->items[9], p->sig + 32);
+  return 0;
+}
+
+static int receipt_value(struct teex_abi_value *t,
+                         const struct teex_receipt *rc, const uint8_t sig[65]) {
+  if (teex_abi_tuple(t, 16) != 0)
+    return TEEX_ENOMEM;
+  v_word(&t->items[0], rc->task_id);
+  v_word(&t->items[1], rc->service_id);
+  v_word(&t->items[2], rc->image_hash);
+  teex_abi_address(&t->items[3], rc->user);
+  teex_abi_address(&t->items[4], rc->dispatcher);
+  teex_abi_address(&t->items[5], rc->worker);
+  teex_abi_address(&t->items[6], rc->provider);
+  v_word(&t->items[7], rc->input_commitment);
+  v_word(&t->items[8], rc->output_commitment);
+  teex_abi_uint(&t->items[9], rc->price);
+  teex_abi_uint(&t->items[10], rc->worker_amount);
+  teex_abi_uint(&t->items[11], rc->provider_amount);
+  if (teex_abi_array(&t->items[12], rc->nshares) != 0)
+    return TEEX_ENOMEM;
+  for (size_t i = 0; i < rc->nshares; i++) {
+    struct teex_abi_value *d = &t->items[12].items[i];
+    if (teex_abi_tuple(d, 3) != 0)
+      return TEEX_ENOMEM;
+    v_word(&d->items[0], rc->shares[i].dataset_id);
+    teex_abi_address(&d->items[1], rc->shares[i].payee);
+    teex_abi_uint(&d->items[2], rc->shares[i].amount);
+  }
+  teex_abi_uint64(&t->items[13], sig[64]);
+  v_word(&t->items[14], sig);
+  v_word(&t->items[15], sig + 32);
+  return 0;
+}
+
+int teex_chain_batch_content_encode(const struct teex_chain_batch_content *c,
+                                    struct teex_buf *out,
+                                    struct teex_err *err) {
+  const struct teex_chain_batch *b = c->batch;
+  struct teex_abi_value top = {0}, *v;
+  struct teex_abi_type *t = NULL;
+  uint8_t magic[32];
+  teex_u256 id;
+  int r;
+  if (c->n_receipts != b->task_count || c->n_receipts == 0)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "batch content: %zu receipts for %u tasks",
+                        c->n_receipts, (unsigned)b->task_count);
+  for (size_t i = 0; i < c->n_receipts; i++)
+    if (c->receipts[i].nshares > TEEX_SETTLE_MAX_SHARES)
+      return teex_err_set(err, TEEX_ETOOBIG, "receipt %zu: too many shares", i);
+  teex_keccak256(TEEX_CHAIN_BATCH_MAGIC_TEXT,
+                 sizeof TEEX_CHAIN_BATCH_MAGIC_TEXT - 1, magic);
+  if ((r = teex_abi_tuple(&top, 1)) != 0 ||
+      (r = teex_abi_tuple(&top.items[0], 9)) != 0)
+    goto done;
+  v = &top.items[0];
+  v_word(&v->items[0], magic);
+  teex_u256_from_u64(id, c->chain_id);
+  teex_abi_uint(&v->items[1], id);
+  teex_abi_address(&v->items[2], c->settlement);
+  teex_abi_address(&v->items[3], c->dispatcher);
+  v_word(&v->items[4], b->batch_id);
+  v_word(&v->items[5], b->root);
+  if ((r = teex_abi_array(&v->items[6], c->n_receipts)) != 0 ||
+      (r = teex_abi_array(&v->items[7], b->n_auths)) != 0 ||
+      (r = teex_abi_array(&v->items[8], b->n_credits)) != 0)
+    goto done;
+  for (size_t i = 0; i < c->n_receipts && r == 0; i++)
+    r = receipt_value(&v->items[6].items[i], &c->receipts[i],
+                      c->receipt_sigs[i]);
+  for (size_t i = 0; i < b->n_auths && r == 0; i++)
+    r = auth_value(&v->items[7].items[i], &b->auths[i]);
+  for (size_t i = 0; i < b->n_credits && r == 0; i++) {
+    struct teex_abi_value *cr = &v->items[8].items[i];
+    if ((r = teex_abi_tuple(cr, 2)) != 0)
+      break;
+    teex_abi_address(&cr->items[0], b->credits[i].payee);
+    v_amount(&cr->items[1], b->credits[i].amount);
+  }
+  if (r != 0)
+    goto done;
+  if ((r = teex_abi_type_parse(teex_chain_batch_content_type, &t, err)) == 0)
+    r = teex_abi_encode(t, &top, out, err);
+done:
+  if (r == TEEX_ENOMEM)
+    teex_err_set(err, r, NULL);
+  teex_abi_type_free(t);
+  teex_abi_value_clear(&top);
+  return r == 0 ? 0 : teex_err_wrap(err, r, "batch content");
 }

@@ -52,6 +52,14 @@ int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
 int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */
 int teex_cmd_dispatcher(int argc, char **argv);
 int teex_cmd_ipfs(int argc, char **argv);
-int teex_cmd_chain(int argc, char **argv); /* cmd_chain.c */
+int teex_cmd_executor(int argc, char **argv);
+int teex_cmd_service_run(int argc, char **argv); /* cmd_service_run.c */
+/* `teex tee serve` / `teex tee connect` (src/cli/cmd_tee_net.c). */
+int teex_cmd_tee_serve(int argc, char **argv);
+int teex_cmd_tee_connect(int argc, char **argv);
+/* cmd_chain.c, cmd_escrow.c */
+int teex_cmd_chain(int argc, char **argv);
+int teex_cmd_deposit(int argc, char **argv);
+int teex_cmd_withdraw(int argc, char **argv);
 
 #endif

@@ -485,11 +485,96 @@ done:
   return rc;
 }
 
+/* ---- services: the app store from the registry's events ---- */
+
+static int chain_services(int argc, char **argv) {
+  static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"rpc", required_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *rpc_flag = NULL;
+  char dir[PATH_MAX];
+  int json = 0, c, rc = TEEX_EXIT_FAIL;
+  struct teex_config cfg;
+  struct teex_err err = {0};
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_chain_addrs a;
+  struct teex_chain_service *v = NULL;
+  size_t n = 0;
+  teex_cli_data_dir(dir, sizeof dir);
+  optind = 0;
+  while ((c = getopt_long(argc, argv, "d:r:jh", opts, NULL)) != -1) {
+    if (c == 'd')
+      snprintf(dir, sizeof dir, "%s", optarg);
+    else if (c == 'r')
+      rpc_flag = optarg;
+    else if (c == 'j')
+      json = 1;
+    else {
+      printf("usage: teex chain services [--dir DIR] [--rpc URL] [--json]\n\n"
+             "Lists the services of the ServiceRegistry (the app store), "
+             "rebuilt\nfrom its events: id, provider, version, price and "
+             "remuneration (wei\nper call), visibility, state, metadata "
+             "CID.\n");
+      return c == 'h' ? TEEX_EXIT_OK : TEEX_EXIT_USAGE;
+    }
+  }
+  if (optind != argc)
+    return teex_cli_fail("chain services: bad arguments (see --help)");
+  if (load_chain_conf(dir, &cfg, &err) != 0 ||
+      teex_chain_addrs_from_config(&cfg, &a, &err) != 0 ||
+      open_rpc(rpc_url(&cfg, rpc_flag), &rpc, &err) != 0 ||
+      teex_chain_catalogue(rpc, &a, &v, &n, &err) != 0) {
+    teex_cli_fail("chain services: %s", teex_err_msg(&err));
+    goto done;
+  }
+  if (json)
+    printf("[");
+  else if (n == 0)
+    printf("no services listed\n");
+  else
+    printf("%-66s %-42s %4s %12s %12s %-8s %s\n", "SERVICE", "PROVIDER", "VER",
+           "PRICE", "WORKER", "STATE", "METADATA");
+  for (size_t i = 0; i < n; i++) {
+    char id[65], prov[43], price[40], rem[40];
+    const char *state = v[i].retired      ? "retired"
+                        : v[i].is_private ? "private"
+                                          : "public";
+    teex_hex_encode(v[i].service_id, 32, id);
+    teex_eth_address_hex(v[i].provider, prov);
+    teex_amount_format(v[i].price, price);
+    teex_amount_format(v[i].remuneration, rem);
+    /* The CID came from the chain: print it only if it is plain text. */
+    for (char *p = v[i].metadata_cid; *p; p++)
+      if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')
+        *p = '?';
+    if (json)
+      printf("%s{\"service_id\":\"0x%s\",\"provider\":\"%s\","
+             "\"version\":%u,\"price\":\"%s\",\"remuneration\":\"%s\","
+             "\"state\":\"%s\",\"metadata_cid\":\"%s\"}",
+             i ? "," : "", id, prov, (unsigned)v[i].version, price, rem, state,
+             v[i].metadata_cid);
+    else
+      printf("0x%s %s %4u %12s %12s %-8s %s\n", id, prov,
+             (unsigned)v[i].version, price, rem, state, v[i].metadata_cid);
+  }
+  if (json)
+    printf("]\n");
+  rc = TEEX_EXIT_OK;
+done:
+  free(v);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&cfg);
+  return rc;
+}
+
 static const struct teex_cli_cmd chain_cmds[] = {
     {"up", chain_up, "start the local development chain (anvil)"},
     {"down", chain_down, "stop the local development chain"},
     {"deploy", chain_deploy, "deploy the teex contracts, record addresses"},
     {"status", chain_status, "show the chain and the contracts"},
+    {"services", chain_services, "list the services on chain (the app store)"},
     {NULL, NULL, NULL},
 };
 

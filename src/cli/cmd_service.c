@@ -408,9 +408,8 @@ static const struct teex_cli_cmd service_cmds[] = {
     {"decrypt", cmd_decrypt, "decrypt an encrypted image (development tool)"},
     {"deploy", teex_cmd_service_deploy,
      "deploy a service: encrypt, store, register with the SM"},
-    /* executor: {"run", teex_cmd_service_run, "run a service locally in the
-     * worker's sandbox"}, -- declared in cli.h, defined in
-     * src/cli/cmd_service_run.c; load the image with teex_image_load(). */
+    {"run", teex_cmd_service_run,
+     "run a service locally in the worker's sandbox"}, /* cmd_service_run.c */
     {NULL, NULL, NULL},
 };
 

@@ -13,6 +13,8 @@
 static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
+    {"deposit", teex_cmd_deposit, "deposit escrow for a dispatcher"},
+    {"withdraw", teex_cmd_withdraw, "withdraw escrow (after the delay)"},
     {"chain", teex_cmd_chain, "local dev chain and the teex contracts"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
@@ -23,6 +25,8 @@ static const struct teex_cli_cmd commands[] = {
     {"account", teex_cmd_account,
      "keystore accounts: new, import, export, list, balance"},
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
+    {"executor", teex_cmd_executor,
+     "(internal) a service's sandboxed executor"},
     {NULL, NULL, NULL},
 };
 

@@ -179,6 +179,7 @@ static const char *keys[] = {
 enum { DEPLOYER, DISPATCHER, USER, PROVIDER, STRANGER };
 
 static pid_t anvil_pid;
+static char url[64];
 static struct teex_eth_rpc *rpc;
 static struct teex_eth_sender *snd[5];
 static uint8_t sk[5][32], addr[5][20];
@@ -216,7 +217,7 @@ static void stop_anvil(void) {
 }
 
 static int start_anvil(void) {
-  char bin[1024], port_s[16], url[64];
+  char bin[1024], port_s[16];
   int port = free_port();
   struct teex_err e = {0};
   struct teex_eth_rpc_opts o = {.timeout_ms = 20000, .retries = -1};
@@ -389,6 +390,24 @@ static void test_list_service(void **state) {
   assert_false(cat[0].retired);
   assert_true(cat[1].retired);
   free(cat);
+
+  /* The same app store through the CLI, as a user sees it. */
+  char *dir = tu_mkdtemp("chainsvc"), conf[512], *out = NULL, *errout = NULL;
+  snprintf(conf, sizeof conf, "%s/" TEEX_CHAIN_CONF, dir);
+  assert_int_equal(teex_chain_conf_save(conf, url, ca.chain_id, &ca, &e), 0);
+  char *argv[] = {
+      (char *)tu_teex_bin(), "chain", "services", "--dir", dir, "--json", NULL};
+  int st = tu_run(argv, NULL, 0, &out, &errout);
+  if (st != 0)
+    fail_msg("teex chain services: %d %s", st, errout ? errout : "");
+  assert_non_null(strstr(out, svc.metadata_cid));
+  assert_non_null(strstr(out, "\"price\":\"1000\""));
+  assert_non_null(strstr(out, "\"state\":\"retired\""));
+  assert_non_null(strstr(out, "\"state\":\"public\""));
+  free(out);
+  free(errout);
+  tu_rmtree(dir);
+  free(dir);
 }
 
 static void test_enclave_and_deposit(void **state) {
@@ -525,6 +544,60 @@ static void test_settle(void **state) {
   assert_int_equal(teex_chain_get_credits(rpc, &ca, addr[PROVIDER], &cr, &e),
                    0);
   assert_true(cr == 900);
+
+  /* The batch content for IPFS, audited by an independent implementation
+   * (contracts/js/audit_batch.mjs on ethers): magic, leaves, root, worker
+   * and user signatures, splits and credits. */
+  {
+    struct teex_domain d;
+    uint8_t sigs[3][65], digest[32];
+    struct teex_chain_batch_content bc = {0};
+    struct teex_buf out;
+    char *dir = tu_mkdtemp("batchcontent"), file[512], script[512];
+    char *o = NULL, *eo = NULL, roothex[65];
+    domain_of(ca.settlement, &d);
+    for (int i = 0; i < 3; i++) {
+      teex_stmt_receipt_digest(&d, &rcpt[i], digest);
+      assert_int_equal(teex_stmt_sign(sk[STRANGER], digest, sigs[i]), 0);
+    }
+    bc.chain_id = ca.chain_id;
+    memcpy(bc.settlement, ca.settlement, 20);
+    memcpy(bc.dispatcher, addr[DISPATCHER], 20);
+    bc.batch = &b;
+    bc.receipts = rcpt;
+    bc.receipt_sigs = (const uint8_t(*)[65])sigs;
+    bc.n_receipts = 2;
+    teex_buf_init(&out, TEEX_CHAIN_BATCH_CONTENT_MAX, 0);
+    assert_int_equal(teex_chain_batch_content_encode(&bc, &out, &e),
+                     TEEX_EINVAL); /* 2 receipts for 3 tasks */
+    bc.n_receipts = 3;
+    if (teex_chain_batch_content_encode(&bc, &out, &e) != 0)
+      fail_msg("%s", e.msg);
+    snprintf(file, sizeof file, "%s/batch.bin", dir);
+    snprintf(script, sizeof script, "%s/contracts/js/audit_batch.mjs",
+             tu_source_dir());
+    assert_int_equal(tu_write_file(file, out.data, out.len), 0);
+    char *argv[] = {"/usr/bin/env", "node", script, file, NULL};
+    int st = tu_run(argv, NULL, 0, &o, &eo);
+    if (st != 0)
+      fail_msg("audit: %s", eo ? eo : "");
+    teex_hex_encode(root, 32, roothex);
+    assert_non_null(strstr(o, roothex));
+    assert_non_null(strstr(o, "\"receipts\":3"));
+    free(o);
+    free(eo);
+    /* One wei more in the last credit: the audit must refuse it. */
+    out.data[out.len - 1] ^= 1;
+    assert_int_equal(tu_write_file(file, out.data, out.len), 0);
+    st = tu_run(argv, NULL, 0, &o, &eo);
+    assert_int_not_equal(st, 0);
+    assert_non_null(strstr(eo, "credit"));
+    free(o);
+    free(eo);
+    teex_buf_free(&out);
+    tu_rmtree(dir);
+    free(dir);
+  }
 
   /* The same batch again. */
   assert_int_equal(

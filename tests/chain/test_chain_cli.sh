@@ -35,6 +35,27 @@ settlement="$(sed -n 's/^settlement = //p' "$dir/chain.conf")"
 grep -q "^service_registry = 0x" "$dir/chain.conf" || fail "service registry not recorded"
 "$teex" chain status --dir "$dir" --json | grep -q '"contracts_ok":true' || fail "status json"
 "$teex" chain status --dir "$dir" | grep -q "contracts  ok" || fail "status text"
+"$teex" chain services --dir "$dir" | grep -q "no services listed" || fail "empty catalogue"
+[ "$("$teex" chain services --dir "$dir" --json)" = "[]" ] || fail "empty catalogue json"
+
+# Escrow with a keystore account (anvil's account 2, imported; cheap scrypt).
+echo 5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$dir/user.key"
+echo "correct horse" > "$dir/pw"
+user=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
+disp=0x90F79bf6EB2c4f870365E785982E1f101E93b906
+"$teex" account import --data-dir "$dir" --private-key-file "$dir/user.key" \
+  --password-file "$dir/pw" --scrypt-n 1024 >/dev/null || fail "account import"
+common=(--data-dir "$dir" --from "$user" --password-file "$dir/pw")
+if "$teex" deposit "$disp" 1000 "${common[@]}" 2>"$dir/err"; then fail "deposit to an unregistered dispatcher"; fi
+grep -q NotRegisteredDispatcher "$dir/err" || fail "deposit refusal reason: $(cat "$dir/err")"
+if "$teex" deposit "$disp" 12x "${common[@]}" 2>/dev/null; then fail "bad amount accepted"; fi
+if "$teex" deposit "$disp" 1000 --data-dir "$dir" --from "$user" --password-file /dev/null 2>/dev/null; then
+  fail "deposit with a wrong password"
+fi
+"$teex" withdraw "$disp" 700 "${common[@]}" | grep -q "700 wei requested, waiting" || fail "withdraw request"
+"$teex" withdraw "$disp" --status "${common[@]}" | grep -q "escrow     0 wei" || fail "withdraw status"
+"$teex" withdraw "$disp" --cancel "${common[@]}" >/dev/null || fail "withdraw cancel"
+if "$teex" withdraw "$disp" --complete "${common[@]}" 2>/dev/null; then fail "complete without a request"; fi
 
 # The state comes back after down + up: the same contracts, still deployed.
 "$teex" chain down --dir "$dir" | grep -q stopped || fail "chain down"
