@@ -111,21 +111,7 @@ int teex_dispatcher_chain_eth(const char *rpc_url,
                               struct teex_dispatcher_chain *out,
                               struct teex_err *err);
 
-/* ---- batch content (settlement.md §4.2) ---- */
-
-/* A receipt with its worker signature, as the batch content holds it. */
-struct teex_signed_receipt {
-  struct teex_receipt r; /* r.shares points at shares */
-  struct teex_data_share shares[TEEX_SETTLE_MAX_SHARES];
-  uint8_t sig[65];
-};
-
-/* abi.encode(BatchContent) into out (appended). */
-int teex_dispatcher_batch_content(const struct teex_domain *domain,
-                                  const uint8_t dispatcher[20],
-                                  const struct teex_dispatcher_batch *b,
-                                  const struct teex_signed_receipt *receipts,
-                                  size_t nreceipts, struct teex_buf *out);
+/* ---- batches ---- */
 
 /* keccak256(abi.encode(dispatcher, seq)): the recommended batch id. */
 void teex_dispatcher_batch_id(const uint8_t dispatcher[20], uint64_t seq,

@@ -14,6 +14,7 @@
 #include "teex/dispatcher.h"
 
 #include "dispatcher/state.h"
+#include "teex/chain.h"
 #include "teex/crypto.h"
 #include "teex/log.h"
 #include "teex/mem.h"
@@ -1259,12 +1260,13 @@ static void settle_once(struct dsp *d) {
     return;
   struct batch_user *users = calloc(cap, sizeof *users);
   struct dsp_task **sel = calloc(cap, sizeof *sel);
-  struct teex_signed_receipt *rs = NULL;
+  struct teex_receipt *rcpts = NULL;
+  uint8_t *rsigs = NULL;
   struct teex_payment_auth *auths = calloc(cap, sizeof *auths);
   struct teex_dispatcher_credit *credits = calloc(2 * cap, sizeof *credits);
   uint8_t *leaves = NULL;
   struct teex_buf content;
-  teex_buf_init(&content, TEEX_STORE_VALUE_MAX, 0);
+  teex_buf_init(&content, TEEX_CHAIN_BATCH_CONTENT_MAX, 0);
   size_t nsel = 0, nauths = 0, ncredits = 0;
   if (users == NULL || sel == NULL || auths == NULL || credits == NULL)
     goto out;
@@ -1316,16 +1318,17 @@ static void settle_once(struct dsp *d) {
   }
   if (nsel == 0)
     goto out;
-  rs = calloc(nsel, sizeof *rs);
+  rcpts = calloc(nsel, sizeof *rcpts);
+  rsigs = calloc(nsel, 65);
   leaves = malloc(32 * nsel);
-  if (rs == NULL || leaves == NULL)
+  if (rcpts == NULL || rsigs == NULL || leaves == NULL)
     goto out;
   for (size_t i = 0; i < nsel; i++) {
     struct dsp_task *t = sel[i];
-    rs[i].r = t->rcpt;
-    rs[i].r.shares = rs[i].shares;
-    rs[i].r.nshares = 0;
-    memcpy(rs[i].sig, t->rsig, 65);
+    rcpts[i] = t->rcpt;
+    rcpts[i].shares = NULL;
+    rcpts[i].nshares = 0;
+    memcpy(rsigs + 65 * i, t->rsig, 65);
     teex_settle_receipt_leaf(&t->rcpt, leaves + 32 * i);
     teex_amount wa = 0, pa = 0;
     teex_amount_from_word(t->rcpt.worker_amount, &wa);
@@ -1350,9 +1353,37 @@ static void settle_once(struct dsp *d) {
     goto out;
   }
   d->batch_seq = seq;
-  if (teex_dispatcher_batch_content(&d->cfg->domain, d->addr, &b, rs, nsel,
-                                    &content) != 0)
+  /* the content, encoded by the chain module's one encoder */
+  struct teex_chain_credit *ccr = calloc(ncredits ? ncredits : 1, sizeof *ccr);
+  if (ccr == NULL)
     goto out;
+  for (size_t i = 0; i < ncredits; i++) {
+    memcpy(ccr[i].payee, credits[i].payee, 20);
+    ccr[i].amount = credits[i].amount;
+  }
+  struct teex_chain_batch cb = {.task_count = b.task_count,
+                                .cid = "",
+                                .auths = auths,
+                                .n_auths = nauths,
+                                .credits = ccr,
+                                .n_credits = ncredits};
+  memcpy(cb.batch_id, b.batch_id, 32);
+  memcpy(cb.root, b.root, 32);
+  struct teex_chain_batch_content bc = {.chain_id = d->cfg->domain.chain_id,
+                                        .batch = &cb,
+                                        .receipts = rcpts,
+                                        .receipt_sigs =
+                                            (const uint8_t(*)[65])rsigs,
+                                        .n_receipts = nsel};
+  memcpy(bc.settlement, d->cfg->domain.verifying_contract, 20);
+  memcpy(bc.dispatcher, d->addr, 20);
+  int enc = teex_chain_batch_content_encode(&bc, &content, &err);
+  free(ccr);
+  if (enc != 0) {
+    TEEX_ERROR("dispatcher", "batch content not encoded", "reason=\"%s\"",
+               err.msg);
+    goto out;
+  }
   struct teex_cid cid;
   if (teex_ipfs_add_buffer(d->cfg->ipfs, content.data, content.len, &cid,
                            &err) != 0 ||
@@ -1400,7 +1431,8 @@ out:
   teex_buf_free(&content);
   free(users);
   free(sel);
-  free(rs);
+  free(rcpts);
+  free(rsigs);
   free(auths);
   free(credits);
   free(leaves);

@@ -1,12 +1,10 @@
-/* The dispatcher's pieces without the network: the batch content decodes
- * with the ABI decoder as settlement.md §4.2 declares it, task records
+/* The dispatcher's pieces without the network: batch ids, task records
  * round-trip and refuse damage, and the file-backed chain applies the
  * Settlement contract's rules (signatures, escrow, debits == credits, new
  * batch ids, cumulative semantics). */
 #include "testutil.h"
 
 #include "dispatcher/state.h"
-#include "teex/abi.h"
 #include "teex/crypto.h"
 #include "teex/dispatcher.h"
 
@@ -14,115 +12,19 @@
 #include <unistd.h>
 #include <string.h>
 
-#define BATCH_TYPE                                                             \
-  "((bytes32,uint256,address,address,bytes32,bytes32,"                         \
-  "(bytes32,bytes32,bytes32,address,address,address,address,bytes32,bytes32,"  \
-  "uint256,uint256,uint256,(bytes32,address,uint256)[],uint8,bytes32,bytes32)" \
-  "[],(address,bytes32,bytes32,bytes32,bytes32,uint256,uint256,uint8,bytes32," \
-  "bytes32)[],(address,uint256)[]))"
-
-static void fill_receipt(struct teex_signed_receipt *s, uint8_t seed) {
-  memset(s, 0, sizeof *s);
-  memset(s->r.task_id, seed, 32);
-  memset(s->r.service_id, seed + 1, 32);
-  memset(s->r.image_hash, seed + 2, 32);
-  memset(s->r.user, seed + 3, 20);
-  memset(s->r.dispatcher, 0xd1, 20);
-  memset(s->r.worker, seed + 4, 20);
-  memset(s->r.provider, seed + 5, 20);
-  teex_amount_word(100, s->r.price);
-  teex_amount_word(60, s->r.worker_amount);
-  teex_amount_word(40, s->r.provider_amount);
-  s->r.shares = s->shares;
-  memset(s->sig, seed + 6, 64);
-  s->sig[64] = 27;
-}
-
-static void test_batch_content_decodes(void **state) {
+static void test_batch_id(void **state) {
   (void)state;
-  struct teex_domain dom = {.chain_id = 31337};
-  memset(dom.verifying_contract, 0x5e, 20);
-  uint8_t disp[20];
+  uint8_t disp[20], pre[64], want[32], got[32];
   memset(disp, 0xd1, 20);
-  struct teex_signed_receipt rs[2];
-  fill_receipt(&rs[0], 1);
-  fill_receipt(&rs[1], 9);
-  rs[1].r.nshares = 1; /* the encoding carries shares too */
-  memset(rs[1].shares[0].dataset_id, 0xda, 32);
-  memset(rs[1].shares[0].payee, 0xbe, 20);
-  teex_amount_word(7, rs[1].shares[0].amount);
-  struct teex_payment_auth auth;
-  memset(&auth, 0, sizeof auth);
-  memset(auth.user, 4, 20);
-  auth.price = 100;
-  auth.cumulative = 300;
-  auth.sig[64] = 28;
-  struct teex_dispatcher_credit cr[2];
-  memset(cr, 0, sizeof cr);
-  memset(cr[0].payee, 0x11, 20);
-  cr[0].amount = 120;
-  memset(cr[1].payee, 0x22, 20);
-  cr[1].amount = 80;
-  struct teex_dispatcher_batch b;
-  memset(&b, 0, sizeof b);
-  teex_dispatcher_batch_id(disp, 1, b.batch_id);
-  memset(b.root, 0x77, 32);
-  b.auths = &auth;
-  b.nauths = 1;
-  b.credits = cr;
-  b.ncredits = 2;
-  struct teex_buf out;
-  teex_buf_init(&out, 1 << 20, 0);
-  assert_int_equal(teex_dispatcher_batch_content(&dom, disp, &b, rs, 2, &out),
-                   0);
-  struct teex_abi_type *t;
-  struct teex_abi_value v;
-  struct teex_err err;
-  memset(&v, 0, sizeof v);
-  if (teex_abi_type_parse(BATCH_TYPE, &t, &err) != 0)
-    fail_msg("type: %s", err.msg);
-  if (teex_abi_decode(t, out.data, out.len, &v, &err) != 0)
-    fail_msg("decode: %s", err.msg);
-  const struct teex_abi_value *c = &v.items[0];
-  assert_int_equal(c->n_items, 9);
-  uint8_t magic[32];
-  teex_keccak256("teex/settlement/v1/batch", 24, magic);
-  assert_memory_equal(c->items[0].word, magic, 32);
-  assert_int_equal(c->items[1].word[31], 31337 & 0xff);
-  assert_memory_equal(c->items[2].word + 12, dom.verifying_contract, 20);
-  assert_memory_equal(c->items[3].word + 12, disp, 20);
-  assert_memory_equal(c->items[4].word, b.batch_id, 32);
-  assert_memory_equal(c->items[5].word, b.root, 32);
-  const struct teex_abi_value *rv = &c->items[6];
-  assert_int_equal(rv->n_items, 2);
-  assert_memory_equal(rv->items[1].items[0].word, rs[1].r.task_id, 32);
-  assert_memory_equal(rv->items[1].items[5].word + 12, rs[1].r.worker, 20);
-  assert_int_equal(rv->items[1].items[12].n_items, 1);
-  assert_memory_equal(rv->items[1].items[12].items[0].items[1].word + 12,
-                      rs[1].shares[0].payee, 20);
-  assert_int_equal(rv->items[0].items[13].word[31], 27);
-  assert_memory_equal(rv->items[0].items[14].word, rs[0].sig, 32);
-  const struct teex_abi_value *av = &c->items[7];
-  assert_int_equal(av->n_items, 1);
-  assert_int_equal(av->items[0].items[6].word[31], 300 & 0xff);
-  assert_int_equal(av->items[0].items[7].word[31], 28);
-  const struct teex_abi_value *cv = &c->items[8];
-  assert_int_equal(cv->n_items, 2);
-  assert_int_equal(cv->items[1].items[1].word[31], 80);
-  /* nothing after the encoding */
-  uint8_t w[32];
-  assert_true(out.len % 32 == 0);
-  memset(w, 0, 32);
-  teex_abi_value_clear(&v);
-  teex_abi_type_free(t);
-  teex_buf_free(&out);
-  /* the batch id is keccak256(abi.encode(dispatcher, seq)) */
-  uint8_t pre[64], id[32];
   memset(pre, 0, 64);
   memcpy(pre + 12, disp, 20);
-  pre[63] = 1;
-  teex_keccak256(pre, 64, id);
-  assert_memory_equal(id, b.batch_id, 32);
+  pre[62] = 1; /* sequence 258 */
+  pre[63] = 2;
+  teex_keccak256(pre, 64, want);
+  teex_dispatcher_batch_id(disp, 258, got);
+  assert_memory_equal(got, want, 32);
+  teex_dispatcher_batch_id(disp, 259, got);
+  assert_memory_not_equal(got, want, 32);
 }
 
 static void test_task_record(void **state) {
@@ -280,7 +182,7 @@ static void test_file_chain(void **state) {
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_batch_content_decodes),
+      cmocka_unit_test(test_batch_id),
       cmocka_unit_test(test_task_record),
       cmocka_unit_test(test_file_chain),
   };

@@ -677,6 +677,23 @@ static void test_dispatch_settle_restart(void **state) {
   assert_int_equal(teex_ipfs_cat_buffer(ipfs, &cid, &content, &err), 0);
   assert_true(content.len > 32 * 10);
   assert_memory_equal(content.data + 32 * 6, st->root.data, 32);
+  /* and an independent auditor (ethers) accepts it: magic, leaves, root,
+   * worker and user signatures, splits, credits */
+  {
+    char file[4200], script[4200], roothex[65], *o = NULL, *eo = NULL;
+    snprintf(file, sizeof file, "%s/batch.bin", f->dir);
+    snprintf(script, sizeof script, "%s/contracts/js/audit_batch.mjs",
+             tu_source_dir());
+    assert_int_equal(tu_write_file(file, content.data, content.len), 0);
+    char *argv[] = {"/usr/bin/env", "node", script, file, NULL};
+    if (tu_run(argv, NULL, 0, &o, &eo) != 0)
+      fail_msg("audit: %s", eo ? eo : "");
+    teex_hex_encode(st->root.data, 32, roothex);
+    assert_non_null(strstr(o, roothex));
+    assert_non_null(strstr(o, "\"receipts\":2"));
+    free(o);
+    free(eo);
+  }
   teex_buf_free(&content);
   teex_ipfs_close(ipfs);
   teex__dispatcher__status_response__free_unpacked(st, NULL);
