@@ -814,7 +814,7 @@ out:
   } else {
     Teex__Dispatcher__ReceiptResponse resp =
         TEEX__DISPATCHER__RECEIPT_RESPONSE__INIT;
-    resp.duplicate = dup;
+    resp.recorded = !dup;
     respond_msg(call, &resp.base);
   }
   teex__dispatcher__receipt__free_unpacked(m, NULL);

@@ -576,11 +576,15 @@ static void test_dispatch_settle_restart(void **state) {
   assert_int_equal(send_receipt(f, &f->w[2], &r3, sig3, &err), TEEX_EPERM);
   if (send_receipt(f, &f->w[second], &r, sig, &err) != 0)
     fail_msg("receipt: %s", err.msg);
-  assert_int_equal(send_receipt(f, &f->w[second], &r, sig, &err), 0);
   Teex__Dispatcher__ReceiptResponse *rr =
       teex__dispatcher__receipt_response__unpack(NULL, f->resp.len,
                                                  f->resp.data);
-  assert_true(rr->duplicate);
+  assert_true(rr->recorded);
+  teex__dispatcher__receipt_response__free_unpacked(rr, NULL);
+  assert_int_equal(send_receipt(f, &f->w[second], &r, sig, &err), 0);
+  rr = teex__dispatcher__receipt_response__unpack(NULL, f->resp.len,
+                                                  f->resp.data);
+  assert_false(rr->recorded);
   teex__dispatcher__receipt_response__free_unpacked(rr, NULL);
   /* the first worker (failed) reporting too: the task is charged once */
   struct teex_receipt rf;
