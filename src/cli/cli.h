@@ -51,6 +51,7 @@ int teex_cmd_service_list(int argc, char **argv);   /* cmd_service_list.c */
 int teex_cmd_up(int argc, char **argv);             /* cmd_up.c */
 int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
 int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */
+int teex_cmd_dispatcher(int argc, char **argv);
 int teex_cmd_ipfs(int argc, char **argv);
 int teex_cmd_executor(int argc, char **argv);
 int teex_cmd_service_run(int argc, char **argv); /* cmd_service_run.c */
