@@ -136,6 +136,12 @@ struct teex_dispatcher_config {
   uint32_t receipt_grace_s;           /* after expiry a task fails; 0: 60 */
   uint32_t max_workers;               /* 0: 10000 */
   uint32_t max_tasks;                 /* 0: 100000 */
+  /* When sm_addr is set: at start, get this dispatcher's EnclaveRegistration
+   * signed by the SM (its enclave endpoint, verified against sm_policy) and
+   * write it to registration_file for the operator to submit on chain. */
+  const char *sm_addr;
+  const struct teex_tee_policy *sm_policy;
+  const char *registration_file;
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. 0 on a clean stop. */

@@ -56,7 +56,12 @@ static const char run_usage[] =
     "  --max-tasks N             tasks held (running and unsettled; default\n"
     "                            100000)\n"
     "  --max-workers N           workers registered (default 10000)\n"
-    "  --ready-file FILE         write ports and address here once serving\n";
+    "  --ready-file FILE         write ports and address here once serving\n"
+    "  --sm ADDR                 the SM's enclave endpoint: at start, get "
+    "this\n"
+    "                            dispatcher's registration signed by the SM\n"
+    "  --sm-policy FILE          what the SM must prove (with --sm)\n"
+    "  --registration-out FILE   where the signed registration goes\n";
 
 static int parse_u32(const char *s, uint32_t *out) {
   uint64_t v;
@@ -85,7 +90,10 @@ static int dispatcher_run(int argc, char **argv) {
     O_GRACE,
     O_READY,
     O_MAXT,
-    O_MAXW
+    O_MAXW,
+    O_SM,
+    O_SMPOL,
+    O_REGOUT
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -106,13 +114,17 @@ static int dispatcher_run(int argc, char **argv) {
       {"ready-file", required_argument, NULL, O_READY},
       {"max-tasks", required_argument, NULL, O_MAXT},
       {"max-workers", required_argument, NULL, O_MAXW},
+      {"sm", required_argument, NULL, O_SM},
+      {"sm-policy", required_argument, NULL, O_SMPOL},
+      {"registration-out", required_argument, NULL, O_REGOUT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX], ipfs_dir[PATH_MAX];
   teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = ipfs_dir[0] = '\0';
   const char *policy = NULL, *settlement = NULL, *chain_file = NULL,
-             *chain_conf = NULL;
+             *chain_conf = NULL, *sm_policy_file = NULL;
+  static struct teex_tee_policy sm_policy;
   struct teex_dispatcher_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.worker_listen = "127.0.0.1:7200";
@@ -178,6 +190,15 @@ static int dispatcher_run(int argc, char **argv) {
     case O_READY:
       cfg.ready_file = optarg;
       break;
+    case O_SM:
+      cfg.sm_addr = optarg;
+      break;
+    case O_SMPOL:
+      sm_policy_file = optarg;
+      break;
+    case O_REGOUT:
+      cfg.registration_file = optarg;
+      break;
     case O_MAXT:
       if (parse_u32(optarg, &cfg.max_tasks) != 0 || cfg.max_tasks > 10000000)
         return teex_cli_fail("--max-tasks must be 1..10000000");
@@ -196,7 +217,8 @@ static int dispatcher_run(int argc, char **argv) {
   }
   if (policy == NULL || optind != argc ||
       (chain_conf == NULL) == (chain_file == NULL) ||
-      (chain_file != NULL && settlement == NULL)) {
+      (chain_file != NULL && settlement == NULL) ||
+      (cfg.sm_addr != NULL) != (sm_policy_file != NULL)) {
     fputs(run_usage, stderr);
     return TEEX_EXIT_USAGE;
   }
@@ -206,6 +228,12 @@ static int dispatcher_run(int argc, char **argv) {
     snprintf(ipfs_dir, sizeof ipfs_dir, "%s/ipfs", data_dir);
   struct teex_err err;
   teex_err_clear(&err);
+  if (sm_policy_file != NULL) {
+    teex_tee_policy_init(&sm_policy);
+    if (teex_tee_policy_load(&sm_policy, sm_policy_file, &err) != 0)
+      return teex_cli_fail("--sm-policy: %s", err.msg);
+    cfg.sm_policy = &sm_policy;
+  }
   if (chain_conf != NULL) {
     struct teex_config cc;
     struct teex_chain_addrs addrs;

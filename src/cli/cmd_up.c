@@ -14,7 +14,12 @@
  */
 #include "cli/cli.h"
 
+#include "teex/chain.h"
 #include "teex/config.h"
+#include "teex/eth_rpc.h"
+#include "teex/eth_sender.h"
+#include "teex/mem.h"
+#include "teex/sm_client.h"
 #include "teex/crypto.h"
 #include "teex/proto/rpc.pb-c.h"
 #include "teex/ratls_channel.h"
@@ -269,6 +274,72 @@ static int read_ready(const char *path, const char *key, uint64_t *v) {
   return rc;
 }
 
+/* The dev chain's account 0 (anvil's standard mnemonic; the key is public):
+ * the operator of the local network, who pays for registrations. Only ever
+ * used on chain id 31337. */
+#define DEV_OPERATOR_KEY                                                       \
+  "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+#define ENCLAVE_FUNDING_WEI 10000000000000000000ull /* 10 ether, for gas */
+
+/* Submits an SM-signed registration statement to the EnclaveRegistry and
+ * funds the enclave's address for gas, from the dev operator account. */
+static int register_on_chain(const char *chain_conf, const char *reg_file) {
+  struct teex_err err;
+  struct teex_config c;
+  struct teex_chain_addrs addrs;
+  struct teex_enclave_registration reg;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *s = NULL;
+  uint8_t sk[32];
+  size_t n;
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, chain_conf, &err);
+  if (rc == 0)
+    rc = teex_chain_addrs_from_config(&c, &addrs, &err);
+  if (rc == 0 && addrs.chain_id != 31337)
+    rc = teex_err_set(&err, TEEX_EPERM,
+                      "not the local dev chain: register enclaves yourself");
+  if (rc == 0)
+    rc = teex_enclave_registration_read(reg_file, &reg, &err);
+  if (rc == 0)
+    rc = teex_eth_rpc_open(
+        teex_config_get(&c, "rpc_url", TEEX_CHAIN_DEFAULT_RPC), NULL, &rpc,
+        &err);
+  if (rc == 0 &&
+      (teex_hex_decode(DEV_OPERATOR_KEY, sk, 32, &n) != 0 || n != 32))
+    rc = teex_err_set(&err, TEEX_EINTERNAL, "dev key");
+  if (rc == 0)
+    rc = teex_eth_sender_new(rpc, sk, NULL, &s, &err);
+  teex_chain_use_errors(rpc);
+  int active = 0;
+  if (rc == 0)
+    rc = teex_chain_enclave_active(rpc, &addrs, reg.enclave, reg.role, &active,
+                                   &err);
+  if (rc == 0 && !active)
+    rc = teex_chain_register_enclave(s, &addrs, reg.enclave, reg.role,
+                                     reg.measurement, reg.issued_at,
+                                     reg.signature, 0, &err);
+  if (rc == 0) {
+    struct teex_eth_request req;
+    memset(&req, 0, sizeof req);
+    req.has_to = 1;
+    memcpy(req.to, reg.enclave, 20);
+    teex_u256_from_u64(req.value, ENCLAVE_FUNDING_WEI);
+    req.gas_limit = 21000;
+    struct teex_eth_receipt r;
+    rc = teex_eth_sender_transact(s, &req, 60000, &r, &err);
+    if (rc == 0)
+      teex_eth_receipt_clear(&r);
+  }
+  teex_wipe(sk, sizeof sk);
+  teex_eth_sender_free(s);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&c);
+  if (rc != 0)
+    return teex_cli_fail("register %s on chain: %s", reg_file, err.msg);
+  return 0;
+}
+
 static const char up_usage[] =
     "usage: teex up [--dir DIR] [--chain-port PORT]\n"
     "\n"
@@ -371,6 +442,43 @@ int teex_cmd_up(int argc, char **argv) {
   read_ready(ready, "client_port", &client_port);
   read_ready(ready, "enclave_port", &enclave_port);
 
+  /* The dispatcher: registered by the SM (its fresh evidence), then on
+   * chain by the operator, and funded to pay for settlements. */
+  char dstate[PATH_MAX], dready[PATH_MAX], dreg[PATH_MAX], ipfs_dir[PATH_MAX],
+      sm_enclave[64], sm_policy[PATH_MAX];
+  snprintf(dstate, sizeof dstate, "%s/dispatcher", n.dir);
+  snprintf(ipfs_dir, sizeof ipfs_dir, "%s/ipfs", n.dir);
+  snprintf(sm_enclave, sizeof sm_enclave, "127.0.0.1:%llu",
+           (unsigned long long)enclave_port);
+  snprintf(sm_policy, sizeof sm_policy, "%s/policy/sm.conf", n.dir);
+  path_of(&n, dready, sizeof dready, "run", "dispatcher", "ready");
+  path_of(&n, dreg, sizeof dreg, "run", "dispatcher", "registration");
+  unlink(dready);
+  char *d_argv[] = {n.exe,         "dispatcher",
+                    "run",         "--data-dir",
+                    n.dir,         "--state",
+                    dstate,        "--listen",
+                    "127.0.0.1:0", "--user-listen",
+                    "127.0.0.1:0", "--policy",
+                    policy,        "--chain-conf",
+                    chain,         "--ipfs-dir",
+                    ipfs_dir,      "--sm",
+                    sm_enclave,    "--sm-policy",
+                    sm_policy,     "--registration-out",
+                    dreg,          "--settle-interval",
+                    "5000",        "--ready-file",
+                    dready,        NULL};
+  if ((rc = spawn(&n, "dispatcher", d_argv)) != 0)
+    return rc;
+  if (wait_file(dready, read_pid(&n, "dispatcher"), READY_TIMEOUT_MS) != 0)
+    return teex_cli_fail(
+        "the dispatcher did not start; see %s/logs/dispatcher.log", n.dir);
+  if ((rc = register_on_chain(chain, dreg)) != 0)
+    return rc;
+  uint64_t worker_port = 0, user_port = 0;
+  read_ready(dready, "worker_port", &worker_port);
+  read_ready(dready, "user_port", &user_port);
+
   snprintf(p, sizeof p, "%s/network.conf", n.dir);
   FILE *f = fopen(p, "w");
   if (f == NULL)
@@ -379,9 +487,13 @@ int teex_cmd_up(int argc, char **argv) {
           "# Written by `teex up`: where the local network's components are.\n"
           "[chain]\nrpc = %s\nconfig = %s\n"
           "[sm]\nclient = 127.0.0.1:%llu\nenclave = 127.0.0.1:%llu\n"
-          "policy = %s/policy/sm.conf\naddress = %s\n",
+          "policy = %s/policy/sm.conf\naddress = %s\n"
+          "[dispatcher]\nuser = 127.0.0.1:%llu\nworker = 127.0.0.1:%llu\n"
+          "policy = %s/policy/enclaves.conf\n",
           rpc_url, chain, (unsigned long long)client_port,
-          (unsigned long long)enclave_port, n.dir, sm_addr);
+          (unsigned long long)enclave_port, n.dir, sm_addr,
+          (unsigned long long)user_port, (unsigned long long)worker_port,
+          n.dir);
   fclose(f);
   printf("teex network up in %s\n", n.dir);
   printf("  chain       %s  (contracts in %s)\n", rpc_url, chain);
@@ -389,6 +501,9 @@ int teex_cmd_up(int argc, char **argv) {
   printf("  sm          %s  client 127.0.0.1:%llu  enclaves 127.0.0.1:%llu\n",
          sm_addr, (unsigned long long)client_port,
          (unsigned long long)enclave_port);
+  printf("  dispatcher  users 127.0.0.1:%llu  workers 127.0.0.1:%llu "
+         "(registered on chain)\n",
+         (unsigned long long)user_port, (unsigned long long)worker_port);
   printf("  policies    %s/policy/\n  logs        %s/logs/\n", n.dir, n.dir);
   return TEEX_EXIT_OK;
 }
@@ -455,18 +570,24 @@ int teex_cmd_status(int argc, char **argv) {
   if (teex_config_load(&c, p, &err) != 0)
     return teex_cli_fail("no network in %s (teex up): %s", n.dir, err.msg);
   int bad = 0;
-  int pid = read_pid(&n, "sm");
-  char msg[TEEX_ERRMSG_SIZE];
-  const char *addr = teex_config_get(&c, "sm.client", "");
-  if (!alive(pid)) {
-    printf("sm          DOWN (no process)\n");
-    bad = 1;
-  } else if (health(&n, addr, teex_config_get(&c, "sm.policy", ""), msg,
-                    sizeof msg) != 0) {
-    printf("sm          UNHEALTHY pid %d %s: %s\n", pid, addr, msg);
-    bad = 1;
-  } else {
-    printf("sm          ok  pid %d  %s  %s\n", pid, addr, msg);
+  static const struct {
+    const char *name, *addr_key, *policy_key;
+  } comps[] = {{"sm", "sm.client", "sm.policy"},
+               {"dispatcher", "dispatcher.user", "dispatcher.policy"}};
+  for (size_t i = 0; i < sizeof comps / sizeof *comps; i++) {
+    int pid = read_pid(&n, comps[i].name);
+    char msg[TEEX_ERRMSG_SIZE];
+    const char *addr = teex_config_get(&c, comps[i].addr_key, "");
+    if (!alive(pid)) {
+      printf("%-11s DOWN (no process)\n", comps[i].name);
+      bad = 1;
+    } else if (health(&n, addr, teex_config_get(&c, comps[i].policy_key, ""),
+                      msg, sizeof msg) != 0) {
+      printf("%-11s UNHEALTHY pid %d %s: %s\n", comps[i].name, pid, addr, msg);
+      bad = 1;
+    } else {
+      printf("%-11s ok  pid %d  %s  %s\n", comps[i].name, pid, addr, msg);
+    }
   }
   teex_config_free(&c);
   char *chain_status[] = {"chain", "status", "--dir", n.dir, NULL};
@@ -488,7 +609,7 @@ int teex_cmd_down(int argc, char **argv) {
   int rc = net_parse(argc, argv, &n, down_usage);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
-  static const char *names[] = {"sm"};
+  static const char *names[] = {"dispatcher", "sm"};
   int stopped = 0;
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     int pid = read_pid(&n, names[i]);

@@ -12,6 +12,7 @@
  *   "s/<task id hex>"  a settled task: batch id | root | cid length (1) | cid
  *                      | proof count (1) | proof | receipt (record.c) */
 #include "teex/dispatcher.h"
+#include "teex/sm_client.h"
 
 #include "dispatcher/state.h"
 #include "teex/chain.h"
@@ -1738,6 +1739,19 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
   if ((rc = teex_ratls_identity_new(cfg.tee, &keys, &key, &cert, err)) != 0)
     goto out;
   d.verifier.policy = &cfg.policy;
+  if (cfg.sm_addr != NULL) {
+    struct teex_enclave_registration reg;
+    rc = teex_sm_client_register(cfg.tee, cert, key, d.pub, cfg.sm_addr,
+                                 cfg.sm_policy, &reg, err);
+    if (rc == 0 && cfg.registration_file != NULL)
+      rc = teex_enclave_registration_write(&reg, cfg.registration_file, err);
+    if (rc != 0) {
+      teex_err_wrap(err, rc, "register with the SM");
+      goto out;
+    }
+    TEEX_INFO("dispatcher", "registration signed by the SM", "file=%s",
+              cfg.registration_file ? cfg.registration_file : "-");
+  }
   struct teex_tls_config wtls = {.cert = cert,
                                  .key = key,
                                  .mutual = 1,

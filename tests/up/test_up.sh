@@ -17,6 +17,7 @@ grep -q "teex network up" "$tmp/up.out" || fail "up output"
 "$teex" status > "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^sm *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^chain *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
+grep -q "^dispatcher *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
 if "$teex" up > "$tmp/out" 2>&1; then fail "second up accepted"; fi
 grep -q "already up" "$tmp/out" || fail "second up: $(cat "$tmp/out")"
 
@@ -46,6 +47,7 @@ desc="$(sed -n 's/^description = "\(.*\)"/\1/p' "$src/examples/services/genome-m
 "$teex" down > "$tmp/down" || fail "down"
 grep -q "stopped sm" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 grep -q "stopped anvil" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
+grep -q "stopped dispatcher" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 if "$teex" status > "$tmp/status" 2>&1; then fail "status ok after down"; fi
 grep -q "DOWN" "$tmp/status" || fail "status after down: $(cat "$tmp/status")"
 echo "up/status/down: ok"
