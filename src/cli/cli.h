@@ -43,5 +43,7 @@ int teex_cmd_tee(int argc, char **argv);
 int teex_cmd_service(int argc, char **argv); /* cmd_service.c */
 int teex_cmd_sm(int argc, char **argv);      /* cmd_sm.c */
 int teex_cmd_ipfs(int argc, char **argv);
+int teex_cmd_executor(int argc, char **argv);
+int teex_cmd_service_run(int argc, char **argv); /* cmd_service_run.c */
 
 #endif

@@ -406,9 +406,9 @@ static const struct teex_cli_cmd service_cmds[] = {
     {"keygen", cmd_keygen, "make an image key (or an X25519 key pair)"},
     {"encrypt", cmd_encrypt, "encrypt an image to an image key or recipient"},
     {"decrypt", cmd_decrypt, "decrypt an encrypted image (development tool)"},
-    /* executor: {"run", teex_cmd_service_run, "run a service locally in the
-     * worker's sandbox"}, -- declared in cli.h, defined in
-     * src/cli/cmd_service_run.c; load the image with teex_image_load(). */
+    {"run", teex_cmd_service_run,
+     "run a service locally in the worker's "
+     "sandbox"}, /* cmd_service_run.c */
     {NULL, NULL, NULL},
 };
 

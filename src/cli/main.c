@@ -15,6 +15,8 @@ static const struct teex_cli_cmd commands[] = {
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
+    {"executor", teex_cmd_executor,
+     "(internal) a service's sandboxed executor"},
     {NULL, NULL, NULL},
 };
 

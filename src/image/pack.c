@@ -40,7 +40,9 @@ static int read_small_file(const char *path, const char *rel, uint8_t **out,
                            size_t *out_len, struct teex_err *err) {
   *out = NULL;
   *out_len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO swapped in after the type check must not hang us;
+   * fstat below refuses it. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0)
     return teex_err_set(err, TEEX_EIO, "%s: cannot open: %s", rel,
                         strerror(errno));
@@ -363,8 +365,15 @@ int teex_image_check_python(const struct teex_image *img,
   msg[len] = '\0';
   close(fds[0]);
   int wst = 0;
-  while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
-    ;
+  pid_t w;
+  do
+    w = waitpid(pid, &wst, 0);
+  while (w < 0 && errno == EINTR);
+  /* Without the child's status (SIGCHLD ignored, say) nothing was proven. */
+  if (w != pid)
+    return teex_err_set(err, TEEX_EINTERNAL,
+                        "syntax check: lost the checker's status: %s",
+                        strerror(errno));
   if (WIFEXITED(wst) && WEXITSTATUS(wst) == 0)
     return 0;
   if (WIFEXITED(wst) && WEXITSTATUS(wst) == 1)

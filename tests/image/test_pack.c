@@ -6,6 +6,7 @@
 #include "teex/image.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -331,6 +332,18 @@ static void test_pack_errors(void **state) {
   EXPECT_PACK_ERROR(dir, TEEX_ETOOBIG, "too many files");
 }
 
+/* With SIGCHLD ignored the checker's verdict is lost: packing must fail
+ * rather than pass code nobody compiled. */
+static void test_pack_checker_status_lost(void **state) {
+  (void)state;
+  char *dir = make_service("sigchld");
+  put(dir, "pkg/broken.py", "def f(:\n");
+  void (*old)(int) = signal(SIGCHLD, SIG_IGN);
+  EXPECT_PACK_ERROR(dir, TEEX_EINTERNAL, "lost the checker's status");
+  signal(SIGCHLD, old);
+  EXPECT_PACK_ERROR(dir, TEEX_EINVAL, "pkg/broken.py:1:");
+}
+
 static void test_pack_symlink_inside(void **state) {
   (void)state;
   char *dir = make_service("linkin");
@@ -468,6 +481,7 @@ int main(void) {
       cmocka_unit_test(test_pack_round_trip),
       cmocka_unit_test(test_pack_reproducible),
       cmocka_unit_test(test_pack_errors),
+      cmocka_unit_test(test_pack_checker_status_lost),
       cmocka_unit_test(test_pack_symlink_inside),
       cmocka_unit_test(test_parse_refusals),
       cmocka_unit_test(test_load),

@@ -1,0 +1,67 @@
+/* libFuzzer harness: the executor's task channel codec. The first byte
+ * picks what the rest is fed to: a frame header, or the body decoder of a
+ * TASK, RESULT or LOAD (image) message. Decoded images are re-encoded and
+ * decoded again, which must give the same files. */
+#include "executor/msg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1)
+    return 0;
+  unsigned which = data[0] % 4;
+  data++;
+  size--;
+  struct teex_err err;
+  switch (which) {
+  case 0: {
+    unsigned type;
+    uint32_t len;
+    if (size >= TEEX_XMSG_HDR &&
+        teex_xmsg_header_parse(data, &type, &len) == 0 &&
+        len > teex_xmsg_body_max(type))
+      __builtin_trap();
+    break;
+  }
+  case 1: {
+    struct teex_xtask t;
+    if (teex_xmsg_decode_task(data, size, &t, &err) == 0 &&
+        (t.input_len > size || strlen(t.caller) > TEEX_EXEC_ID_MAX))
+      __builtin_trap();
+    break;
+  }
+  case 2: {
+    struct teex_xresult r;
+    if (teex_xmsg_decode_result(data, size, &r, &err) == 0 &&
+        r.output_len + r.logs_len + r.error_len > size)
+      __builtin_trap();
+    break;
+  }
+  case 3: {
+    struct teex_image *img = NULL;
+    if (teex_xmsg_decode_image(data, size, &img, &err) == 0) {
+      struct teex_buf b;
+      teex_buf_init(&b, 1u << 24, 0);
+      struct teex_image *again = NULL;
+      if (teex_xmsg_encode_image(&b, img) != 0 ||
+          teex_xmsg_decode_image(b.data + TEEX_XMSG_HDR, b.len - TEEX_XMSG_HDR,
+                                 &again, &err) != 0 ||
+          again->nfiles != img->nfiles)
+        __builtin_trap();
+      for (size_t i = 0; i < img->nfiles; i++)
+        if (strcmp(img->files[i].path, again->files[i].path) != 0 ||
+            img->files[i].len != again->files[i].len)
+          __builtin_trap();
+      teex_image_free(again);
+      teex_buf_free(&b);
+      teex_image_free(img);
+    }
+    break;
+  }
+  }
+  return 0;
+}

@@ -1,0 +1,134 @@
+/* The sandboxed Python executor: runs a service image's tasks in CPython.
+ *
+ * One executor process per service image (the teex binary itself, run as the
+ * hidden subcommand `teex executor --fd N`). It embeds CPython 3.11, loads
+ * the image from memory, walls itself in (Landlock, seccomp, no privileges)
+ * before any service code runs, pre-imports the service, and then forks one
+ * fresh, further restricted child per task (a zygote). This header is the
+ * host side: what a worker or `teex service run` calls. The design is in
+ * docs/internals/executor.md; the service API in docs/writing-a-service.md. */
+#ifndef TEEX_EXECUTOR_H
+#define TEEX_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "teex/error.h"
+#include "teex/image.h"
+
+/* Bounds of the task channel (see docs/internals/executor.md). */
+#define TEEX_EXEC_INPUT_MAX (16u * 1024 * 1024)  /* task input bytes */
+#define TEEX_EXEC_OUTPUT_MAX (16u * 1024 * 1024) /* output+logs+error cap */
+#define TEEX_EXEC_ID_MAX 128                     /* task/service id, caller */
+
+/* Defaults applied where the manifest and options say 0. */
+#define TEEX_EXEC_DEFAULT_CPU_MS 10000u
+#define TEEX_EXEC_DEFAULT_WALL_MS 30000u
+#define TEEX_EXEC_DEFAULT_MEMORY_MB 512u
+#define TEEX_EXEC_DEFAULT_OUTPUT_BYTES (1024u * 1024)
+#define TEEX_EXEC_DEFAULT_THREADS 16u
+
+struct teex_executor; /* opaque */
+
+struct teex_executor_opts {
+  /* The teex binary to run as the executor; NULL = /proc/self/exe (right
+   * for the teex binary itself; tests and tools pass $TEEX_BIN). */
+  const char *exe_path;
+  /* Use at most this Landlock ABI (0 = what the kernel offers; -1 = act
+   * as on a kernel without Landlock, for tests). Also read from env
+   * TEEX_LANDLOCK_ABI_MAX (a number or "off") when 0. */
+  int landlock_abi_max;
+  /* Run even when the kernel has no Landlock (the operator's explicit
+   * choice; the executor refuses otherwise). */
+  int accept_weaker_sandbox;
+  /* TEST ONLY: never enforce the audit hooks, so tests can show that the
+   * kernel's walls alone stop every escape. */
+  int test_audit_hooks_off;
+  /* Fork a sandboxed spare child ahead of demand (default on: 0 = on,
+   * -1 = off). */
+  int prefork;
+  /* Limits that override the manifest's when nonzero (never raised above
+   * TEEX_EXEC_OUTPUT_MAX for output). */
+  struct teex_limits limits;
+};
+
+/* Task context handed to the service (teex.task_id, ...). Strings are
+ * NUL-terminated, at most TEEX_EXEC_ID_MAX bytes; NULL = "". */
+struct teex_task_ctx {
+  const char *task_id;
+  const char *service_id;
+  const char *caller; /* the caller's Ethereum address, "0x..." */
+  uint32_t wall_ms;   /* 0 = the executor's deadline; never raises it */
+};
+
+enum teex_task_status {
+  TEEX_TASK_OK = 0,           /* output holds the result */
+  TEEX_TASK_ERROR = 1,        /* the service raised: error holds it */
+  TEEX_TASK_TIMEOUT = 2,      /* wall-clock deadline: child killed */
+  TEEX_TASK_CPU_LIMIT = 3,    /* CPU time limit reached */
+  TEEX_TASK_MEMORY_LIMIT = 4, /* out of memory in the service */
+  TEEX_TASK_OUTPUT_LIMIT = 5, /* result + logs + error above the bound */
+  TEEX_TASK_CRASHED = 6,      /* the child died (signal, C crash, exit) */
+};
+
+/* What one task returns. Owned by the caller: teex_task_result_free. */
+struct teex_task_result {
+  int status;      /* enum teex_task_status */
+  uint8_t *output; /* the result bytes (TEEX_TASK_OK), else NULL */
+  size_t output_len;
+  char *logs; /* teex.log lines, NUL-terminated; may be NULL */
+  size_t logs_len;
+  char *error; /* NUL-terminated error text when status != OK */
+  uint64_t duration_us;
+};
+
+/* The name of a status ("ok", "timeout", ...). */
+const char *teex_task_status_name(int status);
+
+/* The Landlock ABI version the running kernel offers (0 if none). */
+int teex_executor_landlock_abi(void);
+
+/* Starts an executor process for img (the image is copied to it over the
+ * channel; the caller keeps img) and waits until it has imported the
+ * service. Errors: TEEX_EUNSUPPORTED when the sandbox cannot be built and
+ * the weaker sandbox was not accepted, TEEX_EFORMAT when the service fails
+ * to import (err says where), TEEX_EIO / TEEX_EPROTO when the process
+ * fails. *out is owned by the caller: teex_executor_stop. */
+int teex_executor_start(const struct teex_image *img,
+                        const struct teex_executor_opts *opts,
+                        struct teex_executor **out, struct teex_err *err);
+
+/* Runs one task to its end. Returns 0 when the task ran (its own outcome,
+ * success or failure, is in res->status) or a TEEX_E* code when the
+ * executor itself failed (it is then unusable: stop it). One task at a
+ * time per executor (not thread-safe); start several executors for
+ * parallelism. res is overwritten; free it with teex_task_result_free. */
+int teex_executor_run(struct teex_executor *ex, const struct teex_task_ctx *ctx,
+                      const uint8_t *input, size_t input_len,
+                      struct teex_task_result *res, struct teex_err *err);
+
+/* The Landlock ABI the executor applies (after any cap), 0 if none. */
+int teex_executor_sandbox_abi(const struct teex_executor *ex);
+
+/* The executor process's pid (for monitoring; 0 if not running). */
+int teex_executor_pid(const struct teex_executor *ex);
+
+/* Stops the executor process and frees ex. NULL-safe. */
+void teex_executor_stop(struct teex_executor *ex);
+
+/* Frees the buffers of res (not res itself). NULL-safe. */
+void teex_task_result_free(struct teex_task_result *res);
+
+/* The body of the hidden subcommand `teex executor --fd N [...]`: the
+ * executor process. argv[0] is "executor". Returns an exit status. */
+int teex_executor_main(int argc, char **argv);
+
+/* `teex service run` for an image already loaded: reads the input from
+ * input_path ("-" = stdin), runs it once (or bench_n times, printing
+ * latency percentiles to stderr), prints the output to stdout, logs and
+ * errors to stderr. Returns an exit status (0 ok, 1 task failed). */
+int teex_service_run_image(const struct teex_image *img, const char *input_path,
+                           unsigned bench_n,
+                           const struct teex_executor_opts *opts);
+
+#endif

@@ -1,0 +1,383 @@
+# The teex executor's Python runtime. Trusted code compiled into the teex
+# binary (runtime_py.inc is generated from this file by gen_runtime.py):
+# the in-memory importer, the `teex` and `mutex` modules, and the task
+# runner. It runs in the executor (setup) and in each task child (run).
+import sys
+import json
+import types
+import builtins
+import collections
+import importlib.machinery
+
+import _teex
+
+PREFIX = 'service:'
+FUNCTION, SCRIPT = 0, 1
+ST_OK, ST_ERROR, ST_MEMORY, ST_OUTPUT = 0, 1, 4, 5
+
+_cfg = {}
+_state = {}
+
+
+class ImageImporter:
+    """Finds and loads the service's modules from the image in memory."""
+
+    def __init__(self, files):
+        self._files = files
+        # Folders without __init__.py are namespace packages.
+        self._dirs = set()
+        for p in files:
+            parts = p.split('/')[:-1]
+            for i in range(1, len(parts) + 1):
+                self._dirs.add('/'.join(parts[:i]))
+
+    def locate(self, fullname):
+        base = fullname.replace('.', '/')
+        for p, pkg in ((base + '/__init__.py', True), (base + '.py', False)):
+            if p in self._files:
+                return p, pkg
+        if base in self._dirs:
+            return base + '/', True
+        return None, False
+
+    def find_spec(self, fullname, path=None, target=None):
+        p, pkg = self.locate(fullname)
+        if p is None:
+            return None
+        return importlib.machinery.ModuleSpec(
+            fullname, self, origin=PREFIX + p, is_package=pkg)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        p, pkg = self.locate(module.__spec__.name)
+        if p.endswith('/'):
+            return  # a namespace package: nothing to run
+        module.__file__ = PREFIX + p
+        code = compile(self._files[p], PREFIX + p, 'exec', dont_inherit=True)
+        exec(code, module.__dict__)
+
+    def get_source(self, fullname):
+        p, pkg = self.locate(fullname)
+        if p is None or p.endswith('/'):
+            return None
+        return self._files[p].decode('utf-8', 'replace')
+
+
+class _Out:
+    """Bounded log buffer: what a task prints or logs goes to its caller."""
+
+    def __init__(self, cap):
+        self.parts = []
+        self.size = 0
+        self.cap = cap
+        self.cut = False
+
+    def add(self, text):
+        b = text.encode('utf-8', 'replace')
+        room = self.cap - self.size
+        if len(b) > room:
+            b = b[:max(room, 0)]
+            self.cut = True
+        if b:
+            self.parts.append(b)
+            self.size += len(b)
+
+    def value(self, limit=None):
+        """The logs, at most `limit` bytes with the cut marker."""
+        v = b''.join(self.parts)
+        limit = self.cap if limit is None else limit
+        if self.cut or len(v) > limit:
+            mark = b'\n[teex: logs cut at %d bytes]\n' % limit
+            v = v[:max(limit - len(mark), 0)] + mark
+            v = v[:limit]
+        return v
+
+
+class _Stream:
+    """sys.stdout and sys.stderr of a task: print() goes to the logs."""
+    encoding = 'utf-8'
+    errors = 'replace'
+
+    def __init__(self, out):
+        self._out = out
+
+    def write(self, s):
+        s = str(s)
+        self._out.add(s)
+        return len(s)
+
+    def writelines(self, lines):
+        for s in lines:
+            self.write(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+class NotAvailable(RuntimeError):
+    """A teex feature this executor does not provide yet."""
+
+
+class _KV:
+    """teex.kv: the service's namespace in TEE-DS (a later release)."""
+
+    def _fail(self, *args, **kwargs):
+        raise NotAvailable('teex.kv: TEE-DS storage is not available in '
+                           'this executor yet')
+
+    get = put = delete = keys = __getitem__ = __setitem__ = _fail
+    __delitem__ = __contains__ = __iter__ = _fail
+
+
+def _log(*args, sep=' '):
+    _state['logs'].add(sep.join(str(a) for a in args) + '\n')
+
+
+def _data(i):
+    raise NotAvailable('teex.data(%r): datasets are not available in this '
+                       'executor yet' % (i,))
+
+
+def _getinput():
+    return _state['input']
+
+
+def TEEX_getinput():
+    return _state['input'].decode('utf-8', 'surrogateescape')
+
+
+def TEEX_return(value):
+    if not _state['returned']:
+        _state['returned'] = True
+        _state['result'] = value
+
+
+def TEEX_getdata(i):
+    return _data(i)
+
+
+def _make_teex():
+    m = types.ModuleType('teex', 'The task context and services of teex.')
+    m.task_id = m.service_id = m.caller = ''
+    m.stateless = False
+    m.log = _log
+    m.data = _data
+    m.kv = _KV()
+    m.input = _getinput
+    m.NotAvailable = NotAvailable
+    m.TEEX_getinput = TEEX_getinput
+    m.TEEX_return = TEEX_return
+    m.TEEX_getdata = TEEX_getdata
+    m.__all__ = ['TEEX_getinput', 'TEEX_return', 'TEEX_getdata']
+    return m
+
+
+class mutex:
+    """Python 2's mutex module (removed in Python 3), for TEEX services."""
+
+    def __init__(self):
+        self.locked = False
+        self.queue = collections.deque()
+
+    def test(self):
+        return self.locked
+
+    def testandset(self):
+        if not self.locked:
+            self.locked = True
+            return True
+        return False
+
+    def lock(self, function, argument):
+        if self.testandset():
+            function(argument)
+        else:
+            self.queue.append((function, argument))
+
+    def unlock(self):
+        if self.queue:
+            function, argument = self.queue.popleft()
+            function(argument)
+        else:
+            self.locked = False
+
+
+def _make_mutex():
+    m = types.ModuleType('mutex', "Python 2's mutex module.")
+    m.mutex = mutex
+    return m
+
+
+def _imports_of(src, name):
+    import ast
+    try:
+        tree = ast.parse(src, name)
+    except (SyntaxError, ValueError):
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                names.add(node.module)
+    return names
+
+
+def _module_name(path):
+    name = path[:-3] if path.endswith('.py') else path
+    if name.endswith('/__init__'):
+        name = name[:-len('/__init__')]
+    return name.replace('/', '.')
+
+
+def setup(files, entry, style, full_tb, stateless):
+    """In the executor, after its walls: import what the service imports."""
+    _cfg.update(entry=entry, style=style, full_tb=bool(full_tb))
+    imp = ImageImporter(files)
+    _cfg['importer'] = imp
+    sys.meta_path.insert(0, imp)
+    teex = _make_teex()
+    teex.stateless = bool(stateless)
+    _cfg['teex'] = teex
+    sys.modules['teex'] = teex
+    sys.modules['mutex'] = _make_mutex()
+    wanted = set()
+    for p, src in files.items():
+        if p.endswith('.py'):
+            wanted |= _imports_of(src, PREFIX + p)
+    own = set()
+    for name in sorted(wanted):
+        if imp.locate(name.split('.')[0])[0] is not None:
+            own.add(name)
+        elif name not in sys.modules:
+            try:
+                __import__(name)
+            except BaseException:
+                pass  # fails again, with its message, when a task imports it
+    if style == FUNCTION:
+        mod = __import__(_module_name(entry))
+        for part in _module_name(entry).split('.')[1:]:
+            mod = getattr(mod, part)
+        fn = getattr(mod, 'main', None)
+        if not callable(fn):
+            raise TypeError('entry module %s defines no main(input)' % entry)
+        _cfg['main'] = fn
+    else:
+        _cfg['code'] = compile(files[entry], PREFIX + entry, 'exec',
+                               dont_inherit=True)
+        for name in sorted(own):
+            try:
+                __import__(name)
+            except BaseException:
+                pass
+    # Everything alive now is shared with every task child: keep the
+    # collector from touching (and so copying) those pages in the children.
+    import gc
+    gc.collect()
+    gc.freeze()
+
+
+def _type_name(t):
+    if t.__module__ in ('builtins', '__main__'):
+        return t.__qualname__
+    return '%s.%s' % (t.__module__, t.__qualname__)
+
+
+def format_error(e):
+    """The caller sees type, message and the service's frames (file, line,
+    function) -- never its source lines, unless the manifest opts in."""
+    if _cfg.get('full_tb'):
+        import traceback
+        frames = [f for f in traceback.extract_tb(e.__traceback__)
+                  if f.filename.startswith(PREFIX)]
+        for f in frames:
+            f.filename = f.filename[len(PREFIX):]
+        return ('Traceback (most recent call last):\n' +
+                ''.join(traceback.format_list(frames)) +
+                ''.join(traceback.format_exception_only(type(e), e)))
+    lines = []
+    tb = e.__traceback__
+    while tb is not None:
+        co = tb.tb_frame.f_code
+        if co.co_filename.startswith(PREFIX):
+            lines.append('  File "%s", line %d, in %s' % (
+                co.co_filename[len(PREFIX):], tb.tb_lineno, co.co_name))
+        tb = tb.tb_next
+    try:
+        msg = str(e)
+    except BaseException:
+        msg = '<unprintable message>'
+    head = _type_name(type(e)) + (': ' + msg if msg else '')
+    if not lines:
+        return head
+    return ('Traceback (service frames; source lines hidden):\n' +
+            '\n'.join(lines) + '\n' + head)
+
+
+def _encode(value):
+    if value is None:
+        return b''
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode('utf-8', 'surrogateescape')
+    try:
+        return json.dumps(value, separators=(',', ':'),
+                          sort_keys=True).encode('ascii')
+    except (TypeError, ValueError) as e:
+        raise TypeError('the service returned a %s, which is not bytes, str '
+                        'or JSON-serialisable (%s)' %
+                        (_type_name(type(value)), e)) from None
+
+
+def prepare():
+    """In a spare child, inside its walls, before its task arrives: touch
+    the runtime's own paths so their copy-on-write faults are paid ahead
+    (no service code runs here)."""
+    out = _Out(64)
+    out.add('x')
+    out.value()
+    _encode({'a': [1, 'b']})
+    _encode('x')
+    _state.update(input=b'', logs=out, returned=False, result=None)
+
+
+def run(task_id, service_id, caller, data, cap):
+    """In a task child, inside every wall: run the service once. Returns
+    (status, output, logs, error)."""
+    logs = _Out(cap)
+    _state.update(input=bytes(data), logs=logs, returned=False, result=None)
+    teex = _cfg['teex']
+    teex.task_id, teex.service_id, teex.caller = task_id, service_id, caller
+    sys.stdout = sys.stderr = _Stream(logs)
+    try:
+        if _cfg['style'] == FUNCTION:
+            value = _cfg['main'](_state['input'])
+        else:
+            g = {'__name__': '__main__', '__builtins__': builtins,
+                 '__file__': PREFIX + _cfg['entry'],
+                 '__loader__': _cfg['importer']}
+            try:
+                exec(_cfg['code'], g)
+            except SystemExit as e:
+                if e.code not in (None, 0):
+                    raise
+            value = _state['result']
+        out = _encode(value)
+    except MemoryError:
+        return (ST_MEMORY, b'', logs.value(cap // 2),
+                'MemoryError: the task ran out of memory')
+    except BaseException as e:
+        return ST_ERROR, b'', logs.value(cap // 2), format_error(e)[:cap // 2]
+    if len(out) > cap:
+        return (ST_OUTPUT, b'', logs.value(cap // 16),
+                'OutputLimit: the task returned %d bytes, more than the limit '
+                'of %d bytes' % (len(out), cap))
+    # Logs give way to the result within the task's output bound.
+    return ST_OK, out, logs.value(cap - len(out)), ''
