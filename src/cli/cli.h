@@ -45,5 +45,7 @@ int teex_cmd_sm(int argc, char **argv);      /* cmd_sm.c */
 int teex_cmd_ipfs(int argc, char **argv);
 int teex_cmd_executor(int argc, char **argv);
 int teex_cmd_service_run(int argc, char **argv); /* cmd_service_run.c */
+int teex_cmd_worker(int argc, char **argv);      /* cmd_worker.c */
+int teex_cmd_invoke(int argc, char **argv);      /* cmd_invoke.c */
 
 #endif
