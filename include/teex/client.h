@@ -51,10 +51,10 @@ struct teex_client_result {
   size_t output_len;
   uint8_t input_salt[32];
   uint8_t output_salt[32];
-  uint8_t result_sig[65];   /* service key over teex_stmt_result_digest */
+  uint8_t result_sig[65];      /* service key over teex_stmt_result_digest */
   struct teex_receipt receipt; /* settlement v1 receipt (no data shares) */
-  uint8_t receipt_sig[65];  /* worker enclave key over the receipt digest */
-  uint64_t duration_us;     /* time in the worker's executor */
+  uint8_t receipt_sig[65];     /* worker enclave key over the receipt digest */
+  uint64_t duration_us;        /* time in the worker's executor */
 };
 
 /* What the user knows and expects of a task: checked against the worker's
@@ -90,6 +90,6 @@ int teex_client_check_result(const struct teex_assignment *a,
                              struct teex_err *err);
 
 void teex_client_result_free(struct teex_client_result *r); /* NULL-safe */
-void teex_client_close(struct teex_client_worker *c);        /* NULL-safe */
+void teex_client_close(struct teex_client_worker *c);       /* NULL-safe */
 
 #endif

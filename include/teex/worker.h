@@ -30,18 +30,18 @@
  * see include/teex/sm_server.h). */
 
 struct teex_worker_config {
-  struct teex_tee *tee;    /* role "worker"; borrowed */
-  const char *state_dir;   /* sealed store (created) */
-  const char *listen;      /* user endpoint (server-only RA-TLS) */
-  const char *sm_addr;     /* the SM's enclave endpoint, "host:port" */
+  struct teex_tee *tee;  /* role "worker"; borrowed */
+  const char *state_dir; /* sealed store (created) */
+  const char *listen;    /* user endpoint (server-only RA-TLS) */
+  const char *sm_addr;   /* the SM's enclave endpoint, "host:port" */
   const struct teex_tee_policy *sm_policy; /* what the SM must prove */
-  const char *ipfs_dir;    /* local blockstore, or NULL */
-  const char *ipfs_api;    /* Kubo RPC API URL, or NULL (one of the two) */
-  const char *exe_path;    /* the teex binary the executors run (NULL:
-                              /proc/self/exe) */
+  const char *ipfs_dir;                    /* local blockstore, or NULL */
+  const char *ipfs_api; /* Kubo RPC API URL, or NULL (one of the two) */
+  const char *exe_path; /* the teex binary the executors run (NULL:
+                           /proc/self/exe) */
   const char *registration_file; /* SM-signed EnclaveRegistration written
                                     here (may be NULL) */
-  const char *ready_file;  /* written once serving (may be NULL) */
+  const char *ready_file;        /* written once serving (may be NULL) */
   /* Optional: report receipts to this dispatcher (mutual RA-TLS). */
   const char *dispatcher_endpoint;
   const struct teex_tee_policy *dispatcher_policy;
@@ -49,8 +49,8 @@ struct teex_worker_config {
                                     EIP-712 domain) */
   uint8_t dispatchers[TEEX_WORKER_MAX_DISPATCHERS][20]; /* trusted signers */
   size_t n_dispatchers;
-  teex_amount remuneration; /* worker_amount per task (see docs) */
-  unsigned slots;           /* executors per image; 0: 2 */
+  teex_amount remuneration;  /* worker_amount per task (see docs) */
+  unsigned slots;            /* executors per image; 0: 2 */
   int accept_weaker_sandbox; /* run executors without Landlock */
 };
 

@@ -42,8 +42,8 @@ static const char usage[] =
     "  --input FILE|-     the task input\n"
     "  --receipt FILE     write the checked receipt here\n";
 
-static int hex_field(const struct teex_config *c, const char *key,
-                     uint8_t *out, size_t want) {
+static int hex_field(const struct teex_config *c, const char *key, uint8_t *out,
+                     size_t want) {
   const char *v = teex_config_get(c, key, NULL);
   size_t n = 0;
   if (v == NULL)
@@ -164,7 +164,15 @@ static int write_receipt(const char *path, const struct teex_client_result *r) {
 }
 
 int teex_cmd_invoke(int argc, char **argv) {
-  enum { O_ASSIGN = 256, O_WORKER, O_POLICY, O_SKEY, O_SETTLE, O_INPUT, O_RCPT };
+  enum {
+    O_ASSIGN = 256,
+    O_WORKER,
+    O_POLICY,
+    O_SKEY,
+    O_SETTLE,
+    O_INPUT,
+    O_RCPT
+  };
   static const struct option longopts[] = {
       {"assignment", required_argument, NULL, O_ASSIGN},
       {"worker", required_argument, NULL, O_WORKER},
@@ -181,13 +189,27 @@ int teex_cmd_invoke(int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
-    case O_ASSIGN: assign = optarg; break;
-    case O_WORKER: worker = optarg; break;
-    case O_POLICY: policy = optarg; break;
-    case O_SKEY: skey = optarg; break;
-    case O_SETTLE: settle = optarg; break;
-    case O_INPUT: input_path = optarg; break;
-    case O_RCPT: rcpt = optarg; break;
+    case O_ASSIGN:
+      assign = optarg;
+      break;
+    case O_WORKER:
+      worker = optarg;
+      break;
+    case O_POLICY:
+      policy = optarg;
+      break;
+    case O_SKEY:
+      skey = optarg;
+      break;
+    case O_SETTLE:
+      settle = optarg;
+      break;
+    case O_INPUT:
+      input_path = optarg;
+      break;
+    case O_RCPT:
+      rcpt = optarg;
+      break;
     case 'h':
       fputs(usage, stdout);
       return TEEX_EXIT_OK;
@@ -227,8 +249,8 @@ int teex_cmd_invoke(int argc, char **argv) {
   struct teex_client_result r;
   memset(&r, 0, sizeof r);
   if (teex_client_connect(worker, &pol, 10000, &w, &err) != 0 ||
-      teex_client_hello(w, a.service_id, a.image_hash, ex.signing_key,
-                        &err) != 0 ||
+      teex_client_hello(w, a.service_id, a.image_hash, ex.signing_key, &err) !=
+          0 ||
       teex_client_run(w, &a, sig, &ex, input, input_len, &r, &err) != 0) {
     teex_cli_fail("invoke: %s", teex_err_msg(&err));
     goto out;

@@ -180,7 +180,8 @@ static int worker_run(int argc, char **argv) {
     }
   }
   if (cfg.sm_addr == NULL || sm_policy == NULL || settle == NULL ||
-      cfg.n_dispatchers == 0 || (cfg.ipfs_dir == NULL) == (cfg.ipfs_api == NULL)) {
+      cfg.n_dispatchers == 0 ||
+      (cfg.ipfs_dir == NULL) == (cfg.ipfs_api == NULL)) {
     fputs(run_usage, stderr);
     return TEEX_EXIT_USAGE;
   }

@@ -117,8 +117,8 @@ int teex_client_hello(struct teex_client_worker *c,
 static int take(const ProtobufCBinaryData *b, size_t want, uint8_t *dst,
                 const char *name, struct teex_err *err) {
   if (b->len != want)
-    return teex_err_set(err, TEEX_EFORMAT, "receipt %s must be %zu bytes",
-                        name, want);
+    return teex_err_set(err, TEEX_EFORMAT, "receipt %s must be %zu bytes", name,
+                        want);
   memcpy(dst, b->data, want);
   return 0;
 }
@@ -147,8 +147,8 @@ static int receipt_from_msg(const Teex__Receipt__SignedReceipt *m,
       (rc = take(&m->price, 32, r->price, "price", err)) ||
       (rc = take(&m->worker_amount, 32, r->worker_amount, "worker_amount",
                  err)) ||
-      (rc = take(&m->provider_amount, 32, r->provider_amount,
-                 "provider_amount", err)) ||
+      (rc = take(&m->provider_amount, 32, r->provider_amount, "provider_amount",
+                 err)) ||
       (rc = take(&m->signature, 65, sig, "signature", err)))
     return rc;
   return 0;
@@ -241,8 +241,8 @@ int teex_client_run(struct teex_client_worker *c,
   teex__worker__run_request__pack(&req, buf);
   struct teex_buf resp;
   teex_buf_init(&resp, RESP_MAX, TEEX_BUF_SECRET);
-  int rc =
-      teex_rpc_sync_call(c->c, "worker.Run", buf, n, RUN_TIMEOUT_MS, &resp, err);
+  int rc = teex_rpc_sync_call(c->c, "worker.Run", buf, n, RUN_TIMEOUT_MS, &resp,
+                              err);
   teex_wipe(buf, n);
   free(buf);
   Teex__Worker__RunResponse *m = NULL;

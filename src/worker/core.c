@@ -40,13 +40,11 @@ int teex_worker_check_assignment(const struct teex_worker_policy *p,
     return teex_err_set(err, TEEX_EPERM, "assignment is for worker %s", hex);
   }
   if (a->chain_id != p->chain_id)
-    return teex_err_set(err, TEEX_EINVAL,
-                        "assignment for chain %llu, worker on chain %llu",
-                        (unsigned long long)a->chain_id,
-                        (unsigned long long)p->chain_id);
+    return teex_err_set(
+        err, TEEX_EINVAL, "assignment for chain %llu, worker on chain %llu",
+        (unsigned long long)a->chain_id, (unsigned long long)p->chain_id);
   if (a->expires_at <= now)
-    return teex_err_set(err, TEEX_EEXPIRED,
-                        "assignment expired %llu s ago",
+    return teex_err_set(err, TEEX_EEXPIRED, "assignment expired %llu s ago",
                         (unsigned long long)(now - a->expires_at));
   if (a->expires_at - now > TEEX_WORKER_MAX_ASSIGNMENT_TTL)
     return teex_err_set(err, TEEX_EINVAL,
@@ -83,8 +81,8 @@ int teex_worker_run_req_decode(const uint8_t *p, size_t n,
       (rc = fixed(&m->service_id, 32, "service_id", a->service_id, err)) ||
       (rc = fixed(&m->image_hash, 32, "image_hash", a->image_hash, err)) ||
       (rc = fixed(&m->price, 32, "price", price, err)) ||
-      (rc = fixed(&m->dispatcher_sig, 65, "dispatcher_sig",
-                  out->dispatcher_sig, err)) ||
+      (rc = fixed(&m->dispatcher_sig, 65, "dispatcher_sig", out->dispatcher_sig,
+                  err)) ||
       (rc = fixed(&m->input_salt, 32, "input_salt", out->input_salt, err)))
     goto fail;
   if (teex_amount_from_word(price, &a->price) != 0) {
@@ -152,7 +150,9 @@ void teex_task_set_free(struct teex_task_set *s) {
   free(s);
 }
 
-size_t teex_task_set_count(const struct teex_task_set *s) { return s->n; }
+size_t teex_task_set_count(const struct teex_task_set *s) {
+  return s->n;
+}
 
 static size_t slot_of(const uint8_t id[32], size_t cap) {
   uint64_t h;

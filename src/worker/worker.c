@@ -136,7 +136,9 @@ struct report {
   int sent;
 };
 
-static uint64_t now_s(void) { return (uint64_t)time(NULL); }
+static uint64_t now_s(void) {
+  return (uint64_t)time(NULL);
+}
 
 static void be64(uint8_t *p, uint64_t v) {
   for (int i = 7; i >= 0; i--)
@@ -295,9 +297,16 @@ static int sm_open(struct worker *w, struct sm_conn *s, struct teex_err *err) {
                                .verify_peer = teex_ratls_channel_verify,
                                .verify_arg = &s->verifier};
   if ((rc = teex_tls_ctx_new(&s->ctx, &tc, 0, err)) != 0 ||
-      (rc = teex_rpc_sync_connect(w->cfg->sm_addr, s->ctx, SM_TIMEOUT_MS,
-                                  &s->c, err)) != 0) {
+      (rc = teex_rpc_sync_connect(w->cfg->sm_addr, s->ctx, SM_TIMEOUT_MS, &s->c,
+                                  err)) != 0) {
     sm_close(s);
+    /* A TLS-level refusal here is the SM refusing our certificate's
+     * evidence (or ours refusing the SM's): say which measurement. */
+    if (strstr(err->msg, "TLS") != NULL || rc == TEEX_ECLOSED)
+      teex_err_wrap(err, rc,
+                    "the SM refuses this worker's evidence, or the SM does "
+                    "not satisfy --sm-policy (this worker's measurement: %s)",
+                    w->measurement_hex);
     return teex_err_wrap(err, rc, "connect to the SM at %s", w->cfg->sm_addr);
   }
   return 0;
@@ -619,8 +628,8 @@ static void load_done(uv_work_t *req, int status) {
   struct job *j = s->wait_head;
   while (j != NULL) {
     struct job *next = j->next;
-    teex_rpc_call_respond(j->call, s->load_rc, teex_err_msg(&s->load_err),
-                          NULL, 0);
+    teex_rpc_call_respond(j->call, s->load_rc, teex_err_msg(&s->load_err), NULL,
+                          0);
     job_free(j);
     j = next;
   }
@@ -705,8 +714,7 @@ static void run_work(uv_work_t *req) {
   }
   if (j->res.status != TEEX_TASK_OK) {
     j->rc = teex_err_set(
-        err,
-        j->res.status == TEEX_TASK_TIMEOUT ? TEEX_ETIMEDOUT : TEEX_EREMOTE,
+        err, j->res.status == TEEX_TASK_TIMEOUT ? TEEX_ETIMEDOUT : TEEX_EREMOTE,
         "task failed (%s): %s", teex_task_status_name(j->res.status),
         j->res.error ? j->res.error : "");
     return;
@@ -717,8 +725,8 @@ static void run_work(uv_work_t *req) {
   teex_settle_commit(j->req.input_salt, j->req.input, j->req.input_len, in_c);
   teex_random(out_salt, 32);
   teex_settle_commit(out_salt, j->res.output, j->res.output_len, out_c);
-  teex_stmt_result_digest(a->task_id, a->service_id, a->image_hash, in_c,
-                          out_c, digest);
+  teex_stmt_result_digest(a->task_id, a->service_id, a->image_hash, in_c, out_c,
+                          digest);
   if (teex_stmt_sign(s->sk, digest, rsig) != 0) {
     j->rc = teex_err_set(err, TEEX_ECRYPTO, "result signature");
     return;
@@ -961,8 +969,7 @@ static void on_run(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   else if (rc == TEEX_ENOMEM)
     teex_err_set(&err, rc, NULL);
   struct svc *s = NULL;
-  if (rc == 0 &&
-      (s = svc_get(w, a->service_id, a->image_hash, &err)) == NULL)
+  if (rc == 0 && (s = svc_get(w, a->service_id, a->image_hash, &err)) == NULL)
     rc = err.code;
   if (rc != 0) {
     char tid[65];
@@ -1196,8 +1203,7 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
   if ((rc = write_ready(&w, err)) != 0)
     goto out;
   TEEX_INFO("worker", "serving", "address=%s port=%d measurement=%s",
-            w.address_hex, teex_rpc_server_port(w.user_srv),
-            w.measurement_hex);
+            w.address_hex, teex_rpc_server_port(w.user_srv), w.measurement_hex);
   uv_run(&loop, UV_RUN_DEFAULT);
   rc = 0;
 out:
