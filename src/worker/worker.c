@@ -626,6 +626,7 @@ static void load_done(uv_work_t *req, int status) {
   TEEX_ERROR("worker", "service unavailable: no keys or image",
              "service=%s reason=\"%s\"", sid, teex_err_msg(&s->load_err));
   struct job *j = s->wait_head;
+  s->wait_head = s->wait_tail = NULL;
   while (j != NULL) {
     struct job *next = j->next;
     teex_rpc_call_respond(j->call, s->load_rc, teex_err_msg(&s->load_err), NULL,
