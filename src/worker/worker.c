@@ -125,6 +125,8 @@ struct worker {
   struct teex_rpc_client *disp;
   int disp_ready;
   struct report *reports;
+  uv_timer_t retry; /* re-sends unacknowledged receipts */
+  int retry_on;
 };
 
 struct report {
@@ -1021,7 +1023,7 @@ static void disp_state(struct teex_rpc_client *c, int code, const char *reason,
                        void *arg) {
   struct worker *w = arg;
   (void)c;
-  if (code == 0) {
+  if (code == 0 && !w->disp_ready) {
     w->disp_ready = 1;
     disp_flush(w);
     return;
@@ -1094,6 +1096,47 @@ static int disp_setup(struct worker *w, struct teex_err *err) {
   return teex_tls_ctx_new(&w->disp_ctx, &tc, 0, err);
 }
 
+static void on_retry(uv_timer_t *h) {
+  struct worker *w = h->data;
+  if (w->reports != NULL && w->disp == NULL)
+    disp_flush(w);
+}
+
+/* Receipts sealed but never acknowledged (a restart, a dispatcher that was
+ * away) are sent again: the dispatcher records a task once. */
+static int requeue_receipts(struct worker *w, struct teex_err *err) {
+  if (w->cfg->dispatcher_endpoint == NULL)
+    return 0;
+  struct teex_store_txn *txn;
+  struct teex_store_iter *it;
+  int rc = teex_store_txn_begin(w->store, TEEX_STORE_TXN_RDONLY, &txn, err);
+  if (rc != 0)
+    return rc;
+  rc = teex_store_iter_begin(txn, "rcpt/", 5, &it, err);
+  if (rc == 0) {
+    const uint8_t *k, *v;
+    size_t kl, vl, idl;
+    uint8_t id[32];
+    char hex[65];
+    while ((rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1) {
+      if (kl != 5 + 64)
+        continue;
+      memcpy(hex, k + 5, 64);
+      hex[64] = '\0';
+      uint8_t *copy = malloc(vl ? vl : 1);
+      if (copy == NULL || teex_hex_decode(hex, id, 32, &idl) != 0) {
+        free(copy);
+        continue;
+      }
+      memcpy(copy, v, vl);
+      report_receipt(w, id, copy, vl);
+    }
+    teex_store_iter_free(it);
+  }
+  teex_store_txn_abort(txn);
+  return rc < 0 ? rc : 0;
+}
+
 /* ---- lifecycle ---- */
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -1105,6 +1148,11 @@ static void on_signal(uv_signal_t *h, int signum) {
   w->user_srv = NULL;
   if (w->disp != NULL)
     teex_rpc_client_close(w->disp);
+  if (w->retry_on) {
+    uv_timer_stop(&w->retry);
+    uv_close((uv_handle_t *)&w->retry, NULL);
+    w->retry_on = 0;
+  }
   uv_signal_stop(&w->sigterm);
   uv_signal_stop(&w->sigint);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
@@ -1201,6 +1249,14 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
   w.sigterm.data = w.sigint.data = &w;
   uv_signal_start(&w.sigterm, on_signal, SIGTERM);
   uv_signal_start(&w.sigint, on_signal, SIGINT);
+  if (cfg->dispatcher_endpoint != NULL) {
+    uv_timer_init(&loop, &w.retry);
+    w.retry.data = &w;
+    uv_timer_start(&w.retry, on_retry, 5000, 5000);
+    w.retry_on = 1;
+    if ((rc = requeue_receipts(&w, err)) != 0)
+      goto out;
+  }
   if ((rc = write_ready(&w, err)) != 0)
     goto out;
   TEEX_INFO("worker", "serving", "address=%s port=%d measurement=%s",
@@ -1211,6 +1267,12 @@ out:
   w.stopping = 1;
   if (w.user_srv)
     teex_rpc_server_close(w.user_srv);
+  if (w.disp != NULL)
+    teex_rpc_client_close(w.disp);
+  if (w.retry_on) {
+    uv_timer_stop(&w.retry);
+    uv_close((uv_handle_t *)&w.retry, NULL);
+  }
   uv_run(&loop, UV_RUN_DEFAULT); /* thread-pool jobs end; handles close */
   uv_loop_close(&loop);
   for (size_t i = 0; i < w.nsvcs; i++)

@@ -14,12 +14,16 @@
 #include "teex/image.h"
 #include "teex/ipfs.h"
 #include "teex/proto/sm.pb-c.h"
+#include "teex/proto/receipt.pb-c.h"
 #include "teex/proto/worker.pb-c.h"
+#include "teex/ratls.h"
+#include "teex/rpc.h"
 #include "teex/ratls_channel.h"
 #include "teex/rpc_sync.h"
 #include "teex/sm.h"
 #include "teex/tee.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +124,161 @@ static void start_sm(struct fx *f) {
   f->sm_enclave_port = read_port(f->ready, "enclave_port");
 }
 
+/* ---- a stand-in dispatcher: receives dispatcher.Receipt over mutual
+ * RA-TLS (this test process acts as an enclave in role "dispatcher") ---- */
+
+struct fake_disp {
+  uv_loop_t loop;
+  uv_async_t stop;
+  pthread_t thread;
+  struct teex_tee *tee;
+  EVP_PKEY *key;
+  X509 *cert;
+  struct teex_tee_policy policy; /* what it requires of workers */
+  struct teex_ratls_verifier verifier;
+  struct teex_tls_ctx *ctx;
+  struct teex_rpc_server *srv;
+  int port;
+  pthread_mutex_t mu;
+  int receipts;     /* well-formed, signed by the worker's key */
+  uint8_t last[32]; /* last task id */
+  struct teex_domain settlement;
+  uint8_t worker[20];
+};
+
+static struct fake_disp *g_disp;
+
+static int take(const ProtobufCBinaryData *b, uint8_t *dst, size_t len) {
+  if (b->len != len)
+    return 0;
+  memcpy(dst, b->data, len);
+  return 1;
+}
+
+static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                       void *arg) {
+  struct fake_disp *d = arg;
+  Teex__Receipt__SignedReceipt *m =
+      teex__receipt__signed_receipt__unpack(NULL, n, p);
+  int ok = m != NULL && m->signature.len == 65;
+  if (ok) {
+    struct teex_receipt r;
+    memset(&r, 0, sizeof r);
+    ok = take(&m->task_id, r.task_id, 32) &&
+         take(&m->service_id, r.service_id, 32) &&
+         take(&m->image_hash, r.image_hash, 32) && take(&m->user, r.user, 20) &&
+         take(&m->dispatcher, r.dispatcher, 20) &&
+         take(&m->worker, r.worker, 20) && take(&m->provider, r.provider, 20) &&
+         take(&m->input_commitment, r.input_commitment, 32) &&
+         take(&m->output_commitment, r.output_commitment, 32) &&
+         take(&m->price, r.price, 32) &&
+         take(&m->worker_amount, r.worker_amount, 32) &&
+         take(&m->provider_amount, r.provider_amount, 32);
+    uint8_t dg[32], signer[20];
+    teex_stmt_receipt_digest(&d->settlement, &r, dg);
+    ok = ok && teex_stmt_recover(dg, m->signature.data, signer) == 0 &&
+         memcmp(signer, d->worker, 20) == 0;
+    if (ok) {
+      pthread_mutex_lock(&d->mu);
+      d->receipts++;
+      memcpy(d->last, r.task_id, 32);
+      pthread_mutex_unlock(&d->mu);
+    }
+  }
+  if (m != NULL)
+    teex__receipt__signed_receipt__free_unpacked(m, NULL);
+  Teex__Receipt__ReceiptAck ack = TEEX__RECEIPT__RECEIPT_ACK__INIT;
+  ack.recorded = 1;
+  uint8_t buf[16];
+  size_t len = teex__receipt__receipt_ack__pack(&ack, buf);
+  if (ok)
+    teex_rpc_call_respond(call, 0, NULL, buf, len);
+  else
+    teex_rpc_call_respond(call, TEEX_EBADSIG, "bad receipt", NULL, 0);
+}
+
+static void disp_stop(uv_async_t *h) {
+  struct fake_disp *d = h->data;
+  teex_rpc_server_close(d->srv);
+  uv_close((uv_handle_t *)&d->stop, NULL);
+}
+
+static void *disp_thread(void *arg) {
+  struct fake_disp *d = arg;
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+static struct fake_disp *fake_disp_start(struct fx *f, const char *policy) {
+  struct fake_disp *d = calloc(1, sizeof *d);
+  struct teex_err err;
+  struct teex_tee_config c;
+  memset(&c, 0, sizeof c);
+  c.data_dir = f->dir;
+  c.role = "dispatcher";
+  assert_int_equal(teex_tee_open(&c, &d->tee, &err), 0);
+  assert_int_equal(
+      teex_ratls_identity_new(d->tee, NULL, &d->key, &d->cert, &err), 0);
+  d->policy = f->worker_policy;
+  d->verifier.policy = &d->policy;
+  struct teex_tls_config tc = {.cert = d->cert,
+                               .key = d->key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &d->verifier};
+  assert_int_equal(teex_tls_ctx_new(&d->ctx, &tc, 1, &err), 0);
+  assert_int_equal(uv_loop_init(&d->loop), 0);
+  assert_int_equal(
+      teex_rpc_server_new(&d->loop, d->ctx, "127.0.0.1:0", NULL, &d->srv, &err),
+      0);
+  teex_rpc_server_register(d->srv, "dispatcher.Receipt", on_receipt, d);
+  d->port = teex_rpc_server_port(d->srv);
+  uv_async_init(&d->loop, &d->stop, disp_stop);
+  d->stop.data = d;
+  pthread_mutex_init(&d->mu, NULL);
+  d->settlement = f->settlement;
+  /* Workers require this "dispatcher" to be this test binary. */
+  char root_hex[65], m_hex[65], text[1024];
+  teex_hex_encode(f->root, 32, root_hex);
+  teex_hex_encode(teex_tee_self(d->tee)->mr_enclave, 32, m_hex);
+  int n = snprintf(text, sizeof text,
+                   "[policy]\nallow_simulated = true\nroles = dispatcher\n"
+                   "[roots]\nnet = %s\n[measurements]\ndispatcher = %s\n",
+                   root_hex, m_hex);
+  assert_int_equal(tu_write_file(policy, text, (size_t)n), 0);
+  assert_int_equal(pthread_create(&d->thread, NULL, disp_thread, d), 0);
+  return d;
+}
+
+static void fake_disp_free(struct fake_disp *d) {
+  if (d == NULL)
+    return;
+  uv_async_send(&d->stop);
+  pthread_join(d->thread, NULL);
+  uv_loop_close(&d->loop);
+  teex_tls_ctx_free(d->ctx);
+  EVP_PKEY_free(d->key);
+  X509_free(d->cert);
+  teex_tee_close(d->tee);
+  pthread_mutex_destroy(&d->mu);
+  free(d);
+}
+
+/* Waits (at most 10 s) until the stand-in dispatcher holds task id's
+ * receipt; returns how many receipts it holds, or -1. */
+static int wait_receipt(const uint8_t id[32]) {
+  for (int i = 0; i < 1000; i++) {
+    pthread_mutex_lock(&g_disp->mu);
+    int n = g_disp->receipts;
+    int same = memcmp(g_disp->last, id, 32) == 0;
+    pthread_mutex_unlock(&g_disp->mu);
+    if (same)
+      return n;
+    usleep(10000);
+  }
+  return -1;
+}
+
 /* Starts `exe worker run` with its own state, log and ready file. */
 static int start_worker(struct fx *f, const char *exe, const char *tag,
                         char ready[4096], char log[4096]) {
@@ -157,7 +316,23 @@ static int start_worker(struct fx *f, const char *exe, const char *tag,
                   reg,
                   "--ready-file",
                   ready,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
                   NULL};
+  char ep[64], pol[4096];
+  if (g_disp != NULL) {
+    size_t a = 0;
+    while (argv[a] != NULL)
+      a++;
+    snprintf(ep, sizeof ep, "127.0.0.1:%d", g_disp->port);
+    snprintf(pol, sizeof pol, "%s/dispatcher.policy", f->dir);
+    argv[a++] = "--dispatcher-endpoint";
+    argv[a++] = ep;
+    argv[a++] = "--dispatcher-policy";
+    argv[a++] = pol;
+  }
   int pid = tu_spawn(argv, log);
   assert_true(pid > 0);
   wait_ready(ready, log, tag);
@@ -338,6 +513,9 @@ static int setup(void **state) {
       teex_eth_address_parse(SETTLE, f->settlement.verifying_contract), 0);
   start_sm(f);
   deploy(f);
+  char dpol[4096];
+  snprintf(dpol, sizeof dpol, "%s/dispatcher.policy", f->dir);
+  g_disp = fake_disp_start(f, dpol);
   f->worker_pid = start_worker(f, tu_teex_bin(), "w1", f->wready, f->wlog);
   f->worker_port = read_port(f->wready, "port");
   struct teex_config c;
@@ -347,6 +525,7 @@ static int setup(void **state) {
                                           f->worker_addr),
                    0);
   teex_config_free(&c);
+  memcpy(g_disp->worker, f->worker_addr, 20);
   char path[4096];
   size_t n;
   snprintf(path, sizeof path,
@@ -375,6 +554,8 @@ static int teardown(void **state) {
     tu_stop(f->worker_pid, SIGKILL, 1000);
   if (f->sm_pid > 0)
     tu_stop(f->sm_pid, SIGKILL, 1000);
+  fake_disp_free(g_disp);
+  g_disp = NULL;
   tu_rmtree(f->dir);
   tu_rmtree(f->user);
   free(f->dir);
@@ -472,6 +653,10 @@ static void test_invoke(void **state) {
   teex_stmt_receipt_digest(&f->settlement, &r.receipt, d);
   assert_int_equal(teex_stmt_recover(d, r.receipt_sig, signer), 0);
   assert_memory_equal(signer, f->worker_addr, 20);
+
+  /* The worker reported the receipt to its dispatcher (mutual RA-TLS),
+   * signed by its enclave key (checked by the stand-in). */
+  assert_true(wait_receipt(a.task_id) >= 1);
 
   /* A tampered output (or receipt) is caught by the client's checks. */
   struct teex_client_result t = r;
