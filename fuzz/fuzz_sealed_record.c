@@ -28,7 +28,9 @@ static void open_raw(const uint8_t *p, size_t n) {
       store_rec_size(r.key_len, r.val_len) != n)
     abort();
   uint8_t term[STORE_TERM_LEN];
-  store_rec_term(acc_key, lkey, &r, term);
+  struct store_mac acc;
+  store_mac_init(&acc, acc_key);
+  store_rec_term(&acc, lkey, &r, term);
   uint8_t kbuf[TEEX_STORE_KEY_MAX];
   if (store_rec_open_key(rec_key, store_id, lkey, &r, kbuf) == 0)
     abort(); /* a forgery */

@@ -15,6 +15,7 @@
 #include "teex/error.h"
 #include "teex/eth_types.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,8 +78,8 @@ struct teex_abi_value {
   size_t n_items;
 };
 
-/* Setters: they fill v (whose previous content must be empty or cleared)
- * and return 0 or TEEX_ENOMEM. */
+/* Setters: they fill v (whose previous content must be empty or cleared;
+ * nothing is freed). Those that allocate return 0 or TEEX_ENOMEM. */
 void teex_abi_uint(struct teex_abi_value *v, const teex_u256 x);
 void teex_abi_uint64(struct teex_abi_value *v, uint64_t x);
 void teex_abi_int64(struct teex_abi_value *v, int64_t x);
@@ -171,7 +172,6 @@ void teex_abi_value_format(const struct teex_abi_type *t,
                            size_t cap);
 
 /* ---- JSON bridge (CLI arguments, test oracles) ---- */
-#include <jansson.h>
 
 /* Builds a value of type t from JSON: uint/int as a JSON integer or a
  * decimal / 0x-hex string (a leading '-' for int); address as 0x-hex;

@@ -34,6 +34,8 @@ int teex_crypto_init(void);
 
 /* ---- hashes ---- */
 
+/* Incremental contexts are plain data: copying one by value forks the hash
+ * state (e.g. to precompute HMAC pads). */
 struct teex_sha256_ctx {
   uint8_t opaque[128] __attribute__((aligned(8)));
 };

@@ -10,6 +10,7 @@
 #ifndef TEEX_ETH_RPC_H
 #define TEEX_ETH_RPC_H
 
+#include "teex/abi.h"
 #include "teex/buf.h"
 #include "teex/error.h"
 #include "teex/eth_types.h"
@@ -91,6 +92,19 @@ int teex_eth_get_code(struct teex_eth_rpc *rpc, const uint8_t addr[20],
                       const char *block, struct teex_buf *out,
                       struct teex_err *err);
 
+struct teex_eth_block {
+  uint64_t number;
+  uint64_t timestamp;
+  uint8_t hash[32];
+  int has_base_fee;
+  teex_u256 base_fee;
+  uint64_t gas_limit;
+  uint64_t gas_used;
+};
+/* eth_getBlockByNumber(block, false). TEEX_ENOTFOUND for a future block. */
+int teex_eth_get_block(struct teex_eth_rpc *rpc, const char *block,
+                       struct teex_eth_block *out, struct teex_err *err);
+
 /* A call or gas estimate. from/to may be NULL (to NULL: contract creation);
  * value NULL means 0; gas 0 means unspecified. */
 struct teex_eth_call_req {
@@ -111,6 +125,17 @@ int teex_eth_call(struct teex_eth_rpc *rpc, const struct teex_eth_call_req *c,
 int teex_eth_estimate_gas(struct teex_eth_rpc *rpc,
                           const struct teex_eth_call_req *c, uint64_t *out,
                           struct teex_err *err);
+/* eth_call of a function by signature: encodes args (a TUPLE value of the
+ * parameters) with the selector, calls `to`, and decodes the return data as
+ * returns (a tuple type string such as "(uint256,address)"; "()" accepts
+ * anything). from may be NULL. *out is owned by the caller. Reverts as in
+ * teex_eth_call; malformed return data gives TEEX_EFORMAT. */
+int teex_eth_call_fn(struct teex_eth_rpc *rpc, const uint8_t *from,
+                     const uint8_t to[20], const char *sig,
+                     const struct teex_abi_value *args, const char *returns,
+                     const char *block, struct teex_abi_value *out,
+                     struct teex_err *err);
+
 /* Custom error signatures ("NotRegistered(address)") used to describe
  * revert data in err messages; NULL-terminated, borrowed, may be NULL. */
 void teex_eth_rpc_set_custom_errors(struct teex_eth_rpc *rpc,
@@ -154,14 +179,16 @@ struct teex_eth_receipt {
 int teex_eth_get_receipt(struct teex_eth_rpc *rpc, const uint8_t hash[32],
                          struct teex_eth_receipt *r, struct teex_err *err);
 void teex_eth_receipt_clear(struct teex_eth_receipt *r);
+/* What the transaction cost: gas_used * effective_gas_price (wei). */
+void teex_eth_receipt_fee(const struct teex_eth_receipt *r, teex_u256 out);
 
 struct teex_eth_log_filter {
   uint64_t from_block;
   uint64_t to_block; /* UINT64_MAX: "latest" */
   int has_address;
   uint8_t address[20];
-  int has_topic0;
-  uint8_t topic0[32];
+  unsigned topic_mask; /* bit i set: topics[i] must match (else any) */
+  uint8_t topics[4][32];
 };
 int teex_eth_get_logs(struct teex_eth_rpc *rpc,
                       const struct teex_eth_log_filter *f,

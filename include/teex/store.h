@@ -18,7 +18,9 @@
  *
  * Threads: a store handle may be shared; each transaction belongs to one
  * thread. Read transactions run concurrently; write transactions are
- * serialised. One process owns a store directory at a time (TEEX_EBUSY). */
+ * serialised (a thread holding one must not begin another, nor call the
+ * one-shot put/del, which would wait for itself). One process owns a store
+ * directory at a time (TEEX_EBUSY). */
 #ifndef TEEX_STORE_H
 #define TEEX_STORE_H
 

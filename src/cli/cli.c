@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 void teex_cli_usage(FILE *out, const char *prog,
@@ -53,4 +54,12 @@ int teex_cli_dispatch(const char *prog, const struct teex_cli_cmd *table,
   fprintf(stderr, "teex: unknown command '%s' for '%s'\n", argv[0], prog);
   teex_cli_usage(stderr, prog, table);
   return TEEX_EXIT_USAGE;
+}
+
+void teex_cli_data_dir(char *out, size_t size) {
+  const char *home = getenv("TEEX_HOME");
+  if (home != NULL && home[0] != '\0')
+    snprintf(out, size, "%s", home);
+  else
+    snprintf(out, size, "%s/.teex", getenv("HOME") ? getenv("HOME") : ".");
 }

@@ -32,6 +32,9 @@ int teex_cli_wants_help(int argc, char **argv);
 /* Prints "teex: <msg>" to stderr and returns exit status 1. */
 int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The default data directory: $TEEX_HOME, else ~/.teex. */
+void teex_cli_data_dir(char *out, size_t size);
+
 /* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
 #define TEEX_EXIT_OK 0
 #define TEEX_EXIT_FAIL 1
@@ -40,8 +43,13 @@ int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Command groups, one per file src/cli/cmd_<group>.c. */
 int teex_cmd_version(int argc, char **argv);
 int teex_cmd_tee(int argc, char **argv);
-int teex_cmd_service(int argc, char **argv); /* cmd_service.c */
-int teex_cmd_sm(int argc, char **argv);      /* cmd_sm.c */
+int teex_cmd_service(int argc, char **argv);        /* cmd_service.c */
+int teex_cmd_sm(int argc, char **argv);             /* cmd_sm.c */
+int teex_cmd_account(int argc, char **argv);        /* cmd_account.c */
+int teex_cmd_service_deploy(int argc, char **argv); /* cmd_deploy.c */
+int teex_cmd_up(int argc, char **argv);             /* cmd_up.c */
+int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
+int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */
 int teex_cmd_ipfs(int argc, char **argv);
 int teex_cmd_executor(int argc, char **argv);
 int teex_cmd_service_run(int argc, char **argv); /* cmd_service_run.c */

@@ -81,12 +81,12 @@ static int open_backend(const struct ipfs_opts *o, struct teex_ipfs_backend **b,
                         struct teex_err *err) {
   if (o->api != NULL)
     return teex_ipfs_kubo_open(o->api, b, err);
-  char dir[PATH_MAX];
+  char data[PATH_MAX], dir[PATH_MAX + 8];
   const char *d = o->store;
   if (d == NULL) {
-    int rc = teex_ipfs_default_store_dir(dir, sizeof dir, err);
-    if (rc != 0)
-      return rc;
+    /* The network's data directory, as for every other command. */
+    teex_cli_data_dir(data, sizeof data);
+    snprintf(dir, sizeof dir, "%s/ipfs", data);
     d = dir;
   }
   return teex_ipfs_store_open(d, b, err);

@@ -409,6 +409,8 @@ static const struct teex_cli_cmd service_cmds[] = {
     {"run", teex_cmd_service_run,
      "run a service locally in the worker's "
      "sandbox"}, /* cmd_service_run.c */
+    {"deploy", teex_cmd_service_deploy,
+     "deploy a service: encrypt, store, register with the SM"},
     {NULL, NULL, NULL},
 };
 

@@ -5,6 +5,7 @@
 #include "teex/crypto.h"
 #include "teex/harden.h"
 #include "teex/log.h"
+#include "teex/sm.h"
 #include "teex/sm_server.h"
 #include "teex/tee.h"
 
@@ -61,12 +62,7 @@ static int sm_run(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
-  const char *home = getenv("TEEX_HOME");
-  if (home != NULL && home[0] != '\0')
-    snprintf(data_dir, sizeof data_dir, "%s", home);
-  else
-    snprintf(data_dir, sizeof data_dir, "%s/.teex",
-             getenv("HOME") ? getenv("HOME") : ".");
+  teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = '\0';
   const char *policy = NULL, *sreg = NULL, *ereg = NULL;
   struct teex_sm_server_config cfg;
@@ -149,7 +145,73 @@ static int sm_run(int argc, char **argv) {
   return TEEX_EXIT_OK;
 }
 
+static const char init_usage[] =
+    "usage: teex sm init [--data-dir DIR] [--state DIR]\n"
+    "\n"
+    "Creates the Service Manager's sealed state and keys (when absent) and\n"
+    "prints its enclave address: the address the contracts are deployed\n"
+    "with, before the SM runs with their addresses.\n";
+
+static int sm_init(int argc, char **argv) {
+  enum { O_DATA = 256, O_STATE };
+  static const struct option longopts[] = {
+      {"data-dir", required_argument, NULL, O_DATA},
+      {"state", required_argument, NULL, O_STATE},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  char data_dir[PATH_MAX], state[PATH_MAX];
+  teex_cli_data_dir(data_dir, sizeof data_dir);
+  state[0] = '\0';
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_DATA:
+      snprintf(data_dir, sizeof data_dir, "%s", optarg);
+      break;
+    case O_STATE:
+      snprintf(state, sizeof state, "%s", optarg);
+      break;
+    case 'h':
+      fputs(init_usage, stdout);
+      return TEEX_EXIT_OK;
+    default:
+      fputs(init_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  if (state[0] == '\0')
+    snprintf(state, sizeof state, "%s/sm", data_dir);
+  struct teex_err err;
+  teex_err_clear(&err);
+  struct teex_tee_config tc;
+  memset(&tc, 0, sizeof tc);
+  tc.backend = "sim";
+  tc.data_dir = data_dir;
+  tc.role = "sm";
+  struct teex_tee *tee = NULL;
+  if (teex_tee_open(&tc, &tee, &err) != 0)
+    return teex_cli_fail("tee: %s", err.msg);
+  struct teex_sm_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.state_dir = state;
+  teex_tee_policy_init(&cfg.policy);
+  struct teex_sm *sm = NULL;
+  int rc = teex_sm_open(tee, &cfg, &sm, &err);
+  if (rc == 0) {
+    uint8_t addr[20];
+    char hex[43];
+    teex_sm_address(sm, addr);
+    teex_eth_address_hex(addr, hex);
+    printf("%s\n", hex);
+  }
+  teex_sm_close(sm);
+  teex_tee_close(tee);
+  return rc == 0 ? TEEX_EXIT_OK : teex_cli_fail("sm init: %s", err.msg);
+}
+
 static const struct teex_cli_cmd sm_commands[] = {
+    {"init", sm_init, "create the SM's sealed keys and print its address"},
     {"run", sm_run, "run the Service Manager daemon"},
     {NULL, NULL, NULL},
 };

@@ -5,6 +5,7 @@
 #include "teex/crypto.h"
 #include "teex/version.h"
 
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,11 @@ static const struct teex_cli_cmd commands[] = {
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
+    {"up", teex_cmd_up, "start a local teex network"},
+    {"status", teex_cmd_status, "health of the local network's components"},
+    {"down", teex_cmd_down, "stop the local network"},
+    {"account", teex_cmd_account,
+     "keystore accounts: new, import, export, list, balance"},
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
     {"executor", teex_cmd_executor,
      "(internal) a service's sandboxed executor"},
@@ -36,6 +42,10 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc >= 2 && strcmp(argv[1], "--version") == 0)
     return teex_cmd_version(1, argv);
+  /* OpenSSL keeps private keys (TLS keys among them) in a locked,
+   * guarded secure heap when one exists. Best effort: without it keys live
+   * in the ordinary heap (still wiped on free). */
+  (void)CRYPTO_secure_malloc_init(1 << 20, 32);
   if (teex_crypto_init() != 0) {
     fprintf(stderr, "teex: cannot initialise cryptography\n");
     return TEEX_EXIT_FAIL;

@@ -363,6 +363,16 @@ static int read_size(struct dec *d, size_t at, size_t limit, size_t *out) {
 static int decode_at(struct dec *d, const struct teex_abi_type *t, size_t at,
                      struct teex_abi_value *out);
 
+/* Bytes taken by the heads of a tuple's or fixed array's members. */
+static size_t seq_head_size(const struct teex_abi_type *t) {
+  if (t->kind == TEEX_ABI_FIXED_ARRAY)
+    return t->len * teex_abi_head_size(t->elem);
+  size_t s = 0;
+  for (size_t i = 0; i < t->n_fields; i++)
+    s += teex_abi_head_size(t->fields[i]);
+  return s;
+}
+
 /* Decodes n members laid out as a tuple starting at `start`. */
 static int decode_seq(struct dec *d, const struct teex_abi_type *const *types,
                       const struct teex_abi_type *elem, size_t n, size_t start,
@@ -444,14 +454,19 @@ static int decode_at(struct dec *d, const struct teex_abi_type *t, size_t at,
     return decode_seq(d, NULL, t->elem, n, at + 32, out->items);
   }
   case TEEX_ABI_FIXED_ARRAY:
-    if ((rc = alloc_items(d, out, TEEX_ABI_FIXED_ARRAY, t->len, at)) != 0)
+  case TEEX_ABI_TUPLE: {
+    /* The heads of all members must be there before anything is
+     * allocated for them. */
+    int is_tuple = t->kind == TEEX_ABI_TUPLE;
+    size_t n = is_tuple ? t->n_fields : t->len;
+    if (at > d->len || d->len - at < seq_head_size(t))
+      return derr(d, TEEX_ETRUNC, "data ends inside a tuple or array", at);
+    if ((rc = alloc_items(d, out, t->kind, n, at)) != 0)
       return rc;
-    return decode_seq(d, NULL, t->elem, t->len, at, out->items);
-  case TEEX_ABI_TUPLE:
-    if ((rc = alloc_items(d, out, TEEX_ABI_TUPLE, t->n_fields, at)) != 0)
-      return rc;
-    return decode_seq(d, (const struct teex_abi_type *const *)t->fields, NULL,
-                      t->n_fields, at, out->items);
+    return decode_seq(
+        d, is_tuple ? (const struct teex_abi_type *const *)t->fields : NULL,
+        is_tuple ? NULL : t->elem, n, at, out->items);
+  }
   default:
     return derr(d, TEEX_EINVAL, "bad type", at);
   }

@@ -381,23 +381,49 @@ int teex_eth_max_priority_fee(struct teex_eth_rpc *rpc, teex_u256 out,
   return rc;
 }
 
-int teex_eth_base_fee(struct teex_eth_rpc *rpc, teex_u256 out,
-                      struct teex_err *err) {
+int teex_eth_get_block(struct teex_eth_rpc *rpc, const char *block,
+                       struct teex_eth_block *out, struct teex_err *err) {
   json_t *res;
-  int rc = simple(rpc, "eth_getBlockByNumber", json_pack("[s,b]", "latest", 0),
-                  &res, err);
-  if (rc == 0) {
+  int rc = simple(rpc, "eth_getBlockByNumber",
+                  json_pack("[s,b]", block_tag(block), 0), &res, err);
+  memset(out, 0, sizeof *out);
+  if (rc != 0)
+    return rc;
+  if (json_is_null(res)) {
+    rc = teex_err_set(err, TEEX_ENOTFOUND, "block %s not found",
+                      block_tag(block));
+  } else if (!json_is_object(res) ||
+             want_fixed(json_object_get(res, "hash"), out->hash, 32) != 0) {
+    rc = teex_err_set(err, TEEX_EPROTO, "eth_getBlockByNumber: bad block");
+  } else if ((rc = want_u64(json_object_get(res, "number"), &out->number,
+                            "block number", err)) == 0 &&
+             (rc = want_u64(json_object_get(res, "timestamp"), &out->timestamp,
+                            "block timestamp", err)) == 0 &&
+             (rc = want_u64(json_object_get(res, "gasLimit"), &out->gas_limit,
+                            "block gasLimit", err)) == 0 &&
+             (rc = want_u64(json_object_get(res, "gasUsed"), &out->gas_used,
+                            "block gasUsed", err)) == 0) {
     json_t *bf = json_object_get(res, "baseFeePerGas");
-    if (!json_is_object(res))
-      rc = teex_err_set(err, TEEX_EPROTO, "eth_getBlockByNumber: no block");
-    else if (!bf)
-      rc = teex_err_set(err, TEEX_EUNSUPPORTED,
-                        "chain has no base fee (pre-London)");
-    else
-      rc = want_quantity(bf, out, "baseFeePerGas", err);
+    if (bf && !json_is_null(bf)) {
+      rc = want_quantity(bf, out->base_fee, "baseFeePerGas", err);
+      out->has_base_fee = rc == 0;
+    }
   }
   json_decref(res);
   return rc;
+}
+
+int teex_eth_base_fee(struct teex_eth_rpc *rpc, teex_u256 out,
+                      struct teex_err *err) {
+  struct teex_eth_block b;
+  int rc = teex_eth_get_block(rpc, "latest", &b, err);
+  if (rc != 0)
+    return rc;
+  if (!b.has_base_fee)
+    return teex_err_set(err, TEEX_EUNSUPPORTED,
+                        "chain has no base fee (pre-London)");
+  memcpy(out, b.base_fee, 32);
+  return 0;
 }
 
 int teex_eth_get_code(struct teex_eth_rpc *rpc, const uint8_t addr[20],
@@ -480,6 +506,33 @@ int teex_eth_call(struct teex_eth_rpc *rpc, const struct teex_eth_call_req *c,
   else if ((rc = want_data(res, out)) != 0)
     teex_err_set(err, rc, "eth_call: malformed return data");
   json_decref(res);
+  return rc;
+}
+
+int teex_eth_call_fn(struct teex_eth_rpc *rpc, const uint8_t *from,
+                     const uint8_t to[20], const char *sig,
+                     const struct teex_abi_value *args, const char *returns,
+                     const char *block, struct teex_abi_value *out,
+                     struct teex_err *err) {
+  struct teex_buf cd, ret;
+  struct teex_abi_type *rt = NULL;
+  int rc;
+  memset(out, 0, sizeof *out);
+  if ((rc = teex_abi_type_parse(returns, &rt, err)) != 0)
+    return teex_err_wrap(err, rc, "call %s", sig);
+  teex_buf_init(&cd, TEEX_ETH_RPC_MAX_RESPONSE, 0);
+  teex_buf_init(&ret, rpc->max_response, 0);
+  if ((rc = teex_abi_encode_call(sig, args, &cd, err)) == 0) {
+    struct teex_eth_call_req c = {from, to, NULL, cd.data, cd.len, 0};
+    rc = teex_eth_call(rpc, &c, block, &ret, err);
+  }
+  if (rc == 0 && (rc = teex_abi_decode(rt, ret.data, ret.len, out, err)) != 0)
+    teex_err_wrap(err, rc, "return data");
+  if (rc != 0)
+    teex_err_wrap(err, 0, "call %s", sig);
+  teex_buf_free(&cd);
+  teex_buf_free(&ret);
+  teex_abi_type_free(rt);
   return rc;
 }
 
@@ -614,6 +667,11 @@ static int parse_logs(json_t *arr, struct teex_eth_log **logs, size_t *n,
   return 0;
 }
 
+void teex_eth_receipt_fee(const struct teex_eth_receipt *r, teex_u256 out) {
+  if (teex_u256_mul_u64(out, r->effective_gas_price, r->gas_used) != 0)
+    memset(out, 0xff, 32); /* cannot happen with real gas prices */
+}
+
 void teex_eth_receipt_clear(struct teex_eth_receipt *r) {
   if (!r)
     return;
@@ -707,10 +765,18 @@ int teex_eth_get_logs(struct teex_eth_rpc *rpc,
   }
   if (f->has_address)
     json_object_set_new(flt, "address", addr_json(f->address));
-  if (f->has_topic0) {
-    char t[67] = "0x";
-    teex_hex_encode(f->topic0, 32, t + 2);
-    json_object_set_new(flt, "topics", json_pack("[s]", t));
+  if (f->topic_mask & 15u) {
+    json_t *ts = json_array();
+    int last = 3;
+    while (!(f->topic_mask & (1u << last)))
+      last--;
+    for (int i = 0; ts && i <= last; i++) {
+      char t[67] = "0x";
+      teex_hex_encode(f->topics[i], 32, t + 2);
+      json_array_append_new(ts, (f->topic_mask & (1u << i)) ? json_string(t)
+                                                            : json_null());
+    }
+    json_object_set_new(flt, "topics", ts);
   }
   rc = simple(rpc, "eth_getLogs", json_pack("[o]", flt), &res, err);
   if (rc == 0)

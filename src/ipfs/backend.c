@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void teex_ipfs_close(struct teex_ipfs_backend *b) {
@@ -62,6 +63,13 @@ int teex_ipfs_add_file(struct teex_ipfs_backend *b, const char *path,
   int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return teex_err_set(err, TEEX_EIO, "open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    if (fd != 0)
+      close(fd);
+    return teex_err_set(err, TEEX_EINVAL,
+                        "%s is a directory (only files can be added)", path);
+  }
   int rc = teex_ipfs_add(b, fd_read, &fd, root, size, err);
   if (rc == TEEX_EIO && err != NULL && err->msg[0] == '\0')
     teex_err_set(err, TEEX_EIO, "read %s: %s", path, strerror(errno));

@@ -142,17 +142,25 @@ static int add_link(struct teex_ipfs_builder *b, size_t depth,
   return 0;
 }
 
-static int flush_chunk(struct teex_ipfs_builder *b, struct teex_err *err) {
+/* Emits p[0..n) as a raw leaf and links it at level 0. */
+static int add_leaf(struct teex_ipfs_builder *b, const uint8_t *p, size_t n,
+                    struct teex_err *err) {
   struct level_entry e;
-  teex_cid_of_block(TEEX_CODEC_RAW, b->chunk, b->chunk_len, &e.cid);
-  e.tsize = b->chunk_len;
-  e.filesize = b->chunk_len;
-  int rc = emit_block(b, &e.cid, b->chunk, b->chunk_len, err);
+  teex_cid_of_block(TEEX_CODEC_RAW, p, n, &e.cid);
+  e.tsize = n;
+  e.filesize = n;
+  int rc = emit_block(b, &e.cid, p, n, err);
   if (rc != 0)
     return rc;
-  b->chunk_len = 0;
   b->n_chunks++;
   return add_link(b, 0, &e, err);
+}
+
+static int flush_chunk(struct teex_ipfs_builder *b, struct teex_err *err) {
+  int rc = add_leaf(b, b->chunk, b->chunk_len, err);
+  if (rc == 0)
+    b->chunk_len = 0;
+  return rc;
 }
 
 int teex_ipfs_builder_update(struct teex_ipfs_builder *b, const void *p,
@@ -167,6 +175,17 @@ int teex_ipfs_builder_update(struct teex_ipfs_builder *b, const void *p,
       int rc = flush_chunk(b, err);
       if (rc != 0)
         return rc;
+    }
+    /* A whole chunk in the input with more after it: hash it in place
+     * rather than copy it (the copy cost ~8% of the throughput). */
+    if (b->chunk_len == 0 && n > TEEX_IPFS_CHUNK_SIZE) {
+      int rc = add_leaf(b, in, TEEX_IPFS_CHUNK_SIZE, err);
+      if (rc != 0)
+        return rc;
+      b->total += TEEX_IPFS_CHUNK_SIZE;
+      in += TEEX_IPFS_CHUNK_SIZE;
+      n -= TEEX_IPFS_CHUNK_SIZE;
+      continue;
     }
     size_t take = TEEX_IPFS_CHUNK_SIZE - b->chunk_len;
     if (take > n)

@@ -2,15 +2,12 @@
  * varints and hash they are made of. */
 #include "ipfs/ipfs_internal.h"
 
-#include <openssl/evp.h>
+#include "teex/crypto.h"
+
 #include <string.h>
 
 void ipfs_sha256(const void *p, size_t n, uint8_t out[32]) {
-  unsigned int len = 32;
-  /* EVP_Digest with SHA-256 fails only on allocation failure inside
-   * OpenSSL; an all-zero digest then can never match a real block. */
-  if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
-    memset(out, 0, 32);
+  teex_sha256(p, n, out);
 }
 
 size_t ipfs_varint_put(uint8_t *out, uint64_t v) {

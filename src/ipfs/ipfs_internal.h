@@ -31,4 +31,12 @@ typedef int (*ipfs_visit_fn)(void *ctx, const struct teex_cid *cid,
 int ipfs_walk(struct teex_ipfs_backend *b, const struct teex_cid *root,
               ipfs_visit_fn visit, void *visit_ctx, struct teex_err *err);
 
+/* Parses the answer of the Kubo RPC `add` (NDJSON): the CID of the line
+ * with a Hash, and its Size (cumulative DAG size, a string in Kubo and a
+ * number in js-ipfs) into dag_size (may be NULL). An error line is
+ * TEEX_EREMOTE; anything else malformed TEEX_EPROTO or TEEX_EFORMAT. */
+int ipfs_kubo_parse_add(const uint8_t *body, size_t body_len,
+                        struct teex_cid *cid, uint64_t *dag_size,
+                        struct teex_err *err);
+
 #endif

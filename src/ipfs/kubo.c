@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,14 @@ static size_t on_upload(char *p, size_t size, size_t nitems, void *ctx) {
   return got;
 }
 
+/* Copies at most 200 printable characters of m into out. */
+static void sanitize(const char *m, char *out, size_t size) {
+  size_t i = 0;
+  for (; m[i] != '\0' && i + 1 < size && i < 200; i++)
+    out[i] = (m[i] >= 0x20 && m[i] < 0x7f) ? m[i] : '?';
+  out[i] = '\0';
+}
+
 /* The node's own words from an error answer ({"Message": ...}), cut short
  * and stripped of control characters. */
 static void remote_message(const struct teex_buf *body, char *out,
@@ -74,12 +83,8 @@ static void remote_message(const struct teex_buf *body, char *out,
     m = json_string_value(json_object_get(j, "Message"));
   if (m == NULL && j == NULL && body->len > 0)
     m = (const char *)body->data; /* teex_buf keeps a NUL after the data */
-  if (m != NULL) {
-    size_t i = 0;
-    for (; m[i] != '\0' && i + 1 < size && i < 200; i++)
-      out[i] = (m[i] >= 0x20 && m[i] < 0x7f) ? m[i] : '?';
-    out[i] = '\0';
-  }
+  if (m != NULL)
+    sanitize(m, out, size);
   json_decref(j);
 }
 
@@ -163,6 +168,53 @@ static int json_u64(json_t *v, uint64_t *out) {
   return TEEX_EFORMAT;
 }
 
+int ipfs_kubo_parse_add(const uint8_t *body, size_t body_len,
+                        struct teex_cid *cid, uint64_t *dag_size,
+                        struct teex_err *err) {
+  /* One JSON object per line; the file's is the one with a Hash (progress
+   * lines have none). */
+  const char *line = (const char *)body;
+  const char *end = line + body_len;
+  int found = 0;
+  while (line != NULL && line < end) {
+    const char *nl = memchr(line, '\n', (size_t)(end - line));
+    size_t len = nl ? (size_t)(nl - line) : (size_t)(end - line);
+    if (len > 0) {
+      int rc = 0;
+      json_t *j = json_loadb(line, len, 0, NULL);
+      if (j == NULL)
+        return teex_err_set(err, TEEX_EPROTO, "add: answer is not JSON");
+      const char *h = json_string_value(json_object_get(j, "Hash"));
+      const char *type = json_string_value(json_object_get(j, "Type"));
+      json_t *sz = json_object_get(j, "Size");
+      uint64_t tsize = 0;
+      if (type != NULL && strcmp(type, "error") == 0) {
+        const char *m = json_string_value(json_object_get(j, "Message"));
+        char clean[256];
+        sanitize(m ? m : "(no message)", clean, sizeof clean);
+        rc = teex_err_set(err, TEEX_EREMOTE, "add: node error: %s", clean);
+      } else if (h != NULL) {
+        rc = teex_cid_parse(h, cid, err);
+        /* Kubo sends Size as a string, js-ipfs as a number. */
+        if (rc == 0 && sz != NULL && json_u64(sz, &tsize) != 0)
+          rc = teex_err_set(err, TEEX_EPROTO, "add: bad Size in answer");
+        if (rc == 0) {
+          found = 1;
+          if (dag_size != NULL)
+            *dag_size = tsize;
+        }
+      }
+      json_decref(j);
+      if (rc != 0)
+        return rc;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  if (!found)
+    return teex_err_set(err, TEEX_EPROTO, "add: the node returned no CID");
+  return 0;
+}
+
 static int kubo_add(struct teex_ipfs_backend *b, teex_ipfs_read_fn read,
                     void *read_ctx, struct teex_cid *root, uint64_t *size,
                     struct teex_err *err) {
@@ -170,7 +222,6 @@ static int kubo_add(struct teex_ipfs_backend *b, teex_ipfs_read_fn read,
   struct teex_buf body;
   struct upload up = {read, read_ctx, NULL, err, 0};
   struct teex_cid mine, theirs;
-  int have_theirs = 0;
   long status = 0;
   int rc;
   teex_buf_init(&body, KUBO_MAX_JSON, 0);
@@ -186,43 +237,9 @@ static int kubo_add(struct teex_ipfs_backend *b, teex_ipfs_read_fn read,
   rc = teex_ipfs_builder_finish(up.builder, &mine, size, err);
   if (rc != 0)
     goto done;
-  /* The answer is one JSON object per line; the file's is the one with a
-   * Hash (progress lines have none). */
-  char *line = (char *)body.data;
-  char *end = line + body.len;
-  while (line != NULL && line < end) {
-    char *nl = memchr(line, '\n', (size_t)(end - line));
-    size_t len = nl ? (size_t)(nl - line) : (size_t)(end - line);
-    if (len > 0) {
-      json_t *j = json_loadb(line, len, 0, NULL);
-      if (j == NULL) {
-        rc = teex_err_set(err, TEEX_EPROTO, "add: answer is not JSON");
-        goto done;
-      }
-      const char *h = json_string_value(json_object_get(j, "Hash"));
-      const char *type = json_string_value(json_object_get(j, "Type"));
-      json_t *sz = json_object_get(j, "Size");
-      uint64_t tsize;
-      if (type != NULL && strcmp(type, "error") == 0) {
-        const char *m = json_string_value(json_object_get(j, "Message"));
-        rc = teex_err_set(err, TEEX_EREMOTE, "add: node error: %.200s",
-                          m ? m : "(no message)");
-      } else if (h != NULL) {
-        rc = teex_cid_parse(h, &theirs, err);
-        if (rc == 0 && sz != NULL && json_u64(sz, &tsize) != 0)
-          rc = teex_err_set(err, TEEX_EPROTO, "add: bad Size in answer");
-        have_theirs = rc == 0;
-      }
-      json_decref(j);
-      if (rc != 0)
-        goto done;
-    }
-    line = nl ? nl + 1 : NULL;
-  }
-  if (!have_theirs) {
-    rc = teex_err_set(err, TEEX_EPROTO, "add: the node returned no CID");
+  rc = ipfs_kubo_parse_add(body.data, body.len, &theirs, NULL, err);
+  if (rc != 0)
     goto done;
-  }
   if (!teex_cid_equal(&mine, &theirs)) {
     char a[TEEX_CID_STR_SIZE], t[TEEX_CID_STR_SIZE];
     teex_cid_to_string(&mine, a);
@@ -384,6 +401,11 @@ static const struct teex_ipfs_backend_ops kubo_ops = {
     .close = kubo_close,
 };
 
+static int curl_init_rc;
+static void curl_init_once(void) {
+  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
 int teex_ipfs_kubo_open(const char *api_url, struct teex_ipfs_backend **out,
                         struct teex_err *err) {
   size_t n = strlen(api_url);
@@ -400,12 +422,11 @@ int teex_ipfs_kubo_open(const char *api_url, struct teex_ipfs_backend **out,
         api_url[i] == '#' || (unsigned char)api_url[i] >= 0x7f)
       return teex_err_set(err, TEEX_EINVAL,
                           "IPFS API URL: unexpected character");
-  static int curl_ready;
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-      return teex_err_set(err, TEEX_EINTERNAL, "libcurl init failed");
-    curl_ready = 1;
-  }
+  /* curl_global_init is not thread-safe: run it once, whoever comes. */
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, curl_init_once);
+  if (curl_init_rc != 0)
+    return teex_err_set(err, TEEX_EINTERNAL, "libcurl init failed");
   struct kubo *k = calloc(1, sizeof *k);
   if (k == NULL)
     return teex_err_set(err, TEEX_ENOMEM, NULL);

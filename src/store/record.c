@@ -46,6 +46,37 @@ uint64_t store_get_u64(const uint8_t *p) {
   return v;
 }
 
+void store_mac_init(struct store_mac *m, const uint8_t key[32]) {
+  uint8_t pad[64];
+  memset(pad, 0x36, sizeof pad);
+  for (int i = 0; i < 32; i++)
+    pad[i] ^= key[i];
+  teex_sha256_init(&m->inner);
+  teex_sha256_update(&m->inner, pad, sizeof pad);
+  memset(pad, 0x5c, sizeof pad);
+  for (int i = 0; i < 32; i++)
+    pad[i] ^= key[i];
+  teex_sha256_init(&m->outer);
+  teex_sha256_update(&m->outer, pad, sizeof pad);
+  teex_wipe(pad, sizeof pad);
+}
+
+void store_mac(const struct store_mac *m, const void *msg, size_t n,
+               uint8_t out[32]) {
+  struct teex_sha256_ctx c = m->inner;
+  uint8_t h[32];
+  teex_sha256_update(&c, msg, n);
+  teex_sha256_final(&c, h); /* wipes c */
+  c = m->outer;
+  teex_sha256_update(&c, h, sizeof h);
+  teex_sha256_final(&c, out);
+  teex_wipe(h, sizeof h);
+}
+
+void store_mac_wipe(struct store_mac *m) {
+  teex_wipe(m, sizeof *m);
+}
+
 size_t store_rec_size(size_t key_len, size_t val_len) {
   return STORE_REC_OVERHEAD + key_len + val_len;
 }
@@ -151,7 +182,7 @@ int store_rec_open_val(const uint8_t rec_key[32], const uint8_t store_id[32],
   return rc == 0 ? 0 : TEEX_EAUTH;
 }
 
-void store_rec_term(const uint8_t acc_key[32],
+void store_rec_term(const struct store_mac *acc,
                     const uint8_t lkey[STORE_LKEY_LEN],
                     const struct store_rec *r, uint8_t term[STORE_TERM_LEN]) {
   /* lkey || header || key nonce || key tag || value nonce || value tag */
@@ -172,5 +203,5 @@ void store_rec_term(const uint8_t acc_key[32],
   memcpy(msg + n, r->val_part + TEEX_XAEAD_NONCE_LEN + r->val_len,
          TEEX_AEAD_TAG_LEN);
   n += TEEX_AEAD_TAG_LEN;
-  teex_hmac_sha256(acc_key, 32, msg, n, term);
+  store_mac(acc, msg, n, term);
 }

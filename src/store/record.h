@@ -28,6 +28,20 @@
 #define STORE_LKEY_LEN (STORE_NS_HASH_LEN + STORE_KEY_HASH_LEN)
 #define STORE_TERM_LEN 32
 
+/* HMAC-SHA256 (RFC 2104) with the key's inner and outer pad blocks absorbed
+ * once: each MAC then costs two SHA-256 compressions fewer than
+ * teex_hmac_sha256, which halves the cost of the store's short keyed hashes.
+ * Holds key material: keep it in locked memory, wipe with store_mac_wipe.
+ * Relies on struct teex_sha256_ctx being a plain value (copied per MAC). */
+struct store_mac {
+  struct teex_sha256_ctx inner;
+  struct teex_sha256_ctx outer;
+};
+void store_mac_init(struct store_mac *m, const uint8_t key[32]);
+void store_mac(const struct store_mac *m, const void *msg, size_t n,
+               uint8_t out[32]);
+void store_mac_wipe(struct store_mac *m);
+
 /* A parsed record: pointers into the caller's bytes. */
 struct store_rec {
   size_t key_len;
@@ -67,7 +81,7 @@ int store_rec_open_val(const uint8_t rec_key[32], const uint8_t store_id[32],
  * || both nonces and tags). The tags commit to the ciphertexts (a changed
  * ciphertext under the same tag fails at read), so open need not read or
  * hash whole values. */
-void store_rec_term(const uint8_t acc_key[32],
+void store_rec_term(const struct store_mac *acc,
                     const uint8_t lkey[STORE_LKEY_LEN],
                     const struct store_rec *r, uint8_t term[STORE_TERM_LEN]);
 

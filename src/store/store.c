@@ -38,14 +38,15 @@
 
 static const char digest_label[] = "teex-store-digest-v1";
 
-/* Subkeys derived from the root sealing key, salted with the store id. */
+/* Subkeys derived from the root sealing key, salted with the store id
+ * (in locked memory). The three HMAC keys are kept as precomputed pads. */
 struct store_keys {
-  uint8_t hdr[32];    /* MAC of the header: tells a wrong root key */
-  uint8_t rec[32];    /* seals records */
-  uint8_t keyid[32];  /* HMAC key of the key hash */
-  uint8_t ns[32];     /* HMAC key of the namespace hash */
-  uint8_t digest[32]; /* seals the digest */
-  uint8_t acc[32];    /* HMAC key of the records' digest terms */
+  uint8_t hdr[32];        /* MAC of the header: tells a wrong root key */
+  uint8_t rec[32];        /* seals records */
+  uint8_t digest[32];     /* seals the digest */
+  struct store_mac keyid; /* HMAC of the key hash */
+  struct store_mac ns;    /* HMAC of the namespace hash */
+  struct store_mac acc;   /* HMAC of the records' digest terms */
 };
 
 /* The state the sealed digest commits to. */
@@ -140,6 +141,8 @@ static void lkey_tag(const uint8_t *lkey, size_t n, char out[17]) {
 }
 
 static size_t namespace_len(const uint8_t *key, size_t key_len) {
+  if (key_len == 0)
+    return 0;
   const uint8_t *sep = memchr(key, TEEX_STORE_NS_SEP, key_len);
   return sep == NULL ? 0 : (size_t)(sep - key) + 1;
 }
@@ -147,7 +150,7 @@ static size_t namespace_len(const uint8_t *key, size_t key_len) {
 static void ns_hash(const struct teex_store *s, const uint8_t *ns,
                     size_t ns_len, uint8_t out[STORE_NS_HASH_LEN]) {
   uint8_t h[32];
-  teex_hmac_sha256(s->k->ns, 32, ns_len ? ns : (const uint8_t *)"", ns_len, h);
+  store_mac(&s->k->ns, ns_len ? ns : (const uint8_t *)"", ns_len, h);
   memcpy(out, h, STORE_NS_HASH_LEN);
   teex_wipe(h, sizeof h);
 }
@@ -155,7 +158,7 @@ static void ns_hash(const struct teex_store *s, const uint8_t *ns,
 static void lkey_of(const struct teex_store *s, const uint8_t *key,
                     size_t key_len, uint8_t lkey[STORE_LKEY_LEN]) {
   ns_hash(s, key, namespace_len(key, key_len), lkey);
-  teex_hmac_sha256(s->k->keyid, 32, key, key_len, lkey + STORE_NS_HASH_LEN);
+  store_mac(&s->k->keyid, key, key_len, lkey + STORE_NS_HASH_LEN);
 }
 
 static void xor32(uint8_t *a, const uint8_t *b) {
@@ -166,18 +169,24 @@ static void xor32(uint8_t *a, const uint8_t *b) {
 static int derive_keys(const uint8_t root[32], const uint8_t id[32],
                        struct store_keys *k) {
   static const char *const info[] = {
-      "teex store v1 header", "teex store v1 record",
-      "teex store v1 key id", "teex store v1 namespace",
-      "teex store v1 digest", "teex store v1 accumulator",
+      "teex store v1 header",    "teex store v1 record",
+      "teex store v1 digest",    "teex store v1 key id",
+      "teex store v1 namespace", "teex store v1 accumulator",
   };
-  uint8_t *out[] = {k->hdr, k->rec, k->keyid, k->ns, k->digest, k->acc};
-  for (size_t i = 0; i < sizeof out / sizeof out[0]; i++) {
+  uint8_t mk[32];
+  uint8_t *out[] = {k->hdr, k->rec, k->digest, mk, mk, mk};
+  struct store_mac *macs[] = {NULL, NULL, NULL, &k->keyid, &k->ns, &k->acc};
+  int rc = 0;
+  for (size_t i = 0; i < sizeof out / sizeof out[0] && rc == 0; i++) {
     if (teex_hkdf_sha256(id, TEEX_STORE_ID_LEN, root, 32,
                          (const uint8_t *)info[i], strlen(info[i]), out[i],
                          32) != 0)
-      return TEEX_ECRYPTO;
+      rc = TEEX_ECRYPTO;
+    else if (macs[i] != NULL)
+      store_mac_init(macs[i], mk);
   }
-  return 0;
+  teex_wipe(mk, sizeof mk);
+  return rc;
 }
 
 static void header_build(const struct teex_store *s, uint8_t out[HDR_LEN]) {
@@ -367,7 +376,7 @@ static int verify_records(struct teex_store *s, MDB_txn *txn,
       break;
     }
     uint8_t term[STORE_TERM_LEN];
-    store_rec_term(s->k->acc, k.mv_data, &r, term);
+    store_rec_term(&s->k->acc, k.mv_data, &r, term);
     xor32(acc, term);
     count++;
   }
@@ -592,8 +601,10 @@ int teex_store_open_opts(const char *path, const uint8_t root_key[32],
     /* A data file left empty by a crash during creation. */
     MDB_stat ms;
     MDB_txn *t;
+    MDB_dbi main_dbi;
     if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t) == 0) {
-      if (mdb_stat(t, 1 /* MAIN_DBI */, &ms) == 0 && ms.ms_entries == 0)
+      if (mdb_dbi_open(t, NULL, 0, &main_dbi) == 0 &&
+          mdb_stat(t, main_dbi, &ms) == 0 && ms.ms_entries == 0)
         fresh = 1;
       mdb_txn_abort(t);
     }
@@ -886,7 +897,7 @@ int teex_store_txn_put(struct teex_store_txn *t, const void *key,
   if (have_old < 0)
     return have_old;
   if (have_old)
-    store_rec_term(s->k->acc, lkey, &old, old_term);
+    store_rec_term(&s->k->acc, lkey, &old, old_term);
 
   uint64_t version = t->dg.seq + 1;
   MDB_val k = {STORE_LKEY_LEN, lkey};
@@ -900,7 +911,7 @@ int teex_store_txn_put(struct teex_store_txn *t, const void *key,
   if (rc != 0 || store_rec_parse(v.mv_data, v.mv_size, &nr) != 0)
     return txn_poison(t, teex_err_set(err, TEEX_ECRYPTO, "put: seal record"));
   uint8_t term[STORE_TERM_LEN];
-  store_rec_term(s->k->acc, lkey, &nr, term);
+  store_rec_term(&s->k->acc, lkey, &nr, term);
   xor32(t->dg.acc, term);
   if (have_old)
     xor32(t->dg.acc, old_term);
@@ -932,7 +943,7 @@ int teex_store_txn_del(struct teex_store_txn *t, const void *key,
   if (rc < 0)
     return rc;
   uint8_t term[STORE_TERM_LEN];
-  store_rec_term(s->k->acc, lkey, &old, term);
+  store_rec_term(&s->k->acc, lkey, &old, term);
   MDB_val k = {STORE_LKEY_LEN, lkey};
   rc = mdb_del(t->txn, s->rec_dbi, &k, NULL);
   if (rc != 0)

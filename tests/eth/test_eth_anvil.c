@@ -142,6 +142,11 @@ static void test_chain_basics(void **state) {
   assert_false(teex_u256_is_zero(fee));
   assert_int_equal(teex_eth_gas_price(rpc, fee, &e), 0);
   assert_int_equal(teex_eth_max_priority_fee(rpc, fee, &e), 0);
+  struct teex_eth_block b;
+  assert_int_equal(teex_eth_get_block(rpc, "latest", &b, &e), 0);
+  assert_true(b.timestamp > 1600000000u);
+  assert_true(b.has_base_fee);
+  assert_int_equal(teex_eth_get_block(rpc, "0xffffff", &b, &e), TEEX_ENOTFOUND);
 }
 
 static void transfer(int legacy) {
@@ -157,6 +162,10 @@ static void transfer(int legacy) {
   if (teex_eth_sender_new(rpc, sk, &o, &s, &e) != 0)
     fail_msg("%s", e.msg);
   assert_int_equal(teex_eth_get_balance(rpc, to, NULL, before, &e), 0);
+  teex_u256 sbefore, safter, spent;
+  assert_int_equal(
+      teex_eth_get_balance(rpc, teex_eth_sender_address(s), NULL, sbefore, &e),
+      0);
   req.has_to = 1;
   memcpy(req.to, to, 20);
   teex_u256_parse("1000000000000000000", one);
@@ -166,6 +175,17 @@ static void transfer(int legacy) {
   assert_int_equal(r.status, 1);
   assert_int_equal(r.gas_used, 21000);
   assert_false(teex_u256_is_zero(r.effective_gas_price));
+  teex_u256 fee, paid;
+  teex_eth_receipt_fee(&r, fee);
+  assert_int_equal(teex_u256_mul_u64(paid, r.effective_gas_price, 21000), 0);
+  assert_int_equal(teex_u256_cmp(fee, paid), 0);
+  /* The sender paid exactly the value plus the reported fee. */
+  assert_int_equal(
+      teex_eth_get_balance(rpc, teex_eth_sender_address(s), NULL, safter, &e),
+      0);
+  assert_int_equal(teex_u256_sub(spent, sbefore, safter), 0);
+  assert_int_equal(teex_u256_add(paid, fee, one), 0);
+  assert_int_equal(teex_u256_cmp(spent, paid), 0);
   assert_memory_equal(r.from, teex_eth_sender_address(s), 20);
   assert_int_equal(teex_eth_get_balance(rpc, to, NULL, after, &e), 0);
   assert_int_equal(teex_u256_sub(diff, after, before), 0);
@@ -442,11 +462,17 @@ static void test_contract_logs_and_reverts(void **state) {
   f.to_block = UINT64_MAX;
   f.has_address = 1;
   memcpy(f.address, contract, 20);
-  f.has_topic0 = 1;
-  memcpy(f.topic0, topic, 32);
+  f.topic_mask = 1;
+  memcpy(f.topics[0], topic, 32);
   assert_int_equal(teex_eth_get_logs(rpc, &f, &logs, &nlogs, &e), 0);
   assert_int_equal(nlogs, 1);
   assert_int_equal(logs[0].block_number, ping_block);
+  teex_eth_logs_free(logs, nlogs);
+  /* A filter on a second topic the log lacks finds nothing. */
+  f.topic_mask = 3;
+  memset(f.topics[1], 0x77, 32);
+  assert_int_equal(teex_eth_get_logs(rpc, &f, &logs, &nlogs, &e), 0);
+  assert_int_equal(nlogs, 0);
   teex_eth_logs_free(logs, nlogs);
 
   /* eth_call: the reason comes back. */
@@ -458,6 +484,16 @@ static void test_contract_logs_and_reverts(void **state) {
   assert_int_equal(teex_eth_call(rpc, &c, NULL, &out, &e), TEEX_ECHAIN);
   assert_non_null(strstr(e.msg, "teex: refused"));
   teex_buf_free(&out);
+  /* The same through call-by-signature. */
+  struct teex_abi_value args, rv;
+  assert_int_equal(teex_abi_tuple(&args, 1), 0);
+  teex_abi_uint64(&args.items[0], 7);
+  assert_int_equal(teex_eth_call_fn(rpc, NULL, contract, "get(uint256)", &args,
+                                    "(uint256)", NULL, &rv, &e),
+                   TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "teex: refused"));
+  assert_non_null(strstr(e.msg, "get(uint256)"));
+  teex_abi_value_clear(&args);
 
   /* Gas estimation fails with the reason, and consumes no nonce. */
   uint64_t n_before = teex_eth_sender_next_nonce(s);

@@ -311,6 +311,11 @@ static void test_abi_rejects(void **state) {
   d[63] = 3; /* count 3, room for 1 */
   assert_int_equal(teex_abi_decode(t, d, sizeof d, &v, &e), TEEX_ETRUNC);
   teex_abi_type_free(t);
+  /* A huge static type over a few bytes fails before allocating. */
+  assert_int_equal(teex_abi_type_parse("(uint256[65536][8])", &t, &e), 0);
+  assert_int_equal(teex_abi_decode(t, d, sizeof d, &v, &e), TEEX_ETRUNC);
+  teex_abi_type_free(t);
+  assert_int_not_equal(teex_abi_type_parse("(uint256[65536][9])", &t, &e), 0);
   /* A bool of 2, an address with high bytes. */
   assert_int_equal(teex_abi_type_parse("(bool,address)", &t, &e), 0);
   uint8_t w[64] = {0};
@@ -576,6 +581,23 @@ static void test_keystore_roundtrip(void **state) {
       "\"id\":\"3198bc9c-6672-5ab3-d995-4942343ae5b6\",\"version\":3}";
   assert_int_equal(teex_keystore_decrypt(v, "testpassword", back, NULL, &e), 0);
   char *hx = hex_of(back, 32);
+  assert_string_equal(
+      hx, "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d");
+  free(hx);
+  /* The specification's scrypt vector (N = 2^18, r = 1, p = 8). */
+  const char *vs =
+      "{\"crypto\":{\"cipher\":\"aes-128-ctr\",\"cipherparams\":{\"iv\":"
+      "\"83dbcc02d8ccb40e466191a123791e0e\"},\"ciphertext\":"
+      "\"d172bf743a674da9cdad04534d56926ef8358534d458fffccd4e6ad2fbde479c\","
+      "\"kdf\":\"scrypt\",\"kdfparams\":{\"dklen\":32,\"n\":262144,\"p\":8,"
+      "\"r\":1,\"salt\":"
+      "\"ab0c7876052600dd703518d6fc3fe8984592145b591fc8fb5c6d43190334ba19\"},"
+      "\"mac\":"
+      "\"2103ac29920d71da29f15d75b4a16dbe95cfd7ff8faea1056c33131d846e3097\"},"
+      "\"id\":\"3198bc9c-6672-5ab3-d995-4942343ae5b6\",\"version\":3}";
+  if (teex_keystore_decrypt(vs, "testpassword", back, NULL, &e) != 0)
+    fail_msg("%s", e.msg);
+  hx = hex_of(back, 32);
   assert_string_equal(
       hx, "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d");
   free(hx);

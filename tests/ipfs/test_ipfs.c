@@ -5,6 +5,7 @@
  * daemon by test_jsipfs.sh. */
 #include "testutil.h"
 
+#include "ipfs/ipfs_internal.h"
 #include "teex/ipfs.h"
 
 #include <openssl/evp.h>
@@ -450,6 +451,71 @@ static void test_dagpb_decode(void **state) {
   free(node);
 }
 
+/* ---- the Kubo RPC answers ---- */
+
+static void test_kubo_answers(void **state) {
+  (void)state;
+  struct teex_cid c;
+  struct teex_err err;
+  uint64_t size = 0;
+  char s[TEEX_CID_STR_SIZE];
+#define P(str, sz)                                                             \
+  ipfs_kubo_parse_add((const uint8_t *)(str), strlen(str), &c, sz, &err)
+  /* Kubo: Size is a string. */
+  assert_int_equal(P("{\"Name\":\"f\",\"Hash\":"
+                     "\"bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5"
+                     "v6am\",\"Size\":\"6\"}\n",
+                     &size),
+                   0);
+  assert_int_equal(size, 6);
+  cid_str(&c, s);
+  assert_string_equal(
+      s, "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+  /* js-ipfs: Size is a number; progress lines before it have no Hash. */
+  assert_int_equal(P("{\"Bytes\":262144}\n{\"Name\":\"f\",\"Hash\":"
+                     "\"bafybeicvfpeh5u5zdw6bcrnfubm6vfchvuiv4ftqbj4dntc6vopnna"
+                     "n4bq\",\"Size\":262249,\"Mode\":\"0644\"}",
+                     &size),
+                   0);
+  assert_int_equal(size, 262249);
+  /* Refused: an error line, no Hash, not JSON, a bad Size, a CIDv0. */
+  teex_err_clear(&err);
+  assert_int_equal(
+      P("{\"Message\":\"disk\\nfull\",\"Code\":0,\"Type\":\"error\"}\n", NULL),
+      TEEX_EREMOTE);
+  assert_non_null(
+      strstr(err.msg, "disk?full")); /* control characters replaced */
+  assert_int_equal(P("{\"Bytes\":262144}\n", NULL), TEEX_EPROTO);
+  assert_int_equal(P("<html>", NULL), TEEX_EPROTO);
+  assert_int_equal(P("", NULL), TEEX_EPROTO);
+  assert_int_equal(P("{\"Hash\":"
+                     "\"bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5"
+                     "v6am\",\"Size\":-1}",
+                     NULL),
+                   TEEX_EPROTO);
+  assert_int_equal(P("{\"Hash\":"
+                     "\"bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5"
+                     "v6am\",\"Size\":\"6x\"}",
+                     NULL),
+                   TEEX_EPROTO);
+  assert_int_equal(
+      P("{\"Hash\":\"QmWATWQ7fVPP2EFGu71UkfnqhYXDYH566qy47CnJDgvs8u\"}", NULL),
+      TEEX_EFORMAT);
+#undef P
+
+  /* API URLs: http(s) only, no query, no spaces. */
+  struct teex_ipfs_backend *b = NULL;
+  assert_int_equal(teex_ipfs_kubo_open("127.0.0.1:5001", &b, &err),
+                   TEEX_EINVAL);
+  assert_int_equal(teex_ipfs_kubo_open("file:///etc/passwd", &b, &err),
+                   TEEX_EINVAL);
+  assert_int_equal(teex_ipfs_kubo_open("http://h/x?y=1", &b, &err),
+                   TEEX_EINVAL);
+  assert_int_equal(teex_ipfs_kubo_open("http://h /", &b, &err), TEEX_EINVAL);
+  assert_int_equal(teex_ipfs_kubo_open("http://127.0.0.1:5001/", &b, &err), 0);
+  teex_ipfs_close(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_hello),
@@ -457,6 +523,7 @@ int main(void) {
       cmocka_unit_test(test_streaming_pieces),
       cmocka_unit_test(test_cid_parse),
       cmocka_unit_test(test_dagpb_decode),
+      cmocka_unit_test(test_kubo_answers),
       cmocka_unit_test_setup_teardown(test_store_roundtrip, setup_store,
                                       teardown_store),
       cmocka_unit_test_setup_teardown(test_store_tampered_block, setup_store,

@@ -194,5 +194,16 @@ expect_fail "tampered block in the store" "does not match its CID" \
 "$teex" ipfs unpin "$cid" --store "$store"
 if [ "$("$teex" ipfs gc --store "$store")" = "removed 1 blocks" ]; then ok "gc"; else bad "gc"; fi
 
+# ---- 5. every command has --help; usage errors exit 2 ----
+for c in add cat cid pin unpin has gc; do
+  if "$teex" ipfs "$c" --help | grep -q "usage: teex ipfs $c"; then ok "ipfs $c --help"; else bad "ipfs $c --help"; fi
+done
+set +e
+"$teex" ipfs cat >/dev/null 2>&1; st1=$?
+"$teex" ipfs add a b >/dev/null 2>&1; st2=$?
+"$teex" ipfs add "$tmp/f6" --api "$api" --store "$store" >/dev/null 2>&1; st3=$?
+set -e
+if [ "$st1$st2$st3" = 222 ]; then ok "usage errors exit 2"; else bad "usage errors exit $st1 $st2 $st3"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

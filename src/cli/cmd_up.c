@@ -1,0 +1,425 @@
+/* `teex up`, `teex status`, `teex down`: a whole teex network on loopback
+ * for development — the local chain (anvil) with the contracts, the local
+ * IPFS store, the Service Manager, and (as they are built) dispatchers and
+ * workers — each its own process, logs and pid under the network folder,
+ * and a network file the CLI reads by default.
+ *
+ * Layout of the network folder (default $TEEX_HOME, else ~/.teex):
+ *   tee/            the sim platform (root and platform keys)
+ *   policy/         attestation policies: enclaves.conf (what the SM
+ *                   accepts), sm.conf (what clients require of the SM)
+ *   run/NAME.pid    pids; run/NAME.ready ready files
+ *   logs/NAME.log   component logs
+ *   network.conf    endpoints and addresses (read by `teex status`)
+ */
+#include "cli/cli.h"
+
+#include "teex/config.h"
+#include "teex/crypto.h"
+#include "teex/proto/rpc.pb-c.h"
+#include "teex/ratls_channel.h"
+#include "teex/rpc_sync.h"
+#include "teex/sm.h"
+#include "teex/tee.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READY_TIMEOUT_MS 20000
+
+struct net {
+  char dir[PATH_MAX];
+  char exe[PATH_MAX];
+};
+
+static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
+  static const struct option longopts[] = {
+      {"dir", required_argument, NULL, 'd'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  teex_cli_data_dir(n->dir, sizeof n->dir);
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'd':
+      snprintf(n->dir, sizeof n->dir, "%s", optarg);
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      return -1;
+    default:
+      fputs(usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  ssize_t len = readlink("/proc/self/exe", n->exe, sizeof n->exe - 1);
+  if (len <= 0) {
+    teex_cli_fail("cannot find the teex executable");
+    return TEEX_EXIT_FAIL;
+  }
+  n->exe[len] = '\0';
+  return 0;
+}
+
+/* DIR/SUB/NAME.EXT, e.g. path_of(n, p, size, "run", "sm", "pid"). */
+static void path_of(const struct net *n, char *out, size_t size,
+                    const char *sub, const char *name, const char *ext) {
+  snprintf(out, size, "%s/%s/%s.%s", n->dir, sub, name, ext);
+}
+
+static int mkdirs(const struct net *n) {
+  const char *subs[] = {"", "/policy", "/run", "/logs"};
+  for (size_t i = 0; i < 4; i++) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s%s", n->dir, subs[i]);
+    if (mkdir(p, 0700) != 0 && errno != EEXIST)
+      return teex_cli_fail("create %s: %s", p, strerror(errno));
+  }
+  return 0;
+}
+
+static int read_pid(const struct net *n, const char *name) {
+  char p[PATH_MAX];
+  path_of(n, p, sizeof p, "run", name, "pid");
+  FILE *f = fopen(p, "r");
+  if (f == NULL)
+    return 0;
+  char line[32] = "";
+  if (fgets(line, sizeof line, f) == NULL)
+    line[0] = '\0';
+  fclose(f);
+  line[strcspn(line, "\n")] = '\0';
+  uint64_t v;
+  if (teex_parse_u64(line, &v) != 0 || v == 0 || v > INT32_MAX)
+    return 0;
+  return (int)v;
+}
+
+static int alive(int pid) {
+  return pid > 0 && kill(pid, 0) == 0;
+}
+
+/* Starts argv detached (own session), output to logs/NAME.log, pid to
+ * run/NAME.pid. */
+static int spawn(const struct net *n, const char *name, char *const argv[]) {
+  char log[PATH_MAX], pidf[PATH_MAX];
+  path_of(n, log, sizeof log, "logs", name, "log");
+  path_of(n, pidf, sizeof pidf, "run", name, "pid");
+  pid_t pid = fork();
+  if (pid < 0)
+    return teex_cli_fail("fork: %s", strerror(errno));
+  if (pid == 0) {
+    setsid();
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int in = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    if (in >= 0)
+      dup2(in, 0);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  FILE *f = fopen(pidf, "w");
+  if (f == NULL)
+    return teex_cli_fail("write %s", pidf);
+  fprintf(f, "%d\n", (int)pid);
+  fclose(f);
+  return 0;
+}
+
+static int wait_file(const char *path, int pid, int ms) {
+  for (int waited = 0; waited < ms; waited += 20) {
+    if (access(path, F_OK) == 0)
+      return 0;
+    if (!alive(pid))
+      return -1;
+    /* Reap a child that exited so kill(pid, 0) notices. */
+    waitpid(pid, NULL, WNOHANG);
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
+}
+
+static int measure(const struct net *n, const char *role, uint8_t out[32]) {
+  struct teex_tee_config tc;
+  memset(&tc, 0, sizeof tc);
+  tc.data_dir = n->dir;
+  tc.role = role;
+  struct teex_tee *tee = NULL;
+  struct teex_err err;
+  if (teex_tee_open(&tc, &tee, &err) != 0)
+    return teex_cli_fail("tee (%s): %s", role, err.msg);
+  memcpy(out, teex_tee_self(tee)->mr_enclave, 32);
+  teex_tee_close(tee);
+  return 0;
+}
+
+static int write_policies(const struct net *n) {
+  uint8_t root[32], mw[32], md[32], ms[32];
+  struct teex_err err;
+  if (teex_tee_sim_root(n->dir, root, &err) != 0)
+    return teex_cli_fail("root: %s", err.msg);
+  if (measure(n, "worker", mw) || measure(n, "dispatcher", md) ||
+      measure(n, "sm", ms))
+    return TEEX_EXIT_FAIL;
+  char r[65], w[65], d[65], s[65], p[PATH_MAX];
+  teex_hex_encode(root, 32, r);
+  teex_hex_encode(mw, 32, w);
+  teex_hex_encode(md, 32, d);
+  teex_hex_encode(ms, 32, s);
+  snprintf(p, sizeof p, "%s/policy/enclaves.conf", n->dir);
+  FILE *f = fopen(p, "w");
+  if (f == NULL)
+    return teex_cli_fail("write %s", p);
+  fprintf(f,
+          "# What the Service Manager and dispatchers accept from enclaves:\n"
+          "# this build of teex, simulated evidence (local network only).\n"
+          "[policy]\nallow_simulated = true\nroles = worker, dispatcher\n"
+          "[roots]\nnet = %s\n[measurements]\nworker = %s\ndispatcher = %s\n",
+          r, w, d);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/policy/sm.conf", n->dir);
+  f = fopen(p, "w");
+  if (f == NULL)
+    return teex_cli_fail("write %s", p);
+  fprintf(f,
+          "# What clients require of the Service Manager.\n"
+          "[policy]\nallow_simulated = true\nroles = sm\n"
+          "[roots]\nnet = %s\n[measurements]\nsm = %s\n",
+          r, s);
+  fclose(f);
+  return 0;
+}
+
+static int read_ready(const char *path, const char *key, uint64_t *v) {
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, path, &err);
+  if (rc == 0)
+    rc = teex_config_get_u64(&c, key, 0, v, &err);
+  teex_config_free(&c);
+  return rc;
+}
+
+static const char up_usage[] =
+    "usage: teex up [--dir DIR]\n"
+    "\n"
+    "Starts a teex network on loopback in DIR (default $TEEX_HOME, else\n"
+    "~/.teex): the sim TEE platform, the Service Manager, and the\n"
+    "components built so far, each its own process (logs in DIR/logs), and\n"
+    "writes DIR/network.conf. `teex status` shows their health; `teex down`\n"
+    "stops them.\n";
+
+int teex_cmd_up(int argc, char **argv) {
+  struct net n;
+  int rc = net_parse(argc, argv, &n, up_usage);
+  if (rc != 0)
+    return rc < 0 ? TEEX_EXIT_OK : rc;
+  if ((rc = mkdirs(&n)) != 0)
+    return rc;
+  if (alive(read_pid(&n, "sm")))
+    return teex_cli_fail("a network is already up in %s (teex down first)",
+                         n.dir);
+  struct teex_err err;
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/tee/platform.key", n.dir);
+  if (access(p, F_OK) != 0 && teex_tee_sim_init(n.dir, NULL, &err) != 0)
+    return teex_cli_fail("tee init: %s", err.msg);
+  if ((rc = write_policies(&n)) != 0)
+    return rc;
+
+  /* The Service Manager. The registry addresses are those the contracts
+   * are deployed at; until the chain step deploys them, the SM signs for
+   * the addresses in DIR/chain.conf when present. */
+  char state[PATH_MAX], ready[PATH_MAX], policy[PATH_MAX], chain[PATH_MAX];
+  snprintf(state, sizeof state, "%s/sm", n.dir);
+  path_of(&n, ready, sizeof ready, "run", "sm", "ready");
+  snprintf(policy, sizeof policy, "%s/policy/enclaves.conf", n.dir);
+  snprintf(chain, sizeof chain, "%s/chain.conf", n.dir);
+  unlink(ready);
+  struct teex_config cc;
+  teex_config_init(&cc);
+  if (access(chain, F_OK) == 0 && teex_config_load(&cc, chain, &err) != 0)
+    return teex_cli_fail("%s", err.msg);
+  const char *chain_id = teex_config_get(&cc, "chain_id", "31337");
+  const char *sreg = teex_config_get(
+      &cc, "service_registry", "0x0000000000000000000000000000000000000000");
+  const char *ereg = teex_config_get(
+      &cc, "enclave_registry", "0x0000000000000000000000000000000000000000");
+  char *sm_argv[] = {n.exe,
+                     "sm",
+                     "run",
+                     "--data-dir",
+                     n.dir,
+                     "--state",
+                     state,
+                     "--listen",
+                     "127.0.0.1:0",
+                     "--client-listen",
+                     "127.0.0.1:0",
+                     "--policy",
+                     policy,
+                     "--chain-id",
+                     (char *)chain_id,
+                     "--service-registry",
+                     (char *)sreg,
+                     "--enclave-registry",
+                     (char *)ereg,
+                     "--ready-file",
+                     ready,
+                     NULL};
+  rc = spawn(&n, "sm", sm_argv);
+  teex_config_free(&cc);
+  if (rc != 0)
+    return rc;
+  if (wait_file(ready, read_pid(&n, "sm"), READY_TIMEOUT_MS) != 0)
+    return teex_cli_fail(
+        "the Service Manager did not start; see %s/logs/sm.log", n.dir);
+  uint64_t client_port = 0, enclave_port = 0;
+  read_ready(ready, "client_port", &client_port);
+  read_ready(ready, "enclave_port", &enclave_port);
+
+  snprintf(p, sizeof p, "%s/network.conf", n.dir);
+  FILE *f = fopen(p, "w");
+  if (f == NULL)
+    return teex_cli_fail("write %s", p);
+  fprintf(f,
+          "# Written by `teex up`: where the local network's components are.\n"
+          "[sm]\nclient = 127.0.0.1:%llu\nenclave = 127.0.0.1:%llu\n"
+          "policy = %s/policy/sm.conf\n",
+          (unsigned long long)client_port, (unsigned long long)enclave_port,
+          n.dir);
+  fclose(f);
+  printf("teex network up in %s\n", n.dir);
+  printf("  sm          client 127.0.0.1:%llu  enclaves 127.0.0.1:%llu\n",
+         (unsigned long long)client_port, (unsigned long long)enclave_port);
+  printf("  policies    %s/policy/\n  logs        %s/logs/\n", n.dir, n.dir);
+  return TEEX_EXIT_OK;
+}
+
+static const char status_usage[] =
+    "usage: teex status [--dir DIR]\n"
+    "\n"
+    "Shows the health of each component of the network in DIR: process\n"
+    "alive, and a teex.Health call over RA-TLS verified against the\n"
+    "network's policy.\n";
+
+static int health(const struct net *n, const char *addr, const char *policy,
+                  char *out, size_t size) {
+  struct teex_tee_policy pol;
+  struct teex_err err;
+  teex_tee_policy_init(&pol);
+  if (teex_tee_policy_load(&pol, policy, &err) != 0) {
+    snprintf(out, size, "policy: %s", err.msg);
+    return -1;
+  }
+  struct teex_ratls_verifier v = {.policy = &pol};
+  struct teex_tls_config tc = {.verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &v};
+  struct teex_tls_ctx *ctx = NULL;
+  struct teex_rpc_sync *c = NULL;
+  struct teex_buf resp;
+  teex_buf_init(&resp, 4096, 0);
+  int rc = teex_tls_ctx_new(&ctx, &tc, 0, &err);
+  if (rc == 0)
+    rc = teex_rpc_sync_connect(addr, ctx, 5000, &c, &err);
+  if (rc == 0)
+    rc = teex_rpc_sync_call(c, "teex.Health", NULL, 0, 5000, &resp, &err);
+  if (rc == 0) {
+    Teex__Rpc__HealthResponse *h =
+        teex__rpc__health_response__unpack(NULL, resp.len, resp.data);
+    if (h != NULL) {
+      snprintf(out, size, "%s, up %llus, teex %s", h->status,
+               (unsigned long long)(h->uptime_ms / 1000), h->version);
+      teex__rpc__health_response__free_unpacked(h, NULL);
+    } else {
+      snprintf(out, size, "malformed health answer");
+      rc = -1;
+    }
+  } else {
+    snprintf(out, size, "%s", err.msg);
+  }
+  teex_buf_free(&resp);
+  teex_rpc_sync_close(c);
+  teex_tls_ctx_free(ctx);
+  (void)n;
+  return rc;
+}
+
+int teex_cmd_status(int argc, char **argv) {
+  struct net n;
+  int rc = net_parse(argc, argv, &n, status_usage);
+  if (rc != 0)
+    return rc < 0 ? TEEX_EXIT_OK : rc;
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s/network.conf", n.dir);
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  if (teex_config_load(&c, p, &err) != 0)
+    return teex_cli_fail("no network in %s (teex up): %s", n.dir, err.msg);
+  int bad = 0;
+  int pid = read_pid(&n, "sm");
+  char msg[TEEX_ERRMSG_SIZE];
+  const char *addr = teex_config_get(&c, "sm.client", "");
+  if (!alive(pid)) {
+    printf("sm          DOWN (no process)\n");
+    bad = 1;
+  } else if (health(&n, addr, teex_config_get(&c, "sm.policy", ""), msg,
+                    sizeof msg) != 0) {
+    printf("sm          UNHEALTHY pid %d %s: %s\n", pid, addr, msg);
+    bad = 1;
+  } else {
+    printf("sm          ok  pid %d  %s  %s\n", pid, addr, msg);
+  }
+  teex_config_free(&c);
+  return bad ? TEEX_EXIT_FAIL : TEEX_EXIT_OK;
+}
+
+static const char down_usage[] =
+    "usage: teex down [--dir DIR]\n\nStops the network's components.\n";
+
+int teex_cmd_down(int argc, char **argv) {
+  struct net n;
+  int rc = net_parse(argc, argv, &n, down_usage);
+  if (rc != 0)
+    return rc < 0 ? TEEX_EXIT_OK : rc;
+  static const char *names[] = {"sm"};
+  int stopped = 0;
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    int pid = read_pid(&n, names[i]);
+    if (!alive(pid))
+      continue;
+    kill(pid, SIGTERM);
+    for (int waited = 0; waited < 5000 && alive(pid); waited += 20) {
+      waitpid(pid, NULL, WNOHANG);
+      struct timespec ts = {0, 20 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    if (alive(pid))
+      kill(pid, SIGKILL);
+    char pf[PATH_MAX];
+    path_of(&n, pf, sizeof pf, "run", names[i], "pid");
+    unlink(pf);
+    printf("stopped %s (pid %d)\n", names[i], pid);
+    stopped++;
+  }
+  if (stopped == 0)
+    printf("nothing running in %s\n", n.dir);
+  return TEEX_EXIT_OK;
+}
