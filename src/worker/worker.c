@@ -93,7 +93,8 @@ struct job {
   size_t rcpt_len;
 };
 
-struct report; /* a receipt on its way to the dispatcher */
+struct report;       /* a receipt on its way to the dispatcher */
+struct persist_item; /* a task record waiting to be sealed */
 
 struct worker {
   const struct teex_worker_config *cfg;
@@ -127,6 +128,8 @@ struct worker {
   struct report *reports;
   uv_timer_t retry; /* re-sends unacknowledged receipts */
   int retry_on;
+  struct persist_item *persist_head, *persist_tail; /* waiting to be sealed */
+  int persist_busy;
 };
 
 struct report {
@@ -686,18 +689,10 @@ static void run_work(uv_work_t *req) {
   struct svc *s = j->svc;
   const struct teex_assignment *a = &j->req.assignment;
   struct teex_err *err = &j->err;
-  char tid[65], sid[65], caller[43], key[5 + 65];
+  char tid[65], sid[65], caller[43];
   teex_hex_encode(a->task_id, 32, tid);
   teex_hex_encode(a->service_id, 32, sid);
   teex_eth_address_hex(a->user, caller);
-
-  /* Remember the task id before running, so a crash cannot reopen it. */
-  uint8_t exp[8];
-  be64(exp, a->expires_at);
-  key_with_id("task/", a->task_id, key);
-  j->rc = teex_store_put(w->store, key, strlen(key), exp, 8, err);
-  if (j->rc != 0)
-    return;
 
   struct teex_task_ctx ctx = {
       .task_id = tid, .service_id = sid, .caller = caller};
@@ -786,13 +781,121 @@ static void run_work(uv_work_t *req) {
   }
   teex__worker__run_response__pack(&resp, j->resp);
   teex__receipt__signed_receipt__pack(&sr, j->rcpt);
-  /* Kept until the dispatcher acknowledges it (settlement needs it). */
-  key_with_id("rcpt/", a->task_id, key);
-  j->rc = teex_store_put(w->store, key, strlen(key), j->rcpt, j->rcpt_len, err);
 }
 
 static void report_receipt(struct worker *w, const uint8_t task_id[32],
                            uint8_t *payload, size_t len);
+
+/* ---- sealing task ids and receipts, batched ----
+ * One fsync'd LMDB commit costs ~5 ms on this kind of disk: one per task
+ * would cap a worker at ~200 tasks/s and add it to every task's latency.
+ * Finished tasks are answered first and sealed in batches: every record
+ * pending when a commit starts goes into that one transaction. */
+
+struct persist_item {
+  struct persist_item *next;
+  uint8_t task_id[32];
+  uint64_t expires_at;
+  uint8_t *rcpt; /* NULL for a failed task (its id stays used) */
+  size_t rcpt_len;
+};
+
+struct persist_batch {
+  uv_work_t work;
+  struct worker *w;
+  struct persist_item *items;
+  int rc;
+  struct teex_err err;
+};
+
+static void persist_kick(struct worker *w);
+
+static void persist_work(uv_work_t *req) {
+  struct persist_batch *b = req->data;
+  struct teex_store_txn *txn;
+  teex_err_clear(&b->err);
+  b->rc = teex_store_txn_begin(b->w->store, 0, &txn, &b->err);
+  if (b->rc != 0)
+    return;
+  char key[5 + 65];
+  uint8_t exp[8];
+  for (struct persist_item *it = b->items; it != NULL && b->rc == 0;
+       it = it->next) {
+    be64(exp, it->expires_at);
+    key_with_id("task/", it->task_id, key);
+    b->rc = teex_store_txn_put(txn, key, strlen(key), exp, 8, &b->err);
+    if (b->rc == 0 && it->rcpt != NULL) {
+      key_with_id("rcpt/", it->task_id, key);
+      b->rc = teex_store_txn_put(txn, key, strlen(key), it->rcpt, it->rcpt_len,
+                                 &b->err);
+    }
+  }
+  if (b->rc == 0)
+    b->rc = teex_store_txn_commit(txn, &b->err);
+  else
+    teex_store_txn_abort(txn);
+}
+
+static void persist_done(uv_work_t *req, int status) {
+  struct persist_batch *b = req->data;
+  struct worker *w = b->w;
+  w->busy_work--;
+  w->persist_busy = 0;
+  if (status != 0 || b->rc != 0)
+    TEEX_ERROR("worker", "sealing task records failed", "reason=\"%s\"",
+               status != 0 ? "canceled" : teex_err_msg(&b->err));
+  struct persist_item *it = b->items;
+  while (it != NULL) {
+    struct persist_item *next = it->next;
+    if (it->rcpt != NULL)
+      report_receipt(w, it->task_id, it->rcpt, it->rcpt_len);
+    free(it);
+    it = next;
+  }
+  free(b);
+  persist_kick(w);
+}
+
+static void persist_kick(struct worker *w) {
+  if (w->persist_busy || w->persist_head == NULL)
+    return;
+  struct persist_batch *b = calloc(1, sizeof *b);
+  if (b == NULL)
+    return; /* tried again with the next task */
+  b->w = w;
+  b->items = w->persist_head;
+  b->work.data = b;
+  w->persist_head = w->persist_tail = NULL;
+  if (uv_queue_work(w->loop, &b->work, persist_work, persist_done) != 0) {
+    w->persist_head = b->items;
+    for (w->persist_tail = b->items; w->persist_tail->next != NULL;)
+      w->persist_tail = w->persist_tail->next;
+    free(b);
+    return;
+  }
+  w->persist_busy = 1;
+  w->busy_work++;
+}
+
+static void persist_add(struct worker *w, const uint8_t task_id[32],
+                        uint64_t expires_at, uint8_t *rcpt, size_t rcpt_len) {
+  struct persist_item *it = calloc(1, sizeof *it);
+  if (it == NULL) {
+    free(rcpt);
+    TEEX_ERROR("worker", "out of memory sealing a task record", NULL);
+    return;
+  }
+  memcpy(it->task_id, task_id, 32);
+  it->expires_at = expires_at;
+  it->rcpt = rcpt;
+  it->rcpt_len = rcpt_len;
+  if (w->persist_tail != NULL)
+    w->persist_tail->next = it;
+  else
+    w->persist_head = it;
+  w->persist_tail = it;
+  persist_kick(w);
+}
 
 static void run_done(uv_work_t *req, int status) {
   struct job *j = req->data;
@@ -810,7 +913,8 @@ static void run_done(uv_work_t *req, int status) {
     teex_rpc_call_respond(j->call, 0, NULL, j->resp, j->resp_len);
     TEEX_INFO("worker", "task done", "task=%s us=%llu", tid,
               (unsigned long long)j->res.duration_us);
-    report_receipt(w, j->req.assignment.task_id, j->rcpt, j->rcpt_len);
+    persist_add(w, j->req.assignment.task_id, j->req.assignment.expires_at,
+                j->rcpt, j->rcpt_len);
     j->rcpt = NULL;
   } else {
     w->tasks_failed++;
@@ -818,6 +922,8 @@ static void run_done(uv_work_t *req, int status) {
      * it may quote the input. */
     TEEX_WARN("worker", "task failed", "task=%s code=%s", tid,
               teex_err_name(j->rc));
+    persist_add(w, j->req.assignment.task_id, j->req.assignment.expires_at,
+                NULL, 0);
     teex_rpc_call_respond(j->call, j->rc, teex_err_msg(&j->err), NULL, 0);
   }
   teex_wipe(&j->err, sizeof j->err);
@@ -1277,6 +1383,12 @@ out:
   uv_loop_close(&loop);
   for (size_t i = 0; i < w.nsvcs; i++)
     svc_free(w.svcs[i]);
+  while (w.persist_head != NULL) {
+    struct persist_item *it = w.persist_head;
+    w.persist_head = it->next;
+    free(it->rcpt);
+    free(it);
+  }
   while (w.reports != NULL) {
     struct report *r = w.reports;
     w.reports = r->next;
