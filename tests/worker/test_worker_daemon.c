@@ -97,6 +97,7 @@ static void wait_ready(const char *ready, const char *log, const char *what) {
 static void start_sm(struct fx *f) {
   char state[4096];
   snprintf(state, sizeof state, "%s/sm", f->dir);
+  unlink(f->ready);
   char *argv[] = {(char *)tu_teex_bin(),
                   "sm",
                   "run",
@@ -289,6 +290,7 @@ static int start_worker(struct fx *f, const char *exe, const char *tag,
   snprintf(reg, sizeof reg, "%s/%s.registration", f->dir, tag);
   snprintf(sm, sizeof sm, "127.0.0.1:%d", f->sm_enclave_port);
   teex_eth_address_hex(f->disp_addr, disp);
+  unlink(ready);
   char *argv[] = {(char *)exe,
                   "worker",
                   "run",
@@ -700,6 +702,52 @@ static void test_invoke(void **state) {
   teex_client_close(c);
 }
 
+/* A restarted worker keeps its enclave key, the sealed service (it serves
+ * with the SM down) and its task ids (a replay is still refused). */
+static void test_restart(void **state) {
+  struct fx *f = *state;
+  if (f->sanitized)
+    skip();
+  struct teex_err err;
+  struct teex_client_worker *c = connect_w(f, f->worker_port);
+  struct teex_client_expect ex;
+  expect(f, &ex);
+  struct teex_assignment a;
+  uint8_t sig[65];
+  assignment(f, &a, sig, NULL);
+  char *input = input_with_canary();
+  struct teex_client_result r;
+  if (teex_client_run(c, &a, sig, &ex, (uint8_t *)input, strlen(input), &r,
+                      &err) != 0)
+    fail_msg("run: %s", err.msg);
+  teex_client_result_free(&r);
+  teex_client_close(c);
+  assert_int_equal(tu_stop(f->worker_pid, SIGTERM, 10000), 0);
+  assert_int_equal(tu_stop(f->sm_pid, SIGTERM, 10000), 0);
+  f->sm_pid = 0;
+  f->worker_pid = start_worker(f, tu_teex_bin(), "w1", f->wready, f->wlog);
+  f->worker_port = read_port(f->wready, "port");
+  c = connect_w(f, f->worker_port);
+  uint8_t addr[20];
+  teex_client_worker_address(c, addr);
+  assert_memory_equal(addr, f->worker_addr, 20);
+  if (teex_client_hello(c, f->service_id, f->image_hash, f->signing_key,
+                        &err) != 0)
+    fail_msg("hello with the SM down: %s", err.msg);
+  assert_int_equal(teex_client_run(c, &a, sig, &ex, (uint8_t *)input,
+                                   strlen(input), &r, &err),
+                   TEEX_EREPLAY);
+  assignment(f, &a, sig, NULL);
+  if (teex_client_run(c, &a, sig, &ex, (uint8_t *)input, strlen(input), &r,
+                      &err) != 0)
+    fail_msg("run after restart: %s", err.msg);
+  assert_true(wait_receipt(a.task_id) >= 1);
+  teex_client_result_free(&r);
+  teex_client_close(c);
+  free(input);
+  start_sm(f); /* for the tests that follow */
+}
+
 /* Refusals come before any work: no executor is involved. */
 static void test_refusals(void **state) {
   struct fx *f = *state;
@@ -993,6 +1041,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_invoke),
+      cmocka_unit_test(test_restart),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_service_error),
       cmocka_unit_test(test_cli_invoke),
