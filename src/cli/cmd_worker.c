@@ -10,6 +10,7 @@
 #include "teex/worker.h"
 
 #include <getopt.h>
+#include <uv.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +218,9 @@ static int worker_run(int argc, char **argv) {
     return teex_cli_fail("tee: %s", err.msg);
   int rc = teex_worker_serve(&cfg, &err);
   teex_tee_close(cfg.tee);
+  /* Join libuv's thread pool, so per-thread state (the AEAD contexts the
+   * sealed store used on those threads) is freed and wiped before exit. */
+  uv_library_shutdown();
   if (rc != 0)
     return teex_cli_fail("worker: %s", err.msg);
   return TEEX_EXIT_OK;
