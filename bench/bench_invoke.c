@@ -1,15 +1,18 @@
 /* Benchmark: end-to-end latency of invoking a trivial service through the
  * client library over one reused connection (assignment check, executor
- * task, commitments, two signatures, receipt sealed, RA-TLS RPC both ways),
+ * task, commitments, two signatures, RA-TLS RPC both ways; receipts are
+ * sealed in batches after the answer),
  * against the executor alone for the same service in the same run.
  *
  *   bench_invoke [TEEX_BIN] [TASKS]   (TEEX_BIN defaults to $TEEX_BIN or
  *                                       ./teex; TASKS to 2000)
  *
  * It starts a real network in a temporary folder: `teex sm run` and `teex
- * worker run` (one slot), deploys the service through the SM (image
+ * worker run` (two slots), deploys the service through the SM (image
  * encrypted, ciphertext in a local IPFS blockstore), signs assignments with
- * a test dispatcher key, and prints p50/p99 of each and their ratio. */
+ * a test dispatcher key, and prints p50/p99 of each and their ratio; then
+ * the tasks per second of 32 concurrent clients, each on its own
+ * connection. */
 #include "teex/client.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
@@ -23,6 +26,7 @@
 #include "teex/tee.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +206,80 @@ static void deploy(const char *dir, int sm_port, struct teex_tee_policy *smp,
   teex_tls_ctx_free(ctx);
 }
 
+/* ---- throughput: many clients, each on its own connection ---- */
+
+#define TP_CLIENTS 32
+#define TP_TASKS 40 /* per client */
+
+struct tp_client {
+  pthread_t th;
+  const char *addr;
+  const struct teex_tee_policy *policy;
+  const struct teex_client_expect *ex;
+  struct teex_assignment a;
+  uint8_t sigs[TP_TASKS][65];
+  uint8_t ids[TP_TASKS][32];
+  int failed;
+};
+
+static void *tp_run(void *arg) {
+  struct tp_client *c = arg;
+  struct teex_client_worker *w = NULL;
+  struct teex_err err;
+  if (teex_client_connect(c->addr, c->policy, 10000, &w, &err) != 0) {
+    c->failed = 1;
+    return NULL;
+  }
+  for (int i = 0; i < TP_TASKS; i++) {
+    struct teex_client_result r;
+    memcpy(c->a.task_id, c->ids[i], 32);
+    if (teex_client_run(w, &c->a, c->sigs[i], c->ex, (const uint8_t *)"ping", 4,
+                        &r, &err) != 0) {
+      fprintf(stderr, "throughput task: %s\n", err.msg);
+      c->failed = 1;
+      break;
+    }
+    teex_client_result_free(&r);
+  }
+  teex_client_close(w);
+  return NULL;
+}
+
+static void throughput(const char *addr, const struct teex_tee_policy *wp,
+                       const struct teex_client_expect *ex,
+                       const struct teex_assignment *tmpl,
+                       const uint8_t dsk[32]) {
+  struct tp_client *cs = calloc(TP_CLIENTS, sizeof *cs);
+  for (int k = 0; k < TP_CLIENTS; k++) {
+    cs[k].addr = addr;
+    cs[k].policy = wp;
+    cs[k].ex = ex;
+    cs[k].a = *tmpl;
+    for (int i = 0; i < TP_TASKS; i++) {
+      uint8_t d[32];
+      teex_random(cs[k].ids[i], 32);
+      memcpy(cs[k].a.task_id, cs[k].ids[i], 32);
+      teex_stmt_assignment_digest(&cs[k].a, d);
+      teex_stmt_sign(dsk, d, cs[k].sigs[i]);
+    }
+  }
+  double t0 = now_ms();
+  for (int k = 0; k < TP_CLIENTS; k++)
+    pthread_create(&cs[k].th, NULL, tp_run, &cs[k]);
+  int failed = 0;
+  for (int k = 0; k < TP_CLIENTS; k++) {
+    pthread_join(cs[k].th, NULL);
+    failed |= cs[k].failed;
+  }
+  double dt = now_ms() - t0;
+  if (failed)
+    die("throughput run failed", NULL);
+  printf("throughput: %d clients x %d tasks (connect included): %.0f "
+         "tasks/s over %.2f s\n",
+         TP_CLIENTS, TP_TASKS, TP_CLIENTS * TP_TASKS / (dt / 1e3), dt / 1e3);
+  free(cs);
+}
+
 int main(int argc, char **argv) {
   const char *bin = argc > 1 ? argv[1] : getenv("TEEX_BIN");
   if (bin == NULL)
@@ -320,7 +398,7 @@ int main(int argc, char **argv) {
                     "--settlement",
                     SETTLE,
                     "--slots",
-                    "1",
+                    "2",
                     "--ready-file",
                     w_ready,
                     NULL};
@@ -404,6 +482,7 @@ int main(int argc, char **argv) {
 
   teex_executor_stop(exr);
   teex_client_close(c);
+  throughput(waddr, &wp, &ex, &a, dsk);
   kill(w_pid, SIGTERM);
   kill(sm_pid, SIGTERM);
   waitpid(w_pid, NULL, 0);
