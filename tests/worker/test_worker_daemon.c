@@ -98,6 +98,9 @@ static void start_sm(struct fx *f) {
   char state[4096];
   snprintf(state, sizeof state, "%s/sm", f->dir);
   unlink(f->ready);
+  /* A restarted SM keeps its enclave port: workers know it by address. */
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", f->sm_enclave_port);
   char *argv[] = {(char *)tu_teex_bin(),
                   "sm",
                   "run",
@@ -106,7 +109,7 @@ static void start_sm(struct fx *f) {
                   "--state",
                   state,
                   "--listen",
-                  "127.0.0.1:0",
+                  listen,
                   "--client-listen",
                   "127.0.0.1:0",
                   "--policy",
@@ -775,6 +778,14 @@ static void test_refusals(void **state) {
   memcpy(a.dispatcher, f->disp_addr, 20);
   assert_int_equal(teex_client_run(c, &a, sig, &ex, in, 2, &r, &err),
                    TEEX_EBADSIG);
+
+  /* An unknown service: the SM has no keys for it; the worker says so and
+   * serves on. */
+  uint8_t unknown[32];
+  teex_random(unknown, 32);
+  assert_int_equal(
+      teex_client_hello(c, unknown, f->image_hash, f->signing_key, &err),
+      TEEX_ENOTFOUND);
 
   /* Expired. */
   assignment(f, &a, sig, NULL);
