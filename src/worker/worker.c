@@ -932,6 +932,32 @@ static void run_done(uv_work_t *req, int status) {
     dispatch(s);
 }
 
+/* Answers everyone waiting on s with an error, removes s from the table
+ * and frees it (no job of s may be running); the next request reloads. */
+static void svc_drop(struct svc *s) {
+  struct worker *w = s->w;
+  char sid[65];
+  teex_hex_encode(s->service_id, 32, sid);
+  TEEX_ERROR("worker", "service dropped: its executors could not be restarted",
+             "service=%s", sid);
+  struct job *j = s->wait_head;
+  s->wait_head = s->wait_tail = NULL;
+  while (j != NULL) {
+    struct job *next = j->next;
+    teex_rpc_call_respond(j->call, TEEX_EIO,
+                          "the service's sandbox could not be restarted", NULL,
+                          0);
+    job_free(j);
+    j = next;
+  }
+  for (size_t i = 0; i < w->nsvcs; i++)
+    if (w->svcs[i] == s) {
+      w->svcs[i] = w->svcs[--w->nsvcs];
+      break;
+    }
+  svc_free(s);
+}
+
 /* Hands waiting jobs of a ready service to free executors. */
 static void dispatch(struct svc *s) {
   struct worker *w = s->w;
@@ -949,8 +975,16 @@ static void dispatch(struct svc *s) {
         slot = i;
         break;
       }
-    if (slot == TEEX_WORKER_MAX_SLOTS)
+    if (slot == TEEX_WORKER_MAX_SLOTS) {
+      unsigned alive = 0;
+      for (unsigned i = 0; i < s->nex; i++)
+        alive += s->busy[i] || s->ex[i] != NULL;
+      if (alive == 0) {
+        svc_drop(s); /* every executor died and none restarted */
+        return;
+      }
       break;
+    }
     s->wait_head = j->next;
     j->slot = slot;
     j->work.data = j;
