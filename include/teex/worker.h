@@ -42,8 +42,12 @@ struct teex_worker_config {
   const char *registration_file; /* SM-signed EnclaveRegistration written
                                     here (may be NULL) */
   const char *ready_file;        /* written once serving (may be NULL) */
-  /* Optional: report receipts to this dispatcher (mutual RA-TLS). */
+  /* Optional: register with this dispatcher and report receipts to it
+   * (mutual RA-TLS). */
   const char *dispatcher_endpoint;
+  const char *public_endpoint; /* "host:port" users reach this worker at,
+                                  given to the dispatcher (NULL:
+                                  127.0.0.1:<listening port>) */
   const struct teex_tee_policy *dispatcher_policy;
   struct teex_domain settlement; /* chain id + Settlement contract (receipt
                                     EIP-712 domain) */

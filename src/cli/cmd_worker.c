@@ -38,9 +38,12 @@ static const char run_usage[] =
     "  --ipfs-api URL             or a Kubo RPC API (http://127.0.0.1:5001)\n"
     "  --dispatcher ADDR          a dispatcher's enclave address whose\n"
     "                             assignments this worker accepts (repeat)\n"
-    "  --dispatcher-endpoint ADDR report receipts to this dispatcher\n"
-    "                             (host:port, mutual RA-TLS)\n"
+    "  --dispatcher-endpoint ADDR register with this dispatcher, send it\n"
+    "                             heartbeats and receipts (host:port,\n"
+    "                             mutual RA-TLS)\n"
     "  --dispatcher-policy FILE   attestation policy of that dispatcher\n"
+    "  --public-endpoint ADDR     host:port users reach this worker at, told\n"
+    "                             to the dispatcher (default 127.0.0.1:PORT)\n"
     "  --chain-id N               chain id (default 31337)\n"
     "  --settlement ADDR          Settlement contract (receipt domain)\n"
     "  --remuneration WEI         the worker's amount per task (default 0;\n"
@@ -64,6 +67,7 @@ static int worker_run(int argc, char **argv) {
     O_DISP,
     O_DISPEP,
     O_DISPPOL,
+    O_PUBLIC,
     O_CHAIN,
     O_SETTLE,
     O_REMUN,
@@ -83,6 +87,7 @@ static int worker_run(int argc, char **argv) {
       {"dispatcher", required_argument, NULL, O_DISP},
       {"dispatcher-endpoint", required_argument, NULL, O_DISPEP},
       {"dispatcher-policy", required_argument, NULL, O_DISPPOL},
+      {"public-endpoint", required_argument, NULL, O_PUBLIC},
       {"chain-id", required_argument, NULL, O_CHAIN},
       {"settlement", required_argument, NULL, O_SETTLE},
       {"remuneration", required_argument, NULL, O_REMUN},
@@ -144,6 +149,9 @@ static int worker_run(int argc, char **argv) {
       break;
     case O_DISPPOL:
       disp_policy = optarg;
+      break;
+    case O_PUBLIC:
+      cfg.public_endpoint = optarg;
       break;
     case O_CHAIN:
       if (teex_parse_u64(optarg, &v) != 0 || v == 0)

@@ -4,7 +4,7 @@
 #include "teex/buf.h"
 #include "teex/crypto.h"
 #include "teex/mem.h"
-#include "teex/proto/receipt.pb-c.h"
+#include "teex/proto/dispatcher.pb-c.h"
 #include "teex/proto/worker.pb-c.h"
 #include "teex/ratls_channel.h"
 #include "teex/rpc.h"
@@ -123,14 +123,14 @@ static int take(const ProtobufCBinaryData *b, size_t want, uint8_t *dst,
   return 0;
 }
 
-static int receipt_from_msg(const Teex__Receipt__SignedReceipt *m,
+static int receipt_from_msg(const Teex__Dispatcher__Receipt *m,
                             struct teex_receipt *r, uint8_t sig[65],
                             struct teex_err *err) {
   int rc;
   memset(r, 0, sizeof *r);
   if (m == NULL)
     return teex_err_set(err, TEEX_EFORMAT, "no receipt in the answer");
-  if (m->n_shares != 0)
+  if (m->n_data_shares != 0)
     return teex_err_set(err, TEEX_EFORMAT,
                         "receipt with data shares: none were agreed");
   if ((rc = take(&m->task_id, 32, r->task_id, "task_id", err)) ||

@@ -12,8 +12,8 @@
  *   "svc/<id hex>/<image hex>"  provider (20) | service secp256k1 sk (32) |
  *                               the image archive (plaintext, sealed)
  *   "task/<id hex>"             expires_at (8, BE): the replay memory
- *   "rcpt/<id hex>"             a SignedReceipt not yet acknowledged by the
- *                               dispatcher */
+ *   "rcpt/<id hex>"             a dispatcher.Receipt not yet acknowledged by
+ * the dispatcher */
 #include "teex/worker.h"
 
 #include "teex/buf.h"
@@ -23,7 +23,7 @@
 #include "teex/ipfs.h"
 #include "teex/log.h"
 #include "teex/mem.h"
-#include "teex/proto/receipt.pb-c.h"
+#include "teex/proto/dispatcher.pb-c.h"
 #include "teex/proto/rpc.pb-c.h"
 #include "teex/proto/sm.pb-c.h"
 #include "teex/proto/worker.pb-c.h"
@@ -89,7 +89,7 @@ struct job {
   struct teex_task_result res;
   uint8_t *resp; /* packed RunResponse */
   size_t resp_len;
-  uint8_t *rcpt; /* packed SignedReceipt (for the dispatcher) */
+  uint8_t *rcpt; /* packed teex.dispatcher.Receipt */
   size_t rcpt_len;
 };
 
@@ -129,6 +129,10 @@ struct worker {
   uv_timer_t retry; /* re-sends unacknowledged receipts */
   int retry_on;
   struct persist_item *persist_head, *persist_tail; /* waiting to be sealed */
+  int disp_registered;
+  uv_timer_t hb; /* heartbeats to the dispatcher */
+  int hb_on;
+  char endpoint[256]; /* the public endpoint given to the dispatcher */
   int persist_busy;
 };
 
@@ -751,7 +755,7 @@ static void run_work(uv_work_t *req) {
     j->rc = teex_err_set(err, TEEX_ECRYPTO, "receipt signature");
     return;
   }
-  Teex__Receipt__SignedReceipt sr = TEEX__RECEIPT__SIGNED_RECEIPT__INIT;
+  Teex__Dispatcher__Receipt sr = TEEX__DISPATCHER__RECEIPT__INIT;
   sr.task_id = (ProtobufCBinaryData){32, r.task_id};
   sr.service_id = (ProtobufCBinaryData){32, r.service_id};
   sr.image_hash = (ProtobufCBinaryData){32, r.image_hash};
@@ -772,7 +776,7 @@ static void run_work(uv_work_t *req) {
   resp.receipt = &sr;
   resp.duration_us = j->res.duration_us;
   j->resp_len = teex__worker__run_response__get_packed_size(&resp);
-  j->rcpt_len = teex__receipt__signed_receipt__get_packed_size(&sr);
+  j->rcpt_len = teex__dispatcher__receipt__get_packed_size(&sr);
   j->resp = malloc(j->resp_len ? j->resp_len : 1);
   j->rcpt = malloc(j->rcpt_len);
   if (j->resp == NULL || j->rcpt == NULL) {
@@ -780,7 +784,7 @@ static void run_work(uv_work_t *req) {
     return;
   }
   teex__worker__run_response__pack(&resp, j->resp);
-  teex__receipt__signed_receipt__pack(&sr, j->rcpt);
+  teex__dispatcher__receipt__pack(&sr, j->rcpt);
 }
 
 static void report_receipt(struct worker *w, const uint8_t task_id[32],
@@ -1159,19 +1163,117 @@ static void report_done(void *arg, int code, const char *msg,
   }
 }
 
+/* The images this worker holds ready (hashes, 32 bytes each). */
+static size_t warm_images(struct worker *w, ProtobufCBinaryData *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < w->nsvcs; i++)
+    if (w->svcs[i]->state == SVC_READY)
+      out[n++] = (ProtobufCBinaryData){32, w->svcs[i]->image_hash};
+  return n;
+}
+
+static unsigned load_now(struct worker *w) {
+  unsigned busy = 0;
+  for (size_t i = 0; i < w->nsvcs; i++)
+    for (unsigned k = 0; k < w->svcs[i]->nex; k++)
+      busy += (unsigned)w->svcs[i]->busy[k];
+  return busy;
+}
+
+static void disp_register(struct worker *w);
+
+static void heartbeat_done(void *arg, int code, const char *msg,
+                           const uint8_t *p, size_t n) {
+  (void)p;
+  (void)n;
+  struct worker *w = arg;
+  if (code == TEEX_ENOTFOUND) { /* the dispatcher forgot us: register */
+    w->disp_registered = 0;
+    disp_register(w);
+  } else if (code != 0) {
+    TEEX_WARN("worker", "heartbeat failed", "reason=\"%s\"",
+              msg ? msg : teex_err_name(code));
+  }
+}
+
+static void on_heartbeat(uv_timer_t *h) {
+  struct worker *w = h->data;
+  if (w->disp == NULL || !w->disp_registered || w->stopping)
+    return;
+  ProtobufCBinaryData warm[TEEX_WORKER_MAX_IMAGES];
+  Teex__Dispatcher__HeartbeatRequest req =
+      TEEX__DISPATCHER__HEARTBEAT_REQUEST__INIT;
+  req.load = load_now(w);
+  req.n_warm_images = warm_images(w, warm);
+  req.warm_images = warm;
+  uint8_t buf[TEEX_WORKER_MAX_IMAGES * 36 + 16];
+  size_t n = teex__dispatcher__heartbeat_request__pack(&req, buf);
+  struct teex_err err;
+  teex_rpc_client_call(w->disp, "dispatcher.Heartbeat", buf, n, 0,
+                       heartbeat_done, NULL, w, &err);
+}
+
+static void register_done(void *arg, int code, const char *msg,
+                          const uint8_t *p, size_t n) {
+  struct worker *w = arg;
+  if (code != 0) {
+    TEEX_ERROR("worker", "dispatcher registration refused", "reason=\"%s\"",
+               msg ? msg : teex_err_name(code));
+    return; /* tried again when the connection is made again */
+  }
+  Teex__Dispatcher__RegisterResponse *r =
+      teex__dispatcher__register_response__unpack(NULL, n, p);
+  uint64_t every = r != NULL ? r->heartbeat_interval_ms : 0;
+  if (r != NULL)
+    teex__dispatcher__register_response__free_unpacked(r, NULL);
+  if (every < 100 || every > 600000)
+    every = 5000;
+  w->disp_registered = 1;
+  TEEX_INFO("worker", "registered with the dispatcher",
+            "endpoint=%s heartbeat_ms=%llu", w->cfg->dispatcher_endpoint,
+            (unsigned long long)every);
+  if (w->hb_on)
+    uv_timer_start(&w->hb, on_heartbeat, every, every);
+  disp_flush(w);
+}
+
+/* dispatcher.Register: address, capacity, public endpoint, warm images. */
+static void disp_register(struct worker *w) {
+  if (w->disp == NULL || !w->disp_ready || w->stopping)
+    return;
+  ProtobufCBinaryData warm[TEEX_WORKER_MAX_IMAGES];
+  Teex__Dispatcher__RegisterRequest req =
+      TEEX__DISPATCHER__REGISTER_REQUEST__INIT;
+  req.address = (ProtobufCBinaryData){20, w->address};
+  req.capacity = w->slots;
+  req.endpoint = w->endpoint;
+  req.n_warm_images = warm_images(w, warm);
+  req.warm_images = warm;
+  uint8_t buf[TEEX_WORKER_MAX_IMAGES * 36 + 512];
+  size_t n = teex__dispatcher__register_request__pack(&req, buf);
+  struct teex_err err;
+  if (teex_rpc_client_call(w->disp, "dispatcher.Register", buf, n, 0,
+                           register_done, NULL, w, &err) != 0)
+    TEEX_WARN("worker", "dispatcher registration not sent", "reason=\"%s\"",
+              err.msg);
+}
+
 static void disp_state(struct teex_rpc_client *c, int code, const char *reason,
                        void *arg) {
   struct worker *w = arg;
   (void)c;
   if (code == 0 && !w->disp_ready) {
     w->disp_ready = 1;
-    disp_flush(w);
+    disp_register(w);
     return;
   }
   TEEX_WARN("worker", "dispatcher connection closed", "reason=\"%s\"",
             reason ? reason : "");
   w->disp = NULL;
   w->disp_ready = 0;
+  w->disp_registered = 0;
+  if (w->hb_on)
+    uv_timer_stop(&w->hb);
   for (struct report *r = w->reports; r != NULL; r = r->next)
     r->sent = 0;
 }
@@ -1190,7 +1292,8 @@ static void disp_flush(struct worker *w) {
     }
     return;
   }
-  if (!w->disp_ready)
+  /* The dispatcher takes receipts from registered workers only. */
+  if (!w->disp_ready || !w->disp_registered)
     return;
   for (struct report *r = w->reports; r != NULL; r = r->next) {
     if (r->sent)
@@ -1238,8 +1341,10 @@ static int disp_setup(struct worker *w, struct teex_err *err) {
 
 static void on_retry(uv_timer_t *h) {
   struct worker *w = h->data;
-  if (w->reports != NULL && w->disp == NULL)
-    disp_flush(w);
+  if (w->disp == NULL)
+    disp_flush(w); /* reconnects, registers, re-sends receipts */
+  else if (w->disp_ready && !w->disp_registered)
+    disp_register(w); /* refused before: try again */
 }
 
 /* Receipts sealed but never acknowledged (a restart, a dispatcher that was
@@ -1292,6 +1397,11 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_timer_stop(&w->retry);
     uv_close((uv_handle_t *)&w->retry, NULL);
     w->retry_on = 0;
+  }
+  if (w->hb_on) {
+    uv_timer_stop(&w->hb);
+    uv_close((uv_handle_t *)&w->hb, NULL);
+    w->hb_on = 0;
   }
   uv_signal_stop(&w->sigterm);
   uv_signal_stop(&w->sigint);
@@ -1389,13 +1499,22 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
   w.sigterm.data = w.sigint.data = &w;
   uv_signal_start(&w.sigterm, on_signal, SIGTERM);
   uv_signal_start(&w.sigint, on_signal, SIGINT);
+  if (cfg->public_endpoint != NULL)
+    snprintf(w.endpoint, sizeof w.endpoint, "%s", cfg->public_endpoint);
+  else
+    snprintf(w.endpoint, sizeof w.endpoint, "127.0.0.1:%d",
+             teex_rpc_server_port(w.user_srv));
   if (cfg->dispatcher_endpoint != NULL) {
     uv_timer_init(&loop, &w.retry);
     w.retry.data = &w;
     uv_timer_start(&w.retry, on_retry, 5000, 5000);
     w.retry_on = 1;
+    uv_timer_init(&loop, &w.hb);
+    w.hb.data = &w;
+    w.hb_on = 1;
     if ((rc = requeue_receipts(&w, err)) != 0)
       goto out;
+    disp_flush(&w); /* connect and register now */
   }
   if ((rc = write_ready(&w, err)) != 0)
     goto out;
@@ -1412,6 +1531,10 @@ out:
   if (w.retry_on) {
     uv_timer_stop(&w.retry);
     uv_close((uv_handle_t *)&w.retry, NULL);
+  }
+  if (w.hb_on) {
+    uv_timer_stop(&w.hb);
+    uv_close((uv_handle_t *)&w.hb, NULL);
   }
   uv_run(&loop, UV_RUN_DEFAULT); /* thread-pool jobs end; handles close */
   uv_loop_close(&loop);

@@ -14,7 +14,7 @@
 #include "teex/image.h"
 #include "teex/ipfs.h"
 #include "teex/proto/sm.pb-c.h"
-#include "teex/proto/receipt.pb-c.h"
+#include "teex/proto/dispatcher.pb-c.h"
 #include "teex/proto/worker.pb-c.h"
 #include "teex/ratls.h"
 #include "teex/rpc.h"
@@ -144,7 +144,10 @@ struct fake_disp {
   struct teex_rpc_server *srv;
   int port;
   pthread_mutex_t mu;
-  int receipts;     /* well-formed, signed by the worker's key */
+  int receipts;   /* well-formed, signed by the worker's key */
+  int registered; /* dispatcher.Register from the attested worker */
+  int heartbeats;
+  char endpoint[64];
   uint8_t last[32]; /* last task id */
   struct teex_domain settlement;
   uint8_t worker[20];
@@ -159,11 +162,22 @@ static int take(const ProtobufCBinaryData *b, uint8_t *dst, size_t len) {
   return 1;
 }
 
+/* The worker's attested address must be the address it registers. */
+static int peer_is(struct teex_rpc_call *call, const uint8_t addr[20]) {
+  const struct teex_tee_identity *id =
+      teex_ratls_channel_peer(teex_rpc_call_conn(call));
+  return id != NULL && id->binding.has_secp256k1 &&
+         memcmp(id->binding.eth_address, addr, 20) == 0;
+}
+
+static int peer_is_worker(struct fake_disp *d, struct teex_rpc_call *call) {
+  return peer_is(call, d->worker);
+}
+
 static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                        void *arg) {
   struct fake_disp *d = arg;
-  Teex__Receipt__SignedReceipt *m =
-      teex__receipt__signed_receipt__unpack(NULL, n, p);
+  Teex__Dispatcher__Receipt *m = teex__dispatcher__receipt__unpack(NULL, n, p);
   int ok = m != NULL && m->signature.len == 65;
   if (ok) {
     struct teex_receipt r;
@@ -182,6 +196,10 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     teex_stmt_receipt_digest(&d->settlement, &r, dg);
     ok = ok && teex_stmt_recover(dg, m->signature.data, signer) == 0 &&
          memcmp(signer, d->worker, 20) == 0;
+    ok = ok && peer_is_worker(d, call);
+    pthread_mutex_lock(&d->mu);
+    ok = ok && d->registered > 0;
+    pthread_mutex_unlock(&d->mu);
     if (ok) {
       pthread_mutex_lock(&d->mu);
       d->receipts++;
@@ -190,15 +208,57 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     }
   }
   if (m != NULL)
-    teex__receipt__signed_receipt__free_unpacked(m, NULL);
-  Teex__Receipt__ReceiptAck ack = TEEX__RECEIPT__RECEIPT_ACK__INIT;
-  ack.recorded = 1;
+    teex__dispatcher__receipt__free_unpacked(m, NULL);
+  Teex__Dispatcher__ReceiptResponse ack =
+      TEEX__DISPATCHER__RECEIPT_RESPONSE__INIT;
   uint8_t buf[16];
-  size_t len = teex__receipt__receipt_ack__pack(&ack, buf);
+  size_t len = teex__dispatcher__receipt_response__pack(&ack, buf);
   if (ok)
     teex_rpc_call_respond(call, 0, NULL, buf, len);
   else
     teex_rpc_call_respond(call, TEEX_EBADSIG, "bad receipt", NULL, 0);
+}
+
+static void on_register(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                        void *arg) {
+  struct fake_disp *d = arg;
+  Teex__Dispatcher__RegisterRequest *m =
+      teex__dispatcher__register_request__unpack(NULL, n, p);
+  pthread_mutex_lock(&d->mu);
+  int ok = m != NULL && m->address.len == 20 && m->capacity == 2 &&
+           peer_is(call, m->address.data);
+  if (ok) {
+    d->registered++;
+    memcpy(d->worker, m->address.data, 20);
+    snprintf(d->endpoint, sizeof d->endpoint, "%s", m->endpoint);
+  }
+  pthread_mutex_unlock(&d->mu);
+  if (m != NULL)
+    teex__dispatcher__register_request__free_unpacked(m, NULL);
+  Teex__Dispatcher__RegisterResponse r =
+      TEEX__DISPATCHER__REGISTER_RESPONSE__INIT;
+  r.heartbeat_interval_ms = 200;
+  uint8_t buf[64];
+  size_t len = teex__dispatcher__register_response__pack(&r, buf);
+  if (ok)
+    teex_rpc_call_respond(call, 0, NULL, buf, len);
+  else
+    teex_rpc_call_respond(call, TEEX_EPERM, "bad registration", NULL, 0);
+}
+
+static void on_heartbeat(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                         void *arg) {
+  struct fake_disp *d = arg;
+  (void)p;
+  (void)n;
+  pthread_mutex_lock(&d->mu);
+  d->heartbeats++;
+  pthread_mutex_unlock(&d->mu);
+  Teex__Dispatcher__HeartbeatResponse r =
+      TEEX__DISPATCHER__HEARTBEAT_RESPONSE__INIT;
+  uint8_t buf[16];
+  size_t len = teex__dispatcher__heartbeat_response__pack(&r, buf);
+  teex_rpc_call_respond(call, 0, NULL, buf, len);
 }
 
 static void disp_stop(uv_async_t *h) {
@@ -236,6 +296,8 @@ static struct fake_disp *fake_disp_start(struct fx *f, const char *policy) {
       teex_rpc_server_new(&d->loop, d->ctx, "127.0.0.1:0", NULL, &d->srv, &err),
       0);
   teex_rpc_server_register(d->srv, "dispatcher.Receipt", on_receipt, d);
+  teex_rpc_server_register(d->srv, "dispatcher.Register", on_register, d);
+  teex_rpc_server_register(d->srv, "dispatcher.Heartbeat", on_heartbeat, d);
   d->port = teex_rpc_server_port(d->srv);
   uv_async_init(&d->loop, &d->stop, disp_stop);
   d->stop.data = d;
@@ -530,7 +592,6 @@ static int setup(void **state) {
                                           f->worker_addr),
                    0);
   teex_config_free(&c);
-  memcpy(g_disp->worker, f->worker_addr, 20);
   char path[4096];
   size_t n;
   snprintf(path, sizeof path,
@@ -662,6 +723,22 @@ static void test_invoke(void **state) {
   /* The worker reported the receipt to its dispatcher (mutual RA-TLS),
    * signed by its enclave key (checked by the stand-in). */
   assert_true(wait_receipt(a.task_id) >= 1);
+  /* It registered there (its attested address, its capacity and the
+   * endpoint users reach it at) and sends heartbeats. */
+  char want_ep[64];
+  snprintf(want_ep, sizeof want_ep, "127.0.0.1:%d", f->worker_port);
+  int hb = 0;
+  for (int i = 0; i < 500 && hb < 2; i++) {
+    pthread_mutex_lock(&g_disp->mu);
+    hb = g_disp->heartbeats;
+    pthread_mutex_unlock(&g_disp->mu);
+    usleep(10000);
+  }
+  assert_true(hb >= 2);
+  pthread_mutex_lock(&g_disp->mu);
+  assert_true(g_disp->registered >= 1);
+  assert_string_equal(g_disp->endpoint, want_ep);
+  pthread_mutex_unlock(&g_disp->mu);
 
   /* A tampered output (or receipt) is caught by the client's checks. */
   struct teex_client_result t = r;
