@@ -1007,6 +1007,11 @@ static void dispatch(struct svc *s) {
 static void enqueue(struct svc *s, struct job *j) {
   j->svc = s;
   j->next = NULL;
+  if (s->state == SVC_READY && j->kind == JOB_HELLO) {
+    answer_hello(j); /* needs the key, not an executor: never queued */
+    job_free(j);
+    return;
+  }
   if (s->wait_tail)
     s->wait_tail->next = j;
   else
