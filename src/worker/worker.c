@@ -592,6 +592,13 @@ static void job_free(struct job *j) {
   if (j == NULL)
     return;
   teex_worker_run_req_free(&j->req);
+  /* The output, and logs or errors that may quote the input. */
+  if (j->res.output != NULL)
+    teex_wipe(j->res.output, j->res.output_len);
+  if (j->res.logs != NULL)
+    teex_wipe(j->res.logs, j->res.logs_len);
+  if (j->res.error != NULL)
+    teex_wipe(j->res.error, strlen(j->res.error));
   teex_task_result_free(&j->res);
   if (j->resp != NULL) {
     teex_wipe(j->resp, j->resp_len); /* carries the output */
