@@ -84,22 +84,59 @@ static double one_task(struct teex_executor *ex) {
   return dt;
 }
 
+/* CPU seconds of the executor itself and of its reaped children (from
+ * /proc/PID/stat): unlike latency, not stretched by other load. */
+static void cpu_of(int pid, double *self, double *children) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  *self = *children = 0;
+  if (f == NULL)
+    return;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (p == NULL)
+    return;
+  unsigned long long v[20] = {0};
+  /* After ")": state, then fields 4.. ; utime is field 14. */
+  int field = 3;
+  for (char *t = p + 2; *t && field <= 17; field++) {
+    if (field >= 14)
+      v[field - 14] = strtoull(t, NULL, 10);
+    t = strchr(t, ' ');
+    if (t == NULL)
+      break;
+    t++;
+  }
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  *self = (double)(v[0] + v[1]) / hz;
+  *children = (double)(v[2] + v[3]) / hz;
+}
+
 static void measure(const char *what, struct teex_executor *ex, int n,
                     int gap_us, double *out) {
+  double s0, c0, s1, c1;
   double *inside = calloc((size_t)n, sizeof *inside);
   for (int i = 0; i < 20; i++)
     one_task(ex);
+  cpu_of(teex_executor_pid(ex), &s0, &c0);
   for (int i = 0; i < n; i++) {
     if (gap_us > 0)
       usleep((useconds_t)gap_us);
     out[i] = one_task(ex);
     inside[i] = last_inside_ms;
   }
+  cpu_of(teex_executor_pid(ex), &s1, &c1);
   qsort(inside, (size_t)n, sizeof *inside, cmp_d);
   report(what, out, n);
   printf("%-34s        p50 %7.3f ms  (inside the executor: task handed "
          "over to result read)\n",
          "", inside[n / 2]);
+  printf("%-34s        CPU per task: executor %.3f ms, task children %.3f "
+         "ms\n",
+         "", (s1 - s0) * 1000 / n, (c1 - c0) * 1000 / n);
   free(inside);
 }
 

@@ -2,8 +2,9 @@
 # The main job: installs what is needed, builds teex, brings a local teex
 # network up on loopback, and has it do real work with the example services
 # — a provider deploys each (encrypted image on IPFS, keys with the Service
-# Manager after checking its attestation), each runs in the sandboxed
-# executor a worker uses — then shows the network's health and stops it.
+# Manager after checking its attestation, listed on the local chain with the
+# SM's signature), each runs in the sandboxed executor a worker uses — then
+# shows the app store and the network's health and stops it.
 #
 # Usage: scripts/demo.sh [--keep]   (--keep: leave the network running)
 set -euo pipefail
@@ -30,10 +31,17 @@ step "bring the network up ($TEEX_HOME)"
 "$teex" up
 "$teex" status
 
-step "a provider account"
-provider="$("$teex" account list | head -1)"
-if [ -z "$provider" ]; then provider="$("$teex" account new)"; fi
-echo "provider $provider"
+step "a provider account (the dev chain's funded account 1; its key is public)"
+dev_key=59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
+provider=0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+if ! "$teex" account list | grep -qx "$provider"; then
+  keyfile="$(mktemp)"
+  echo "$dev_key" > "$keyfile"
+  "$teex" account import --private-key-file "$keyfile"
+  rm -f "$keyfile"
+fi
+"$teex" account balance "$provider" \
+  --rpc "$(awk -F' = ' '$1 == "rpc" { print $2 }' "$TEEX_HOME/network.conf")"
 
 sm="$(awk -F' = ' '$1 == "client" { print $2 }' "$TEEX_HOME/network.conf")"
 for svc in examples/services/*/; do
@@ -41,6 +49,7 @@ for svc in examples/services/*/; do
   step "deploy $name"
   "$teex" service deploy "$svc/service" --account "$provider" --sm "$sm" \
     --sm-policy "$TEEX_HOME/policy/sm.conf" \
+    --price 1000000000000000 --remuneration 700000000000000 \
     --out "$TEEX_HOME/deployed-$name.json" ||
     echo "(already deployed: $name)"
   input="$(ls "$svc"/input.* | head -1)"
@@ -49,6 +58,9 @@ for svc in examples/services/*/; do
   echo
   echo "expected: $(cat "$svc"/expected_output.*)"
 done
+
+step "the app store on chain"
+"$teex" service list
 
 step "network health"
 "$teex" status

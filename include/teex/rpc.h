@@ -30,8 +30,13 @@ enum teex_rpc_role { TEEX_RPC_CLIENT = 0, TEEX_RPC_SERVER = 1 };
 
 struct teex_rpc_limits {
   size_t max_message;          /* 0: TEEX_RPC_DEFAULT_MAX_MESSAGE */
+  size_t max_buffered;         /* payload bytes held in partly received
+                                  messages, all calls together; 0: twice
+                                  max_message (never below it) */
   unsigned max_inflight;       /* 0: TEEX_RPC_DEFAULT_MAX_INFLIGHT */
   uint32_t default_timeout_ms; /* 0: TEEX_RPC_DEFAULT_TIMEOUT_MS */
+  unsigned max_conns; /* server: connections open at once; more are closed
+                         at accept with a logged reason. 0: 4096 */
 };
 
 /* Client: the end of a call. code 0 with the response payload (borrowed for

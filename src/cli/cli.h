@@ -47,6 +47,7 @@ int teex_cmd_service(int argc, char **argv);        /* cmd_service.c */
 int teex_cmd_sm(int argc, char **argv);             /* cmd_sm.c */
 int teex_cmd_account(int argc, char **argv);        /* cmd_account.c */
 int teex_cmd_service_deploy(int argc, char **argv); /* cmd_deploy.c */
+int teex_cmd_service_list(int argc, char **argv);   /* cmd_service_list.c */
 int teex_cmd_up(int argc, char **argv);             /* cmd_up.c */
 int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
 int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */
@@ -55,5 +56,12 @@ int teex_cmd_executor(int argc, char **argv);
 int teex_cmd_service_run(int argc, char **argv); /* cmd_service_run.c */
 int teex_cmd_worker(int argc, char **argv);      /* cmd_worker.c */
 int teex_cmd_invoke(int argc, char **argv);      /* cmd_invoke.c */
+/* `teex tee serve` / `teex tee connect` (src/cli/cmd_tee_net.c). */
+int teex_cmd_tee_serve(int argc, char **argv);
+int teex_cmd_tee_connect(int argc, char **argv);
+/* cmd_chain.c, cmd_escrow.c */
+int teex_cmd_chain(int argc, char **argv);
+int teex_cmd_deposit(int argc, char **argv);
+int teex_cmd_withdraw(int argc, char **argv);
 
 #endif

@@ -406,11 +406,12 @@ static const struct teex_cli_cmd service_cmds[] = {
     {"keygen", cmd_keygen, "make an image key (or an X25519 key pair)"},
     {"encrypt", cmd_encrypt, "encrypt an image to an image key or recipient"},
     {"decrypt", cmd_decrypt, "decrypt an encrypted image (development tool)"},
-    {"run", teex_cmd_service_run,
-     "run a service locally in the worker's "
-     "sandbox"}, /* cmd_service_run.c */
+    {"list", teex_cmd_service_list,
+     "the app store: services on chain with their descriptions"},
     {"deploy", teex_cmd_service_deploy,
      "deploy a service: encrypt, store, register with the SM"},
+    {"run", teex_cmd_service_run,
+     "run a service locally in the worker's sandbox"}, /* cmd_service_run.c */
     {NULL, NULL, NULL},
 };
 

@@ -550,6 +550,9 @@ static const struct teex_cli_cmd tee_commands[] = {
     {"quote", cmd_quote, "write evidence over given report data"},
     {"verify", cmd_verify, "verify evidence and print the identity"},
     {"cert", cmd_cert, "write this component's PEM RA-TLS certificate"},
+    {"serve", teex_cmd_tee_serve, "diagnostic RA-TLS endpoint (health, echo)"},
+    {"connect", teex_cmd_tee_connect,
+     "verify an RA-TLS endpoint's evidence, print its identity and RTT"},
     {NULL, NULL, NULL},
 };
 
@@ -566,5 +569,9 @@ int teex_cmd_tee(int argc, char **argv) {
   }
   if (global_data_dir != NULL && strlen(global_data_dir) >= PATH_MAX - 32)
     return teex_cli_fail("--data-dir too long");
+  /* Subcommands in other files (serve, connect) read the data directory
+   * from the environment: make a leading --data-dir reach them too. */
+  if (global_data_dir != NULL)
+    setenv("TEEX_HOME", global_data_dir, 1);
   return teex_cli_dispatch("teex tee", tee_commands, argc - i, argv + i);
 }

@@ -40,13 +40,16 @@
 struct net {
   char dir[PATH_MAX];
   char exe[PATH_MAX];
+  const char *chain_port;
 };
 
 static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
   static const struct option longopts[] = {
       {"dir", required_argument, NULL, 'd'},
+      {"chain-port", required_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
+  n->chain_port = "8545";
   teex_cli_data_dir(n->dir, sizeof n->dir);
   optind = 0;
   int c;
@@ -54,6 +57,9 @@ static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
     switch (c) {
     case 'd':
       snprintf(n->dir, sizeof n->dir, "%s", optarg);
+      break;
+    case 'p':
+      n->chain_port = optarg;
       break;
     case 'h':
       fputs(usage, stdout);
@@ -140,6 +146,53 @@ static int spawn(const struct net *n, const char *name, char *const argv[]) {
   return 0;
 }
 
+/* Runs `teex ARGS...` to completion; its stdout goes to out (first line,
+ * trimmed) when out is not NULL, else through. stderr passes through.
+ * Returns its exit status, or -1. */
+static int run_self(const struct net *n, char *const args[], char *out,
+                    size_t out_size) {
+  int pipefd[2] = {-1, -1};
+  fflush(stdout); /* keep our lines before the child's */
+  if (out != NULL && pipe(pipefd) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    if (out != NULL) {
+      dup2(pipefd[1], 1);
+      close(pipefd[0]);
+      close(pipefd[1]);
+    }
+    char *argv[32];
+    size_t i = 0;
+    argv[i++] = (char *)n->exe;
+    for (; args[i - 1] != NULL && i < 31; i++)
+      argv[i] = args[i - 1];
+    argv[i] = NULL;
+    execv(n->exe, argv);
+    _exit(127);
+  }
+  if (out != NULL) {
+    close(pipefd[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < out_size &&
+           (r = read(pipefd[0], out + len, out_size - 1 - len)) > 0)
+      len += (size_t)r;
+    out[len] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    char drain[256];
+    while (read(pipefd[0], drain, sizeof drain) > 0)
+      ;
+    close(pipefd[0]);
+  }
+  int status;
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+    return -1;
+  return WEXITSTATUS(status);
+}
+
 static int wait_file(const char *path, int pid, int ms) {
   for (int waited = 0; waited < ms; waited += 20) {
     if (access(path, F_OK) == 0)
@@ -217,13 +270,14 @@ static int read_ready(const char *path, const char *key, uint64_t *v) {
 }
 
 static const char up_usage[] =
-    "usage: teex up [--dir DIR]\n"
+    "usage: teex up [--dir DIR] [--chain-port PORT]\n"
     "\n"
     "Starts a teex network on loopback in DIR (default $TEEX_HOME, else\n"
-    "~/.teex): the sim TEE platform, the Service Manager, and the\n"
+    "~/.teex): the sim TEE platform, the local chain (anvil on PORT,\n"
+    "default 8545) with the teex contracts, the Service Manager, and the\n"
     "components built so far, each its own process (logs in DIR/logs), and\n"
     "writes DIR/network.conf. `teex status` shows their health; `teex down`\n"
-    "stops them.\n";
+    "stops them. A second `teex up` restores the chain's state.\n";
 
 int teex_cmd_up(int argc, char **argv) {
   struct net n;
@@ -243,9 +297,18 @@ int teex_cmd_up(int argc, char **argv) {
   if ((rc = write_policies(&n)) != 0)
     return rc;
 
-  /* The Service Manager. The registry addresses are those the contracts
-   * are deployed at; until the chain step deploys them, the SM signs for
-   * the addresses in DIR/chain.conf when present. */
+  /* The chain: anvil (its state restored from an earlier up), then the
+   * contracts, deployed once with the SM's address fixed in them; the SM
+   * then runs signing for those contracts (DIR/chain.conf). */
+  char sm_addr[64] = "";
+  char *chain_up[] = {
+      "chain", "up", "--dir", n.dir, "--port", (char *)n.chain_port, NULL};
+  if (run_self(&n, chain_up, NULL, 0) != 0)
+    return teex_cli_fail("the chain did not start; see %s/logs/anvil.log",
+                         n.dir);
+  char *sm_init[] = {"sm", "init", "--data-dir", n.dir, NULL};
+  if (run_self(&n, sm_init, sm_addr, sizeof sm_addr) != 0 || sm_addr[0] != '0')
+    return teex_cli_fail("sm init failed");
   char state[PATH_MAX], ready[PATH_MAX], policy[PATH_MAX], chain[PATH_MAX];
   snprintf(state, sizeof state, "%s/sm", n.dir);
   path_of(&n, ready, sizeof ready, "run", "sm", "ready");
@@ -254,13 +317,22 @@ int teex_cmd_up(int argc, char **argv) {
   unlink(ready);
   struct teex_config cc;
   teex_config_init(&cc);
-  if (access(chain, F_OK) == 0 && teex_config_load(&cc, chain, &err) != 0)
+  if (teex_config_load(&cc, chain, &err) != 0)
     return teex_cli_fail("%s", err.msg);
+  if (teex_config_get(&cc, "service_registry", NULL) == NULL) {
+    char *deploy[] = {"chain", "deploy", "--dir", n.dir, "--sm", sm_addr, NULL};
+    if (run_self(&n, deploy, NULL, 0) != 0)
+      return teex_cli_fail("deploying the contracts failed");
+    teex_config_free(&cc);
+    teex_config_init(&cc);
+    if (teex_config_load(&cc, chain, &err) != 0)
+      return teex_cli_fail("%s", err.msg);
+  }
   const char *chain_id = teex_config_get(&cc, "chain_id", "31337");
-  const char *sreg = teex_config_get(
-      &cc, "service_registry", "0x0000000000000000000000000000000000000000");
-  const char *ereg = teex_config_get(
-      &cc, "enclave_registry", "0x0000000000000000000000000000000000000000");
+  const char *sreg = teex_config_get(&cc, "service_registry", NULL);
+  const char *ereg = teex_config_get(&cc, "enclave_registry", NULL);
+  if (sreg == NULL || ereg == NULL)
+    return teex_cli_fail("%s lacks the contract addresses", chain);
   char *sm_argv[] = {n.exe,
                      "sm",
                      "run",
@@ -284,6 +356,11 @@ int teex_cmd_up(int argc, char **argv) {
                      ready,
                      NULL};
   rc = spawn(&n, "sm", sm_argv);
+  char rpc_url[256];
+  snprintf(rpc_url, sizeof rpc_url, "%s",
+           teex_config_get(&cc, "rpc_url", "http://127.0.0.1:8545"));
+  char sreg_copy[64];
+  snprintf(sreg_copy, sizeof sreg_copy, "%s", sreg);
   teex_config_free(&cc);
   if (rc != 0)
     return rc;
@@ -300,14 +377,18 @@ int teex_cmd_up(int argc, char **argv) {
     return teex_cli_fail("write %s", p);
   fprintf(f,
           "# Written by `teex up`: where the local network's components are.\n"
+          "[chain]\nrpc = %s\nconfig = %s\n"
           "[sm]\nclient = 127.0.0.1:%llu\nenclave = 127.0.0.1:%llu\n"
-          "policy = %s/policy/sm.conf\n",
-          (unsigned long long)client_port, (unsigned long long)enclave_port,
-          n.dir);
+          "policy = %s/policy/sm.conf\naddress = %s\n",
+          rpc_url, chain, (unsigned long long)client_port,
+          (unsigned long long)enclave_port, n.dir, sm_addr);
   fclose(f);
   printf("teex network up in %s\n", n.dir);
-  printf("  sm          client 127.0.0.1:%llu  enclaves 127.0.0.1:%llu\n",
-         (unsigned long long)client_port, (unsigned long long)enclave_port);
+  printf("  chain       %s  (contracts in %s)\n", rpc_url, chain);
+  printf("  registry    %s\n", sreg_copy);
+  printf("  sm          %s  client 127.0.0.1:%llu  enclaves 127.0.0.1:%llu\n",
+         sm_addr, (unsigned long long)client_port,
+         (unsigned long long)enclave_port);
   printf("  policies    %s/policy/\n  logs        %s/logs/\n", n.dir, n.dir);
   return TEEX_EXIT_OK;
 }
@@ -388,6 +469,14 @@ int teex_cmd_status(int argc, char **argv) {
     printf("sm          ok  pid %d  %s  %s\n", pid, addr, msg);
   }
   teex_config_free(&c);
+  char *chain_status[] = {"chain", "status", "--dir", n.dir, NULL};
+  char line[512];
+  if (run_self(&n, chain_status, line, sizeof line) != 0) {
+    printf("chain       DOWN or contracts missing (teex chain status)\n");
+    bad = 1;
+  } else {
+    printf("chain       ok  %s\n", line);
+  }
   return bad ? TEEX_EXIT_FAIL : TEEX_EXIT_OK;
 }
 
@@ -419,6 +508,9 @@ int teex_cmd_down(int argc, char **argv) {
     printf("stopped %s (pid %d)\n", names[i], pid);
     stopped++;
   }
+  char *chain_down[] = {"chain", "down", "--dir", n.dir, NULL};
+  if (run_self(&n, chain_down, NULL, 0) == 0)
+    stopped++;
   if (stopped == 0)
     printf("nothing running in %s\n", n.dir);
   return TEEX_EXIT_OK;

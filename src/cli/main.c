@@ -13,6 +13,9 @@
 static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
+    {"deposit", teex_cmd_deposit, "deposit escrow for a dispatcher"},
+    {"withdraw", teex_cmd_withdraw, "withdraw escrow (after the delay)"},
+    {"chain", teex_cmd_chain, "local dev chain and the teex contracts"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
     {"up", teex_cmd_up, "start a local teex network"},

@@ -23,6 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Finished children whose exit (the teardown of a large address space
+ * takes up to milliseconds) is reaped later, off the tasks' path. */
+#define ZOMBIES_MAX 32
+
 /* Slack for the field headers of a RESULT beside its payload. */
 #define RESULT_OVERHEAD 256u
 
@@ -35,7 +39,8 @@ struct zygote {
   struct teex_limits lim; /* effective limits */
   uint64_t as_bytes;
   pid_t spare_pid; /* a sandboxed child waiting for a task; 0 if none */
-  pid_t zombie;    /* a finished child not yet reaped; 0 if none */
+  pid_t zombies[ZOMBIES_MAX]; /* finished children not yet reaped */
+  int nzombies;
   int spare_fd;
   struct teex_buf rx, tx, child_rx;
 };
@@ -138,6 +143,20 @@ static const char *signal_name(int sig) {
   }
 }
 
+/* Reaps the finished children that have exited; blocks only when the
+ * table is full. */
+static void reap_zombies(struct zygote *z) {
+  for (int i = 0; i < z->nzombies;) {
+    int full = z->nzombies == ZOMBIES_MAX && i == 0;
+    pid_t r = waitpid(z->zombies[i], NULL, full ? 0 : WNOHANG);
+    if (r == z->zombies[i] || (r < 0 && errno == ECHILD)) {
+      z->zombies[i] = z->zombies[--z->nzombies];
+      continue;
+    }
+    i++;
+  }
+}
+
 /* True when b holds exactly one whole frame. */
 static int frame_complete(const struct teex_buf *b) {
   unsigned type;
@@ -156,6 +175,8 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
   int rc = teex_xmsg_decode_task(body, len, &t, &err);
   if (rc != 0)
     return rc;
+  if (z->nzombies == ZOMBIES_MAX)
+    reap_zombies(z);
   pid_t pid = z->spare_pid;
   int cfd = z->spare_fd;
   z->spare_pid = 0;
@@ -220,7 +241,7 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
     while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
       ;
   else
-    z->zombie = pid;
+    z->zombies[z->nzombies++] = pid;
 
   struct teex_xresult res = {0};
   char msg[256];
@@ -412,11 +433,7 @@ int teex_executor_main(int argc, char **argv) {
   while (rc == 0) {
     /* The next task's child is forked after the last answer went out, while
      * the host is busy with it: the fork is off the task's path. */
-    if (z.zombie > 0) {
-      while (waitpid(z.zombie, NULL, 0) < 0 && errno == EINTR)
-        ;
-      z.zombie = 0;
-    }
+    reap_zombies(&z);
     if (z.prefork && z.spare_pid == 0 &&
         spawn_child(&z, &z.spare_pid, &z.spare_fd) != 0)
       z.spare_pid = 0;
@@ -433,5 +450,7 @@ int teex_executor_main(int argc, char **argv) {
     kill(z.spare_pid, SIGKILL);
     waitpid(z.spare_pid, NULL, 0);
   }
+  while (z.nzombies > 0)
+    waitpid(z.zombies[--z.nzombies], NULL, 0);
   return rc == 0 || rc == TEEX_ECLOSED ? 0 : 1;
 }

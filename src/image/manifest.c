@@ -186,6 +186,58 @@ static int get_u32(const struct teex_config *c, const char *key, uint32_t min,
   return 0;
 }
 
+static int key_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
+}
+
+/* The config parser keeps the last of repeated keys; a manifest must not
+ * repeat one (which value did the provider mean?). Runs on text the config
+ * parser accepted, so lines are well formed. */
+static int check_duplicates(const char *text, size_t len,
+                            struct teex_err *err) {
+  enum { SEEN_MAX = 64, KEY_MAX = 128 };
+  char seen[SEEN_MAX][KEY_MAX];
+  size_t nseen = 0;
+  char section[KEY_MAX] = "";
+  const char *p = text, *end = text + len;
+  int lineno = 0;
+  while (p < end) {
+    lineno++;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (eol == NULL)
+      eol = end;
+    while (p < eol && (*p == ' ' || *p == '\t'))
+      p++;
+    if (p < eol && *p == '[') {
+      size_t n = 0;
+      p++;
+      while (p < eol && *p != ']' && n + 1 < KEY_MAX)
+        section[n++] = *p++;
+      section[n] = '\0';
+    } else if (p < eol && key_char(*p)) {
+      const char *k = p;
+      while (p < eol && key_char(*p))
+        p++;
+      char key[KEY_MAX];
+      int n = snprintf(key, sizeof key, "%s%s%.*s", section,
+                       section[0] ? "." : "", (int)(p - k), k);
+      if (n < 0 || (size_t)n >= sizeof key)
+        return 0; /* too long to be a known key: reported as unknown */
+      for (size_t i = 0; i < nseen; i++)
+        if (strcmp(seen[i], key) == 0)
+          return teex_err_set(err, TEEX_EINVAL,
+                              "manifest %s: given twice (again on line %d)",
+                              key, lineno);
+      if (nseen == SEEN_MAX)
+        return teex_err_set(err, TEEX_EINVAL, "manifest: too many fields");
+      memcpy(seen[nseen++], key, (size_t)n + 1);
+    }
+    p = eol + (eol < end);
+  }
+  return 0;
+}
+
 int teex_manifest_parse(const char *text, size_t len, struct teex_manifest *m,
                         struct teex_err *err) {
   struct teex_config c;
@@ -202,6 +254,8 @@ int teex_manifest_parse(const char *text, size_t len, struct teex_manifest *m,
     teex_err_wrap(err, 0, "manifest");
     goto done;
   }
+  if ((rc = check_duplicates(text, len, err)) != 0)
+    goto done;
   for (size_t i = 0; i < c.count; i++)
     if (!is_known(c.entries[i].key)) {
       rc = teex_err_set(err, TEEX_EINVAL,

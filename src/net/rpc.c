@@ -228,6 +228,17 @@ static void server_on_accept(struct teex_tls_listener *l,
   sc->tls = c;
   static const struct teex_rpc_session_cbs scbs = {sess_on_request,
                                                    sess_on_call_gone};
+  unsigned cap = srv->lim.max_conns ? srv->lim.max_conns : 4096u;
+  if (srv->n_conns >= cap || srv->closing) {
+    static const struct teex_tls_conn_cbs none = {NULL, NULL, NULL};
+    free(sc);
+    teex_tls_set_cbs(c, &none, NULL);
+    char why[96];
+    snprintf(why, sizeof why, "refused: %u connections already open",
+             srv->n_conns);
+    teex_tls_close_error(c, TEEX_EBUSY, why);
+    return;
+  }
   teex_rpc_session_init(&sc->sess, TEEX_RPC_SERVER, &srv->lim, &scbs, sc);
   sc->next = srv->conns;
   if (srv->conns)

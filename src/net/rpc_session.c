@@ -53,6 +53,10 @@ void teex_rpc_session_init(struct teex_rpc_session *s, enum teex_rpc_role role,
     s->lim.max_message = TEEX_RPC_DEFAULT_MAX_MESSAGE;
   if (s->lim.max_inflight == 0)
     s->lim.max_inflight = TEEX_RPC_DEFAULT_MAX_INFLIGHT;
+  if (s->lim.max_buffered == 0)
+    s->lim.max_buffered = 2 * s->lim.max_message;
+  if (s->lim.max_buffered < s->lim.max_message)
+    s->lim.max_buffered = s->lim.max_message;
   if (s->lim.default_timeout_ms == 0)
     s->lim.default_timeout_ms = TEEX_RPC_DEFAULT_TIMEOUT_MS;
   if (cbs)
@@ -273,10 +277,12 @@ static void client_take(struct teex_rpc_session *s, struct rpc_entry *e,
     if (n > 0)
       e->on_chunk(e->cb_arg, p, n);
   } else if (n > 0) {
-    if (teex_buf_append(&e->payload, p, n) != 0) {
-      char msg[128];
-      snprintf(msg, sizeof msg, "response to %s exceeds %zu bytes", e->method,
-               s->lim.max_message);
+    if (s->buffered + n > s->lim.max_buffered ||
+        teex_buf_append(&e->payload, p, n) != 0) {
+      char msg[160];
+      snprintf(msg, sizeof msg,
+               "response to %s exceeds %zu bytes (or %zu on the connection)",
+               e->method, s->lim.max_message, s->lim.max_buffered);
       emit_cancel(s, e->id);
       e->phase = E_DISCARD; /* drop its remaining chunks */
       teex_rpc_done_fn done = e->done;
@@ -453,6 +459,11 @@ static int server_frame(struct teex_rpc_session *s, Teex__Rpc__RpcFrame *f,
       return 0;
     }
     e->total_len = rq->total_len;
+    if (s->buffered + rq->payload.len > s->lim.max_buffered) {
+      server_refuse(s, e, 1, TEEX_EBUSY,
+                    "too much request data in flight on this connection");
+      return 0;
+    }
     if (teex_buf_append(&e->payload, rq->payload.data, rq->payload.len) != 0)
       return teex_err_set(err, TEEX_ENOMEM, "out of memory");
     s->buffered += rq->payload.len;
@@ -474,6 +485,11 @@ static int server_frame(struct teex_rpc_session *s, Teex__Rpc__RpcFrame *f,
     if (e->payload.len + c->data.len > e->total_len) {
       server_refuse(s, e, !c->last, TEEX_EPROTO,
                     "request longer than announced");
+      return 0;
+    }
+    if (s->buffered + c->data.len > s->lim.max_buffered) {
+      server_refuse(s, e, !c->last, TEEX_EBUSY,
+                    "too much request data in flight on this connection");
       return 0;
     }
     if (teex_buf_append(&e->payload, c->data.data, c->data.len) != 0)

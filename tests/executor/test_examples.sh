@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-label: nosan (the sandboxed executor does not run under ASan)
 # Every example service produces, through `teex service run` (the worker's
 # sandbox), exactly what plain python3.11 computes outside any sandbox, and
 # what the example's expected_output file says. Also: --bench prints

@@ -1,3 +1,4 @@
+/* ctest-label: nosan (the sandboxed executor does not run under ASan) */
 /* Faults end one task with a clear error and the executor serves the next:
  * an infinite loop (CPU limit and wall-clock deadline), a memory bomb, a
  * thread bomb, huge output (returned and printed), a crash in C code, a
@@ -5,6 +6,11 @@
 #include "exec_testutil.h"
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "executor/msg.h"
 
 static const char service[] =
     "import os, sys, threading, time, faulthandler\n"
@@ -139,10 +145,102 @@ static void test_isolation_between_tasks(void **state) {
   teex_image_free(img);
 }
 
+/* Starts `teex executor --fd=3` by hand, sends it `len` raw bytes, and
+ * checks that it answers FAIL (or just closes) and exits normally — a
+ * malformed image never crashes the executor. */
+static void feed_executor(const uint8_t *bytes, size_t len, int expect_fail) {
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(sv[1], 3);
+    char *argv[] = {"teex", "executor", "--fd=3", NULL};
+    char *envp[] = {NULL};
+    execve(tu_teex_bin(), argv, envp);
+    _exit(127);
+  }
+  close(sv[1]);
+  (void)teex_xmsg_send(sv[0], bytes, len, 5000);
+  shutdown(sv[0], SHUT_WR);
+  struct teex_buf rx;
+  teex_buf_init(&rx, 0, 0);
+  unsigned type = 0;
+  struct teex_err err;
+  int rc = teex_xmsg_recv(sv[0], &type, &rx, 30000, &err);
+  if (expect_fail) {
+    assert_int_equal(rc, 0);
+    assert_int_equal(type, TEEX_XMSG_FAIL);
+    char text[512];
+    assert_int_equal(
+        teex_xmsg_decode_text(rx.data, rx.len, TEEX_XT_TEXT, text, sizeof text),
+        0);
+    print_message("executor said: %s\n", text);
+  }
+  teex_buf_free(&rx);
+  close(sv[0]);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 1);
+}
+
+static void test_malformed_images(void **state) {
+  (void)state;
+  if (xt_skip_sanitized())
+    skip();
+  /* Garbage instead of a frame. */
+  static const uint8_t junk[] = "GET / HTTP/1.1\r\n\r\n";
+  feed_executor(junk, sizeof junk - 1, 1);
+  /* A LOAD header announcing more than the maximum. */
+  uint8_t big[8] = {TEEX_XMSG_MAGIC,
+                    TEEX_XMSG_VERSION,
+                    TEEX_XMSG_LOAD,
+                    0,
+                    0x7f,
+                    0xff,
+                    0xff,
+                    0xff};
+  feed_executor(big, sizeof big, 1);
+  /* A LOAD cut short. */
+  uint8_t cut[12] = {TEEX_XMSG_MAGIC,
+                     TEEX_XMSG_VERSION,
+                     TEEX_XMSG_LOAD,
+                     0,
+                     0,
+                     0,
+                     1,
+                     0,
+                     1,
+                     0,
+                     0,
+                     0};
+  feed_executor(cut, sizeof cut, 1);
+  /* A well-framed image with a path escaping the image, and one whose
+   * entry is missing. */
+  struct teex_buf b;
+  teex_buf_init(&b, 1 << 20, 0);
+  const char *bodies[2][2] = {{"../evil.py", "main.py"},
+                              {"other.py", "main.py"}};
+  for (int i = 0; i < 2; i++) {
+    teex_xmsg_begin(&b, TEEX_XMSG_LOAD);
+    teex_xmsg_put_str(&b, TEEX_XT_ENTRY, bodies[i][1]);
+    teex_xmsg_put_str(&b, TEEX_XT_FILE_PATH, bodies[i][0]);
+    teex_xmsg_put_str(&b, TEEX_XT_FILE_DATA, "x = 1\n");
+    teex_xmsg_end(&b);
+    feed_executor(b.data, b.len, 1);
+  }
+  /* A task before any image. */
+  struct teex_task_ctx ctx = {.task_id = "t"};
+  teex_xmsg_encode_task(&b, &ctx, (const uint8_t *)"x", 1);
+  feed_executor(b.data, b.len, 1);
+  teex_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_faults),
       cmocka_unit_test(test_isolation_between_tasks),
+      cmocka_unit_test(test_malformed_images),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

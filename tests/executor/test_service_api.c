@@ -1,3 +1,4 @@
+/* ctest-label: nosan (the sandboxed executor does not run under ASan) */
 /* The service API through the real sandbox: function and script styles,
  * the teex module, the mutex shim, errors, the standard library. */
 #include "exec_testutil.h"

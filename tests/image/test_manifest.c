@@ -157,6 +157,10 @@ static void test_manifest_bad_fields(void **state) {
       {"output_bytes = 999999999\n", NULL, TEEX_EINVAL, "limits.output_bytes"},
       {"threads = 1000\n", NULL, TEEX_EINVAL, "limits.threads: 1000 out"},
       {"this is not toml\n", NULL, TEEX_EFORMAT, "line 6"},
+      {"[service]\nname = \"other\"\n", NULL, TEEX_EINVAL,
+       "service.name: given twice (again on line 7)"},
+      {"threads = 1\nthreads = 2\n", NULL, TEEX_EINVAL,
+       "limits.threads: given twice"},
       {"[service]\nname = \"unterminated\n", NULL, TEEX_EFORMAT,
        "unterminated"},
   };

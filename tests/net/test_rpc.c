@@ -10,6 +10,7 @@
 
 #include "nettest.h"
 #include "teex/frame.h"
+#include "teex/log.h"
 #include "teex/proto/rpc.pb-c.h"
 
 #include <stdio.h>
@@ -371,6 +372,78 @@ static void test_session_limits(void **state) {
     assert_int_equal(many[i].code, TEEX_ECLOSED);
 }
 
+/* Appends a streamed request head (id, first piece of `first` bytes, total
+ * announced) to out. */
+static void put_request_head(struct teex_buf *out, uint64_t id, size_t first,
+                             size_t total) {
+  static uint8_t zeros[TEEX_RPC_CHUNK_SIZE];
+  Teex__Rpc__RpcFrame f = TEEX__RPC__RPC_FRAME__INIT;
+  Teex__Rpc__RpcRequest rq = TEEX__RPC__RPC_REQUEST__INIT;
+  f.id = id;
+  f.body_case = TEEX__RPC__RPC_FRAME__BODY_REQUEST;
+  f.request = &rq;
+  rq.method = "echo";
+  rq.payload.data = zeros;
+  rq.payload.len = first;
+  rq.more = 1;
+  rq.total_len = total;
+  size_t n = teex__rpc__rpc_frame__get_packed_size(&f);
+  uint8_t *tmp = malloc(n);
+  teex__rpc__rpc_frame__pack(&f, tmp);
+  assert_int_equal(teex_frame_append(out, tmp, n), 0);
+  free(tmp);
+}
+
+/* The code of the first response for id in bytes a server wrote. */
+static int response_code_for(const struct teex_buf *out, uint64_t id) {
+  struct teex_frame_reader r;
+  struct teex_err err;
+  teex_frame_reader_init(&r, 0);
+  const uint8_t *in = out->data;
+  size_t in_len = out->len;
+  const uint8_t *fr;
+  size_t flen;
+  int code = 1;
+  while (code == 1 &&
+         teex_frame_reader_next(&r, &in, &in_len, &fr, &flen, &err) == 1) {
+    Teex__Rpc__RpcFrame *f = teex__rpc__rpc_frame__unpack(NULL, flen, fr);
+    assert_non_null(f);
+    if (f->id == id && f->body_case == TEEX__RPC__RPC_FRAME__BODY_RESPONSE)
+      code = f->response->code;
+    teex__rpc__rpc_frame__free_unpacked(f, NULL);
+  }
+  teex_frame_reader_free(&r);
+  return code;
+}
+
+static void test_session_buffered_limit(void **state) {
+  (void)state;
+  /* Many half-sent large requests cannot make a server hold more than
+   * max_buffered bytes: the one that would cross it is refused. */
+  struct teex_rpc_limits lim = {.max_message = 300u << 10,
+                                .max_buffered = 400u << 10};
+  struct teex_rpc_session srv;
+  struct teex_err err;
+  static const struct teex_rpc_session_cbs cbs = {pair_on_request,
+                                                  pair_on_gone};
+  struct pair pr;
+  memset(&pr, 0, sizeof pr);
+  teex_rpc_session_init(&srv, TEEX_RPC_SERVER, &lim, &cbs, &pr);
+  struct teex_buf in;
+  teex_buf_init(&in, 4u << 20, 0);
+  put_request_head(&in, 1, TEEX_RPC_CHUNK_SIZE, 300u << 10);
+  put_request_head(&in, 2, TEEX_RPC_CHUNK_SIZE, 300u << 10);
+  assert_int_equal(teex_rpc_session_feed(&srv, in.data, in.len, 0, &err), 0);
+  assert_int_equal(srv.lim.max_buffered, lim.max_buffered);
+  assert_int_equal(srv.buffered, TEEX_RPC_CHUNK_SIZE);
+  assert_int_equal(response_code_for(&srv.out, 2), TEEX_EBUSY);
+  assert_int_equal(response_code_for(&srv.out, 1), 1); /* still receiving */
+  assert_int_equal(pr.requests, 0);
+  teex_buf_free(&in);
+  teex_rpc_session_close(&srv, NULL);
+  assert_int_equal(srv.buffered, 0);
+}
+
 /* ---- over TLS ---- */
 
 struct net {
@@ -574,6 +647,12 @@ static void test_tls_rpc_bad_peers(void **state) {
   (void)state;
   struct net t;
   struct teex_err err;
+  char *logdir = tu_mkdtemp("rpc-log");
+  char logpath[512];
+  snprintf(logpath, sizeof logpath, "%s/log", logdir);
+  FILE *logf = fopen(logpath, "w+");
+  assert_non_null(logf);
+  teex_log_set_fd(fileno(logf));
   net_start(&t);
   static const struct teex_tls_conn_cbs cbs = {rogue_ready, NULL, rogue_close};
 
@@ -608,6 +687,75 @@ static void test_tls_rpc_bad_peers(void **state) {
   assert_int_equal(r.len, 5);
   free(r.data);
   net_stop(&t);
+
+  /* Each bad peer left one clear line in the log. */
+  teex_log_set_fd(2);
+  fclose(logf);
+  size_t n;
+  char *log = (char *)tu_read_file(logpath, &n);
+  assert_non_null(log);
+  assert_non_null(strstr(log, "mid-frame"));
+  assert_non_null(strstr(log, "payload exceeds the 1048576-byte limit"));
+  free(log);
+  tu_rmtree(logdir);
+  free(logdir);
+}
+
+static void test_tls_rpc_conn_cap(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  struct teex_err err;
+  uv_loop_init(&loop);
+  struct nt_identity sid;
+  nt_identity_new(&sid, "capped");
+  struct nt_pin pin = {sid.fp, 0};
+  struct teex_tls_config scfg = {.cert = sid.cert, .key = sid.key};
+  struct teex_tls_config ccfg = {.verify_peer = nt_pin_verify,
+                                 .verify_arg = &pin};
+  struct teex_tls_ctx *sctx, *cctx;
+  assert_int_equal(teex_tls_ctx_new(&sctx, &scfg, 1, &err), 0);
+  assert_int_equal(teex_tls_ctx_new(&cctx, &ccfg, 0, &err), 0);
+  struct teex_rpc_limits lim = {.max_conns = 1};
+  struct teex_rpc_server *srv;
+  assert_int_equal(
+      teex_rpc_server_new(&loop, sctx, "127.0.0.1:0", &lim, &srv, &err), 0);
+  teex_rpc_server_register(srv, "echo", h_echo, NULL);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", teex_rpc_server_port(srv));
+  struct net a, b;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  struct teex_rpc_client *ca, *cb;
+  assert_int_equal(teex_rpc_client_connect(&loop, cctx, addr, NULL, cli_state,
+                                           &a, &ca, &err),
+                   0);
+  nt_run_until(&loop, &a.ready, 5000);
+  assert_int_equal(a.ready, 1);
+  assert_int_equal(teex_rpc_client_connect(&loop, cctx, addr, NULL, cli_state,
+                                           &b, &cb, &err),
+                   0);
+  nt_run_until(&loop, &b.closed, 5000);
+  assert_int_equal(b.closed, 1); /* the second one was turned away */
+  assert_int_equal(b.ready, 0);
+  assert_int_equal(teex_rpc_server_conn_count(srv), 1);
+  struct result r = {0};
+  teex_rpc_client_call(ca, "echo", (const uint8_t *)"ok", 2, 5000, on_done,
+                       NULL, &r, &err);
+  static int flag;
+  for (int i = 0; i < 100 && !r.done; i++) {
+    flag = 0;
+    nt_run_until(&loop, &flag, 50);
+  }
+  assert_int_equal(r.code, 0);
+  free(r.data);
+  teex_rpc_client_close(ca);
+  nt_run_until(&loop, &a.closed, 5000);
+  teex_rpc_server_close(srv);
+  nt_drain(&loop);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  teex_tls_ctx_free(sctx);
+  teex_tls_ctx_free(cctx);
+  nt_identity_free(&sid);
 }
 
 int main(void) {
@@ -618,10 +766,12 @@ int main(void) {
       cmocka_unit_test(test_session_deadlines),
       cmocka_unit_test(test_session_streaming),
       cmocka_unit_test(test_session_limits),
+      cmocka_unit_test(test_session_buffered_limit),
       cmocka_unit_test(test_tls_rpc_concurrent),
       cmocka_unit_test(test_tls_rpc_deadline),
       cmocka_unit_test(test_tls_rpc_stream),
       cmocka_unit_test(test_tls_rpc_bad_peers),
+      cmocka_unit_test(test_tls_rpc_conn_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
