@@ -441,11 +441,8 @@ static void write_policies(struct fx *f) {
 
 /* The provider: pack the example, encrypt it, store the ciphertext in the
  * local IPFS blockstore and register it with the SM. */
-static void deploy(struct fx *f) {
+static void deploy_dir(struct fx *f, const char *svc_dir) {
   struct teex_err err;
-  char svc_dir[4096];
-  snprintf(svc_dir, sizeof svc_dir, "%s/examples/services/risk-score/service",
-           tu_source_dir());
   struct teex_image *img = NULL;
   uint8_t *archive = NULL;
   size_t archive_len = 0;
@@ -526,6 +523,13 @@ static void deploy(struct fx *f) {
   teex_buf_free(&resp);
   teex_rpc_sync_close(c);
   teex_tls_ctx_free(ctx);
+}
+
+static void deploy(struct fx *f) {
+  char svc_dir[4096];
+  snprintf(svc_dir, sizeof svc_dir, "%s/examples/services/risk-score/service",
+           tu_source_dir());
+  deploy_dir(f, svc_dir);
 }
 
 static char *trimmed(char *s) {
@@ -954,6 +958,77 @@ static void test_service_error(void **state) {
   teex_client_close(c);
 }
 
+/* A service that runs past its deadline or crashes its sandbox: the user
+ * gets the error, and the worker serves on (the same executor slot, and
+ * the other service). */
+static void test_timeout_and_crash(void **state) {
+  struct fx *f = *state;
+  if (f->sanitized)
+    skip();
+  char dir[4096], path[4096];
+  snprintf(dir, sizeof dir, "%s/faulty", f->user);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  static const char manifest[] =
+      "[service]\nname = \"faulty\"\nversion = \"1.0.0\"\nentry = "
+      "\"main.py\"\nstyle = \"function\"\npython = \"3.11\"\n"
+      "[limits]\ncpu_ms = 5000\nwall_ms = 600\n";
+  static const char code[] = "import os\n"
+                             "def main(input):\n"
+                             "    if input == b'loop':\n"
+                             "        while True:\n"
+                             "            pass\n"
+                             "    if input == b'crash':\n"
+                             "        os.abort()\n"
+                             "    return b'fine'\n";
+  snprintf(path, sizeof path, "%s/teex.toml", dir);
+  assert_int_equal(tu_write_file(path, manifest, strlen(manifest)), 0);
+  snprintf(path, sizeof path, "%s/main.py", dir);
+  assert_int_equal(tu_write_file(path, code, strlen(code)), 0);
+  uint8_t sid[32], ih[32], sk[20], prov[20];
+  memcpy(sid, f->service_id, 32);
+  memcpy(ih, f->image_hash, 32);
+  memcpy(sk, f->signing_key, 20);
+  memcpy(prov, f->provider, 20);
+  deploy_dir(f, dir);
+
+  struct teex_err err;
+  struct teex_client_worker *c = connect_w(f, f->worker_port);
+  struct teex_client_expect ex;
+  expect(f, &ex);
+  struct teex_assignment a;
+  uint8_t sig[65];
+  struct teex_client_result r;
+  assignment(f, &a, sig, NULL);
+  assert_int_equal(
+      teex_client_run(c, &a, sig, &ex, (const uint8_t *)"loop", 4, &r, &err),
+      TEEX_ETIMEDOUT);
+  assignment(f, &a, sig, NULL);
+  int rc =
+      teex_client_run(c, &a, sig, &ex, (const uint8_t *)"crash", 5, &r, &err);
+  assert_int_equal(rc, TEEX_EREMOTE);
+  assert_non_null(strstr(err.msg, "crashed"));
+  assignment(f, &a, sig, NULL);
+  if (teex_client_run(c, &a, sig, &ex, (const uint8_t *)"ok", 2, &r, &err))
+    fail_msg("after a timeout and a crash: %s", err.msg);
+  assert_int_equal(r.output_len, 4);
+  assert_memory_equal(r.output, "fine", 4);
+  teex_client_result_free(&r);
+
+  memcpy(f->service_id, sid, 32);
+  memcpy(f->image_hash, ih, 32);
+  memcpy(f->signing_key, sk, 20);
+  memcpy(f->provider, prov, 20);
+  expect(f, &ex);
+  assignment(f, &a, sig, NULL);
+  char *input = input_with_canary();
+  if (teex_client_run(c, &a, sig, &ex, (uint8_t *)input, strlen(input), &r,
+                      &err) != 0)
+    fail_msg("the other service: %s", err.msg);
+  teex_client_result_free(&r);
+  free(input);
+  teex_client_close(c);
+}
+
 static void test_cli_invoke(void **state) {
   struct fx *f = *state;
   if (f->sanitized)
@@ -1135,6 +1210,7 @@ int main(void) {
       cmocka_unit_test(test_restart),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_service_error),
+      cmocka_unit_test(test_timeout_and_crash),
       cmocka_unit_test(test_cli_invoke),
       cmocka_unit_test(test_wrong_measurement),
       cmocka_unit_test(test_confidentiality),
