@@ -27,6 +27,8 @@ static const struct teex_cli_cmd commands[] = {
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
     {"executor", teex_cmd_executor,
      "(internal) a service's sandboxed executor"},
+    {"worker", teex_cmd_worker, "the worker daemon"},
+    {"invoke", teex_cmd_invoke, "run a task on a service through a worker"},
     {NULL, NULL, NULL},
 };
 
