@@ -76,8 +76,8 @@ int teex_user_base(struct teex_user_dispatcher *d, const uint8_t user[20],
         teex__dispatcher__base_response__unpack(NULL, resp.len, resp.data);
     if (r == NULL || amount_of(&r->cumulative_base, &out->base) != 0 ||
         amount_of(&r->escrow, &out->escrow) != 0 ||
-        amount_of(&r->settled, &out->settled) != 0 ||
-        r->dispatcher.len != 20 || r->settlement.len != 20) {
+        amount_of(&r->settled, &out->settled) != 0 || r->dispatcher.len != 20 ||
+        r->settlement.len != 20) {
       rc = teex_err_set(err, TEEX_EPROTO, "malformed dispatcher.Base answer");
     } else {
       memcpy(out->dispatcher, r->dispatcher.data, 20);
@@ -131,8 +131,7 @@ int teex_user_submit(struct teex_user_dispatcher *d,
   const Teex__Dispatcher__Assignment *m = r ? r->assignment : NULL;
   if (m == NULL || m->dispatcher.len != 20 || m->worker.len != 20 ||
       m->user.len != 20 || m->task_id.len != 32 || m->service_id.len != 32 ||
-      m->image_hash.len != 32 || m->price.len != 32 ||
-      m->signature.len != 65 ||
+      m->image_hash.len != 32 || m->price.len != 32 || m->signature.len != 65 ||
       strlen(m->endpoint) > TEEX_USER_ENDPOINT_MAX) {
     rc = teex_err_set(err, TEEX_EPROTO, "malformed assignment");
   } else {
