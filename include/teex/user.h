@@ -73,4 +73,43 @@ struct teex_user_status {
 int teex_user_status(struct teex_user_dispatcher *d, const uint8_t task_id[32],
                      struct teex_user_status *out, struct teex_err *err);
 
+/* ---- the whole invocation ---- */
+
+struct teex_invoke_request {
+  const char *dispatcher;                       /* its user endpoint */
+  const struct teex_tee_policy *enclave_policy; /* dispatcher and workers */
+  const char *chain_conf;                       /* the network's chain.conf */
+  uint8_t service_id[32];
+  int pin_image; /* 1: run exactly image_hash, else the listed one */
+  uint8_t image_hash[32];
+  teex_amount max_price;  /* 0: no limit */
+  const uint8_t *user_sk; /* 32 bytes: the paying account's key */
+  const uint8_t *input;
+  size_t input_len;
+  unsigned max_attempts; /* workers to try (0: 3) */
+};
+
+struct teex_invoke_result {
+  uint8_t *output; /* malloc'd; free() */
+  size_t output_len;
+  uint8_t task_id[32];
+  uint8_t worker[20];
+  teex_amount price;
+  teex_amount cumulative;
+  unsigned attempts;
+  uint64_t duration_us; /* in the worker's executor */
+};
+
+/* Invokes a listed service: reads the listing on chain (price, image,
+ * service key), asks the dispatcher for the cumulative base, signs the
+ * payment authorisation, gets a verified assignment, connects to the
+ * worker (its evidence, its proof of holding the service key over this
+ * TLS session), sends the input and verifies the signed output and the
+ * receipt. A worker that cannot be reached or fails mid-task is reported
+ * to the dispatcher and another one is tried under the same task id (never
+ * charged twice). A service error (the service raised) is returned as
+ * TEEX_EREMOTE with its message, not retried. */
+int teex_invoke(const struct teex_invoke_request *req,
+                struct teex_invoke_result *out, struct teex_err *err);
+
 #endif

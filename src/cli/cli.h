@@ -5,6 +5,7 @@
 #ifndef TEEX_CLI_H
 #define TEEX_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 /* argv[0] is the command's own name. Returns the process exit status. */
@@ -34,6 +35,12 @@ int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The default data directory: $TEEX_HOME, else ~/.teex. */
 void teex_cli_data_dir(char *out, size_t size);
+
+/* Resolves a service given by id (64 hex digits) or by the name in its
+ * listed description (unique among live services). Prints the error and
+ * returns an exit status on failure. */
+int teex_cli_find_service(const char *chain_conf, const char *ipfs_store,
+                          const char *name_or_id, uint8_t id[32]);
 
 /* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
 #define TEEX_EXIT_OK 0

@@ -8,6 +8,10 @@
 #include "cli/cli.h"
 
 #include "teex/client.h"
+#include "teex/ledger.h"
+#include "teex/tee_policy.h"
+#include "teex/user.h"
+#include "teex/wallet.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/executor.h"
@@ -15,6 +19,7 @@
 #include "teex/mem.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,7 +168,7 @@ static int write_receipt(const char *path, const struct teex_client_result *r) {
   return fclose(f) == 0 ? 0 : teex_cli_fail("receipt %s: write", path);
 }
 
-int teex_cmd_invoke(int argc, char **argv) {
+static int invoke_with_assignment(int argc, char **argv) {
   enum {
     O_ASSIGN = 256,
     O_WORKER,
@@ -269,4 +274,175 @@ out:
   teex_wipe(input, input_len);
   free(input);
   return status;
+}
+
+static const char net_usage[] =
+    "usage: teex invoke SERVICE[@IMAGE] --input FILE|- --account ADDR\n"
+    "                   [--max-price WEI] [--password-file FILE] [--dir DIR]\n"
+    "\n"
+    "Invokes a listed service on the network in DIR (teex up): looks the\n"
+    "service up on chain (SERVICE: its id, or its listed name), signs the\n"
+    "payment authorisation with ADDR, gets an assignment from the\n"
+    "dispatcher, checks the worker's evidence and its proof of holding the\n"
+    "service key, sends the input over that RA-TLS session only, verifies\n"
+    "the signed output and receipt, and prints the output. @IMAGE pins the\n"
+    "image hash the user accepts. A failed worker is replaced under the\n"
+    "same task id (charged once).\n"
+    "\n"
+    "Also: teex invoke --assignment FILE ... (a given assignment; --help\n"
+    "with --assignment for its options).\n";
+
+static int invoke_on_network(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"input", required_argument, NULL, 'i'},
+      {"account", required_argument, NULL, 'a'},
+      {"max-price", required_argument, NULL, 'm'},
+      {"password-file", required_argument, NULL, 'p'},
+      {"dir", required_argument, NULL, 'd'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *input_path = NULL, *account = NULL, *max_price = NULL,
+             *pwfile = NULL;
+  char dir[PATH_MAX];
+  teex_cli_data_dir(dir, sizeof dir);
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'i':
+      input_path = optarg;
+      break;
+    case 'a':
+      account = optarg;
+      break;
+    case 'm':
+      max_price = optarg;
+      break;
+    case 'p':
+      pwfile = optarg;
+      break;
+    case 'd':
+      snprintf(dir, sizeof dir, "%s", optarg);
+      break;
+    case 'h':
+      fputs(net_usage, stdout);
+      return TEEX_EXIT_OK;
+    default:
+      fputs(net_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  if (optind + 1 != argc || input_path == NULL || account == NULL) {
+    fputs(net_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  struct teex_err err;
+  teex_err_clear(&err);
+  char netconf[PATH_MAX], chain_conf[PATH_MAX], store[PATH_MAX];
+  snprintf(netconf, sizeof netconf, "%s/network.conf", dir);
+  snprintf(chain_conf, sizeof chain_conf, "%s/chain.conf", dir);
+  snprintf(store, sizeof store, "%s/ipfs", dir);
+  struct teex_config nc;
+  teex_config_init(&nc);
+  if (teex_config_load(&nc, netconf, &err) != 0)
+    return teex_cli_fail("no network in %s (teex up): %s", dir, err.msg);
+  struct teex_invoke_request req;
+  memset(&req, 0, sizeof req);
+  char target[256];
+  snprintf(target, sizeof target, "%s", argv[optind]);
+  char *at = strchr(target, '@');
+  if (at != NULL) {
+    *at = '\0';
+    size_t n = 0;
+    if (teex_hex_decode(at + 1, req.image_hash, 32, &n) != 0 || n != 32) {
+      teex_config_free(&nc);
+      return teex_cli_fail("@IMAGE must be the 64-hex-digit image hash");
+    }
+    req.pin_image = 1;
+  }
+  int rc = teex_cli_find_service(chain_conf, store, target, req.service_id);
+  if (rc != 0) {
+    teex_config_free(&nc);
+    return rc;
+  }
+  if (max_price != NULL && teex_amount_parse(max_price, &req.max_price) != 0) {
+    teex_config_free(&nc);
+    return teex_cli_fail("--max-price must be a number of wei");
+  }
+  static struct teex_tee_policy pol;
+  teex_tee_policy_init(&pol);
+  if (teex_tee_policy_load(&pol, teex_config_get(&nc, "dispatcher.policy", ""),
+                           &err) != 0) {
+    teex_config_free(&nc);
+    return teex_cli_fail("policy: %s", err.msg);
+  }
+  char disp[128];
+  snprintf(disp, sizeof disp, "%s",
+           teex_config_get(&nc, "dispatcher.user", ""));
+  teex_config_free(&nc);
+  uint8_t addr[20];
+  if (teex_eth_address_parse(account, addr) != 0)
+    return teex_cli_fail("--account: not an address: %s", account);
+  uint8_t *input = NULL;
+  size_t input_len = 0;
+  if (read_input(input_path, &input, &input_len) != 0)
+    return TEEX_EXIT_FAIL;
+  char pw[256], keydir[PATH_MAX];
+  snprintf(keydir, sizeof keydir, "%s/keystore", dir);
+  uint8_t *sk = teex_secret_alloc(32);
+  rc = sk ? teex_wallet_password(pwfile, pw, sizeof pw, &err)
+          : teex_err_set(&err, TEEX_ENOMEM, NULL);
+  if (rc == 0)
+    rc = teex_wallet_unlock(keydir, addr, pw, sk, &err);
+  teex_wipe(pw, sizeof pw);
+  int status = TEEX_EXIT_FAIL;
+  struct teex_invoke_result res;
+  memset(&res, 0, sizeof res);
+  if (rc != 0) {
+    teex_cli_fail("account %s: %s", account, err.msg);
+    goto out;
+  }
+  req.dispatcher = disp;
+  req.enclave_policy = &pol;
+  req.chain_conf = chain_conf;
+  req.user_sk = sk;
+  req.input = input;
+  req.input_len = input_len;
+  if (teex_invoke(&req, &res, &err) != 0) {
+    teex_cli_fail("invoke: %s", err.msg);
+    goto out;
+  }
+  if (fwrite(res.output, 1, res.output_len, stdout) != res.output_len ||
+      fflush(stdout) != 0) {
+    teex_cli_fail("write output");
+    goto out;
+  }
+  char task[65], worker[43], price[40], cum[40];
+  teex_hex_encode(res.task_id, 32, task);
+  teex_eth_address_hex(res.worker, worker);
+  teex_amount_format(res.price, price);
+  teex_amount_format(res.cumulative, cum);
+  fprintf(stderr,
+          "\ntask 0x%s ran on worker %s (attempt %u, %.2f ms in the "
+          "sandbox); authorised %s wei (cumulative %s); output signed by the "
+          "service key and receipt verified\n",
+          task, worker, res.attempts, (double)res.duration_us / 1000.0, price,
+          cum);
+  status = TEEX_EXIT_OK;
+out:
+  free(res.output);
+  teex_secret_free(sk);
+  if (input != NULL) {
+    teex_wipe(input, input_len);
+    free(input);
+  }
+  return status;
+}
+
+int teex_cmd_invoke(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--assignment") == 0 ||
+        strncmp(argv[i], "--assignment=", 13) == 0)
+      return invoke_with_assignment(argc, argv);
+  return invoke_on_network(argc, argv);
 }

@@ -205,3 +205,54 @@ int teex_cmd_service_list(int argc, char **argv) {
   free(svcs);
   return TEEX_EXIT_OK;
 }
+
+int teex_cli_find_service(const char *chain_conf, const char *ipfs_store,
+                          const char *name_or_id, uint8_t id[32]) {
+  size_t n = 0;
+  if (teex_hex_decode(name_or_id, id, 32, &n) == 0 && n == 32)
+    return 0;
+  struct teex_err err;
+  struct teex_config cc;
+  struct teex_chain_addrs addrs;
+  teex_config_init(&cc);
+  if (teex_config_load(&cc, chain_conf, &err) != 0 ||
+      teex_chain_addrs_from_config(&cc, &addrs, &err) != 0) {
+    teex_config_free(&cc);
+    return teex_cli_fail("%s", err.msg);
+  }
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_chain_service *svcs = NULL;
+  int rc =
+      teex_eth_rpc_open(teex_config_get(&cc, "rpc_url", TEEX_CHAIN_DEFAULT_RPC),
+                        NULL, &rpc, &err);
+  if (rc == 0)
+    rc = teex_chain_catalogue(rpc, &addrs, &svcs, &n, &err);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&cc);
+  if (rc != 0)
+    return teex_cli_fail("service lookup: %s", err.msg);
+  struct teex_ipfs_backend *ipfs = NULL;
+  if (teex_ipfs_store_open(ipfs_store, &ipfs, &err) != 0)
+    ipfs = NULL;
+  int found = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (svcs[i].retired)
+      continue;
+    struct desc d;
+    fetch_desc(ipfs, svcs[i].metadata_cid, &d);
+    if (d.name != NULL && strcmp(d.name, name_or_id) == 0) {
+      found++;
+      memcpy(id, svcs[i].service_id, 32);
+    }
+    json_decref(d.doc);
+  }
+  teex_ipfs_close(ipfs);
+  free(svcs);
+  if (found == 0)
+    return teex_cli_fail("no listed service is named '%s' (teex service list)",
+                         name_or_id);
+  if (found > 1)
+    return teex_cli_fail("several services are named '%s': give its id",
+                         name_or_id);
+  return 0;
+}

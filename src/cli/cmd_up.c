@@ -340,6 +340,46 @@ static int register_on_chain(const char *chain_conf, const char *reg_file) {
   return 0;
 }
 
+/* Reads key's string value from a key = value file into out. */
+static int read_value(const char *path, const char *key, char *out,
+                      size_t size) {
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, path, &err);
+  const char *v = rc == 0 ? teex_config_get(&c, key, NULL) : NULL;
+  if (v != NULL)
+    snprintf(out, size, "%s", v);
+  teex_config_free(&c);
+  return v != NULL ? 0 : -1;
+}
+
+/* Waits until the log file contains text (the component says it is done
+ * with a step), at most ms. */
+static int wait_log(const char *path, const char *text, int ms) {
+  for (int waited = 0; waited < ms; waited += 50) {
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+      char line[2048];
+      int hit = 0;
+      while (!hit && fgets(line, sizeof line, f) != NULL)
+        hit = strstr(line, text) != NULL;
+      fclose(f);
+      if (hit)
+        return 0;
+    }
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
+}
+
+#define UP_WORKERS 2
+/* What a worker earns per task in the local network: every example
+ * service is listed with this remuneration (the worker does not yet read
+ * the split from each listing). */
+#define UP_REMUNERATION "700000000000000"
+
 static const char up_usage[] =
     "usage: teex up [--dir DIR] [--chain-port PORT]\n"
     "\n"
@@ -479,6 +519,74 @@ int teex_cmd_up(int argc, char **argv) {
   read_ready(dready, "worker_port", &worker_port);
   read_ready(dready, "user_port", &user_port);
 
+  /* Workers: registered by the SM and on chain, then with the dispatcher
+   * (they retry until the chain knows them). */
+  char disp_addr[64] = "", settlement[64] = "", disp_worker_ep[64];
+  read_value(dready, "address", disp_addr, sizeof disp_addr);
+  read_value(chain, "settlement", settlement, sizeof settlement);
+  snprintf(disp_worker_ep, sizeof disp_worker_ep, "127.0.0.1:%llu",
+           (unsigned long long)worker_port);
+  char worker_eps[UP_WORKERS][64];
+  for (int i = 0; i < UP_WORKERS; i++) {
+    char name[32], wstate[PATH_MAX], wready[PATH_MAX], wreg[PATH_MAX],
+        wlog[PATH_MAX];
+    snprintf(name, sizeof name, "worker-%d", i + 1);
+    snprintf(wstate, sizeof wstate, "%s/%s", n.dir, name);
+    path_of(&n, wready, sizeof wready, "run", name, "ready");
+    path_of(&n, wreg, sizeof wreg, "run", name, "registration");
+    path_of(&n, wlog, sizeof wlog, "logs", name, "log");
+    unlink(wready);
+    char *w_argv[] = {n.exe,
+                      "worker",
+                      "run",
+                      "--data-dir",
+                      n.dir,
+                      "--state",
+                      wstate,
+                      "--listen",
+                      "127.0.0.1:0",
+                      "--sm",
+                      sm_enclave,
+                      "--sm-policy",
+                      sm_policy,
+                      "--dispatcher",
+                      disp_addr,
+                      "--dispatcher-endpoint",
+                      disp_worker_ep,
+                      "--dispatcher-policy",
+                      policy,
+                      "--settlement",
+                      settlement,
+                      "--ipfs-dir",
+                      ipfs_dir,
+                      "--remuneration",
+                      UP_REMUNERATION,
+                      "--registration-file",
+                      wreg,
+                      "--ready-file",
+                      wready,
+                      NULL};
+    if ((rc = spawn(&n, name, w_argv)) != 0)
+      return rc;
+    if (wait_file(wready, read_pid(&n, name), READY_TIMEOUT_MS) != 0 ||
+        access(wreg, F_OK) != 0)
+      return teex_cli_fail("%s did not start; see %s", name, wlog);
+    if ((rc = register_on_chain(chain, wreg)) != 0)
+      return rc;
+    uint64_t port = 0;
+    read_ready(wready, "port", &port);
+    snprintf(worker_eps[i], sizeof worker_eps[i], "127.0.0.1:%llu",
+             (unsigned long long)port);
+  }
+  for (int i = 0; i < UP_WORKERS; i++) {
+    char wlog[PATH_MAX], name[32];
+    snprintf(name, sizeof name, "worker-%d", i + 1);
+    path_of(&n, wlog, sizeof wlog, "logs", name, "log");
+    if (wait_log(wlog, "registered with the dispatcher", READY_TIMEOUT_MS) != 0)
+      return teex_cli_fail("%s did not register with the dispatcher; see %s",
+                           name, wlog);
+  }
+
   snprintf(p, sizeof p, "%s/network.conf", n.dir);
   FILE *f = fopen(p, "w");
   if (f == NULL)
@@ -489,11 +597,12 @@ int teex_cmd_up(int argc, char **argv) {
           "[sm]\nclient = 127.0.0.1:%llu\nenclave = 127.0.0.1:%llu\n"
           "policy = %s/policy/sm.conf\naddress = %s\n"
           "[dispatcher]\nuser = 127.0.0.1:%llu\nworker = 127.0.0.1:%llu\n"
-          "policy = %s/policy/enclaves.conf\n",
+          "policy = %s/policy/enclaves.conf\naddress = %s\n"
+          "[workers]\ncount = %d\npolicy = %s/policy/enclaves.conf\n",
           rpc_url, chain, (unsigned long long)client_port,
           (unsigned long long)enclave_port, n.dir, sm_addr,
-          (unsigned long long)user_port, (unsigned long long)worker_port,
-          n.dir);
+          (unsigned long long)user_port, (unsigned long long)worker_port, n.dir,
+          disp_addr, UP_WORKERS, n.dir);
   fclose(f);
   printf("teex network up in %s\n", n.dir);
   printf("  chain       %s  (contracts in %s)\n", rpc_url, chain);
@@ -504,6 +613,10 @@ int teex_cmd_up(int argc, char **argv) {
   printf("  dispatcher  users 127.0.0.1:%llu  workers 127.0.0.1:%llu "
          "(registered on chain)\n",
          (unsigned long long)user_port, (unsigned long long)worker_port);
+  for (int i = 0; i < UP_WORKERS; i++)
+    printf("  worker-%d    users %s (registered on chain and with the "
+           "dispatcher)\n",
+           i + 1, worker_eps[i]);
   printf("  policies    %s/policy/\n  logs        %s/logs/\n", n.dir, n.dir);
   return TEEX_EXIT_OK;
 }
@@ -609,7 +722,7 @@ int teex_cmd_down(int argc, char **argv) {
   int rc = net_parse(argc, argv, &n, down_usage);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
-  static const char *names[] = {"dispatcher", "sm"};
+  static const char *names[] = {"worker-1", "worker-2", "dispatcher", "sm"};
   int stopped = 0;
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     int pid = read_pid(&n, names[i]);

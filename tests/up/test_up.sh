@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# teex up / status / down: the network comes up, reports healthy over
-# RA-TLS, refuses a second `up`, serves a provider's deployment through the
-# endpoints it wrote in network.conf, and goes down cleanly.
+# ctest-label: nosan (the workers' sandboxed executors do not run under ASan)
+# The whole network end to end, as a user would drive it: `teex up` (chain
+# with contracts, SM, dispatcher, two workers — all registered), status over
+# RA-TLS, a second `up` refused; a provider deploys and lists a service; a
+# user without escrow is refused before any work; the user deposits and
+# invokes through the dispatcher and a worker, and gets the example's
+# expected output; the dispatcher settles the batch on chain (escrow debited
+# exactly the price); `teex down` stops everything.
 set -euo pipefail
 teex="${TEEX_BIN:?}"
 src="${TEEX_SOURCE_DIR:?}"
@@ -35,6 +40,31 @@ grep -q "listed on chain" "$tmp/deploy" || fail "not listed: $(cat "$tmp/deploy"
 "$teex" chain services > "$tmp/services" || fail "chain services"
 grep -q "genome" "$tmp/services" || grep -qi "$(sed -n 's/.*service id *0x\([0-9a-f]\{8\}\).*/\1/p' "$tmp/deploy")" "$tmp/services" \
   || fail "catalogue: $(cat "$tmp/services")"
+
+# A user (the dev chain's account 2): no escrow yet, so a clear refusal
+# before any work is done.
+echo 5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$tmp/u"
+user="$("$teex" account import --private-key-file "$tmp/u")"
+ex="$src/examples/services/genome-match"
+if "$teex" invoke genome-match --input "$ex/input.json" --account "$user" \
+   > "$tmp/out" 2>"$tmp/err"; then fail "invoke without escrow"; fi
+grep -q "deposit" "$tmp/err" || fail "no escrow: $(cat "$tmp/err")"
+disp="$(awk -F' = ' '$1 == "address" { print $2 }' "$TEEX_HOME/run/dispatcher.ready")"
+"$teex" deposit "$disp" 5000000000000000 --from "$user" > "$tmp/dep" || fail "deposit: $(cat "$tmp/dep")"
+"$teex" invoke genome-match --input "$ex/input.json" --account "$user" \
+  > "$tmp/out" 2>"$tmp/err" || fail "invoke: $(cat "$tmp/err")"
+cmp -s "$tmp/out" "$ex/expected_output.json" || \
+  diff <(tr -d '\n' < "$tmp/out") <(tr -d '\n' < "$ex/expected_output.json") >/dev/null || \
+  fail "output differs: $(head -c 300 "$tmp/out")"
+grep -q "receipt verified" "$tmp/err" || fail "invoke report: $(cat "$tmp/err")"
+# The dispatcher settles the batch on chain: exactly the price is debited.
+for _ in $(seq 60); do
+  "$teex" withdraw "$disp" --status --from "$user" > "$tmp/st"
+  grep -q "settled *1000000000000000 wei" "$tmp/st" && break
+  sleep 0.5
+done
+grep -q "settled *1000000000000000 wei" "$tmp/st" || fail "not settled: $(cat "$tmp/st")"
+grep -q "escrow *4000000000000000 wei" "$tmp/st" || fail "escrow: $(cat "$tmp/st")"
 
 # The app store: name, prices and the description from IPFS.
 "$teex" service list > "$tmp/list" || fail "service list"
