@@ -9,7 +9,7 @@
 // measured in the steady state a running dispatcher sees: balances and
 // settled amounts already non-zero. Gas is the whole transaction's gasUsed
 // (21,000 base + calldata + execution).
-import { startAnvil, accounts, deployAll, domain, signTyped, buildBatch, ethers } from "../contracts/js/harness.mjs";
+import { startAnvil, accounts, deployAll, domain, signTyped, buildBatch, mined, ethers } from "../contracts/js/harness.mjs";
 
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i += 2) {
@@ -35,13 +35,13 @@ try {
   const issuedAt = BigInt((await chain.provider.getBlock("latest")).timestamp);
   const regSig = await signTyped(sm, domain(chainId, await c.enclaves.getAddress()), "EnclaveRegistration",
                                  { enclave: dispatcher.address, role: 2, measurement: ethers.ZeroHash, issuedAt });
-  await (await c.enclaves.register(dispatcher.address, 2, ethers.ZeroHash, issuedAt, regSig)).wait();
+  await mined(c.enclaves.register(dispatcher.address, 2, ethers.ZeroHash, issuedAt, regSig));
 
   const users = acct.slice(2, 2 + USERS);
   const workers = Array.from({ length: WORKERS }, () => ethers.Wallet.createRandom().address);
   const providers = Array.from({ length: PROVIDERS }, () => ethers.Wallet.createRandom().address);
   for (const u of users) {
-    await (await c.settlement.connect(u).deposit(dispatcher.address, { value: ethers.parseEther("100") })).wait();
+    await mined(c.settlement.connect(u).deposit(dispatcher.address, { value: ethers.parseEther("100") }));
   }
   const serviceId = ethers.id("bench/service");
   const imageHash = ethers.id("bench/image");
@@ -59,7 +59,7 @@ try {
     const batchId = ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(["address", "uint256"],
                                                                                [dispatcher.address, ++seq]));
     const cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"; // a CIDv1 of the batch's length class
-    const rc = await (await s.settleBatch(batchId, b.root, batchTasks.length, cid, b.auths, b.credits)).wait();
+    const rc = await mined(s.settleBatch(batchId, b.root, batchTasks.length, cid, b.auths, b.credits));
     return rc.gasUsed;
   };
 

@@ -72,6 +72,23 @@ export async function startAnvil(extraArgs = []) {
   throw new Error("anvil: no free port after 5 attempts");
 }
 
+/// Waits for a sent transaction's receipt by polling eth_getTransactionReceipt
+/// (ethers' own wait() listens for new blocks and was seen to miss one under
+/// load); throws if it reverted or no receipt came within timeoutMs.
+export async function mined(txPromise, timeoutMs = 120000) {
+  const tx = await txPromise;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await tx.provider.getTransactionReceipt(tx.hash);
+    if (r) {
+      if (r.status !== 1) throw new Error(`transaction ${tx.hash} reverted`);
+      return r;
+    }
+    if (Date.now() > deadline) throw new Error(`no receipt for ${tx.hash}`);
+    await new Promise((res) => setTimeout(res, 5));
+  }
+}
+
 /// The deterministic anvil accounts as ethers wallets bound to provider.
 export function accounts(provider, n = 20) {
   const out = [];

@@ -29,6 +29,7 @@ struct teex_deployed {
   char name[65];
   uint8_t image_hash[32];
   char image_cid[129];
+  char metadata_cid[129]; /* the public description (JSON) on IPFS */
   uint8_t provider[20];
   uint8_t sm_address[20];
   uint64_t chain_id;
@@ -49,6 +50,15 @@ void teex_service_id(const uint8_t provider[20], const char *name,
  * refused"). */
 int teex_service_deploy(const struct teex_deploy_request *req,
                         struct teex_deployed *out, struct teex_err *err);
+
+/* Lists the deployed service on chain from the provider's account (version
+ * 1: listService; later: publishVersion) with the SM's signature: price and
+ * remuneration in wei per call (the provider keeps the difference).
+ * chain_conf is a network's chain.conf. Errors wrapped "list on chain". */
+int teex_service_list_on_chain(const struct teex_deployed *d,
+                               const uint8_t provider_sk[32],
+                               const char *chain_conf, const char *price,
+                               const char *remuneration, struct teex_err *err);
 
 /* Writes / reads a deployment record as JSON (what `teex invoke` and the
  * on-chain listing need). */

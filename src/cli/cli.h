@@ -5,6 +5,7 @@
 #ifndef TEEX_CLI_H
 #define TEEX_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 /* argv[0] is the command's own name. Returns the process exit status. */
@@ -35,6 +36,12 @@ int teex_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The default data directory: $TEEX_HOME, else ~/.teex. */
 void teex_cli_data_dir(char *out, size_t size);
 
+/* Resolves a service given by id (64 hex digits) or by the name in its
+ * listed description (unique among live services). Prints the error and
+ * returns an exit status on failure. */
+int teex_cli_find_service(const char *chain_conf, const char *ipfs_store,
+                          const char *name_or_id, uint8_t id[32]);
+
 /* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
 #define TEEX_EXIT_OK 0
 #define TEEX_EXIT_FAIL 1
@@ -47,14 +54,22 @@ int teex_cmd_service(int argc, char **argv);        /* cmd_service.c */
 int teex_cmd_sm(int argc, char **argv);             /* cmd_sm.c */
 int teex_cmd_account(int argc, char **argv);        /* cmd_account.c */
 int teex_cmd_service_deploy(int argc, char **argv); /* cmd_deploy.c */
+int teex_cmd_service_list(int argc, char **argv);   /* cmd_service_list.c */
 int teex_cmd_up(int argc, char **argv);             /* cmd_up.c */
 int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
 int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */
+int teex_cmd_dispatcher(int argc, char **argv);
 int teex_cmd_ipfs(int argc, char **argv);
 int teex_cmd_executor(int argc, char **argv);
 int teex_cmd_service_run(int argc, char **argv); /* cmd_service_run.c */
+int teex_cmd_worker(int argc, char **argv);      /* cmd_worker.c */
+int teex_cmd_invoke(int argc, char **argv);      /* cmd_invoke.c */
 /* `teex tee serve` / `teex tee connect` (src/cli/cmd_tee_net.c). */
 int teex_cmd_tee_serve(int argc, char **argv);
 int teex_cmd_tee_connect(int argc, char **argv);
+/* cmd_chain.c, cmd_escrow.c */
+int teex_cmd_chain(int argc, char **argv);
+int teex_cmd_deposit(int argc, char **argv);
+int teex_cmd_withdraw(int argc, char **argv);
 
 #endif

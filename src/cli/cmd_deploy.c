@@ -32,6 +32,12 @@ static const char usage[] =
     "  --ipfs-store DIR      local IPFS block store (default DATA_DIR/ipfs)\n"
     "  --ipfs-api URL        a Kubo RPC endpoint instead\n"
     "  --version N           version to register (default 1)\n"
+    "  --price WEI           list on chain at this price per call (paid by\n"
+    "                        the user); needs --remuneration\n"
+    "  --remuneration WEI    what the worker earns per call (the provider\n"
+    "                        keeps price - remuneration)\n"
+    "  --chain FILE          the network's chain.conf (default\n"
+    "                        DATA_DIR/chain.conf)\n"
     "  --out FILE            write the deployment record (JSON) here\n"
     "  --data-dir DIR        teex data directory (default $TEEX_HOME, else\n"
     "                        ~/.teex)\n";
@@ -46,7 +52,10 @@ int teex_cmd_service_deploy(int argc, char **argv) {
     O_API,
     O_VER,
     O_OUT,
-    O_DATA
+    O_DATA,
+    O_PRICE,
+    O_REM,
+    O_CHAIN
   };
   static const struct option longopts[] = {
       {"account", required_argument, NULL, O_ACCT},
@@ -58,10 +67,14 @@ int teex_cmd_service_deploy(int argc, char **argv) {
       {"version", required_argument, NULL, O_VER},
       {"out", required_argument, NULL, O_OUT},
       {"data-dir", required_argument, NULL, O_DATA},
+      {"price", required_argument, NULL, O_PRICE},
+      {"remuneration", required_argument, NULL, O_REM},
+      {"chain", required_argument, NULL, O_CHAIN},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *account = NULL, *pwfile = NULL, *sm = NULL, *policy = NULL,
-             *store = NULL, *api = NULL, *outfile = NULL;
+             *store = NULL, *api = NULL, *outfile = NULL, *price = NULL,
+             *remuneration = NULL, *chain = NULL;
   uint64_t version = 1;
   char base[PATH_MAX];
   teex_cli_data_dir(base, sizeof base);
@@ -98,6 +111,15 @@ int teex_cmd_service_deploy(int argc, char **argv) {
     case O_DATA:
       snprintf(base, sizeof base, "%s", optarg);
       break;
+    case O_PRICE:
+      price = optarg;
+      break;
+    case O_REM:
+      remuneration = optarg;
+      break;
+    case O_CHAIN:
+      chain = optarg;
+      break;
     case 'h':
       fputs(usage, stdout);
       return TEEX_EXIT_OK;
@@ -106,7 +128,8 @@ int teex_cmd_service_deploy(int argc, char **argv) {
       return TEEX_EXIT_USAGE;
     }
   }
-  if (optind + 1 != argc || account == NULL || sm == NULL || policy == NULL) {
+  if (optind + 1 != argc || account == NULL || sm == NULL || policy == NULL ||
+      (price == NULL) != (remuneration == NULL)) {
     fputs(usage, stderr);
     return TEEX_EXIT_USAGE;
   }
@@ -155,6 +178,15 @@ int teex_cmd_service_deploy(int argc, char **argv) {
                                     .version = (uint32_t)version};
   struct teex_deployed d;
   rc = teex_service_deploy(&req, &d, &err);
+  if (rc == 0 && price != NULL) {
+    char chain_conf[PATH_MAX];
+    if (chain == NULL)
+      snprintf(chain_conf, sizeof chain_conf, "%s/chain.conf", base);
+    else
+      snprintf(chain_conf, sizeof chain_conf, "%s", chain);
+    rc = teex_service_list_on_chain(&d, sk, chain_conf, price, remuneration,
+                                    &err);
+  }
   teex_secret_free(sk);
   teex_ipfs_close(ipfs);
   if (rc != 0)
@@ -166,7 +198,10 @@ int teex_cmd_service_deploy(int argc, char **argv) {
   teex_hex_encode(d.image_hash, 32, img);
   teex_eth_address_hex(d.signing_key, sk_addr);
   printf("deployed %s version %u\n  service id   0x%s\n  image hash   "
-         "0x%s\n  image (IPFS) %s\n  service key  %s\n",
-         d.name, d.version, id, img, d.image_cid, sk_addr);
+         "0x%s\n  image (IPFS) %s\n  description  %s\n  service key  %s\n",
+         d.name, d.version, id, img, d.image_cid, d.metadata_cid, sk_addr);
+  if (price != NULL)
+    printf("  listed on chain at %s wei per call (worker %s)\n", price,
+           remuneration);
   return TEEX_EXIT_OK;
 }

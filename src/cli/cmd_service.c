@@ -406,6 +406,8 @@ static const struct teex_cli_cmd service_cmds[] = {
     {"keygen", cmd_keygen, "make an image key (or an X25519 key pair)"},
     {"encrypt", cmd_encrypt, "encrypt an image to an image key or recipient"},
     {"decrypt", cmd_decrypt, "decrypt an encrypted image (development tool)"},
+    {"list", teex_cmd_service_list,
+     "the app store: services on chain with their descriptions"},
     {"deploy", teex_cmd_service_deploy,
      "deploy a service: encrypt, store, register with the SM"},
     {"run", teex_cmd_service_run,

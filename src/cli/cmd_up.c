@@ -14,7 +14,12 @@
  */
 #include "cli/cli.h"
 
+#include "teex/chain.h"
 #include "teex/config.h"
+#include "teex/eth_rpc.h"
+#include "teex/eth_sender.h"
+#include "teex/mem.h"
+#include "teex/sm_client.h"
 #include "teex/crypto.h"
 #include "teex/proto/rpc.pb-c.h"
 #include "teex/ratls_channel.h"
@@ -40,13 +45,16 @@
 struct net {
   char dir[PATH_MAX];
   char exe[PATH_MAX];
+  const char *chain_port;
 };
 
 static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
   static const struct option longopts[] = {
       {"dir", required_argument, NULL, 'd'},
+      {"chain-port", required_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
+  n->chain_port = "8545";
   teex_cli_data_dir(n->dir, sizeof n->dir);
   optind = 0;
   int c;
@@ -54,6 +62,9 @@ static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
     switch (c) {
     case 'd':
       snprintf(n->dir, sizeof n->dir, "%s", optarg);
+      break;
+    case 'p':
+      n->chain_port = optarg;
       break;
     case 'h':
       fputs(usage, stdout);
@@ -140,6 +151,53 @@ static int spawn(const struct net *n, const char *name, char *const argv[]) {
   return 0;
 }
 
+/* Runs `teex ARGS...` to completion; its stdout goes to out (first line,
+ * trimmed) when out is not NULL, else through. stderr passes through.
+ * Returns its exit status, or -1. */
+static int run_self(const struct net *n, char *const args[], char *out,
+                    size_t out_size) {
+  int pipefd[2] = {-1, -1};
+  fflush(stdout); /* keep our lines before the child's */
+  if (out != NULL && pipe(pipefd) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    if (out != NULL) {
+      dup2(pipefd[1], 1);
+      close(pipefd[0]);
+      close(pipefd[1]);
+    }
+    char *argv[32];
+    size_t i = 0;
+    argv[i++] = (char *)n->exe;
+    for (; args[i - 1] != NULL && i < 31; i++)
+      argv[i] = args[i - 1];
+    argv[i] = NULL;
+    execv(n->exe, argv);
+    _exit(127);
+  }
+  if (out != NULL) {
+    close(pipefd[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < out_size &&
+           (r = read(pipefd[0], out + len, out_size - 1 - len)) > 0)
+      len += (size_t)r;
+    out[len] = '\0';
+    out[strcspn(out, "\r\n")] = '\0';
+    char drain[256];
+    while (read(pipefd[0], drain, sizeof drain) > 0)
+      ;
+    close(pipefd[0]);
+  }
+  int status;
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+    return -1;
+  return WEXITSTATUS(status);
+}
+
 static int wait_file(const char *path, int pid, int ms) {
   for (int waited = 0; waited < ms; waited += 20) {
     if (access(path, F_OK) == 0)
@@ -216,14 +274,121 @@ static int read_ready(const char *path, const char *key, uint64_t *v) {
   return rc;
 }
 
+/* The dev chain's account 0 (anvil's standard mnemonic; the key is public):
+ * the operator of the local network, who pays for registrations. Only ever
+ * used on chain id 31337. */
+#define DEV_OPERATOR_KEY                                                       \
+  "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+#define ENCLAVE_FUNDING_WEI 10000000000000000000ull /* 10 ether, for gas */
+
+/* Submits an SM-signed registration statement to the EnclaveRegistry and
+ * funds the enclave's address for gas, from the dev operator account. */
+static int register_on_chain(const char *chain_conf, const char *reg_file) {
+  struct teex_err err;
+  struct teex_config c;
+  struct teex_chain_addrs addrs;
+  struct teex_enclave_registration reg;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *s = NULL;
+  uint8_t sk[32];
+  size_t n;
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, chain_conf, &err);
+  if (rc == 0)
+    rc = teex_chain_addrs_from_config(&c, &addrs, &err);
+  if (rc == 0 && addrs.chain_id != 31337)
+    rc = teex_err_set(&err, TEEX_EPERM,
+                      "not the local dev chain: register enclaves yourself");
+  if (rc == 0)
+    rc = teex_enclave_registration_read(reg_file, &reg, &err);
+  if (rc == 0)
+    rc = teex_eth_rpc_open(
+        teex_config_get(&c, "rpc_url", TEEX_CHAIN_DEFAULT_RPC), NULL, &rpc,
+        &err);
+  if (rc == 0 &&
+      (teex_hex_decode(DEV_OPERATOR_KEY, sk, 32, &n) != 0 || n != 32))
+    rc = teex_err_set(&err, TEEX_EINTERNAL, "dev key");
+  if (rc == 0)
+    rc = teex_eth_sender_new(rpc, sk, NULL, &s, &err);
+  teex_chain_use_errors(rpc);
+  int active = 0;
+  if (rc == 0)
+    rc = teex_chain_enclave_active(rpc, &addrs, reg.enclave, reg.role, &active,
+                                   &err);
+  if (rc == 0 && !active)
+    rc = teex_chain_register_enclave(s, &addrs, reg.enclave, reg.role,
+                                     reg.measurement, reg.issued_at,
+                                     reg.signature, 0, &err);
+  if (rc == 0) {
+    struct teex_eth_request req;
+    memset(&req, 0, sizeof req);
+    req.has_to = 1;
+    memcpy(req.to, reg.enclave, 20);
+    teex_u256_from_u64(req.value, ENCLAVE_FUNDING_WEI);
+    req.gas_limit = 21000;
+    struct teex_eth_receipt r;
+    rc = teex_eth_sender_transact(s, &req, 60000, &r, &err);
+    if (rc == 0)
+      teex_eth_receipt_clear(&r);
+  }
+  teex_wipe(sk, sizeof sk);
+  teex_eth_sender_free(s);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&c);
+  if (rc != 0)
+    return teex_cli_fail("register %s on chain: %s", reg_file, err.msg);
+  return 0;
+}
+
+/* Reads key's string value from a key = value file into out. */
+static int read_value(const char *path, const char *key, char *out,
+                      size_t size) {
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, path, &err);
+  const char *v = rc == 0 ? teex_config_get(&c, key, NULL) : NULL;
+  if (v != NULL)
+    snprintf(out, size, "%s", v);
+  teex_config_free(&c);
+  return v != NULL ? 0 : -1;
+}
+
+/* Waits until the log file contains text (the component says it is done
+ * with a step), at most ms. */
+static int wait_log(const char *path, const char *text, int ms) {
+  for (int waited = 0; waited < ms; waited += 50) {
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+      char line[2048];
+      int hit = 0;
+      while (!hit && fgets(line, sizeof line, f) != NULL)
+        hit = strstr(line, text) != NULL;
+      fclose(f);
+      if (hit)
+        return 0;
+    }
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  return -1;
+}
+
+#define UP_WORKERS 2
+/* What a worker earns per task in the local network: every example
+ * service is listed with this remuneration (the worker does not yet read
+ * the split from each listing). */
+#define UP_REMUNERATION "700000000000000"
+
 static const char up_usage[] =
-    "usage: teex up [--dir DIR]\n"
+    "usage: teex up [--dir DIR] [--chain-port PORT]\n"
     "\n"
     "Starts a teex network on loopback in DIR (default $TEEX_HOME, else\n"
-    "~/.teex): the sim TEE platform, the Service Manager, and the\n"
+    "~/.teex): the sim TEE platform, the local chain (anvil on PORT,\n"
+    "default 8545) with the teex contracts, the Service Manager, and the\n"
     "components built so far, each its own process (logs in DIR/logs), and\n"
     "writes DIR/network.conf. `teex status` shows their health; `teex down`\n"
-    "stops them.\n";
+    "stops them. A second `teex up` restores the chain's state.\n";
 
 int teex_cmd_up(int argc, char **argv) {
   struct net n;
@@ -243,9 +408,18 @@ int teex_cmd_up(int argc, char **argv) {
   if ((rc = write_policies(&n)) != 0)
     return rc;
 
-  /* The Service Manager. The registry addresses are those the contracts
-   * are deployed at; until the chain step deploys them, the SM signs for
-   * the addresses in DIR/chain.conf when present. */
+  /* The chain: anvil (its state restored from an earlier up), then the
+   * contracts, deployed once with the SM's address fixed in them; the SM
+   * then runs signing for those contracts (DIR/chain.conf). */
+  char sm_addr[64] = "";
+  char *chain_up[] = {
+      "chain", "up", "--dir", n.dir, "--port", (char *)n.chain_port, NULL};
+  if (run_self(&n, chain_up, NULL, 0) != 0)
+    return teex_cli_fail("the chain did not start; see %s/logs/anvil.log",
+                         n.dir);
+  char *sm_init[] = {"sm", "init", "--data-dir", n.dir, NULL};
+  if (run_self(&n, sm_init, sm_addr, sizeof sm_addr) != 0 || sm_addr[0] != '0')
+    return teex_cli_fail("sm init failed");
   char state[PATH_MAX], ready[PATH_MAX], policy[PATH_MAX], chain[PATH_MAX];
   snprintf(state, sizeof state, "%s/sm", n.dir);
   path_of(&n, ready, sizeof ready, "run", "sm", "ready");
@@ -254,13 +428,22 @@ int teex_cmd_up(int argc, char **argv) {
   unlink(ready);
   struct teex_config cc;
   teex_config_init(&cc);
-  if (access(chain, F_OK) == 0 && teex_config_load(&cc, chain, &err) != 0)
+  if (teex_config_load(&cc, chain, &err) != 0)
     return teex_cli_fail("%s", err.msg);
+  if (teex_config_get(&cc, "service_registry", NULL) == NULL) {
+    char *deploy[] = {"chain", "deploy", "--dir", n.dir, "--sm", sm_addr, NULL};
+    if (run_self(&n, deploy, NULL, 0) != 0)
+      return teex_cli_fail("deploying the contracts failed");
+    teex_config_free(&cc);
+    teex_config_init(&cc);
+    if (teex_config_load(&cc, chain, &err) != 0)
+      return teex_cli_fail("%s", err.msg);
+  }
   const char *chain_id = teex_config_get(&cc, "chain_id", "31337");
-  const char *sreg = teex_config_get(
-      &cc, "service_registry", "0x0000000000000000000000000000000000000000");
-  const char *ereg = teex_config_get(
-      &cc, "enclave_registry", "0x0000000000000000000000000000000000000000");
+  const char *sreg = teex_config_get(&cc, "service_registry", NULL);
+  const char *ereg = teex_config_get(&cc, "enclave_registry", NULL);
+  if (sreg == NULL || ereg == NULL)
+    return teex_cli_fail("%s lacks the contract addresses", chain);
   char *sm_argv[] = {n.exe,
                      "sm",
                      "run",
@@ -284,6 +467,11 @@ int teex_cmd_up(int argc, char **argv) {
                      ready,
                      NULL};
   rc = spawn(&n, "sm", sm_argv);
+  char rpc_url[256];
+  snprintf(rpc_url, sizeof rpc_url, "%s",
+           teex_config_get(&cc, "rpc_url", "http://127.0.0.1:8545"));
+  char sreg_copy[64];
+  snprintf(sreg_copy, sizeof sreg_copy, "%s", sreg);
   teex_config_free(&cc);
   if (rc != 0)
     return rc;
@@ -294,20 +482,141 @@ int teex_cmd_up(int argc, char **argv) {
   read_ready(ready, "client_port", &client_port);
   read_ready(ready, "enclave_port", &enclave_port);
 
+  /* The dispatcher: registered by the SM (its fresh evidence), then on
+   * chain by the operator, and funded to pay for settlements. */
+  char dstate[PATH_MAX], dready[PATH_MAX], dreg[PATH_MAX], ipfs_dir[PATH_MAX],
+      sm_enclave[64], sm_policy[PATH_MAX];
+  snprintf(dstate, sizeof dstate, "%s/dispatcher", n.dir);
+  snprintf(ipfs_dir, sizeof ipfs_dir, "%s/ipfs", n.dir);
+  snprintf(sm_enclave, sizeof sm_enclave, "127.0.0.1:%llu",
+           (unsigned long long)enclave_port);
+  snprintf(sm_policy, sizeof sm_policy, "%s/policy/sm.conf", n.dir);
+  path_of(&n, dready, sizeof dready, "run", "dispatcher", "ready");
+  path_of(&n, dreg, sizeof dreg, "run", "dispatcher", "registration");
+  unlink(dready);
+  char *d_argv[] = {n.exe,         "dispatcher",
+                    "run",         "--data-dir",
+                    n.dir,         "--state",
+                    dstate,        "--listen",
+                    "127.0.0.1:0", "--user-listen",
+                    "127.0.0.1:0", "--policy",
+                    policy,        "--chain-conf",
+                    chain,         "--ipfs-dir",
+                    ipfs_dir,      "--sm",
+                    sm_enclave,    "--sm-policy",
+                    sm_policy,     "--registration-out",
+                    dreg,          "--settle-interval",
+                    "5000",        "--ready-file",
+                    dready,        NULL};
+  if ((rc = spawn(&n, "dispatcher", d_argv)) != 0)
+    return rc;
+  if (wait_file(dready, read_pid(&n, "dispatcher"), READY_TIMEOUT_MS) != 0)
+    return teex_cli_fail(
+        "the dispatcher did not start; see %s/logs/dispatcher.log", n.dir);
+  if ((rc = register_on_chain(chain, dreg)) != 0)
+    return rc;
+  uint64_t worker_port = 0, user_port = 0;
+  read_ready(dready, "worker_port", &worker_port);
+  read_ready(dready, "user_port", &user_port);
+
+  /* Workers: registered by the SM and on chain, then with the dispatcher
+   * (they retry until the chain knows them). */
+  char disp_addr[64] = "", settlement[64] = "", disp_worker_ep[64];
+  read_value(dready, "address", disp_addr, sizeof disp_addr);
+  read_value(chain, "settlement", settlement, sizeof settlement);
+  snprintf(disp_worker_ep, sizeof disp_worker_ep, "127.0.0.1:%llu",
+           (unsigned long long)worker_port);
+  char worker_eps[UP_WORKERS][64];
+  for (int i = 0; i < UP_WORKERS; i++) {
+    char name[32], wstate[PATH_MAX], wready[PATH_MAX], wreg[PATH_MAX],
+        wlog[PATH_MAX];
+    snprintf(name, sizeof name, "worker-%d", i + 1);
+    snprintf(wstate, sizeof wstate, "%s/%s", n.dir, name);
+    path_of(&n, wready, sizeof wready, "run", name, "ready");
+    path_of(&n, wreg, sizeof wreg, "run", name, "registration");
+    path_of(&n, wlog, sizeof wlog, "logs", name, "log");
+    unlink(wready);
+    char *w_argv[] = {n.exe,
+                      "worker",
+                      "run",
+                      "--data-dir",
+                      n.dir,
+                      "--state",
+                      wstate,
+                      "--listen",
+                      "127.0.0.1:0",
+                      "--sm",
+                      sm_enclave,
+                      "--sm-policy",
+                      sm_policy,
+                      "--dispatcher",
+                      disp_addr,
+                      "--dispatcher-endpoint",
+                      disp_worker_ep,
+                      "--dispatcher-policy",
+                      policy,
+                      "--settlement",
+                      settlement,
+                      "--ipfs-dir",
+                      ipfs_dir,
+                      "--remuneration",
+                      UP_REMUNERATION,
+                      "--registration-file",
+                      wreg,
+                      "--ready-file",
+                      wready,
+                      NULL};
+    if ((rc = spawn(&n, name, w_argv)) != 0)
+      return rc;
+    if (wait_file(wready, read_pid(&n, name), READY_TIMEOUT_MS) != 0 ||
+        access(wreg, F_OK) != 0)
+      return teex_cli_fail("%s did not start; see %s", name, wlog);
+    if ((rc = register_on_chain(chain, wreg)) != 0)
+      return rc;
+    uint64_t port = 0;
+    read_ready(wready, "port", &port);
+    snprintf(worker_eps[i], sizeof worker_eps[i], "127.0.0.1:%llu",
+             (unsigned long long)port);
+  }
+  for (int i = 0; i < UP_WORKERS; i++) {
+    char wlog[PATH_MAX], name[32];
+    snprintf(name, sizeof name, "worker-%d", i + 1);
+    path_of(&n, wlog, sizeof wlog, "logs", name, "log");
+    if (wait_log(wlog, "registered with the dispatcher", READY_TIMEOUT_MS) != 0)
+      return teex_cli_fail("%s did not register with the dispatcher; see %s",
+                           name, wlog);
+  }
+
   snprintf(p, sizeof p, "%s/network.conf", n.dir);
   FILE *f = fopen(p, "w");
   if (f == NULL)
     return teex_cli_fail("write %s", p);
   fprintf(f,
           "# Written by `teex up`: where the local network's components are.\n"
+          "[chain]\nrpc = %s\nconfig = %s\n"
           "[sm]\nclient = 127.0.0.1:%llu\nenclave = 127.0.0.1:%llu\n"
-          "policy = %s/policy/sm.conf\n",
-          (unsigned long long)client_port, (unsigned long long)enclave_port,
-          n.dir);
+          "policy = %s/policy/sm.conf\naddress = %s\n"
+          "[dispatcher]\nuser = 127.0.0.1:%llu\nworker = 127.0.0.1:%llu\n"
+          "policy = %s/policy/enclaves.conf\naddress = %s\n"
+          "[workers]\ncount = %d\npolicy = %s/policy/enclaves.conf\n",
+          rpc_url, chain, (unsigned long long)client_port,
+          (unsigned long long)enclave_port, n.dir, sm_addr,
+          (unsigned long long)user_port, (unsigned long long)worker_port, n.dir,
+          disp_addr, UP_WORKERS, n.dir);
   fclose(f);
   printf("teex network up in %s\n", n.dir);
-  printf("  sm          client 127.0.0.1:%llu  enclaves 127.0.0.1:%llu\n",
-         (unsigned long long)client_port, (unsigned long long)enclave_port);
+  printf("  chain       %s  (contracts in %s)\n", rpc_url, chain);
+  printf("  registry    %s\n", sreg_copy);
+  printf("  sm          %s  client 127.0.0.1:%llu  enclaves 127.0.0.1:%llu\n",
+         sm_addr, (unsigned long long)client_port,
+         (unsigned long long)enclave_port);
+  printf("  dispatcher  users 127.0.0.1:%llu  workers 127.0.0.1:%llu "
+         "(registered on chain)\n",
+         (unsigned long long)user_port, (unsigned long long)worker_port);
+  for (int i = 0; i < UP_WORKERS; i++)
+    printf("  worker-%d    users %s (registered on chain and with the "
+           "dispatcher)\n",
+           i + 1, worker_eps[i]);
   printf("  policies    %s/policy/\n  logs        %s/logs/\n", n.dir, n.dir);
   return TEEX_EXIT_OK;
 }
@@ -374,20 +683,34 @@ int teex_cmd_status(int argc, char **argv) {
   if (teex_config_load(&c, p, &err) != 0)
     return teex_cli_fail("no network in %s (teex up): %s", n.dir, err.msg);
   int bad = 0;
-  int pid = read_pid(&n, "sm");
-  char msg[TEEX_ERRMSG_SIZE];
-  const char *addr = teex_config_get(&c, "sm.client", "");
-  if (!alive(pid)) {
-    printf("sm          DOWN (no process)\n");
-    bad = 1;
-  } else if (health(&n, addr, teex_config_get(&c, "sm.policy", ""), msg,
-                    sizeof msg) != 0) {
-    printf("sm          UNHEALTHY pid %d %s: %s\n", pid, addr, msg);
-    bad = 1;
-  } else {
-    printf("sm          ok  pid %d  %s  %s\n", pid, addr, msg);
+  static const struct {
+    const char *name, *addr_key, *policy_key;
+  } comps[] = {{"sm", "sm.client", "sm.policy"},
+               {"dispatcher", "dispatcher.user", "dispatcher.policy"}};
+  for (size_t i = 0; i < sizeof comps / sizeof *comps; i++) {
+    int pid = read_pid(&n, comps[i].name);
+    char msg[TEEX_ERRMSG_SIZE];
+    const char *addr = teex_config_get(&c, comps[i].addr_key, "");
+    if (!alive(pid)) {
+      printf("%-11s DOWN (no process)\n", comps[i].name);
+      bad = 1;
+    } else if (health(&n, addr, teex_config_get(&c, comps[i].policy_key, ""),
+                      msg, sizeof msg) != 0) {
+      printf("%-11s UNHEALTHY pid %d %s: %s\n", comps[i].name, pid, addr, msg);
+      bad = 1;
+    } else {
+      printf("%-11s ok  pid %d  %s  %s\n", comps[i].name, pid, addr, msg);
+    }
   }
   teex_config_free(&c);
+  char *chain_status[] = {"chain", "status", "--dir", n.dir, NULL};
+  char line[512];
+  if (run_self(&n, chain_status, line, sizeof line) != 0) {
+    printf("chain       DOWN or contracts missing (teex chain status)\n");
+    bad = 1;
+  } else {
+    printf("chain       ok  %s\n", line);
+  }
   return bad ? TEEX_EXIT_FAIL : TEEX_EXIT_OK;
 }
 
@@ -399,7 +722,7 @@ int teex_cmd_down(int argc, char **argv) {
   int rc = net_parse(argc, argv, &n, down_usage);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
-  static const char *names[] = {"sm"};
+  static const char *names[] = {"worker-1", "worker-2", "dispatcher", "sm"};
   int stopped = 0;
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     int pid = read_pid(&n, names[i]);
@@ -419,6 +742,9 @@ int teex_cmd_down(int argc, char **argv) {
     printf("stopped %s (pid %d)\n", names[i], pid);
     stopped++;
   }
+  char *chain_down[] = {"chain", "down", "--dir", n.dir, NULL};
+  if (run_self(&n, chain_down, NULL, 0) == 0)
+    stopped++;
   if (stopped == 0)
     printf("nothing running in %s\n", n.dir);
   return TEEX_EXIT_OK;

@@ -13,8 +13,12 @@
 static const struct teex_cli_cmd commands[] = {
     {"version", teex_cmd_version, "print the teex version"},
     {"tee", teex_cmd_tee, "TEE identity, evidence and RA-TLS certificates"},
+    {"deposit", teex_cmd_deposit, "deposit escrow for a dispatcher"},
+    {"withdraw", teex_cmd_withdraw, "withdraw escrow (after the delay)"},
+    {"chain", teex_cmd_chain, "local dev chain and the teex contracts"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
+    {"dispatcher", teex_cmd_dispatcher, "the task dispatcher daemon"},
     {"up", teex_cmd_up, "start a local teex network"},
     {"status", teex_cmd_status, "health of the local network's components"},
     {"down", teex_cmd_down, "stop the local network"},
@@ -23,6 +27,8 @@ static const struct teex_cli_cmd commands[] = {
     {"ipfs", teex_cmd_ipfs, "content addressing: add, cat, cid (IPFS)"},
     {"executor", teex_cmd_executor,
      "(internal) a service's sandboxed executor"},
+    {"worker", teex_cmd_worker, "the worker daemon"},
+    {"invoke", teex_cmd_invoke, "run a task on a service through a worker"},
     {NULL, NULL, NULL},
 };
 

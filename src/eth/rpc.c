@@ -124,7 +124,7 @@ int teex_eth_rpc_parse_response(const char *body, size_t len, uint64_t id,
   *result = NULL;
   if (rerr)
     memset(rerr, 0, sizeof *rerr);
-  doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+  doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
   if (!doc)
     return teex_err_set(err, TEEX_EPROTO, "JSON-RPC: response is not JSON (%s)",
                         je.text);

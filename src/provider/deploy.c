@@ -11,7 +11,13 @@
 #include "teex/sm.h"
 #include "teex/statements.h"
 
+#include "teex/chain.h"
+#include "teex/config.h"
+#include "teex/eth_rpc.h"
+#include "teex/eth_sender.h"
+
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +103,30 @@ int teex_service_deploy(const struct teex_deploy_request *req,
     goto out;
   }
   teex_cid_to_string(&cid, out->image_cid);
+
+  /* The public description: what the app store shows. Never the code. */
+  {
+    json_t *meta = json_pack(
+        "{s:s, s:s, s:s, s:b, s:s, s:s}", "name", img->manifest.name, "version",
+        img->manifest.version, "description", img->manifest.description,
+        "stateless", img->manifest.stateless, "style",
+        img->manifest.style == TEEX_STYLE_SCRIPT ? "script" : "function",
+        "image_cid", out->image_cid);
+    char *text = meta ? json_dumps(meta, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    json_decref(meta);
+    if (text == NULL) {
+      rc = teex_err_set(err, TEEX_ENOMEM, "service description");
+      goto out;
+    }
+    struct teex_cid mcid;
+    rc = teex_ipfs_add_buffer(req->ipfs, text, strlen(text), &mcid, err);
+    free(text);
+    if (rc != 0) {
+      teex_err_wrap(err, rc, "ipfs (description)");
+      goto out;
+    }
+    teex_cid_to_string(&mcid, out->metadata_cid);
+  }
 
   struct teex_ratls_verifier verifier = {.policy = req->sm_policy};
   struct teex_tls_config tc = {.verify_peer = teex_ratls_channel_verify,
@@ -207,12 +237,71 @@ int teex_deployed_write_json(const struct teex_deployed *d, const char *path,
     return teex_err_set(err, TEEX_EIO, "write %s: %s", path, strerror(errno));
   fprintf(f,
           "{\"service_id\":\"0x%s\",\"name\":\"%s\",\"version\":%u,"
-          "\"image_hash\":\"0x%s\",\"image_cid\":\"%s\",\"provider\":\"%s\","
+          "\"image_hash\":\"0x%s\",\"image_cid\":\"%s\","
+          "\"metadata_cid\":\"%s\",\"provider\":\"%s\","
           "\"sm\":\"%s\",\"chain_id\":%llu,\"signing_key\":\"%s\","
           "\"encryption_key\":\"0x%s\",\"listing_sig\":\"0x%s\"}\n",
-          id, d->name, d->version, img, d->image_cid, prov, sm,
+          id, d->name, d->version, img, d->image_cid, d->metadata_cid, prov, sm,
           (unsigned long long)d->chain_id, sk, ek, sig);
   if (path != NULL && fclose(f) != 0)
     return teex_err_set(err, TEEX_EIO, "write %s", path);
   return 0;
+}
+
+int teex_service_list_on_chain(const struct teex_deployed *d,
+                               const uint8_t provider_sk[32],
+                               const char *chain_conf, const char *price,
+                               const char *remuneration, struct teex_err *err) {
+  struct teex_config c;
+  struct teex_chain_addrs addrs;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *sender = NULL;
+  struct teex_chain_service svc;
+  memset(&svc, 0, sizeof svc);
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, chain_conf, err);
+  if (rc == 0)
+    rc = teex_chain_addrs_from_config(&c, &addrs, err);
+  if (rc != 0)
+    goto out;
+  if (memcmp(addrs.service_registry, d->service_registry, 20) != 0 ||
+      addrs.chain_id != d->chain_id) {
+    rc = teex_err_set(err, TEEX_ECONFIG,
+                      "the SM signs for another registry or chain than %s",
+                      chain_conf);
+    goto out;
+  }
+  if (teex_amount_parse(price, &svc.price) != 0 ||
+      teex_amount_parse(remuneration, &svc.remuneration) != 0) {
+    rc = teex_err_set(err, TEEX_EINVAL, "price and remuneration are wei");
+    goto out;
+  }
+  if (svc.remuneration > svc.price) {
+    rc = teex_err_set(err, TEEX_EINVAL,
+                      "remuneration (to the worker) exceeds the price");
+    goto out;
+  }
+  memcpy(svc.service_id, d->service_id, 32);
+  memcpy(svc.provider, d->provider, 20);
+  svc.version = d->version;
+  memcpy(svc.signing_key, d->signing_key, 20);
+  memcpy(svc.encryption_key, d->encryption_key, 32);
+  memcpy(svc.image_hash, d->image_hash, 32);
+  snprintf(svc.metadata_cid, sizeof svc.metadata_cid, "%s", d->metadata_cid);
+  const char *url = teex_config_get(&c, "rpc_url", TEEX_CHAIN_DEFAULT_RPC);
+  if ((rc = teex_eth_rpc_open(url, NULL, &rpc, err)) != 0 ||
+      (rc = teex_eth_sender_new(rpc, provider_sk, NULL, &sender, err)) != 0)
+    goto out;
+  teex_chain_use_errors(rpc);
+  rc = d->version == 1 ? teex_chain_list_service(sender, &addrs, &svc,
+                                                 d->listing_sig, 0, err)
+                       : teex_chain_publish_version(sender, &addrs, &svc,
+                                                    d->listing_sig, 0, err);
+out:
+  if (rc != 0)
+    teex_err_wrap(err, rc, "list on chain");
+  teex_eth_sender_free(sender);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&c);
+  return rc;
 }

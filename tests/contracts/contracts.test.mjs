@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   ethers, startAnvil, accounts, deployAll, domain, signTyped, buildBatch, merkleTree, receiptLeaf,
-  dataSharesHash, expectRevert, EMPTY_DATASETS,
+  dataSharesHash, expectRevert, mined, EMPTY_DATASETS,
 } from "../../contracts/js/harness.mjs";
 
 const DELAY = 3600n;
@@ -73,9 +73,9 @@ test("list a service: SM signature checked on chain, bound to provider and versi
   // Tampering with a signed field (the image hash) breaks the signature.
   await expectRevert(services.listService(svc, "bafkreimeta", 100n, 60n, keys.signingKey, keys.encryptionKey,
                                           id("other image"), false, good), "NotSignedByServiceManager");
-  const tx = await services.listService(svc, "bafkreimeta", 100n, 60n, keys.signingKey, keys.encryptionKey,
+  const tx = services.listService(svc, "bafkreimeta", 100n, 60n, keys.signingKey, keys.encryptionKey,
                                         keys.imageHash, false, good);
-  const rc = await tx.wait();
+  const rc = await mined(tx);
   const ev = rc.logs.map((l) => c.services.interface.parseLog(l)).find((e) => e?.name === "ServiceListed");
   assert.equal(ev.args.serviceId, svc);
   assert.equal(ev.args.provider, provider1.address);
@@ -103,7 +103,7 @@ test("new versions, private services, retirement, catalogue events", async () =>
   await expectRevert(c.services.connect(provider2).publishVersion(svc, "bafkreimeta2", v2.signingKey,
                                                                   v2.encryptionKey, v2.imageHash, sig2),
                      "NotServiceProvider");
-  await (await services.publishVersion(svc, "bafkreimeta2", v2.signingKey, v2.encryptionKey, v2.imageHash, sig2)).wait();
+  await mined(services.publishVersion(svc, "bafkreimeta2", v2.signingKey, v2.encryptionKey, v2.imageHash, sig2));
   const s = await c.services.getService(svc);
   assert.equal(s.version, 2n);
   assert.equal(s.imageHash, v2.imageHash);
@@ -112,16 +112,16 @@ test("new versions, private services, retirement, catalogue events", async () =>
   // A private service of provider2.
   const priv = id("service/private");
   const psig = await listingSig(sm, priv, provider2.address, 1, keys);
-  await (await c.services.connect(provider2).listService(priv, "bafkreipriv", 10n, 10n, keys.signingKey,
-                                                         keys.encryptionKey, keys.imageHash, true, psig)).wait();
+  await mined(c.services.connect(provider2).listService(priv, "bafkreipriv", 10n, 10n, keys.signingKey,
+                                                         keys.encryptionKey, keys.imageHash, true, psig));
   assert.equal(await c.services.canInvoke(priv, stranger.address), false);
   assert.equal(await c.services.canInvoke(priv, provider2.address), true);
-  await (await c.services.connect(provider2).setAllowed(priv, [stranger.address], true)).wait();
+  await mined(c.services.connect(provider2).setAllowed(priv, [stranger.address], true));
   assert.equal(await c.services.canInvoke(priv, stranger.address), true);
-  await (await c.services.connect(provider2).setAllowed(priv, [stranger.address], false)).wait();
+  await mined(c.services.connect(provider2).setAllowed(priv, [stranger.address], false));
   assert.equal(await c.services.canInvoke(priv, stranger.address), false);
 
-  await (await c.services.connect(provider2).retire(priv)).wait();
+  await mined(c.services.connect(provider2).retire(priv));
   assert.equal(await c.services.canInvoke(priv, provider2.address), false);
   await expectRevert(c.services.connect(provider2).setPrice(priv, 1n, 1n), "ServiceIsRetired");
   await expectRevert(c.services.getService(id("nothing")), "ServiceNotFound");
@@ -138,9 +138,9 @@ test("enclave registry: SM-signed registration, revocation for good", async () =
   await expectRevert(register(dispatcher.address, ROLE_DISPATCHER, ethers.Wallet.createRandom()),
                      "NotSignedByServiceManager");
   await expectRevert(register(dispatcher.address, 7), "InvalidRole");
-  await (await register(dispatcher.address, ROLE_DISPATCHER)).wait();
-  await (await register(worker1.address, ROLE_WORKER)).wait();
-  await (await register(worker2.address, ROLE_WORKER)).wait();
+  await mined(register(dispatcher.address, ROLE_DISPATCHER));
+  await mined(register(worker1.address, ROLE_WORKER));
+  await mined(register(worker2.address, ROLE_WORKER));
   await expectRevert(register(dispatcher.address, ROLE_DISPATCHER), "EnclaveAlreadyRegistered");
   assert.equal(await c.enclaves.isDispatcher(dispatcher.address), true);
   assert.equal(await c.enclaves.isWorker(worker1.address), true);
@@ -150,12 +150,12 @@ test("enclave registry: SM-signed registration, revocation for good", async () =
 
   // A throwaway enclave: registered, revoked, never again.
   const temp = ethers.Wallet.createRandom().address;
-  await (await register(temp, ROLE_DISPATCHER)).wait();
+  await mined(register(temp, ROLE_DISPATCHER));
   const dom = domain(chainId, await c.enclaves.getAddress());
   const badRev = await signTyped(stranger, dom, "EnclaveRevocation", { enclave: temp });
   await expectRevert(c.enclaves.revoke(temp, badRev), "NotSignedByServiceManager");
   const rev = await signTyped(sm, dom, "EnclaveRevocation", { enclave: temp });
-  await (await c.enclaves.revoke(temp, rev)).wait();
+  await mined(c.enclaves.revoke(temp, rev));
   assert.equal(await c.enclaves.isDispatcher(temp), false);
   await expectRevert(register(temp, ROLE_DISPATCHER), "EnclaveWasRevoked");
 });
@@ -164,7 +164,7 @@ test("deposit: only to a registered dispatcher", async () => {
   const s = c.settlement.connect(users[0]);
   await expectRevert(s.deposit(stranger.address, { value: 1000n }), "NotRegisteredDispatcher");
   await expectRevert(s.deposit(dispatcher.address, { value: 0n }), "ZeroAmount");
-  for (const u of users) await (await c.settlement.connect(u).deposit(dispatcher.address, { value: 10000n })).wait();
+  for (const u of users) await mined(c.settlement.connect(u).deposit(dispatcher.address, { value: 10000n }));
   const [balance, settled] = await c.settlement.escrowOf(users[0].address, dispatcher.address);
   assert.equal(balance, 10000n);
   assert.equal(settled, 0n);
@@ -193,7 +193,7 @@ test("settle a batch: debits the cumulative increase, credits payees, records ro
   const batchId = id("batch/1");
   const s = c.settlement.connect(dispatcher);
   const before = await Promise.all(users.map((u) => c.settlement.escrowOf(u.address, dispatcher.address)));
-  const rc = await (await s.settleBatch(batchId, built.root, 7, "bafkreibatch1", built.auths, built.credits)).wait();
+  const rc = await mined(s.settleBatch(batchId, built.root, 7, "bafkreibatch1", built.auths, built.credits));
   const total = built.credits.reduce((a, x) => a + x.amount, 0n);
   assert.equal(total, 7n * 100n + 3n * 5n);
   const ev = rc.logs.map((l) => c.settlement.interface.parseLog(l)).find((e) => e?.name === "BatchSettled");
@@ -240,7 +240,7 @@ test("a replayed authorisation charges nothing and cannot fund credits", async (
   assert.equal(d, 0n);
   assert.ok(cr > 0n);
   // With no credits it settles, and charges nothing.
-  await (await s.settleBatch(id("batch/replay"), built.root, 7, "bafkreireplay", built.auths, [])).wait();
+  await mined(s.settleBatch(id("batch/replay"), built.root, 7, "bafkreireplay", built.auths, []));
   const afterE = await c.settlement.escrowOf(users[0].address, dispatcher.address);
   assert.equal(afterE[0], before[0]);
   assert.equal(afterE[1], before[1]);
@@ -280,7 +280,7 @@ test("debits above escrow, debits != credits, forged authorisations are rejected
                      "ZeroRoot");
   // Nothing above moved money: the valid batch still settles afterwards.
   for (const [k, v] of cum2) cumulative.set(k, v);
-  await (await s.settleBatch(id("batch/2"), b2.root, 3, "bafkreibatch2", b2.auths, b2.credits)).wait();
+  await mined(s.settleBatch(id("batch/2"), b2.root, 3, "bafkreibatch2", b2.auths, b2.credits));
 });
 
 test("receipt inclusion is verified on chain from the recorded root", async () => {
@@ -320,7 +320,7 @@ test("withdrawal waits out the delay; payees withdraw credits", async () => {
   const s = c.settlement.connect(u);
   const [bal] = await c.settlement.escrowOf(u.address, dispatcher.address);
   await expectRevert(s.completeWithdrawal(dispatcher.address), "NoWithdrawalPending");
-  await (await s.requestWithdrawal(dispatcher.address, bal + 1000n)).wait();
+  await mined(s.requestWithdrawal(dispatcher.address, bal + 1000n));
   await expectRevert(s.completeWithdrawal(dispatcher.address), "WithdrawalLocked");
   await chain.provider.send("evm_increaseTime", [Number(DELAY) - 60]);
   await chain.provider.send("evm_mine", []);
@@ -328,7 +328,7 @@ test("withdrawal waits out the delay; payees withdraw credits", async () => {
   await chain.provider.send("evm_increaseTime", [120]);
   await chain.provider.send("evm_mine", []);
   const ethBefore = await chain.provider.getBalance(u.address);
-  const rc = await (await s.completeWithdrawal(dispatcher.address)).wait();
+  const rc = await mined(s.completeWithdrawal(dispatcher.address));
   const ethAfter = await chain.provider.getBalance(u.address);
   // min(requested, escrow): the whole remaining escrow, not more.
   assert.equal(ethAfter - ethBefore + rc.gasUsed * rc.gasPrice, bal);
@@ -340,7 +340,7 @@ test("withdrawal waits out the delay; payees withdraw credits", async () => {
   assert.ok(credit > 0n);
   await expectRevert(w.withdrawCredits(worker1.address, credit + 1n), "InsufficientCredits");
   const to = ethers.Wallet.createRandom().address;
-  await (await w.withdrawCredits(to, credit)).wait();
+  await mined(w.withdrawCredits(to, credit));
   assert.equal(await chain.provider.getBalance(to), credit);
   assert.equal(await c.settlement.credits(worker1.address), 0n);
 });

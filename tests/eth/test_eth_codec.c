@@ -7,6 +7,7 @@
 #include "teex/abi.h"
 #include "teex/crypto.h"
 #include "teex/eip712.h"
+#include "teex/eth_rpc.h"
 #include "teex/eth_tx.h"
 #include "teex/keystore.h"
 #include "teex/rlp.h"
@@ -649,10 +650,36 @@ static void test_u256(void **state) {
   assert_string_equal(s, "4500000000000000000000000000");
 }
 
+/* anvil quotes custom-error arguments as text in the message, so a zero
+ * byte arrives as \u0000: the response must still parse, with the revert
+ * data intact (it once failed as "not JSON"). */
+static void test_rpc_error_with_nul(void **state) {
+  (void)state;
+  static const char body[] =
+      "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":3,"
+      "\"message\":\"execution reverted: custom error 0x12345678: "
+      "\\u0000\\u0000\\u0001\",\"data\":\"0x12345678"
+      "0000000000000000000000000000000000000000000000000000000000000001\"}}";
+  json_t *result = NULL;
+  struct teex_eth_rpc_error rerr;
+  struct teex_err err;
+  int rc = teex_eth_rpc_parse_response(body, sizeof body - 1, 7, &result, &rerr,
+                                       &err);
+  assert_int_equal(rc, TEEX_EREMOTE);
+  assert_true(rerr.present);
+  assert_int_equal(rerr.code, 3);
+  assert_true(rerr.has_data);
+  assert_int_equal(rerr.data_len, 36);
+  assert_int_equal(rerr.data[0], 0x12);
+  assert_int_equal(rerr.data[35], 0x01);
+  assert_null(result);
+}
+
 int main(void) {
   teex_crypto_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rlp_official_vectors),
+      cmocka_unit_test(test_rpc_error_with_nul),
       cmocka_unit_test(test_rlp_invalid_vectors),
       cmocka_unit_test(test_abi_known_answers),
       cmocka_unit_test(test_abi_rejects),

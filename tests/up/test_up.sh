@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# teex up / status / down: the network comes up, reports healthy over
-# RA-TLS, refuses a second `up`, serves a provider's deployment through the
-# endpoints it wrote in network.conf, and goes down cleanly.
+# ctest-label: nosan (the workers' sandboxed executors do not run under ASan)
+# The whole network end to end, as a user would drive it: `teex up` (chain
+# with contracts, SM, dispatcher, two workers — all registered), status over
+# RA-TLS, a second `up` refused; a provider deploys and lists a service; a
+# user without escrow is refused before any work; the user deposits and
+# invokes through the dispatcher and a worker, and gets the example's
+# expected output; the dispatcher settles the batch on chain (escrow debited
+# exactly the price); `teex down` stops everything.
 set -euo pipefail
 teex="${TEEX_BIN:?}"
 src="${TEEX_SOURCE_DIR:?}"
@@ -11,22 +16,68 @@ cleanup() { "$teex" down >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -5 "$TEEX_HOME"/logs/*.log >&2 2>/dev/null || true; exit 1; }
 
-"$teex" up > "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
+port=$((20000 + RANDOM % 20000))
+"$teex" up --chain-port "$port" > "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
 grep -q "teex network up" "$tmp/up.out" || fail "up output"
 "$teex" status > "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^sm *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
+grep -q "^chain *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
+grep -q "^dispatcher *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
 if "$teex" up > "$tmp/out" 2>&1; then fail "second up accepted"; fi
 grep -q "already up" "$tmp/out" || fail "second up: $(cat "$tmp/out")"
 
 sm="$(awk -F' = ' '$1 == "client" { print $2 }' "$TEEX_HOME/network.conf")"
-acct="$("$teex" account new --scrypt-n 1024)"
+# The provider: the dev chain's funded account 1 (its key is public).
+echo 59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d > "$tmp/k"
+acct="$("$teex" account import --private-key-file "$tmp/k")"
 "$teex" service deploy "$src/examples/services/genome-match/service" \
   --account "$acct" --sm "$sm" --sm-policy "$TEEX_HOME/policy/sm.conf" \
+  --price 1000000000000000 --remuneration 700000000000000 \
   > "$tmp/deploy" || fail "deploy: $(cat "$tmp/deploy")"
 grep -q "^deployed" "$tmp/deploy" || fail "deploy output"
+grep -q "listed on chain" "$tmp/deploy" || fail "not listed: $(cat "$tmp/deploy")"
+# The app store on chain shows it, with the SM-signed keys.
+"$teex" chain services > "$tmp/services" || fail "chain services"
+grep -q "genome" "$tmp/services" || grep -qi "$(sed -n 's/.*service id *0x\([0-9a-f]\{8\}\).*/\1/p' "$tmp/deploy")" "$tmp/services" \
+  || fail "catalogue: $(cat "$tmp/services")"
+
+# A user (the dev chain's account 2): no escrow yet, so a clear refusal
+# before any work is done.
+echo 5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$tmp/u"
+user="$("$teex" account import --private-key-file "$tmp/u")"
+ex="$src/examples/services/genome-match"
+if "$teex" invoke genome-match --input "$ex/input.json" --account "$user" \
+   > "$tmp/out" 2>"$tmp/err"; then fail "invoke without escrow"; fi
+grep -q "deposit" "$tmp/err" || fail "no escrow: $(cat "$tmp/err")"
+disp="$(awk -F' = ' '$1 == "address" { print $2 }' "$TEEX_HOME/run/dispatcher.ready")"
+"$teex" deposit "$disp" 5000000000000000 --from "$user" > "$tmp/dep" || fail "deposit: $(cat "$tmp/dep")"
+"$teex" invoke genome-match --input "$ex/input.json" --account "$user" \
+  > "$tmp/out" 2>"$tmp/err" || fail "invoke: $(cat "$tmp/err")"
+cmp -s "$tmp/out" "$ex/expected_output.json" || \
+  diff <(tr -d '\n' < "$tmp/out") <(tr -d '\n' < "$ex/expected_output.json") >/dev/null || \
+  fail "output differs: $(head -c 300 "$tmp/out")"
+grep -q "receipt verified" "$tmp/err" || fail "invoke report: $(cat "$tmp/err")"
+# The dispatcher settles the batch on chain: exactly the price is debited.
+for _ in $(seq 60); do
+  "$teex" withdraw "$disp" --status --from "$user" > "$tmp/st"
+  grep -q "settled *1000000000000000 wei" "$tmp/st" && break
+  sleep 0.5
+done
+grep -q "settled *1000000000000000 wei" "$tmp/st" || fail "not settled: $(cat "$tmp/st")"
+grep -q "escrow *4000000000000000 wei" "$tmp/st" || fail "escrow: $(cat "$tmp/st")"
+
+# The app store: name, prices and the description from IPFS.
+"$teex" service list > "$tmp/list" || fail "service list"
+grep -q "^genome-match .* 1000000000000000 *700000000000000 " "$tmp/list" \
+  || fail "service list: $(cat "$tmp/list")"
+desc="$(sed -n 's/^description = "\(.*\)"/\1/p' "$src/examples/services/genome-match/service/teex.toml" | head -1)"
+[ -z "$desc" ] || grep -qF "${desc:0:30}" "$tmp/list" || fail "description missing: $(cat "$tmp/list")"
+"$teex" service list --json | grep -q '"name":"genome-match"' || fail "service list --json"
 
 "$teex" down > "$tmp/down" || fail "down"
 grep -q "stopped sm" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
+grep -q "stopped anvil" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
+grep -q "stopped dispatcher" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 if "$teex" status > "$tmp/status" 2>&1; then fail "status ok after down"; fi
 grep -q "DOWN" "$tmp/status" || fail "status after down: $(cat "$tmp/status")"
 echo "up/status/down: ok"

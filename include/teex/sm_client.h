@@ -1,0 +1,43 @@
+/* An enclave's side of the Service Manager (docs/network.md): connect over
+ * mutual RA-TLS with the enclave's own certificate, prove fresh evidence,
+ * and get the SM-signed EnclaveRegistration statement that the operator
+ * submits to the EnclaveRegistry. Also the statement's file format, which
+ * `teex up` reads to register enclaves on chain. */
+#ifndef TEEX_SM_CLIENT_H
+#define TEEX_SM_CLIENT_H
+
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "teex/error.h"
+#include "teex/tee.h"
+
+struct teex_enclave_registration {
+  uint8_t enclave[20];
+  uint8_t role; /* 1 worker, 2 dispatcher */
+  uint8_t measurement[32];
+  uint64_t issued_at;
+  uint8_t signature[65]; /* the SM's EIP-712 signature */
+};
+
+/* Asks the SM at sm_addr (its enclave endpoint) to sign this enclave's
+ * registration. cert/key: the enclave's RA-TLS identity (its evidence binds
+ * secp256k1_pub); sm_policy: what the SM must prove. */
+int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+                            const uint8_t secp256k1_pub[64],
+                            const char *sm_addr,
+                            const struct teex_tee_policy *sm_policy,
+                            struct teex_enclave_registration *out,
+                            struct teex_err *err);
+
+/* The statement file (key = value lines: enclave, role, measurement,
+ * issued_at, signature), written atomically. */
+int teex_enclave_registration_write(const struct teex_enclave_registration *r,
+                                    const char *path, struct teex_err *err);
+int teex_enclave_registration_read(const char *path,
+                                   struct teex_enclave_registration *r,
+                                   struct teex_err *err);
+
+#endif

@@ -1,0 +1,189 @@
+/* The dispatcher's task records in its sealed store: a fixed layout of
+ * fields back to back (big-endian integers). The store authenticates
+ * records; the decoder still checks every length and value range. */
+#include "dispatcher/state.h"
+
+#include "teex/error.h"
+
+#include <string.h>
+
+struct cur {
+  const uint8_t *p;
+  size_t n, off;
+  int bad;
+};
+
+static void get(struct cur *c, void *out, size_t n) {
+  if (c->bad || c->n - c->off < n) {
+    c->bad = 1;
+    memset(out, 0, n);
+    return;
+  }
+  memcpy(out, c->p + c->off, n);
+  c->off += n;
+}
+
+static uint64_t get64(struct cur *c) {
+  uint8_t b[8];
+  get(c, b, 8);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | b[i];
+  return v;
+}
+
+static uint8_t get8(struct cur *c) {
+  uint8_t v;
+  get(c, &v, 1);
+  return v;
+}
+
+static teex_amount get_amount(struct cur *c) {
+  uint8_t w[32];
+  teex_amount v = 0;
+  get(c, w, 32);
+  if (!c->bad && teex_amount_from_word(w, &v) != 0)
+    c->bad = 1;
+  return v;
+}
+
+static size_t put(uint8_t *out, size_t off, const void *p, size_t n) {
+  memcpy(out + off, p, n);
+  return off + n;
+}
+
+static size_t put64(uint8_t *out, size_t off, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    out[off + (size_t)i] = (uint8_t)(v >> (56 - 8 * i));
+  return off + 8;
+}
+
+static size_t put_amount(uint8_t *out, size_t off, teex_amount v) {
+  teex_amount_word(v, out + off);
+  return off + 32;
+}
+
+void dsp_receipt_encode(const struct teex_receipt *r, const uint8_t sig[65],
+                        uint8_t out[DSP_RECEIPT_LEN]) {
+  size_t o = 0;
+  o = put(out, o, r->task_id, 32);
+  o = put(out, o, r->service_id, 32);
+  o = put(out, o, r->image_hash, 32);
+  o = put(out, o, r->user, 20);
+  o = put(out, o, r->dispatcher, 20);
+  o = put(out, o, r->worker, 20);
+  o = put(out, o, r->provider, 20);
+  o = put(out, o, r->input_commitment, 32);
+  o = put(out, o, r->output_commitment, 32);
+  o = put(out, o, r->price, 32);
+  o = put(out, o, r->worker_amount, 32);
+  o = put(out, o, r->provider_amount, 32);
+  put(out, o, sig, 65);
+}
+
+void dsp_receipt_decode(const uint8_t in[DSP_RECEIPT_LEN],
+                        struct teex_receipt *r, uint8_t sig[65]) {
+  struct cur c = {in, DSP_RECEIPT_LEN, 0, 0};
+  memset(r, 0, sizeof *r);
+  get(&c, r->task_id, 32);
+  get(&c, r->service_id, 32);
+  get(&c, r->image_hash, 32);
+  get(&c, r->user, 20);
+  get(&c, r->dispatcher, 20);
+  get(&c, r->worker, 20);
+  get(&c, r->provider, 20);
+  get(&c, r->input_commitment, 32);
+  get(&c, r->output_commitment, 32);
+  get(&c, r->price, 32);
+  get(&c, r->worker_amount, 32);
+  get(&c, r->provider_amount, 32);
+  get(&c, sig, 65);
+}
+
+#define REC_VERSION 1
+
+size_t dsp_task_encode(const struct dsp_task *t, uint8_t *out) {
+  size_t o = 0;
+  out[o++] = REC_VERSION;
+  out[o++] = t->state;
+  o = put64(out, o, t->seq);
+  const struct teex_payment_auth *a = &t->auth;
+  o = put(out, o, a->user, 20);
+  o = put(out, o, a->dispatcher, 20);
+  o = put(out, o, a->task_id, 32);
+  o = put(out, o, a->service_id, 32);
+  o = put(out, o, a->image_hash, 32);
+  o = put(out, o, a->datasets_hash, 32);
+  o = put_amount(out, o, a->price);
+  o = put_amount(out, o, a->cumulative);
+  o = put(out, o, a->sig, 65);
+  o = put(out, o, t->svc.provider, 20);
+  o = put_amount(out, o, t->svc.price);
+  o = put_amount(out, o, t->svc.remuneration);
+  o = put(out, o, t->worker, 20);
+  out[o++] = t->nassigned;
+  for (unsigned i = 0; i < t->nassigned; i++)
+    o = put(out, o, t->assigned[i], 20);
+  out[o++] = t->nfailed;
+  for (unsigned i = 0; i < t->nfailed; i++)
+    o = put(out, o, t->failed[i], 20);
+  o = put64(out, o, t->expires_at);
+  o = put64(out, o, t->fail_at);
+  o = put64(out, o, t->deadline);
+  o = put(out, o, t->asig, 65);
+  out[o++] = (uint8_t)(t->has_receipt != 0);
+  if (t->has_receipt) {
+    dsp_receipt_encode(&t->rcpt, t->rsig, out + o);
+    o += DSP_RECEIPT_LEN;
+  }
+  return o;
+}
+
+int dsp_task_decode(const uint8_t *p, size_t n, struct dsp_task *t) {
+  struct cur c = {p, n, 0, 0};
+  memset(t, 0, sizeof *t);
+  if (get8(&c) != REC_VERSION)
+    return TEEX_EFORMAT;
+  t->state = get8(&c);
+  t->seq = get64(&c);
+  struct teex_payment_auth *a = &t->auth;
+  get(&c, a->user, 20);
+  get(&c, a->dispatcher, 20);
+  get(&c, a->task_id, 32);
+  get(&c, a->service_id, 32);
+  get(&c, a->image_hash, 32);
+  get(&c, a->datasets_hash, 32);
+  a->price = get_amount(&c);
+  a->cumulative = get_amount(&c);
+  get(&c, a->sig, 65);
+  get(&c, t->svc.provider, 20);
+  t->svc.price = get_amount(&c);
+  t->svc.remuneration = get_amount(&c);
+  get(&c, t->worker, 20);
+  t->nassigned = get8(&c);
+  if (t->nassigned > DSP_MAX_ASSIGNED)
+    return TEEX_EFORMAT;
+  for (unsigned i = 0; i < t->nassigned; i++)
+    get(&c, t->assigned[i], 20);
+  t->nfailed = get8(&c);
+  if (t->nfailed > TEEX_SCHED_EXCLUDE_MAX)
+    return TEEX_EFORMAT;
+  for (unsigned i = 0; i < t->nfailed; i++)
+    get(&c, t->failed[i], 20);
+  t->expires_at = get64(&c);
+  t->fail_at = get64(&c);
+  t->deadline = get64(&c);
+  get(&c, t->asig, 65);
+  t->has_receipt = get8(&c);
+  if (t->has_receipt > 1)
+    return TEEX_EFORMAT;
+  if (t->has_receipt) {
+    uint8_t r[DSP_RECEIPT_LEN];
+    get(&c, r, sizeof r);
+    if (!c.bad)
+      dsp_receipt_decode(r, &t->rcpt, t->rsig);
+  }
+  if (c.bad || c.off != n || t->state < DSP_QUEUED || t->state > DSP_FAILED)
+    return TEEX_EFORMAT;
+  return 0;
+}

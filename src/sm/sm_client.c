@@ -1,0 +1,153 @@
+/* An enclave's side of the SM (see include/teex/sm_client.h). */
+#include "teex/sm_client.h"
+
+#include "teex/config.h"
+#include "teex/crypto.h"
+#include "teex/proto/sm.pb-c.h"
+#include "teex/ratls_channel.h"
+#include "teex/rpc_sync.h"
+#include "teex/sm_server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SM_CLIENT_TIMEOUT_MS 20000
+
+int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+                            const uint8_t secp256k1_pub[64],
+                            const char *sm_addr,
+                            const struct teex_tee_policy *sm_policy,
+                            struct teex_enclave_registration *out,
+                            struct teex_err *err) {
+  struct teex_ratls_verifier v = {.policy = sm_policy};
+  struct teex_tls_config tc = {.cert = cert,
+                               .key = key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &v};
+  struct teex_tls_ctx *ctx = NULL;
+  struct teex_rpc_sync *c = NULL;
+  struct teex_buf ev, resp;
+  teex_buf_init(&ev, 16384, 0);
+  teex_buf_init(&resp, 4096, 0);
+  uint8_t *wire = NULL;
+  int rc = teex_tls_ctx_new(&ctx, &tc, 0, err);
+  if (rc == 0)
+    rc = teex_rpc_sync_connect(sm_addr, ctx, SM_CLIENT_TIMEOUT_MS, &c, err);
+  if (rc != 0) {
+    teex_err_wrap(err, rc, "connect to the SM at %s", sm_addr);
+    goto out;
+  }
+  struct teex_tee_binding b;
+  memset(&b, 0, sizeof b);
+  b.has_tls = 1;
+  unsigned char *der = NULL;
+  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  if (n <= 0) {
+    rc = teex_err_set(err, TEEX_ECRYPTO, "certificate key");
+    goto out;
+  }
+  teex_sha256(der, (size_t)n, b.tls_spki_sha256);
+  OPENSSL_free(der);
+  b.has_secp256k1 = 1;
+  memcpy(b.secp256k1_pub, secp256k1_pub, 64);
+  b.has_nonce = 1;
+  if ((rc = teex_sm_fresh_nonce(teex_rpc_sync_conn(c), "sm.RegisterEnclave",
+                                b.nonce, err)) != 0 ||
+      (rc = teex_tee_quote_binding(tee, &b, &ev, err)) != 0)
+    goto out;
+  Teex__Sm__RegisterEnclaveRequest req =
+      TEEX__SM__REGISTER_ENCLAVE_REQUEST__INIT;
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t wn = teex__sm__register_enclave_request__get_packed_size(&req);
+  wire = malloc(wn);
+  if (wire == NULL) {
+    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+    goto out;
+  }
+  teex__sm__register_enclave_request__pack(&req, wire);
+  rc = teex_rpc_sync_call(c, "sm.RegisterEnclave", wire, wn,
+                          SM_CLIENT_TIMEOUT_MS, &resp, err);
+  if (rc != 0) {
+    teex_err_wrap(err, rc,
+                  "the SM refused (is this enclave's measurement in its "
+                  "policy?)");
+    goto out;
+  }
+  Teex__Sm__RegisterEnclaveResponse *r =
+      teex__sm__register_enclave_response__unpack(NULL, resp.len, resp.data);
+  if (r == NULL || r->enclave.len != 20 || r->measurement.len != 32 ||
+      r->signature.len != 65 || (r->role != 1 && r->role != 2)) {
+    if (r != NULL)
+      teex__sm__register_enclave_response__free_unpacked(r, NULL);
+    rc = teex_err_set(err, TEEX_EPROTO, "malformed SM answer");
+    goto out;
+  }
+  memcpy(out->enclave, r->enclave.data, 20);
+  out->role = (uint8_t)r->role;
+  memcpy(out->measurement, r->measurement.data, 32);
+  out->issued_at = r->issued_at;
+  memcpy(out->signature, r->signature.data, 65);
+  teex__sm__register_enclave_response__free_unpacked(r, NULL);
+  /* The statement must be for our own key. */
+  uint8_t mine[20];
+  teex_eth_address(secp256k1_pub, mine);
+  if (memcmp(mine, out->enclave, 20) != 0)
+    rc = teex_err_set(err, TEEX_EPROTO, "the SM signed for another address");
+out:
+  free(wire);
+  teex_rpc_sync_close(c);
+  teex_tls_ctx_free(ctx);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
+int teex_enclave_registration_write(const struct teex_enclave_registration *r,
+                                    const char *path, struct teex_err *err) {
+  char tmp[4096], enclave[43], meas[65], sig[131];
+  teex_eth_address_hex(r->enclave, enclave);
+  teex_hex_encode(r->measurement, 32, meas);
+  teex_hex_encode(r->signature, 65, sig);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (f == NULL)
+    return teex_err_set(err, TEEX_EIO, "write %s: %s", tmp, strerror(errno));
+  fprintf(f,
+          "# EnclaveRegistration signed by the SM: submit it to the "
+          "EnclaveRegistry\nenclave = %s\nrole = %u\nmeasurement = "
+          "0x%s\nissued_at = %llu\nsignature = 0x%s\n",
+          enclave, r->role, meas, (unsigned long long)r->issued_at, sig);
+  if (fclose(f) != 0 || rename(tmp, path) != 0)
+    return teex_err_set(err, TEEX_EIO, "write %s", path);
+  return 0;
+}
+
+int teex_enclave_registration_read(const char *path,
+                                   struct teex_enclave_registration *r,
+                                   struct teex_err *err) {
+  struct teex_config c;
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, path, err);
+  uint64_t role = 0;
+  size_t n1 = 0, n2 = 0;
+  if (rc == 0)
+    rc = teex_config_get_u64(&c, "role", 0, &role, err);
+  if (rc == 0)
+    rc = teex_config_get_u64(&c, "issued_at", 0, &r->issued_at, err);
+  if (rc == 0 && (teex_eth_address_parse(teex_config_get(&c, "enclave", ""),
+                                         r->enclave) != 0 ||
+                  teex_hex_decode(teex_config_get(&c, "measurement", ""),
+                                  r->measurement, 32, &n1) != 0 ||
+                  n1 != 32 ||
+                  teex_hex_decode(teex_config_get(&c, "signature", ""),
+                                  r->signature, 65, &n2) != 0 ||
+                  n2 != 65 || (role != 1 && role != 2)))
+    rc = teex_err_set(err, TEEX_EFORMAT, "%s: not a registration statement",
+                      path);
+  r->role = (uint8_t)role;
+  teex_config_free(&c);
+  return rc;
+}
