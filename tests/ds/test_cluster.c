@@ -448,6 +448,77 @@ static void test_concurrent_incr_and_cas(void **state) {
   tc_close(&t);
 }
 
+struct change_done {
+  int done, status;
+};
+static void on_change(void *arg, int status) {
+  struct change_done *d = arg;
+  d->done = 1;
+  d->status = status;
+}
+
+static void test_add_voter_catches_up_from_sealed_snapshot(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  /* Snapshots every 8 entries, keeping 2: a newcomer must install one. */
+  for (unsigned i = 0; i < 3; i++) {
+    raft_set_snapshot_threshold(raft_fixture_get(&t.f, i), 8);
+    raft_set_snapshot_trailing(raft_fixture_get(&t.f, i), 2);
+  }
+  struct tc_op op;
+  char k[16];
+  for (int i = 0; i < 30; i++) {
+    snprintf(k, sizeof(k), "app/s%d", i);
+    struct teex_ds_cmd c = tc_set_cmd(k, "snap");
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  tc_settle(&t);
+  unsigned l = tc_leader(&t);
+  assert_true(raft_fixture_get(&t.f, l)->log.snapshot.last_index > 0);
+  /* A fourth replica joins. */
+  struct teex_ds_replica_config cfg = {
+      .group_key = tc_key, .clock_ms = tc_clock, .clock_arg = &t};
+  memcpy(cfg.group_id, tc_group_id, 16);
+  struct teex_err err;
+  assert_int_equal(teex_ds_replica_new(&cfg, &t.rep[3], &err), 0);
+  assert_int_equal(
+      teex_ds_raft_new(&teex_ds_replica_hooks, t.rep[3], &t.cons[3]), 0);
+  assert_int_equal(raft_fixture_grow(&t.f, teex_ds_raft_fsm(t.cons[3])), 0);
+  teex_ds_raft_attach(t.cons[3], raft_fixture_get(&t.f, 3));
+  teex_ds_replica_bind(t.rep[3], t.cons[3]);
+  t.n = 4;
+  assert_int_equal(raft_start(raft_fixture_get(&t.f, 3)), 0);
+  struct change_done d = {0, 0};
+  assert_int_equal(t.cons[3]->ops->add_voter(t.cons[3], 4, "4", on_change, &d),
+                   TEEX_ESTATE); /* not the leader */
+  assert_int_equal(t.cons[l]->ops->add_voter(t.cons[l], 4, "4", on_change, &d),
+                   0);
+  for (int i = 0; i < 200000 && !d.done; i++)
+    raft_fixture_step(&t.f);
+  assert_true(d.done);
+  assert_int_equal(d.status, 0);
+  struct teex_ds_cmd c = tc_set_cmd("app/after-join", "1");
+  assert_int_equal(tc_run(&t, &c, &op), 0);
+  tc_op_clear(&op);
+  tc_settle(&t);
+  uint8_t d0[32], d3[32];
+  teex_ds_kv_digest(teex_ds_replica_kv(t.rep[l]), d0);
+  teex_ds_kv_digest(teex_ds_replica_kv(t.rep[3]), d3);
+  assert_memory_equal(d0, d3, 32);
+  assert_int_equal(teex_ds_kv_count(teex_ds_replica_kv(t.rep[3])), 31);
+  /* it caught up by installing the sealed snapshot, not by replay alone */
+  assert_true(raft_fixture_get(&t.f, 3)->log.snapshot.last_index > 0);
+  /* and it can be removed again */
+  memset(&d, 0, sizeof(d));
+  assert_int_equal(t.cons[l]->ops->remove(t.cons[l], 4, on_change, &d), 0);
+  for (int i = 0; i < 200000 && !d.done; i++)
+    raft_fixture_step(&t.f);
+  assert_int_equal(d.status, 0);
+  tc_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_replicate_same_order_same_results),
@@ -459,6 +530,7 @@ int main(void) {
       cmocka_unit_test(test_namespace_and_limits_in_group),
       cmocka_unit_test(test_ttl_by_leader_clock),
       cmocka_unit_test(test_concurrent_incr_and_cas),
+      cmocka_unit_test(test_add_voter_catches_up_from_sealed_snapshot),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
