@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest entry we hand raft: a sealed maximal command plus headers. */
-#define RAFT_ENTRY_MAX (2u * 1024 * 1024 + 8192)
+/* Largest entry we hand raft: above a sealed maximal TEE-DS command
+ * (TEEX_DS_CMD_MAX, about 4.2 MiB, plus 76 bytes of header and tag). */
+#define RAFT_ENTRY_MAX (8u * 1024 * 1024)
 
 struct craft {
   struct teex_ds_consensus base;
