@@ -62,6 +62,9 @@ int teex_user_submit(struct teex_user_dispatcher *d,
 struct teex_user_status {
   char state[16]; /* queued | assigned | earned | settled | failed */
   uint8_t worker[20];
+  int has_receipt;             /* once earned */
+  struct teex_receipt receipt; /* no data shares */
+  uint8_t receipt_sig[65];
   int settled;
   uint8_t batch_id[32];
   uint8_t root[32];

@@ -55,6 +55,7 @@ int teex_cmd_sm(int argc, char **argv);             /* cmd_sm.c */
 int teex_cmd_account(int argc, char **argv);        /* cmd_account.c */
 int teex_cmd_service_deploy(int argc, char **argv); /* cmd_deploy.c */
 int teex_cmd_service_list(int argc, char **argv);   /* cmd_service_list.c */
+int teex_cmd_task(int argc, char **argv);           /* cmd_task.c */
 int teex_cmd_up(int argc, char **argv);             /* cmd_up.c */
 int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */
 int teex_cmd_down(int argc, char **argv);           /* cmd_up.c */

@@ -29,6 +29,7 @@ static const struct teex_cli_cmd commands[] = {
      "(internal) a service's sandboxed executor"},
     {"worker", teex_cmd_worker, "the worker daemon"},
     {"invoke", teex_cmd_invoke, "run a task on a service through a worker"},
+    {"task", teex_cmd_task, "a task's status, and proof it was settled"},
     {NULL, NULL, NULL},
 };
 

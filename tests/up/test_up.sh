@@ -65,6 +65,20 @@ for _ in $(seq 60); do
 done
 grep -q "settled *1000000000000000 wei" "$tmp/st" || fail "not settled: $(cat "$tmp/st")"
 grep -q "escrow *4000000000000000 wei" "$tmp/st" || fail "escrow: $(cat "$tmp/st")"
+# The user proves the task's receipt is in the batch settled on chain.
+task="$(sed -n 's/^task \(0x[0-9a-f]\{64\}\) ran on .*/\1/p' "$tmp/err")"
+[ -n "$task" ] || fail "no task id: $(cat "$tmp/err")"
+for _ in $(seq 20); do
+  "$teex" task status "$task" > "$tmp/ts" 2>&1 && grep -q "state *settled" "$tmp/ts" && break
+  sleep 0.5
+done
+grep -q "state *settled" "$tmp/ts" || fail "task status: $(cat "$tmp/ts")"
+"$teex" task verify "$task" > "$tmp/tv" 2>&1 || fail "task verify: $(cat "$tmp/tv")"
+grep -q "^verified" "$tmp/tv" || fail "task verify: $(cat "$tmp/tv")"
+# An unknown task is not verified.
+if "$teex" task verify 0x$(printf '1%.0s' $(seq 64)) > "$tmp/tv" 2>&1; then
+  fail "unknown task verified"
+fi
 
 # The app store: name, prices and the description from IPFS.
 "$teex" service list > "$tmp/list" || fail "service list"
