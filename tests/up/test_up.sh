@@ -75,6 +75,30 @@ done
 grep -q "state *settled" "$tmp/ts" || fail "task status: $(cat "$tmp/ts")"
 "$teex" task verify "$task" > "$tmp/tv" 2>&1 || fail "task verify: $(cat "$tmp/tv")"
 grep -q "^verified" "$tmp/tv" || fail "task verify: $(cat "$tmp/tv")"
+# A worker killed (SIGKILL) under the dispatcher's feet: the next task for
+# that warm image goes to it first, fails, and runs on the other worker
+# under the same task id — charged once.
+ran_on="$(sed -n 's/^task 0x[0-9a-f]* ran on worker \(0x[0-9a-fA-F]*\) .*/\1/p' "$tmp/err")"
+victim=""
+for r in "$TEEX_HOME"/run/worker-*.ready; do
+  if grep -qi "address = $ran_on" "$r"; then victim="$(basename "$r" .ready)"; fi
+done
+[ -n "$victim" ] || fail "which worker ran the task? $ran_on"
+kill -9 "$(cat "$TEEX_HOME/run/$victim.pid")"
+"$teex" invoke genome-match --input "$ex/input.json" --account "$user" \
+  > "$tmp/out2" 2>"$tmp/err2" || fail "invoke after a worker died: $(cat "$tmp/err2")"
+diff <(tr -d '\n' < "$tmp/out2") <(tr -d '\n' < "$ex/expected_output.json") >/dev/null \
+  || fail "output after failover differs"
+grep -q "ran on worker .*(attempt 2" "$tmp/err2" || fail "no failover: $(cat "$tmp/err2")"
+echo "after the kill: $(grep "ran on worker" "$tmp/err2")"
+if grep -qi "ran on worker $ran_on" "$tmp/err2"; then fail "ran on the dead worker"; fi
+for _ in $(seq 60); do
+  "$teex" withdraw "$disp" --status --from "$user" > "$tmp/st"
+  grep -q "settled *2000000000000000 wei" "$tmp/st" && break
+  sleep 0.5
+done
+grep -q "settled *2000000000000000 wei" "$tmp/st" || fail "charged other than once: $(cat "$tmp/st")"
+
 # An unknown task is not verified.
 if "$teex" task verify 0x$(printf '1%.0s' $(seq 64)) > "$tmp/tv" 2>&1; then
   fail "unknown task verified"
