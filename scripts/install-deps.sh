@@ -14,7 +14,7 @@ debian_packages=(
   liblmdb-dev libraft-dev
   python3.11 libpython3.11-dev libseccomp-dev
   libcurl4-openssl-dev libjansson-dev libcmocka-dev
-  redis-tools xxd python3 curl
+  redis-tools xxd python3 curl tcpdump
 )
 # Node.js and npm: use the machine's own when present (a newer Node from
 # elsewhere conflicts with Debian's npm package); otherwise Debian's.
