@@ -163,4 +163,8 @@ int teex_tls_selfsigned_new(const char *cn, int days, EVP_PKEY **key_out,
 /* SHA-256 of the DER certificate, for pinning in tests and tools. */
 int teex_tls_cert_sha256(X509 *cert, uint8_t out[32]);
 
+/* SHA-256 of the certificate's SubjectPublicKeyInfo (DER): what RA-TLS
+ * evidence binds as the TLS key. TEEX_ECRYPTO when it cannot be encoded. */
+int teex_tls_cert_spki_sha256(X509 *cert, uint8_t out[32]);
+
 #endif

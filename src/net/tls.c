@@ -7,6 +7,8 @@
  * fires right before that, exactly once. */
 #include "teex/tls.h"
 
+#include "teex/crypto.h"
+
 #include "teex/log.h"
 
 #include <openssl/bio.h>
@@ -823,6 +825,20 @@ fail:;
   X509_free(x);
   EVP_PKEY_free(key);
   return teex_err_set(err, TEEX_ECRYPTO, "self-signed certificate: %s", why);
+}
+
+int teex_tls_cert_spki_sha256(X509 *cert, uint8_t out[32]) {
+  /* The certificate's own SPKI encoding (a plain ASN.1 re-encoding, much
+   * cheaper in OpenSSL 3.0 than i2d_PUBKEY's encoder path). */
+  unsigned char *der = NULL;
+  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+  if (n <= 0) {
+    OPENSSL_free(der);
+    return TEEX_ECRYPTO;
+  }
+  teex_sha256(der, (size_t)n, out);
+  OPENSSL_free(der);
+  return 0;
 }
 
 int teex_tls_cert_sha256(X509 *cert, uint8_t out[32]) {

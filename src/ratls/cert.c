@@ -1,6 +1,7 @@
 /* RA-TLS certificates: making one, and verifying a peer's
  * (include/teex/ratls.h). */
 #include "teex/ratls.h"
+#include "teex/tls.h"
 
 #include "teex/buf.h"
 #include "teex/crypto.h"
@@ -237,18 +238,10 @@ int teex_ratls_verify_cert(X509 *peer, const struct teex_tee_policy *policy,
                        err);
   if (rc != 0)
     return rc;
-  /* The certificate's own SPKI encoding (a plain ASN.1 re-encoding, much
-   * cheaper in OpenSSL 3.0 than i2d_PUBKEY's encoder path). */
-  EVP_PKEY *pk = X509_get0_pubkey(peer);
-  unsigned char *der = NULL;
-  int der_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(peer), &der);
   uint8_t h[32];
-  if (pk == NULL || der_len <= 0) {
-    OPENSSL_free(der);
+  EVP_PKEY *pk = X509_get0_pubkey(peer);
+  if (pk == NULL || teex_tls_cert_spki_sha256(peer, h) != 0)
     return teex_err_set(err, TEEX_EATTEST, "peer certificate key unreadable");
-  }
-  teex_sha256(der, (size_t)der_len, h);
-  OPENSSL_free(der);
   if (!id.has_binding || !id.binding.has_tls ||
       !teex_ct_equal(h, id.binding.tls_spki_sha256, 32))
     return teex_err_set(err, TEEX_EATTEST,

@@ -43,14 +43,10 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   struct teex_tee_binding b;
   memset(&b, 0, sizeof b);
   b.has_tls = 1;
-  unsigned char *der = NULL;
-  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
-  if (n <= 0) {
+  if (teex_tls_cert_spki_sha256(cert, b.tls_spki_sha256) != 0) {
     rc = teex_err_set(err, TEEX_ECRYPTO, "certificate key");
     goto out;
   }
-  teex_sha256(der, (size_t)n, b.tls_spki_sha256);
-  OPENSSL_free(der);
   b.has_secp256k1 = 1;
   memcpy(b.secp256k1_pub, secp256k1_pub, 64);
   b.has_nonce = 1;

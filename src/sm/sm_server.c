@@ -47,15 +47,7 @@ int teex_sm_fresh_nonce(struct teex_tls_conn *c, const char *method,
 
 int teex_tls_peer_spki_sha256(struct teex_tls_conn *c, uint8_t out[32]) {
   X509 *peer = teex_tls_peer_cert(c);
-  if (peer == NULL)
-    return TEEX_ESTATE;
-  unsigned char *der = NULL;
-  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(peer), &der);
-  if (n <= 0)
-    return TEEX_ECRYPTO;
-  teex_sha256(der, (size_t)n, out);
-  OPENSSL_free(der);
-  return 0;
+  return peer == NULL ? TEEX_ESTATE : teex_tls_cert_spki_sha256(peer, out);
 }
 
 static void respond_err(struct teex_rpc_call *call, int code,

@@ -291,14 +291,10 @@ static int sm_open(struct worker *w, struct sm_conn *s, struct teex_err *err) {
   int rc = teex_ratls_identity_new(w->cfg->tee, &keys, &s->key, &s->cert, err);
   if (rc != 0)
     return teex_err_wrap(err, rc, "RA-TLS identity");
-  unsigned char *der = NULL;
-  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(s->cert), &der);
-  if (n <= 0) {
+  if (teex_tls_cert_spki_sha256(s->cert, s->spki) != 0) {
     sm_close(s);
     return teex_err_set(err, TEEX_ECRYPTO, "certificate key");
   }
-  teex_sha256(der, (size_t)n, s->spki);
-  OPENSSL_free(der);
   s->verifier.policy = w->cfg->sm_policy;
   struct teex_tls_config tc = {.cert = s->cert,
                                .key = s->key,
