@@ -15,6 +15,7 @@
  *   "rcpt/<id hex>"             a dispatcher.Receipt not yet acknowledged by
  * the dispatcher */
 #include "teex/worker.h"
+#include "teex/sm_client.h"
 
 #include "teex/buf.h"
 #include "teex/crypto.h"
@@ -317,8 +318,8 @@ static int sm_open(struct worker *w, struct sm_conn *s, struct teex_err *err) {
   return 0;
 }
 
-/* Calls an SM method whose request carries fresh evidence (field 1 of
- * RegisterEnclave, field 3 of FetchKeys: the caller packs). */
+/* Makes fresh evidence for an SM method (field 3 of FetchKeys: the caller
+ * packs it). */
 static int sm_evidence(struct worker *w, struct sm_conn *s, const char *method,
                        struct teex_buf *ev, struct teex_err *err) {
   struct teex_tee_binding b;
@@ -348,65 +349,21 @@ static int sm_call(struct worker *w, struct sm_conn *s, const char *method,
   return rc;
 }
 
-static int write_registration(struct worker *w,
-                              const Teex__Sm__RegisterEnclaveResponse *r,
-                              struct teex_err *err) {
-  const char *path = w->cfg->registration_file;
-  if (path == NULL)
-    return 0;
-  char tmp[4096], enclave[43], meas[65], sig[131];
-  if (r->enclave.len != 20 || r->measurement.len != 32 ||
-      r->signature.len != 65)
-    return teex_err_set(err, TEEX_EFORMAT, "malformed registration");
-  teex_eth_address_hex(r->enclave.data, enclave);
-  teex_hex_encode(r->measurement.data, 32, meas);
-  teex_hex_encode(r->signature.data, 65, sig);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if (f == NULL)
-    return teex_err_set(err, TEEX_EIO, "write %s: %s", tmp, strerror(errno));
-  fprintf(f,
-          "# EnclaveRegistration signed by the SM: submit it to the "
-          "EnclaveRegistry\nenclave = %s\nrole = %u\nmeasurement = "
-          "0x%s\nissued_at = %llu\nsignature = 0x%s\n",
-          enclave, r->role, meas, (unsigned long long)r->issued_at, sig);
-  if (fclose(f) != 0 || rename(tmp, path) != 0)
-    return teex_err_set(err, TEEX_EIO, "write %s", path);
-  return 0;
-}
-
+/* Gets this worker's EnclaveRegistration signed by the SM (fresh evidence
+ * over a new RA-TLS identity) and writes it for the operator to submit. */
 static int register_enclave(struct worker *w, struct teex_err *err) {
-  struct sm_conn s;
-  struct teex_buf ev, resp;
-  teex_buf_init(&ev, 16384, 0);
-  teex_buf_init(&resp, 16384, 0);
-  int rc = sm_open(w, &s, err);
-  if (rc != 0)
-    goto out;
-  rc = sm_evidence(w, &s, "sm.RegisterEnclave", &ev, err);
-  if (rc != 0)
-    goto out_conn;
-  Teex__Sm__RegisterEnclaveRequest req =
-      TEEX__SM__REGISTER_ENCLAVE_REQUEST__INIT;
-  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
-  uint8_t buf[16384 + 16];
-  size_t n = teex__sm__register_enclave_request__pack(&req, buf);
-  rc = sm_call(w, &s, "sm.RegisterEnclave", buf, n, &resp, err);
-  if (rc != 0)
-    goto out_conn;
-  Teex__Sm__RegisterEnclaveResponse *r =
-      teex__sm__register_enclave_response__unpack(NULL, resp.len, resp.data);
-  if (r == NULL) {
-    rc = teex_err_set(err, TEEX_EFORMAT, "malformed SM answer");
-    goto out_conn;
-  }
-  rc = write_registration(w, r, err);
-  teex__sm__register_enclave_response__free_unpacked(r, NULL);
-out_conn:
-  sm_close(&s);
-out:
-  teex_buf_free(&ev);
-  teex_buf_free(&resp);
+  EVP_PKEY *key = NULL;
+  X509 *cert = NULL;
+  struct teex_ratls_keys keys = {.secp256k1_pub = w->pub};
+  struct teex_enclave_registration reg;
+  int rc = teex_ratls_identity_new(w->cfg->tee, &keys, &key, &cert, err);
+  if (rc == 0)
+    rc = teex_sm_client_register(w->cfg->tee, cert, key, w->pub,
+                                 w->cfg->sm_addr, w->cfg->sm_policy, &reg, err);
+  if (rc == 0 && w->cfg->registration_file != NULL)
+    rc = teex_enclave_registration_write(&reg, w->cfg->registration_file, err);
+  X509_free(cert);
+  EVP_PKEY_free(key);
   return rc;
 }
 
