@@ -35,6 +35,13 @@ enum teex_ds_op {
   TEEX_DS_INCR = 5, /* add a signed delta to a decimal integer value */
   TEEX_DS_MSET = 6, /* set several keys atomically */
   TEEX_DS_SCAN = 7, /* keys with a prefix, in byte order, paginated */
+  /* Sets or clears an existing key's expiry: ttl_ms > 0 expires it ttl_ms
+   * after the group clock, ttl_ms 0 removes the expiry (PERSIST). found = the
+   * key existed; TEEX_ENOTFOUND otherwise. */
+  TEEX_DS_EXPIRE = 8,
+  /* Number of live keys under the prefix `key` (which must start with
+   * "grant/"), in num. Read-only, like GET and SCAN. */
+  TEEX_DS_COUNT = 9,
 };
 
 /* SET flags. */
@@ -92,7 +99,9 @@ struct teex_ds_cmd {
  * val: GET value, CAS current value on mismatch. num: INCR new value, DEL 1
  * or 0. items/n_items/more: SCAN page (more = 1 if another page follows; the
  * cursor is the last item's key). index: the log index the command was
- * applied at; clock_ms: the group clock it was applied with. */
+ * applied at; clock_ms: the group clock it was applied with.
+ * expire_at_ms: GET of a live key: the group-clock time it expires at, 0 when
+ * it has no expiry (a remaining TTL is expire_at_ms - clock_ms). */
 struct teex_ds_result {
   int status;
   int found;
@@ -104,6 +113,7 @@ struct teex_ds_result {
   int more;
   uint64_t index;
   uint64_t clock_ms;
+  uint64_t expire_at_ms;
 };
 
 /* Frees a result returned by this module (its val, items). NULL-safe. */
