@@ -154,8 +154,8 @@ void teex_ds_kv_free(struct teex_ds_kv *kv);
 int teex_ds_kv_apply(struct teex_ds_kv *kv, uint64_t index, uint64_t clock_ms,
                      const struct teex_ds_cmd *cmd, struct teex_ds_result *res);
 
-/* Executes a read-only command (GET, SCAN) against the local state at the
- * state machine's current clock, without changing anything. TEEX_EINVAL for
+/* Executes a read-only command (GET, SCAN, COUNT) against the local state at
+ * the state machine's current clock, without changing anything. TEEX_EINVAL for
  * a command that writes. Used after a barrier (linearizable read) or on a
  * follower (bounded-staleness read). */
 int teex_ds_kv_read(const struct teex_ds_kv *kv, const struct teex_ds_cmd *cmd,
@@ -227,7 +227,7 @@ int teex_ds_replica_submit(struct teex_ds_replica *r,
                            const struct teex_ds_cmd *cmd, teex_ds_done_cb cb,
                            void *arg, struct teex_err *err);
 
-/* Linearizable read (GET, SCAN) on the leader without a log entry of its
+/* Linearizable read (GET, SCAN, COUNT) on the leader without a log entry of its
  * own: a barrier confirms leadership and that everything committed before
  * the call is applied, then the command runs on the local state. */
 int teex_ds_replica_read(struct teex_ds_replica *r,

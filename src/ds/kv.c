@@ -75,7 +75,7 @@ static int grant_valid(const char *g) {
 }
 
 static int cmd_validate(const struct teex_ds_cmd *c, struct teex_err *err) {
-  if (c->op < TEEX_DS_GET || c->op > TEEX_DS_SCAN)
+  if (c->op < TEEX_DS_GET || c->op > TEEX_DS_COUNT)
     return teex_err_set(err, TEEX_EINVAL, "unknown op %u", c->op);
   if (c->flags & ~0x0f)
     return teex_err_set(err, TEEX_EINVAL, "unknown flags 0x%x", c->flags);
@@ -450,7 +450,23 @@ static int do_get(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
   if (res->val == NULL)
     return TEEX_ENOMEM;
   res->val_len = it->val_len;
+  res->expire_at_ms = it->expire_ms;
   return 0;
+}
+
+/* Live keys under the prefix c->key (already checked to be in the grant). */
+static void do_count(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
+                     struct teex_ds_result *res) {
+  int found;
+  size_t i = lower_bound(kv, c->key, c->key_len, &found);
+  int64_t n = 0;
+  for (; i < kv->n; i++) {
+    const struct item *it = &kv->items[i];
+    if (it->key_len < c->key_len || memcmp(it->key, c->key, c->key_len) != 0)
+      break;
+    n += live(kv, it);
+  }
+  res->num = n;
 }
 
 static int do_scan(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
@@ -507,11 +523,13 @@ int teex_ds_kv_read(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
     res->status = TEEX_EPERM;
     return 0;
   }
-  int rc;
+  int rc = 0;
   if (c->op == TEEX_DS_GET)
     rc = do_get(kv, c, res);
   else if (c->op == TEEX_DS_SCAN)
     rc = do_scan(kv, c, res);
+  else if (c->op == TEEX_DS_COUNT)
+    do_count(kv, c, res);
   else
     return TEEX_EINVAL;
   if (rc != 0)
@@ -544,6 +562,23 @@ int teex_ds_kv_apply(struct teex_ds_kv *kv, uint64_t index, uint64_t clock_ms,
   case TEEX_DS_SCAN:
     rc = do_scan(kv, c, res);
     break;
+  case TEEX_DS_COUNT:
+    do_count(kv, c, res);
+    break;
+  case TEEX_DS_EXPIRE: {
+    /* Only the expiry changes; the previous one goes back in num so the
+     * caller can tell "removed a TTL" from "had none" (PERSIST). */
+    it = find(kv, c->key, c->key_len);
+    if (it == NULL) {
+      res->status = TEEX_ENOTFOUND;
+      break;
+    }
+    res->found = 1;
+    res->num = (int64_t)it->expire_ms;
+    it->expire_ms = expiry(kv, c->ttl_ms);
+    res->expire_at_ms = it->expire_ms;
+    break;
+  }
   case TEEX_DS_SET: {
     it = find(kv, c->key, c->key_len);
     if ((c->flags & TEEX_DS_IF_ABSENT) && it != NULL) {

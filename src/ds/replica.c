@@ -193,7 +193,8 @@ static void read_done(void *arg, int status) {
 int teex_ds_replica_read(struct teex_ds_replica *r,
                          const struct teex_ds_cmd *cmd, teex_ds_done_cb cb,
                          void *arg, struct teex_err *err) {
-  if (cmd->op != TEEX_DS_GET && cmd->op != TEEX_DS_SCAN)
+  if (cmd->op != TEEX_DS_GET && cmd->op != TEEX_DS_SCAN &&
+      cmd->op != TEEX_DS_COUNT)
     return teex_err_set(err, TEEX_EINVAL, "ds read: not a read command");
   if (r->c == NULL || !r->c->ops->is_leader(r->c))
     return teex_err_set(err, TEEX_ESTATE, "ds read: not the leader");

@@ -406,6 +406,76 @@ static void test_ttl_by_leader_clock(void **state) {
   tc_close(&t);
 }
 
+/* EXPIRE and PERSIST replicate with the leader's clock; every replica ends
+ * with the same expiry; COUNT runs as a linearizable read (barrier) and as a
+ * local read on a follower. */
+static void test_expire_count_replicated(void **state) {
+  (void)state;
+  struct tc t;
+  tc_init(&t, 3);
+  struct tc_op op;
+  const char *keys[] = {"app/s/1", "app/s/2", "app/s/3", "app/t"};
+  for (int i = 0; i < 4; i++) {
+    struct teex_ds_cmd c = tc_set_cmd(keys[i], "v");
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  struct teex_ds_cmd e = {.op = TEEX_DS_EXPIRE, .grant = "app"};
+  e.key = (const uint8_t *)"app/s/1";
+  e.key_len = 7;
+  e.ttl_ms = 2000;
+  assert_int_equal(tc_run(&t, &e, &op), 0);
+  uint64_t exp = op.res->expire_at_ms;
+  assert_int_equal(exp, op.res->clock_ms + 2000);
+  tc_op_clear(&op);
+  e.key = (const uint8_t *)"app/s/2"; /* expire, then persist */
+  assert_int_equal(tc_run(&t, &e, &op), 0);
+  tc_op_clear(&op);
+  e.ttl_ms = 0;
+  assert_int_equal(tc_run(&t, &e, &op), 0);
+  assert_true(op.res->num > 0); /* it had the expiry set just before */
+  tc_op_clear(&op);
+  e.key = (const uint8_t *)"app/nope";
+  e.key_len = 8;
+  assert_int_equal(tc_run(&t, &e, &op), TEEX_ENOTFOUND);
+  tc_op_clear(&op);
+  tc_settle(&t);
+  assert_same_state(&t);
+  /* every replica's GET reports the leader-set expiry */
+  struct teex_ds_cmd g = tc_get_cmd("app/s/1");
+  for (unsigned i = 0; i < t.n; i++) {
+    struct teex_ds_result r;
+    assert_int_equal(teex_ds_replica_read_local(t.rep[i], &g, &r), 0);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.expire_at_ms, exp);
+    teex_ds_result_free(&r);
+  }
+  struct teex_ds_cmd cnt = {.op = TEEX_DS_COUNT, .grant = "app"};
+  cnt.key = (const uint8_t *)"app/s/";
+  cnt.key_len = 6;
+  struct teex_err err;
+  memset(&op, 0, sizeof(op));
+  assert_int_equal(
+      teex_ds_replica_read(t.rep[tc_leader(&t)], &cnt, tc_done, &op, &err), 0);
+  assert_true(tc_wait(&t, &op, 20000));
+  assert_int_equal(op.status, 0);
+  assert_int_equal(op.res->num, 3);
+  tc_op_clear(&op);
+  /* once the group clock passes the expiry, one key fewer everywhere */
+  raft_fixture_step_until_elapsed(&t.f, 2500);
+  struct teex_ds_cmd tick = tc_set_cmd("app/t", "w");
+  assert_int_equal(tc_run(&t, &tick, &op), 0);
+  tc_op_clear(&op);
+  tc_settle(&t);
+  unsigned follower = (tc_leader(&t) + 1) % t.n;
+  struct teex_ds_result r;
+  assert_int_equal(teex_ds_replica_read_local(t.rep[follower], &cnt, &r), 0);
+  assert_int_equal(r.num, 2);
+  teex_ds_result_free(&r);
+  assert_same_state(&t);
+  tc_close(&t);
+}
+
 static void test_concurrent_incr_and_cas(void **state) {
   (void)state;
   struct tc t;
@@ -529,6 +599,7 @@ int main(void) {
       cmocka_unit_test(test_replayed_entry_refused_everywhere),
       cmocka_unit_test(test_namespace_and_limits_in_group),
       cmocka_unit_test(test_ttl_by_leader_clock),
+      cmocka_unit_test(test_expire_count_replicated),
       cmocka_unit_test(test_concurrent_incr_and_cas),
       cmocka_unit_test(test_add_voter_catches_up_from_sealed_snapshot),
   };

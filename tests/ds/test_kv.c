@@ -325,6 +325,161 @@ static void test_snapshot_roundtrip(void **state) {
   teex_ds_kv_free(b);
 }
 
+static struct teex_ds_result expire(struct teex_ds_kv *kv, uint64_t clock,
+                                    const char *k, uint64_t ttl) {
+  struct teex_ds_cmd c = {.op = TEEX_DS_EXPIRE, .grant = "app", .ttl_ms = ttl};
+  c.key = (const uint8_t *)k;
+  c.key_len = strlen(k);
+  return run(kv, clock, &c);
+}
+
+/* GET through the log, returning the whole result (caller frees). */
+static struct teex_ds_result get_res(struct teex_ds_kv *kv, uint64_t clock,
+                                     const char *k) {
+  struct teex_ds_cmd c = {.op = TEEX_DS_GET, .grant = "app"};
+  c.key = (const uint8_t *)k;
+  c.key_len = strlen(k);
+  return run(kv, clock, &c);
+}
+
+static void test_expire_and_ttl(void **state) {
+  (void)state;
+  struct teex_ds_kv *a, *b;
+  assert_int_equal(teex_ds_kv_new(&a), 0);
+  assert_int_equal(teex_ds_kv_new(&b), 0);
+  struct teex_ds_kv *kvs[2] = {a, b};
+  for (int i = 0; i < 2; i++) {
+    struct teex_ds_kv *kv = kvs[i];
+    /* a missing key: not found, nothing created */
+    struct teex_ds_result r = expire(kv, 1000, "app/e", 500);
+    assert_int_equal(r.status, TEEX_ENOTFOUND);
+    assert_int_equal(r.found, 0);
+    assert_int_equal(teex_ds_kv_count(kv), 0);
+    /* GET reports no expiry, then the one EXPIRE set */
+    set(kv, 1000, "app/e", "v", 0, 0);
+    r = get_res(kv, 1000, "app/e");
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.expire_at_ms, 0);
+    teex_ds_result_free(&r);
+    r = expire(kv, 1100, "app/e", 500);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.found, 1);
+    assert_int_equal(r.num, 0); /* it had no expiry */
+    assert_int_equal(r.expire_at_ms, 1600);
+    r = get_res(kv, 1200, "app/e");
+    assert_int_equal(r.expire_at_ms, 1600);
+    assert_int_equal(r.expire_at_ms - r.clock_ms, 400); /* remaining TTL */
+    assert_memory_equal(r.val, "v", 1);
+    teex_ds_result_free(&r);
+    /* the value is untouched by EXPIRE; a second EXPIRE reports the first */
+    r = expire(kv, 1300, "app/e", 1000);
+    assert_int_equal(r.num, 1600);
+    assert_int_equal(r.expire_at_ms, 2300);
+    assert_string_equal(get(kv, 2299, "app/e"), "v");
+    /* ttl 0 removes the expiry (PERSIST): the key outlives its old TTL */
+    r = expire(kv, 2299, "app/e", 0);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.num, 2300);
+    assert_int_equal(r.expire_at_ms, 0);
+    assert_string_equal(get(kv, 5000, "app/e"), "v");
+    /* an expired key cannot be revived by EXPIRE */
+    set(kv, 5000, "app/f", "w", 0, 10);
+    r = expire(kv, 5010, "app/f", 0);
+    assert_int_equal(r.status, TEEX_ENOTFOUND);
+    assert_null(get(kv, 5010, "app/f"));
+    /* outside the grant: refused before anything is looked at */
+    r = expire(kv, 5010, "other/e", 10);
+    assert_int_equal(r.status, TEEX_EPERM);
+    /* a TTL past the limit is an invalid command */
+    struct teex_ds_cmd c = {.op = TEEX_DS_EXPIRE, .grant = "app"};
+    c.key = (const uint8_t *)"app/e";
+    c.key_len = 5;
+    c.ttl_ms = TEEX_DS_TTL_MAX_MS + 1;
+    uint8_t *enc;
+    size_t len;
+    struct teex_err err;
+    assert_int_equal(teex_ds_cmd_encode(&c, &enc, &len, &err), TEEX_EINVAL);
+    assert_int_equal(teex_ds_kv_apply(kv, 99, 5010, &c, &r), 0);
+    assert_int_equal(r.status, TEEX_EINVAL);
+  }
+  /* both machines went through the same commands: same state */
+  uint8_t da[32], db[32];
+  teex_ds_kv_digest(a, da);
+  teex_ds_kv_digest(b, db);
+  assert_memory_equal(da, db, 32);
+  /* the expiry survives a snapshot */
+  uint8_t *snap;
+  size_t len;
+  struct teex_err err;
+  struct teex_ds_kv *c;
+  assert_int_equal(teex_ds_kv_new(&c), 0);
+  expire(a, 6000, "app/e", 100);
+  assert_int_equal(teex_ds_kv_snapshot(a, &snap, &len), 0);
+  assert_int_equal(teex_ds_kv_restore(c, snap, len, &err), 0);
+  struct teex_ds_result r = get_res(c, 6050, "app/e");
+  assert_int_equal(r.expire_at_ms, 6100);
+  teex_ds_result_free(&r);
+  assert_null(get(c, 6100, "app/e"));
+  free(snap);
+  teex_ds_kv_free(a);
+  teex_ds_kv_free(b);
+  teex_ds_kv_free(c);
+}
+
+static struct teex_ds_cmd count_cmd(const char *prefix) {
+  struct teex_ds_cmd c = {.op = TEEX_DS_COUNT, .grant = "app"};
+  c.key = (const uint8_t *)prefix;
+  c.key_len = strlen(prefix);
+  return c;
+}
+
+static void test_count(void **state) {
+  (void)state;
+  struct teex_ds_kv *kv;
+  assert_int_equal(teex_ds_kv_new(&kv), 0);
+  set(kv, 100, "app/a1", "x", 0, 0);
+  set(kv, 100, "app/a2", "x", 0, 0);
+  set(kv, 100, "app/a3", "x", 0, 50); /* expires at 150 */
+  set(kv, 100, "app/b1", "x", 0, 0);
+  set(kv, 100, "app/a", "x", 0, 0); /* the prefix itself is a key too */
+  struct teex_ds_cmd c = count_cmd("app/a");
+  struct teex_ds_result r = run(kv, 120, &c);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.num, 4);
+  /* through teex_ds_kv_read too, without changing anything */
+  uint8_t before[32], after[32];
+  teex_ds_kv_digest(kv, before);
+  assert_int_equal(teex_ds_kv_read(kv, &c, &r), 0);
+  assert_int_equal(r.num, 4);
+  teex_ds_kv_digest(kv, after);
+  assert_memory_equal(before, after, 32);
+  /* the expired key no longer counts */
+  r = run(kv, 150, &c);
+  assert_int_equal(r.num, 3);
+  struct teex_ds_cmd all = count_cmd("app/");
+  assert_int_equal(teex_ds_kv_read(kv, &all, &r), 0);
+  assert_int_equal(r.num, 4);
+  assert_int_equal((size_t)r.num, teex_ds_kv_count(kv));
+  struct teex_ds_cmd none = count_cmd("app/zz");
+  r = run(kv, 150, &none);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.num, 0);
+  /* the prefix must be inside the grant: not the bare namespace, not
+   * another one */
+  struct teex_ds_cmd bad = count_cmd("app");
+  assert_int_equal(teex_ds_kv_read(kv, &bad, &r), 0);
+  assert_int_equal(r.status, TEEX_EPERM);
+  bad = count_cmd("ap");
+  r = run(kv, 150, &bad);
+  assert_int_equal(r.status, TEEX_EPERM);
+  /* a write is not a read */
+  struct teex_ds_cmd e = {.op = TEEX_DS_EXPIRE, .grant = "app"};
+  e.key = (const uint8_t *)"app/a1";
+  e.key_len = 6;
+  assert_int_equal(teex_ds_kv_read(kv, &e, &r), TEEX_EINVAL);
+  teex_ds_kv_free(kv);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_set_get_flags),
@@ -334,6 +489,8 @@ int main(void) {
       cmocka_unit_test(test_mset_scan_pages),
       cmocka_unit_test(test_limits_and_decode),
       cmocka_unit_test(test_snapshot_roundtrip),
+      cmocka_unit_test(test_expire_and_ttl),
+      cmocka_unit_test(test_count),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
