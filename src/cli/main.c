@@ -30,6 +30,7 @@ static const struct teex_cli_cmd commands[] = {
     {"worker", teex_cmd_worker, "the worker daemon"},
     {"invoke", teex_cmd_invoke, "run a task on a service through a worker"},
     {"task", teex_cmd_task, "a task's status, and proof it was settled"},
+    {"ds", teex_cmd_ds, "TEE-DS tools: the Redis-protocol proxy"},
     {NULL, NULL, NULL},
 };
 

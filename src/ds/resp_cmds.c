@@ -727,11 +727,11 @@ static int scan_begin(struct teex_resp_session *s, struct teex_resp_call *c,
   size_t after_len = 0;
   if (id != 0) {
     size_t slot = id % TEEX_RESP_CURSORS;
-    if (s->cursors[slot].id != id)
+    if (s->cursors == NULL || s->cursors->slot[slot].id != id)
       return teex_resp_error(out, "ERR invalid cursor (unknown or expired; "
                                   "restart the scan from 0)");
-    after_len = s->cursors[slot].len;
-    memcpy(c->after, s->cursors[slot].key, after_len);
+    after_len = s->cursors->slot[slot].len;
+    memcpy(c->after, s->cursors->slot[slot].key, after_len);
   }
   uint32_t limit = TEEX_RESP_SCAN_DEFAULT;
   c->match_at = 0;
@@ -782,13 +782,13 @@ static int scan_next(struct teex_resp_session *s, struct teex_resp_call *c,
   if (res->status != 0)
     return status_err(out, res->status);
   char cursor[24] = "0";
-  if (res->more && res->n_items > 0) {
+  if (res->more && res->n_items > 0 && s->cursors != NULL) {
     const struct teex_ds_pair *last = &res->items[res->n_items - 1];
-    uint64_t id = ++s->next_cursor;
+    uint64_t id = ++s->cursors->next;
     size_t slot = id % TEEX_RESP_CURSORS;
-    s->cursors[slot].id = id;
-    s->cursors[slot].len = last->key_len;
-    memcpy(s->cursors[slot].key, last->key, last->key_len);
+    s->cursors->slot[slot].id = id;
+    s->cursors->slot[slot].len = last->key_len;
+    memcpy(s->cursors->slot[slot].key, last->key, last->key_len);
     snprintf(cursor, sizeof(cursor), "%" PRIu64, id);
   }
   size_t n = 0;
@@ -880,7 +880,7 @@ static int info_next(struct teex_resp_session *s, struct teex_resp_call *c,
   teex_buf_init(&t, 4096, 0);
   int rc = 0;
   if (c->flags & INFO_SERVER) {
-    struct teex_resp_info in;
+    struct teex_ds_backend_info in;
     memset(&in, 0, sizeof(in));
     if (s->info)
       s->info(s->info_arg, &in);

@@ -13,6 +13,7 @@
 #include "ds/resp.h"
 #include "teex/buf.h"
 #include "teex/ds.h"
+#include "teex/ds_proxy.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,20 +23,24 @@
 #define TEEX_RESP_READ_LINEARIZABLE 0
 #define TEEX_RESP_READ_FOLLOWER 1
 
-/* SCAN cursors kept per connection: a cursor is a small integer naming the
- * last key of a page; the oldest is forgotten when a new one is needed. */
-#define TEEX_RESP_CURSORS 16
+/* SCAN cursors: a cursor is a small integer naming the last key of a page
+ * (redis-cli reads cursors as unsigned 64-bit integers). The table is
+ * shared by every connection of a proxy, so a client library that sends
+ * each SCAN of one iteration on another pooled connection works; the
+ * oldest cursor is forgotten when a new one needs its slot. A cursor only
+ * names a key of the proxy's own namespace, which every client of the
+ * proxy may read anyway. */
+#define TEEX_RESP_CURSORS 1024
+struct teex_resp_cursors {
+  uint64_t next; /* the last id handed out */
+  struct {
+    uint64_t id; /* 0: free */
+    size_t len;
+    uint8_t key[TEEX_DS_KEY_MAX];
+  } slot[TEEX_RESP_CURSORS];
+};
 /* COUNT of a SCAN without one (Redis's default). */
 #define TEEX_RESP_SCAN_DEFAULT 10
-
-/* What INFO reports about the backend (all optional). */
-struct teex_resp_info {
-  const char *backend; /* e.g. "in-process group (not replicated)" */
-  int known;           /* the fields below are filled */
-  int leader;
-  uint64_t self_id, leader_id, term, last_applied;
-  unsigned replicas;
-};
 
 /* One client connection's state. */
 struct teex_resp_session {
@@ -45,14 +50,9 @@ struct teex_resp_session {
   int quit;       /* QUIT was answered: close once the reply is written */
   char name[128]; /* CLIENT SETNAME */
   uint64_t id;    /* connection id (HELLO, CLIENT ID) */
-  uint64_t next_cursor;
-  struct {
-    uint64_t id; /* 0: free */
-    size_t len;
-    uint8_t key[TEEX_DS_KEY_MAX];
-  } cursors[TEEX_RESP_CURSORS];
+  struct teex_resp_cursors *cursors; /* not owned; NULL: SCAN pages of one */
   /* INFO's backend section (may be NULL). */
-  void (*info)(void *arg, struct teex_resp_info *out);
+  void (*info)(void *arg, struct teex_ds_backend_info *out);
   void *info_arg;
 };
 

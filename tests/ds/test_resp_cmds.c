@@ -13,6 +13,7 @@ struct env {
   uint64_t clock;
   uint64_t index;
   struct teex_resp_session s;
+  struct teex_resp_cursors cursors;
   struct teex_resp_call c;
   struct teex_resp_parser p;
   struct teex_resp_cmd cmd;
@@ -26,6 +27,7 @@ static struct env *env_new(const char *ns) {
   assert_int_equal(teex_ds_kv_new(&e->kv), 0);
   e->clock = 1000000;
   assert_int_equal(teex_resp_session_init(&e->s, ns, 7), 0);
+  e->s.cursors = &e->cursors;
   teex_resp_parser_init(&e->p);
   teex_buf_init(&e->out, 1 << 20, 0);
   return e;
@@ -335,6 +337,17 @@ static void test_scan_cursor_and_match(void **state) {
   assert_string_equal(req(e, "SCAN 0 COUNT 0"), "-ERR syntax error\r\n");
   assert_string_equal(req(e, "SCAN 0 MATCH"), "-ERR syntax error\r\n");
   assert_non_null(strstr(req(e, "KEYS *"), "use SCAN"));
+  /* a cursor stays valid until TEEX_RESP_CURSORS newer ones were handed
+   * out, then it is refused rather than misread */
+  const char *rep = req(e, "SCAN 0 COUNT 1");
+  char first[32];
+  assert_int_equal(sscanf(strchr(rep + 5, '\n') + 1, "%31[0-9]", first), 1);
+  for (int i = 0; i < TEEX_RESP_CURSORS - 1; i++)
+    req(e, "SCAN 0 COUNT 1");
+  snprintf(line, sizeof(line), "SCAN %s COUNT 1", first);
+  assert_memory_equal(req(e, line), "*2\r\n", 4);
+  req(e, "SCAN 0 COUNT 1");
+  assert_non_null(strstr(req(e, line), "ERR invalid cursor"));
   env_free(e);
 }
 
@@ -356,7 +369,7 @@ static void test_glob(void **state) {
 #undef G
 }
 
-static void info_cb(void *arg, struct teex_resp_info *in) {
+static void info_cb(void *arg, struct teex_ds_backend_info *in) {
   (void)arg;
   in->backend = "test backend";
   in->known = 1;

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `teex ds proxy` as a user runs it: refuses every non-loopback listen
+# address before starting, serves redis-cli from the in-process group
+# (--local) on a free loopback port, says in its help that --local is not
+# replicated, and stops cleanly on SIGTERM.
+set -euo pipefail
+teex="${TEEX_BIN:?TEEX_BIN not set}"
+dir="$(mktemp -d "${TMPDIR:-/tmp}/teex-ds-proxy.XXXXXX")"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$teex" ds proxy --help | grep -q "NOT replicated" || fail "help does not say --local is not replicated"
+"$teex" ds --help | grep -q proxy || fail "ds --help"
+
+# Non-loopback addresses: refused with the reason, exit status 1.
+for addr in 0.0.0.0:6390 "[::]:6390" 192.0.2.1:6390 "[::ffff:10.0.0.1]:6390"; do
+  set +e
+  "$teex" ds proxy --ns app --local --listen "$addr" 2>"$dir/err"
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] || fail "$addr: exit status $rc"
+  grep -q "not loopback" "$dir/err" || fail "$addr: $(cat "$dir/err")"
+done
+set +e
+"$teex" ds proxy --ns app --local --listen no-such-host.invalid:6390 2>"$dir/err"
+rc=$?
+"$teex" ds proxy --ns 'Bad/NS' --local --listen 127.0.0.1:0 2>/dev/null
+rc2=$?
+"$teex" ds proxy --ns app --listen 127.0.0.1:0 2>"$dir/err2"
+rc3=$?
+set -e
+[ "$rc" = 1 ] || fail "unresolvable name: exit status $rc"
+grep -q "cannot resolve" "$dir/err" || fail "unresolvable: $(cat "$dir/err")"
+[ "$rc2" = 1 ] || fail "bad namespace accepted"
+[ "$rc3" = 1 ] && grep -q -- "--local" "$dir/err2" || fail "no backend: $(cat "$dir/err2")"
+
+# Serve on a free port; redis-cli talks to it.
+"$teex" ds proxy --ns app --local --replicas 1 --listen 127.0.0.1:0 \
+  --ready-file "$dir/ready" 2>"$dir/log" &
+pid=$!
+for _ in $(seq 100); do [ -s "$dir/ready" ] && break; sleep 0.1; done
+[ -s "$dir/ready" ] || fail "proxy did not start: $(cat "$dir/log")"
+port="$(cat "$dir/ready")"
+[ "$(redis-cli -p "$port" SET k 'v 1')" = OK ] || fail "SET"
+[ "$(redis-cli -p "$port" GET k)" = "v 1" ] || fail "GET"
+redis-cli -p "$port" INFO server | grep -q "ds_replicas:1" || fail "INFO"
+kill -TERM "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+pid=""
+[ "$rc" = 0 ] || fail "exit status $rc after SIGTERM: $(cat "$dir/log")"
+echo "ok"
