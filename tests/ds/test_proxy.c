@@ -250,13 +250,17 @@ static void test_scan_pages(void **state) {
                    0);
   int lines = 0;
   char seen[300] = {0};
-  for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+  for (char *line = out; line != NULL && *line;) {
+    char *nl = strchr(line, '\n');
+    if (nl != NULL)
+      *nl = 0;
     int i;
     assert_int_equal(sscanf(line, "user:%03d", &i), 1);
     assert_true(i >= 0 && i < 300);
     assert_int_equal(seen[i], 0);
     seen[i] = 1;
     lines++;
+    line = nl ? nl + 1 : NULL;
   }
   assert_int_equal(lines, 300);
   assert_int_equal(run_tool("redis-cli", "--scan --pattern 'user:1?5'", NULL,

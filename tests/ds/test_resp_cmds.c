@@ -310,7 +310,7 @@ static void test_scan_cursor_and_match(void **state) {
     cursor[cl] = 0;
     p = strchr(p, '\n') + 1;
     assert_int_equal(*p, '*');
-    int n = atoi(p + 1);
+    int n = (int)strtol(p + 1, NULL, 10);
     for (int k = 0; k < n; k++) {
       p = strchr(p, '\n') + 1; /* $len */
       p = strchr(p, '\n') + 1; /* key */
