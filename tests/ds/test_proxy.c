@@ -224,7 +224,8 @@ static void test_pipelining_raw(void **state) {
   assert_int_equal(n, wn);
   assert_string_equal(got, want);
   /* inline commands too, as telnet sends them; QUIT closes */
-  send_all(fd, "PING\r\nECHO \"a b\"\r\nQUIT\r\n", 26);
+  static const char inl[] = "PING\r\nECHO \"a b\"\r\nQUIT\r\n";
+  send_all(fd, inl, sizeof(inl) - 1);
   n = recv_upto(fd, got, sizeof(got), 0, &closed);
   assert_true(closed);
   assert_string_equal(got, "+PONG\r\n$3\r\na b\r\n+OK\r\n");
