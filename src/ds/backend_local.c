@@ -17,6 +17,8 @@
 #include <string.h>
 
 #define LOCAL_MAX 5
+/* Entries between snapshots (libraft's default is 1024). */
+#define LOCAL_SNAPSHOT_EVERY 128
 /* Fixture steps per loop iteration, so sockets are served in between. */
 #define STEPS_PER_TURN 4096
 
@@ -259,7 +261,12 @@ int teex_ds_backend_local_new(uv_loop_t *loop, unsigned replicas,
       l->rep[i] = NULL;
     }
     if (rc == 0) {
-      teex_ds_raft_attach(l->cons[i], raft_fixture_get(&l->f, i));
+      struct raft *r = raft_fixture_get(&l->f, i);
+      /* The fixture's in-memory log copies entries, so it slows as the
+       * log grows: keep it short with frequent snapshots. */
+      raft_set_snapshot_threshold(r, LOCAL_SNAPSHOT_EVERY);
+      raft_set_snapshot_trailing(r, LOCAL_SNAPSHOT_EVERY / 2);
+      teex_ds_raft_attach(l->cons[i], r);
       teex_ds_replica_bind(l->rep[i], l->cons[i]);
       l->n++;
     }
