@@ -957,13 +957,18 @@ static int quit_begin(struct teex_resp_session *s, struct teex_resp_call *c,
   return teex_resp_simple(out, "OK");
 }
 
-/* redis-cli asks COMMAND DOCS when it starts interactively (for its
- * hints); an empty answer makes it use its built-in help. */
+/* redis-cli asks COMMAND DOCS when it starts interactively, for its
+ * hints and `help`; an error makes it use its own built-in help table
+ * (an empty answer would leave `help` empty). Plain COMMAND lists
+ * nothing. */
 static int command_begin(struct teex_resp_session *s, struct teex_resp_call *c,
                          struct teex_buf *out) {
   (void)s;
   if (c->argc >= 2 && arg_is(&c->argv[1], "COUNT"))
     return teex_resp_int(out, 0);
+  if (c->argc >= 2 && arg_is(&c->argv[1], "DOCS"))
+    return teex_resp_error(out, "ERR COMMAND DOCS is not supported by TEE-DS "
+                                "(see docs/internals/ds.md)");
   return teex_resp_array(out, 0);
 }
 
