@@ -1,0 +1,180 @@
+/* `teex ds proxy`: serves one namespace of TEE-DS to local Redis tools
+ * (include/teex/ds_proxy.h). A row of the `teex ds` table (cmd_ds.c). */
+#include "cli/cli.h"
+
+#include "teex/ds_proxy.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+static const char proxy_usage[] =
+    "usage: teex ds proxy --ns NS --local [options]\n"
+    "\n"
+    "Serves the TEE-DS namespace NS to local Redis tools (redis-cli,\n"
+    "redis-benchmark, client libraries) over the Redis protocol (RESP2).\n"
+    "A Redis key K is the TEE-DS key NS/K. It listens on loopback only:\n"
+    "an address that is (or resolves to) anything else is refused.\n"
+    "\n"
+    "  --listen ADDR       host:port to listen on (default 127.0.0.1:6379;\n"
+    "                      port 0 picks a free one)\n"
+    "  --ns NS             namespace (a-z 0-9 _ - ., at most 64 bytes)\n"
+    "  --local             serve from an in-process group of replicas\n"
+    "                      (development mode: NOT replicated across\n"
+    "                      machines, NOT persisted; the data is gone when\n"
+    "                      the proxy stops)\n"
+    "  --replicas N        replicas of the in-process group (1-5, default 3)\n"
+    "  --follower-reads    read from a follower's state (may be stale)\n"
+    "                      instead of linearizable reads\n"
+    "  --max-clients N     connections served at once (default 1024)\n"
+    "  --ready-file FILE   write the port here once listening\n"
+    "\n"
+    "Commands, semantics and limits: docs/internals/ds.md, \"Redis protocol\n"
+    "at the edge\".\n";
+
+struct proxy_opts {
+  const char *listen, *ns, *ready_file;
+  int local, read_mode;
+  unsigned replicas, max_clients;
+};
+
+/* The one place that picks the backend the proxy runs commands through. */
+static int make_backend(uv_loop_t *loop, const struct proxy_opts *o,
+                        struct teex_ds_backend **out, struct teex_err *err) {
+  if (o->local)
+    return teex_ds_backend_local_new(loop, o->replicas, NULL, NULL, out, err);
+  return teex_err_set(err, TEEX_EUNSUPPORTED,
+                      "no TEE-DS group client in this build: use --local for "
+                      "the in-process development group");
+}
+
+struct proxy_run {
+  struct teex_ds_proxy *px;
+  struct teex_ds_backend *backend;
+  uv_signal_t sigint, sigterm;
+};
+
+static void on_signal(uv_signal_t *s, int signum) {
+  struct proxy_run *r = s->data;
+  (void)signum;
+  teex_ds_proxy_close(r->px);
+  r->backend->ops->free(r->backend);
+  uv_close((uv_handle_t *)&r->sigint, NULL);
+  uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out) {
+  char *end;
+  unsigned long v = strtoul(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+int teex_cmd_ds_proxy(int argc, char **argv) {
+  enum { O_LISTEN = 256, O_NS, O_LOCAL, O_REPL, O_FOLLOW, O_MAXC, O_READY };
+  static const struct option longopts[] = {
+      {"listen", required_argument, NULL, O_LISTEN},
+      {"ns", required_argument, NULL, O_NS},
+      {"local", no_argument, NULL, O_LOCAL},
+      {"replicas", required_argument, NULL, O_REPL},
+      {"follower-reads", no_argument, NULL, O_FOLLOW},
+      {"max-clients", required_argument, NULL, O_MAXC},
+      {"ready-file", required_argument, NULL, O_READY},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  struct proxy_opts o = {.listen = "127.0.0.1:6379",
+                         .replicas = 3,
+                         .read_mode = TEEX_DS_PROXY_READ_LINEARIZABLE};
+  optind = 0;
+  int ch;
+  while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (ch) {
+    case O_LISTEN:
+      o.listen = optarg;
+      break;
+    case O_NS:
+      o.ns = optarg;
+      break;
+    case O_LOCAL:
+      o.local = 1;
+      break;
+    case O_REPL:
+      if (parse_uint(optarg, 1, 5, &o.replicas) != 0)
+        return teex_cli_fail("--replicas: want 1 to 5");
+      break;
+    case O_FOLLOW:
+      o.read_mode = TEEX_DS_PROXY_READ_FOLLOWER;
+      break;
+    case O_MAXC:
+      if (parse_uint(optarg, 1, 65536, &o.max_clients) != 0)
+        return teex_cli_fail("--max-clients: want 1 to 65536");
+      break;
+    case O_READY:
+      o.ready_file = optarg;
+      break;
+    case 'h':
+      fputs(proxy_usage, stdout);
+      return TEEX_EXIT_OK;
+    default:
+      fputs(proxy_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  if (optind != argc || o.ns == NULL) {
+    fputs(proxy_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  /* Refuse a non-loopback address before anything starts. */
+  struct sockaddr_storage ss;
+  struct teex_err err;
+  teex_err_clear(&err);
+  if (teex_ds_proxy_check_listen(o.listen, NULL, NULL, &ss, &err) != 0)
+    return teex_cli_fail("ds proxy: %s", err.msg);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct proxy_run r;
+  memset(&r, 0, sizeof r);
+  if (make_backend(&loop, &o, &r.backend, &err) != 0) {
+    uv_loop_close(&loop);
+    return teex_cli_fail("ds proxy: %s", err.msg);
+  }
+  struct teex_ds_proxy_config cfg = {.listen = o.listen,
+                                     .ns = o.ns,
+                                     .read_mode = o.read_mode,
+                                     .max_clients = o.max_clients,
+                                     .backend = r.backend};
+  if (teex_ds_proxy_start(&loop, &cfg, &r.px, &err) != 0) {
+    r.backend->ops->free(r.backend);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return teex_cli_fail("%s", err.msg);
+  }
+  int port = teex_ds_proxy_port(r.px);
+  fprintf(stderr,
+          "teex ds proxy: namespace '%s' on %s (port %d)%s; Ctrl-C stops\n",
+          o.ns, o.listen, port,
+          o.local ? ", in-process group (not replicated, not persisted)" : "");
+  if (o.ready_file != NULL) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o.ready_file);
+    FILE *f = fopen(tmp, "w");
+    int ok = f != NULL && fprintf(f, "%d\n", port) > 0;
+    if (f != NULL && fclose(f) != 0)
+      ok = 0;
+    if (!ok || rename(tmp, o.ready_file) != 0)
+      fprintf(stderr, "teex: cannot write %s\n", o.ready_file);
+  }
+  uv_signal_init(&loop, &r.sigint);
+  uv_signal_init(&loop, &r.sigterm);
+  r.sigint.data = r.sigterm.data = &r;
+  uv_signal_start(&r.sigint, on_signal, SIGINT);
+  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return TEEX_EXIT_OK;
+}
