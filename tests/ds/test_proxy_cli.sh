@@ -40,15 +40,47 @@ grep -q "cannot resolve" "$dir/err" || fail "unresolvable: $(cat "$dir/err")"
 [ "$rc3" = 1 ] && grep -q -- "--local" "$dir/err2" || fail "no backend: $(cat "$dir/err2")"
 
 # Serve on a free port; redis-cli talks to it.
-"$teex" ds proxy --ns app --local --replicas 1 --listen 127.0.0.1:0 \
+"$teex" ds proxy --ns app --local --replicas 1 --listen 127.0.0.1:0 --max-clients 1 \
   --ready-file "$dir/ready" 2>"$dir/log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/ready" ] && break; sleep 0.1; done
 [ -s "$dir/ready" ] || fail "proxy did not start: $(cat "$dir/log")"
 port="$(cat "$dir/ready")"
-[ "$(redis-cli -p "$port" SET k 'v 1')" = OK ] || fail "SET"
-[ "$(redis-cli -p "$port" GET k)" = "v 1" ] || fail "GET"
-redis-cli -p "$port" INFO server | grep -q "ds_replicas:1" || fail "INFO"
+# redis-cli, retried while the proxy has not yet seen the previous client
+# go (it serves one connection at a time here: --max-clients 1)
+rcli() {
+  local out
+  for _ in $(seq 50); do
+    out="$(redis-cli -p "$port" "$@" 2>&1)"
+    case "$out" in *"max number of clients"*) sleep 0.1 ;; *) break ;; esac
+  done
+  printf '%s\n' "$out"
+}
+got="$(rcli SET k 'v 1')"
+[ "$got" = OK ] || fail "SET: $got"
+got="$(rcli GET k)"
+[ "$got" = "v 1" ] || fail "GET: $got"
+got="$(rcli INFO server)"
+case "$got" in *"ds_replicas:1"*) ;; *) fail "INFO: $got" ;; esac
+# --max-clients 1: while one connection is open, the next is told why and
+# closed; once it goes, the next is served.
+# (the proxy may not have seen the last redis-cli go yet: retry)
+pong=""
+for _ in $(seq 50); do
+  exec 3<>"/dev/tcp/127.0.0.1/$port"
+  printf 'PING\r\n' >&3
+  read -r -t 10 pong <&3 || fail "held connection: no reply"
+  [ "${pong%$'\r'}" = "+PONG" ] && break
+  exec 3>&-
+  sleep 0.1
+done
+[ "${pong%$'\r'}" = "+PONG" ] || fail "held connection: $pong"
+out="$(redis-cli -p "$port" PING 2>&1 || true)"
+echo "$out" | grep -q "max number of clients reached" || fail "over the limit: $out"
+exec 3>&-
+ok=""
+[ "$(rcli PING)" = PONG ] && ok=1
+[ -n "$ok" ] || fail "not served after the held connection closed"
 kill -TERM "$pid"
 set +e
 wait "$pid"
