@@ -1112,9 +1112,11 @@ void teex_resp_call_reset(struct teex_resp_call *c) {
   if (c == NULL)
     return;
   free(c->args);
+  free(c->argv);
   free(c->pairs);
   free(c->pair_keys);
   c->args = NULL;
+  c->argv = NULL;
   c->pairs = NULL;
   c->pair_keys = NULL;
   c->def = NULL;
@@ -1170,8 +1172,11 @@ int teex_resp_call_begin(struct teex_resp_session *s, struct teex_resp_call *c,
   for (size_t i = 0; i < req->argc; i++)
     total += req->argv[i].len;
   c->args = malloc(total ? total : 1);
-  if (c->args == NULL)
+  c->argv = malloc(req->argc * sizeof(*c->argv));
+  if (c->args == NULL || c->argv == NULL) {
+    teex_resp_call_reset(c);
     return TEEX_ENOMEM;
+  }
   size_t at = 0;
   for (size_t i = 0; i < req->argc; i++) {
     if (req->argv[i].len)

@@ -65,11 +65,11 @@ int teex_resp_session_init(struct teex_resp_session *s, const char *ns,
 struct teex_resp_call {
   const struct resp_command *def;
   size_t argc;
-  struct teex_resp_arg argv[TEEX_RESP_ARGS_MAX];
-  uint8_t *args; /* owned copy of the arguments' bytes */
-  size_t step;   /* next key of a multi-key command */
-  int64_t acc;   /* count so far (DEL, EXISTS) */
-  int flags;     /* per command */
+  struct teex_resp_arg *argv; /* owned: argc entries pointing into args */
+  uint8_t *args;              /* owned copy of the arguments' bytes */
+  size_t step;                /* next key of a multi-key command */
+  int64_t acc;                /* count so far (DEL, EXISTS) */
+  int flags;                  /* per command */
   uint64_t ttl_ms;
   uint32_t limit;
   size_t match_at; /* SCAN: argv index of the MATCH pattern, 0 if none */
