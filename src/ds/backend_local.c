@@ -56,8 +56,24 @@ static void op_free(struct op *o) {
 
 static void on_idle(uv_idle_t *h);
 
+/* A live follower has not yet applied what the leader applied: the
+ * fixture only moves while stepped, so it is stepped until followers catch
+ * up too (follower reads would otherwise stay stale while idle). */
+static int lagging(struct local *l) {
+  unsigned leader = raft_fixture_leader_index(&l->f);
+  if (leader >= l->n)
+    return 0;
+  raft_index applied = raft_last_applied(raft_fixture_get(&l->f, leader));
+  for (unsigned i = 0; i < l->n; i++)
+    if (i != leader && raft_fixture_alive(&l->f, i) &&
+        !l->cons[i]->ops->failed(l->cons[i]) &&
+        raft_last_applied(raft_fixture_get(&l->f, i)) < applied)
+      return 1;
+  return 0;
+}
+
 static void idle_update(struct local *l) {
-  int want = l->head != NULL || l->proposed > 0;
+  int want = l->head != NULL || l->proposed > 0 || lagging(l);
   if (want && !l->idle_on) {
     uv_idle_start(&l->idle, on_idle);
     l->idle_on = 1;
@@ -136,6 +152,10 @@ static void on_idle(uv_idle_t *h) {
     if (l->head != NULL)
       propose_queued(l);
   }
+  for (int i = 0;
+       i < STEPS_PER_TURN && l->proposed == 0 && l->head == NULL && lagging(l);
+       i++)
+    raft_fixture_step(&l->f);
   idle_update(l);
 }
 

@@ -88,4 +88,26 @@ rc=$?
 set -e
 pid=""
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM: $(cat "$dir/log")"
+
+# --follower-reads: reads come from a follower's state, which catches up
+# with the leader's without further writes.
+"$teex" ds proxy --ns app --local --replicas 3 --follower-reads \
+  --listen 127.0.0.1:0 --ready-file "$dir/ready2" 2>"$dir/log2" &
+pid=$!
+for _ in $(seq 100); do [ -s "$dir/ready2" ] && break; sleep 0.1; done
+[ -s "$dir/ready2" ] || fail "follower-read proxy did not start: $(cat "$dir/log2")"
+port="$(cat "$dir/ready2")"
+[ "$(redis-cli -p "$port" SET f 1)" = OK ] || fail "SET (follower reads)"
+got=""
+for _ in $(seq 50); do
+  got="$(redis-cli -p "$port" GET f)"
+  [ "$got" = 1 ] && break
+  sleep 0.1
+done
+[ "$got" = 1 ] || fail "a follower never caught up: GET gave '$got'"
+got="$(redis-cli -p "$port" INFO server)"
+case "$got" in *"read_mode:follower"*) ;; *) fail "INFO: $got" ;; esac
+kill -TERM "$pid"
+wait "$pid" || fail "follower-read proxy: exit status $?"
+pid=""
 echo "ok"
