@@ -49,8 +49,8 @@ void teex_buf_reset(struct teex_buf *b);
 void teex_buf_free(struct teex_buf *b);
 
 /* Hands the storage to the caller (who frees it with free()) and resets b.
- * Returns NULL when the buffer is empty. *len gets the length. Appends a NUL
- * after the data (not counted) so text can be used as a C string. */
+ * Returns NULL when nothing was ever appended. *len gets the length. The
+ * bytes are not NUL-terminated: use *len, never treat them as a C string. */
 uint8_t *teex_buf_steal(struct teex_buf *b, size_t *len);
 
 #endif
