@@ -959,6 +959,10 @@ static void dispatch(struct svc *s) {
     }
     s->busy[slot] = 1;
     w->busy_work++;
+    /* Operators (and the fault tests) see which worker runs a task now. */
+    char tid[65];
+    teex_hex_encode(j->req.assignment.task_id, 32, tid);
+    TEEX_INFO("worker", "task started", "task=%s", tid);
   }
   if (s->wait_head == NULL)
     s->wait_tail = NULL;
