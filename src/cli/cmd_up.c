@@ -145,8 +145,23 @@ static int read_pid(const struct net *n, const char *name) {
   return (int)v;
 }
 
+/* A process that exists and is not a zombie: a daemon killed after `teex
+ * up` exited is no child of ours, and whoever inherited it may not have
+ * reaped it yet. */
 static int alive(int pid) {
-  return pid > 0 && kill(pid, 0) == 0;
+  if (pid <= 0 || kill(pid, 0) != 0)
+    return 0;
+  char p[64], buf[256];
+  snprintf(p, sizeof p, "/proc/%d/stat", pid);
+  FILE *f = fopen(p, "r");
+  if (f == NULL)
+    return 1; /* no procfs: trust kill() */
+  size_t len = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  /* "pid (comm) S ...": the state follows the last ')' */
+  const char *close = strrchr(buf, ')');
+  return close == NULL || close[1] == '\0' || close[2] != 'Z';
 }
 
 #define CMD_MAX_ARGS 64
