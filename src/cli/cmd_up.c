@@ -491,10 +491,6 @@ static int wait_log(const char *path, const char *text, int ms) {
 }
 
 #define UP_WORKERS 2
-/* What a worker earns per task in the local network: every example
- * service is listed with this remuneration (the worker does not yet read
- * the split from each listing). */
-#define UP_REMUNERATION "700000000000000"
 
 static const char up_usage[] =
     "usage: teex up [--dir DIR] [--chain-port PORT] [--settle-interval MS]\n"
@@ -786,9 +782,8 @@ int teex_cmd_up(int argc, char **argv) {
 
   /* Workers: registered by the SM and on chain, then with the dispatcher
    * (they retry until the chain knows them). */
-  char disp_addr[64] = "", settlement[64] = "", disp_worker_ep[64];
+  char disp_addr[64] = "", disp_worker_ep[64];
   read_value(dready, "address", disp_addr, sizeof disp_addr);
-  read_value(chain, "settlement", settlement, sizeof settlement);
   snprintf(disp_worker_ep, sizeof disp_worker_ep, "127.0.0.1:%llu",
            (unsigned long long)worker_port);
   char worker_eps[UP_WORKERS][64];
@@ -801,36 +796,20 @@ int teex_cmd_up(int argc, char **argv) {
     path_of(&n, wreg, sizeof wreg, "run", name, "registration");
     path_of(&n, wlog, sizeof wlog, "logs", name, "log");
     unlink(wready);
-    char *w_argv[] = {n.exe,
-                      "worker",
-                      "run",
-                      "--data-dir",
-                      n.dir,
-                      "--state",
-                      wstate,
-                      "--listen",
-                      "127.0.0.1:0",
-                      "--sm",
-                      sm_enclave,
-                      "--sm-policy",
-                      sm_policy,
-                      "--dispatcher",
-                      disp_addr,
-                      "--dispatcher-endpoint",
-                      disp_worker_ep,
-                      "--dispatcher-policy",
-                      policy,
-                      "--settlement",
-                      settlement,
-                      "--ipfs-dir",
-                      ipfs_dir,
-                      "--remuneration",
-                      UP_REMUNERATION,
-                      "--registration-file",
-                      wreg,
-                      "--ready-file",
-                      wready,
-                      NULL};
+    char *w_argv[] = {n.exe,          "worker",
+                      "run",          "--data-dir",
+                      n.dir,          "--state",
+                      wstate,         "--listen",
+                      "127.0.0.1:0",  "--sm",
+                      sm_enclave,     "--sm-policy",
+                      sm_policy,      "--dispatcher",
+                      disp_addr,      "--dispatcher-endpoint",
+                      disp_worker_ep, "--dispatcher-policy",
+                      policy,         "--chain-conf",
+                      chain,          "--ipfs-dir",
+                      ipfs_dir,       "--registration-file",
+                      wreg,           "--ready-file",
+                      wready,         NULL};
     if ((rc = spawn(&n, name, w_argv)) != 0)
       return rc;
     if (wait_file(wready, read_pid(&n, name), READY_TIMEOUT_MS) != 0 ||
