@@ -75,6 +75,11 @@ struct teex_dispatcher_chain_ops {
   int (*bind)(void *arg, const uint8_t sk[32], const uint8_t addr[20],
               struct teex_err *err);
   void (*close)(void *arg);
+  /* The root recorded on chain for batch_id, all zero when no such batch
+   * was settled: how a restarted dispatcher learns that a batch it sent
+   * before crashing was confirmed. May be NULL (no such recovery). */
+  int (*batch_root)(void *arg, const uint8_t batch_id[32], uint8_t root[32],
+                    struct teex_err *err);
 };
 
 struct teex_dispatcher_chain {

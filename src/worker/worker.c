@@ -1188,12 +1188,19 @@ static void report_done(void *arg, int code, const char *msg,
   struct worker *w = r->w;
   char tid[65];
   teex_hex_encode(r->task_id, 32, tid);
-  if (code == 0) {
+  /* Refusals no later report can change: another receipt earned the task,
+   * or it failed at the dispatcher (past its deadline). */
+  int final = code == TEEX_EREPLAY || code == TEEX_EEXPIRED;
+  if (code == 0 || final) {
     char key[5 + 65];
     struct teex_err err;
     key_with_id("rcpt/", r->task_id, key);
     teex_store_del(w->store, key, strlen(key), &err);
-    TEEX_INFO("worker", "receipt reported", "task=%s", tid);
+    if (code == 0)
+      TEEX_INFO("worker", "receipt reported", "task=%s", tid);
+    else
+      TEEX_ERROR("worker", "receipt refused for good; dropped",
+                 "task=%s reason=\"%s\"", tid, msg ? msg : teex_err_name(code));
     struct report **pp = &w->reports;
     while (*pp != NULL && *pp != r)
       pp = &(*pp)->next;
