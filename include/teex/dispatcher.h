@@ -134,6 +134,8 @@ struct teex_dispatcher_config {
   const char *worker_listen;          /* mutual RA-TLS */
   const char *user_listen;            /* server-only RA-TLS */
   const char *ready_file;             /* ports and address; may be NULL */
+  unsigned cert_refresh_s;            /* renew the RA-TLS certificate this often
+                                        (0: TEEX_RATLS_REFRESH_DEFAULT_S) */
   uint64_t heartbeat_timeout_ms;      /* 0: 10 s */
   uint64_t settle_interval_ms;        /* 0: 60 s */
   uint32_t settle_receipts;           /* settle at this many; 0: 100 */

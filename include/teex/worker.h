@@ -43,6 +43,8 @@ struct teex_worker_config {
   const char *registration_file; /* SM-signed EnclaveRegistration written
                                     here (may be NULL) */
   const char *ready_file;        /* written once serving (may be NULL) */
+  unsigned cert_refresh_s;       /* renew the RA-TLS certificate this often
+                                   (0: TEEX_RATLS_REFRESH_DEFAULT_S) */
   /* Optional: register with this dispatcher and report receipts to it
    * (mutual RA-TLS). */
   const char *dispatcher_endpoint;

@@ -59,7 +59,10 @@ static const char run_usage[] =
     "  --accept-weaker-sandbox    run executors without Landlock\n"
     "  --registration-file FILE   write the SM-signed EnclaveRegistration\n"
     "  --ready-file FILE          write port, address and measurement once\n"
-    "                             serving\n";
+    "                             serving\n"
+    "  --cert-refresh SECONDS     renew the RA-TLS certificate this often\n"
+    "                             (default 21600: a quarter of the default\n"
+    "                             policy max_age)\n";
 
 static int worker_run(int argc, char **argv) {
   enum {
@@ -81,7 +84,8 @@ static int worker_run(int argc, char **argv) {
     O_WEAK,
     O_REG,
     O_READY,
-    O_CHAINCONF
+    O_CHAINCONF,
+    O_CERTREF
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -102,6 +106,7 @@ static int worker_run(int argc, char **argv) {
       {"accept-weaker-sandbox", no_argument, NULL, O_WEAK},
       {"registration-file", required_argument, NULL, O_REG},
       {"ready-file", required_argument, NULL, O_READY},
+      {"cert-refresh", required_argument, NULL, O_CERTREF},
       {"chain-conf", required_argument, NULL, O_CHAINCONF},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -190,6 +195,14 @@ static int worker_run(int argc, char **argv) {
     case O_READY:
       cfg.ready_file = optarg;
       break;
+    case O_CERTREF: {
+      uint64_t secs;
+      if (teex_parse_u64(optarg, &secs) != 0 || secs == 0 ||
+          secs > 86400u * 365)
+        return teex_cli_fail("--cert-refresh must be 1..31536000 seconds");
+      cfg.cert_refresh_s = (unsigned)secs;
+      break;
+    }
     case O_CHAINCONF:
       chain_conf = optarg;
       break;

@@ -67,6 +67,7 @@ struct dsp {
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;
   uint64_t started_ms;
+  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
   /* tasks: slots of allocated records, and an open-addressing index by task
    * id; gens counts each slot's reuse (scheduler references) */
   struct dsp_task **tasks;
@@ -1930,6 +1931,7 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
   d.cfg = &cfg;
   EVP_PKEY *key = NULL;
   X509 *cert = NULL;
+  struct teex_ratls_refresher *refresher = NULL;
   int rc;
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0)
@@ -2018,6 +2020,12 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
   if ((rc = teex_tls_ctx_new(&d.worker_ctx, &wtls, 1, err)) != 0 ||
       (rc = teex_tls_ctx_new(&d.user_ctx, &utls, 1, err)) != 0)
     goto out;
+  d.refresh_ctxs[0] = &d.worker_ctx;
+  d.refresh_ctxs[1] = &d.user_ctx;
+  if ((rc = teex_ratls_refresher_start(&loop, cfg.tee, &keys, key, cert,
+                                       cfg.cert_refresh_s, d.refresh_ctxs, 2,
+                                       &refresher, err)) != 0)
+    goto out;
   if ((rc = teex_rpc_server_new(&loop, d.worker_ctx, cfg.worker_listen, NULL,
                                 &d.worker_srv, err)) != 0 ||
       (rc = teex_rpc_server_new(&loop, d.user_ctx, cfg.user_listen, NULL,
@@ -2071,6 +2079,7 @@ out:
       uv_close((uv_handle_t *)&d.sigint, NULL);
     }
   }
+  teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
   teex_tls_ctx_free(d.worker_ctx);

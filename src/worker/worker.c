@@ -132,6 +132,7 @@ struct worker {
   /* receipts to the dispatcher */
   struct teex_ratls_verifier disp_verifier;
   struct teex_tls_ctx *disp_ctx;
+  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
   struct teex_rpc_client *disp;
   int disp_ready;
   struct report *reports;
@@ -1483,6 +1484,7 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
                       struct teex_err *err) {
   struct worker w;
   memset(&w, 0, sizeof w);
+  struct teex_ratls_refresher *refresher = NULL;
   uv_loop_t loop;
   int rc;
   if (cfg->tee == NULL || cfg->state_dir == NULL || cfg->listen == NULL ||
@@ -1528,6 +1530,14 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
       (rc = disp_setup(&w, err)) != 0 ||
       (rc = teex_rpc_server_new(&loop, w.user_ctx, cfg->listen, NULL,
                                 &w.user_srv, err)) != 0)
+    goto out;
+  /* The SM connections make a fresh identity each time; these two are
+   * long-lived. */
+  w.refresh_ctxs[0] = &w.user_ctx;
+  w.refresh_ctxs[1] = &w.disp_ctx;
+  if ((rc = teex_ratls_refresher_start(&loop, cfg->tee, &keys, w.key, w.cert,
+                                       cfg->cert_refresh_s, w.refresh_ctxs, 2,
+                                       &refresher, err)) != 0)
     goto out;
   teex_rpc_server_register(w.user_srv, "teex.Health", on_health, &w);
   teex_rpc_server_register(w.user_srv, "worker.Info", on_info, &w);
@@ -1589,6 +1599,7 @@ out:
     uv_timer_stop(&w.hb);
     uv_close((uv_handle_t *)&w.hb, NULL);
   }
+  teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* thread-pool jobs end; handles close */
   uv_loop_close(&loop);
   for (size_t i = 0; i < w.nsvcs; i++)
