@@ -936,7 +936,8 @@ int teex_cmd_status(int argc, char **argv) {
     char msg[TEEX_ERRMSG_SIZE];
     const char *addr = teex_config_get(&c, comps[i].addr_key, "");
     if (!alive(pid)) {
-      printf("%-11s DOWN (no process)\n", comps[i].name);
+      printf("%-11s DOWN (no process; teex up --restart %s)\n", comps[i].name,
+             comps[i].name);
       bad = 1;
     } else if (health(&n, addr, teex_config_get(&c, comps[i].policy_key, ""),
                       msg, sizeof msg) != 0) {
@@ -944,6 +945,30 @@ int teex_cmd_status(int argc, char **argv) {
       bad = 1;
     } else {
       printf("%-11s ok  pid %d  %s  %s\n", comps[i].name, pid, addr, msg);
+    }
+  }
+  /* Workers: their user endpoint (the port in their ready file). */
+  uint64_t nworkers = 0;
+  if (teex_config_get_u64(&c, "workers.count", 0, &nworkers, &err) != 0 ||
+      nworkers > 64)
+    nworkers = 0;
+  for (uint64_t i = 1; i <= nworkers; i++) {
+    char name[32], ready[PATH_MAX], addr[64], msg[TEEX_ERRMSG_SIZE];
+    snprintf(name, sizeof name, "worker-%llu", (unsigned long long)i);
+    path_of(&n, ready, sizeof ready, "run", name, "ready");
+    int pid = read_pid(&n, name);
+    uint64_t port = 0;
+    read_ready(ready, "port", &port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%llu", (unsigned long long)port);
+    if (!alive(pid)) {
+      printf("%-11s DOWN (no process; teex up --restart %s)\n", name, name);
+      bad = 1;
+    } else if (health(&n, addr, teex_config_get(&c, "workers.policy", ""), msg,
+                      sizeof msg) != 0) {
+      printf("%-11s UNHEALTHY pid %d %s: %s\n", name, pid, addr, msg);
+      bad = 1;
+    } else {
+      printf("%-11s ok  pid %d  %s  %s\n", name, pid, addr, msg);
     }
   }
   teex_config_free(&c);

@@ -33,6 +33,8 @@ done
 [ -n "$victim" ] || fail "no worker started the task"
 task="0x$(sed -n 's/.*task started.*task=\([0-9a-f]\{64\}\).*/\1/p' "$net/logs/$victim.log" | head -1)"
 kill -9 "$(cat "$net/run/$victim.pid")"
+if "$teex" status > "$tmp/st" 2>&1; then fail "status ok with $victim dead"; fi
+grep -q "^$victim *DOWN" "$tmp/st" || fail "status: $(cat "$tmp/st")"
 # It died mid-task: it never finished this task.
 sleep 0.2
 if grep -q "task done.*task=${task#0x}" "$net/logs/$victim.log"; then
@@ -60,6 +62,8 @@ wait_log "$net/logs/$victim.log" "registered with the dispatcher.*" 10
 n_reg() { grep -c "registered with the dispatcher" "$net/logs/$victim.log" || true; }
 for _ in $(seq 200); do [ "$(n_reg)" -ge 2 ] && break; sleep 0.1; done
 [ "$(n_reg)" -ge 2 ] || fail "$victim did not register again"
+"$teex" status > "$tmp/st" 2>&1 || fail "status after the restart: $(cat "$tmp/st")"
+grep -q "^$victim *ok" "$tmp/st" || fail "status: $(cat "$tmp/st")"
 "$teex" invoke slow --input "$tmp/in" --account "$user" \
   > "$tmp/out2" 2> "$tmp/err2" || fail "second invoke: $(cat "$tmp/err2")"
 [ "$(cat "$tmp/out2")" = "slept:hello" ] || fail "second output"
