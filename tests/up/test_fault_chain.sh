@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest-label: nosan (the workers' sandboxed executors do not run under ASan)
 # The chain node goes away and comes back under a running `teex up`
-# network. A task is running (a service that sleeps 3 s) when anvil is
+# network. A task is running (a service that sleeps 5 s) when anvil is
 # stopped (`teex chain down`; anvil writes its state as it exits): the task
 # still completes for the user (running it needs no chain), the dispatcher
 # records the receipt and its settlement attempts fail and are retried; a
@@ -14,7 +14,7 @@ set -euo pipefail
 . "${TEEX_SOURCE_DIR:?}/tests/up/lib.sh"
 
 up --settle-interval 1000
-slow_service slow 3
+slow_service slow 5
 deploy "$tmp/slow"
 user_with_escrow 5000000000000000
 printf 'during' > "$tmp/in"
