@@ -1328,70 +1328,61 @@ static int inflight_put(struct dsp *d, uint64_t seq,
                         struct dsp_task **sel, size_t nsel,
                         const struct batch_user *users, size_t nusers,
                         struct teex_err *err) {
-  size_t nok = 0, cidlen = strlen(b->cid);
+  struct dsp_inflight f;
+  memset(&f, 0, sizeof f);
+  memcpy(f.batch_id, b->batch_id, 32);
+  memcpy(f.root, b->root, 32);
+  snprintf(f.cid, sizeof f.cid, "%s", b->cid);
   for (size_t u = 0; u < nusers; u++)
-    nok += users[u].ok != 0;
-  size_t len = 64 + 1 + cidlen + 4 + 52 * nok + 4 + 32 * nsel;
-  uint8_t *rec = malloc(len);
-  if (rec == NULL)
-    return teex_err_set(err, TEEX_ENOMEM, NULL);
-  size_t o = 0;
-  memcpy(rec, b->batch_id, 32);
-  memcpy(rec + 32, b->root, 32);
-  o = 64;
-  rec[o++] = (uint8_t)cidlen;
-  memcpy(rec + o, b->cid, cidlen);
-  o += cidlen;
-  for (int i = 0; i < 4; i++)
-    rec[o++] = (uint8_t)(nok >> (24 - 8 * i));
-  for (size_t u = 0; u < nusers; u++) {
-    if (!users[u].ok)
-      continue;
-    memcpy(rec + o, users[u].addr, 20);
-    teex_amount_word(users[u].due.cumulative, rec + o + 20);
-    o += 52;
+    f.nusers += users[u].ok != 0;
+  f.ntasks = (uint32_t)nsel;
+  uint8_t *uv = malloc(f.nusers ? (size_t)f.nusers * DSP_INFLIGHT_USER_LEN : 1);
+  uint8_t *tv = malloc(32 * nsel);
+  uint8_t *rec = NULL;
+  int rc = uv == NULL || tv == NULL ? teex_err_set(err, TEEX_ENOMEM, NULL) : 0;
+  if (rc == 0) {
+    size_t k = 0;
+    for (size_t u = 0; u < nusers; u++) {
+      if (!users[u].ok)
+        continue;
+      memcpy(uv + DSP_INFLIGHT_USER_LEN * k, users[u].addr, 20);
+      teex_amount_word(users[u].due.cumulative,
+                       uv + DSP_INFLIGHT_USER_LEN * k + 20);
+      k++;
+    }
+    for (size_t i = 0; i < nsel; i++)
+      memcpy(tv + 32 * i, sel[i]->auth.task_id, 32);
+    f.users = uv;
+    f.tasks = tv;
+    if ((rec = malloc(dsp_inflight_len(&f))) == NULL)
+      rc = teex_err_set(err, TEEX_ENOMEM, NULL);
   }
-  for (int i = 0; i < 4; i++)
-    rec[o++] = (uint8_t)(nsel >> (24 - 8 * i));
-  for (size_t i = 0; i < nsel; i++, o += 32)
-    memcpy(rec + o, sel[i]->auth.task_id, 32);
-  char key[19];
-  inflight_key(seq, key);
-  int rc = teex_store_put(d->store, key, strlen(key), rec, o, err);
+  if (rc == 0) {
+    dsp_inflight_encode(&f, rec);
+    char key[19];
+    inflight_key(seq, key);
+    rc = teex_store_put(d->store, key, strlen(key), rec, dsp_inflight_len(&f),
+                        err);
+  }
   free(rec);
+  free(uv);
+  free(tv);
   return rc;
-}
-
-static uint32_t get_u32be(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-         p[3];
 }
 
 /* Records one in-flight batch (key, its record v) the chain holds with
  * root: as after a confirmed settleBatch. */
 static int inflight_record(struct dsp *d, const char *key, const uint8_t *v,
                            size_t vl, struct teex_err *err) {
+  struct dsp_inflight f;
+  if (dsp_inflight_decode(v, vl, d->max_tasks, &f) != 0)
+    return teex_err_set(err, TEEX_EFORMAT, "in-flight batch record");
   struct teex_dispatcher_batch b;
   memset(&b, 0, sizeof b);
-  size_t o = 64, cidlen = vl > 64 ? v[64] : 0;
-  if (vl < 65 || cidlen >= sizeof b.cid || vl < 65 + cidlen + 4)
-    return teex_err_set(err, TEEX_EFORMAT, "in-flight batch record");
-  memcpy(b.batch_id, v, 32);
-  memcpy(b.root, v + 32, 32);
-  o = 65;
-  memcpy(b.cid, v + o, cidlen);
-  b.cid[cidlen] = '\0';
-  o += cidlen;
-  uint32_t nusers = get_u32be(v + o);
-  o += 4;
-  if (nusers > d->max_tasks || vl - o < (size_t)nusers * 52 + 4)
-    return teex_err_set(err, TEEX_EFORMAT, "in-flight batch record");
-  const uint8_t *uv = v + o;
-  o += (size_t)nusers * 52;
-  uint32_t nsel = get_u32be(v + o);
-  o += 4;
-  if (nsel == 0 || nsel > d->max_tasks || vl - o != (size_t)nsel * 32)
-    return teex_err_set(err, TEEX_EFORMAT, "in-flight batch record");
+  memcpy(b.batch_id, f.batch_id, 32);
+  memcpy(b.root, f.root, 32);
+  memcpy(b.cid, f.cid, sizeof b.cid);
+  uint32_t nusers = f.nusers, nsel = f.ntasks;
   struct batch_user *users = calloc(nusers ? nusers : 1, sizeof *users);
   struct dsp_task **sel = calloc(nsel, sizeof *sel);
   uint8_t *leaves = malloc(32 * (size_t)nsel);
@@ -1399,14 +1390,14 @@ static int inflight_record(struct dsp *d, const char *key, const uint8_t *v,
                ? teex_err_set(err, TEEX_ENOMEM, NULL)
                : 0;
   for (uint32_t u = 0; rc == 0 && u < nusers; u++) {
-    memcpy(users[u].addr, uv + 52 * u, 20);
-    rc = teex_amount_from_word(uv + 52 * u + 20, &users[u].due.cumulative);
-    users[u].ok = 1;
-    if (rc != 0)
+    const uint8_t *e = f.users + DSP_INFLIGHT_USER_LEN * (size_t)u;
+    memcpy(users[u].addr, e, 20);
+    if (teex_amount_from_word(e + 20, &users[u].due.cumulative) != 0)
       rc = teex_err_set(err, TEEX_EFORMAT, "in-flight batch: amount");
+    users[u].ok = 1;
   }
   for (uint32_t i = 0; rc == 0 && i < nsel; i++) {
-    sel[i] = task_find(d, v + o + 32 * (size_t)i);
+    sel[i] = task_find(d, f.tasks + 32 * (size_t)i);
     if (sel[i] == NULL || sel[i]->state != DSP_EARNED)
       rc = teex_err_set(err, TEEX_ESTATE,
                         "in-flight batch: a task is no longer earned");
