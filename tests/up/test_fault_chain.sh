@@ -41,6 +41,9 @@ wait "$inv" || fail "invoke while the chain went away: $(cat "$tmp/err")"
 wait_log "$net/logs/dispatcher.log" "receipt recorded" 200
 wait_log "$net/logs/dispatcher.log" "will retry" 200
 grep "will retry" "$net/logs/dispatcher.log" | head -1
+# What needs no chain still answers: the task's state at the dispatcher.
+"$teex" task status "$task" > "$tmp/ts" 2>&1 || fail "task status with the chain down: $(cat "$tmp/ts")"
+grep -q "state *earned" "$tmp/ts" || fail "task status with the chain down: $(cat "$tmp/ts")"
 
 # A new task needs the chain (listing, escrow): a clear error, no charge.
 if "$teex" invoke slow --input "$tmp/in" --account "$user" \

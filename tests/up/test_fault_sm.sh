@@ -18,6 +18,9 @@ deploy "$tmp/quick"
 user_with_escrow 5000000000000000
 printf 'abc' > "$tmp/in"
 
+# A component that does not exist is a clear error.
+if "$teex" up --restart nonsense > "$tmp/rs" 2>&1; then fail "restart nonsense accepted"; fi
+grep -q "unknown component" "$tmp/rs" || fail "restart nonsense: $(cat "$tmp/rs")"
 old="$(cat "$net/run/sm.pid")"
 kill -9 "$old"
 if "$teex" status > "$tmp/st" 2>&1; then fail "status ok with the SM dead"; fi
