@@ -75,6 +75,11 @@ struct teex_dispatcher_chain_ops {
   int (*bind)(void *arg, const uint8_t sk[32], const uint8_t addr[20],
               struct teex_err *err);
   void (*close)(void *arg);
+  /* The root recorded on chain for batch_id, all zero when no such batch
+   * was settled: how a restarted dispatcher learns that a batch it sent
+   * before crashing was confirmed. May be NULL (no such recovery). */
+  int (*batch_root)(void *arg, const uint8_t batch_id[32], uint8_t root[32],
+                    struct teex_err *err);
 };
 
 struct teex_dispatcher_chain {
@@ -129,6 +134,8 @@ struct teex_dispatcher_config {
   const char *worker_listen;          /* mutual RA-TLS */
   const char *user_listen;            /* server-only RA-TLS */
   const char *ready_file;             /* ports and address; may be NULL */
+  unsigned cert_refresh_s;            /* renew the RA-TLS certificate this often
+                                        (0: TEEX_RATLS_REFRESH_DEFAULT_S) */
   uint64_t heartbeat_timeout_ms;      /* 0: 10 s */
   uint64_t settle_interval_ms;        /* 0: 60 s */
   uint32_t settle_receipts;           /* settle at this many; 0: 100 */

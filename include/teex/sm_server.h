@@ -20,6 +20,8 @@ struct teex_sm_server_config {
   const char *client_listen;  /* server-only RA-TLS */
   const char *ready_file;     /* written once listening (ports, address);
                                  may be NULL */
+  unsigned cert_refresh_s;    /* renew the RA-TLS certificate this often
+                                (0: TEEX_RATLS_REFRESH_DEFAULT_S) */
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. 0 on a clean stop. */

@@ -60,6 +60,16 @@ int teex_tls_ctx_new(struct teex_tls_ctx **out,
                      struct teex_err *err);
 void teex_tls_ctx_free(struct teex_tls_ctx *ctx);
 
+/* Replaces the certificate and key ctx presents on connections started
+ * from now on; connections already open keep theirs. How a long-running
+ * daemon renews its RA-TLS certificate before its evidence grows older
+ * than its peers' max_age. The context takes its own references; nothing
+ * changes on error: TEEX_EINVAL (NULL arguments), TEEX_ECRYPTO (the key is
+ * not the certificate's). Call it on the thread that runs ctx's
+ * connections. */
+int teex_tls_ctx_set_identity(struct teex_tls_ctx *ctx, X509 *cert,
+                              EVP_PKEY *key, struct teex_err *err);
+
 struct teex_tls_conn;
 
 /* Callbacks of one connection. All run on the loop thread. */

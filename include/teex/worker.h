@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "teex/chain.h"
 #include "teex/error.h"
 #include "teex/settle.h"
 #include "teex/statements.h"
@@ -42,6 +43,8 @@ struct teex_worker_config {
   const char *registration_file; /* SM-signed EnclaveRegistration written
                                     here (may be NULL) */
   const char *ready_file;        /* written once serving (may be NULL) */
+  unsigned cert_refresh_s;       /* renew the RA-TLS certificate this often
+                                   (0: TEEX_RATLS_REFRESH_DEFAULT_S) */
   /* Optional: register with this dispatcher and report receipts to it
    * (mutual RA-TLS). */
   const char *dispatcher_endpoint;
@@ -53,7 +56,13 @@ struct teex_worker_config {
                                     EIP-712 domain) */
   uint8_t dispatchers[TEEX_WORKER_MAX_DISPATCHERS][20]; /* trusted signers */
   size_t n_dispatchers;
-  teex_amount remuneration;  /* worker_amount per task (see docs) */
+  /* Optional: an Ethereum JSON-RPC URL and the network's contracts. Then
+   * each service's split comes from its listing in the ServiceRegistry,
+   * read when the image is loaded (worker_amount = the listed
+   * remuneration), and remuneration below is not used. */
+  const char *chain_rpc;
+  struct teex_chain_addrs chain;
+  teex_amount remuneration;  /* worker_amount per task without chain_rpc */
   unsigned slots;            /* executors per image; 0: 2 */
   int accept_weaker_sandbox; /* run executors without Landlock */
 };

@@ -57,6 +57,9 @@ static const char run_usage[] =
     "                            100000)\n"
     "  --max-workers N           workers registered (default 10000)\n"
     "  --ready-file FILE         write ports and address here once serving\n"
+    "  --cert-refresh SECONDS    renew the RA-TLS certificate this often\n"
+    "                            (default 21600: a quarter of the default\n"
+    "                            policy max_age)\n"
     "  --sm ADDR                 the SM's enclave endpoint: at start, get "
     "this\n"
     "                            dispatcher's registration signed by the SM\n"
@@ -93,7 +96,8 @@ static int dispatcher_run(int argc, char **argv) {
     O_MAXW,
     O_SM,
     O_SMPOL,
-    O_REGOUT
+    O_REGOUT,
+    O_CERTREF
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -112,6 +116,7 @@ static int dispatcher_run(int argc, char **argv) {
       {"assignment-ttl", required_argument, NULL, O_TTL},
       {"receipt-grace", required_argument, NULL, O_GRACE},
       {"ready-file", required_argument, NULL, O_READY},
+      {"cert-refresh", required_argument, NULL, O_CERTREF},
       {"max-tasks", required_argument, NULL, O_MAXT},
       {"max-workers", required_argument, NULL, O_MAXW},
       {"sm", required_argument, NULL, O_SM},
@@ -190,6 +195,14 @@ static int dispatcher_run(int argc, char **argv) {
     case O_READY:
       cfg.ready_file = optarg;
       break;
+    case O_CERTREF: {
+      uint64_t secs;
+      if (teex_parse_u64(optarg, &secs) != 0 || secs == 0 ||
+          secs > 86400u * 365)
+        return teex_cli_fail("--cert-refresh must be 1..31536000 seconds");
+      cfg.cert_refresh_s = (unsigned)secs;
+      break;
+    }
     case O_SM:
       cfg.sm_addr = optarg;
       break;

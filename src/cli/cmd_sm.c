@@ -35,7 +35,10 @@ static const char run_usage[] =
     "31337)\n"
     "  --service-registry ADDR   ServiceRegistry contract address\n"
     "  --enclave-registry ADDR   EnclaveRegistry contract address\n"
-    "  --ready-file FILE         write ports and address here once serving\n";
+    "  --ready-file FILE         write ports and address here once serving\n"
+    "  --cert-refresh SECONDS    renew the RA-TLS certificate this often\n"
+    "                            (default 21600: a quarter of the default\n"
+    "                            policy max_age)\n";
 
 static int sm_run(int argc, char **argv) {
   enum {
@@ -47,7 +50,8 @@ static int sm_run(int argc, char **argv) {
     O_CHAIN,
     O_SREG,
     O_EREG,
-    O_READY
+    O_READY,
+    O_CERTREF
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -59,6 +63,7 @@ static int sm_run(int argc, char **argv) {
       {"service-registry", required_argument, NULL, O_SREG},
       {"enclave-registry", required_argument, NULL, O_EREG},
       {"ready-file", required_argument, NULL, O_READY},
+      {"cert-refresh", required_argument, NULL, O_CERTREF},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
@@ -102,6 +107,14 @@ static int sm_run(int argc, char **argv) {
     case O_READY:
       cfg.ready_file = optarg;
       break;
+    case O_CERTREF: {
+      uint64_t secs;
+      if (teex_parse_u64(optarg, &secs) != 0 || secs == 0 ||
+          secs > 86400u * 365)
+        return teex_cli_fail("--cert-refresh must be 1..31536000 seconds");
+      cfg.cert_refresh_s = (unsigned)secs;
+      break;
+    }
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;

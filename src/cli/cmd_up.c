@@ -8,7 +8,9 @@
  *   tee/            the sim platform (root and platform keys)
  *   policy/         attestation policies: enclaves.conf (what the SM
  *                   accepts), sm.conf (what clients require of the SM)
- *   run/NAME.pid    pids; run/NAME.ready ready files
+ *   run/NAME.pid    pids; run/NAME.ready ready files; run/NAME.cmd the
+ *                   command line each daemon was started with, one
+ *                   argument per line (what `teex up --restart` reuses)
  *   logs/NAME.log   component logs
  *   network.conf    endpoints and addresses (read by `teex status`)
  */
@@ -46,15 +48,24 @@ struct net {
   char dir[PATH_MAX];
   char exe[PATH_MAX];
   const char *chain_port;
+  const char *settle_interval; /* the dispatcher's, milliseconds */
+  const char *settle_receipts; /* NULL: the dispatcher's default */
+  const char *restart;         /* --restart NAME, else NULL */
 };
 
 static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
   static const struct option longopts[] = {
       {"dir", required_argument, NULL, 'd'},
       {"chain-port", required_argument, NULL, 'p'},
+      {"settle-interval", required_argument, NULL, 'i'},
+      {"settle-receipts", required_argument, NULL, 'r'},
+      {"restart", required_argument, NULL, 'R'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   n->chain_port = "8545";
+  n->settle_interval = "5000";
+  n->settle_receipts = NULL;
+  n->restart = NULL;
   teex_cli_data_dir(n->dir, sizeof n->dir);
   optind = 0;
   int c;
@@ -66,6 +77,15 @@ static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
     case 'p':
       n->chain_port = optarg;
       break;
+    case 'i':
+      n->settle_interval = optarg;
+      break;
+    case 'r':
+      n->settle_receipts = optarg;
+      break;
+    case 'R':
+      n->restart = optarg;
+      break;
     case 'h':
       fputs(usage, stdout);
       return -1;
@@ -73,6 +93,14 @@ static int net_parse(int argc, char **argv, struct net *n, const char *usage) {
       fputs(usage, stderr);
       return TEEX_EXIT_USAGE;
     }
+  }
+  uint64_t v;
+  if (optind != argc || teex_parse_u64(n->settle_interval, &v) != 0 || v == 0 ||
+      (n->settle_receipts != NULL &&
+       (teex_parse_u64(n->settle_receipts, &v) != 0 || v == 0 ||
+        v > UINT32_MAX))) {
+    fputs(usage, stderr);
+    return TEEX_EXIT_USAGE;
   }
   ssize_t len = readlink("/proc/self/exe", n->exe, sizeof n->exe - 1);
   if (len <= 0) {
@@ -117,16 +145,104 @@ static int read_pid(const struct net *n, const char *name) {
   return (int)v;
 }
 
+/* A process that exists and is not a zombie: a daemon killed after `teex
+ * up` exited is no child of ours, and whoever inherited it may not have
+ * reaped it yet. */
 static int alive(int pid) {
-  return pid > 0 && kill(pid, 0) == 0;
+  if (pid <= 0 || kill(pid, 0) != 0)
+    return 0;
+  char p[64], buf[256];
+  snprintf(p, sizeof p, "/proc/%d/stat", pid);
+  FILE *f = fopen(p, "r");
+  if (f == NULL)
+    return 1; /* no procfs: trust kill() */
+  size_t len = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  /* "pid (comm) S ...": the state follows the last ')' */
+  const char *close = strrchr(buf, ')');
+  return close == NULL || close[1] == '\0' || close[2] != 'Z';
 }
 
-/* Starts argv detached (own session), output to logs/NAME.log, pid to
- * run/NAME.pid. */
+#define CMD_MAX_ARGS 64
+
+/* Writes argv to run/NAME.cmd, one argument per line. */
+static int save_cmd(const struct net *n, const char *name, char *const argv[]) {
+  char p[PATH_MAX];
+  path_of(n, p, sizeof p, "run", name, "cmd");
+  FILE *f = fopen(p, "w");
+  if (f == NULL)
+    return teex_cli_fail("write %s: %s", p, strerror(errno));
+  int bad = 0;
+  for (size_t i = 0; argv[i] != NULL; i++) {
+    if (i >= CMD_MAX_ARGS || strchr(argv[i], '\n') != NULL ||
+        strlen(argv[i]) >= PATH_MAX)
+      bad = 1;
+    else
+      fprintf(f, "%s\n", argv[i]);
+  }
+  if (fclose(f) != 0 || bad)
+    return teex_cli_fail("write %s: an argument has a newline or is too long",
+                         p);
+  return 0;
+}
+
+/* A command line read back from run/NAME.cmd: at most CMD_MAX_ARGS
+ * arguments of less than PATH_MAX bytes each. */
+struct cmdline {
+  char *argv[CMD_MAX_ARGS + 1];
+  size_t argc;
+};
+
+static void cmdline_free(struct cmdline *c) {
+  for (size_t i = 0; i < c->argc; i++)
+    free(c->argv[i]);
+  c->argc = 0;
+  c->argv[0] = NULL;
+}
+
+static int load_cmd(const struct net *n, const char *name, struct cmdline *c) {
+  char p[PATH_MAX];
+  path_of(n, p, sizeof p, "run", name, "cmd");
+  c->argc = 0;
+  c->argv[0] = NULL;
+  FILE *f = fopen(p, "r");
+  if (f == NULL)
+    return teex_cli_fail("%s: %s (was it started by this `teex up`?)", p,
+                         strerror(errno));
+  char *line = malloc(PATH_MAX + 1);
+  int rc = line == NULL ? teex_cli_fail("out of memory") : 0;
+  while (rc == 0 && fgets(line, PATH_MAX + 1, f) != NULL) {
+    size_t len = strcspn(line, "\n");
+    if (line[len] != '\n' || c->argc >= CMD_MAX_ARGS) {
+      rc = teex_cli_fail("%s: malformed (a line too long or too many)", p);
+      break;
+    }
+    line[len] = '\0';
+    if ((c->argv[c->argc] = strdup(line)) == NULL) {
+      rc = teex_cli_fail("out of memory");
+      break;
+    }
+    c->argv[++c->argc] = NULL;
+  }
+  free(line);
+  fclose(f);
+  if (rc == 0 && c->argc < 2)
+    rc = teex_cli_fail("%s: empty", p);
+  if (rc != 0)
+    cmdline_free(c);
+  return rc;
+}
+
+/* Starts argv detached (own session), output to logs/NAME.log (appended),
+ * pid to run/NAME.pid, the command line to run/NAME.cmd. */
 static int spawn(const struct net *n, const char *name, char *const argv[]) {
   char log[PATH_MAX], pidf[PATH_MAX];
   path_of(n, log, sizeof log, "logs", name, "log");
   path_of(n, pidf, sizeof pidf, "run", name, "pid");
+  int rc = save_cmd(n, name, argv);
+  if (rc != 0)
+    return rc;
   pid_t pid = fork();
   if (pid < 0)
     return teex_cli_fail("fork: %s", strerror(errno));
@@ -375,26 +491,150 @@ static int wait_log(const char *path, const char *text, int ms) {
 }
 
 #define UP_WORKERS 2
-/* What a worker earns per task in the local network: every example
- * service is listed with this remuneration (the worker does not yet read
- * the split from each listing). */
-#define UP_REMUNERATION "700000000000000"
 
 static const char up_usage[] =
-    "usage: teex up [--dir DIR] [--chain-port PORT]\n"
+    "usage: teex up [--dir DIR] [--chain-port PORT] [--settle-interval MS]\n"
+    "               [--settle-receipts N]\n"
+    "       teex up [--dir DIR] --restart sm|dispatcher|worker-N|chain\n"
     "\n"
     "Starts a teex network on loopback in DIR (default $TEEX_HOME, else\n"
     "~/.teex): the sim TEE platform, the local chain (anvil on PORT,\n"
-    "default 8545) with the teex contracts, the Service Manager, and the\n"
-    "components built so far, each its own process (logs in DIR/logs), and\n"
-    "writes DIR/network.conf. `teex status` shows their health; `teex down`\n"
-    "stops them. A second `teex up` restores the chain's state.\n";
+    "default 8545) with the teex contracts, the Service Manager, a\n"
+    "dispatcher (settling every MS milliseconds, default 5000, or as soon\n"
+    "as N receipts wait, default 100) and two workers, each its own process\n"
+    "(logs in DIR/logs), and writes DIR/network.conf. `teex status` shows\n"
+    "their health; `teex down` stops them. A second `teex up` restores the\n"
+    "chain's state.\n"
+    "\n"
+    "--restart NAME starts one component of a running network again (after\n"
+    "a crash, or stopping it first if it still runs) with its first command\n"
+    "line, its state directory and the same ports, so its peers find it\n"
+    "again; `chain` stops anvil (which writes its state) and starts it on\n"
+    "the same port.\n";
+
+/* Stops pid: SIGTERM, then SIGKILL after 5 s. */
+static void stop_pid(int pid) {
+  if (!alive(pid))
+    return;
+  kill(pid, SIGTERM);
+  for (int waited = 0; waited < 5000 && alive(pid); waited += 20) {
+    waitpid(pid, NULL, WNOHANG);
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (alive(pid))
+    kill(pid, SIGKILL);
+}
+
+/* The listening flags of each daemon and the key of its ready file that
+ * holds the port it bound (up starts them on port 0). */
+static const struct {
+  const char *prefix, *flag, *key;
+} listen_ports[] = {{"sm", "--listen", "enclave_port"},
+                    {"sm", "--client-listen", "client_port"},
+                    {"dispatcher", "--listen", "worker_port"},
+                    {"dispatcher", "--user-listen", "user_port"},
+                    {"worker-", "--listen", "port"}};
+
+static int restart_chain(const struct net *n) {
+  char chain[PATH_MAX], url[256] = "";
+  snprintf(chain, sizeof chain, "%s/chain.conf", n->dir);
+  if (read_value(chain, "rpc_url", url, sizeof url) != 0)
+    return teex_cli_fail("restart chain: no rpc_url in %s", chain);
+  const char *colon = strrchr(url, ':');
+  uint64_t port;
+  if (colon == NULL || teex_parse_u64(colon + 1, &port) != 0 || port == 0 ||
+      port > 65535)
+    return teex_cli_fail("restart chain: %s is not a local chain", url);
+  char *chain_down[] = {"chain", "down", "--dir", (char *)n->dir, NULL};
+  run_self(n, chain_down, NULL, 0); /* fails when it is already down */
+  char *chain_up[] = {
+      "chain",           "up", "--dir", (char *)n->dir, "--port",
+      (char *)colon + 1, NULL};
+  if (run_self(n, chain_up, NULL, 0) != 0)
+    return teex_cli_fail("restart chain: anvil did not start; see %s/logs/"
+                         "anvil.log",
+                         n->dir);
+  printf("restarted chain on %s\n", url);
+  return TEEX_EXIT_OK;
+}
+
+static int restart(const struct net *n, const char *name) {
+  if (strcmp(name, "chain") == 0)
+    return restart_chain(n);
+  int is_worker = strncmp(name, "worker-", 7) == 0;
+  uint64_t idx;
+  if (strcmp(name, "sm") != 0 && strcmp(name, "dispatcher") != 0 &&
+      !(is_worker && teex_parse_u64(name + 7, &idx) == 0 && idx >= 1 &&
+        idx <= 64))
+    return teex_cli_fail("restart: unknown component %s (sm, dispatcher, "
+                         "worker-N or chain)",
+                         name);
+  struct cmdline c;
+  int rc = load_cmd(n, name, &c);
+  if (rc != 0)
+    return rc;
+  char ready[PATH_MAX], logp[PATH_MAX], chain[PATH_MAX];
+  path_of(n, ready, sizeof ready, "run", name, "ready");
+  path_of(n, logp, sizeof logp, "logs", name, "log");
+  snprintf(chain, sizeof chain, "%s/chain.conf", n->dir);
+  /* The same ports as before: what the ready file says was bound. */
+  for (size_t i = 0; i + 1 < c.argc; i++)
+    for (size_t k = 0; k < sizeof listen_ports / sizeof *listen_ports; k++) {
+      uint64_t port = 0;
+      if (strncmp(name, listen_ports[k].prefix,
+                  strlen(listen_ports[k].prefix)) != 0 ||
+          strcmp(c.argv[i], listen_ports[k].flag) != 0 ||
+          read_ready(ready, listen_ports[k].key, &port) != 0 || port == 0 ||
+          port > 65535)
+        continue;
+      const char *colon = strrchr(c.argv[i + 1], ':');
+      int host_len = colon != NULL ? (int)(colon - c.argv[i + 1]) : 0;
+      char ep[PATH_MAX];
+      snprintf(ep, sizeof ep, "%.*s:%llu", host_len, c.argv[i + 1],
+               (unsigned long long)port);
+      char *dup = strdup(ep);
+      if (dup == NULL) {
+        cmdline_free(&c);
+        return teex_cli_fail("out of memory");
+      }
+      free(c.argv[i + 1]);
+      c.argv[i + 1] = dup;
+    }
+  /* Where it writes its SM-signed registration, for the chain. */
+  char reg[PATH_MAX] = "";
+  for (size_t i = 0; i + 1 < c.argc; i++)
+    if (strcmp(c.argv[i], "--registration-out") == 0 ||
+        strcmp(c.argv[i], "--registration-file") == 0)
+      snprintf(reg, sizeof reg, "%s", c.argv[i + 1]);
+  int old = read_pid(n, name);
+  if (alive(old)) {
+    stop_pid(old);
+    printf("stopped %s (pid %d)\n", name, old);
+  }
+  unlink(ready);
+  rc = spawn(n, name, c.argv);
+  cmdline_free(&c);
+  if (rc != 0)
+    return rc;
+  int pid = read_pid(n, name);
+  if (wait_file(ready, pid, READY_TIMEOUT_MS) != 0)
+    return teex_cli_fail("%s did not start again; see %s", name, logp);
+  /* Same sealed state, so the same enclave key: normally registered on
+   * chain already (then this only tops up its gas money). */
+  if (reg[0] != '\0' && (rc = register_on_chain(chain, reg)) != 0)
+    return rc;
+  printf("restarted %s (pid %d); log %s\n", name, pid, logp);
+  return TEEX_EXIT_OK;
+}
 
 int teex_cmd_up(int argc, char **argv) {
   struct net n;
   int rc = net_parse(argc, argv, &n, up_usage);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
+  if (n.restart != NULL)
+    return restart(&n, n.restart);
   if ((rc = mkdirs(&n)) != 0)
     return rc;
   if (alive(read_pid(&n, "sm")))
@@ -494,20 +734,41 @@ int teex_cmd_up(int argc, char **argv) {
   path_of(&n, dready, sizeof dready, "run", "dispatcher", "ready");
   path_of(&n, dreg, sizeof dreg, "run", "dispatcher", "registration");
   unlink(dready);
-  char *d_argv[] = {n.exe,         "dispatcher",
-                    "run",         "--data-dir",
-                    n.dir,         "--state",
-                    dstate,        "--listen",
-                    "127.0.0.1:0", "--user-listen",
-                    "127.0.0.1:0", "--policy",
-                    policy,        "--chain-conf",
-                    chain,         "--ipfs-dir",
-                    ipfs_dir,      "--sm",
-                    sm_enclave,    "--sm-policy",
-                    sm_policy,     "--registration-out",
-                    dreg,          "--settle-interval",
-                    "5000",        "--ready-file",
-                    dready,        NULL};
+  char *d_argv[] = {n.exe,
+                    "dispatcher",
+                    "run",
+                    "--data-dir",
+                    n.dir,
+                    "--state",
+                    dstate,
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--user-listen",
+                    "127.0.0.1:0",
+                    "--policy",
+                    policy,
+                    "--chain-conf",
+                    chain,
+                    "--ipfs-dir",
+                    ipfs_dir,
+                    "--sm",
+                    sm_enclave,
+                    "--sm-policy",
+                    sm_policy,
+                    "--registration-out",
+                    dreg,
+                    "--settle-interval",
+                    (char *)n.settle_interval,
+                    "--ready-file",
+                    dready,
+                    NULL,
+                    NULL,
+                    NULL};
+  if (n.settle_receipts != NULL) {
+    size_t end = sizeof d_argv / sizeof *d_argv - 3;
+    d_argv[end] = "--settle-receipts";
+    d_argv[end + 1] = (char *)n.settle_receipts;
+  }
   if ((rc = spawn(&n, "dispatcher", d_argv)) != 0)
     return rc;
   if (wait_file(dready, read_pid(&n, "dispatcher"), READY_TIMEOUT_MS) != 0)
@@ -521,9 +782,8 @@ int teex_cmd_up(int argc, char **argv) {
 
   /* Workers: registered by the SM and on chain, then with the dispatcher
    * (they retry until the chain knows them). */
-  char disp_addr[64] = "", settlement[64] = "", disp_worker_ep[64];
+  char disp_addr[64] = "", disp_worker_ep[64];
   read_value(dready, "address", disp_addr, sizeof disp_addr);
-  read_value(chain, "settlement", settlement, sizeof settlement);
   snprintf(disp_worker_ep, sizeof disp_worker_ep, "127.0.0.1:%llu",
            (unsigned long long)worker_port);
   char worker_eps[UP_WORKERS][64];
@@ -536,36 +796,20 @@ int teex_cmd_up(int argc, char **argv) {
     path_of(&n, wreg, sizeof wreg, "run", name, "registration");
     path_of(&n, wlog, sizeof wlog, "logs", name, "log");
     unlink(wready);
-    char *w_argv[] = {n.exe,
-                      "worker",
-                      "run",
-                      "--data-dir",
-                      n.dir,
-                      "--state",
-                      wstate,
-                      "--listen",
-                      "127.0.0.1:0",
-                      "--sm",
-                      sm_enclave,
-                      "--sm-policy",
-                      sm_policy,
-                      "--dispatcher",
-                      disp_addr,
-                      "--dispatcher-endpoint",
-                      disp_worker_ep,
-                      "--dispatcher-policy",
-                      policy,
-                      "--settlement",
-                      settlement,
-                      "--ipfs-dir",
-                      ipfs_dir,
-                      "--remuneration",
-                      UP_REMUNERATION,
-                      "--registration-file",
-                      wreg,
-                      "--ready-file",
-                      wready,
-                      NULL};
+    char *w_argv[] = {n.exe,          "worker",
+                      "run",          "--data-dir",
+                      n.dir,          "--state",
+                      wstate,         "--listen",
+                      "127.0.0.1:0",  "--sm",
+                      sm_enclave,     "--sm-policy",
+                      sm_policy,      "--dispatcher",
+                      disp_addr,      "--dispatcher-endpoint",
+                      disp_worker_ep, "--dispatcher-policy",
+                      policy,         "--chain-conf",
+                      chain,          "--ipfs-dir",
+                      ipfs_dir,       "--registration-file",
+                      wreg,           "--ready-file",
+                      wready,         NULL};
     if ((rc = spawn(&n, name, w_argv)) != 0)
       return rc;
     if (wait_file(wready, read_pid(&n, name), READY_TIMEOUT_MS) != 0 ||
@@ -692,7 +936,8 @@ int teex_cmd_status(int argc, char **argv) {
     char msg[TEEX_ERRMSG_SIZE];
     const char *addr = teex_config_get(&c, comps[i].addr_key, "");
     if (!alive(pid)) {
-      printf("%-11s DOWN (no process)\n", comps[i].name);
+      printf("%-11s DOWN (no process; teex up --restart %s)\n", comps[i].name,
+             comps[i].name);
       bad = 1;
     } else if (health(&n, addr, teex_config_get(&c, comps[i].policy_key, ""),
                       msg, sizeof msg) != 0) {
@@ -700,6 +945,30 @@ int teex_cmd_status(int argc, char **argv) {
       bad = 1;
     } else {
       printf("%-11s ok  pid %d  %s  %s\n", comps[i].name, pid, addr, msg);
+    }
+  }
+  /* Workers: their user endpoint (the port in their ready file). */
+  uint64_t nworkers = 0;
+  if (teex_config_get_u64(&c, "workers.count", 0, &nworkers, &err) != 0 ||
+      nworkers > 64)
+    nworkers = 0;
+  for (uint64_t i = 1; i <= nworkers; i++) {
+    char name[32], ready[PATH_MAX], addr[64], msg[TEEX_ERRMSG_SIZE];
+    snprintf(name, sizeof name, "worker-%llu", (unsigned long long)i);
+    path_of(&n, ready, sizeof ready, "run", name, "ready");
+    int pid = read_pid(&n, name);
+    uint64_t port = 0;
+    read_ready(ready, "port", &port);
+    snprintf(addr, sizeof addr, "127.0.0.1:%llu", (unsigned long long)port);
+    if (!alive(pid)) {
+      printf("%-11s DOWN (no process; teex up --restart %s)\n", name, name);
+      bad = 1;
+    } else if (health(&n, addr, teex_config_get(&c, "workers.policy", ""), msg,
+                      sizeof msg) != 0) {
+      printf("%-11s UNHEALTHY pid %d %s: %s\n", name, pid, addr, msg);
+      bad = 1;
+    } else {
+      printf("%-11s ok  pid %d  %s  %s\n", name, pid, addr, msg);
     }
   }
   teex_config_free(&c);
@@ -728,14 +997,7 @@ int teex_cmd_down(int argc, char **argv) {
     int pid = read_pid(&n, names[i]);
     if (!alive(pid))
       continue;
-    kill(pid, SIGTERM);
-    for (int waited = 0; waited < 5000 && alive(pid); waited += 20) {
-      waitpid(pid, NULL, WNOHANG);
-      struct timespec ts = {0, 20 * 1000 * 1000};
-      nanosleep(&ts, NULL);
-    }
-    if (alive(pid))
-      kill(pid, SIGKILL);
+    stop_pid(pid);
     char pf[PATH_MAX];
     path_of(&n, pf, sizeof pf, "run", names[i], "pid");
     unlink(pf);

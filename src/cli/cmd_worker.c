@@ -3,6 +3,7 @@
 
 #include "teex/config.h"
 #include "teex/crypto.h"
+#include "teex/eth_rpc.h"
 #include "teex/harden.h"
 #include "teex/ledger.h"
 #include "teex/log.h"
@@ -18,8 +19,8 @@
 
 static const char run_usage[] =
     "usage: teex worker run --sm ADDR --sm-policy FILE --dispatcher ADDR\n"
-    "                       --settlement ADDR (--ipfs-dir DIR | --ipfs-api "
-    "URL)\n"
+    "                       (--chain-conf FILE | --settlement ADDR)\n"
+    "                       (--ipfs-dir DIR | --ipfs-api URL)\n"
     "                       [options]\n"
     "\n"
     "Runs a worker: fetches service images and keys from the Service\n"
@@ -45,15 +46,23 @@ static const char run_usage[] =
     "  --public-endpoint ADDR     host:port users reach this worker at, told\n"
     "                             to the dispatcher (default 127.0.0.1:PORT)\n"
     "  --chain-id N               chain id (default 31337)\n"
-    "  --settlement ADDR          Settlement contract (receipt domain)\n"
-    "  --remuneration WEI         the worker's amount per task (default 0;\n"
-    "                             the rest of the price goes to the "
-    "provider)\n"
+    "  --chain-conf FILE          the network's chain.conf (rpc_url,\n"
+    "                             chain_id, contracts): the receipt domain,\n"
+    "                             and each service's split read from its\n"
+    "                             listing on chain when its image is loaded\n"
+    "  --settlement ADDR          without --chain-conf: the Settlement\n"
+    "                             contract (receipt domain)\n"
+    "  --remuneration WEI         without --chain-conf: the worker's amount\n"
+    "                             per task (default 0; the rest of the\n"
+    "                             price goes to the provider)\n"
     "  --slots N                  warm executors per image (default 2)\n"
     "  --accept-weaker-sandbox    run executors without Landlock\n"
     "  --registration-file FILE   write the SM-signed EnclaveRegistration\n"
     "  --ready-file FILE          write port, address and measurement once\n"
-    "                             serving\n";
+    "                             serving\n"
+    "  --cert-refresh SECONDS     renew the RA-TLS certificate this often\n"
+    "                             (default 21600: a quarter of the default\n"
+    "                             policy max_age)\n";
 
 static int worker_run(int argc, char **argv) {
   enum {
@@ -74,7 +83,9 @@ static int worker_run(int argc, char **argv) {
     O_SLOTS,
     O_WEAK,
     O_REG,
-    O_READY
+    O_READY,
+    O_CHAINCONF,
+    O_CERTREF
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -95,6 +106,8 @@ static int worker_run(int argc, char **argv) {
       {"accept-weaker-sandbox", no_argument, NULL, O_WEAK},
       {"registration-file", required_argument, NULL, O_REG},
       {"ready-file", required_argument, NULL, O_READY},
+      {"cert-refresh", required_argument, NULL, O_CERTREF},
+      {"chain-conf", required_argument, NULL, O_CHAINCONF},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
@@ -105,7 +118,9 @@ static int worker_run(int argc, char **argv) {
     snprintf(data_dir, sizeof data_dir, "%s/.teex",
              getenv("HOME") ? getenv("HOME") : ".");
   state[0] = '\0';
-  const char *sm_policy = NULL, *disp_policy = NULL, *settle = NULL;
+  const char *sm_policy = NULL, *disp_policy = NULL, *settle = NULL,
+             *chain_conf = NULL;
+  static char rpc_url[TEEX_ETH_RPC_MAX_URL];
   struct teex_worker_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.listen = "127.0.0.1:7300";
@@ -180,6 +195,17 @@ static int worker_run(int argc, char **argv) {
     case O_READY:
       cfg.ready_file = optarg;
       break;
+    case O_CERTREF: {
+      uint64_t secs;
+      if (teex_parse_u64(optarg, &secs) != 0 || secs == 0 ||
+          secs > 86400u * 365)
+        return teex_cli_fail("--cert-refresh must be 1..31536000 seconds");
+      cfg.cert_refresh_s = (unsigned)secs;
+      break;
+    }
+    case O_CHAINCONF:
+      chain_conf = optarg;
+      break;
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;
@@ -188,8 +214,8 @@ static int worker_run(int argc, char **argv) {
       return TEEX_EXIT_USAGE;
     }
   }
-  if (cfg.sm_addr == NULL || sm_policy == NULL || settle == NULL ||
-      cfg.n_dispatchers == 0 ||
+  if (cfg.sm_addr == NULL || sm_policy == NULL ||
+      (settle == NULL && chain_conf == NULL) || cfg.n_dispatchers == 0 ||
       (cfg.ipfs_dir == NULL) == (cfg.ipfs_api == NULL)) {
     fputs(run_usage, stderr);
     return TEEX_EXIT_USAGE;
@@ -197,10 +223,32 @@ static int worker_run(int argc, char **argv) {
   if (state[0] == '\0')
     snprintf(state, sizeof state, "%s/worker", data_dir);
   cfg.state_dir = state;
-  if (teex_eth_address_parse(settle, cfg.settlement.verifying_contract) != 0)
+  if (settle != NULL &&
+      teex_eth_address_parse(settle, cfg.settlement.verifying_contract) != 0)
     return teex_cli_fail("--settlement: not an address: %s", settle);
   struct teex_err err;
   teex_err_clear(&err);
+  if (chain_conf != NULL) {
+    struct teex_config cc;
+    teex_config_init(&cc);
+    int crc = teex_config_load(&cc, chain_conf, &err);
+    if (crc == 0)
+      crc = teex_chain_addrs_from_config(&cc, &cfg.chain, &err);
+    if (crc == 0 && (size_t)snprintf(rpc_url, sizeof rpc_url, "%s",
+                                     teex_config_get(&cc, "rpc_url",
+                                                     TEEX_CHAIN_DEFAULT_RPC)) >=
+                        sizeof rpc_url)
+      crc = teex_err_set(&err, TEEX_EINVAL, "rpc_url too long");
+    teex_config_free(&cc);
+    if (crc != 0)
+      return teex_cli_fail("%s: %s", chain_conf, err.msg);
+    if (settle != NULL && memcmp(cfg.settlement.verifying_contract,
+                                 cfg.chain.settlement, 20) != 0)
+      return teex_cli_fail("--settlement differs from %s", chain_conf);
+    cfg.settlement.chain_id = cfg.chain.chain_id;
+    memcpy(cfg.settlement.verifying_contract, cfg.chain.settlement, 20);
+    cfg.chain_rpc = rpc_url;
+  }
   static struct teex_tee_policy smp, dp;
   teex_tee_policy_init(&smp);
   if (teex_tee_policy_load(&smp, sm_policy, &err) != 0)

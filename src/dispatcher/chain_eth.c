@@ -111,8 +111,19 @@ static void ec_close(void *arg) {
   free(c);
 }
 
+static int ec_batch_root(void *arg, const uint8_t batch_id[32],
+                         uint8_t root[32], struct teex_err *err) {
+  struct echain *c = arg;
+  struct teex_chain_batch_record r;
+  int rc = teex_chain_get_batch(c->rpc, &c->a, batch_id, &r, err);
+  if (rc == 0)
+    memcpy(root, r.root, 32);
+  return rc;
+}
+
 static const struct teex_dispatcher_chain_ops eth_ops = {
-    ec_escrow, ec_service, ec_settle, ec_worker_active, ec_bind, ec_close};
+    ec_escrow, ec_service, ec_settle,    ec_worker_active,
+    ec_bind,   ec_close,   ec_batch_root};
 
 int teex_dispatcher_chain_eth(const char *rpc_url,
                               const struct teex_chain_addrs *addrs,

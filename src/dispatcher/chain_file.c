@@ -281,8 +281,23 @@ static void fc_close(void *arg) {
   free(c);
 }
 
+static int fc_batch_root(void *arg, const uint8_t batch_id[32],
+                         uint8_t root[32], struct teex_err *err) {
+  struct fchain *c = arg;
+  struct fstate st;
+  int rc = load(c, &st, err);
+  if (rc != 0)
+    return rc;
+  memset(root, 0, 32);
+  for (size_t i = 0; i < st.n; i++)
+    if (st.lines[i].kind == 'b' && memcmp(st.lines[i].a, batch_id, 32) == 0)
+      memcpy(root, st.lines[i].b, 32);
+  state_free(&st);
+  return 0;
+}
+
 static const struct teex_dispatcher_chain_ops file_ops = {
-    fc_escrow, fc_service, fc_settle, NULL, NULL, fc_close};
+    fc_escrow, fc_service, fc_settle, NULL, NULL, fc_close, fc_batch_root};
 
 int teex_dispatcher_chain_file(const char *path,
                                const struct teex_domain *domain,

@@ -10,7 +10,11 @@
  *   "u/<user hex>"     cumulative settled on chain for the user (32, BE)
  *   "w/<addr hex>"     a registered worker: capacity (u32 BE) | endpoint
  *   "s/<task id hex>"  a settled task: batch id | root | cid length (1) | cid
- *                      | proof count (1) | proof | receipt (record.c) */
+ *                      | proof count (1) | proof | receipt (record.c)
+ *   "f/<seq, 16 hex>"  a batch sent to the chain and not yet recorded:
+ *                      batch id | root | cid length (1) | cid | users (u32
+ *                      BE) | per user: address | cumulative (32, BE) |
+ *                      tasks (u32 BE) | their task ids, in leaf order */
 #include "teex/dispatcher.h"
 #include "teex/sm_client.h"
 
@@ -32,6 +36,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -62,6 +67,7 @@ struct dsp {
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;
   uint64_t started_ms;
+  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
   /* tasks: slots of allocated records, and an open-addressing index by task
    * id; gens counts each slot's reuse (scheduler references) */
   struct dsp_task **tasks;
@@ -745,6 +751,9 @@ static int check_receipt(struct dsp *d, const struct dsp_task *t,
   return 0;
 }
 
+static int settled_with(struct dsp *d, const uint8_t id[32],
+                        const struct teex_receipt *r);
+
 static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                        void *arg) {
   struct dsp *d = arg;
@@ -762,6 +771,11 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
       (rc = peer_worker(call, peer, &err)))
     goto out;
   struct dsp_task *t = task_find(d, r.task_id);
+  if (t == NULL && memcmp(peer, r.worker, 20) == 0 &&
+      settled_with(d, r.task_id, &r)) {
+    dup = 1; /* settled already: the report's answer was lost */
+    goto out;
+  }
   if (t == NULL) {
     rc = teex_err_set(&err, TEEX_ENOTFOUND, "unknown task (or settled)");
     goto out;
@@ -1026,6 +1040,49 @@ static void fill_receipt_msg(Teex__Dispatcher__Receipt *m,
   m->signature = (ProtobufCBinaryData){65, sig};
 }
 
+/* Parses a settled task's record ("s/<id>": batch id | root | cid len |
+ * cid | nproof | proof | receipt): cid, the proof (*np hashes at *proof,
+ * inside v), the receipt and its signature. TEEX_EFORMAT if malformed. */
+static int settled_parse(const uint8_t *v, size_t len,
+                         char cid[TEEX_CID_STR_SIZE], const uint8_t **proof,
+                         size_t *np, struct teex_receipt *r, uint8_t sig[65],
+                         struct teex_err *err) {
+  size_t off = 64, need;
+  if (len < off + 1 || (need = off + 1 + v[off]) >= len ||
+      v[off] >= TEEX_CID_STR_SIZE ||
+      need + 1 + 32u * v[need] + DSP_RECEIPT_LEN != len ||
+      v[need] > TEEX_SETTLE_MAX_PROOF)
+    return teex_err_set(err, TEEX_EFORMAT, "settled record malformed");
+  memcpy(cid, v + off + 1, v[off]);
+  cid[v[off]] = '\0';
+  *np = v[need];
+  *proof = v + need + 1;
+  dsp_receipt_decode(v + need + 1 + 32 * *np, r, sig);
+  return 0;
+}
+
+/* 1 when task id was settled with exactly receipt r (a report the worker
+ * retries because the answer was lost, e.g. in a crash), else 0. */
+static int settled_with(struct dsp *d, const uint8_t id[32],
+                        const struct teex_receipt *r) {
+  char key[2 + 64 + 1], cid[TEEX_CID_STR_SIZE];
+  memcpy(key, "s/", 2);
+  teex_hex_encode(id, 32, key + 2);
+  struct teex_buf val;
+  struct teex_err err;
+  teex_buf_init(&val, 8192, 0);
+  const uint8_t *pv;
+  size_t np;
+  struct teex_receipt sr;
+  uint8_t sig[65];
+  int same =
+      teex_store_get(d->store, key, strlen(key), &val, &err) == 0 &&
+      settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, &err) == 0 &&
+      same_receipt(&sr, r);
+  teex_buf_free(&val);
+  return same;
+}
+
 static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                       void *arg) {
   struct dsp *d = arg;
@@ -1071,23 +1128,12 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   if (rc != 0)
     goto out;
-  /* batch id | root | cid len | cid | nproof | proof | receipt */
-  const uint8_t *v = val.data;
-  size_t off = 64, need;
-  if (val.len < off + 1 || (need = off + 1 + v[off]) >= val.len ||
-      v[off] >= sizeof cid ||
-      need + 1 + 32u * v[need] + DSP_RECEIPT_LEN != val.len ||
-      v[need] > TEEX_SETTLE_MAX_PROOF) {
-    rc = teex_err_set(&err, TEEX_EFORMAT, "settled record malformed");
+  const uint8_t *v = val.data, *pv;
+  size_t np;
+  if ((rc = settled_parse(v, val.len, cid, &pv, &np, &rc_r, rc_sig, &err)))
     goto out;
-  }
-  memcpy(cid, v + off + 1, v[off]);
-  cid[v[off]] = '\0';
-  size_t np = v[need];
-  for (size_t i = 0; i < np; i++) {
-    proof[i] = (ProtobufCBinaryData){32, (uint8_t *)v + need + 1 + 32 * i};
-  }
-  dsp_receipt_decode(v + need + 1 + 32 * np, &rc_r, rc_sig);
+  for (size_t i = 0; i < np; i++)
+    proof[i] = (ProtobufCBinaryData){32, (uint8_t *)pv + 32 * i};
   fill_receipt_msg(&rm, &rc_r, rc_sig);
   r.state = "settled";
   r.worker = (ProtobufCBinaryData){20, rc_r.worker};
@@ -1190,11 +1236,14 @@ static int credit_add(struct teex_dispatcher_credit *cr, size_t *n,
 static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
                         struct dsp_task **sel, size_t nsel,
                         const uint8_t *leaves, struct batch_user *users,
-                        size_t nusers, struct teex_err *err) {
+                        size_t nusers, const char *fkey, struct teex_err *err) {
   struct teex_store_txn *txn;
   int rc = teex_store_txn_begin(d->store, 0, &txn, err);
   if (rc != 0)
     return rc;
+  rc = teex_store_txn_del(txn, fkey, strlen(fkey), err);
+  if (rc == TEEX_ENOTFOUND)
+    rc = 0;
   uint8_t proof[TEEX_SETTLE_MAX_PROOF * 32];
   uint8_t rec[64 + 1 + TEEX_CID_STR_SIZE + 1 + sizeof proof + DSP_RECEIPT_LEN];
   size_t cidlen = strlen(b->cid);
@@ -1248,9 +1297,211 @@ static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
   return teex_store_txn_commit(txn, err);
 }
 
+/* Forgets in memory the tasks a batch settled for users[]. */
+static void forget_settled(struct dsp *d, const struct batch_user *users,
+                           size_t nusers) {
+  for (size_t u = 0; u < nusers; u++) {
+    if (!users[u].ok)
+      continue;
+    for (uint32_t i = 0; i < d->max_tasks; i++) {
+      struct dsp_task *t = d->tasks[i];
+      if (t == NULL || memcmp(t->auth.user, users[u].addr, 20) != 0 ||
+          (t->state != DSP_EARNED && t->state != DSP_FAILED) ||
+          t->auth.cumulative > users[u].due.cumulative)
+        continue;
+      if (t->state == DSP_EARNED && d->pending > 0)
+        d->pending--;
+      task_forget(d, t);
+    }
+  }
+}
+
+static void inflight_key(uint64_t seq, char key[19]) {
+  snprintf(key, 19, "f/%016llx", (unsigned long long)seq);
+}
+
+/* Seals what a batch about to be sent holds, so that a dispatcher that
+ * crashes after the chain confirms it can record it after a restart
+ * (recover_batches) instead of leaving its tasks unsettled. */
+static int inflight_put(struct dsp *d, uint64_t seq,
+                        const struct teex_dispatcher_batch *b,
+                        struct dsp_task **sel, size_t nsel,
+                        const struct batch_user *users, size_t nusers,
+                        struct teex_err *err) {
+  struct dsp_inflight f;
+  memset(&f, 0, sizeof f);
+  memcpy(f.batch_id, b->batch_id, 32);
+  memcpy(f.root, b->root, 32);
+  snprintf(f.cid, sizeof f.cid, "%s", b->cid);
+  for (size_t u = 0; u < nusers; u++)
+    f.nusers += users[u].ok != 0;
+  f.ntasks = (uint32_t)nsel;
+  uint8_t *uv = malloc(f.nusers ? (size_t)f.nusers * DSP_INFLIGHT_USER_LEN : 1);
+  uint8_t *tv = malloc(32 * nsel);
+  uint8_t *rec = NULL;
+  int rc = uv == NULL || tv == NULL ? teex_err_set(err, TEEX_ENOMEM, NULL) : 0;
+  if (rc == 0) {
+    size_t k = 0;
+    for (size_t u = 0; u < nusers; u++) {
+      if (!users[u].ok)
+        continue;
+      memcpy(uv + DSP_INFLIGHT_USER_LEN * k, users[u].addr, 20);
+      teex_amount_word(users[u].due.cumulative,
+                       uv + DSP_INFLIGHT_USER_LEN * k + 20);
+      k++;
+    }
+    for (size_t i = 0; i < nsel; i++)
+      memcpy(tv + 32 * i, sel[i]->auth.task_id, 32);
+    f.users = uv;
+    f.tasks = tv;
+    if ((rec = malloc(dsp_inflight_len(&f))) == NULL)
+      rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+  }
+  if (rc == 0) {
+    dsp_inflight_encode(&f, rec);
+    char key[19];
+    inflight_key(seq, key);
+    rc = teex_store_put(d->store, key, strlen(key), rec, dsp_inflight_len(&f),
+                        err);
+  }
+  free(rec);
+  free(uv);
+  free(tv);
+  return rc;
+}
+
+/* Records one in-flight batch (key, its record v) the chain holds with
+ * root: as after a confirmed settleBatch. */
+static int inflight_record(struct dsp *d, const char *key, const uint8_t *v,
+                           size_t vl, struct teex_err *err) {
+  struct dsp_inflight f;
+  if (dsp_inflight_decode(v, vl, d->max_tasks, &f) != 0)
+    return teex_err_set(err, TEEX_EFORMAT, "in-flight batch record");
+  struct teex_dispatcher_batch b;
+  memset(&b, 0, sizeof b);
+  memcpy(b.batch_id, f.batch_id, 32);
+  memcpy(b.root, f.root, 32);
+  memcpy(b.cid, f.cid, sizeof b.cid);
+  uint32_t nusers = f.nusers, nsel = f.ntasks;
+  struct batch_user *users = calloc(nusers ? nusers : 1, sizeof *users);
+  struct dsp_task **sel = calloc(nsel, sizeof *sel);
+  uint8_t *leaves = malloc(32 * (size_t)nsel);
+  int rc = users == NULL || sel == NULL || leaves == NULL
+               ? teex_err_set(err, TEEX_ENOMEM, NULL)
+               : 0;
+  for (uint32_t u = 0; rc == 0 && u < nusers; u++) {
+    const uint8_t *e = f.users + DSP_INFLIGHT_USER_LEN * (size_t)u;
+    memcpy(users[u].addr, e, 20);
+    if (teex_amount_from_word(e + 20, &users[u].due.cumulative) != 0)
+      rc = teex_err_set(err, TEEX_EFORMAT, "in-flight batch: amount");
+    users[u].ok = 1;
+  }
+  for (uint32_t i = 0; rc == 0 && i < nsel; i++) {
+    sel[i] = task_find(d, f.tasks + 32 * (size_t)i);
+    if (sel[i] == NULL || sel[i]->state != DSP_EARNED)
+      rc = teex_err_set(err, TEEX_ESTATE,
+                        "in-flight batch: a task is no longer earned");
+    else
+      teex_settle_receipt_leaf(&sel[i]->rcpt, leaves + 32 * (size_t)i);
+  }
+  uint8_t root[32];
+  if (rc == 0 && (teex_settle_merkle_root(leaves, nsel, root) != 0 ||
+                  memcmp(root, b.root, 32) != 0))
+    rc = teex_err_set(err, TEEX_EINTERNAL,
+                      "in-flight batch: receipts do not give its root");
+  if (rc == 0) {
+    b.task_count = nsel;
+    for (uint32_t u = 0; u < nusers; u++)
+      teex_ledger_settled(d->ledger, users[u].addr, users[u].due.cumulative);
+    rc = record_batch(d, &b, sel, nsel, leaves, users, nusers, key, err);
+    if (rc == 0) {
+      forget_settled(d, users, nusers);
+      char idh[65];
+      teex_hex_encode(b.batch_id, 32, idh);
+      TEEX_INFO("dispatcher", "batch found on chain after a restart; recorded",
+                "batch=0x%s tasks=%u", idh, nsel);
+    }
+  }
+  free(users);
+  free(sel);
+  free(leaves);
+  return rc;
+}
+
+/* Batches sent but not recorded — a crash between the chain confirming
+ * settleBatch and the local record, or an answer lost on the way — are
+ * checked against the chain by their batch id: one the chain holds is
+ * recorded now (never settled again); one it does not hold is dropped (its
+ * tasks are still earned and go into the next batch). 0 when settlement
+ * may go on; an error when the chain cannot be read (retry later). */
+static int recover_batches(struct dsp *d, struct teex_err *err) {
+  const struct teex_dispatcher_chain *c = &d->cfg->chain;
+  for (;;) {
+    struct teex_store_txn *txn;
+    struct teex_store_iter *it = NULL;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    char key[19] = "";
+    uint8_t *val = NULL;
+    size_t len = 0;
+    int rc = teex_store_txn_begin(d->store, TEEX_STORE_TXN_RDONLY, &txn, err);
+    if (rc != 0)
+      return rc;
+    if ((rc = teex_store_iter_begin(txn, "f/", 2, &it, err)) == 0 &&
+        (rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1) {
+      rc = 0;
+      if (kl < sizeof key && (val = malloc(vl ? vl : 1)) != NULL) {
+        memcpy(key, k, kl);
+        key[kl] = '\0';
+        memcpy(val, v, vl);
+        len = vl;
+      } else {
+        rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+      }
+    }
+    teex_store_iter_free(it);
+    teex_store_txn_abort(txn);
+    if (rc != 0 || key[0] == '\0') {
+      free(val);
+      return rc;
+    }
+    uint8_t root[32];
+    static const uint8_t zero[32];
+    rc = c->ops->batch_root == NULL || len < 64
+             ? 0
+             : c->ops->batch_root(c->arg, val, root, err);
+    if (rc != 0) {
+      free(val);
+      return teex_err_wrap(err, rc, "check a batch sent before");
+    }
+    struct teex_err e2;
+    teex_err_clear(&e2);
+    int done = 0;
+    if (c->ops->batch_root != NULL && len >= 64 &&
+        memcmp(root, zero, 32) != 0) {
+      if (memcmp(root, val + 32, 32) != 0)
+        teex_err_set(&e2, TEEX_EINTERNAL,
+                     "the chain holds another root for this batch id");
+      else
+        done = inflight_record(d, key, val, len, &e2) == 0;
+      if (!done)
+        TEEX_ERROR("dispatcher", "batch on chain not recorded",
+                   "key=%s reason=\"%s\"", key, e2.msg);
+    }
+    free(val);
+    if (!done && (rc = teex_store_del(d->store, key, strlen(key), err)) != 0)
+      return rc;
+  }
+}
+
 static void settle_once(struct dsp *d) {
   struct teex_err err;
   teex_err_clear(&err);
+  if (recover_batches(d, &err) != 0) {
+    TEEX_ERROR("dispatcher", "settlement postponed; will retry",
+               "reason=\"%s\"", err.msg);
+    return;
+  }
   /* the users with earned tasks */
   size_t cap = 0, nusers = 0;
   for (uint32_t i = 0; i < d->max_tasks; i++)
@@ -1395,32 +1646,30 @@ static void settle_once(struct dsp *d) {
   }
   teex_cid_to_string(&cid, b.cid);
   const struct teex_dispatcher_chain *c = &d->cfg->chain;
+  char fkey[19];
+  inflight_key(seq, fkey);
+  if (inflight_put(d, seq, &b, sel, nsel, users, nusers, &err) != 0) {
+    TEEX_ERROR("dispatcher", "batch not sealed before sending; will retry",
+               "reason=\"%s\"", err.msg);
+    goto out;
+  }
   if (c->ops->settle(c->arg, &b, &err) != 0) {
     TEEX_ERROR("dispatcher", "settlement failed; will retry", "reason=\"%s\"",
                err.msg);
-    goto out;
+    goto out; /* the in-flight record is checked against the chain next */
   }
+  /* A fault-injection point for the crash-recovery test: die where a
+   * crash would leave a confirmed batch unrecorded. It gives the host
+   * nothing it does not have (it can kill the process at any time). */
+  if (getenv("TEEX_FAULT_EXIT_AFTER_SETTLE") != NULL)
+    _exit(70);
   for (size_t u = 0; u < nusers; u++)
     if (users[u].ok)
       teex_ledger_settled(d->ledger, users[u].addr, users[u].due.cumulative);
-  if (record_batch(d, &b, sel, nsel, leaves, users, nusers, &err) != 0)
+  if (record_batch(d, &b, sel, nsel, leaves, users, nusers, fkey, &err) != 0)
     TEEX_ERROR("dispatcher", "settled batch not recorded locally",
                "reason=\"%s\"", err.msg);
-  /* forget in memory what was settled */
-  for (size_t u = 0; u < nusers; u++) {
-    if (!users[u].ok)
-      continue;
-    for (uint32_t i = 0; i < d->max_tasks; i++) {
-      struct dsp_task *t = d->tasks[i];
-      if (t == NULL || memcmp(t->auth.user, users[u].addr, 20) != 0 ||
-          (t->state != DSP_EARNED && t->state != DSP_FAILED) ||
-          t->auth.cumulative > users[u].due.cumulative)
-        continue;
-      if (t->state == DSP_EARNED && d->pending > 0)
-        d->pending--;
-      task_forget(d, t);
-    }
-  }
+  forget_settled(d, users, nusers);
   char idh[65], rh[65];
   teex_hex_encode(b.batch_id, 32, idh);
   teex_hex_encode(b.root, 32, rh);
@@ -1673,6 +1922,7 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
   d.cfg = &cfg;
   EVP_PKEY *key = NULL;
   X509 *cert = NULL;
+  struct teex_ratls_refresher *refresher = NULL;
   int rc;
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0)
@@ -1761,6 +2011,12 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
   if ((rc = teex_tls_ctx_new(&d.worker_ctx, &wtls, 1, err)) != 0 ||
       (rc = teex_tls_ctx_new(&d.user_ctx, &utls, 1, err)) != 0)
     goto out;
+  d.refresh_ctxs[0] = &d.worker_ctx;
+  d.refresh_ctxs[1] = &d.user_ctx;
+  if ((rc = teex_ratls_refresher_start(&loop, cfg.tee, &keys, key, cert,
+                                       cfg.cert_refresh_s, d.refresh_ctxs, 2,
+                                       &refresher, err)) != 0)
+    goto out;
   if ((rc = teex_rpc_server_new(&loop, d.worker_ctx, cfg.worker_listen, NULL,
                                 &d.worker_srv, err)) != 0 ||
       (rc = teex_rpc_server_new(&loop, d.user_ctx, cfg.user_listen, NULL,
@@ -1814,6 +2070,7 @@ out:
       uv_close((uv_handle_t *)&d.sigint, NULL);
     }
   }
+  teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
   teex_tls_ctx_free(d.worker_ctx);

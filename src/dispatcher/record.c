@@ -187,3 +187,69 @@ int dsp_task_decode(const uint8_t *p, size_t n, struct dsp_task *t) {
     return TEEX_EFORMAT;
   return 0;
 }
+
+/* ---- in-flight batches ---- */
+
+size_t dsp_inflight_len(const struct dsp_inflight *f) {
+  return 64 + 1 + strlen(f->cid) + 4 +
+         (size_t)f->nusers * DSP_INFLIGHT_USER_LEN + 4 + 32 * (size_t)f->ntasks;
+}
+
+static void put_u32be(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t get_u32be(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
+}
+
+void dsp_inflight_encode(const struct dsp_inflight *f, uint8_t *out) {
+  size_t o = 0, cidlen = strlen(f->cid);
+  memcpy(out, f->batch_id, 32);
+  memcpy(out + 32, f->root, 32);
+  o = 64;
+  out[o++] = (uint8_t)cidlen;
+  memcpy(out + o, f->cid, cidlen);
+  o += cidlen;
+  put_u32be(out + o, f->nusers);
+  o += 4;
+  memcpy(out + o, f->users, (size_t)f->nusers * DSP_INFLIGHT_USER_LEN);
+  o += (size_t)f->nusers * DSP_INFLIGHT_USER_LEN;
+  put_u32be(out + o, f->ntasks);
+  o += 4;
+  memcpy(out + o, f->tasks, 32 * (size_t)f->ntasks);
+}
+
+int dsp_inflight_decode(const uint8_t *p, size_t n, uint32_t max,
+                        struct dsp_inflight *out) {
+  memset(out, 0, sizeof *out);
+  if (n < 65)
+    return TEEX_EFORMAT;
+  size_t cidlen = p[64], o = 65;
+  if (cidlen >= TEEX_CID_STR_SIZE || n - o < cidlen + 4 ||
+      memchr(p + o, 0, cidlen) != NULL)
+    return TEEX_EFORMAT;
+  memcpy(out->batch_id, p, 32);
+  memcpy(out->root, p + 32, 32);
+  memcpy(out->cid, p + o, cidlen);
+  out->cid[cidlen] = '\0';
+  o += cidlen;
+  out->nusers = get_u32be(p + o);
+  o += 4;
+  if (out->nusers > max ||
+      n - o < (size_t)out->nusers * DSP_INFLIGHT_USER_LEN + 4)
+    return TEEX_EFORMAT;
+  out->users = p + o;
+  o += (size_t)out->nusers * DSP_INFLIGHT_USER_LEN;
+  out->ntasks = get_u32be(p + o);
+  o += 4;
+  if (out->ntasks == 0 || out->ntasks > max ||
+      n - o != 32 * (size_t)out->ntasks)
+    return TEEX_EFORMAT;
+  out->tasks = p + o;
+  return 0;
+}

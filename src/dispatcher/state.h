@@ -3,6 +3,7 @@
 #define TEEX_DISPATCHER_STATE_H
 
 #include "teex/dispatcher.h"
+#include "teex/ipfs.h"
 #include "teex/scheduler.h"
 
 #include <stddef.h>
@@ -57,5 +58,28 @@ void dsp_receipt_encode(const struct teex_receipt *r, const uint8_t sig[65],
                         uint8_t out[DSP_RECEIPT_LEN]);
 void dsp_receipt_decode(const uint8_t in[DSP_RECEIPT_LEN],
                         struct teex_receipt *r, uint8_t sig[65]);
+
+/* A batch sent to the chain and not yet recorded ("f/<seq>"): batch id |
+ * root | cid length (1) | cid | users (u32 BE) | per user: address (20) |
+ * settled cumulative (32, BE) | tasks (u32 BE) | their task ids (32 each),
+ * in leaf order. Decoded, users and tasks point into the record. */
+#define DSP_INFLIGHT_USER_LEN 52
+struct dsp_inflight {
+  uint8_t batch_id[32];
+  uint8_t root[32];
+  char cid[TEEX_CID_STR_SIZE];
+  uint32_t nusers;
+  const uint8_t *users; /* nusers * DSP_INFLIGHT_USER_LEN bytes */
+  uint32_t ntasks;      /* at least 1 */
+  const uint8_t *tasks; /* ntasks * 32 bytes */
+};
+/* Its encoded length. */
+size_t dsp_inflight_len(const struct dsp_inflight *f);
+/* Encodes f into out (dsp_inflight_len bytes). */
+void dsp_inflight_encode(const struct dsp_inflight *f, uint8_t *out);
+/* Decodes p; at most max entries of users and of tasks. TEEX_EFORMAT when
+ * it does not parse exactly. */
+int dsp_inflight_decode(const uint8_t *p, size_t n, uint32_t max,
+                        struct dsp_inflight *out);
 
 #endif

@@ -202,6 +202,25 @@ fail_ossl:
   return teex_err_set(err, TEEX_ECRYPTO, "TLS context: %s", why);
 }
 
+int teex_tls_ctx_set_identity(struct teex_tls_ctx *ctx, X509 *cert,
+                              EVP_PKEY *key, struct teex_err *err) {
+  if (ctx == NULL || cert == NULL || key == NULL)
+    return teex_err_set(err, TEEX_EINVAL, "TLS identity: missing argument");
+  /* Checked first, so a mismatch leaves the context as it was. */
+  if (X509_check_private_key(cert, key) != 1) {
+    ERR_clear_error();
+    return teex_err_set(err, TEEX_ECRYPTO,
+                        "TLS identity: the key is not the certificate's");
+  }
+  if (SSL_CTX_use_certificate(ctx->ssl_ctx, cert) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx->ssl_ctx, key) != 1 ||
+      SSL_CTX_check_private_key(ctx->ssl_ctx) != 1) {
+    ERR_clear_error();
+    return teex_err_set(err, TEEX_ECRYPTO, "TLS identity: OpenSSL refused it");
+  }
+  return 0;
+}
+
 void teex_tls_ctx_free(struct teex_tls_ctx *ctx) {
   if (ctx == NULL)
     return;

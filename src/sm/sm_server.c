@@ -34,6 +34,7 @@ struct sm_server {
   struct teex_tee *tee;
   struct teex_ratls_verifier verifier;
   struct teex_tls_ctx *enclave_ctx, *client_ctx;
+  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
   struct teex_rpc_server *enclave_srv, *client_srv;
   uv_signal_t sigterm, sigint;
   uint64_t started_ms;
@@ -308,6 +309,7 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
                   struct teex_err *err) {
   struct sm_server s;
   memset(&s, 0, sizeof s);
+  struct teex_ratls_refresher *refresher = NULL;
   EVP_PKEY *key = NULL;
   X509 *cert = NULL;
   int rc;
@@ -335,6 +337,12 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
   struct teex_tls_config client_tls = {.cert = cert, .key = key};
   if ((rc = teex_tls_ctx_new(&s.enclave_ctx, &enclave_tls, 1, err)) != 0 ||
       (rc = teex_tls_ctx_new(&s.client_ctx, &client_tls, 1, err)) != 0)
+    goto out;
+  s.refresh_ctxs[0] = &s.enclave_ctx;
+  s.refresh_ctxs[1] = &s.client_ctx;
+  if ((rc = teex_ratls_refresher_start(&loop, cfg->tee, &keys, key, cert,
+                                       cfg->cert_refresh_s, s.refresh_ctxs, 2,
+                                       &refresher, err)) != 0)
     goto out;
   if ((rc = teex_rpc_server_new(&loop, s.enclave_ctx, cfg->enclave_listen, NULL,
                                 &s.enclave_srv, err)) != 0 ||
@@ -374,6 +382,7 @@ out:
     teex_rpc_server_close(s.enclave_srv);
   if (s.client_srv)
     teex_rpc_server_close(s.client_srv);
+  teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
   teex_tls_ctx_free(s.enclave_ctx);

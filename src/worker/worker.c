@@ -19,6 +19,7 @@
 
 #include "teex/buf.h"
 #include "teex/crypto.h"
+#include "teex/eth_rpc.h"
 #include "teex/executor.h"
 #include "teex/image.h"
 #include "teex/ipfs.h"
@@ -65,6 +66,13 @@ struct svc {
   unsigned nex;
   struct job *wait_head, *wait_tail; /* hellos and runs waiting */
   uint64_t tasks;
+  /* The split: the listing's (chain_rpc), else the flag's. Read at load
+   * and again by a task whose price is not the listed one (the provider
+   * called setPrice) or when older than LISTING_TTL_S; tasks on several
+   * executors read it at once, hence the lock. */
+  uv_mutex_t listing_lock;
+  teex_amount remuneration, listed_price;
+  uint64_t listing_at; /* monotonic seconds of the last read; 0: never */
   /* load results */
   int load_rc;
   struct teex_err load_err;
@@ -124,6 +132,7 @@ struct worker {
   /* receipts to the dispatcher */
   struct teex_ratls_verifier disp_verifier;
   struct teex_tls_ctx *disp_ctx;
+  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
   struct teex_rpc_client *disp;
   int disp_ready;
   struct report *reports;
@@ -493,6 +502,65 @@ static void exec_opts(struct worker *w, struct teex_executor_opts *o) {
   o->accept_weaker_sandbox = w->cfg->accept_weaker_sandbox;
 }
 
+/* The split of s from its listing on chain (on the thread pool, like the
+ * rest of a load): the listed image must be the one loaded and the listed
+ * provider the one the SM returned — what the dispatcher checks receipts
+ * against. */
+#define LISTING_TTL_S 60
+
+static uint64_t mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec + 1; /* never 0 */
+}
+
+static int read_listing(struct worker *w, struct svc *s, struct teex_err *err) {
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_chain_service l;
+  int rc = teex_eth_rpc_open(w->cfg->chain_rpc, NULL, &rpc, err);
+  if (rc == 0)
+    rc = teex_chain_get_service(rpc, &w->cfg->chain, s->service_id, &l, err);
+  teex_eth_rpc_close(rpc);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "read the service's listing on chain");
+  if (l.retired)
+    return teex_err_set(err, TEEX_EPERM, "the service is retired on chain");
+  if (memcmp(l.image_hash, s->image_hash, 32) != 0)
+    return teex_err_set(err, TEEX_EPERM,
+                        "the image is not the service's listed one");
+  if (memcmp(l.provider, s->provider, 20) != 0)
+    return teex_err_set(err, TEEX_EPERM,
+                        "the listing's provider is not the SM's");
+  uv_mutex_lock(&s->listing_lock);
+  s->remuneration = l.remuneration;
+  s->listed_price = l.price;
+  s->listing_at = mono_s();
+  uv_mutex_unlock(&s->listing_lock);
+  return 0;
+}
+
+/* The worker's amount for a task at price: the listing's remuneration,
+ * read again when stale or when the price is not the listed one; if the
+ * chain cannot be read then, the last value read (logged). */
+static teex_amount split_for(struct worker *w, struct svc *s,
+                             teex_amount price) {
+  if (w->cfg->chain_rpc == NULL)
+    return w->cfg->remuneration;
+  uv_mutex_lock(&s->listing_lock);
+  int stale =
+      s->listed_price != price || mono_s() - s->listing_at > LISTING_TTL_S;
+  uv_mutex_unlock(&s->listing_lock);
+  struct teex_err err;
+  teex_err_clear(&err);
+  if (stale && read_listing(w, s, &err) != 0)
+    TEEX_WARN("worker", "listing not read again; using the last split",
+              "reason=\"%s\"", err.msg);
+  uv_mutex_lock(&s->listing_lock);
+  teex_amount r = s->remuneration;
+  uv_mutex_unlock(&s->listing_lock);
+  return r;
+}
+
 static void load_work(uv_work_t *req) {
   struct svc *s = req->data;
   struct worker *w = s->w;
@@ -511,6 +579,9 @@ static void load_work(uv_work_t *req) {
     else
       teex_err_set(err, rc, "service key invalid");
   }
+  s->remuneration = w->cfg->remuneration;
+  if (rc == 0 && w->cfg->chain_rpc != NULL)
+    rc = read_listing(w, s, err);
   struct teex_executor_opts o;
   exec_opts(w, &o);
   for (unsigned i = 0; rc == 0 && i < w->slots; i++) {
@@ -538,6 +609,7 @@ static void svc_free(struct svc *s) {
     teex_executor_stop(s->ex[i]);
   teex_image_free(s->img);
   teex_secret_free(s->sk);
+  uv_mutex_destroy(&s->listing_lock);
   free(s);
 }
 
@@ -630,6 +702,12 @@ static struct svc *svc_get(struct worker *w, const uint8_t id[32],
     teex_err_set(err, TEEX_ENOMEM, NULL);
     return NULL;
   }
+  if (uv_mutex_init(&s->listing_lock) != 0) {
+    teex_secret_free(s->sk);
+    free(s);
+    teex_err_set(err, TEEX_EINTERNAL, "mutex");
+    return NULL;
+  }
   memcpy(s->service_id, id, 32);
   memcpy(s->image_hash, image, 32);
   s->w = w;
@@ -704,7 +782,7 @@ static void run_work(uv_work_t *req) {
   memcpy(r.provider, s->provider, 20);
   memcpy(r.input_commitment, in_c, 32);
   memcpy(r.output_commitment, out_c, 32);
-  teex_amount wa = w->cfg->remuneration;
+  teex_amount wa = split_for(w, s, a->price);
   if (wa > a->price)
     wa = a->price; /* never pay the worker more than the price */
   teex_amount_word(a->price, r.price);
@@ -959,6 +1037,10 @@ static void dispatch(struct svc *s) {
     }
     s->busy[slot] = 1;
     w->busy_work++;
+    /* Operators (and the fault tests) see which worker runs a task now. */
+    char tid[65];
+    teex_hex_encode(j->req.assignment.task_id, 32, tid);
+    TEEX_INFO("worker", "task started", "task=%s", tid);
   }
   if (s->wait_head == NULL)
     s->wait_tail = NULL;
@@ -1107,12 +1189,19 @@ static void report_done(void *arg, int code, const char *msg,
   struct worker *w = r->w;
   char tid[65];
   teex_hex_encode(r->task_id, 32, tid);
-  if (code == 0) {
+  /* Refusals no later report can change: another receipt earned the task,
+   * or it failed at the dispatcher (past its deadline). */
+  int final = code == TEEX_EREPLAY || code == TEEX_EEXPIRED;
+  if (code == 0 || final) {
     char key[5 + 65];
     struct teex_err err;
     key_with_id("rcpt/", r->task_id, key);
     teex_store_del(w->store, key, strlen(key), &err);
-    TEEX_INFO("worker", "receipt reported", "task=%s", tid);
+    if (code == 0)
+      TEEX_INFO("worker", "receipt reported", "task=%s", tid);
+    else
+      TEEX_ERROR("worker", "receipt refused for good; dropped",
+                 "task=%s reason=\"%s\"", tid, msg ? msg : teex_err_name(code));
     struct report **pp = &w->reports;
     while (*pp != NULL && *pp != r)
       pp = &(*pp)->next;
@@ -1395,6 +1484,7 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
                       struct teex_err *err) {
   struct worker w;
   memset(&w, 0, sizeof w);
+  struct teex_ratls_refresher *refresher = NULL;
   uv_loop_t loop;
   int rc;
   if (cfg->tee == NULL || cfg->state_dir == NULL || cfg->listen == NULL ||
@@ -1440,6 +1530,14 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
       (rc = disp_setup(&w, err)) != 0 ||
       (rc = teex_rpc_server_new(&loop, w.user_ctx, cfg->listen, NULL,
                                 &w.user_srv, err)) != 0)
+    goto out;
+  /* The SM connections make a fresh identity each time; these two are
+   * long-lived. */
+  w.refresh_ctxs[0] = &w.user_ctx;
+  w.refresh_ctxs[1] = &w.disp_ctx;
+  if ((rc = teex_ratls_refresher_start(&loop, cfg->tee, &keys, w.key, w.cert,
+                                       cfg->cert_refresh_s, w.refresh_ctxs, 2,
+                                       &refresher, err)) != 0)
     goto out;
   teex_rpc_server_register(w.user_srv, "teex.Health", on_health, &w);
   teex_rpc_server_register(w.user_srv, "worker.Info", on_info, &w);
@@ -1501,6 +1599,7 @@ out:
     uv_timer_stop(&w.hb);
     uv_close((uv_handle_t *)&w.hb, NULL);
   }
+  teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* thread-pool jobs end; handles close */
   uv_loop_close(&loop);
   for (size_t i = 0; i < w.nsvcs; i++)

@@ -7,7 +7,9 @@
  * low with the base in the message), a retry with failed_worker that gets
  * another worker and is not charged twice, receipts checked and recorded
  * once, a silent worker dropped, the chain going away and coming back, a
- * restart keeping unsettled receipts, and a settlement whose Merkle proof
+ * restart keeping unsettled receipts, a crash between the chain confirming
+ * a batch and its local record (found on chain after the restart, never
+ * settled twice), and a settlement whose Merkle proof
  * checks against the batch root, with the content on IPFS. */
 #include "testutil.h"
 
@@ -175,7 +177,16 @@ static void start(struct fx *f) {
     fail_msg("user connect: %s", err.msg);
 }
 
+static void stop_conns(struct fx *f);
+
 static void stop(struct fx *f) {
+  stop_conns(f);
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  f->pid = 0;
+}
+
+/* Closes the test's connections to the daemon. */
+static void stop_conns(struct fx *f) {
   teex_rpc_sync_close(f->uc);
   teex_tls_ctx_free(f->uctx);
   f->uc = NULL;
@@ -186,8 +197,6 @@ static void stop(struct fx *f) {
     f->w[i].c = NULL;
     f->w[i].ctx = NULL;
   }
-  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
-  f->pid = 0;
 }
 
 static void worker_connect(struct fx *f, struct worker *w) {
@@ -716,6 +725,107 @@ static void test_dispatch_settle_restart(void **state) {
   assert_true(base_of(f, &f->u1) == 2 * PRICE);
 }
 
+/* ---- the crash gap: the chain confirmed a batch and the dispatcher died
+ * before recording it. Restarted, it finds the batch on chain by its id,
+ * records it (the tasks are settled, with proofs) and never settles it
+ * again; the lost answer to the last receipt, reported again, is
+ * acknowledged. ---- */
+
+static void test_crash_after_settle(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  Teex__Dispatcher__SubmitResponse *as;
+  stop(f);
+  /* the fault point: exit right after settleBatch is confirmed */
+  setenv("TEEX_FAULT_EXIT_AFTER_SETTLE", "1", 1);
+  start(f);
+  unsetenv("TEEX_FAULT_EXIT_AFTER_SETTLE");
+  worker_connect(f, &f->w[0]);
+  if (do_register(f, &f->w[0], f->w[0].addr, &err) != 0)
+    fail_msg("register: %s", err.msg);
+  struct task t[2];
+  struct teex_receipt r[2];
+  uint8_t sig[2][65];
+  for (int i = 0; i < 2; i++) {
+    make_auth(f, &f->u1, &t[i], PRICE, (teex_amount)(i + 1) * PRICE);
+    if (submit(f, &t[i], NULL, &as, &err) != 0)
+      fail_msg("submit: %s", err.msg);
+    assert_int_equal(check_assignment(f, &t[i], as), 0);
+    teex__dispatcher__submit_response__free_unpacked(as, NULL);
+    make_receipt(f, &t[i], &f->w[0], &r[i], sig[i], REMUNERATION);
+    int rc = send_receipt(f, &f->w[0], &r[i], sig[i], &err);
+    if (i == 0 && rc != 0)
+      fail_msg("receipt: %s", err.msg);
+    /* the second completes the batch: the daemon settles and exits, so
+     * its answer may never come */
+  }
+  int code = -1;
+  for (int i = 0; i < 500 && code < 0; i++) {
+    int ws;
+    if (waitpid(f->pid, &ws, WNOHANG) == f->pid)
+      code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
+    else
+      usleep(10000);
+  }
+  assert_int_equal(code, 70);
+  f->pid = 0;
+  stop_conns(f);
+  size_t n;
+  char *chain = (char *)tu_read_file(f->chain, &n);
+  char u1[43], line[128];
+  teex_eth_address_hex(f->u1.addr, u1);
+  snprintf(line, sizeof line, "escrow %s 800 200", u1);
+  assert_non_null(strstr(chain, line));
+  char *b = strstr(chain, "batch 0x");
+  assert_non_null(b);
+  free(chain);
+  Teex__Dispatcher__StatusResponse *st;
+
+  /* Restarted: the batch is found on chain and recorded. */
+  start(f);
+  for (int i = 0; i < 100 && !log_has(f, "batch found on chain"); i++)
+    usleep(50000);
+  assert_true(log_has(f, "batch found on chain after a restart; recorded"));
+  for (int i = 0; i < 2; i++) {
+    st = status(f, &t[i]);
+    assert_string_equal(st->state, "settled");
+    assert_int_equal(st->batch_id.len, 32);
+    uint8_t leaf[32], proof[32 * TEEX_SETTLE_MAX_PROOF];
+    teex_settle_receipt_leaf(&r[i], leaf);
+    for (size_t k = 0; k < st->n_proof; k++)
+      memcpy(proof + 32 * k, st->proof[k].data, 32);
+    assert_true(
+        teex_settle_merkle_verify(leaf, proof, st->n_proof, st->root.data));
+    teex__dispatcher__status_response__free_unpacked(st, NULL);
+  }
+  /* settled once: one batch, two prices */
+  chain = (char *)tu_read_file(f->chain, &n);
+  assert_non_null(strstr(chain, line));
+  b = strstr(chain, "batch 0x");
+  assert_non_null(b);
+  assert_null(strstr(b + 1, "batch 0x"));
+  free(chain);
+  assert_true(base_of(f, &f->u1) == 2 * PRICE);
+  /* the worker reports the last receipt again: acknowledged, not recorded */
+  worker_connect(f, &f->w[0]);
+  if (do_register(f, &f->w[0], f->w[0].addr, &err) != 0)
+    fail_msg("register: %s", err.msg);
+  if (send_receipt(f, &f->w[0], &r[1], sig[1], &err) != 0)
+    fail_msg("receipt again: %s", err.msg);
+  Teex__Dispatcher__ReceiptResponse *rr =
+      teex__dispatcher__receipt_response__unpack(NULL, f->resp.len,
+                                                 f->resp.data);
+  assert_non_null(rr);
+  assert_false(rr->recorded);
+  teex__dispatcher__receipt_response__free_unpacked(rr, NULL);
+  /* another worker cannot claim it */
+  worker_connect(f, &f->w[1]);
+  if (do_register(f, &f->w[1], f->w[1].addr, &err) != 0)
+    fail_msg("register: %s", err.msg);
+  assert_int_equal(send_receipt(f, &f->w[1], &r[1], sig[1], &err),
+                   TEEX_ENOTFOUND);
+}
+
 /* ---- the fair queue: every slot busy, a Submit waits ---- */
 
 struct waiter {
@@ -1081,6 +1191,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dispatch_settle_restart, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_crash_after_settle, setup, teardown),
       cmocka_unit_test_setup_teardown(test_settle_on_anvil, setup_anvil,
                                       teardown_anvil),
   };

@@ -27,6 +27,7 @@ struct fx {
   char ready[4096], log[4096], policy[4096];
   uint8_t root[32];
   int pid;
+  const char *cert_refresh; /* --cert-refresh for the next start, or NULL */
   int client_port, enclave_port;
   struct teex_tee *worker;
   struct teex_tee_policy sm_policy; /* what clients require of the SM */
@@ -70,7 +71,14 @@ static void start_sm(struct fx *f) {
                   EREG,
                   "--ready-file",
                   f->ready,
+                  NULL,
+                  NULL,
                   NULL};
+  if (f->cert_refresh != NULL) {
+    size_t end = sizeof argv / sizeof *argv - 3;
+    argv[end] = "--cert-refresh";
+    argv[end + 1] = (char *)f->cert_refresh;
+  }
   f->pid = tu_spawn(argv, f->log);
   assert_true(f->pid > 0);
   if (tu_wait_file(f->ready, 10000) != 0) {
@@ -388,6 +396,49 @@ static void test_wrong_measurement_refused(void **state) {
   teex_tls_ctx_free(pctx);
 }
 
+/* A certificate's evidence ages: clients whose policy has a short max_age
+ * refuse an SM whose certificate was made at start, and accept one that
+ * renews it (--cert-refresh) — on both endpoints. */
+static int try_connect(struct fx *f, struct teex_err *err) {
+  struct teex_tls_config tc = {.verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  struct teex_tls_ctx *ctx = NULL;
+  assert_int_equal(teex_tls_ctx_new(&ctx, &tc, 0, err), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->client_port);
+  struct teex_rpc_sync *c = NULL;
+  int rc = teex_rpc_sync_connect(addr, ctx, 5000, &c, err);
+  teex_rpc_sync_close(c);
+  teex_tls_ctx_free(ctx);
+  return rc;
+}
+
+static void test_cert_refresh(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  f->sm_policy.max_age = 4;
+  assert_int_equal(try_connect(f, &err), 0);
+  /* without renewal: older than max_age, refused */
+  sleep(6);
+  assert_int_not_equal(try_connect(f, &err), 0);
+  /* renewed every second: accepted however long the SM has run */
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  f->cert_refresh = "1";
+  start_sm(f);
+  sleep(6);
+  if (try_connect(f, &err) != 0)
+    fail_msg("client endpoint after renewals: %s", err.msg);
+  struct worker_conn w;
+  if (connect_worker(f, f->worker, &w, &err) != 0)
+    fail_msg("enclave endpoint after renewals: %s", err.msg);
+  worker_free(&w);
+  size_t n;
+  char *log = (char *)tu_read_file(f->log, &n);
+  assert_non_null(log);
+  assert_non_null(strstr(log, "certificate renewed"));
+  free(log);
+}
+
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   signal(SIGPIPE, SIG_IGN);
@@ -395,6 +446,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_deploy_then_fetch, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wrong_measurement_refused, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_cert_refresh, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,8 +9,6 @@
 # same search finds a canary written in the clear into the network folder,
 # and finds the output canary in the user's output.
 set -euo pipefail
-# (teex up workers earn the remuneration every example lists; the worker does
-# not read the split from each listing yet, so list with the same split.)
 teex="${TEEX_BIN:?}"
 src="${TEEX_SOURCE_DIR:?}"
 find="$src/tests/up/find_canary.py"

@@ -1,0 +1,113 @@
+# Helpers shared by the fault tests of a `teex up` network (sourced, not a
+# test itself). The caller sets -euo pipefail; TEEX_BIN and TEEX_SOURCE_DIR
+# come from CTest.
+teex="${TEEX_BIN:?}"
+src="${TEEX_SOURCE_DIR:?}"
+tmp="$(mktemp -d)"
+export TEEX_HOME="$tmp/net" TEEX_PASSWORD=pw
+net="$TEEX_HOME"
+cleanup() {
+  "$teex" down >/dev/null 2>&1 || true
+  [ -n "${KEEP:-}" ] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for l in "$net"/logs/*.log; do
+    echo "--- $l" >&2
+    tail -8 "$l" >&2 || true
+  done
+  exit 1
+}
+
+# Prices of the test service. The workers read the split from the listing;
+# this remuneration is not the one of the examples, so a worker that used
+# anything else would sign receipts the dispatcher refuses.
+PRICE=1000000000000000
+REMUNERATION=600000000000000
+
+# up [OPTIONS...]: a network on a random chain port (port in $chain_port).
+up() {
+  chain_port=$((20000 + RANDOM % 20000))
+  "$teex" up --chain-port "$chain_port" "$@" > "$tmp/up.out" 2>&1 ||
+    fail "up: $(cat "$tmp/up.out")"
+  disp="$(awk -F' = ' '$1 == "address" { print $2 }' "$net/run/dispatcher.ready")"
+  sm_client="$(awk -F' = ' '$1 == "client" { print $2 }' "$net/network.conf")"
+}
+
+# slow_service NAME SECONDS: writes a service that sleeps SECONDS, then
+# answers "slept:" + its input, into $tmp/NAME.
+slow_service() {
+  mkdir -p "$tmp/$1"
+  cat > "$tmp/$1/teex.toml" <<T
+[service]
+name = "$1"
+version = "1.0.0"
+entry = "main.py"
+description = "fault test service $1"
+style = "function"
+stateless = true
+
+[limits]
+wall_ms = 20000
+T
+  cat > "$tmp/$1/main.py" <<P
+import time
+
+
+def main(data):
+    time.sleep($2)
+    return b"slept:" + data
+P
+}
+
+# deploy DIR: the dev chain's account 1 deploys and lists the service.
+deploy() {
+  echo 59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d > "$tmp/k"
+  provider="$("$teex" account import --private-key-file "$tmp/k")"
+  "$teex" service deploy "$1" --account "$provider" --sm "$sm_client" \
+    --sm-policy "$net/policy/sm.conf" --price "$PRICE" \
+    --remuneration "$REMUNERATION" > "$tmp/deploy" 2>&1 ||
+    fail "deploy: $(cat "$tmp/deploy")"
+  grep -q "listed on chain" "$tmp/deploy" || fail "not listed: $(cat "$tmp/deploy")"
+}
+
+# user_with_escrow WEI: the dev chain's account 2 deposits WEI for the
+# dispatcher; its address in $user.
+user_with_escrow() {
+  echo 5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$tmp/u"
+  user="$("$teex" account import --private-key-file "$tmp/u")"
+  "$teex" deposit "$disp" "$1" --from "$user" > "$tmp/dep" 2>&1 ||
+    fail "deposit: $(cat "$tmp/dep")"
+}
+
+# settled: what the chain records as settled for the user (wei).
+settled() {
+  "$teex" withdraw "$disp" --status --from "$user" |
+    sed -n 's/^settled *\([0-9]*\) wei.*/\1/p'
+}
+
+# wait_settled WEI [TRIES]: until the chain records WEI settled (0.5 s a try).
+wait_settled() {
+  local s=""
+  for _ in $(seq "${2:-60}"); do
+    s="$(settled || true)"
+    [ "$s" = "$1" ] && return 0
+    sleep 0.5
+  done
+  fail "settled ${s:-?} wei, expected $1"
+}
+
+# wait_log FILE TEXT [TRIES]: until FILE has a line with TEXT (0.05 s a try).
+wait_log() {
+  for _ in $(seq "${3:-400}"); do
+    grep -q -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "no \"$2\" in $1"
+}
+
+# task_of FILE: the task id an invoke printed.
+task_of() {
+  sed -n 's/^task \(0x[0-9a-f]\{64\}\) ran on .*/\1/p' "$1"
+}
