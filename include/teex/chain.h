@@ -330,6 +330,14 @@ int teex_chain_dataset_usable(struct teex_eth_rpc *rpc,
                               const uint8_t service_id[32],
                               const uint8_t image_hash[32], int *usable,
                               struct teex_err *err);
+/* *approved = 1 when the provider approved exactly (service_id,
+ * image_hash) for the dataset (whatever its expiry or revocation). */
+int teex_chain_dataset_approved(struct teex_eth_rpc *rpc,
+                                const struct teex_chain_addrs *a,
+                                const uint8_t dataset_id[32],
+                                const uint8_t service_id[32],
+                                const uint8_t image_hash[32], int *approved,
+                                struct teex_err *err);
 /* All listings rebuilt from the registry's events (listing, price,
  * revocation), in listing order. *out owned by the caller (free()). */
 int teex_chain_datasets(struct teex_eth_rpc *rpc,

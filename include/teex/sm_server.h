@@ -20,6 +20,11 @@ struct teex_sm_server_config {
   const char *client_listen;  /* server-only RA-TLS */
   const char *ready_file;     /* written once listening (ports, address);
                                  may be NULL */
+  /* Datasets: the chain's JSON-RPC endpoint and the DatasetRegistry the SM
+   * reads at each data-key lease (NULL / all zero: leases are refused;
+   * escrow still works). The enclave registry is sm.registration's. */
+  const char *chain_rpc;
+  uint8_t dataset_registry[20];
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. 0 on a clean stop. */

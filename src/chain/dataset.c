@@ -191,27 +191,47 @@ int teex_chain_get_dataset(struct teex_eth_rpc *rpc,
   return r == 0 ? 0 : teex_err_wrap(err, r, "get dataset");
 }
 
+static int pair_view(struct teex_eth_rpc *rpc, const struct teex_chain_addrs *a,
+                     const char *sig, const uint8_t dataset_id[32],
+                     const uint8_t service_id[32], const uint8_t image_hash[32],
+                     int *yes, struct teex_err *err) {
+  struct teex_abi_value v = {0}, ret = {0};
+  int r = need_registry(a, err);
+  *yes = 0;
+  if (r == 0 && (r = teex_abi_tuple(&v, 3)) == 0) {
+    teex_abi_fixed_bytes(&v.items[0], dataset_id, 32);
+    teex_abi_fixed_bytes(&v.items[1], service_id, 32);
+    teex_abi_fixed_bytes(&v.items[2], image_hash, 32);
+    r = teex_chain__view(rpc, a->dataset_registry, sig, &v, "(bool)", &ret,
+                         err);
+  }
+  if (r == 0)
+    *yes = ret.items[0].word[31] != 0;
+  teex_abi_value_clear(&v);
+  teex_abi_value_clear(&ret);
+  return r;
+}
+
 int teex_chain_dataset_usable(struct teex_eth_rpc *rpc,
                               const struct teex_chain_addrs *a,
                               const uint8_t dataset_id[32],
                               const uint8_t service_id[32],
                               const uint8_t image_hash[32], int *usable,
                               struct teex_err *err) {
-  struct teex_abi_value v = {0}, ret = {0};
-  int r = need_registry(a, err);
-  *usable = 0;
-  if (r == 0 && (r = teex_abi_tuple(&v, 3)) == 0) {
-    teex_abi_fixed_bytes(&v.items[0], dataset_id, 32);
-    teex_abi_fixed_bytes(&v.items[1], service_id, 32);
-    teex_abi_fixed_bytes(&v.items[2], image_hash, 32);
-    r = teex_chain__view(rpc, a->dataset_registry, TEEX_CHAIN_F_USABLE, &v,
-                         "(bool)", &ret, err);
-  }
-  if (r == 0)
-    *usable = ret.items[0].word[31] != 0;
-  teex_abi_value_clear(&v);
-  teex_abi_value_clear(&ret);
+  int r = pair_view(rpc, a, TEEX_CHAIN_F_USABLE, dataset_id, service_id,
+                    image_hash, usable, err);
   return r == 0 ? 0 : teex_err_wrap(err, r, "dataset usable");
+}
+
+int teex_chain_dataset_approved(struct teex_eth_rpc *rpc,
+                                const struct teex_chain_addrs *a,
+                                const uint8_t dataset_id[32],
+                                const uint8_t service_id[32],
+                                const uint8_t image_hash[32], int *approved,
+                                struct teex_err *err) {
+  int r = pair_view(rpc, a, TEEX_CHAIN_F_IS_APPROVED, dataset_id, service_id,
+                    image_hash, approved, err);
+  return r == 0 ? 0 : teex_err_wrap(err, r, "dataset approval");
 }
 
 /* ---- listings and approvals from events ---- */

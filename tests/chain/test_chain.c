@@ -833,6 +833,19 @@ static void test_datasets(void **state) {
                    0);
   assert_int_equal(usable, 0);
 
+  /* Expired, but the approval itself stands. */
+  int approved = 0;
+  assert_int_equal(teex_chain_dataset_approved(rpc, &ca, d2.dataset_id,
+                                               svc.service_id, svc.image_hash,
+                                               &approved, &e),
+                   0);
+  assert_int_equal(approved, 1);
+  assert_int_equal(teex_chain_dataset_approved(rpc, &ca, d2.dataset_id,
+                                               svc.service_id, img3, &approved,
+                                               &e),
+                   0);
+  assert_int_equal(approved, 0);
+
   /* Revocation: only by the provider, final, and no key is usable. */
   expect_refused(
       teex_chain_revoke_dataset(snd[STRANGER], &ca, d.dataset_id, 0, &e), &e,
