@@ -172,6 +172,12 @@ contract DatasetRegistry {
         return d;
     }
 
+    /// True when datasetId was ever listed (revoked ones included). A
+    /// non-reverting existence check for clients.
+    function isListed(bytes32 datasetId) external view returns (bool) {
+        return datasets[datasetId].provider != address(0);
+    }
+
     function isApproved(bytes32 datasetId, bytes32 serviceId, bytes32 imageHash) public view returns (bool) {
         return approvals[datasetId][keccak256(abi.encode(serviceId, imageHash))];
     }

@@ -136,6 +136,11 @@ struct teex_sm_escrow {
   const uint8_t *ciphertext; /* the encrypted dataset (may be NULL) */
   size_t ciphertext_len;
   uint8_t provider_sig[65];
+  /* Set by the daemon when the chain has no listing for the id yet: an
+   * earlier escrow with another key may then be replaced (a publish whose
+   * listing failed is retried with a fresh key; nothing can depend on an
+   * unlisted key, as no lease is given for it). */
+  int replace_unlisted;
 };
 
 /* The digest a data provider signs (EIP-191 personal message over
@@ -149,9 +154,9 @@ void teex_sm_escrow_digest(const struct teex_sm_escrow *e, uint64_t chain_id,
  * provider and the name, and — when the ciphertext is given — that it
  * decrypts under data_key to plaintext_size bytes whose SHA-256 is
  * plaintext_hash. The same request again is accepted (a retry); another
- * key for a known dataset is refused. TEEX_EBADSIG, TEEX_EINVAL (id, name,
- * size), TEEX_EAUTH (does not decrypt), TEEX_EATTEST (hash or size
- * differs), TEEX_EEXIST. */
+ * key or terms for a known dataset is refused unless e->replace_unlisted.
+ * TEEX_EBADSIG, TEEX_EINVAL (id, name, size), TEEX_EAUTH (does not
+ * decrypt), TEEX_EATTEST (hash or size differs), TEEX_EEXIST. */
 int teex_sm_escrow_data_key(struct teex_sm *sm, const struct teex_sm_escrow *e,
                             struct teex_err *err);
 

@@ -88,6 +88,7 @@ static const char *const function_sigs[] = {F_LIST,
                                             TEEX_CHAIN_F_USABLE,
                                             TEEX_CHAIN_F_DATASET_ID,
                                             TEEX_CHAIN_F_IS_APPROVED,
+                                            TEEX_CHAIN_F_IS_LISTED,
                                             NULL};
 /* The first five are the ServiceRegistry's, in apply_log's order. */
 static const char *const event_sigs[] = {E_LISTED,

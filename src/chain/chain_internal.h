@@ -41,6 +41,7 @@ int teex_chain__view(struct teex_eth_rpc *rpc, const uint8_t to[20],
   "string))"
 #define TEEX_CHAIN_F_USABLE "usable(bytes32,bytes32,bytes32)"
 #define TEEX_CHAIN_F_IS_APPROVED "isApproved(bytes32,bytes32,bytes32)"
+#define TEEX_CHAIN_F_IS_LISTED "isListed(bytes32)"
 #define TEEX_CHAIN_F_DATASET_ID "datasetIdOf(address,string)"
 #define TEEX_CHAIN_E_DS_LISTED                                                 \
   "DatasetListed(bytes32,address,string,string,bytes32,uint64,uint128,"        \

@@ -153,13 +153,20 @@ int teex_chain_get_dataset(struct teex_eth_rpc *rpc,
                            const uint8_t dataset_id[32],
                            struct teex_chain_dataset *out,
                            struct teex_err *err) {
-  struct teex_abi_value args = {0}, ret = {0};
+  struct teex_abi_value args = {0}, ret = {0}, listed = {0};
   int r = need_registry(a, err);
   memset(out, 0, sizeof *out);
   if (r == 0 && (r = teex_abi_tuple(&args, 1)) == 0) {
     teex_abi_fixed_bytes(&args.items[0], dataset_id, 32);
-    r = teex_chain__view(rpc, a->dataset_registry, TEEX_CHAIN_F_GET_DATASET,
-                         &args, TEEX_CHAIN_R_GET_DATASET, &ret, err);
+    /* Existence first, with a call that does not revert: a revert's data
+     * is not always readable through every node (see the chain tests). */
+    r = teex_chain__view(rpc, a->dataset_registry, TEEX_CHAIN_F_IS_LISTED,
+                         &args, "(bool)", &listed, err);
+    if (r == 0 && listed.items[0].word[31] == 0)
+      r = teex_err_set(err, TEEX_ENOTFOUND, "no such dataset");
+    if (r == 0)
+      r = teex_chain__view(rpc, a->dataset_registry, TEEX_CHAIN_F_GET_DATASET,
+                           &args, TEEX_CHAIN_R_GET_DATASET, &ret, err);
   }
   if (r == TEEX_ECHAIN && strstr(err->msg, "DatasetNotFound") != NULL)
     r = teex_err_set(err, TEEX_ENOTFOUND, "no such dataset");
@@ -188,6 +195,7 @@ int teex_chain_get_dataset(struct teex_eth_rpc *rpc,
   }
   teex_abi_value_clear(&args);
   teex_abi_value_clear(&ret);
+  teex_abi_value_clear(&listed);
   return r == 0 ? 0 : teex_err_wrap(err, r, "get dataset");
 }
 

@@ -137,16 +137,20 @@ int teex_sm_escrow_data_key(struct teex_sm *sm, const struct teex_sm_escrow *e,
     rc = teex_store_txn_get(txn, key, kl, &old, err);
   if (rc == 0) {
     /* Known: the same escrow again is a retry; anything else is refused
-     * (listings, leases and earlier tasks refer to this key). */
-    if (old.len != rec_len || !teex_ct_equal(old.data, rec, rec_len))
-      rc = teex_err_set(err, TEEX_EEXIST,
-                        "dataset %s already escrowed with another key or "
-                        "terms",
-                        e->name);
+     * once listed (listings, leases and earlier tasks refer to this key).
+     * Before a listing exists, the provider may replace it. */
+    int same = old.len == rec_len && teex_ct_equal(old.data, rec, rec_len);
+    if (same || !e->replace_unlisted) {
+      if (!same)
+        rc = teex_err_set(err, TEEX_EEXIST,
+                          "dataset %s already escrowed with another key or "
+                          "terms (and listed, or the SM cannot tell)",
+                          e->name);
+      goto out;
+    }
+  } else if (rc != TEEX_ENOTFOUND) {
     goto out;
   }
-  if (rc != TEEX_ENOTFOUND)
-    goto out;
   rc = teex_store_txn_put(txn, key, kl, rec, rec_len, err);
   if (rc == 0) {
     rc = teex_store_txn_commit(txn, err);

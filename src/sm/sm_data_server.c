@@ -83,6 +83,15 @@ void teex_sm__on_escrow_data_key(struct teex_rpc_call *call, const uint8_t *p,
   e.ciphertext = req->ciphertext.data;
   e.ciphertext_len = req->ciphertext.len;
   memcpy(e.provider_sig, req->provider_sig.data, 65);
+  /* Not listed on chain yet: an earlier escrow may be replaced (a retried
+   * publish). Without a chain endpoint, never. */
+  if (ctx->rpc != NULL && teex_chain_has_datasets(&ctx->addrs)) {
+    struct teex_chain_dataset d;
+    struct teex_err cerr;
+    e.replace_unlisted =
+        teex_chain_get_dataset(ctx->rpc, &ctx->addrs, e.dataset_id, &d,
+                               &cerr) == TEEX_ENOTFOUND;
+  }
   rc = teex_sm_escrow_data_key(ctx->sm, &e, &err);
   if (rc == 0) {
     uint8_t addr[20];

@@ -762,7 +762,12 @@ static void test_datasets(void **state) {
   expect_refused(teex_chain_list_dataset(snd[USER], &ca, &d, 0, &e), &e,
                  "DatasetAlreadyListed");
   uint8_t none[32];
-  memset(none, 0x01, sizeof none); /* see test_list_service */
+  memset(none, 0x01, sizeof none);
+  assert_int_equal(teex_chain_get_dataset(rpc, &ca, none, &got, &e),
+                   TEEX_ENOTFOUND);
+  /* Ids with zero bytes too (existence is asked without a revert). */
+  memset(none, 0, sizeof none);
+  none[0] = 0x01;
   assert_int_equal(teex_chain_get_dataset(rpc, &ca, none, &got, &e),
                    TEEX_ENOTFOUND);
 

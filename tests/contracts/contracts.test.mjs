@@ -397,6 +397,8 @@ test("list a dataset: id bound to the provider, terms stored, every field checke
   assert.notEqual(await c.datasets.datasetIdOf(stranger.address, t.name), dsId);
   assert.equal(await c.datasets.datasetCount(), 2n);
   await expectRevert(c.datasets.getDataset(id("nothing")), "DatasetNotFound");
+  assert.equal(await c.datasets.isListed(id("nothing")), false);
+  assert.equal(await c.datasets.isListed(dsId), true);
 });
 
 test("approvals bind (service, image hash); only the provider changes them; revocation is final", async () => {

@@ -68,6 +68,11 @@ common=(--account "$acct" --sm "$sm" --sm-policy "$tmp/sm.policy")
 if "$teex" data publish "$tmp/cohort.csv" "${common[@]}" --price 250 --allow "$svc@nothex" \
    > "$tmp/out" 2>&1; then fail "bad --allow accepted"; fi
 grep -q "32-byte hex" "$tmp/out" || fail "bad --allow: $(cat "$tmp/out")"
+# A listing that fails after the escrow (expiry in the past): the retry,
+# with a fresh key, replaces the unlisted escrow.
+if "$teex" data publish "$tmp/cohort.csv" "${common[@]}" --price 250 --allow "$svc@$img1" \
+   --expires 1 > "$tmp/out" 2>&1; then fail "expiry in the past accepted"; fi
+grep -q "ExpiryInPast" "$tmp/out" || fail "past expiry: $(cat "$tmp/out")"
 "$teex" data publish "$tmp/cohort.csv" "${common[@]}" --price 250 --allow "$svc@$img1" \
   --max-uses 3 --max-output 4096 --expires +3600 > "$tmp/pub" 2>&1 || fail "publish: $(cat "$tmp/pub")"
 grep -q "^published cohort.csv" "$tmp/pub" || fail "publish output: $(cat "$tmp/pub")"

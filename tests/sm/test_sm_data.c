@@ -203,6 +203,20 @@ static void test_escrow(void **state) {
   e.ciphertext_len = ct2_len;
   sign_escrow(f, &e, f->provider_sk);
   assert_int_equal(teex_sm_escrow_data_key(f->sm, &e, &err), TEEX_EEXIST);
+  /* Before any listing (the daemon asks the chain), the provider may
+   * replace it: a publish retried after its listing failed. */
+  e.replace_unlisted = 1;
+  assert_int_equal(teex_sm_escrow_data_key(f->sm, &e, &err), 0);
+  struct teex_sm_data_lease l;
+  f->e = e; /* leases now give the new key */
+  assert_int_equal(
+      teex_sm_lease_data_key(f->sm, &f->req, &f->terms, NOW, &l, &err), 0);
+  assert_memory_equal(l.data_key, e.data_key, 32);
+  /* A forged replacement still needs the provider's signature. */
+  uint8_t bad_sk[32], bad[20];
+  keypair(bad_sk, bad);
+  sign_escrow(f, &e, bad_sk);
+  assert_int_equal(teex_sm_escrow_data_key(f->sm, &e, &err), TEEX_EBADSIG);
   free(ct2);
 }
 
