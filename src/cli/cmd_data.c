@@ -329,7 +329,8 @@ static int data_publish(int argc, char **argv) {
     snprintf(net, sizeof net, "%s/network.conf", o.base);
     teex_config_init(&nc);
     if (teex_config_load(&nc, net, &err) == 0)
-      snprintf(sm_buf, sizeof sm_buf, "%s", teex_config_get(&nc, "client", ""));
+      snprintf(sm_buf, sizeof sm_buf, "%s",
+               teex_config_get(&nc, "sm.client", ""));
     teex_config_free(&nc);
     if (sm_buf[0] == '\0')
       return teex_cli_fail("data publish: --sm is required (no local network "

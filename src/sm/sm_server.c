@@ -347,6 +347,15 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
     }
     teex_chain_use_errors(s.data.rpc);
   }
+  if (s.data.rpc != NULL && teex_chain_has_datasets(&s.data.addrs)) {
+    char reg[43];
+    teex_eth_address_hex(s.data.addrs.dataset_registry, reg);
+    TEEX_INFO("sm", "data-key leases enabled", "dataset_registry=%s chain=%s",
+              reg, teex_eth_rpc_url(s.data.rpc));
+  } else {
+    TEEX_INFO("sm", "data-key leases disabled", "reason=\"%s\"",
+              "no --chain-rpc and --dataset-registry");
+  }
   uint8_t secp[64], x[32];
   teex_sm_public_keys(s.sm, secp, x);
   struct teex_ratls_keys keys = {.secp256k1_pub = secp, .x25519_pub = x};
