@@ -15,7 +15,12 @@
 #include "teex/error.h"
 #include "teex/ipfs.h"
 #include "teex/sm.h"
+#include "teex/statements.h"
+#include "teex/tee.h"
 #include "teex/tee_policy.h"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #define TEEX_DATA_MAX TEEX_SM_DATA_MAX /* plaintext bytes of a dataset */
 #define TEEX_DATA_NAME_MAX TEEX_CHAIN_MAX_DATASET_NAME
@@ -67,6 +72,39 @@ int teex_data_list_on_chain(const struct teex_data_published *p,
                             const char *chain_conf,
                             const struct teex_data_terms *t,
                             struct teex_err *err);
+
+/* ---- the worker's side (src/data/fetch.c) ---- */
+
+/* One dataset of a task, ready for the executor: its plaintext in this
+ * process's memory (never written anywhere), and the data share the
+ * receipt names. */
+struct teex_data_fetched {
+  uint8_t dataset_id[32];
+  char name[TEEX_DATA_NAME_MAX + 1];
+  uint8_t provider[20]; /* the data share's payee */
+  teex_amount price;    /* per use, as listed at the lease */
+  uint64_t max_output_bytes;
+  uint8_t *data; /* plaintext; teex_data_fetched_free wipes it */
+  size_t len;
+};
+
+/* For a task whose assignment a (signed: dispatcher_sig) names the n
+ * datasets ids (32 bytes each, in order): leases each key from the SM
+ * (sm.LeaseDataKey over mutual RA-TLS as the enclave tee / cert / key with
+ * secp256k1_pub), reads the ciphertext from ipfs, decrypts it in memory and
+ * checks its size and SHA-256 against what the SM escrowed. out has room
+ * for n; *output_cap gets the lowest --max-output of them (0: none). On any
+ * failure nothing is kept (what was fetched is wiped) and the error names
+ * the dataset. */
+int teex_data_fetch_for_task(
+    struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+    const uint8_t secp256k1_pub[64], const char *sm_addr,
+    const struct teex_tee_policy *sm_policy, struct teex_ipfs_backend *ipfs,
+    const struct teex_assignment *a, const uint8_t dispatcher_sig[65],
+    const uint8_t *ids, size_t n, struct teex_data_fetched *out,
+    uint32_t *output_cap, struct teex_err *err);
+/* Wipes and frees the plaintexts of n fetched datasets. NULL-safe. */
+void teex_data_fetched_free(struct teex_data_fetched *f, size_t n);
 
 /* Parses "SERVICE@IMAGE": two 32-byte hex words (0x optional). */
 int teex_data_parse_allow(const char *s, struct teex_chain_approval *out,

@@ -168,6 +168,7 @@ struct teex_sm_data_terms {
   uint64_t expires_at; /* 0: never */
   uint32_t max_uses;   /* 0: unlimited */
   uint64_t max_output_bytes;
+  teex_amount price;     /* wei per use (for the receipt's data share) */
   int approved;          /* the assignment's (service, image hash) */
   int dispatcher_active; /* the assignment's dispatcher is registered */
 };
@@ -184,6 +185,9 @@ struct teex_sm_lease_req {
 
 struct teex_sm_data_lease {
   uint8_t data_key[32];
+  char name[TEEX_SM_DATASET_NAME_MAX + 1];
+  uint8_t provider[20]; /* the data share's payee */
+  teex_amount price;    /* the listing's price per use now */
   char cid[TEEX_SM_CID_MAX + 1];
   uint8_t plaintext_hash[32];
   uint64_t plaintext_size;

@@ -6,7 +6,8 @@
  * Sealed store layout (values sealed by the store, keys hashed by it):
  *   "ds/<id hex>"                 provider (20) | data key (32) |
  *                                 plaintext hash (32) | size (u64 BE) |
- *                                 cid length (u16 BE) | cid
+ *                                 cid length (u16 BE) | cid |
+ *                                 name length (u8) | name
  *   "dsuse/<id hex>"              tasks counted (u32 BE)
  *   "dslease/<id hex>/<task hex>" expires_at (u64 BE): this task is counted */
 #include "teex/sm.h"
@@ -23,7 +24,8 @@
 #include <string.h>
 
 #define DS_REC_FIXED (20 + 32 + 32 + 8 + 2)
-#define DS_REC_MAX (DS_REC_FIXED + TEEX_SM_CID_MAX)
+#define DS_REC_MAX                                                             \
+  (DS_REC_FIXED + TEEX_SM_CID_MAX + 1 + TEEX_SM_DATASET_NAME_MAX)
 
 static void put_be(uint8_t *p, uint64_t v, int n) {
   for (int i = n - 1; i >= 0; i--, v >>= 8)
@@ -131,7 +133,9 @@ int teex_sm_escrow_data_key(struct teex_sm *sm, const struct teex_sm_escrow *e,
   put_be(rec + 84, e->plaintext_size, 8);
   put_be(rec + 92, cid_len, 2);
   memcpy(rec + DS_REC_FIXED, e->cid, cid_len);
-  size_t rec_len = DS_REC_FIXED + cid_len;
+  rec[DS_REC_FIXED + cid_len] = (uint8_t)name_len;
+  memcpy(rec + DS_REC_FIXED + cid_len + 1, e->name, name_len);
+  size_t rec_len = DS_REC_FIXED + cid_len + 1 + name_len;
   rc = teex_store_txn_begin(teex_sm__store(sm), 0, &txn, err);
   if (rc == 0)
     rc = teex_store_txn_get(txn, key, kl, &old, err);
@@ -243,8 +247,11 @@ int teex_sm_lease_data_key(struct teex_sm *sm,
     goto out;
   size_t cid_len =
       rec.len >= DS_REC_FIXED ? (size_t)get_be(rec.data + 92, 2) : 0;
-  if (rec.len < DS_REC_FIXED || cid_len > TEEX_SM_CID_MAX ||
-      rec.len != DS_REC_FIXED + cid_len) {
+  size_t name_len =
+      rec.len > DS_REC_FIXED + cid_len ? rec.data[DS_REC_FIXED + cid_len] : 0;
+  if (rec.len < DS_REC_FIXED || cid_len > TEEX_SM_CID_MAX || name_len == 0 ||
+      name_len > TEEX_SM_DATASET_NAME_MAX ||
+      rec.len != DS_REC_FIXED + cid_len + 1 + name_len) {
     rc = teex_err_set(err, TEEX_EFORMAT, "dataset record malformed");
     goto out;
   }
@@ -315,6 +322,10 @@ int teex_sm_lease_data_key(struct teex_sm *sm,
   out->plaintext_size = get_be(rec.data + 84, 8);
   memcpy(out->cid, rec.data + DS_REC_FIXED, cid_len);
   out->cid[cid_len] = 0;
+  memcpy(out->name, rec.data + DS_REC_FIXED + cid_len + 1, name_len);
+  out->name[name_len] = 0;
+  memcpy(out->provider, rec.data, 20);
+  out->price = t->price;
   out->max_output_bytes = t->max_output_bytes;
   out->expires_at = a->expires_at;
   out->uses = uses;

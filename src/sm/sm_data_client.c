@@ -19,9 +19,14 @@ static int decode(const struct teex_buf *resp, struct teex_sm_data_lease *out,
       teex__sm__lease_data_key_response__unpack(NULL, resp->len, resp->data);
   int rc = 0;
   if (r == NULL || r->data_key.len != 32 || r->plaintext_hash.len != 32 ||
-      strlen(r->ciphertext_cid) > TEEX_SM_CID_MAX)
+      strlen(r->ciphertext_cid) > TEEX_SM_CID_MAX || r->provider.len != 20 ||
+      r->price.len != 32 || strlen(r->name) == 0 ||
+      strlen(r->name) > TEEX_SM_DATASET_NAME_MAX ||
+      teex_amount_from_word(r->price.data, &out->price) != 0)
     rc = teex_err_set(err, TEEX_EPROTO, "malformed SM answer");
   else {
+    memcpy(out->name, r->name, strlen(r->name) + 1);
+    memcpy(out->provider, r->provider.data, 20);
     memcpy(out->data_key, r->data_key.data, 32);
     memcpy(out->plaintext_hash, r->plaintext_hash.data, 32);
     memcpy(out->cid, r->ciphertext_cid, strlen(r->ciphertext_cid) + 1);

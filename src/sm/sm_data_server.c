@@ -140,6 +140,7 @@ int teex_sm__data_terms(struct teex_sm_data_ctx *ctx,
   t->expires_at = d.expires_at;
   t->max_uses = d.max_uses;
   t->max_output_bytes = d.max_output_bytes;
+  t->price = d.price;
   return teex_chain_dataset_approved(ctx->rpc, &ctx->addrs, dataset_id,
                                      a->service_id, a->image_hash, &t->approved,
                                      err);
@@ -228,6 +229,11 @@ void teex_sm__on_lease_data_key(struct teex_rpc_call *call, const uint8_t *p,
     resp.max_output_bytes = l.max_output_bytes;
     resp.expires_at = l.expires_at;
     resp.uses = l.uses;
+    uint8_t price[32];
+    teex_amount_word(l.price, price);
+    resp.name = l.name;
+    resp.provider = (ProtobufCBinaryData){20, l.provider};
+    resp.price = (ProtobufCBinaryData){32, price};
     respond_msg(call, &resp.base);
     char who[43], ds[65];
     teex_eth_address_hex(r.worker, who);

@@ -126,6 +126,7 @@ static int setup(void **state) {
   memcpy(f->terms.provider, f->provider, 20);
   f->terms.max_uses = 2;
   f->terms.max_output_bytes = 4096;
+  f->terms.price = 250;
   f->terms.expires_at = NOW + 3600;
   f->terms.approved = 1;
   f->terms.dispatcher_active = 1;
@@ -231,6 +232,9 @@ static void test_lease_and_uses(void **state) {
     fail_msg("%s", err.msg);
   assert_memory_equal(l.data_key, f->data_key, 32);
   assert_string_equal(l.cid, "bafkreidatasetcid");
+  assert_string_equal(l.name, "cohort");
+  assert_memory_equal(l.provider, f->provider, 20);
+  assert_true(l.price == 250);
   assert_memory_equal(l.plaintext_hash, f->e.plaintext_hash, 32);
   assert_int_equal(l.plaintext_size, sizeof PLAIN - 1);
   assert_int_equal(l.max_output_bytes, 4096);

@@ -395,6 +395,9 @@ static void test_publish_and_lease(void **state) {
     fail_msg("lease: %s", e.msg);
   assert_int_equal(l.uses, 1);
   assert_int_equal(l.max_output_bytes, 4096);
+  assert_string_equal(l.name, "cohort");
+  assert_memory_equal(l.provider, f->addr[PROVIDER], 20);
+  assert_true(l.price == 250);
   assert_int_equal(l.expires_at, a.expires_at);
   /* The key opens the ciphertext on IPFS into the published plaintext. */
   struct teex_cid cid;
@@ -411,6 +414,23 @@ static void test_publish_and_lease(void **state) {
   teex_image_bytes_free(pt, pt_len);
   teex_buf_free(&ct);
   teex_wipe(&l, sizeof l);
+  /* The worker's whole path in one call (the same task again: not a new
+   * use): lease, IPFS, decrypt, check, ready for the executor. */
+  struct teex_data_fetched got;
+  uint32_t cap = 0;
+  if (teex_data_fetch_for_task(f->worker.tee, f->worker.cert, f->worker.key,
+                               f->worker.pub, f->sm_enclave, &f->sm_policy,
+                               f->ipfs, &a, sig, f->pub.dataset_id, 1, &got,
+                               &cap, &e) != 0)
+    fail_msg("fetch: %s", e.msg);
+  assert_int_equal(got.len, f->plain_len);
+  assert_memory_equal(got.data, f->plain, got.len);
+  assert_string_equal(got.name, "cohort");
+  assert_memory_equal(got.provider, f->addr[PROVIDER], 20);
+  assert_true(got.price == 250);
+  assert_int_equal(cap, 4096);
+  teex_data_fetched_free(&got, 1);
+  assert_null(got.data);
 
   /* Unapproved service; the approved service at another image hash. */
   uint8_t other[32];
@@ -461,6 +481,17 @@ static void test_publish_and_lease(void **state) {
   assert_int_equal(l.uses, 2);
   task(f, f->pub.dataset_id, 4, f->service, f->image, f->worker.addr, &a, sig);
   expect_refused(f, &f->worker, &a, sig, f->pub.dataset_id, "no use left");
+  /* The fetch says which dataset failed, and keeps nothing. */
+  struct teex_data_fetched none;
+  uint32_t cap2 = 9;
+  assert_int_not_equal(teex_data_fetch_for_task(
+                           f->worker.tee, f->worker.cert, f->worker.key,
+                           f->worker.pub, f->sm_enclave, &f->sm_policy, f->ipfs,
+                           &a, sig, f->pub.dataset_id, 1, &none, &cap2, &e),
+                       0);
+  assert_non_null(strstr(e.msg, "no use left"));
+  assert_null(none.data);
+  assert_int_equal(cap2, 0);
 
   /* Revoked: nothing for anyone, even a task counted before. */
   assert_int_equal(teex_chain_revoke_dataset(f->snd[PROVIDER], &f->ca,
