@@ -174,24 +174,25 @@ int teex_cmd_service_list(int argc, char **argv) {
       continue;
     struct desc d;
     fetch_desc(ipfs, s->metadata_cid, &d);
-    char id[67], prov[43], price[40], rem[40];
-    id[0] = '0';
-    id[1] = 'x';
+    char id[67], prov[43], price[40], rem[40], img[67];
+    id[0] = img[0] = '0';
+    id[1] = img[1] = 'x';
     teex_hex_encode(s->service_id, 32, id + 2);
+    teex_hex_encode(s->image_hash, 32, img + 2);
     teex_eth_address_hex(s->provider, prov);
     teex_amount_format(s->price, price);
     teex_amount_format(s->remuneration, rem);
     const char *st = d.stateless < 0 ? "?" : d.stateless ? "yes" : "no";
     if (as_json) {
       json_array_append_new(
-          arr,
-          json_pack("{s:s, s:s, s:s?, s:i, s:s, s:s, s:s, s:s?, s:b, s:b, "
-                    "s:s, s:s}",
-                    "kind", "service", "service_id", id, "name", d.name,
-                    "version", (int)s->version, "price_wei", price,
-                    "remuneration_wei", rem, "provider", prov, "description",
-                    d.text, "private", s->is_private, "retired", s->retired,
-                    "stateless", st, "metadata_cid", s->metadata_cid));
+          arr, json_pack("{s:s, s:s, s:s, s:s?, s:i, s:s, s:s, s:s, s:s?, s:b, "
+                         "s:b, s:s, s:s}",
+                         "kind", "service", "service_id", id, "image_hash", img,
+                         "name", d.name, "version", (int)s->version,
+                         "price_wei", price, "remuneration_wei", rem,
+                         "provider", prov, "description", d.text, "private",
+                         s->is_private, "retired", s->retired, "stateless", st,
+                         "metadata_cid", s->metadata_cid));
     } else {
       char name[25];
       snprintf(name, sizeof name, "%s", d.name ? d.name : id);

@@ -122,6 +122,7 @@ printf 'sample,value\ns1,7\n' > "$tmp/reference.csv"
 "$teex" data publish "$tmp/reference.csv" --account "$acct" --price 1000 \
   --allow "$svc_id@$img" > "$tmp/pub" 2>&1 || fail "data publish: $(cat "$tmp/pub")"
 "$teex" service list --json | grep -q '"kind":"dataset"' || fail "dataset not in the app store"
+"$teex" service list --json | grep -q "\"image_hash\":\"$img\"" || fail "image hash not in the app store"
 "$teex" data show reference.csv | grep -q "^approved     1 service image" || fail "data show"
 
 "$teex" down > "$tmp/down" || fail "down"
