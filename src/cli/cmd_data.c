@@ -150,7 +150,7 @@ static json_t *dataset_json(const struct teex_chain_dataset *d) {
 
 static const char publish_usage[] =
     "usage: teex data publish FILE --account ADDR --price WEI\n"
-    "                         --allow SERVICE_ID@IMAGE_HASH... [options]\n"
+    "                         --allow SERVICE@IMAGE_HASH... [options]\n"
     "\n"
     "Encrypts FILE under a fresh data key, stores the ciphertext on IPFS,\n"
     "verifies the Service Manager's evidence and escrows the key with it\n"
@@ -161,7 +161,8 @@ static const char publish_usage[] =
     "  --account ADDR        the data provider's account (teex account)\n"
     "  --password-file FILE  its password (else $TEEX_PASSWORD)\n"
     "  --price WEI           paid by the user per task that uses it\n"
-    "  --allow S@I           a service id and image hash that may read it\n"
+    "  --allow S@I           a service (its id, or its name in the app\n"
+    "                        store) and the image hash that may read it\n"
     "                        (repeat, or comma-separated; at most 64)\n"
     "  --name NAME           the listing's name (default: FILE's base name)\n"
     "  --expires T           unix time, or +SECONDS from now (default never)\n"
@@ -180,8 +181,14 @@ static const char publish_usage[] =
     "  --data-dir DIR        teex data directory (default $TEEX_HOME, else\n"
     "                        ~/.teex)\n";
 
+/* Service names given in --allow, resolved through the app store once the
+ * chain is known ("" where the id was given). */
+typedef char allow_name[TEEX_DATA_NAME_MAX + 1];
+
+/* Parses --allow: comma-separated SERVICE@IMAGE_HASH, SERVICE an id (64 hex
+ * digits) or a service's name in the app store. */
 static int add_allow(const char *arg, struct teex_chain_approval *allow,
-                     size_t *n, struct teex_err *err) {
+                     allow_name *names, size_t *n, struct teex_err *err) {
   char buf[2048];
   snprintf(buf, sizeof buf, "%s", arg);
   for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
@@ -189,11 +196,41 @@ static int add_allow(const char *arg, struct teex_chain_approval *allow,
     if (*n == TEEX_DATA_MAX_ALLOW)
       return teex_err_set(err, TEEX_EINVAL, "at most %d --allow pairs",
                           TEEX_DATA_MAX_ALLOW);
+    names[*n][0] = 0;
     int rc = teex_data_parse_allow(tok, &allow[*n], err);
+    const char *at = strchr(tok, '@');
+    if (rc != 0 && at != NULL && at > tok &&
+        (size_t)(at - tok) <= TEEX_DATA_NAME_MAX) {
+      /* A name: the image hash must still be a hash. */
+      char probe[160];
+      snprintf(probe, sizeof probe, "%064d%s", 0, at);
+      if (teex_data_parse_allow(probe, &allow[*n], err) == 0) {
+        memcpy(names[*n], tok, (size_t)(at - tok));
+        names[*n][at - tok] = 0;
+        rc = 0;
+      }
+    }
     if (rc != 0)
       return rc;
     (*n)++;
   }
+  return 0;
+}
+
+/* Resolves the names of --allow through the app store. An exit status. */
+static int resolve_names(const struct data_opts *o,
+                         struct teex_chain_approval *allow, allow_name *names,
+                         size_t n) {
+  char conf[PATH_MAX], store[PATH_MAX];
+  chain_conf_path(o, conf, sizeof conf);
+  snprintf(store, sizeof store, "%s/ipfs", o->base);
+  for (size_t i = 0; i < n; i++)
+    if (names[i][0] != 0) {
+      int rc =
+          teex_cli_find_service(conf, store, names[i], allow[i].service_id);
+      if (rc != 0)
+        return rc;
+    }
   return 0;
 }
 
@@ -236,6 +273,7 @@ static int data_publish(int argc, char **argv) {
   struct data_opts o;
   struct teex_err err;
   struct teex_chain_approval allow[TEEX_DATA_MAX_ALLOW];
+  allow_name names[TEEX_DATA_MAX_ALLOW];
   struct teex_data_terms terms;
   const char *price = NULL, *name = NULL, *sm = NULL, *policy = NULL,
              *store = NULL, *api = NULL;
@@ -258,7 +296,7 @@ static int data_publish(int argc, char **argv) {
       price = optarg;
       break;
     case O_ALLOW:
-      if (add_allow(optarg, allow, &n_allow, &err) != 0)
+      if (add_allow(optarg, allow, names, &n_allow, &err) != 0)
         return teex_cli_fail("data publish: %s", err.msg);
       break;
     case O_NAME:
@@ -318,6 +356,9 @@ static int data_publish(int argc, char **argv) {
   if (name == NULL) {
     name = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
   }
+  int st = resolve_names(&o, allow, names, n_allow);
+  if (st != 0)
+    return st;
   terms.allow = allow;
   terms.n_allow = n_allow;
 
@@ -403,7 +444,8 @@ static int data_publish(int argc, char **argv) {
 
 static int parse_common(int argc, char **argv, struct data_opts *o,
                         const char *usage, int *allow_flag,
-                        struct teex_chain_approval *allow, size_t *n_allow) {
+                        struct teex_chain_approval *allow, allow_name *names,
+                        size_t *n_allow) {
   enum {
     O_ACCT = 256,
     O_PW,
@@ -456,7 +498,7 @@ static int parse_common(int argc, char **argv, struct data_opts *o,
     case O_ALLOW:
       if (allow == NULL)
         goto bad;
-      if (add_allow(optarg, allow, n_allow, &err) != 0) {
+      if (add_allow(optarg, allow, names, n_allow, &err) != 0) {
         teex_cli_fail("%s", err.msg);
         return TEEX_EXIT_FAIL;
       }
@@ -490,7 +532,7 @@ static int data_list(int argc, char **argv) {
   struct data_opts o;
   struct teex_err err;
   opts_init(&o);
-  int rc = parse_common(argc, argv, &o, list_usage, NULL, NULL, NULL);
+  int rc = parse_common(argc, argv, &o, list_usage, NULL, NULL, NULL, NULL);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
   if (optind != argc) {
@@ -555,7 +597,7 @@ static int data_show(int argc, char **argv) {
   struct data_opts o;
   struct teex_err err;
   opts_init(&o);
-  int rc = parse_common(argc, argv, &o, show_usage, NULL, NULL, NULL);
+  int rc = parse_common(argc, argv, &o, show_usage, NULL, NULL, NULL, NULL);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
   if (optind + 1 != argc) {
@@ -631,7 +673,7 @@ static int data_show(int argc, char **argv) {
 /* ---- approve / revoke ---- */
 
 static const char approve_usage[] =
-    "usage: teex data approve DATASET --allow SERVICE_ID@IMAGE_HASH...\n"
+    "usage: teex data approve DATASET --allow SERVICE@IMAGE_HASH...\n"
     "                         --account ADDR [--remove] [options]\n"
     "\n"
     "Approves (or with --remove withdraws approval of) exact (service, image\n"
@@ -648,19 +690,22 @@ static int provider_tx(int argc, char **argv, int is_revoke) {
   struct data_opts o;
   struct teex_err err;
   struct teex_chain_approval allow[TEEX_DATA_MAX_ALLOW];
+  allow_name names[TEEX_DATA_MAX_ALLOW];
   size_t n_allow = 0;
   int add = 1;
   const char *usage = is_revoke ? revoke_usage : approve_usage;
   opts_init(&o);
   teex_err_clear(&err);
   int rc = parse_common(argc, argv, &o, usage, is_revoke ? NULL : &add,
-                        is_revoke ? NULL : allow, &n_allow);
+                        is_revoke ? NULL : allow, names, &n_allow);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
   if (optind + 1 != argc || o.account == NULL || (!is_revoke && n_allow == 0)) {
     fputs(usage, stderr);
     return TEEX_EXIT_USAGE;
   }
+  if ((rc = resolve_names(&o, allow, names, n_allow)) != 0)
+    return rc;
   struct teex_chain_addrs a;
   struct teex_eth_rpc *rpc = NULL;
   struct teex_eth_sender *s = NULL;

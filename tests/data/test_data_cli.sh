@@ -68,6 +68,9 @@ common=(--account "$acct" --sm "$sm" --sm-policy "$tmp/sm.policy")
 if "$teex" data publish "$tmp/cohort.csv" "${common[@]}" --price 250 --allow "$svc@nothex" \
    > "$tmp/out" 2>&1; then fail "bad --allow accepted"; fi
 grep -q "32-byte hex" "$tmp/out" || fail "bad --allow: $(cat "$tmp/out")"
+if "$teex" data publish "$tmp/cohort.csv" "${common[@]}" --price 250 --allow "no-such-service@$img1" \
+   > "$tmp/out" 2>&1; then fail "unknown service name accepted"; fi
+grep -q "no-such-service" "$tmp/out" || fail "unknown service: $(cat "$tmp/out")"
 # A listing that fails after the escrow (expiry in the past): the retry,
 # with a fresh key, replaces the unlisted escrow.
 if "$teex" data publish "$tmp/cohort.csv" "${common[@]}" --price 250 --allow "$svc@$img1" \
