@@ -29,9 +29,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   case 1: {
     struct teex_xtask t;
-    if (teex_xmsg_decode_task(data, size, &t, &err) == 0 &&
-        (t.input_len > size || strlen(t.caller) > TEEX_EXEC_ID_MAX))
-      __builtin_trap();
+    if (teex_xmsg_decode_task(data, size, &t, &err) == 0) {
+      size_t total = t.input_len;
+      if (t.input_len > size || strlen(t.caller) > TEEX_EXEC_ID_MAX ||
+          t.n_data > TEEX_EXEC_DATASETS_MAX)
+        __builtin_trap();
+      for (size_t i = 0; i < t.n_data; i++) {
+        total += t.data[i].len;
+        if (t.data[i].name[0] == 0 ||
+            strlen(t.data[i].name) > TEEX_EXEC_DATA_NAME_MAX)
+          __builtin_trap();
+      }
+      if (total > size)
+        __builtin_trap();
+    }
     break;
   }
   case 2: {

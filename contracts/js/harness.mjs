@@ -122,7 +122,8 @@ export async function deployAll(deployer, smAddress, withdrawalDelay) {
   const enclaves = await deploy("EnclaveRegistry", smAddress);
   const services = await deploy("ServiceRegistry", smAddress);
   const settlement = await deploy("Settlement", await enclaves.getAddress(), withdrawalDelay);
-  return { enclaves, services, settlement };
+  const datasets = await deploy("DatasetRegistry");
+  return { enclaves, services, settlement, datasets };
 }
 
 // ---- docs/settlement.md, implemented independently of the contracts ----
@@ -270,7 +271,7 @@ export function decodeRevert(e) {
   const data = revertData(e);
   if (!data) return null;
   if (!allErrors) {
-    allErrors = ["EnclaveRegistry", "ServiceRegistry", "Settlement"].map((n) => new ethers.Interface(artifact(n).abi));
+    allErrors = ["EnclaveRegistry", "ServiceRegistry", "Settlement", "DatasetRegistry"].map((n) => new ethers.Interface(artifact(n).abi));
   }
   for (const iface of allErrors) {
     try {

@@ -2,7 +2,8 @@
  * include/teex/contracts.h), record their addresses in a network's
  * configuration, list services and read the catalogue (the app store),
  * register and revoke enclaves, deposit and withdraw escrow, settle batches
- * and check receipts against a settled batch's root (docs/settlement.md v1).
+ * and check receipts against a settled batch's root (docs/settlement.md v1),
+ * and the data providers' dataset listings and approvals.
  *
  * Transactions go through an eth sender (include/teex/eth_sender.h: nonces,
  * fees, receipts, revert reasons); reads through an eth RPC handle. A revert
@@ -32,8 +33,12 @@ struct teex_chain_addrs {
   uint8_t enclave_registry[20];
   uint8_t service_registry[20];
   uint8_t settlement[20];
-  uint64_t deploy_block; /* first block to scan for events */
+  uint8_t dataset_registry[20]; /* all zero: none (an older deployment) */
+  uint64_t deploy_block;        /* first block to scan for events */
 };
+
+/* 1 when a has a DatasetRegistry address. */
+int teex_chain_has_datasets(const struct teex_chain_addrs *a);
 
 struct teex_chain_deploy_opts {
   uint8_t service_manager[20]; /* the SM enclave's address, fixed for good */
@@ -41,15 +46,16 @@ struct teex_chain_deploy_opts {
   unsigned timeout_ms;         /* per receipt; 0: TEEX_CHAIN_TX_TIMEOUT_MS */
 };
 
-/* Deploys EnclaveRegistry, ServiceRegistry and Settlement from s's account
- * and fills out. */
+/* Deploys EnclaveRegistry, ServiceRegistry, Settlement and DatasetRegistry
+ * from s's account and fills out. */
 int teex_chain_deploy(struct teex_eth_sender *s,
                       const struct teex_chain_deploy_opts *o,
                       struct teex_chain_addrs *out, struct teex_err *err);
 
 /* A network's chain file, DIR/chain.conf (what `teex up` and the Service
  * Manager read): top-level keys rpc_url, chain_id, enclave_registry,
- * service_registry, settlement, deploy_block. */
+ * service_registry, settlement, deploy_block and (optional, for networks
+ * deployed before datasets) dataset_registry. */
 #define TEEX_CHAIN_CONF "chain.conf"
 #define TEEX_CHAIN_DEFAULT_RPC "http://127.0.0.1:8545"
 
@@ -65,7 +71,7 @@ int teex_chain_conf_save(const char *path, const char *rpc_url,
                          uint64_t chain_id, const struct teex_chain_addrs *a,
                          struct teex_err *err);
 
-/* Checks that code is deployed at the three addresses and that the node's
+/* Checks that code is deployed at the contracts' addresses and that the node's
  * chain id matches a's. TEEX_ECONFIG otherwise. */
 int teex_chain_check(struct teex_eth_rpc *rpc, const struct teex_chain_addrs *a,
                      struct teex_err *err);
@@ -253,5 +259,98 @@ int teex_chain_batch_content_encode(const struct teex_chain_batch_content *c,
 
 /* The ABI type of the batch content, for decoders. */
 extern const char teex_chain_batch_content_type[];
+
+/* ---- datasets (DatasetRegistry) ----
+ * Every function below fails with TEEX_ECONFIG when a has no dataset
+ * registry ("redeploy the contracts"). */
+
+#define TEEX_CHAIN_MAX_DATASET_NAME 64 /* bytes, as the contract enforces */
+#define TEEX_CHAIN_MAX_APPROVALS 64    /* pairs per approve/remove call */
+#define TEEX_CHAIN_MAX_DATASETS 65536  /* listings read from events */
+#define TEEX_CHAIN_MAX_DATASET_APPROVALS 4096 /* pairs read per dataset */
+
+struct teex_chain_dataset {
+  uint8_t dataset_id[32];
+  uint8_t provider[20];
+  int revoked;
+  uint64_t expires_at; /* unix seconds; 0: never */
+  uint64_t plaintext_size;
+  uint32_t max_uses;         /* 0: unlimited */
+  uint64_t max_output_bytes; /* 0: no cap */
+  teex_amount price;         /* wei per use */
+  uint8_t plaintext_hash[32];
+  char name[TEEX_CHAIN_MAX_DATASET_NAME + 1];
+  char ciphertext_cid[TEEX_CHAIN_MAX_CID + 1];
+};
+
+/* One approval: a service at an exact image hash. */
+struct teex_chain_approval {
+  uint8_t service_id[32];
+  uint8_t image_hash[32];
+};
+
+/* The id of provider's dataset called name: keccak256("teex/dataset-id/v1"
+ * || provider || name), as DatasetRegistry.datasetIdOf computes it. */
+void teex_dataset_id(const uint8_t provider[20], const char *name,
+                     uint8_t out[32]);
+
+/* Lists d (name, CID, plaintext hash and size, price, terms) from s's
+ * account; the id is teex_dataset_id(sender, d->name), written to
+ * d->dataset_id. TEEX_EINVAL for a bad name or CID before anything is
+ * sent. */
+int teex_chain_list_dataset(struct teex_eth_sender *s,
+                            const struct teex_chain_addrs *a,
+                            struct teex_chain_dataset *d, unsigned timeout_ms,
+                            struct teex_err *err);
+/* Adds (approve != 0) or removes the n pairs (1..TEEX_CHAIN_MAX_APPROVALS)
+ * for dataset_id; the sender must be its provider. */
+int teex_chain_approve_dataset(struct teex_eth_sender *s,
+                               const struct teex_chain_addrs *a,
+                               const uint8_t dataset_id[32],
+                               const struct teex_chain_approval *pairs,
+                               size_t n, int approve, unsigned timeout_ms,
+                               struct teex_err *err);
+/* Revokes dataset_id for good. */
+int teex_chain_revoke_dataset(struct teex_eth_sender *s,
+                              const struct teex_chain_addrs *a,
+                              const uint8_t dataset_id[32], unsigned timeout_ms,
+                              struct teex_err *err);
+/* The current record. TEEX_ENOTFOUND when never listed. */
+int teex_chain_get_dataset(struct teex_eth_rpc *rpc,
+                           const struct teex_chain_addrs *a,
+                           const uint8_t dataset_id[32],
+                           struct teex_chain_dataset *out,
+                           struct teex_err *err);
+/* *usable = 1 when a task of service_id at image_hash may read the dataset
+ * now (listed, not revoked, not expired at the latest block, pair
+ * approved). The use count is the Service Manager's to check. */
+int teex_chain_dataset_usable(struct teex_eth_rpc *rpc,
+                              const struct teex_chain_addrs *a,
+                              const uint8_t dataset_id[32],
+                              const uint8_t service_id[32],
+                              const uint8_t image_hash[32], int *usable,
+                              struct teex_err *err);
+/* *approved = 1 when the provider approved exactly (service_id,
+ * image_hash) for the dataset (whatever its expiry or revocation). */
+int teex_chain_dataset_approved(struct teex_eth_rpc *rpc,
+                                const struct teex_chain_addrs *a,
+                                const uint8_t dataset_id[32],
+                                const uint8_t service_id[32],
+                                const uint8_t image_hash[32], int *approved,
+                                struct teex_err *err);
+/* All listings rebuilt from the registry's events (listing, price,
+ * revocation), in listing order. *out owned by the caller (free()). */
+int teex_chain_datasets(struct teex_eth_rpc *rpc,
+                        const struct teex_chain_addrs *a,
+                        struct teex_chain_dataset **out, size_t *n,
+                        struct teex_err *err);
+/* The pairs approved for dataset_id now, from its approval events (added,
+ * then removed). *out owned by the caller (free()); may be NULL when *n is
+ * 0. */
+int teex_chain_dataset_approvals(struct teex_eth_rpc *rpc,
+                                 const struct teex_chain_addrs *a,
+                                 const uint8_t dataset_id[32],
+                                 struct teex_chain_approval **out, size_t *n,
+                                 struct teex_err *err);
 
 #endif

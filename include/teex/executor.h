@@ -20,6 +20,9 @@
 #define TEEX_EXEC_INPUT_MAX (16u * 1024 * 1024)  /* task input bytes */
 #define TEEX_EXEC_OUTPUT_MAX (16u * 1024 * 1024) /* output+logs+error cap */
 #define TEEX_EXEC_ID_MAX 128                     /* task/service id, caller */
+#define TEEX_EXEC_DATASETS_MAX 16                /* datasets of one task */
+#define TEEX_EXEC_DATA_NAME_MAX 64               /* bytes of a dataset name */
+#define TEEX_EXEC_DATA_MAX (32u * 1024 * 1024)   /* dataset bytes of a task */
 
 /* Defaults applied where the manifest and options say 0. */
 #define TEEX_EXEC_DEFAULT_CPU_MS 10000u
@@ -52,6 +55,15 @@ struct teex_executor_opts {
   struct teex_limits limits;
 };
 
+/* One dataset a task may read (teex.data(i) / teex.data(name) /
+ * TEEX_getdata(i)): plaintext the caller decrypted in its own memory; it
+ * reaches the task child over the executor's channel, never a file. */
+struct teex_task_data {
+  const char *name; /* 1..TEEX_EXEC_DATA_NAME_MAX bytes */
+  const uint8_t *data;
+  size_t len;
+};
+
 /* Task context handed to the service (teex.task_id, ...). Strings are
  * NUL-terminated, at most TEEX_EXEC_ID_MAX bytes; NULL = "". */
 struct teex_task_ctx {
@@ -59,6 +71,15 @@ struct teex_task_ctx {
   const char *service_id;
   const char *caller; /* the caller's Ethereum address, "0x..." */
   uint32_t wall_ms;   /* 0 = the executor's deadline; never raises it */
+  /* The task's datasets in order (service data first, then task data); at
+   * most TEEX_EXEC_DATASETS_MAX and TEEX_EXEC_DATA_MAX bytes in all. A
+   * task with datasets cannot write to teex.kv. */
+  const struct teex_task_data *datasets;
+  size_t n_datasets;
+  /* Cap on everything the task sends out — output, logs and error text
+   * together (a dataset's --max-output); 0 = the executor's output bound;
+   * never raises it. */
+  uint32_t output_max;
 };
 
 enum teex_task_status {
@@ -124,11 +145,14 @@ void teex_task_result_free(struct teex_task_result *res);
 int teex_executor_main(int argc, char **argv);
 
 /* `teex service run` for an image already loaded: reads the input from
- * input_path ("-" = stdin), runs it once (or bench_n times, printing
- * latency percentiles to stderr), prints the output to stdout, logs and
+ * input_path ("-" = stdin) and the n_data dataset files (local plaintext,
+ * for service authors: named by their base names, in order), runs it once
+ * (or bench_n times, printing latency percentiles to stderr) with output_max
+ * as the task's output cap (0: none), prints the output to stdout, logs and
  * errors to stderr. Returns an exit status (0 ok, 1 task failed). */
 int teex_service_run_image(const struct teex_image *img, const char *input_path,
-                           unsigned bench_n,
+                           const char *const *data_paths, size_t n_data,
+                           uint32_t output_max, unsigned bench_n,
                            const struct teex_executor_opts *opts);
 
 #endif

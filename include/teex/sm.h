@@ -112,4 +112,111 @@ int teex_sm_sign_registration(struct teex_sm *sm,
                               const struct teex_tee_identity *id, uint8_t *role,
                               uint8_t sig[65], struct teex_err *err);
 
+/* ---- datasets (src/sm/sm_data.c) ----
+ * A data provider escrows a dataset's data key with the SM; the SM releases
+ * it, as a lease that ends with the task, only to an attested worker
+ * holding the dispatcher-signed assignment of a task that names the
+ * dataset, for a service and image hash the listing approves, while the
+ * listing is neither expired nor revoked and under its maximum uses. The
+ * use counter lives in the SM's sealed local store (see docs/internals/
+ * data.md for what rolling it back allows). */
+
+#define TEEX_SM_DATASET_NAME_MAX 64
+#define TEEX_SM_TASK_DATASETS_MAX 16 /* datasets one task may use */
+#define TEEX_SM_DATA_MAX (32u << 20) /* plaintext bytes of a dataset */
+
+struct teex_sm_escrow {
+  uint8_t dataset_id[32]; /* teex_dataset_id(provider, name) */
+  char name[TEEX_SM_DATASET_NAME_MAX + 1];
+  uint8_t provider[20];
+  uint8_t plaintext_hash[32]; /* SHA-256 of the plaintext */
+  uint64_t plaintext_size;
+  char cid[TEEX_SM_CID_MAX + 1]; /* where the ciphertext is */
+  uint8_t data_key[32];
+  const uint8_t *ciphertext; /* the encrypted dataset (may be NULL) */
+  size_t ciphertext_len;
+  uint8_t provider_sig[65];
+  /* Set by the daemon when the chain has no listing for the id yet: an
+   * earlier escrow with another key may then be replaced (a publish whose
+   * listing failed is retried with a fresh key; nothing can depend on an
+   * unlisted key, as no lease is given for it). */
+  int replace_unlisted;
+};
+
+/* The digest a data provider signs (EIP-191 personal message over
+ * keccak256("teex/sm/v1/escrow-data-key" || chain id (8, BE) || SM address
+ * || dataset id || provider || plaintext hash || plaintext size (8, BE) ||
+ * keccak256(cid))). */
+void teex_sm_escrow_digest(const struct teex_sm_escrow *e, uint64_t chain_id,
+                           const uint8_t sm_addr[20], uint8_t out[32]);
+
+/* Keeps a dataset's key: the provider's signature, the id derived from the
+ * provider and the name, and — when the ciphertext is given — that it
+ * decrypts under data_key to plaintext_size bytes whose SHA-256 is
+ * plaintext_hash. The same request again is accepted (a retry); another
+ * key or terms for a known dataset is refused unless e->replace_unlisted.
+ * TEEX_EBADSIG, TEEX_EINVAL (id, name, size), TEEX_EAUTH (does not
+ * decrypt), TEEX_EATTEST (hash or size differs), TEEX_EEXIST. */
+int teex_sm_escrow_data_key(struct teex_sm *sm, const struct teex_sm_escrow *e,
+                            struct teex_err *err);
+
+/* What the chain says at lease time (the daemon reads it; tests pass it). */
+struct teex_sm_data_terms {
+  int listed; /* 0: no listing for the dataset id */
+  uint8_t provider[20];
+  int revoked;
+  uint64_t expires_at; /* 0: never */
+  uint32_t max_uses;   /* 0: unlimited */
+  uint64_t max_output_bytes;
+  teex_amount price;     /* wei per use (for the receipt's data share) */
+  int approved;          /* the assignment's (service, image hash) */
+  int dispatcher_active; /* the assignment's dispatcher is registered */
+};
+
+struct teex_sm_lease_req {
+  uint8_t worker[20];                /* the attested caller's enclave address */
+  struct teex_assignment assignment; /* datasets_hash names the datasets */
+  uint8_t dispatcher_sig[65];
+  const uint8_t *dataset_ids; /* the task's datasets, 32 bytes each, in
+                                 order: they must hash to datasets_hash */
+  size_t n_datasets;
+  size_t index; /* which of them is leased */
+};
+
+struct teex_sm_data_lease {
+  uint8_t data_key[32];
+  char name[TEEX_SM_DATASET_NAME_MAX + 1];
+  uint8_t provider[20]; /* the data share's payee */
+  teex_amount price;    /* the listing's price per use now */
+  char cid[TEEX_SM_CID_MAX + 1];
+  uint8_t plaintext_hash[32];
+  uint64_t plaintext_size;
+  uint64_t max_output_bytes; /* 0: no cap */
+  uint64_t expires_at;       /* the lease ends with the assignment */
+  uint32_t uses;             /* tasks counted for this dataset so far */
+};
+
+/* Releases a data key for one task (see above), checked in this order:
+ * the assignment (signature of its dispatcher, dispatcher registered,
+ * chain, addressed to this worker, not expired), the dataset among the
+ * task's, the escrowed key, the listing (listed by the escrowing provider,
+ * not revoked, not expired at now, the pair approved), the use count. A
+ * task is counted once: a second lease for the same task and dataset is
+ * not a new use. TEEX_EBADSIG, TEEX_EPERM (another worker, unapproved,
+ * unregistered dispatcher), TEEX_EEXPIRED, TEEX_EPOLICY (revoked, uses
+ * exhausted), TEEX_ENOTFOUND (no key or no listing), TEEX_EINVAL. The
+ * caller wipes out once sent. */
+int teex_sm_lease_data_key(struct teex_sm *sm,
+                           const struct teex_sm_lease_req *req,
+                           const struct teex_sm_data_terms *terms, uint64_t now,
+                           struct teex_sm_data_lease *out,
+                           struct teex_err *err);
+
+/* The use count of a dataset (0 when never leased). */
+int teex_sm_data_uses(struct teex_sm *sm, const uint8_t dataset_id[32],
+                      uint32_t *uses, struct teex_err *err);
+
+/* The sealed store behind the SM core, for sm_data.c (internal). */
+struct teex_store *teex_sm__store(struct teex_sm *sm);
+
 #endif

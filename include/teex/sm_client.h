@@ -12,6 +12,8 @@
 #include <openssl/x509.h>
 
 #include "teex/error.h"
+#include "teex/sm.h"
+#include "teex/statements.h"
 #include "teex/tee.h"
 
 struct teex_enclave_registration {
@@ -39,5 +41,19 @@ int teex_enclave_registration_write(const struct teex_enclave_registration *r,
 int teex_enclave_registration_read(const char *path,
                                    struct teex_enclave_registration *r,
                                    struct teex_err *err);
+
+/* A worker's lease of one dataset key for a task (sm.LeaseDataKey,
+ * src/sm/sm_data_client.c): connects like teex_sm_client_register, binds
+ * the session's freshness nonce into new evidence and sends the task's
+ * assignment a with the dispatcher's signature, the task's dataset ids (32
+ * bytes each, in order; they must hash to a->datasets_hash) and which one
+ * to lease. The SM's refusal comes back with its code and reason. The
+ * caller wipes out once the key is used. */
+int teex_sm_client_lease_data(
+    struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+    const uint8_t secp256k1_pub[64], const char *sm_addr,
+    const struct teex_tee_policy *sm_policy, const struct teex_assignment *a,
+    const uint8_t dispatcher_sig[65], const uint8_t *dataset_ids, size_t n,
+    size_t index, struct teex_sm_data_lease *out, struct teex_err *err);
 
 #endif

@@ -22,6 +22,11 @@ struct teex_sm_server_config {
                                  may be NULL */
   unsigned cert_refresh_s;    /* renew the RA-TLS certificate this often
                                 (0: TEEX_RATLS_REFRESH_DEFAULT_S) */
+  /* Datasets: the chain's JSON-RPC endpoint and the DatasetRegistry the SM
+   * reads at each data-key lease (NULL / all zero: leases are refused;
+   * escrow still works). The enclave registry is sm.registration's. */
+  const char *chain_rpc;
+  uint8_t dataset_registry[20];
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. 0 on a clean stop. */

@@ -65,12 +65,23 @@ struct teex_assignment {
   uint8_t image_hash[32];
   teex_amount price;
   uint64_t expires_at; /* unix seconds */
+  /* The task's datasets: teex_stmt_datasets_hash of their ids, in task
+   * order (what the payment authorisation's datasetsHash is). All zero: a
+   * task without datasets. */
+  uint8_t datasets_hash[32];
 };
 /* keccak256("teex/assignment/v1" || chain id (8, BE) || dispatcher ||
  * worker || user || task id || service id || image hash || price (32, BE) ||
- * expires_at (8, BE)). */
+ * expires_at (8, BE) [|| datasets hash]). The datasets hash is appended
+ * only when it is not all zero, so an assignment without datasets hashes as
+ * it did before datasets existed. */
 void teex_stmt_assignment_digest(const struct teex_assignment *a,
                                  uint8_t out[32]);
+
+/* keccak256(id_1 || ... || id_n) over n 32-byte dataset ids (ids: 32 * n
+ * bytes), in task order
+ * (docs/settlement.md §2.1 datasetsHash; keccak256("") when n is 0). */
+void teex_stmt_datasets_hash(const uint8_t *ids, size_t n, uint8_t out[32]);
 
 /* A task's result, signed with the service's secp256k1 key:
  * keccak256("teex/result/v1" || task id || service id || image hash ||

@@ -63,15 +63,47 @@
 #define E_VISIBILITY "ServiceVisibilityChanged(bytes32,bool)"
 #define E_RETIRED "ServiceRetired(bytes32)"
 
-static const char *const function_sigs[] = {
-    F_LIST,   F_PUBLISH,          F_RETIRE,  F_GET_SERVICE, F_REGISTER,
-    F_REVOKE, F_IS_ACTIVE,        F_DEPOSIT, F_REQUEST_WD,  F_COMPLETE_WD,
-    F_ESCROW, F_WITHDRAW_CREDITS, F_CREDITS, F_SETTLE,      F_GET_BATCH,
-    F_VERIFY, F_CANCEL_WD,        NULL};
-static const char *const event_sigs[] = {E_LISTED,     E_VERSION, E_PRICE,
-                                         E_VISIBILITY, E_RETIRED, NULL};
+static const char *const function_sigs[] = {F_LIST,
+                                            F_PUBLISH,
+                                            F_RETIRE,
+                                            F_GET_SERVICE,
+                                            F_REGISTER,
+                                            F_REVOKE,
+                                            F_IS_ACTIVE,
+                                            F_DEPOSIT,
+                                            F_REQUEST_WD,
+                                            F_COMPLETE_WD,
+                                            F_ESCROW,
+                                            F_WITHDRAW_CREDITS,
+                                            F_CREDITS,
+                                            F_SETTLE,
+                                            F_GET_BATCH,
+                                            F_VERIFY,
+                                            F_CANCEL_WD,
+                                            TEEX_CHAIN_F_LIST_DATASET,
+                                            TEEX_CHAIN_F_APPROVE,
+                                            TEEX_CHAIN_F_REMOVE_APPROVAL,
+                                            TEEX_CHAIN_F_REVOKE_DATASET,
+                                            TEEX_CHAIN_F_GET_DATASET,
+                                            TEEX_CHAIN_F_USABLE,
+                                            TEEX_CHAIN_F_DATASET_ID,
+                                            TEEX_CHAIN_F_IS_APPROVED,
+                                            TEEX_CHAIN_F_IS_LISTED,
+                                            NULL};
+/* The first five are the ServiceRegistry's, in apply_log's order. */
+static const char *const event_sigs[] = {E_LISTED,
+                                         E_VERSION,
+                                         E_PRICE,
+                                         E_VISIBILITY,
+                                         E_RETIRED,
+                                         TEEX_CHAIN_E_DS_LISTED,
+                                         TEEX_CHAIN_E_DS_APPROVED,
+                                         TEEX_CHAIN_E_DS_UNAPPROVED,
+                                         TEEX_CHAIN_E_DS_PRICE,
+                                         TEEX_CHAIN_E_DS_REVOKED,
+                                         NULL};
 
-/* Every custom error of the three contracts (checked against the ABI). */
+/* Every custom error of the four contracts (checked against the ABI). */
 static const char *const error_sigs[] = {
     "InvalidSignature()",
     "ZeroAddress()",
@@ -103,6 +135,16 @@ static const char *const error_sigs[] = {
     "BadAuthorizationSignature(uint256,address)",
     "InsufficientEscrow(address,uint256,uint256)",
     "DebitsCreditsMismatch(uint256,uint256)",
+    "DatasetAlreadyListed(bytes32)",
+    "DatasetNotFound(bytes32)",
+    "NotDatasetProvider(bytes32,address)",
+    "DatasetIsRevoked(bytes32)",
+    "BadDatasetName()",
+    "BadCiphertextCid()",
+    "ZeroPlaintextHash()",
+    "ExpiryInPast(uint64,uint256)",
+    "BadApproval(uint256)",
+    "TooManyApprovals(uint256)",
     NULL};
 
 const char *const *teex_chain_error_sigs(void) {
@@ -165,10 +207,10 @@ static int encode(const char *sig, const struct teex_abi_value *args,
 }
 
 /* Sends a call of sig(args) to `to` with value wei, waits for its receipt. */
-static int transact(struct teex_eth_sender *s, const uint8_t to[20],
-                    teex_amount value, const char *sig,
-                    const struct teex_abi_value *args, unsigned timeout_ms,
-                    uint64_t *gas_used, struct teex_err *err) {
+int teex_chain__transact(struct teex_eth_sender *s, const uint8_t to[20],
+                         teex_amount value, const char *sig,
+                         const struct teex_abi_value *args, unsigned timeout_ms,
+                         uint64_t *gas_used, struct teex_err *err) {
   struct teex_buf data;
   struct teex_eth_receipt rc = {0};
   struct teex_eth_request req = {0};
@@ -189,9 +231,10 @@ static int transact(struct teex_eth_sender *s, const uint8_t to[20],
 }
 
 /* eth_call of sig(args) at `to`; decodes the return data as ret_type. */
-static int view(struct teex_eth_rpc *rpc, const uint8_t to[20], const char *sig,
-                const struct teex_abi_value *args, const char *ret_type,
-                struct teex_abi_value *ret, struct teex_err *err) {
+int teex_chain__view(struct teex_eth_rpc *rpc, const uint8_t to[20],
+                     const char *sig, const struct teex_abi_value *args,
+                     const char *ret_type, struct teex_abi_value *ret,
+                     struct teex_err *err) {
   struct teex_buf data, out;
   struct teex_abi_type *t = NULL;
   struct teex_eth_call_req c = {0};
@@ -237,9 +280,9 @@ static int deploy_one(struct teex_eth_sender *s, const char *name,
     return teex_err_set(err, TEEX_EINTERNAL, "%s: not compiled in", name);
   teex_buf_init(&code, CALLDATA_MAX, 0);
   r = teex_buf_append(&code, art->bytecode, art->bytecode_len);
-  if (r == 0)
+  if (r == 0 && ctor_type != NULL) /* NULL: a constructor without arguments */
     r = teex_abi_type_parse(ctor_type, &t, err);
-  if (r == 0)
+  if (r == 0 && ctor_type != NULL)
     r = teex_abi_encode(t, args, &code, err);
   if (r == 0) {
     req.has_to = 0;
@@ -263,7 +306,7 @@ int teex_chain_deploy(struct teex_eth_sender *s,
                       const struct teex_chain_deploy_opts *o,
                       struct teex_chain_addrs *out, struct teex_err *err) {
   struct teex_abi_value sm = {0}, st = {0};
-  uint64_t b1 = 0, b2 = 0, b3 = 0;
+  uint64_t b1 = 0, b2 = 0, b3 = 0, b4 = 0;
   int r;
   static const uint8_t zero[20];
   if (memcmp(o->service_manager, zero, 20) == 0)
@@ -284,9 +327,14 @@ int teex_chain_deploy(struct teex_eth_sender *s,
     r = deploy_one(s, "Settlement", "(address,uint64)", &st, o->timeout_ms,
                    out->settlement, &b3, err);
   }
+  if (r == 0)
+    r = deploy_one(s, "DatasetRegistry", NULL, NULL, o->timeout_ms,
+                   out->dataset_registry, &b4, err);
   out->deploy_block = b1 < b2 ? b1 : b2;
   if (b3 < out->deploy_block)
     out->deploy_block = b3;
+  if (b4 < out->deploy_block)
+    out->deploy_block = b4;
 done:
   teex_abi_value_clear(&sm);
   teex_abi_value_clear(&st);
@@ -321,6 +369,11 @@ int teex_chain_addrs_from_config(const struct teex_config *c,
       (r = cfg_addr(c, "service_registry", out->service_registry, err)) != 0 ||
       (r = cfg_addr(c, "settlement", out->settlement, err)) != 0)
     return r;
+  /* Optional: a network deployed before datasets existed has none (the
+   * dataset functions then say so). */
+  if (teex_config_get(c, "dataset_registry", NULL) != NULL &&
+      (r = cfg_addr(c, "dataset_registry", out->dataset_registry, err)) != 0)
+    return r;
   return 0;
 }
 
@@ -352,6 +405,10 @@ int teex_chain_conf_save(const char *path, const char *rpc_url,
     if (r == 0)
       r = teex_buf_printf(&text, "settlement = %s\ndeploy_block = %llu\n", hex,
                           (unsigned long long)a->deploy_block);
+    if (r == 0 && teex_chain_has_datasets(a)) {
+      teex_eth_address_hex(a->dataset_registry, hex);
+      r = teex_buf_printf(&text, "dataset_registry = %s\n", hex);
+    }
   }
   if (r != 0) {
     r = teex_err_set(err, r, "%s: too large", path);
@@ -383,12 +440,18 @@ done:
   return r;
 }
 
+int teex_chain_has_datasets(const struct teex_chain_addrs *a) {
+  static const uint8_t zero[20];
+  return memcmp(a->dataset_registry, zero, 20) != 0;
+}
+
 int teex_chain_check(struct teex_eth_rpc *rpc, const struct teex_chain_addrs *a,
                      struct teex_err *err) {
-  const uint8_t *addrs[3] = {a->enclave_registry, a->service_registry,
-                             a->settlement};
-  static const char *names[3] = {"EnclaveRegistry", "ServiceRegistry",
-                                 "Settlement"};
+  const uint8_t *addrs[4] = {a->enclave_registry, a->service_registry,
+                             a->settlement, a->dataset_registry};
+  static const char *names[4] = {"EnclaveRegistry", "ServiceRegistry",
+                                 "Settlement", "DatasetRegistry"};
+  int ncontracts = teex_chain_has_datasets(a) ? 4 : 3;
   uint64_t id;
   int r = teex_eth_chain_id(rpc, &id, err);
   if (r != 0)
@@ -397,7 +460,7 @@ int teex_chain_check(struct teex_eth_rpc *rpc, const struct teex_chain_addrs *a,
     return teex_err_set(
         err, TEEX_ECONFIG, "the node is on chain %llu, the contracts on %llu",
         (unsigned long long)id, (unsigned long long)a->chain_id);
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < ncontracts; i++) {
     struct teex_buf code;
     char hex[43];
     teex_buf_init(&code, 1u << 20, 0);
@@ -445,7 +508,8 @@ int teex_chain_list_service(struct teex_eth_sender *s,
       r = v_sig(&v.items[8], sm_sig);
   }
   if (r == 0)
-    r = transact(s, a->service_registry, 0, F_LIST, &v, timeout_ms, NULL, err);
+    r = teex_chain__transact(s, a->service_registry, 0, F_LIST, &v, timeout_ms,
+                             NULL, err);
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, "list service");
 }
@@ -467,8 +531,8 @@ int teex_chain_publish_version(struct teex_eth_sender *s,
       r = v_sig(&v.items[5], sm_sig);
   }
   if (r == 0)
-    r = transact(s, a->service_registry, 0, F_PUBLISH, &v, timeout_ms, NULL,
-                 err);
+    r = teex_chain__transact(s, a->service_registry, 0, F_PUBLISH, &v,
+                             timeout_ms, NULL, err);
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, "publish version");
 }
@@ -481,8 +545,8 @@ int teex_chain_retire_service(struct teex_eth_sender *s,
   int r = teex_abi_tuple(&v, 1);
   if (r == 0) {
     v_word(&v.items[0], service_id);
-    r = transact(s, a->service_registry, 0, F_RETIRE, &v, timeout_ms, NULL,
-                 err);
+    r = teex_chain__transact(s, a->service_registry, 0, F_RETIRE, &v,
+                             timeout_ms, NULL, err);
   }
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, "retire service");
@@ -508,8 +572,8 @@ int teex_chain_get_service(struct teex_eth_rpc *rpc,
   memset(out, 0, sizeof *out);
   if (r == 0) {
     v_word(&args.items[0], service_id);
-    r = view(rpc, a->service_registry, F_GET_SERVICE, &args, R_GET_SERVICE,
-             &ret, err);
+    r = teex_chain__view(rpc, a->service_registry, F_GET_SERVICE, &args,
+                         R_GET_SERVICE, &ret, err);
   }
   if (r == TEEX_ECHAIN && strstr(err->msg, "ServiceNotFound") != NULL)
     r = teex_err_set(err, TEEX_ENOTFOUND, "no such service");
@@ -697,8 +761,8 @@ int teex_chain_register_enclave(struct teex_eth_sender *s,
     r = v_sig(&v.items[4], sm_sig);
   }
   if (r == 0)
-    r = transact(s, a->enclave_registry, 0, F_REGISTER, &v, timeout_ms, NULL,
-                 err);
+    r = teex_chain__transact(s, a->enclave_registry, 0, F_REGISTER, &v,
+                             timeout_ms, NULL, err);
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, "register enclave");
 }
@@ -715,8 +779,8 @@ int teex_chain_revoke_enclave(struct teex_eth_sender *s,
     r = v_sig(&v.items[1], sm_sig);
   }
   if (r == 0)
-    r = transact(s, a->enclave_registry, 0, F_REVOKE, &v, timeout_ms, NULL,
-                 err);
+    r = teex_chain__transact(s, a->enclave_registry, 0, F_REVOKE, &v,
+                             timeout_ms, NULL, err);
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, "revoke enclave");
 }
@@ -730,7 +794,8 @@ int teex_chain_enclave_active(struct teex_eth_rpc *rpc,
   if (r == 0) {
     teex_abi_address(&v.items[0], enclave);
     teex_abi_uint64(&v.items[1], role);
-    r = view(rpc, a->enclave_registry, F_IS_ACTIVE, &v, "(bool)", &ret, err);
+    r = teex_chain__view(rpc, a->enclave_registry, F_IS_ACTIVE, &v, "(bool)",
+                         &ret, err);
   }
   if (r == 0)
     *active = ret.items[0].word[31] != 0;
@@ -751,7 +816,7 @@ static int addr_call(struct teex_eth_sender *s, const uint8_t to[20],
     teex_abi_address(&v.items[0], x);
     if (amount)
       v_amount(&v.items[1], *amount);
-    r = transact(s, to, value, sig, &v, timeout_ms, NULL, err);
+    r = teex_chain__transact(s, to, value, sig, &v, timeout_ms, NULL, err);
   }
   teex_abi_value_clear(&v);
   return r;
@@ -813,7 +878,7 @@ int teex_chain_get_escrow(struct teex_eth_rpc *rpc,
   if (r == 0) {
     teex_abi_address(&v.items[0], user);
     teex_abi_address(&v.items[1], dispatcher);
-    r = view(rpc, a->settlement, F_ESCROW, &v, R_ESCROW, &ret, err);
+    r = teex_chain__view(rpc, a->settlement, F_ESCROW, &v, R_ESCROW, &ret, err);
   }
   if (r == 0)
     r = w_amount(&ret.items[0], &out->balance);
@@ -836,7 +901,8 @@ int teex_chain_get_credits(struct teex_eth_rpc *rpc,
   int r = teex_abi_tuple(&v, 1);
   if (r == 0) {
     teex_abi_address(&v.items[0], payee);
-    r = view(rpc, a->settlement, F_CREDITS, &v, "(uint256)", &ret, err);
+    r = teex_chain__view(rpc, a->settlement, F_CREDITS, &v, "(uint256)", &ret,
+                         err);
   }
   if (r == 0)
     r = w_amount(&ret.items[0], out);
@@ -888,7 +954,8 @@ int teex_chain_settle_batch(struct teex_eth_sender *s,
     teex_abi_address(&t->items[0], b->credits[i].payee);
     v_amount(&t->items[1], b->credits[i].amount);
   }
-  r = transact(s, a->settlement, 0, F_SETTLE, &v, timeout_ms, gas_used, err);
+  r = teex_chain__transact(s, a->settlement, 0, F_SETTLE, &v, timeout_ms,
+                           gas_used, err);
 done:
   teex_abi_value_clear(&v);
   if (r == TEEX_ENOMEM)
@@ -907,7 +974,8 @@ int teex_chain_get_batch(struct teex_eth_rpc *rpc,
   memset(out, 0, sizeof *out);
   if (r == 0) {
     v_word(&v.items[0], batch_id);
-    r = view(rpc, a->settlement, F_GET_BATCH, &v, R_GET_BATCH, &ret, err);
+    r = teex_chain__view(rpc, a->settlement, F_GET_BATCH, &v, R_GET_BATCH, &ret,
+                         err);
   }
   if (r == 0) {
     const struct teex_abi_value *f = ret.items[0].items;
@@ -969,7 +1037,7 @@ int teex_chain_verify_receipt(struct teex_eth_rpc *rpc,
     goto done;
   for (size_t i = 0; i < nproof; i++)
     v_word(&v.items[3].items[i], proof + 32 * i);
-  r = view(rpc, a->settlement, F_VERIFY, &v, "(bool)", &ret, err);
+  r = teex_chain__view(rpc, a->settlement, F_VERIFY, &v, "(bool)", &ret, err);
   if (r == 0)
     *included = ret.items[0].word[31] != 0;
 done:

@@ -74,5 +74,6 @@ int teex_cmd_tee_connect(int argc, char **argv);
 int teex_cmd_chain(int argc, char **argv);
 int teex_cmd_deposit(int argc, char **argv);
 int teex_cmd_withdraw(int argc, char **argv);
+int teex_cmd_data(int argc, char **argv); /* cmd_data.c */
 
 #endif

@@ -352,8 +352,9 @@ static int chain_deploy(int argc, char **argv) {
           "usage: teex chain deploy --sm ADDRESS [--dir DIR] [--delay "
           "SECONDS]\n                         [--key-file FILE] [--rpc "
           "URL]\n\n"
-          "Deploys EnclaveRegistry, ServiceRegistry and Settlement (compiled "
-          "into\nteex) to the chain of DIR/chain.conf (or --rpc) and "
+          "Deploys EnclaveRegistry, ServiceRegistry, Settlement and "
+          "DatasetRegistry\n(compiled into teex) to the chain of "
+          "DIR/chain.conf (or --rpc) and "
           "records their\naddresses there. --sm: the Service Manager enclave's "
           "address, "
           "fixed for good.\n--delay: escrow withdrawal delay (default "
@@ -393,7 +394,9 @@ static int chain_deploy(int argc, char **argv) {
   teex_eth_address_hex(a.service_registry, hex);
   printf("ServiceRegistry  %s\n", hex);
   teex_eth_address_hex(a.settlement, hex);
-  printf("Settlement       %s\nrecorded in %s\n", hex, conf);
+  printf("Settlement       %s\n", hex);
+  teex_eth_address_hex(a.dataset_registry, hex);
+  printf("DatasetRegistry  %s\nrecorded in %s\n", hex, conf);
   rc = TEEX_EXIT_OK;
 done:
   teex_wipe(sk, sizeof sk);
@@ -419,7 +422,7 @@ static int chain_status(int argc, char **argv) {
   struct teex_eth_rpc *rpc = NULL;
   struct teex_chain_addrs a;
   uint64_t id = 0, block = 0;
-  char h1[43] = "", h2[43] = "", h3[43] = "";
+  char h1[43] = "", h2[43] = "", h3[43] = "", h4[43] = "none";
   teex_cli_data_dir(dir, sizeof dir);
   optind = 0;
   while ((c = getopt_long(argc, argv, "d:r:jh", opts, NULL)) != -1) {
@@ -452,6 +455,8 @@ static int chain_status(int argc, char **argv) {
     teex_eth_address_hex(a.enclave_registry, h1);
     teex_eth_address_hex(a.service_registry, h2);
     teex_eth_address_hex(a.settlement, h3);
+    if (teex_chain_has_datasets(&a))
+      teex_eth_address_hex(a.dataset_registry, h4);
   }
   pid_t pid = running_pid(dir);
   if (json) {
@@ -462,8 +467,8 @@ static int chain_status(int argc, char **argv) {
            ok ? "true" : "false");
     if (deployed)
       printf(",\"enclave_registry\":\"%s\",\"service_registry\":\"%s\","
-             "\"settlement\":\"%s\"",
-             h1, h2, h3);
+             "\"settlement\":\"%s\",\"dataset_registry\":\"%s\"",
+             h1, h2, h3, h4);
     printf("}\n");
   } else {
     printf("rpc        %s\nchain id   %llu\nblock      %llu\n",
@@ -473,8 +478,8 @@ static int chain_status(int argc, char **argv) {
       printf("local node anvil pid %d\n", (int)pid);
     if (deployed)
       printf("EnclaveRegistry  %s\nServiceRegistry  %s\nSettlement       "
-             "%s\ncontracts  %s\n",
-             h1, h2, h3, ok ? "ok" : teex_err_msg(&cerr));
+             "%s\nDatasetRegistry  %s\ncontracts  %s\n",
+             h1, h2, h3, h4, ok ? "ok" : teex_err_msg(&cerr));
     else
       printf("contracts  not deployed (teex chain deploy)\n");
   }

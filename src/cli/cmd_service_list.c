@@ -22,9 +22,11 @@ static const char usage[] =
     "\n"
     "The app store: services listed on chain with their provider, version,\n"
     "price per call, worker remuneration, whether they are stateless, and\n"
-    "the description fetched from IPFS (checked against its CID).\n"
+    "the description fetched from IPFS (checked against its CID); then the\n"
+    "datasets listed beside them (teex data). In --json every entry has a\n"
+    "\"kind\": \"service\" or \"dataset\".\n"
     "\n"
-    "  --all             include retired services\n"
+    "  --all             include retired services and revoked datasets\n"
     "  --json            one JSON array, for scripts\n"
     "  --chain FILE      the network's chain.conf (default "
     "DATA_DIR/chain.conf)\n"
@@ -131,14 +133,21 @@ int teex_cmd_service_list(int argc, char **argv) {
     rpc_url = teex_config_get(&cc, "rpc_url", TEEX_CHAIN_DEFAULT_RPC);
   struct teex_eth_rpc *rpc = NULL;
   struct teex_chain_service *svcs = NULL;
-  size_t n = 0;
+  struct teex_chain_dataset *dsets = NULL;
+  size_t n = 0, nd = 0;
   int rc = teex_eth_rpc_open(rpc_url, NULL, &rpc, &err);
   if (rc == 0)
     rc = teex_chain_catalogue(rpc, &addrs, &svcs, &n, &err);
+  /* Datasets beside services (a network deployed before datasets has
+   * none). */
+  if (rc == 0 && teex_chain_has_datasets(&addrs))
+    rc = teex_chain_datasets(rpc, &addrs, &dsets, &nd, &err);
   teex_eth_rpc_close(rpc);
   teex_config_free(&cc);
-  if (rc != 0)
+  if (rc != 0) {
+    free(svcs);
     return teex_cli_fail("service list: %s", err.msg);
+  }
 
   struct teex_ipfs_backend *ipfs = NULL;
   if (api != NULL) {
@@ -165,24 +174,25 @@ int teex_cmd_service_list(int argc, char **argv) {
       continue;
     struct desc d;
     fetch_desc(ipfs, s->metadata_cid, &d);
-    char id[67], prov[43], price[40], rem[40];
-    id[0] = '0';
-    id[1] = 'x';
+    char id[67], prov[43], price[40], rem[40], img[67];
+    id[0] = img[0] = '0';
+    id[1] = img[1] = 'x';
     teex_hex_encode(s->service_id, 32, id + 2);
+    teex_hex_encode(s->image_hash, 32, img + 2);
     teex_eth_address_hex(s->provider, prov);
     teex_amount_format(s->price, price);
     teex_amount_format(s->remuneration, rem);
     const char *st = d.stateless < 0 ? "?" : d.stateless ? "yes" : "no";
     if (as_json) {
       json_array_append_new(
-          arr,
-          json_pack("{s:s, s:s?, s:i, s:s, s:s, s:s, s:s?, s:b, s:b, "
-                    "s:s, s:s}",
-                    "service_id", id, "name", d.name, "version",
-                    (int)s->version, "price_wei", price, "remuneration_wei",
-                    rem, "provider", prov, "description", d.text, "private",
-                    s->is_private, "retired", s->retired, "stateless", st,
-                    "metadata_cid", s->metadata_cid));
+          arr, json_pack("{s:s, s:s, s:s, s:s?, s:i, s:s, s:s, s:s, s:s?, s:b, "
+                         "s:b, s:s, s:s}",
+                         "kind", "service", "service_id", id, "image_hash", img,
+                         "name", d.name, "version", (int)s->version,
+                         "price_wei", price, "remuneration_wei", rem,
+                         "provider", prov, "description", d.text, "private",
+                         s->is_private, "retired", s->retired, "stateless", st,
+                         "metadata_cid", s->metadata_cid));
     } else {
       char name[25];
       snprintf(name, sizeof name, "%s", d.name ? d.name : id);
@@ -193,16 +203,54 @@ int teex_cmd_service_list(int argc, char **argv) {
     json_decref(d.doc);
     shown++;
   }
+  if (!as_json && shown == 0)
+    printf("(no services listed)\n");
+  size_t shown_ds = 0;
+  for (size_t i = 0; i < nd; i++) {
+    const struct teex_chain_dataset *d = &dsets[i];
+    if (d->revoked && !all)
+      continue;
+    char id[67], prov[43], price[40];
+    id[0] = '0';
+    id[1] = 'x';
+    teex_hex_encode(d->dataset_id, 32, id + 2);
+    teex_eth_address_hex(d->provider, prov);
+    teex_amount_format(d->price, price);
+    if (as_json) {
+      json_array_append_new(
+          arr,
+          json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}",
+                    "kind", "dataset", "dataset_id", id, "name", d->name,
+                    "price_wei", price, "provider", prov, "size",
+                    (json_int_t)d->plaintext_size, "expires_at",
+                    (json_int_t)d->expires_at, "max_uses",
+                    (json_int_t)d->max_uses, "max_output_bytes",
+                    (json_int_t)d->max_output_bytes, "revoked", d->revoked));
+    } else {
+      if (shown_ds == 0)
+        printf("\n%-24s %-20s %-12s %-42s %s\n", "DATASET", "PRICE/USE (wei)",
+               "SIZE", "PROVIDER", "TERMS");
+      printf("%-24s %-20s %-12llu %-42s", d->name, price,
+             (unsigned long long)d->plaintext_size, prov);
+      if (d->max_uses)
+        printf(" max %u uses", d->max_uses);
+      if (d->expires_at)
+        printf(" until %llu", (unsigned long long)d->expires_at);
+      if (d->max_output_bytes)
+        printf(" output <= %llu B", (unsigned long long)d->max_output_bytes);
+      printf("%s\n", d->revoked ? " [revoked]" : "");
+    }
+    shown_ds++;
+  }
   if (as_json) {
     char *text = json_dumps(arr, JSON_COMPACT);
     printf("%s\n", text ? text : "[]");
     free(text);
     json_decref(arr);
-  } else if (shown == 0) {
-    printf("(no services listed)\n");
   }
   teex_ipfs_close(ipfs);
   free(svcs);
+  free(dsets);
   return TEEX_EXIT_OK;
 }
 

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 static void usage(FILE *out) {
   fprintf(out,
           "usage: teex service run DIR|FILE --input FILE|- [--bench N]\n"
+          "                        [--data FILE]... [--max-output BYTES]\n"
           "                        [--accept-weaker-sandbox]\n\n"
           "Runs the service (a folder, packed on the fly, or an image file)\n"
           "once on the input, in the worker's sandbox, and prints its output\n"
@@ -20,6 +22,10 @@ static void usage(FILE *out) {
           "runs N tasks and prints latency percentiles to stderr.\n\n"
           "  -i, --input FILE|-          the task input ('-' = stdin)\n"
           "  -b, --bench N               run N tasks and report latency\n"
+          "  -d, --data FILE             a dataset the service reads as\n"
+          "                              teex.data(i) / TEEX_getdata(i), in\n"
+          "                              order (local plaintext, for tests)\n"
+          "      --max-output BYTES      cap output, logs and error together\n"
           "      --accept-weaker-sandbox run even if the kernel has no "
           "Landlock\n"
           "The env TEEX_LANDLOCK_ABI_MAX=N caps the Landlock ABI used.\n");
@@ -30,14 +36,18 @@ int teex_cmd_service_run(int argc, char **argv) {
       {"input", required_argument, NULL, 'i'},
       {"bench", required_argument, NULL, 'b'},
       {"accept-weaker-sandbox", no_argument, NULL, 'w'},
+      {"data", required_argument, NULL, 'd'},
+      {"max-output", required_argument, NULL, 'm'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *input = NULL;
-  uint64_t bench = 0;
+  const char *data[TEEX_EXEC_DATASETS_MAX];
+  size_t n_data = 0;
+  uint64_t bench = 0, output_max = 0;
   struct teex_executor_opts xo = {0};
   int c;
   optind = 0;
-  while ((c = getopt_long(argc, argv, "i:b:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "i:b:d:h", opts, NULL)) != -1) {
     switch (c) {
     case 'i':
       input = optarg;
@@ -51,6 +61,21 @@ int teex_cmd_service_run(int argc, char **argv) {
       break;
     case 'w':
       xo.accept_weaker_sandbox = 1;
+      break;
+    case 'd':
+      if (n_data == TEEX_EXEC_DATASETS_MAX) {
+        fprintf(stderr, "teex: at most %u --data files\n",
+                TEEX_EXEC_DATASETS_MAX);
+        return TEEX_EXIT_USAGE;
+      }
+      data[n_data++] = optarg;
+      break;
+    case 'm':
+      if (teex_parse_u64(optarg, &output_max) != 0 || output_max == 0 ||
+          output_max > UINT32_MAX) {
+        fprintf(stderr, "teex: --max-output: a positive number of bytes\n");
+        return TEEX_EXIT_USAGE;
+      }
       break;
     case 'h':
       usage(stdout);
@@ -69,7 +94,8 @@ int teex_cmd_service_run(int argc, char **argv) {
   teex_err_clear(&err);
   if (teex_image_load(argv[optind], NULL, &img, &err) != 0)
     return teex_cli_fail("%s: %s", argv[optind], teex_err_msg(&err));
-  int rc = teex_service_run_image(img, input, (unsigned)bench, &xo);
+  int rc = teex_service_run_image(img, input, data, n_data,
+                                  (uint32_t)output_max, (unsigned)bench, &xo);
   teex_image_free(img);
   return rc;
 }

@@ -35,6 +35,10 @@ static const char run_usage[] =
     "31337)\n"
     "  --service-registry ADDR   ServiceRegistry contract address\n"
     "  --enclave-registry ADDR   EnclaveRegistry contract address\n"
+    "  --chain-rpc URL           the chain's JSON-RPC endpoint (read at each\n"
+    "                            data-key lease)\n"
+    "  --dataset-registry ADDR   DatasetRegistry contract address (data-key\n"
+    "                            leases need it and --chain-rpc)\n"
     "  --ready-file FILE         write ports and address here once serving\n"
     "  --cert-refresh SECONDS    renew the RA-TLS certificate this often\n"
     "                            (default 21600: a quarter of the default\n"
@@ -51,7 +55,9 @@ static int sm_run(int argc, char **argv) {
     O_SREG,
     O_EREG,
     O_READY,
-    O_CERTREF
+    O_CERTREF,
+    O_RPC,
+    O_DREG
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -64,12 +70,14 @@ static int sm_run(int argc, char **argv) {
       {"enclave-registry", required_argument, NULL, O_EREG},
       {"ready-file", required_argument, NULL, O_READY},
       {"cert-refresh", required_argument, NULL, O_CERTREF},
+      {"chain-rpc", required_argument, NULL, O_RPC},
+      {"dataset-registry", required_argument, NULL, O_DREG},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
   teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = '\0';
-  const char *policy = NULL, *sreg = NULL, *ereg = NULL;
+  const char *policy = NULL, *sreg = NULL, *ereg = NULL, *dreg = NULL;
   struct teex_sm_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.enclave_listen = "127.0.0.1:7100";
@@ -115,6 +123,12 @@ static int sm_run(int argc, char **argv) {
       cfg.cert_refresh_s = (unsigned)secs;
       break;
     }
+    case O_RPC:
+      cfg.chain_rpc = optarg;
+      break;
+    case O_DREG:
+      dreg = optarg;
+      break;
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;
@@ -135,6 +149,8 @@ static int sm_run(int argc, char **argv) {
     return teex_cli_fail("--service-registry: not an address: %s", sreg);
   if (teex_eth_address_parse(ereg, cfg.sm.registration.verifying_contract) != 0)
     return teex_cli_fail("--enclave-registry: not an address: %s", ereg);
+  if (dreg != NULL && teex_eth_address_parse(dreg, cfg.dataset_registry) != 0)
+    return teex_cli_fail("--dataset-registry: not an address: %s", dreg);
   cfg.sm.listing.chain_id = chain_id;
   cfg.sm.registration.chain_id = chain_id;
   cfg.sm.state_dir = state;

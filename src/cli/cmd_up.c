@@ -705,7 +705,21 @@ int teex_cmd_up(int argc, char **argv) {
                      (char *)ereg,
                      "--ready-file",
                      ready,
+                     NULL,
+                     NULL,
+                     NULL,
+                     NULL,
                      NULL};
+  /* Datasets: the SM reads their listings from the chain at each lease. */
+  const char *ds_reg = teex_config_get(&cc, "dataset_registry", NULL);
+  const char *crpc = teex_config_get(&cc, "rpc_url", NULL);
+  if (ds_reg != NULL && crpc != NULL) {
+    size_t k = sizeof sm_argv / sizeof sm_argv[0] - 5;
+    sm_argv[k++] = "--chain-rpc";
+    sm_argv[k++] = (char *)crpc;
+    sm_argv[k++] = "--dataset-registry";
+    sm_argv[k++] = (char *)ds_reg;
+  }
   rc = spawn(&n, "sm", sm_argv);
   char rpc_url[256];
   snprintf(rpc_url, sizeof rpc_url, "%s",

@@ -265,8 +265,15 @@ int teex_executor_run(struct teex_executor *ex, const struct teex_task_ctx *ctx,
     return teex_err_set(err, TEEX_ETOOBIG,
                         "executor: input of %zu bytes exceeds %u", input_len,
                         TEEX_EXEC_INPUT_MAX);
+  int rc = teex_xmsg_check_datasets(ctx);
+  if (rc != 0)
+    return teex_err_set(err, rc,
+                        "executor: datasets: at most %u, named with 1 to %u "
+                        "bytes, unique, %u bytes in all",
+                        TEEX_EXEC_DATASETS_MAX, TEEX_EXEC_DATA_NAME_MAX,
+                        TEEX_EXEC_DATA_MAX);
   ex->tx.max = TEEX_XMSG_HDR + teex_xmsg_body_max(TEEX_XMSG_TASK);
-  int rc = teex_xmsg_encode_task(&ex->tx, ctx, input, input_len);
+  rc = teex_xmsg_encode_task(&ex->tx, ctx, input, input_len);
   if (rc != 0)
     return teex_err_set(err, rc, "executor: task: %s", teex_strerror(rc));
   uint32_t wall = ex->wall_ms;

@@ -23,7 +23,10 @@ size_t teex_xmsg_body_max(unsigned type) {
   case TEEX_XMSG_LOAD:
     return XMSG_LOAD_MAX;
   case TEEX_XMSG_TASK:
-    return (size_t)TEEX_EXEC_INPUT_MAX + XMSG_SMALL_MAX;
+    return (size_t)TEEX_EXEC_INPUT_MAX + TEEX_EXEC_DATA_MAX +
+           (size_t)TEEX_EXEC_DATASETS_MAX *
+               (2 * TEEX_XMSG_FIELD_HDR + TEEX_EXEC_DATA_NAME_MAX) +
+           XMSG_SMALL_MAX;
   case TEEX_XMSG_RESULT:
     return (size_t)TEEX_EXEC_OUTPUT_MAX + XMSG_SMALL_MAX;
   case TEEX_XMSG_READY:
@@ -185,9 +188,39 @@ int teex_xmsg_encode_task(struct teex_buf *b, const struct teex_task_ctx *ctx,
     rc = teex_xmsg_put_u32(b, TEEX_XT_WALL_MS, ctx ? ctx->wall_ms : 0);
   if (rc == 0)
     rc = teex_xmsg_put(b, TEEX_XT_INPUT, input, input_len);
+  if (rc == 0 && ctx != NULL && ctx->output_max > 0)
+    rc = teex_xmsg_put_u32(b, TEEX_XT_OUTPUT_MAX, ctx->output_max);
+  for (size_t i = 0; rc == 0 && ctx != NULL && i < ctx->n_datasets; i++) {
+    rc = teex_xmsg_put_str(b, TEEX_XT_DATA_NAME, ctx->datasets[i].name);
+    if (rc == 0)
+      rc = teex_xmsg_put(b, TEEX_XT_DATA, ctx->datasets[i].data,
+                         ctx->datasets[i].len);
+  }
   if (rc == 0)
     rc = teex_xmsg_end(b);
   return rc;
+}
+
+/* Checks a task's datasets before anything is encoded. */
+int teex_xmsg_check_datasets(const struct teex_task_ctx *ctx) {
+  size_t total = 0;
+  if (ctx == NULL || ctx->n_datasets == 0)
+    return 0;
+  if (ctx->n_datasets > TEEX_EXEC_DATASETS_MAX || ctx->datasets == NULL)
+    return TEEX_ETOOBIG;
+  for (size_t i = 0; i < ctx->n_datasets; i++) {
+    const char *nm = ctx->datasets[i].name;
+    size_t nl = nm ? strnlen(nm, TEEX_EXEC_DATA_NAME_MAX + 1) : 0;
+    if (nl == 0 || nl > TEEX_EXEC_DATA_NAME_MAX)
+      return TEEX_EINVAL;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(ctx->datasets[j].name, nm) == 0)
+        return TEEX_EINVAL;
+    if (ctx->datasets[i].len > TEEX_EXEC_DATA_MAX - total)
+      return TEEX_ETOOBIG;
+    total += ctx->datasets[i].len;
+  }
+  return 0;
 }
 
 int teex_xmsg_decode_task(const uint8_t *body, size_t len, struct teex_xtask *t,
@@ -200,12 +233,49 @@ int teex_xmsg_decode_task(const uint8_t *body, size_t len, struct teex_xtask *t,
   unsigned tag;
   const uint8_t *v;
   uint32_t n;
-  int rc;
+  int rc, want_data = 0;
+  size_t data_total = 0;
   while ((rc = teex_xmsg_next(&it, &tag, &v, &n)) == 1) {
-    if (seen_once(&seen, tag) != 0)
+    /* A dataset name must be followed by its data, and data by nothing
+     * but a name. */
+    if ((want_data && tag != TEEX_XT_DATA) ||
+        (!want_data && tag == TEEX_XT_DATA))
+      return teex_err_set(err, TEEX_EFORMAT,
+                          "task: dataset fields out of "
+                          "order");
+    if (tag != TEEX_XT_DATA_NAME && tag != TEEX_XT_DATA &&
+        seen_once(&seen, tag) != 0)
       return teex_err_set(err, TEEX_EFORMAT, "task: repeated field %u", tag);
     rc = 0;
     switch (tag) {
+    case TEEX_XT_DATA_NAME:
+      if (t->n_data == TEEX_EXEC_DATASETS_MAX) {
+        rc = TEEX_ETOOBIG;
+        break;
+      }
+      rc = field_str(v, n, t->data[t->n_data].name,
+                     sizeof t->data[t->n_data].name);
+      if (rc == 0 && n == 0)
+        rc = TEEX_EFORMAT;
+      for (size_t j = 0; rc == 0 && j < t->n_data; j++)
+        if (strcmp(t->data[j].name, t->data[t->n_data].name) == 0)
+          rc = TEEX_EFORMAT; /* names are unique */
+      want_data = 1;
+      break;
+    case TEEX_XT_DATA:
+      if (n > TEEX_EXEC_DATA_MAX - data_total) {
+        rc = TEEX_ETOOBIG;
+        break;
+      }
+      data_total += n;
+      t->data[t->n_data].data = v;
+      t->data[t->n_data].len = n;
+      t->n_data++;
+      want_data = 0;
+      break;
+    case TEEX_XT_OUTPUT_MAX:
+      rc = field_u32(v, n, &t->output_max);
+      break;
     case TEEX_XT_TASK_ID:
       rc = field_str(v, n, t->task_id, sizeof t->task_id);
       break;
@@ -232,6 +302,8 @@ int teex_xmsg_decode_task(const uint8_t *body, size_t len, struct teex_xtask *t,
   }
   if (rc < 0)
     return teex_err_set(err, rc, "task: truncated field");
+  if (want_data)
+    return teex_err_set(err, TEEX_EFORMAT, "task: dataset name without data");
   return 0;
 }
 

@@ -49,8 +49,11 @@ enum teex_xmsg_tag {
   TEEX_XT_SERVICE_ID = 21,
   TEEX_XT_CALLER = 22,
   TEEX_XT_INPUT = 23,
-  TEEX_XT_WALL_MS = 24, /* u32 */
-  TEEX_XT_STATUS = 30,  /* u32 */
+  TEEX_XT_WALL_MS = 24,   /* u32 */
+  TEEX_XT_DATA_NAME = 25, /* repeated, each followed by DATA */
+  TEEX_XT_DATA = 26,
+  TEEX_XT_OUTPUT_MAX = 27, /* u32: the task's output cap, 0 = none */
+  TEEX_XT_STATUS = 30,     /* u32 */
   TEEX_XT_OUTPUT = 31,
   TEEX_XT_LOGS = 32,
   TEEX_XT_ERROR = 33,
@@ -87,7 +90,10 @@ int teex_xmsg_put_u64(struct teex_buf *b, unsigned tag, uint64_t v);
 int teex_xmsg_put_str(struct teex_buf *b, unsigned tag, const char *s);
 int teex_xmsg_end(struct teex_buf *b);
 
-/* TASK. Strings are copied (NUL-terminated); input borrows the body. */
+/* TASK. Strings are copied (NUL-terminated); input and datasets borrow the
+ * body. Datasets: (DATA_NAME, DATA) pairs in order, names 1..64 bytes,
+ * unique, at most TEEX_EXEC_DATASETS_MAX pairs and TEEX_EXEC_DATA_MAX bytes
+ * of data in all. */
 struct teex_xtask {
   char task_id[TEEX_EXEC_ID_MAX + 1];
   char service_id[TEEX_EXEC_ID_MAX + 1];
@@ -95,11 +101,21 @@ struct teex_xtask {
   const uint8_t *input;
   size_t input_len;
   uint32_t wall_ms;
+  uint32_t output_max; /* 0: the executor's bound */
+  struct {
+    char name[TEEX_EXEC_DATA_NAME_MAX + 1];
+    const uint8_t *data; /* borrows the body */
+    size_t len;
+  } data[TEEX_EXEC_DATASETS_MAX];
+  size_t n_data;
 };
 int teex_xmsg_encode_task(struct teex_buf *b, const struct teex_task_ctx *ctx,
                           const uint8_t *input, size_t input_len);
 int teex_xmsg_decode_task(const uint8_t *body, size_t len, struct teex_xtask *t,
                           struct teex_err *err);
+/* The caller's side of the dataset bounds above (count, names 1..64 bytes
+ * and unique, total size): 0, TEEX_ETOOBIG or TEEX_EINVAL. */
+int teex_xmsg_check_datasets(const struct teex_task_ctx *ctx);
 
 /* RESULT. Pointers borrow the body; text fields are not NUL-terminated. */
 struct teex_xresult {

@@ -532,9 +532,25 @@ int teex_pyrt_run(const struct teex_xtask *t, uint32_t out_cap,
                   struct teex_buf *frame) {
   struct teex_xresult res = {0};
   PyObject *run = PyDict_GetItemString(runtime, "run");
-  PyObject *r = PyObject_CallFunction(
-      run, "sssy#I", t->task_id, t->service_id, t->caller,
-      (const char *)t->input, (Py_ssize_t)t->input_len, (unsigned)out_cap);
+  /* The datasets as (name, bytes) pairs: copied into the child's own
+   * Python objects, in memory only. */
+  PyObject *data = PyList_New((Py_ssize_t)t->n_data), *r = NULL;
+  for (size_t i = 0; data != NULL && i < t->n_data; i++) {
+    PyObject *pair =
+        Py_BuildValue("(sy#)", t->data[i].name, (const char *)t->data[i].data,
+                      (Py_ssize_t)t->data[i].len);
+    if (pair == NULL) {
+      Py_CLEAR(data);
+      break;
+    }
+    PyList_SET_ITEM(data, (Py_ssize_t)i, pair);
+  }
+  if (data != NULL)
+    r = PyObject_CallFunction(run, "sssy#IO", t->task_id, t->service_id,
+                              t->caller, (const char *)t->input,
+                              (Py_ssize_t)t->input_len, (unsigned)out_cap,
+                              data);
+  Py_XDECREF(data);
   Py_ssize_t n;
   char *p;
   struct teex_err err;

@@ -13,6 +13,7 @@
 #include "teex/buf.h"
 
 static int read_input(const char *path, struct teex_buf *in) {
+  unsigned max = (unsigned)in->max;
   int fd = strcmp(path, "-") == 0 ? 0 : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     fprintf(stderr, "teex: %s: %s\n", path, strerror(errno));
@@ -32,8 +33,7 @@ static int read_input(const char *path, struct teex_buf *in) {
     if (r == 0)
       break;
     if (teex_buf_append(in, chunk, (size_t)r) != 0) {
-      fprintf(stderr, "teex: %s: input larger than %u bytes\n", path,
-              TEEX_EXEC_INPUT_MAX);
+      fprintf(stderr, "teex: %s: larger than %u bytes\n", path, max);
       rc = -1;
       break;
     }
@@ -54,13 +54,35 @@ static uint64_t now_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static void free_bufs(struct teex_buf *in, struct teex_buf *data, size_t n) {
+  teex_buf_free(in);
+  for (size_t i = 0; i < n; i++)
+    teex_buf_free(&data[i]); /* secret: wiped */
+}
+
 int teex_service_run_image(const struct teex_image *img, const char *input_path,
-                           unsigned bench_n,
+                           const char *const *data_paths, size_t n_data,
+                           uint32_t output_max, unsigned bench_n,
                            const struct teex_executor_opts *opts) {
-  struct teex_buf in;
+  struct teex_buf in, data[TEEX_EXEC_DATASETS_MAX];
+  struct teex_task_data ds[TEEX_EXEC_DATASETS_MAX];
+  if (n_data > TEEX_EXEC_DATASETS_MAX) {
+    fprintf(stderr, "teex: at most %u datasets\n", TEEX_EXEC_DATASETS_MAX);
+    return 1;
+  }
   teex_buf_init(&in, TEEX_EXEC_INPUT_MAX, 0);
-  if (read_input(input_path, &in) != 0) {
-    teex_buf_free(&in);
+  int bad = read_input(input_path, &in) != 0;
+  for (size_t i = 0; i < n_data; i++) {
+    teex_buf_init(&data[i], TEEX_EXEC_DATA_MAX, TEEX_BUF_SECRET);
+    if (!bad)
+      bad = read_input(data_paths[i], &data[i]) != 0;
+    const char *slash = strrchr(data_paths[i], '/');
+    ds[i].name = slash ? slash + 1 : data_paths[i];
+    ds[i].data = data[i].data ? data[i].data : (const uint8_t *)"";
+    ds[i].len = data[i].len;
+  }
+  if (bad) {
+    free_bufs(&in, data, n_data);
     return 1;
   }
   struct teex_executor *ex = NULL;
@@ -68,17 +90,20 @@ int teex_service_run_image(const struct teex_image *img, const char *input_path,
   teex_err_clear(&err);
   if (teex_executor_start(img, opts, &ex, &err) != 0) {
     fprintf(stderr, "teex: %s\n", teex_err_msg(&err));
-    teex_buf_free(&in);
+    free_bufs(&in, data, n_data);
     return 1;
   }
   struct teex_task_ctx ctx = {.task_id = "local",
                               .service_id = img->manifest.name,
                               .caller =
-                                  "0x0000000000000000000000000000000000000000"};
+                                  "0x0000000000000000000000000000000000000000",
+                              .datasets = ds,
+                              .n_datasets = n_data,
+                              .output_max = output_max};
   uint64_t *lat = NULL;
   if (bench_n > 0 && (lat = calloc(bench_n, sizeof *lat)) == NULL) {
     teex_executor_stop(ex);
-    teex_buf_free(&in);
+    free_bufs(&in, data, n_data);
     return 1;
   }
   struct teex_task_result res = {0};
@@ -125,6 +150,6 @@ int teex_service_run_image(const struct teex_image *img, const char *input_path,
   free(lat);
   teex_task_result_free(&res);
   teex_executor_stop(ex);
-  teex_buf_free(&in);
+  free_bufs(&in, data, n_data);
   return status;
 }

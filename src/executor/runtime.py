@@ -124,14 +124,22 @@ class NotAvailable(RuntimeError):
 
 
 class _KV:
-    """teex.kv: the service's namespace in TEE-DS (a later release)."""
+    """teex.kv: the service's namespace in TEE-DS (a later release). A task
+    holding a data lease may not write to it, so it cannot keep the data
+    for later."""
 
     def _fail(self, *args, **kwargs):
         raise NotAvailable('teex.kv: TEE-DS storage is not available in '
                            'this executor yet')
 
-    get = put = delete = keys = __getitem__ = __setitem__ = _fail
-    __delitem__ = __contains__ = __iter__ = _fail
+    def _write(self, *args, **kwargs):
+        if _state.get('datasets'):
+            raise PermissionError('teex.kv: a task that reads datasets '
+                                  'cannot write to teex.kv')
+        self._fail()
+
+    get = keys = __getitem__ = __contains__ = __iter__ = _fail
+    put = delete = __setitem__ = __delitem__ = _write
 
 
 def _log(*args, sep=' '):
@@ -139,8 +147,27 @@ def _log(*args, sep=' '):
 
 
 def _data(i):
-    raise NotAvailable('teex.data(%r): datasets are not available in this '
-                       'executor yet' % (i,))
+    """The task's dataset i (0-based: service data first, then task data)
+    or the one named i, as bytes."""
+    ds = _state.get('datasets') or []
+    if isinstance(i, bool) or not isinstance(i, (int, str)):
+        raise TypeError('teex.data() takes an index or a dataset name, not '
+                        'a %s' % _type_name(type(i)))
+    if isinstance(i, int):
+        if not -len(ds) <= i < len(ds):
+            raise IndexError('teex.data(%d): this task has %d dataset(s)' %
+                             (i, len(ds)))
+        return ds[i][1]
+    for name, value in ds:
+        if name == i:
+            return value
+    raise KeyError('teex.data(%r): no dataset of that name in this task '
+                   '(it has: %s)' % (i, ', '.join(n for n, _ in ds) or
+                                     'none'))
+
+
+def _data_names():
+    return tuple(n for n, _ in (_state.get('datasets') or []))
 
 
 def _getinput():
@@ -158,7 +185,9 @@ def TEEX_return(value):
 
 
 def TEEX_getdata(i):
-    return _data(i)
+    """The TEEX script style: dataset i (0-based; service data first, then
+    task data) as text, like TEEX_getinput."""
+    return _data(i).decode('utf-8', 'surrogateescape')
 
 
 def _make_teex():
@@ -167,6 +196,7 @@ def _make_teex():
     m.stateless = False
     m.log = _log
     m.data = _data
+    m.datasets = _data_names
     m.kv = _KV()
     m.input = _getinput
     m.NotAvailable = NotAvailable
@@ -348,11 +378,12 @@ def prepare():
     _state.update(input=b'', logs=out, returned=False, result=None)
 
 
-def run(task_id, service_id, caller, data, cap):
+def run(task_id, service_id, caller, data, cap, datasets=()):
     """In a task child, inside every wall: run the service once. Returns
-    (status, output, logs, error)."""
+    (status, output, logs, error); cap bounds the three together."""
     logs = _Out(cap)
-    _state.update(input=bytes(data), logs=logs, returned=False, result=None)
+    _state.update(input=bytes(data), logs=logs, returned=False, result=None,
+                  datasets=list(datasets))
     teex = _cfg['teex']
     teex.task_id, teex.service_id, teex.caller = task_id, service_id, caller
     sys.stdout = sys.stderr = _Stream(logs)
@@ -374,7 +405,9 @@ def run(task_id, service_id, caller, data, cap):
         return (ST_MEMORY, b'', logs.value(cap // 2),
                 'MemoryError: the task ran out of memory')
     except BaseException as e:
-        return ST_ERROR, b'', logs.value(cap // 2), format_error(e)[:cap // 2]
+        text = format_error(e).encode('utf-8', 'replace')[:cap // 2]
+        return (ST_ERROR, b'', logs.value(cap // 2),
+                text.decode('utf-8', 'ignore'))
     if len(out) > cap:
         return (ST_OUTPUT, b'', logs.value(cap // 16),
                 'OutputLimit: the task returned %d bytes, more than the limit '

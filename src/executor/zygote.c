@@ -63,6 +63,14 @@ static void send_fail(int fd, const char *msg) {
 
 /* ---- the task child ---- */
 
+/* What a task may send out in all: the executor's bound, or the task's own
+ * cap when lower (a dataset's --max-output); never raised. */
+static uint32_t task_cap(const struct zygote *z, const struct teex_xtask *t) {
+  return t->output_max > 0 && t->output_max < z->lim.output_bytes
+             ? t->output_max
+             : (uint32_t)z->lim.output_bytes;
+}
+
 static __attribute__((noreturn)) void child_main(struct zygote *z) {
   struct teex_buf rx, frame;
   struct teex_err err;
@@ -79,7 +87,7 @@ static __attribute__((noreturn)) void child_main(struct zygote *z) {
   if (teex_xmsg_decode_task(rx.data, rx.len, &t, &err) != 0)
     _exit(2);
   teex_pyrt_set_thread_cap(z->lim.threads);
-  if (teex_pyrt_run(&t, z->lim.output_bytes, &frame) == 0)
+  if (teex_pyrt_run(&t, task_cap(z, &t), &frame) == 0)
     (void)teex_xmsg_send(TEEX_SB_FD_CHANNEL, frame.data, frame.len, -1);
   /* No interpreter teardown: the process is thrown away. */
   _exit(0);
@@ -200,7 +208,8 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
 
   /* Collect what the child says until it closes its end (it exits). */
   int timed_out = 0, too_big = 0;
-  size_t cap = TEEX_XMSG_HDR + z->lim.output_bytes + RESULT_OVERHEAD;
+  uint32_t out_cap = task_cap(z, &t);
+  size_t cap = TEEX_XMSG_HDR + out_cap + RESULT_OVERHEAD;
   teex_buf_reset(&z->child_rx);
   z->child_rx.max = cap;
   for (;;) {
@@ -253,7 +262,7 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
       teex_xmsg_decode_result(z->child_rx.data + TEEX_XMSG_HDR, body_len, &res,
                               &err) == 0) {
     got = 1;
-    if (res.output_len + res.logs_len + res.error_len > z->lim.output_bytes) {
+    if (res.output_len + res.logs_len + res.error_len > out_cap) {
       memset(&res, 0, sizeof res);
       too_big = 1;
       got = 0;
@@ -267,7 +276,7 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
       res.status = TEEX_TASK_OUTPUT_LIMIT;
       snprintf(msg, sizeof msg,
                "OutputLimit: the task wrote more than %u bytes of output",
-               (unsigned)z->lim.output_bytes);
+               (unsigned)out_cap);
     } else if (timed_out) {
       res.status = TEEX_TASK_TIMEOUT;
       snprintf(msg, sizeof msg,

@@ -197,7 +197,8 @@ int teex_stmt_recover(const uint8_t digest_[32], const uint8_t sig[65],
 void teex_stmt_assignment_digest(const struct teex_assignment *a,
                                  uint8_t out[32]) {
   static const char tag[] = "teex/assignment/v1";
-  uint8_t buf[sizeof tag - 1 + 8 + 20 * 3 + 32 * 3 + 32 + 8];
+  static const uint8_t none[32];
+  uint8_t buf[sizeof tag - 1 + 8 + 20 * 3 + 32 * 3 + 32 + 8 + 32];
   uint8_t *p = buf;
   memcpy(p, tag, sizeof tag - 1);
   p += sizeof tag - 1;
@@ -212,7 +213,17 @@ void teex_stmt_assignment_digest(const struct teex_assignment *a,
   teex_amount_word(a->price, p), p += 32;
   for (int i = 7; i >= 0; i--)
     *p++ = (uint8_t)(a->expires_at >> (8 * i));
-  teex_keccak256(buf, sizeof buf, out);
+  if (memcmp(a->datasets_hash, none, 32) != 0)
+    memcpy(p, a->datasets_hash, 32), p += 32;
+  teex_keccak256(buf, (size_t)(p - buf), out);
+}
+
+void teex_stmt_datasets_hash(const uint8_t *ids, size_t n, uint8_t out[32]) {
+  struct teex_keccak_ctx c;
+  teex_keccak256_init(&c);
+  for (size_t i = 0; i < n; i++)
+    teex_keccak256_update(&c, ids + 32 * i, 32);
+  teex_keccak256_final(&c, out);
 }
 
 void teex_stmt_result_digest(const uint8_t task_id[32],

@@ -179,6 +179,10 @@ const struct teex_sm_config *teex_sm_config(const struct teex_sm *sm) {
   return &sm->cfg;
 }
 
+struct teex_store *teex_sm__store(struct teex_sm *sm) {
+  return sm->store;
+}
+
 void teex_sm_register_digest(const struct teex_sm_register *r,
                              uint64_t chain_id, const uint8_t sm_addr[20],
                              uint8_t out[32]) {

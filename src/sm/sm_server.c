@@ -21,6 +21,8 @@
 #include "teex/rpc.h"
 #include "teex/version.h"
 
+#include "sm_internal.h"
+
 #include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +40,7 @@ struct sm_server {
   struct teex_rpc_server *enclave_srv, *client_srv;
   uv_signal_t sigterm, sigint;
   uint64_t started_ms;
+  struct teex_sm_data_ctx data; /* datasets: sm_data_server.c */
 };
 
 int teex_sm_fresh_nonce(struct teex_tls_conn *c, const char *method,
@@ -95,6 +98,9 @@ static void on_info(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   r.enclave_registry = (ProtobufCBinaryData){
       20, (uint8_t *)cfg->registration.verifying_contract};
   r.services = teex_sm_service_count(s->sm);
+  if (teex_chain_has_datasets(&s->data.addrs))
+    r.dataset_registry =
+        (ProtobufCBinaryData){20, s->data.addrs.dataset_registry};
   respond_msg(call, &r.base);
 }
 
@@ -175,11 +181,10 @@ out:
   teex__sm__register_service_request__free_unpacked(req, NULL);
 }
 
-/* Verifies the caller's fresh evidence for method; fills id. */
-static int check_caller(struct sm_server *s, struct teex_rpc_call *call,
-                        const char *method, const ProtobufCBinaryData *ev,
-                        const char *role, struct teex_tee_identity *id,
-                        struct teex_err *err) {
+int teex_sm__check_caller(struct teex_sm *sm, struct teex_rpc_call *call,
+                          const char *method, const uint8_t *evidence,
+                          size_t len, const char *role,
+                          struct teex_tee_identity *id, struct teex_err *err) {
   struct teex_tls_conn *c = teex_rpc_call_conn(call);
   uint8_t nonce[32], spki[32];
   if (c == NULL)
@@ -189,8 +194,17 @@ static int check_caller(struct sm_server *s, struct teex_rpc_call *call,
     return rc;
   if (teex_tls_peer_spki_sha256(c, spki) != 0)
     return teex_err_set(err, TEEX_EATTEST, "no peer certificate");
-  return teex_sm_check_enclave(s->sm, ev->data, ev->len, nonce, spki, role,
+  return teex_sm_check_enclave(sm, evidence, len, nonce, spki, role,
                                (uint64_t)time(NULL), id, err);
+}
+
+/* Verifies the caller's fresh evidence for method; fills id. */
+static int check_caller(struct sm_server *s, struct teex_rpc_call *call,
+                        const char *method, const ProtobufCBinaryData *ev,
+                        const char *role, struct teex_tee_identity *id,
+                        struct teex_err *err) {
+  return teex_sm__check_caller(s->sm, call, method, ev->data, ev->len, role, id,
+                               err);
 }
 
 static void on_fetch_keys(struct teex_rpc_call *call, const uint8_t *p,
@@ -321,6 +335,29 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
   rc = teex_sm_open(cfg->tee, &cfg->sm, &s.sm, err);
   if (rc != 0)
     goto out;
+  s.data.sm = s.sm;
+  s.data.addrs.chain_id = cfg->sm.registration.chain_id;
+  memcpy(s.data.addrs.enclave_registry, cfg->sm.registration.verifying_contract,
+         20);
+  memcpy(s.data.addrs.service_registry, cfg->sm.listing.verifying_contract, 20);
+  memcpy(s.data.addrs.dataset_registry, cfg->dataset_registry, 20);
+  if (cfg->chain_rpc != NULL) {
+    rc = teex_eth_rpc_open(cfg->chain_rpc, NULL, &s.data.rpc, err);
+    if (rc != 0) {
+      teex_err_wrap(err, rc, "chain endpoint");
+      goto out;
+    }
+    teex_chain_use_errors(s.data.rpc);
+  }
+  if (s.data.rpc != NULL && teex_chain_has_datasets(&s.data.addrs)) {
+    char reg[43];
+    teex_eth_address_hex(s.data.addrs.dataset_registry, reg);
+    TEEX_INFO("sm", "data-key leases enabled", "dataset_registry=%s chain=%s",
+              reg, teex_eth_rpc_url(s.data.rpc));
+  } else {
+    TEEX_INFO("sm", "data-key leases disabled", "reason=\"%s\"",
+              "no --chain-rpc and --dataset-registry");
+  }
   uint8_t secp[64], x[32];
   teex_sm_public_keys(s.sm, secp, x);
   struct teex_ratls_keys keys = {.secp256k1_pub = secp, .x25519_pub = x};
@@ -354,10 +391,14 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
   teex_rpc_server_register(s.enclave_srv, "sm.FetchKeys", on_fetch_keys, &s);
   teex_rpc_server_register(s.enclave_srv, "sm.RegisterEnclave",
                            on_register_enclave, &s);
+  teex_rpc_server_register(s.enclave_srv, "sm.LeaseDataKey",
+                           teex_sm__on_lease_data_key, &s.data);
   teex_rpc_server_register(s.client_srv, "teex.Health", on_health, &s);
   teex_rpc_server_register(s.client_srv, "sm.Info", on_info, &s);
   teex_rpc_server_register(s.client_srv, "sm.RegisterService",
                            on_register_service, &s);
+  teex_rpc_server_register(s.client_srv, "sm.EscrowDataKey",
+                           teex_sm__on_escrow_data_key, &s.data);
   s.started_ms = teex_rpc_now(&loop);
   uv_signal_init(&loop, &s.sigterm);
   uv_signal_init(&loop, &s.sigint);
@@ -389,6 +430,7 @@ out:
   teex_tls_ctx_free(s.client_ctx);
   EVP_PKEY_free(key);
   X509_free(cert);
+  teex_eth_rpc_close(s.data.rpc);
   teex_sm_close(s.sm);
   return rc;
 }

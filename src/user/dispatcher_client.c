@@ -136,6 +136,7 @@ int teex_user_submit(struct teex_user_dispatcher *d,
     rc = teex_err_set(err, TEEX_EPROTO, "malformed assignment");
   } else {
     struct teex_assignment *a = &out->a;
+    memset(a, 0, sizeof *a); /* every field is in the signed digest */
     a->chain_id = m->chain_id;
     memcpy(a->dispatcher, m->dispatcher.data, 20);
     memcpy(a->worker, m->worker.data, 20);

@@ -7,7 +7,9 @@
  * settle a batch built with the settle module (receipt leaves, Merkle root,
  * EIP-712 authorisations), the same batch refused twice, a batch from an
  * unregistered key refused, a receipt's inclusion checked on chain, the
- * withdrawal delay, payee credits. */
+ * withdrawal delay, payee credits; datasets: listing, approvals of exact
+ * (service, image hash) pairs, refusals to other accounts, revocation,
+ * expiry, and the listings and approvals rebuilt from events. */
 #include "testutil.h"
 
 #include "chain/chain_internal.h"
@@ -87,7 +89,8 @@ static int abi_has(const char *kind, const char *sig) {
 static void test_sigs_match_abi(void **state) {
   (void)state;
   size_t n_errors = 0, n_abi_errors = 0;
-  assert_int_equal(teex_contracts_count(), 3);
+  assert_int_equal(teex_contracts_count(), 4);
+  assert_non_null(teex_contract_find("DatasetRegistry"));
   assert_non_null(teex_contract_find("Settlement"));
   assert_null(teex_contract_find("Nope"));
   for (const char *const *s = teex_chain__function_sigs(); *s; s++)
@@ -133,6 +136,7 @@ static void test_config_roundtrip(void **state) {
   memset(a.enclave_registry, 0x11, 20);
   memset(a.service_registry, 0x22, 20);
   memset(a.settlement, 0x33, 20);
+  memset(a.dataset_registry, 0x44, 20);
   /* First only the endpoint (chain up): addresses are missing, by name. */
   assert_int_equal(
       teex_chain_conf_save(path, "http://127.0.0.1:8545", 31337, NULL, &e), 0);
@@ -707,6 +711,177 @@ static void test_withdrawals(void **state) {
   assert_memory_equal(bal, want, 32);
 }
 
+/* A refusal: the call failed, and when the node's answer could be decoded
+ * (see test_withdrawals), it names the contract's error. */
+static void expect_refused(int rc, const struct teex_err *e, const char *name) {
+  if (rc == 0)
+    fail_msg("expected %s, the call succeeded", name);
+  if (rc == TEEX_ECHAIN && strstr(e->msg, name) == NULL)
+    fail_msg("expected %s, got %s", name, e->msg);
+}
+
+static void test_datasets(void **state) {
+  (void)state;
+  struct teex_err e = {0};
+  struct teex_chain_dataset d, got, *all = NULL;
+  struct teex_chain_approval pairs[2], *ap = NULL;
+  uint8_t img2[32], want_id[32];
+  size_t n = 0;
+  int usable = -1;
+  memset(&d, 0, sizeof d);
+  snprintf(d.name, sizeof d.name, "%s", "cohort-2026");
+  snprintf(d.ciphertext_cid, sizeof d.ciphertext_cid, "%s",
+           "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+  teex_keccak256("plaintext", 9, d.plaintext_hash);
+  d.plaintext_size = 1 << 20;
+  d.price = 250;
+  d.max_uses = 3;
+  d.max_output_bytes = 4096;
+
+  /* Bad fields are refused before anything is sent. */
+  struct teex_chain_dataset bad = d;
+  bad.name[0] = 0;
+  assert_int_equal(teex_chain_list_dataset(snd[USER], &ca, &bad, 0, &e),
+                   TEEX_EINVAL);
+  /* A network without the registry says so. */
+  struct teex_chain_addrs old = ca;
+  memset(old.dataset_registry, 0, 20);
+  assert_int_equal(teex_chain_list_dataset(snd[USER], &old, &d, 0, &e),
+                   TEEX_ECONFIG);
+  assert_non_null(strstr(e.msg, "DatasetRegistry"));
+
+  if (teex_chain_list_dataset(snd[USER], &ca, &d, 0, &e) != 0)
+    fail_msg("%s", e.msg);
+  /* The id the contract derived is the one C computes. */
+  teex_dataset_id(addr[USER], "cohort-2026", want_id);
+  assert_memory_equal(d.dataset_id, want_id, 32);
+  assert_memory_equal(d.provider, addr[USER], 20);
+  if (teex_chain_get_dataset(rpc, &ca, d.dataset_id, &got, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_memory_equal(&got, &d, sizeof got);
+  expect_refused(teex_chain_list_dataset(snd[USER], &ca, &d, 0, &e), &e,
+                 "DatasetAlreadyListed");
+  uint8_t none[32];
+  memset(none, 0x01, sizeof none);
+  assert_int_equal(teex_chain_get_dataset(rpc, &ca, none, &got, &e),
+                   TEEX_ENOTFOUND);
+  /* Ids with zero bytes too (existence is asked without a revert). */
+  memset(none, 0, sizeof none);
+  none[0] = 0x01;
+  assert_int_equal(teex_chain_get_dataset(rpc, &ca, none, &got, &e),
+                   TEEX_ENOTFOUND);
+
+  /* Approvals: exact pairs, by the provider only. */
+  teex_keccak256("image v2", 8, img2);
+  memcpy(pairs[0].service_id, svc.service_id, 32);
+  memcpy(pairs[0].image_hash, svc.image_hash, 32);
+  memcpy(pairs[1].service_id, svc.service_id, 32);
+  memcpy(pairs[1].image_hash, img2, 32);
+  expect_refused(teex_chain_approve_dataset(snd[STRANGER], &ca, d.dataset_id,
+                                            pairs, 1, 1, 0, &e),
+                 &e, "NotDatasetProvider");
+  assert_int_equal(teex_chain_dataset_usable(rpc, &ca, d.dataset_id,
+                                             svc.service_id, svc.image_hash,
+                                             &usable, &e),
+                   0);
+  assert_int_equal(usable, 0);
+  if (teex_chain_approve_dataset(snd[USER], &ca, d.dataset_id, pairs, 2, 1, 0,
+                                 &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(teex_chain_dataset_usable(rpc, &ca, d.dataset_id,
+                                             svc.service_id, svc.image_hash,
+                                             &usable, &e),
+                   0);
+  assert_int_equal(usable, 1);
+  /* The approved service at an image the provider never approved. */
+  uint8_t img3[32];
+  teex_keccak256("image v3", 8, img3);
+  assert_int_equal(teex_chain_dataset_usable(rpc, &ca, d.dataset_id,
+                                             svc.service_id, img3, &usable, &e),
+                   0);
+  assert_int_equal(usable, 0);
+  /* Remove v2: the approvals from events list only v1. */
+  assert_int_equal(teex_chain_approve_dataset(snd[USER], &ca, d.dataset_id,
+                                              &pairs[1], 1, 0, 0, &e),
+                   0);
+  assert_int_equal(teex_chain_dataset_usable(rpc, &ca, d.dataset_id,
+                                             svc.service_id, img2, &usable, &e),
+                   0);
+  assert_int_equal(usable, 0);
+  if (teex_chain_dataset_approvals(rpc, &ca, d.dataset_id, &ap, &n, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(n, 1);
+  assert_memory_equal(&ap[0], &pairs[0], sizeof pairs[0]);
+  free(ap);
+
+  /* An expiring dataset of another provider, then time passes. */
+  struct teex_chain_dataset d2 = d;
+  snprintf(d2.name, sizeof d2.name, "%s", "short-lived");
+  struct teex_eth_block blk;
+  assert_int_equal(teex_eth_get_block(rpc, "latest", &blk, &e), 0);
+  d2.expires_at = blk.timestamp + 600;
+  d2.max_uses = 0;
+  if (teex_chain_list_dataset(snd[PROVIDER], &ca, &d2, 0, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(teex_chain_approve_dataset(snd[PROVIDER], &ca, d2.dataset_id,
+                                              pairs, 1, 1, 0, &e),
+                   0);
+  assert_int_equal(teex_chain_dataset_usable(rpc, &ca, d2.dataset_id,
+                                             svc.service_id, svc.image_hash,
+                                             &usable, &e),
+                   0);
+  assert_int_equal(usable, 1);
+  evm_forward(601);
+  assert_int_equal(teex_chain_dataset_usable(rpc, &ca, d2.dataset_id,
+                                             svc.service_id, svc.image_hash,
+                                             &usable, &e),
+                   0);
+  assert_int_equal(usable, 0);
+
+  /* Expired, but the approval itself stands. */
+  int approved = 0;
+  assert_int_equal(teex_chain_dataset_approved(rpc, &ca, d2.dataset_id,
+                                               svc.service_id, svc.image_hash,
+                                               &approved, &e),
+                   0);
+  assert_int_equal(approved, 1);
+  assert_int_equal(teex_chain_dataset_approved(rpc, &ca, d2.dataset_id,
+                                               svc.service_id, img3, &approved,
+                                               &e),
+                   0);
+  assert_int_equal(approved, 0);
+
+  /* Revocation: only by the provider, final, and no key is usable. */
+  expect_refused(
+      teex_chain_revoke_dataset(snd[STRANGER], &ca, d.dataset_id, 0, &e), &e,
+      "NotDatasetProvider");
+  assert_int_equal(
+      teex_chain_revoke_dataset(snd[USER], &ca, d.dataset_id, 0, &e), 0);
+  assert_int_equal(teex_chain_dataset_usable(rpc, &ca, d.dataset_id,
+                                             svc.service_id, svc.image_hash,
+                                             &usable, &e),
+                   0);
+  assert_int_equal(usable, 0);
+  expect_refused(teex_chain_approve_dataset(snd[USER], &ca, d.dataset_id, pairs,
+                                            1, 1, 0, &e),
+                 &e, "DatasetIsRevoked");
+
+  /* The listings from events alone. */
+  if (teex_chain_datasets(rpc, &ca, &all, &n, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(n, 2);
+  assert_memory_equal(all[0].dataset_id, d.dataset_id, 32);
+  assert_true(all[0].revoked);
+  assert_string_equal(all[0].ciphertext_cid, d.ciphertext_cid);
+  assert_true(all[0].price == 250);
+  assert_int_equal(all[0].max_uses, 3);
+  assert_int_equal(all[0].max_output_bytes, 4096);
+  assert_memory_equal(all[1].provider, addr[PROVIDER], 20);
+  assert_false(all[1].revoked);
+  assert_int_equal(all[1].expires_at, d2.expires_at);
+  free(all);
+}
+
 int main(void) {
   const struct CMUnitTest offline[] = {
       cmocka_unit_test(test_sigs_match_abi),
@@ -719,6 +894,7 @@ int main(void) {
       cmocka_unit_test(test_settle),
       cmocka_unit_test(test_verify_receipt),
       cmocka_unit_test(test_withdrawals),
+      cmocka_unit_test(test_datasets),
   };
   int rc = cmocka_run_group_tests_name("chain offline", offline, NULL, NULL);
   rc |= cmocka_run_group_tests_name("chain on anvil", chain, setup, teardown);

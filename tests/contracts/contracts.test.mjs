@@ -344,3 +344,107 @@ test("withdrawal waits out the delay; payees withdraw credits", async () => {
   assert.equal(await chain.provider.getBalance(to), credit);
   assert.equal(await c.settlement.credits(worker1.address), 0n);
 });
+
+// ---- DatasetRegistry ----
+
+const dsTerms = (over = {}) => ({
+  name: "cohort-2026",
+  cid: "bafkreidataset",
+  plaintextHash: id("plaintext"),
+  size: 1048576n,
+  price: 7n,
+  expiresAt: 0n,
+  maxUses: 3,
+  maxOutput: 4096n,
+  ...over,
+});
+
+async function listDs(signer, t) {
+  return c.datasets.connect(signer).listDataset(t.name, t.cid, t.plaintextHash, t.size, t.price, t.expiresAt,
+                                                t.maxUses, t.maxOutput);
+}
+
+test("list a dataset: id bound to the provider, terms stored, every field checked", async () => {
+  const t = dsTerms();
+  const dsId = await c.datasets.datasetIdOf(dataProvider.address, t.name);
+  assert.equal(dsId, ethers.solidityPackedKeccak256(["string", "address", "string"],
+                                                    ["teex/dataset-id/v1", dataProvider.address, t.name]));
+  await expectRevert(listDs(dataProvider, dsTerms({ name: "" })), "BadDatasetName");
+  await expectRevert(listDs(dataProvider, dsTerms({ name: "x".repeat(65) })), "BadDatasetName");
+  await expectRevert(listDs(dataProvider, dsTerms({ cid: "" })), "BadCiphertextCid");
+  await expectRevert(listDs(dataProvider, dsTerms({ cid: "b".repeat(129) })), "BadCiphertextCid");
+  await expectRevert(listDs(dataProvider, dsTerms({ plaintextHash: ethers.ZeroHash })), "ZeroPlaintextHash");
+  const now = BigInt((await chain.provider.getBlock("latest")).timestamp);
+  await expectRevert(listDs(dataProvider, dsTerms({ expiresAt: now - 1n })), "ExpiryInPast");
+  const rc = await mined(listDs(dataProvider, t));
+  const ev = rc.logs.map((l) => c.datasets.interface.parseLog(l)).find((e) => e?.name === "DatasetListed");
+  assert.equal(ev.args.datasetId, dsId);
+  assert.equal(ev.args.provider, dataProvider.address);
+  assert.equal(ev.args.ciphertextCid, t.cid);
+  assert.equal(ev.args.maxUses, 3n);
+  const d = await c.datasets.getDataset(dsId);
+  assert.equal(d.provider, dataProvider.address);
+  assert.equal(d.name, t.name);
+  assert.equal(d.plaintextHash, t.plaintextHash);
+  assert.equal(d.plaintextSize, t.size);
+  assert.equal(d.price, 7n);
+  assert.equal(d.maxOutputBytes, 4096n);
+  assert.equal(d.revoked, false);
+  // The same name again, by the same provider: refused. Another provider's
+  // dataset of the same name gets another id (no squatting).
+  await expectRevert(listDs(dataProvider, t), "DatasetAlreadyListed");
+  await mined(listDs(stranger, t));
+  assert.notEqual(await c.datasets.datasetIdOf(stranger.address, t.name), dsId);
+  assert.equal(await c.datasets.datasetCount(), 2n);
+  await expectRevert(c.datasets.getDataset(id("nothing")), "DatasetNotFound");
+  assert.equal(await c.datasets.isListed(id("nothing")), false);
+  assert.equal(await c.datasets.isListed(dsId), true);
+});
+
+test("approvals bind (service, image hash); only the provider changes them; revocation is final", async () => {
+  const dsId = await c.datasets.datasetIdOf(dataProvider.address, "cohort-2026");
+  const ds = c.datasets.connect(dataProvider);
+  const img1 = id("image v1"), img2 = id("image v2");
+  assert.equal(await c.datasets.usable(dsId, svc, img1), false);
+  await expectRevert(c.datasets.connect(stranger).approve(dsId, [[svc, img1]]), "NotDatasetProvider");
+  await expectRevert(ds.approve(id("nothing"), [[svc, img1]]), "DatasetNotFound");
+  await expectRevert(ds.approve(dsId, []), "TooManyApprovals");
+  await expectRevert(ds.approve(dsId, [[svc, img1], [svc, ethers.ZeroHash]]), "BadApproval");
+  const rc = await mined(ds.approve(dsId, [[svc, img1]]));
+  const ev = rc.logs.map((l) => c.datasets.interface.parseLog(l)).find((e) => e?.name === "DatasetApproved");
+  assert.equal(ev.args.serviceId, svc);
+  assert.equal(ev.args.imageHash, img1);
+  assert.equal(await c.datasets.isApproved(dsId, svc, img1), true);
+  assert.equal(await c.datasets.usable(dsId, svc, img1), true);
+  // Another image of the same service, or the same image under another id: not approved.
+  assert.equal(await c.datasets.usable(dsId, svc, img2), false);
+  assert.equal(await c.datasets.usable(dsId, id("service/other"), img1), false);
+  await mined(ds.approve(dsId, [[svc, img2]]));
+  assert.equal(await c.datasets.usable(dsId, svc, img2), true);
+  await expectRevert(c.datasets.connect(stranger).removeApproval(dsId, [[svc, img2]]), "NotDatasetProvider");
+  await mined(ds.removeApproval(dsId, [[svc, img2]]));
+  assert.equal(await c.datasets.usable(dsId, svc, img2), false);
+  assert.equal(await c.datasets.usable(dsId, svc, img1), true);
+  await expectRevert(c.datasets.connect(stranger).setPrice(dsId, 9n), "NotDatasetProvider");
+  await mined(ds.setPrice(dsId, 9n));
+  assert.equal((await c.datasets.getDataset(dsId)).price, 9n);
+  await expectRevert(c.datasets.connect(stranger).revoke(dsId), "NotDatasetProvider");
+  await mined(ds.revoke(dsId));
+  assert.equal((await c.datasets.getDataset(dsId)).revoked, true);
+  assert.equal(await c.datasets.usable(dsId, svc, img1), false);
+  await expectRevert(ds.approve(dsId, [[svc, img1]]), "DatasetIsRevoked");
+  await expectRevert(ds.setPrice(dsId, 1n), "DatasetIsRevoked");
+  await expectRevert(ds.revoke(dsId), "DatasetIsRevoked");
+});
+
+test("a dataset stops being usable at its expiry", async () => {
+  const now = BigInt((await chain.provider.getBlock("latest")).timestamp);
+  const t = dsTerms({ name: "expiring", expiresAt: now + 1000n });
+  await mined(listDs(dataProvider, t));
+  const dsId = await c.datasets.datasetIdOf(dataProvider.address, t.name);
+  await mined(c.datasets.connect(dataProvider).approve(dsId, [[svc, id("image v1")]]));
+  assert.equal(await c.datasets.usable(dsId, svc, id("image v1")), true);
+  await chain.provider.send("evm_increaseTime", [1000]);
+  await chain.provider.send("evm_mine", []);
+  assert.equal(await c.datasets.usable(dsId, svc, id("image v1")), false);
+});

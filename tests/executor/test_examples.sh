@@ -22,7 +22,7 @@ for d in "$ex"/*/; do
   data=()
   for f in "$d"/data*; do [ -e "$f" ] && data+=(--data "$f"); done
   /usr/bin/python3.11 "$ex/run_plain.py" "$d/service" "$input" "${data[@]}" >"$tmp/$name.plain"
-  "$teex" service run "$d/service" --input "$input" >"$tmp/$name.out" 2>"$tmp/$name.err" || {
+  "$teex" service run "$d/service" --input "$input" "${data[@]}" >"$tmp/$name.out" 2>"$tmp/$name.err" || {
     echo "FAIL $name: teex service run failed:" >&2
     cat "$tmp/$name.err" >&2
     exit 1
@@ -30,12 +30,20 @@ for d in "$ex"/*/; do
   cmp "$tmp/$name.out" "$tmp/$name.plain" || { echo "FAIL $name: sandbox != plain python" >&2; exit 1; }
   cmp "$tmp/$name.out" "$expected" || { echo "FAIL $name: != $expected" >&2; exit 1; }
   # The same service from stdin.
-  "$teex" service run "$d/service" --input - <"$input" >"$tmp/$name.stdin" 2>/dev/null
+  "$teex" service run "$d/service" --input - "${data[@]}" <"$input" >"$tmp/$name.stdin" 2>/dev/null
   cmp "$tmp/$name.stdin" "$expected"
   echo "ok $name"
   n=$((n + 1))
 done
 [ "$n" -ge 3 ] || { echo "FAIL: only $n examples found" >&2; exit 1; }
+
+# The dataset example without its data: a clear error, not a crash.
+if "$teex" service run "$ex/testnet-data/service" --input "$ex/testnet-data/input.txt" \
+   >/dev/null 2>"$tmp/nodata.err"; then
+  echo "FAIL: the data example ran without its dataset" >&2; exit 1
+fi
+grep -q "IndexError: teex.data(0): this task has 0 dataset" "$tmp/nodata.err" \
+  || { echo "FAIL: no-data error: $(cat "$tmp/nodata.err")" >&2; exit 1; }
 
 first="$(ls -d "$ex"/*/service | head -1)"
 firstin="$(ls "$(dirname "$first")"/input.* | head -1)"

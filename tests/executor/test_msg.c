@@ -39,6 +39,86 @@ static void test_task_roundtrip(void **state) {
   teex_buf_free(&b);
 }
 
+/* Datasets travel as (name, data) pairs in order, with the task's cap. */
+static void test_task_datasets(void **state) {
+  (void)state;
+  struct teex_buf b;
+  teex_buf_init(&b, 1 << 20, 0);
+  struct teex_task_data ds[2] = {
+      {.name = "a", .data = (const uint8_t *)"x\0y", .len = 3},
+      {.name = "b.csv", .data = (const uint8_t *)"", .len = 0}};
+  struct teex_task_ctx ctx = {
+      .task_id = "t", .datasets = ds, .n_datasets = 2, .output_max = 77};
+  assert_int_equal(teex_xmsg_check_datasets(&ctx), 0);
+  assert_int_equal(teex_xmsg_encode_task(&b, &ctx, (const uint8_t *)"i", 1), 0);
+  struct teex_xtask t;
+  struct teex_err err;
+  assert_int_equal(teex_xmsg_decode_task(b.data + 8, b.len - 8, &t, &err), 0);
+  assert_int_equal(t.n_data, 2);
+  assert_string_equal(t.data[0].name, "a");
+  assert_int_equal(t.data[0].len, 3);
+  assert_memory_equal(t.data[0].data, "x\0y", 3);
+  assert_string_equal(t.data[1].name, "b.csv");
+  assert_int_equal(t.data[1].len, 0);
+  assert_int_equal(t.output_max, 77);
+  for (uint32_t cut = 0; cut < b.len - 8; cut++) {
+    int rc = teex_xmsg_decode_task(b.data + 8, cut, &t, &err);
+    assert_true(rc == 0 || rc == TEEX_ETRUNC || rc == TEEX_EFORMAT);
+  }
+  /* Out of order: data without a name, a name without data, two names. */
+  teex_xmsg_begin(&b, TEEX_XMSG_TASK);
+  teex_xmsg_put(&b, TEEX_XT_DATA, "x", 1);
+  teex_xmsg_end(&b);
+  assert_int_equal(teex_xmsg_decode_task(b.data + 8, b.len - 8, &t, &err),
+                   TEEX_EFORMAT);
+  teex_xmsg_begin(&b, TEEX_XMSG_TASK);
+  teex_xmsg_put_str(&b, TEEX_XT_DATA_NAME, "a");
+  teex_xmsg_end(&b);
+  assert_int_equal(teex_xmsg_decode_task(b.data + 8, b.len - 8, &t, &err),
+                   TEEX_EFORMAT);
+  teex_xmsg_begin(&b, TEEX_XMSG_TASK);
+  teex_xmsg_put_str(&b, TEEX_XT_DATA_NAME, "a");
+  teex_xmsg_put_str(&b, TEEX_XT_DATA_NAME, "b");
+  teex_xmsg_end(&b);
+  assert_int_equal(teex_xmsg_decode_task(b.data + 8, b.len - 8, &t, &err),
+                   TEEX_EFORMAT);
+  /* The same name twice; an empty name; too many datasets. */
+  teex_xmsg_begin(&b, TEEX_XMSG_TASK);
+  for (int i = 0; i < 2; i++) {
+    teex_xmsg_put_str(&b, TEEX_XT_DATA_NAME, "a");
+    teex_xmsg_put(&b, TEEX_XT_DATA, "x", 1);
+  }
+  teex_xmsg_end(&b);
+  assert_int_equal(teex_xmsg_decode_task(b.data + 8, b.len - 8, &t, &err),
+                   TEEX_EFORMAT);
+  teex_xmsg_begin(&b, TEEX_XMSG_TASK);
+  teex_xmsg_put(&b, TEEX_XT_DATA_NAME, "", 0);
+  teex_xmsg_put(&b, TEEX_XT_DATA, "x", 1);
+  teex_xmsg_end(&b);
+  assert_int_equal(teex_xmsg_decode_task(b.data + 8, b.len - 8, &t, &err),
+                   TEEX_EFORMAT);
+  teex_xmsg_begin(&b, TEEX_XMSG_TASK);
+  for (int i = 0; i <= TEEX_EXEC_DATASETS_MAX; i++) {
+    char nm[8];
+    snprintf(nm, sizeof nm, "d%d", i);
+    teex_xmsg_put_str(&b, TEEX_XT_DATA_NAME, nm);
+    teex_xmsg_put(&b, TEEX_XT_DATA, "x", 1);
+  }
+  teex_xmsg_end(&b);
+  assert_int_equal(teex_xmsg_decode_task(b.data + 8, b.len - 8, &t, &err),
+                   TEEX_ETOOBIG);
+  /* The host-side check says the same before encoding. */
+  struct teex_task_data dup[2] = {ds[0], ds[0]};
+  ctx.datasets = dup;
+  assert_int_equal(teex_xmsg_check_datasets(&ctx), TEEX_EINVAL);
+  struct teex_task_data huge = {
+      .name = "h", .data = ds[0].data, .len = (size_t)TEEX_EXEC_DATA_MAX + 1};
+  ctx.datasets = &huge;
+  ctx.n_datasets = 1;
+  assert_int_equal(teex_xmsg_check_datasets(&ctx), TEEX_ETOOBIG);
+  teex_buf_free(&b);
+}
+
 static void test_task_bad_fields(void **state) {
   (void)state;
   struct teex_buf b;
@@ -111,7 +191,7 @@ static void test_headers(void **state) {
   h[4] = 0x7f;
   assert_int_equal(teex_xmsg_header_parse(h, &type, &len), TEEX_ETOOBIG);
   h[2] = TEEX_XMSG_TASK;
-  h[4] = 0x01; /* 16 MiB + 10 > input max + 4 KiB */
+  h[4] = 0x03; /* 48 MiB + 64 KiB > input + datasets + framing */
   h[5] = 0x01;
   assert_int_equal(teex_xmsg_header_parse(h, &type, &len), TEEX_ETOOBIG);
 }
@@ -240,6 +320,7 @@ static void test_send_recv(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_task_roundtrip),
+      cmocka_unit_test(test_task_datasets),
       cmocka_unit_test(test_task_bad_fields),
       cmocka_unit_test(test_headers),
       cmocka_unit_test(test_result_roundtrip),

@@ -251,6 +251,43 @@ static void test_offchain_statements(void **state) {
   a.chain_id = 1;
   teex_stmt_assignment_digest(&a, d);
   assert_memory_not_equal(d, base, 32);
+  a.chain_id = 31337;
+
+  /* Without datasets the digest is the original preimage (no datasets
+   * word), recomputed here by hand; with datasets it names them. */
+  {
+    uint8_t pre[18 + 8 + 60 + 96 + 32 + 8], want[32], *q = pre;
+    memcpy(q, "teex/assignment/v1", 18), q += 18;
+    for (int i = 7; i >= 0; i--)
+      *q++ = (uint8_t)(a.chain_id >> (8 * i));
+    memset(q, 0, 60 + 96), q += 60 + 96;
+    teex_amount_word(a.price, q), q += 32;
+    for (int i = 7; i >= 0; i--)
+      *q++ = (uint8_t)(a.expires_at >> (8 * i));
+    teex_keccak256(pre, sizeof pre, want);
+    assert_memory_equal(base, want, 32);
+  }
+  uint8_t ids[2][32], h0[32], h2[32], empty[32];
+  memset(ids[0], 0xd1, 32);
+  memset(ids[1], 0xd2, 32);
+  teex_stmt_datasets_hash(ids[0], 0, h0);
+  teex_keccak256("", 0, empty);
+  assert_memory_equal(h0, empty, 32);
+  teex_stmt_datasets_hash(ids[0], 2, h2);
+  assert_memory_not_equal(h2, h0, 32);
+  uint8_t swapped[2][32];
+  memcpy(swapped[0], ids[1], 32);
+  memcpy(swapped[1], ids[0], 32);
+  teex_stmt_datasets_hash(swapped[0], 2, d);
+  assert_memory_not_equal(d, h2, 32); /* order matters */
+  memcpy(a.datasets_hash, h2, 32);
+  teex_stmt_assignment_digest(&a, d);
+  assert_memory_not_equal(d, base, 32);
+  uint8_t d2[32];
+  a.datasets_hash[5] ^= 1;
+  teex_stmt_assignment_digest(&a, d2);
+  assert_memory_not_equal(d2, d, 32);
+  memset(a.datasets_hash, 0, 32);
 
   uint8_t z[32] = {0}, r1[32], r2[32], p1[32];
   teex_stmt_result_digest(z, z, z, z, z, r1);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ctest-label: nosan (the workers' sandboxed executors do not run under ASan)
 # Confidentiality of the whole network: unique canaries in a service's code,
-# in a user's input and in the output; after deploy → invoke → settle on a
+# in a user's input, in the output and in a data provider's dataset
+# (published: encrypted, on IPFS, key escrowed with the SM, listed and
+# approved for the deployed image); after deploy → publish → invoke → settle on a
 # real `teex up` network, none of them is in any file of the network (data
 # directories, sealed state, IPFS store, chain state, logs) nor in the
 # loopback traffic captured during the run — in plain, hex or base64 — and
@@ -27,6 +29,7 @@ r() { od -An -N6 -tx1 /dev/urandom | tr -d ' \n'; }
 code_canary="CODECANARY$(r)"
 in_canary="INCANARY$(r)"
 out_tag="OUTCANARY$(r)"
+data_canary="DATACANARY$(r)"
 # The output canary is computed at run time, so the code does not hold it.
 out_canary="${out_tag}X"
 
@@ -65,6 +68,11 @@ sm="$(awk -F' = ' '$1 == "client" { print $2 }' "$TEEX_HOME/network.conf")"
 "$teex" service deploy "$tmp/svc" --account "$prov" --sm "$sm" \
   --sm-policy "$TEEX_HOME/policy/sm.conf" --price 1000000000000000 --remuneration 700000000000000 \
   > "$tmp/deploy" || fail "deploy: $(cat "$tmp/deploy")"
+svc_id="$(sed -n 's/^ *service id *\(0x[0-9a-f]*\)/\1/p' "$tmp/deploy")"
+img="$(sed -n 's/^ *image hash *\(0x[0-9a-f]*\)/\1/p' "$tmp/deploy")"
+printf 'patient,note\np1,%s\n' "$data_canary" > "$tmp/records.csv"
+"$teex" data publish "$tmp/records.csv" --account "$prov" --price 1000 \
+  --allow "$svc_id@$img" --max-output 4096 > "$tmp/pub" 2>&1 || fail "publish: $(cat "$tmp/pub")"
 disp="$(awk -F' = ' '$1 == "address" { print $2 }' "$TEEX_HOME/run/dispatcher.ready")"
 "$teex" deposit "$disp" 5000000000000000 --from "$user" > /dev/null || fail deposit
 "$teex" invoke canary --input "$tmp/input.json" --account "$user" \
@@ -86,7 +94,8 @@ echo "control $code_canary" > "$TEEX_HOME/control.txt"
 python3 "$find" "$code_canary" "$TEEX_HOME" > /dev/null && fail "control: clear canary not found"
 rm "$TEEX_HOME/control.txt"
 # ... and nothing secret is anywhere else.
-if python3 "$find" "$code_canary,$in_canary,$out_canary" "$TEEX_HOME" "$tmp/lo.pcap" > "$tmp/hits"; then
+python3 "$find" "$data_canary" "$tmp/records.csv" > /dev/null && fail "control: data canary not in the provider's file"
+if python3 "$find" "$code_canary,$in_canary,$out_canary,$data_canary" "$TEEX_HOME" "$tmp/lo.pcap" > "$tmp/hits"; then
   echo "confidentiality: ok ($(stat -c %s "$tmp/lo.pcap") bytes of traffic and $(find "$TEEX_HOME" -type f | wc -l) files searched)"
 else
   fail "canary leaked: $(cat "$tmp/hits")"

@@ -112,6 +112,20 @@ desc="$(sed -n 's/^description = "\(.*\)"/\1/p' "$src/examples/services/genome-m
 [ -z "$desc" ] || grep -qF "${desc:0:30}" "$tmp/list" || fail "description missing: $(cat "$tmp/list")"
 "$teex" service list --json | grep -q '"name":"genome-match"' || fail "service list --json"
 
+# A data provider (account 1 again) publishes through the network's own SM
+# and policy (the defaults), approving the deployed image; the SM was
+# started able to lease (it reads the dataset registry on chain).
+grep -q "data-key leases enabled" "$TEEX_HOME/logs/sm.log" || fail "sm without dataset registry"
+svc_id="$(sed -n 's/^ *service id *\(0x[0-9a-f]*\)/\1/p' "$tmp/deploy")"
+img="$(sed -n 's/^ *image hash *\(0x[0-9a-f]*\)/\1/p' "$tmp/deploy")"
+printf 'sample,value\ns1,7\n' > "$tmp/reference.csv"
+"$teex" data publish "$tmp/reference.csv" --account "$acct" --price 1000 \
+  --allow "genome-match@$img" > "$tmp/pub" 2>&1 || fail "data publish: $(cat "$tmp/pub")"
+"$teex" data show reference.csv | grep -q "$svc_id@$img" || fail "the service name did not resolve to its id"
+"$teex" service list --json | grep -q '"kind":"dataset"' || fail "dataset not in the app store"
+"$teex" service list --json | grep -q "\"image_hash\":\"$img\"" || fail "image hash not in the app store"
+"$teex" data show reference.csv | grep -q "^approved     1 service image" || fail "data show"
+
 "$teex" down > "$tmp/down" || fail "down"
 grep -q "stopped sm" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 grep -q "stopped anvil" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
