@@ -18,6 +18,7 @@ static const struct teex_cli_cmd commands[] = {
     {"chain", teex_cmd_chain, "local dev chain and the teex contracts"},
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
+    {"ds", teex_cmd_ds, "TEE-DS replicas and client commands"},
     {"dispatcher", teex_cmd_dispatcher, "the task dispatcher daemon"},
     {"up", teex_cmd_up, "start a local teex network"},
     {"status", teex_cmd_status, "health of the local network's components"},
