@@ -196,18 +196,22 @@ static int ds_init(int argc, char **argv) {
 
 static const char run_usage[] =
     "usage: teex ds run --state DIR [--data-dir DIR] [--ready-file FILE]\n"
-    "                   [--election-timeout MS]\n"
+    "                   [--election-timeout MS] [--key-timeout MS]\n"
     "\n"
     "Runs one TEE-DS replica until SIGTERM: raft over mutual RA-TLS with the\n"
-    "group's other replicas, the client RPC on its client address.\n";
+    "group's other replicas, the client RPC on its client address.\n"
+    "  --election-timeout MS  raft election timeout (default 150)\n"
+    "  --key-timeout MS       how long a new replica waits for the group key\n"
+    "                         from the others (default 30000)\n";
 
 static int ds_run(int argc, char **argv) {
-  enum { O_STATE = 256, O_DATA, O_READY, O_ELECTION };
+  enum { O_STATE = 256, O_DATA, O_READY, O_ELECTION, O_KEYWAIT };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
       {"data-dir", required_argument, NULL, O_DATA},
       {"ready-file", required_argument, NULL, O_READY},
       {"election-timeout", required_argument, NULL, O_ELECTION},
+      {"key-timeout", required_argument, NULL, O_KEYWAIT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX];
@@ -232,6 +236,11 @@ static int ds_run(int argc, char **argv) {
       if (teex_parse_u64(optarg, &v) != 0 || v < 10 || v > 60000)
         return teex_cli_fail("--election-timeout: 10..60000 ms");
       cfg.election_timeout_ms = (uint32_t)v;
+      break;
+    case O_KEYWAIT:
+      if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > 3600000)
+        return teex_cli_fail("--key-timeout: 1..3600000 ms");
+      cfg.key_timeout_ms = (uint32_t)v;
       break;
     case 'h':
       fputs(run_usage, stdout);

@@ -309,6 +309,7 @@ static int store(struct teex_ds_sealed_io *s, uint64_t term, uint64_t vote) {
 
 static int w_set_term(struct raft_io *io, raft_term term) {
   struct teex_ds_sealed_io *s = SIO(io);
+  TEEX_INFO("ds", "new term", "term=%llu", (unsigned long long)term);
   int rv = store(s, term, 0);
   if (rv != 0)
     return rv;
@@ -319,6 +320,8 @@ static int w_set_term(struct raft_io *io, raft_term term) {
 
 static int w_set_vote(struct raft_io *io, raft_id server_id) {
   struct teex_ds_sealed_io *s = SIO(io);
+  TEEX_INFO("ds", "vote", "term=%llu for=%llu", (unsigned long long)s->term,
+            (unsigned long long)server_id);
   int rv = store(s, s->term, server_id);
   if (rv != 0)
     return rv;

@@ -282,6 +282,8 @@ static void exec_done(void *arg, int status, struct teex_ds_result *res) {
     teex_ds_result_free(res);
     free(res);
   } else if (status == TEEX_ESTATE && !op->s->stopping) {
+    TEEX_WARN("ds", "leadership lost with a command in flight", "term=%llu",
+              (unsigned long long)op->s->cons->ops->term(op->s->cons));
     /* Leadership lost before the command committed: the outcome is
      * unknown (it may still commit under the next leader). */
     teex_rpc_call_respond(op->call, TEEX_ESTATE,

@@ -11,6 +11,14 @@
 
 #define PREAMBLE_FIXED 15 /* magic 4 | kind 1 | id 8 | addr_len 2 */
 #define READ_CHUNK (64u << 10)
+/* raft_uv waits a whole second after a failed connect before it tries
+ * again, and queues messages meanwhile: a peer that came up a moment later
+ * would stay unheard for that second (long enough for a leader to lose its
+ * quorum contact). Failed connects are retried here every RETRY_MS for up to
+ * RETRY_WINDOW_MS before raft hears of the failure. Refusals by policy are
+ * reported at once. */
+#define RETRY_MS 50u
+#define RETRY_WINDOW_MS 900u
 
 struct link;
 
@@ -42,6 +50,11 @@ struct link {
   uv_pipe_t ours;
   int ours_open, ours_closing;
   size_t pending; /* bytes queued toward raft */
+  /* Outgoing: where to, and until when failed connects are retried here. */
+  char addr[TEEX_DS_ADDR_MAX + 1];
+  uint64_t deadline;
+  uv_timer_t retry;
+  int retry_inited;
   struct link *next, *prev;
 };
 
@@ -79,7 +92,7 @@ static struct link *link_new(struct tr *tr) {
 }
 
 static void link_maybe_free(struct link *l) {
-  if (l->conn != NULL || l->ours_open)
+  if (l->conn != NULL || l->ours_open || l->retry_inited)
     return;
   struct tr *tr = l->tr;
   if (l->prev)
@@ -264,6 +277,43 @@ static void link_data(struct teex_tls_conn *c, const uint8_t *p, size_t n,
     relay_to_raft(l, p, n);
 }
 
+static const struct teex_tls_conn_cbs out_cbs;
+
+static void retry_closed(uv_handle_t *h) {
+  struct link *l = h->data;
+  l->retry_inited = 0;
+  link_maybe_free(l);
+}
+
+static void retry_fire(uv_timer_t *t) {
+  struct link *l = t->data;
+  uv_close((uv_handle_t *)&l->retry, retry_closed);
+  struct teex_err err;
+  if (teex_tls_connect(l->tr->cfg.loop, l->tr->cfg.client_ctx, l->addr,
+                       &out_cbs, l, &l->conn, &err) != 0) {
+    l->conn = NULL;
+    struct raft_uv_connect *req = l->req;
+    l->req = NULL;
+    req->cb(req, NULL, RAFT_NOCONNECTION);
+  }
+}
+
+/* Moves l's pending connect to a new link that tries again shortly. */
+static int retry_later(struct link *l) {
+  struct link *n = link_new(l->tr);
+  if (n == NULL)
+    return -1;
+  n->req = l->req;
+  n->peer_id = l->peer_id;
+  n->deadline = l->deadline;
+  memcpy(n->addr, l->addr, sizeof(n->addr));
+  uv_timer_init(l->tr->cfg.loop, &n->retry);
+  n->retry.data = n;
+  n->retry_inited = 1;
+  uv_timer_start(&n->retry, retry_fire, RETRY_MS, 0);
+  return 0;
+}
+
 static void link_close(struct teex_tls_conn *c, int code, const char *reason,
                        void *arg) {
   (void)c;
@@ -274,7 +324,10 @@ static void link_close(struct teex_tls_conn *c, int code, const char *reason,
     TEEX_WARN("ds", "replica connection refused", "peer_id=%llu reason=\"%s\"",
               (unsigned long long)l->peer_id, reason ? reason : "");
   }
-  if (l->req != NULL) {
+  if (l->req != NULL && !l->tr->closing && !refusal(code) &&
+      uv_now(l->tr->cfg.loop) < l->deadline && retry_later(l) == 0) {
+    l->req = NULL; /* handed to the retry */
+  } else if (l->req != NULL) {
     struct raft_uv_connect *req = l->req;
     l->req = NULL;
     req->cb(req, NULL, l->tr->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
@@ -297,6 +350,8 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
   l->req = req;
   req->cb = cb;
   l->peer_id = id;
+  snprintf(l->addr, sizeof(l->addr), "%s", address);
+  l->deadline = uv_now(tr->cfg.loop) + RETRY_WINDOW_MS;
   struct teex_err err;
   if (teex_tls_connect(tr->cfg.loop, tr->cfg.client_ctx, address, &out_cbs, l,
                        &l->conn, &err) != 0) {
@@ -443,6 +498,8 @@ static void tr_close(struct raft_uv_transport *t,
       l->req = NULL;
       req->cb(req, NULL, RAFT_CANCELED);
     }
+    if (l->retry_inited && !uv_is_closing((uv_handle_t *)&l->retry))
+      uv_close((uv_handle_t *)&l->retry, retry_closed);
     if (l->conn != NULL)
       teex_tls_close(l->conn);
     ours_close(l);
