@@ -77,6 +77,7 @@ void teex_ds_sync_close(struct teex_ds_sync *s);
 struct teex_ds_replica_info {
   uint64_t id, leader_id, term, last_index, last_applied, keys, clock_ms;
   uint64_t catch_up_to;
+  uint64_t read_barriers, reads; /* barriers proposed / reads they confirmed */
   int leader, voting, failed;
   char leader_addr[128];
   char failure[256];

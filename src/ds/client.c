@@ -425,6 +425,8 @@ int teex_ds_replica_info_get(struct teex_tls_ctx *tls, const char *addr,
       snprintf(out->failure, sizeof(out->failure), "%s", m->failure);
       out->voting = m->voting;
       out->catch_up_to = m->catch_up_to;
+      out->read_barriers = m->read_barriers;
+      out->reads = m->reads;
       teex__ds__status_response__free_unpacked(m, NULL);
     }
   }

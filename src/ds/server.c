@@ -209,6 +209,18 @@ struct srv {
   uv_signal_t sigterm, sigint;
   int stopping;
   uint64_t started_ms;
+  /* Linearizable reads wait for a barrier; one barrier confirms every read
+   * queued before it was proposed (reads_next waits for the following one). */
+  struct read_op *reads_next, **reads_tail, *reads_batch;
+  int barrier_busy;
+  uint64_t barriers, batched_reads;
+};
+
+struct read_op {
+  struct read_op *next;
+  struct teex_rpc_call *call;
+  uint8_t *enc; /* the command, grant set */
+  size_t enc_len;
 };
 
 /* Peers: RA-TLS evidence the group policy allows, of role ds. */
@@ -294,6 +306,97 @@ static void exec_done(void *arg, int status, struct teex_ds_result *res) {
   free(op);
 }
 
+static void respond_not_leader(struct srv *s, struct teex_rpc_call *call);
+static void start_barrier(struct srv *s);
+
+static void read_op_free(struct read_op *r) {
+  teex_wipe(r->enc, r->enc_len);
+  free(r->enc);
+  free(r);
+}
+
+static void barrier_done(void *arg, int status) {
+  struct srv *s = arg;
+  struct read_op *batch = s->reads_batch;
+  s->reads_batch = NULL;
+  s->barrier_busy = 0;
+  struct teex_ds_cmd_view *v = malloc(sizeof(*v));
+  while (batch != NULL) {
+    struct read_op *r = batch;
+    batch = r->next;
+    if (s->stopping) {
+      teex_rpc_call_respond(r->call, TEEX_ECANCELED, "shutting down", NULL, 0);
+    } else if (status == TEEX_ESTATE) {
+      respond_not_leader(s, r->call); /* a read is safe to retry */
+    } else if (status != 0 || v == NULL) {
+      int code = status ? status : TEEX_ENOMEM;
+      teex_rpc_call_respond(r->call, code, teex_strerror(code), NULL, 0);
+    } else {
+      /* Everything committed before the barrier is applied here, and this
+       * replica was leader when it committed: the local state is current. */
+      struct teex_ds_result res;
+      int rc = teex_ds_cmd_decode(r->enc, r->enc_len, v, NULL);
+      if (rc == 0)
+        rc = teex_ds_replica_read_local(s->rep, &v->cmd, &res);
+      if (rc != 0) {
+        teex_rpc_call_respond(r->call, rc, teex_strerror(rc), NULL, 0);
+      } else {
+        respond_result(r->call, &res, 0, 0, NULL);
+        teex_ds_result_free(&res);
+      }
+    }
+    read_op_free(r);
+  }
+  free(v);
+  if (s->reads_next != NULL && !s->stopping)
+    start_barrier(s);
+}
+
+static void start_barrier(struct srv *s) {
+  struct read_op *batch = s->reads_next;
+  s->reads_next = NULL;
+  s->reads_tail = &s->reads_next;
+  int rc = s->cons->ops->barrier(s->cons, barrier_done, s);
+  if (rc != 0) {
+    while (batch != NULL) {
+      struct read_op *r = batch;
+      batch = r->next;
+      if (rc == TEEX_ESTATE)
+        respond_not_leader(s, r->call);
+      else
+        teex_rpc_call_respond(r->call, rc, teex_strerror(rc), NULL, 0);
+      read_op_free(r);
+    }
+    return;
+  }
+  s->barriers++;
+  s->reads_batch = batch;
+  s->barrier_busy = 1;
+}
+
+/* Queues a linearizable read (GET, SCAN) for the next barrier: one raft
+ * barrier confirms every read queued while the previous one was in flight. */
+static int queue_read(struct srv *s, struct teex_rpc_call *call,
+                      const struct teex_ds_cmd *cmd, struct teex_err *err) {
+  struct read_op *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  int rc = teex_ds_cmd_encode(cmd, &r->enc, &r->enc_len, err);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  r->call = call;
+  if (s->reads_tail == NULL)
+    s->reads_tail = &s->reads_next;
+  *s->reads_tail = r;
+  s->reads_tail = &r->next;
+  s->batched_reads++;
+  if (!s->barrier_busy)
+    start_barrier(s);
+  return 0;
+}
+
 static int is_read(uint8_t op) {
   return op == TEEX_DS_GET || op == TEEX_DS_SCAN;
 }
@@ -345,6 +448,12 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     respond_not_leader(s, call);
     goto out;
   }
+  if (is_read(req->view.cmd.op)) {
+    rc = queue_read(s, call, &req->view.cmd, &err);
+    if (rc != 0)
+      teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
+    goto out;
+  }
   struct exec_op *op = calloc(1, sizeof(*op));
   if (op == NULL) {
     teex_rpc_call_respond(call, TEEX_ENOMEM, "out of memory", NULL, 0);
@@ -352,10 +461,7 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   op->s = s;
   op->call = call;
-  rc =
-      is_read(req->view.cmd.op)
-          ? teex_ds_replica_read(s->rep, &req->view.cmd, exec_done, op, &err)
-          : teex_ds_replica_submit(s->rep, &req->view.cmd, exec_done, op, &err);
+  rc = teex_ds_replica_submit(s->rep, &req->view.cmd, exec_done, op, &err);
   if (rc != 0) {
     free(op);
     if (rc == TEEX_ESTATE)
@@ -391,6 +497,8 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   r.voting = s->sio.fresh;
   r.catch_up_to = s->sio.catch_up_to;
   r.group_id = (ProtobufCBinaryData){16, s->group.id};
+  r.read_barriers = s->barriers;
+  r.reads = s->batched_reads;
   size_t len = teex__ds__status_response__get_packed_size(&r);
   uint8_t *buf = malloc(len ? len : 1);
   if (buf == NULL) {
@@ -653,6 +761,14 @@ out:
     teex_ds_transport_free(&s->transport);
   uv_run(&s->loop, UV_RUN_DEFAULT);
   uv_loop_close(&s->loop);
+  /* Reads still queued when raft closed: their calls are gone. */
+  for (struct read_op *lists[2] = {s->reads_next, s->reads_batch}, **l = lists;
+       l < lists + 2; l++)
+    while (*l != NULL) {
+      struct read_op *r = *l;
+      *l = r->next;
+      read_op_free(r);
+    }
   if (s->cons)
     s->cons->ops->free(s->cons);
   teex_ds_replica_free(s->rep);

@@ -109,6 +109,65 @@ static void test_read_write(void **state) {
   assert_true(settled);
 }
 
+struct nreads {
+  int done, ok;
+};
+
+static void read_cb(void *arg, int status, struct teex_ds_result *res) {
+  struct nreads *n = arg;
+  n->done++;
+  if (status == 0 && res->status == 0 && res->val_len == 1 &&
+      res->val[0] == '7')
+    n->ok++;
+  if (res != NULL) {
+    teex_ds_result_free(res);
+    free(res);
+  }
+}
+
+/* Linearizable reads issued together share raft barriers. */
+static void test_reads_share_barriers(void **state) {
+  struct net *t = *state;
+  struct teex_ds_sync *s = net_client(t, "app", 10000);
+  NET_SET_OK(t, s, "app/r", "7");
+  teex_ds_sync_close(s);
+  int l = net_leader(t);
+  struct teex_ds_replica_info before, after;
+  assert_int_equal(net_info(t, l, &before), 0);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct teex_ds_client_config cc = {.replicas = t->addrs,
+                                     .n_replicas = NET_N,
+                                     .tls = t->tls,
+                                     .ns = "app",
+                                     .timeout_ms = 10000};
+  struct teex_ds_client *c;
+  struct teex_err err;
+  assert_int_equal(teex_ds_client_new(&loop, &cc, &c, &err), 0);
+  struct teex_ds_cmd g = {.op = TEEX_DS_GET, .grant = "app"};
+  g.key = (const uint8_t *)"app/r";
+  g.key_len = 5;
+  struct nreads n = {0, 0};
+  enum { READS = 64 };
+  for (int i = 0; i < READS; i++)
+    assert_int_equal(teex_ds_client_exec(c, &g, TEEX_DS_READ_LINEARIZABLE,
+                                         read_cb, &n, &err),
+                     0);
+  while (n.done < READS)
+    uv_run(&loop, UV_RUN_ONCE);
+  teex_ds_client_close(c);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  assert_int_equal(n.ok, READS);
+  assert_int_equal(net_info(t, l, &after), 0);
+  uint64_t reads = after.reads - before.reads;
+  uint64_t barriers = after.read_barriers - before.read_barriers;
+  fprintf(stderr, "%llu reads confirmed by %llu barriers\n",
+          (unsigned long long)reads, (unsigned long long)barriers);
+  assert_int_equal(reads, READS);
+  assert_true(barriers >= 1 && barriers < reads);
+}
+
 static void test_namespace_refused(void **state) {
   struct net *t = *state;
   /* A namespace the client was not granted: refused by the server. */
@@ -266,6 +325,8 @@ static void test_no_plaintext_at_rest(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_read_write, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reads_share_barriers, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_namespace_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tampered_metadata_refused, setup,
                                       teardown),
