@@ -276,7 +276,7 @@ static void test_follower_killed(void **state) {
   for (int i = 0; i < 20; i++) {
     snprintf(k, sizeof k, "app/f%d", i);
     assert_int_equal(net_get(s, k, TEEX_DS_READ_LINEARIZABLE, v, sizeof v), 0);
-    assert_int_equal(atoi(v), i);
+    assert_int_equal(strtol(v, NULL, 10), i);
   }
   teex_ds_sync_close(s);
 }
