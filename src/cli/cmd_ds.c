@@ -8,6 +8,7 @@
 #include "teex/ds.h"
 #include "teex/ds_client.h"
 #include "teex/ds_server.h"
+#include "teex/log.h"
 #include "teex/ratls_channel.h"
 #include "teex/tee.h"
 #include "teex/tee_policy.h"
@@ -361,6 +362,9 @@ static const char client_usage[] =
     "  --timeout MS      per operation, retries included (default 5000)\n";
 
 static int copts_parse(struct copts *o, int argc, char **argv) {
+  /* Retries through replicas that are down are expected: not worth a
+   * warning line each on a command's stderr. */
+  teex_log_set_level(TEEX_LOG_ERROR);
   enum {
     O_STATE = 256,
     O_CERT,

@@ -15,8 +15,9 @@ static int ns_ok(const char *ns) {
     return 0;
   for (size_t i = 0; i < n; i++) {
     char c = ns[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+    /* The state machine's own rule for a grant (src/ds/kv.c). */
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-' || c == '.'))
       return 0;
   }
   return 1;
