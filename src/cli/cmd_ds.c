@@ -347,12 +347,15 @@ struct copts {
 
 static const char client_usage[] =
     "usage: teex ds get KEY | set KEY VALUE | del KEY | scan [PREFIX] |\n"
-    "       status  --state DIR --cert FILE --key FILE [--ns NS] [options]\n"
+    "       status  [--state DIR] [--cert FILE --key FILE] [--ns NS] "
+    "[options]\n"
     "\n"
     "Talks to a TEE-DS group. KEY is the part after \"NS/\".\n"
     "  --state DIR       a replica's state directory (its group.conf gives\n"
-    "                    the replicas, its policy.conf their evidence)\n"
-    "  --cert, --key     the client certificate and key (teex ds client-key)\n"
+    "                    the replicas, its policy.conf their evidence);\n"
+    "                    default DATA_DIR/ds/ds-1 (the group of teex up)\n"
+    "  --cert, --key     the client certificate and key (teex ds client-key;\n"
+    "                    default DATA_DIR/ds/client/client.{pem,key})\n"
     "  --ns NS           the namespace (default: the one the group config\n"
     "                    grants this certificate)\n"
     "  --follower        read from any replica (may be stale)\n"
@@ -441,10 +444,19 @@ static int copts_parse(struct copts *o, int argc, char **argv) {
       return TEEX_EXIT_USAGE;
     }
   }
-  if (o->state == NULL || o->cert == NULL || o->key == NULL) {
-    fputs(client_usage, stderr);
-    return TEEX_EXIT_USAGE;
-  }
+  /* Defaults: the group `teex up` made in the data directory. */
+  static char dstate[PATH_MAX], dcert[PATH_MAX], dkey[PATH_MAX];
+  char data_dir[PATH_MAX];
+  teex_cli_data_dir(data_dir, sizeof data_dir);
+  snprintf(dstate, sizeof dstate, "%s/ds/ds-1", data_dir);
+  snprintf(dcert, sizeof dcert, "%s/ds/client/client.pem", data_dir);
+  snprintf(dkey, sizeof dkey, "%s/ds/client/client.key", data_dir);
+  if (o->state == NULL)
+    o->state = dstate;
+  if (o->cert == NULL)
+    o->cert = dcert;
+  if (o->key == NULL)
+    o->key = dkey;
   struct teex_err err;
   teex_err_clear(&err);
   char path[PATH_MAX];
