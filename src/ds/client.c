@@ -40,6 +40,7 @@ struct op {
   uint8_t *req;
   size_t req_len;
   int read_only;
+  int follower; /* a follower read: any replica answers */
   teex_ds_done_cb cb;
   void *arg;
   uint64_t deadline;
@@ -154,7 +155,7 @@ static void call_done(void *arg, int code, const char *msg,
       op_finish(op, TEEX_ENOMEM, NULL);
     } else {
       *res = r.res;
-      if (!op->read_only || op->target == c->leader)
+      if (!op->follower) /* only the leader answers these */
         c->leader = op->target;
       op_finish(op, 0, res);
     }
@@ -288,6 +289,7 @@ int teex_ds_client_exec(struct teex_ds_client *c, const struct teex_ds_cmd *cmd,
   op->arg = arg;
   op->read_only = cmd->op == TEEX_DS_GET || cmd->op == TEEX_DS_SCAN ||
                   cmd->op == TEEX_DS_COUNT;
+  op->follower = mode == TEEX_DS_READ_FOLLOWER;
   op->deadline = uv_now(c->loop) + c->timeout_ms;
   /* Follower reads spread over the replicas; the rest go to the leader. */
   op->target = mode == TEEX_DS_READ_FOLLOWER
