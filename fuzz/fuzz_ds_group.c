@@ -26,8 +26,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   unlink(path);
   if (memcmp(g.id, g2.id, 16) != 0 || g.n_members != g2.n_members ||
-      g.n_clients != g2.n_clients)
+      g.n_clients != g2.n_clients || g.n_enclaves != g2.n_enclaves)
     abort();
+  for (size_t i = 0; i < g.n_enclaves; i++)
+    if (strcmp(g.enclaves[i].label, g2.enclaves[i].label) != 0 ||
+        strcmp(g.enclaves[i].ns, g2.enclaves[i].ns) != 0)
+      abort();
   for (size_t i = 0; i < g.n_members; i++)
     if (g.members[i].id != g2.members[i].id ||
         strcmp(g.members[i].peer, g2.members[i].peer) != 0 ||

@@ -17,6 +17,9 @@
 /* Files in a replica's state directory. */
 #define TEEX_DS_GROUP_FILE "group.conf"   /* members, clients (group.h) */
 #define TEEX_DS_POLICY_FILE "policy.conf" /* what peers' evidence must pass */
+/* Optional: what enclave clients' evidence must pass (their role then maps
+ * to a namespace in group.conf [enclaves]). */
+#define TEEX_DS_CLIENT_POLICY_FILE "clients-policy.conf"
 #define TEEX_DS_SELF_FILE "self.conf"     /* id = N */
 #define TEEX_DS_KEY_FILE "group.key"      /* the sealed group key */
 #define TEEX_DS_RECORD_FILE "raft.record" /* sealed term/vote record */
@@ -35,6 +38,9 @@ struct teex_ds_init_config {
    * TEE's root (simulated evidence allowed when this TEE is the sim). */
   const char *policy_text;
   size_t policy_len;
+  /* clients-policy.conf text, or NULL: no enclave clients. */
+  const char *client_policy_text;
+  size_t client_policy_len;
   /* 1: create the group key here (the group's first replica). 0: fetch it
    * at the first `run` from a replica that has it, over mutual RA-TLS. */
   int create_key;

@@ -56,6 +56,7 @@ static const char init_usage[] =
     "usage: teex ds init --state DIR --id N --new-group --member ID=PEER,CLIENT"
     "...\n"
     "                    [--client LABEL=SPKI:NS]... [--policy FILE]\n"
+    "                    [--enclave ROLE=NS]... [--client-policy FILE]\n"
     "       teex ds init --state DIR --id N --group FILE [--policy FILE]\n"
     "\n"
     "Creates a TEE-DS replica's state directory. The group's first replica\n"
@@ -67,6 +68,10 @@ static const char init_usage[] =
     "                            address, client RPC address (repeat)\n"
     "  --client LABEL=SPKI:NS    a client certificate's key hash (teex ds\n"
     "                            client-key) and the namespace it may use\n"
+    "  --enclave ROLE=NS         enclave clients of ROLE (evidence passing\n"
+    "                            --client-policy) get namespace NS (repeat)\n"
+    "  --client-policy FILE      evidence enclave clients must present\n"
+    "                            (joining: taken from beside --group's file)\n"
     "  --policy FILE             evidence peers must present (default: this\n"
     "                            build in role ds on this platform)\n"
     "  --data-dir DIR            teex data directory with the sim platform\n";
@@ -80,7 +85,9 @@ static int ds_init(int argc, char **argv) {
     O_CLIENT,
     O_POLICY,
     O_GROUP,
-    O_DATA
+    O_DATA,
+    O_ENCLAVE,
+    O_CPOLICY
   };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
@@ -91,11 +98,13 @@ static int ds_init(int argc, char **argv) {
       {"policy", required_argument, NULL, O_POLICY},
       {"group", required_argument, NULL, O_GROUP},
       {"data-dir", required_argument, NULL, O_DATA},
+      {"enclave", required_argument, NULL, O_ENCLAVE},
+      {"client-policy", required_argument, NULL, O_CPOLICY},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX];
   teex_cli_data_dir(data_dir, sizeof data_dir);
-  const char *state = NULL, *policy = NULL, *group = NULL;
+  const char *state = NULL, *policy = NULL, *group = NULL, *cpolicy = NULL;
   uint64_t id = 0;
   int new_group = 0;
   static struct teex_ds_group g;
@@ -130,6 +139,16 @@ static int ds_init(int argc, char **argv) {
       break;
     case O_POLICY:
       policy = optarg;
+      break;
+    case O_ENCLAVE:
+      if (g.n_enclaves == TEEX_DS_GROUP_MAX_ENCLAVES)
+        return teex_cli_fail("at most %d enclave grants",
+                             TEEX_DS_GROUP_MAX_ENCLAVES);
+      if (teex_ds_enclave_parse(optarg, &g.enclaves[g.n_enclaves++], &err) != 0)
+        return teex_cli_fail("--enclave: %s", err.msg);
+      break;
+    case O_CPOLICY:
+      cpolicy = optarg;
       break;
     case O_GROUP:
       group = optarg;
@@ -173,6 +192,27 @@ static int ds_init(int argc, char **argv) {
     free(gtext);
     return teex_cli_fail("%s: cannot read", policy);
   }
+  /* Enclave clients' policy: given, or beside the group file we join. */
+  char cp_beside[PATH_MAX];
+  if (cpolicy == NULL && group != NULL) {
+    snprintf(cp_beside, sizeof cp_beside, "%s", group);
+    char *slash = strrchr(cp_beside, '/');
+    if (slash != NULL)
+      slash[1] = '\0';
+    else
+      cp_beside[0] = '\0';
+    strncat(cp_beside, TEEX_DS_CLIENT_POLICY_FILE,
+            sizeof cp_beside - strlen(cp_beside) - 1);
+    if (access(cp_beside, F_OK) == 0)
+      cpolicy = cp_beside;
+  }
+  char *cptext = NULL;
+  size_t cplen = 0;
+  if (cpolicy != NULL && (cptext = slurp(cpolicy, &cplen)) == NULL) {
+    free(gtext);
+    free(ptext);
+    return teex_cli_fail("%s: cannot read", cpolicy);
+  }
   struct teex_tee *tee = NULL;
   int rc = open_tee(data_dir, 0, &tee);
   if (rc == 0) {
@@ -183,6 +223,8 @@ static int ds_init(int argc, char **argv) {
                                      .group_len = glen,
                                      .policy_text = ptext,
                                      .policy_len = plen,
+                                     .client_policy_text = cptext,
+                                     .client_policy_len = cplen,
                                      .create_key = new_group};
     if (teex_ds_init(&ic, &err) != 0)
       rc = teex_cli_fail("ds init: %s", err.msg);
@@ -192,6 +234,7 @@ static int ds_init(int argc, char **argv) {
   teex_tee_close(tee);
   free(gtext);
   free(ptext);
+  free(cptext);
   return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "ds/sealed_io.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
+#include "teex/tee.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,20 @@ static int client_fields(const char *label, const char *v,
   return 0;
 }
 
+static int enclave_fields(const char *role, const char *ns,
+                          struct teex_ds_client_grant *c,
+                          struct teex_err *err) {
+  memset(c, 0, sizeof(*c));
+  if (!teex_tee_role_valid(role) || !ns_ok(ns))
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "enclave grant '%s': want ROLE = "
+                        "NAMESPACE",
+                        role);
+  memcpy(c->label, role, strlen(role) + 1);
+  memcpy(c->ns, ns, strlen(ns) + 1);
+  return 0;
+}
+
 int teex_ds_group_parse(struct teex_ds_group *g, const char *text, size_t len,
                         struct teex_err *err) {
   memset(g, 0, sizeof(*g));
@@ -112,6 +127,13 @@ int teex_ds_group_parse(struct teex_ds_group *g, const char *text, size_t len,
       else if ((rc = client_fields(k + 8, v, &g->clients[g->n_clients], err)) ==
                0)
         g->n_clients++;
+    } else if (strncmp(k, "enclaves.", 9) == 0) {
+      if (g->n_enclaves == TEEX_DS_GROUP_MAX_ENCLAVES)
+        rc = teex_err_set(err, TEEX_ECONFIG, "more than %d enclave grants",
+                          TEEX_DS_GROUP_MAX_ENCLAVES);
+      else if ((rc = enclave_fields(k + 9, v, &g->enclaves[g->n_enclaves],
+                                    err)) == 0)
+        g->n_enclaves++;
     } else {
       rc = teex_err_set(err, TEEX_ECONFIG, "unknown key '%s'", k);
     }
@@ -165,6 +187,10 @@ int teex_ds_group_save(const struct teex_ds_group *g, const char *path,
     o += (size_t)snprintf(t + o, cap - o, "%s = %s %s\n", g->clients[i].label,
                           hex, g->clients[i].ns);
   }
+  o += (size_t)snprintf(t + o, cap - o, "[enclaves]\n");
+  for (size_t i = 0; i < g->n_enclaves; i++)
+    o += (size_t)snprintf(t + o, cap - o, "%s = %s\n", g->enclaves[i].label,
+                          g->enclaves[i].ns);
   int rc = teex_ds_write_atomic(path, t, o, err);
   free(t);
   return rc;
@@ -180,6 +206,17 @@ int teex_ds_member_parse(const char *s, struct teex_ds_member *m,
   memcpy(id, s, (size_t)(eq - s));
   id[eq - s] = '\0';
   return member_fields(id, eq + 1, m, err);
+}
+
+int teex_ds_enclave_parse(const char *s, struct teex_ds_client_grant *c,
+                          struct teex_err *err) {
+  const char *eq = strchr(s, '=');
+  char role[64];
+  if (eq == NULL || (size_t)(eq - s) >= sizeof(role))
+    return teex_err_set(err, TEEX_EINVAL, "enclave '%s': want ROLE=NS", s);
+  memcpy(role, s, (size_t)(eq - s));
+  role[eq - s] = '\0';
+  return enclave_fields(role, eq + 1, c, err);
 }
 
 int teex_ds_client_parse(const char *s, struct teex_ds_client_grant *c,

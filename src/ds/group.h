@@ -6,6 +6,8 @@
  *   1 = 127.0.0.1:7301 127.0.0.1:7401
  *   [clients]                   # label = SHA-256 of the client certificate's
  *   app = 64 hex digits app     #         SubjectPublicKeyInfo, namespace
+ *   [enclaves]                  # role of an enclave client whose RA-TLS
+ *   sm = sm                     # evidence passes clients-policy.conf = ns
  */
 #ifndef TEEX_DS_GROUP_H
 #define TEEX_DS_GROUP_H
@@ -19,6 +21,7 @@
 
 #define TEEX_DS_GROUP_MAX_MEMBERS 7
 #define TEEX_DS_GROUP_MAX_CLIENTS 64
+#define TEEX_DS_GROUP_MAX_ENCLAVES 16
 
 struct teex_ds_member {
   uint64_t id;
@@ -38,6 +41,9 @@ struct teex_ds_group {
   size_t n_members;
   struct teex_ds_client_grant clients[TEEX_DS_GROUP_MAX_CLIENTS];
   size_t n_clients;
+  /* Enclave clients: label = the evidence's role, spki unused. */
+  struct teex_ds_client_grant enclaves[TEEX_DS_GROUP_MAX_ENCLAVES];
+  size_t n_enclaves;
 };
 
 /* Parses text; TEEX_ECONFIG naming the bad line's key. */
@@ -51,6 +57,9 @@ int teex_ds_group_save(const struct teex_ds_group *g, const char *path,
 /* Parses "ID=PEER,CLIENT" into m. */
 int teex_ds_member_parse(const char *s, struct teex_ds_member *m,
                          struct teex_err *err);
+/* Parses "ROLE=NS" into c (an enclave grant). */
+int teex_ds_enclave_parse(const char *s, struct teex_ds_client_grant *c,
+                          struct teex_err *err);
 /* Parses "LABEL=SPKIHEX:NS" into c. */
 int teex_ds_client_parse(const char *s, struct teex_ds_client_grant *c,
                          struct teex_err *err);

@@ -164,6 +164,17 @@ int teex_ds_init(const struct teex_ds_init_config *cfg, struct teex_err *err) {
   path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_POLICY_FILE);
   if ((rc = teex_ds_write_atomic(path, ptext, plen, err)) != 0)
     return rc;
+  if (cfg->client_policy_text != NULL) {
+    struct teex_tee_policy cp;
+    teex_tee_policy_init(&cp);
+    if ((rc = teex_tee_policy_parse(&cp, cfg->client_policy_text,
+                                    cfg->client_policy_len, err)) != 0)
+      return teex_err_wrap(err, 0, "client policy");
+    path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_CLIENT_POLICY_FILE);
+    if ((rc = teex_ds_write_atomic(path, cfg->client_policy_text,
+                                   cfg->client_policy_len, err)) != 0)
+      return rc;
+  }
   if (cfg->create_key) {
     uint8_t *key = teex_secret_alloc(32);
     if (key == NULL)
@@ -190,6 +201,8 @@ struct srv {
   struct teex_ds_group group;
   struct teex_tee_policy policy;
   struct teex_ratls_verifier verifier;
+  struct teex_tee_policy client_policy; /* enclave clients */
+  int have_client_policy;
   uint64_t self_id;
   const struct teex_ds_member *self;
   uint8_t *key; /* secret memory */
@@ -236,10 +249,26 @@ static int peer_verify(void *arg, struct teex_tls_conn *c, X509 *peer,
   return 0;
 }
 
-/* Clients: a certificate whose key the group config lists. */
+/* Clients: an enclave whose RA-TLS evidence passes clients-policy.conf and
+ * whose role group.conf maps to a namespace, or a certificate whose key the
+ * group config lists. */
 static int client_verify(void *arg, struct teex_tls_conn *c, X509 *peer,
                          struct teex_err *err) {
   struct srv *s = arg;
+  if (s->have_client_policy) {
+    struct teex_tee_identity id;
+    struct teex_err e2;
+    if (teex_ratls_verify_cert(peer, &s->client_policy, NULL, &id, &e2) == 0) {
+      for (size_t i = 0; i < s->group.n_enclaves; i++)
+        if (strcmp(s->group.enclaves[i].label, id.role) == 0) {
+          teex_tls_set_peer_info(c, &s->group.enclaves[i], NULL);
+          return 0;
+        }
+      return teex_err_set(err, TEEX_EPERM,
+                          "enclave role %s has no namespace in the group",
+                          id.role);
+    }
+  }
   uint8_t spki[32];
   if (teex_tls_cert_spki_sha256(peer, spki) != 0)
     return teex_err_set(err, TEEX_ECRYPTO, "client certificate key");
@@ -575,6 +604,13 @@ static int load_state(struct srv *s, struct teex_err *err) {
   if (s->policy.n_roles != 1 || strcmp(s->policy.roles[0], "ds") != 0)
     return teex_err_set(err, TEEX_ECONFIG, "%s: roles must be exactly 'ds'",
                         path);
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_CLIENT_POLICY_FILE);
+  teex_tee_policy_init(&s->client_policy);
+  if (access(path, F_OK) == 0) {
+    if ((rc = teex_tee_policy_load(&s->client_policy, path, err)) != 0)
+      return teex_err_wrap(err, 0, "client policy");
+    s->have_client_policy = 1;
+  }
   struct teex_config c;
   teex_config_init(&c);
   path_of(path, sizeof(path), s->state_dir, TEEX_DS_SELF_FILE);

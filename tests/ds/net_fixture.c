@@ -7,6 +7,7 @@
 #include "teex/ds.h"
 #include "teex/ds_client.h"
 #include "teex/ds_server.h"
+#include "teex/ratls.h"
 #include "teex/ratls_channel.h"
 #include "teex/tee.h"
 #include "teex/tee_policy.h"
@@ -36,6 +37,7 @@ struct net {
   struct teex_tee_policy policy;
   struct teex_ratls_verifier ver;
   struct teex_tls_ctx *tls;
+  struct teex_tee *enclave; /* this test process as an enclave of role sm */
 };
 
 NF void net_sleep_ms(int ms) {
@@ -95,6 +97,21 @@ NF void net_init(struct net *t) {
   teex_tls_cert_spki_sha256(t->cert, spki);
   teex_hex_encode(spki, 32, hex);
   snprintf(client, sizeof client, "app=%s:app", hex);
+  /* Enclave clients: this test process in role sm gets namespace smns. */
+  struct teex_tee_config ec;
+  memset(&ec, 0, sizeof ec);
+  ec.data_dir = t->dir;
+  ec.role = "sm";
+  assert_int_equal(teex_tee_open(&ec, &t->enclave, &err), 0);
+  char root_hex[65], meas_hex[65], cpol[600], ptext[1024];
+  teex_hex_encode(t->root, 32, root_hex);
+  teex_hex_encode(teex_tee_self(t->enclave)->mr_enclave, 32, meas_hex);
+  int pn = snprintf(ptext, sizeof ptext,
+                    "[policy]\nroles = sm\nallow_simulated = true\n[roots]\n"
+                    "net = %s\n[measurements]\nsm = %s\n",
+                    root_hex, meas_hex);
+  snprintf(cpol, sizeof cpol, "%s/clients-policy.conf", t->dir);
+  assert_int_equal(tu_write_file(cpol, ptext, (size_t)pn), 0);
   for (int i = 0; i < NET_N; i++)
     snprintf(m[i], sizeof m[i], "%d=%s,%s", i + 1, t->peer[i], t->client[i]);
   char *a1[] = {(char *)tu_teex_bin(),
@@ -115,6 +132,10 @@ NF void net_init(struct net *t) {
                 m[2],
                 "--client",
                 client,
+                "--enclave",
+                "sm=smns",
+                "--client-policy",
+                cpol,
                 NULL};
   char *eo = NULL;
   if (net_run_teex(a1, NULL, &eo) != 0)
@@ -201,6 +222,7 @@ NF void net_close(struct net *t) {
   for (int i = 0; i < NET_N; i++)
     net_stop(t, i, SIGKILL);
   teex_tls_ctx_free(t->tls);
+  teex_tee_close(t->enclave);
   EVP_PKEY_free(t->key);
   X509_free(t->cert);
   tu_rmtree(t->dir);

@@ -211,6 +211,73 @@ static void test_namespace_refused(void **state) {
   X509_free(x);
 }
 
+/* An enclave client: its RA-TLS evidence (role sm, allowed by the group's
+ * clients-policy.conf) grants it namespace smns and nothing else; an
+ * enclave of a role the group does not map is refused in the handshake. */
+static void test_enclave_client(void **state) {
+  struct net *t = *state;
+  struct teex_err err;
+  EVP_PKEY *k;
+  X509 *x;
+  assert_int_equal(teex_ratls_identity_new(t->enclave, NULL, &k, &x, &err), 0);
+  struct teex_tls_config tc = {.cert = x,
+                               .key = k,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &t->ver};
+  struct teex_tls_ctx *ctx;
+  assert_int_equal(teex_tls_ctx_new(&ctx, &tc, 0, &err), 0);
+  struct teex_ds_client_config cc = {.replicas = t->addrs,
+                                     .n_replicas = NET_N,
+                                     .tls = ctx,
+                                     .ns = "smns",
+                                     .timeout_ms = 10000};
+  struct teex_ds_sync *s;
+  assert_int_equal(teex_ds_sync_open(&cc, &s, &err), 0);
+  struct teex_ds_cmd c = {.op = TEEX_DS_SET, .grant = "smns"};
+  c.key = (const uint8_t *)"smns/state";
+  c.key_len = 10;
+  c.val = (const uint8_t *)"sealed-by-sm";
+  c.val_len = 12;
+  struct teex_ds_result r;
+  assert_int_equal(
+      teex_ds_sync_exec(s, &c, TEEX_DS_READ_LINEARIZABLE, &r, &err), 0);
+  assert_int_equal(r.status, 0);
+  teex_ds_result_free(&r);
+  teex_ds_sync_close(s);
+  cc.ns = "app"; /* the certificate client's namespace: not this enclave's */
+  assert_int_equal(teex_ds_sync_open(&cc, &s, &err), 0);
+  c.grant = "app";
+  c.key = (const uint8_t *)"app/x";
+  c.key_len = 5;
+  assert_int_equal(
+      teex_ds_sync_exec(s, &c, TEEX_DS_READ_LINEARIZABLE, &r, &err),
+      TEEX_EPERM);
+  teex_ds_sync_close(s);
+  teex_tls_ctx_free(ctx);
+  EVP_PKEY_free(k);
+  X509_free(x);
+  /* The same code in role worker: evidence refused by the client policy,
+   * and its key is not listed either. */
+  struct teex_tee_config wc;
+  memset(&wc, 0, sizeof wc);
+  wc.data_dir = t->dir;
+  wc.role = "worker";
+  struct teex_tee *w;
+  assert_int_equal(teex_tee_open(&wc, &w, &err), 0);
+  assert_int_equal(teex_ratls_identity_new(w, NULL, &k, &x, &err), 0);
+  tc.cert = x;
+  tc.key = k;
+  assert_int_equal(teex_tls_ctx_new(&ctx, &tc, 0, &err), 0);
+  struct teex_ds_replica_info info;
+  assert_int_not_equal(
+      teex_ds_replica_info_get(ctx, t->client[0], 2000, &info, &err), 0);
+  teex_tls_ctx_free(ctx);
+  EVP_PKEY_free(k);
+  X509_free(x);
+  teex_tee_close(w);
+}
+
 static int wait_exit(int pid, int timeout_ms) {
   for (int i = 0; i < timeout_ms / 20; i++) {
     int st;
@@ -328,6 +395,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reads_share_barriers, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_namespace_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_enclave_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tampered_metadata_refused, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_no_record_waits_before_voting, setup,
