@@ -195,14 +195,10 @@ static int ds_init(int argc, char **argv) {
   /* Enclave clients' policy: given, or beside the group file we join. */
   char cp_beside[PATH_MAX];
   if (cpolicy == NULL && group != NULL) {
-    snprintf(cp_beside, sizeof cp_beside, "%s", group);
-    char *slash = strrchr(cp_beside, '/');
-    if (slash != NULL)
-      slash[1] = '\0';
-    else
-      cp_beside[0] = '\0';
-    strncat(cp_beside, TEEX_DS_CLIENT_POLICY_FILE,
-            sizeof cp_beside - strlen(cp_beside) - 1);
+    const char *slash = strrchr(group, '/');
+    int dir_len = slash != NULL ? (int)(slash - group) + 1 : 0;
+    snprintf(cp_beside, sizeof cp_beside, "%.*s%s", dir_len, group,
+             TEEX_DS_CLIENT_POLICY_FILE);
     if (access(cp_beside, F_OK) == 0)
       cpolicy = cp_beside;
   }
