@@ -14,9 +14,13 @@
 #include <unistd.h>
 
 #define RECORD_MAGIC "TXRS"
-#define RECORD_LEN (4 + 4 * 8)
+#define RECORD_LEN (4 + 5 * 8)
+/* The persisted index is rewritten at most every this many raft ticks (one
+ * per heartbeat: 30 ms with the daemon's settings, so about once a second),
+ * and at a truncation and at close. */
+#define RECORD_EVERY_TICKS 33
 #define RECORD_MAX 4096 /* a sealed record file, bytes */
-static const char record_ctx[] = "teex-ds raft term/vote record v1";
+static const char record_ctx[] = "teex-ds raft term/vote/index record v2";
 
 int teex_ds_write_atomic(const char *path, const void *p, size_t n,
                          struct teex_err *err) {
@@ -73,6 +77,7 @@ static int record_write(struct teex_ds_sealed_io *s, struct teex_err *err) {
   put64(pt + 12, s->vote);
   put64(pt + 20, s->prev_term);
   put64(pt + 28, s->prev_vote);
+  put64(pt + 36, s->index);
   uint8_t ctx[sizeof(record_ctx) + 16];
   memcpy(ctx, record_ctx, sizeof(record_ctx));
   memcpy(ctx + sizeof(record_ctx), s->group_id, 16);
@@ -115,6 +120,7 @@ static int record_read(struct teex_ds_sealed_io *s, struct teex_err *err) {
     s->vote = get64(pt.data + 12);
     s->prev_term = get64(pt.data + 20);
     s->prev_vote = get64(pt.data + 28);
+    s->index = get64(pt.data + 36);
     s->have_record = 1;
   }
   teex_buf_free(&pt);
@@ -163,6 +169,13 @@ static void w_closed(struct raft_io *inner) {
 
 static void w_close(struct raft_io *io, raft_io_close_cb cb) {
   struct teex_ds_sealed_io *s = SIO(io);
+  if (s->fresh && s->have_record && s->persisted > s->index) {
+    struct teex_err err;
+    s->index = s->persisted;
+    if (record_write(s, &err) != 0)
+      TEEX_ERROR("ds", "cannot write the sealed raft record", "reason=\"%s\"",
+                 err.msg);
+  }
   s->close_cb = cb;
   s->inner->data = s;
   s->inner->close(s->inner, w_closed);
@@ -201,6 +214,7 @@ static int w_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
   int rc = record_read(s, &err);
   int empty = *term == 0 && *n_entries == 0 && *snapshot == NULL;
   if (rc == TEEX_ENOTFOUND) {
+    s->index = 0;
     s->term = *term;
     s->vote = *voted_for;
     s->prev_term = s->term;
@@ -216,11 +230,23 @@ static int w_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     }
     return 0;
   }
+  uint64_t last = *n_entries > 0      ? *start_index + *n_entries - 1
+                  : *snapshot != NULL ? (*snapshot)->index
+                                      : 0;
   if (rc == 0 && ((*term == s->term && *voted_for == s->vote) ||
                   (*term == s->prev_term && *voted_for == s->prev_vote))) {
     s->term = *term;
     s->vote = *voted_for;
+    s->persisted = last;
     s->fresh = 1;
+    if (last < s->index) {
+      s->fresh = 0;
+      TEEX_WARN("ds",
+                "log ends before the sealed record's persisted index: "
+                "not voting until caught up",
+                "last=%llu sealed=%llu", (unsigned long long)last,
+                (unsigned long long)s->index);
+    }
     return 0;
   }
   if (rc == 0)
@@ -242,6 +268,17 @@ static int w_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
 static void w_tick(struct raft_io *inner) {
   struct teex_ds_sealed_io *s = inner->data;
   check_caught_up(s);
+  if (s->fresh && s->persisted > s->index && ++s->ticks >= RECORD_EVERY_TICKS) {
+    struct teex_err err;
+    uint64_t old = s->index;
+    s->ticks = 0;
+    s->index = s->persisted;
+    if (record_write(s, &err) != 0) {
+      s->index = old;
+      TEEX_ERROR("ds", "cannot write the sealed raft record", "reason=\"%s\"",
+                 err.msg);
+    }
+  }
   s->tick(&s->io);
 }
 
@@ -351,17 +388,60 @@ static int w_send(struct raft_io *io, struct raft_io_send *req,
   return rv;
 }
 
+/* An append, to learn the index raft_uv confirmed persisted. */
+struct wappend {
+  struct raft_io_append inner_req;
+  struct raft_io_append *req;
+  raft_io_append_cb cb;
+  struct teex_ds_sealed_io *s;
+  uint64_t last; /* the log's last index when the append was made */
+};
+
+static void w_append_done(struct raft_io_append *inner_req, int status) {
+  struct wappend *w = (struct wappend *)inner_req;
+  /* raft_uv completes appends in order: everything up to last is on disk. */
+  if (status == 0 && w->last > w->s->persisted)
+    w->s->persisted = w->last;
+  raft_io_append_cb cb = w->cb;
+  struct raft_io_append *req = w->req;
+  free(w);
+  cb(req, status);
+}
+
 static int w_append(struct raft_io *io, struct raft_io_append *req,
                     const struct raft_entry entries[], unsigned n,
                     raft_io_append_cb cb) {
   struct teex_ds_sealed_io *s = SIO(io);
-  int rv = s->inner->append(s->inner, req, entries, n, cb);
+  struct wappend *w = calloc(1, sizeof(*w));
+  if (w == NULL)
+    return RAFT_NOMEM;
+  struct raft *r = s->io.data;
+  w->req = req;
+  w->cb = cb;
+  w->s = s;
+  /* raft puts entries in its in-memory log before it writes them; should it
+   * not, last is lower than the truth, which only makes the check weaker. */
+  w->last = r != NULL ? raft_last_index(r) : 0;
+  int rv = s->inner->append(s->inner, &w->inner_req, entries, n, w_append_done);
   INNER_ERR(s, rv);
+  if (rv != 0)
+    free(w);
   return rv;
 }
 
 static int w_truncate(struct raft_io *io, raft_index index) {
   struct teex_ds_sealed_io *s = SIO(io);
+  /* Entries from index on go away: lower the sealed index first. */
+  if (s->persisted >= index)
+    s->persisted = index - 1;
+  if (s->index >= index) {
+    s->index = index - 1;
+    struct teex_err err;
+    if (record_write(s, &err) != 0) {
+      snprintf(s->io.errmsg, sizeof(s->io.errmsg), "%s", err.msg);
+      return RAFT_IOERR;
+    }
+  }
   int rv = s->inner->truncate(s->inner, index);
   INNER_ERR(s, rv);
   return rv;

@@ -6,9 +6,12 @@
  * a sealed record (the TEE's sealing key, enclave policy) of (term, vote)
  * and the previous (term, vote), written before raft_uv's own write
  * whenever either changes. At load it refuses metadata that matches
- * neither (the files were edited or swapped). A replica whose raft state
- * exists but whose sealed record does not cannot show its state is fresh:
- * it starts as a non-voter — its vote grants are rewritten into refusals
+ * neither (the files were edited or swapped). The record also holds the
+ * last log index raft_uv confirmed persisted (rewritten at most once a
+ * second, at a truncation and at close); a log that ends before it at load
+ * was cut short, and the replica starts as a non-voter (below). A replica whose
+ * raft state exists but whose sealed record does not cannot show its state is
+ * fresh: it starts as a non-voter — its vote grants are rewritten into refusals
  * and its own vote requests claim an empty log, so nobody grants them —
  * until its log reaches the commit index of the first AppendEntries it
  * receives from a leader; then it writes a sealed record and votes again. */
@@ -29,6 +32,9 @@ struct teex_ds_sealed_io {
   char path[PATH_MAX];
   uint8_t group_id[16];
   uint64_t term, vote, prev_term, prev_vote;
+  uint64_t index;     /* persisted log index in the sealed record */
+  uint64_t persisted; /* highest index raft_uv confirmed written */
+  unsigned ticks;
   int have_record;
   int fresh;            /* may vote and stand for election */
   uint64_t catch_up_to; /* commit index to reach before voting (0: unknown) */

@@ -5,6 +5,7 @@
  * plaintext key or value in any replica's files (with a positive control). */
 #include "net_fixture.c"
 
+#include <dirent.h>
 #include <sys/wait.h>
 
 static int setup(void **state) {
@@ -363,6 +364,61 @@ static void test_no_record_waits_before_voting(void **state) {
   teex_ds_sync_close(s);
 }
 
+/* A log cut short on disk (its newest segments deleted while the replica
+ * was down) ends before the index the sealed record says was persisted:
+ * the replica starts as a non-voter and votes again once caught up. */
+static void test_truncated_log_waits_before_voting(void **state) {
+  struct net *t = *state;
+  struct teex_ds_sync *s = net_client(t, "app", 10000);
+  for (int i = 0; i < 20; i++) {
+    char k[32];
+    snprintf(k, sizeof k, "app/t%d", i);
+    NET_SET_OK(t, s, k, "x");
+  }
+  int victim = (net_leader(t) + 1) % NET_N;
+  net_sleep_ms(200); /* the follower has the last entries too */
+  assert_int_equal(net_stop(t, victim, SIGTERM), 0);
+  /* Delete every segment but the first (the bootstrap configuration). */
+  char dir[700];
+  snprintf(dir, sizeof dir, "%s/raft", t->state[victim]);
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  int removed = 0;
+  while ((e = readdir(d)) != NULL) {
+    int seg = strlen(e->d_name) == 33 && e->d_name[16] == '-';
+    int open_seg = strncmp(e->d_name, "open-", 5) == 0;
+    if ((seg && strcmp(e->d_name, "0000000000000001-0000000000000001") != 0) ||
+        open_seg) {
+      char p[1000];
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      assert_int_equal(unlink(p), 0);
+      removed += seg;
+    }
+  }
+  closedir(d);
+  assert_true(removed > 0);
+  NET_SET_OK(t, s, "app/more", "y");
+  net_start(t, victim);
+  int voting = 0;
+  for (int i = 0; i < 200 && !voting; i++) {
+    struct teex_ds_replica_info info;
+    if (net_info(t, victim, &info) == 0 && info.voting)
+      voting = 1;
+    else
+      net_sleep_ms(25);
+  }
+  assert_true(voting);
+  if (!log_has(t, victim, "before the sealed record's persisted index"))
+    net_dump_log(t, victim);
+  assert_true(log_has(t, victim, "before the sealed record's persisted index"));
+  assert_true(log_has(t, victim, "votes again"));
+  char v[16];
+  assert_int_equal(
+      net_get(s, "app/t19", TEEX_DS_READ_LINEARIZABLE, v, sizeof v), 0);
+  teex_ds_sync_close(s);
+}
+
 static void test_no_plaintext_at_rest(void **state) {
   struct net *t = *state;
   struct teex_ds_sync *s = net_client(t, "app", 10000);
@@ -400,6 +456,8 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_no_record_waits_before_voting, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_truncated_log_waits_before_voting,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_plaintext_at_rest, setup,
                                       teardown),
   };
