@@ -108,7 +108,8 @@ static void op_retry(struct op *op, int next) {
 
 static int retryable(int code) {
   return code == TEEX_ECLOSED || code == TEEX_ECONN || code == TEEX_ETIMEDOUT ||
-         code == TEEX_ESTATE || code == TEEX_EBUSY || code == TEEX_ECANCELED;
+         code == TEEX_ESTATE || code == TEEX_EBUSY || code == TEEX_ECANCELED ||
+         code == TEEX_EAGAIN;
 }
 
 static void call_done(void *arg, int code, const char *msg,

@@ -426,6 +426,25 @@ static int queue_read(struct srv *s, struct teex_rpc_call *call,
   return 0;
 }
 
+/* Bounded staleness for follower reads: the leader itself, or a follower
+ * that heard from a known leader within the election timeout and has
+ * applied everything that leader said was committed. Its answer then misses
+ * at most what committed since that message: an election timeout plus one
+ * network delay. */
+static int follower_fresh(struct srv *s) {
+  struct raft *r = &s->raft;
+  if (raft_state(r) == RAFT_LEADER)
+    return 1;
+  raft_id lid = 0;
+  const char *laddr = NULL;
+  raft_leader(r, &lid, &laddr);
+  if (raft_state(r) != RAFT_FOLLOWER || lid == 0)
+    return 0;
+  raft_time now = r->io->time(r->io);
+  return now - r->election_timer_start <= r->election_timeout &&
+         raft_last_applied(r) >= r->commit_index;
+}
+
 static int is_read(uint8_t op) {
   return op == TEEX_DS_GET || op == TEEX_DS_SCAN;
 }
@@ -458,6 +477,13 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   /* The grant comes from the verified identity, never from the request. */
   req->view.cmd.grant = g->ns;
   if (req->read_mode == 1) {
+    if (!follower_fresh(s)) {
+      teex_rpc_call_respond(call, TEEX_EAGAIN,
+                            "replica too stale for a follower read (no "
+                            "leader heard from within the election timeout)",
+                            NULL, 0);
+      goto out;
+    }
     if (!is_read(req->view.cmd.op)) {
       teex_rpc_call_respond(call, TEEX_EINVAL,
                             "follower reads are for GET and SCAN only", NULL,

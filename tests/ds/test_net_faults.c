@@ -311,6 +311,52 @@ static void test_all_killed_then_restarted(void **state) {
   teex_ds_sync_close(s);
 }
 
+/* ---- bounded staleness of follower reads ---- */
+
+static struct teex_ds_sync *client_of(struct net *t, int i, uint32_t ms) {
+  const char *one[1] = {t->client[i]};
+  struct teex_ds_client_config cc = {.replicas = one,
+                                     .n_replicas = 1,
+                                     .tls = t->tls,
+                                     .ns = "app",
+                                     .timeout_ms = ms};
+  struct teex_ds_sync *s = NULL;
+  struct teex_err err;
+  assert_int_equal(teex_ds_sync_open(&cc, &s, &err), 0);
+  return s;
+}
+
+/* A follower answers follower reads while it hears from a leader; cut off
+ * from the group it refuses them instead of serving stale data. */
+static void test_isolated_follower_refuses_reads(void **state) {
+  struct net *t = *state;
+  net_start_all(t);
+  int l = net_leader(t);
+  net_warm_up(t);
+  struct teex_ds_sync *s = net_client(t, "app", 10000);
+  NET_SET_OK(t, s, "app/k", "v1");
+  teex_ds_sync_close(s);
+  int f = (l + 1) % NET_N, other = (l + 2) % NET_N;
+  struct teex_ds_sync *fs = client_of(t, f, 3000);
+  char v[16];
+  int seen = 0;
+  for (int i = 0; i < 100 && !seen; i++) {
+    if (net_get(fs, "app/k", TEEX_DS_READ_FOLLOWER, v, sizeof v) == 0 &&
+        strcmp(v, "v1") == 0)
+      seen = 1;
+    else
+      net_sleep_ms(20);
+  }
+  assert_true(seen);
+  net_stop(t, l, SIGKILL);
+  net_stop(t, other, SIGKILL);
+  net_sleep_ms(400); /* past the 150 ms election timeout */
+  int rc = net_get(fs, "app/k", TEEX_DS_READ_FOLLOWER, v, sizeof v);
+  assert_int_not_equal(rc, 0);
+  assert_int_not_equal(rc, TEEX_ENOTFOUND);
+  teex_ds_sync_close(fs);
+}
+
 /* ---- a replica whose evidence the policy refuses ---- */
 
 static void test_bad_evidence_cannot_join(void **state) {
@@ -372,6 +418,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_follower_killed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_all_killed_then_restarted, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_isolated_follower_refuses_reads,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_evidence_cannot_join, setup,
                                       teardown),
   };
