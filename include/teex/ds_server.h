@@ -20,10 +20,13 @@
 /* Optional: what enclave clients' evidence must pass (their role then maps
  * to a namespace in group.conf [enclaves]). */
 #define TEEX_DS_CLIENT_POLICY_FILE "clients-policy.conf"
-#define TEEX_DS_SELF_FILE "self.conf"     /* id = N */
-#define TEEX_DS_KEY_FILE "group.key"      /* the sealed group key */
-#define TEEX_DS_RECORD_FILE "raft.record" /* sealed term/vote record */
-#define TEEX_DS_RAFT_DIR "raft"           /* raft_uv's files */
+#define TEEX_DS_SELF_FILE "self.conf" /* id = N */
+/* Optional: the Service Manager that provisions the group key. */
+#define TEEX_DS_SM_FILE "sm.conf"               /* address = HOST:PORT */
+#define TEEX_DS_SM_POLICY_FILE "sm-policy.conf" /* what the SM must prove */
+#define TEEX_DS_KEY_FILE "group.key"            /* the sealed group key */
+#define TEEX_DS_RECORD_FILE "raft.record"       /* sealed term/vote record */
+#define TEEX_DS_RAFT_DIR "raft"                 /* raft_uv's files */
 
 #define TEEX_DS_DEFAULT_ELECTION_MS 150u
 
@@ -41,8 +44,14 @@ struct teex_ds_init_config {
   /* clients-policy.conf text, or NULL: no enclave clients. */
   const char *client_policy_text;
   size_t client_policy_len;
-  /* 1: create the group key here (the group's first replica). 0: fetch it
-   * at the first `run` from a replica that has it, over mutual RA-TLS. */
+  /* The SM that provisions the group key (its enclave endpoint) and the
+   * policy it must satisfy, or NULL: the key comes from the first replica. */
+  const char *sm_addr;
+  const char *sm_policy_text;
+  size_t sm_policy_len;
+  /* 1: create the group key here (the group's first replica, no SM). 0:
+   * fetch it at the first `run` from the SM when one is configured, else
+   * from a replica that has it, over mutual RA-TLS. */
   int create_key;
 };
 

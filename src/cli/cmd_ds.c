@@ -57,12 +57,14 @@ static const char init_usage[] =
     "...\n"
     "                    [--client LABEL=SPKI:NS]... [--policy FILE]\n"
     "                    [--enclave ROLE=NS]... [--client-policy FILE]\n"
+    "                    [--sm ADDR --sm-policy FILE]\n"
     "       teex ds init --state DIR --id N --group FILE [--policy FILE]\n"
     "\n"
     "Creates a TEE-DS replica's state directory. The group's first replica\n"
     "is made with --new-group (a new group id and group key, sealed here);\n"
     "the others with --group (the first one's group.conf) and receive the\n"
-    "group key over mutual RA-TLS when they first run.\n"
+    "group key over mutual RA-TLS when they first run — from the Service\n"
+    "Manager when --sm is given (each replica), else from the first replica.\n"
     "\n"
     "  --member ID=PEER,CLIENT   a replica: raft id, replica-to-replica\n"
     "                            address, client RPC address (repeat)\n"
@@ -72,6 +74,9 @@ static const char init_usage[] =
     "                            --client-policy) get namespace NS (repeat)\n"
     "  --client-policy FILE      evidence enclave clients must present\n"
     "                            (joining: taken from beside --group's file)\n"
+    "  --sm ADDR                 the SM's enclave endpoint, which provisions\n"
+    "                            the group key to attested replicas\n"
+    "  --sm-policy FILE          what the SM's evidence must satisfy\n"
     "  --policy FILE             evidence peers must present (default: this\n"
     "                            build in role ds on this platform)\n"
     "  --data-dir DIR            teex data directory with the sim platform\n";
@@ -87,7 +92,9 @@ static int ds_init(int argc, char **argv) {
     O_GROUP,
     O_DATA,
     O_ENCLAVE,
-    O_CPOLICY
+    O_CPOLICY,
+    O_SM,
+    O_SMPOLICY
   };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
@@ -100,11 +107,14 @@ static int ds_init(int argc, char **argv) {
       {"data-dir", required_argument, NULL, O_DATA},
       {"enclave", required_argument, NULL, O_ENCLAVE},
       {"client-policy", required_argument, NULL, O_CPOLICY},
+      {"sm", required_argument, NULL, O_SM},
+      {"sm-policy", required_argument, NULL, O_SMPOLICY},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX];
   teex_cli_data_dir(data_dir, sizeof data_dir);
   const char *state = NULL, *policy = NULL, *group = NULL, *cpolicy = NULL;
+  const char *sm = NULL, *smpolicy = NULL;
   uint64_t id = 0;
   int new_group = 0;
   static struct teex_ds_group g;
@@ -149,6 +159,12 @@ static int ds_init(int argc, char **argv) {
       break;
     case O_CPOLICY:
       cpolicy = optarg;
+      break;
+    case O_SM:
+      sm = optarg;
+      break;
+    case O_SMPOLICY:
+      smpolicy = optarg;
       break;
     case O_GROUP:
       group = optarg;
@@ -202,6 +218,18 @@ static int ds_init(int argc, char **argv) {
     if (access(cp_beside, F_OK) == 0)
       cpolicy = cp_beside;
   }
+  if ((sm == NULL) != (smpolicy == NULL)) {
+    free(gtext);
+    free(ptext);
+    return teex_cli_fail("--sm and --sm-policy go together");
+  }
+  char *smtext = NULL;
+  size_t smlen = 0;
+  if (smpolicy != NULL && (smtext = slurp(smpolicy, &smlen)) == NULL) {
+    free(gtext);
+    free(ptext);
+    return teex_cli_fail("%s: cannot read", smpolicy);
+  }
   char *cptext = NULL;
   size_t cplen = 0;
   if (cpolicy != NULL && (cptext = slurp(cpolicy, &cplen)) == NULL) {
@@ -221,6 +249,9 @@ static int ds_init(int argc, char **argv) {
                                      .policy_len = plen,
                                      .client_policy_text = cptext,
                                      .client_policy_len = cplen,
+                                     .sm_addr = sm,
+                                     .sm_policy_text = smtext,
+                                     .sm_policy_len = smlen,
                                      .create_key = new_group};
     if (teex_ds_init(&ic, &err) != 0)
       rc = teex_cli_fail("ds init: %s", err.msg);
@@ -231,6 +262,7 @@ static int ds_init(int argc, char **argv) {
   free(gtext);
   free(ptext);
   free(cptext);
+  free(smtext);
   return rc;
 }
 

@@ -19,6 +19,7 @@
 #include "teex/ratls_channel.h"
 #include "teex/rpc.h"
 #include "teex/seal.h"
+#include "teex/sm_client.h"
 #include "teex/tee_policy.h"
 #include "teex/version.h"
 
@@ -175,7 +176,28 @@ int teex_ds_init(const struct teex_ds_init_config *cfg, struct teex_err *err) {
                                    cfg->client_policy_len, err)) != 0)
       return rc;
   }
-  if (cfg->create_key) {
+  if (cfg->sm_addr != NULL) {
+    struct teex_tee_policy sp;
+    teex_tee_policy_init(&sp);
+    if (cfg->sm_policy_text == NULL ||
+        (rc = teex_tee_policy_parse(&sp, cfg->sm_policy_text,
+                                    cfg->sm_policy_len, err)) != 0)
+      return cfg->sm_policy_text == NULL
+                 ? teex_err_set(err, TEEX_ECONFIG, "an SM needs its policy")
+                 : teex_err_wrap(err, 0, "SM policy");
+    char conf[512];
+    int cn = snprintf(conf, sizeof(conf), "address = %s\n", cfg->sm_addr);
+    if (cn < 0 || (size_t)cn >= sizeof(conf))
+      return teex_err_set(err, TEEX_ECONFIG, "SM address too long");
+    path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_SM_FILE);
+    if ((rc = teex_ds_write_atomic(path, conf, (size_t)cn, err)) != 0)
+      return rc;
+    path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_SM_POLICY_FILE);
+    if ((rc = teex_ds_write_atomic(path, cfg->sm_policy_text,
+                                   cfg->sm_policy_len, err)) != 0)
+      return rc;
+  }
+  if (cfg->create_key && cfg->sm_addr == NULL) {
     uint8_t *key = teex_secret_alloc(32);
     if (key == NULL)
       return teex_err_set(err, TEEX_ENOMEM, "out of memory");
@@ -653,6 +675,50 @@ static int load_state(struct srv *s, struct teex_err *err) {
   return 0;
 }
 
+/* The group key from the SM (sm.conf, sm-policy.conf), retried until
+ * timeout_ms: the SM releases it to replicas whose fresh evidence passes
+ * its policy, making it the first time. */
+static int key_from_sm(struct srv *s, uint32_t timeout_ms,
+                       struct teex_err *err) {
+  char path[4096];
+  struct teex_config c;
+  teex_config_init(&c);
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_SM_FILE);
+  int rc = teex_config_load(&c, path, err);
+  char addr[256] = "";
+  if (rc == 0)
+    snprintf(addr, sizeof(addr), "%s", teex_config_get(&c, "address", ""));
+  teex_config_free(&c);
+  if (rc != 0 || addr[0] == '\0')
+    return rc != 0 ? rc
+                   : teex_err_set(err, TEEX_ECONFIG, "%s: no address", path);
+  struct teex_tee_policy sp;
+  teex_tee_policy_init(&sp);
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_SM_POLICY_FILE);
+  if ((rc = teex_tee_policy_load(&sp, path, err)) != 0)
+    return teex_err_wrap(err, 0, "SM policy");
+  TEEX_INFO("ds", "asking the SM for the group key", "sm=%s", addr);
+  uv_loop_t *loop = &s->loop;
+  uv_update_time(loop);
+  uint64_t deadline = uv_now(loop) + timeout_ms;
+  for (;;) {
+    rc = teex_sm_client_ds_group_key(s->tee, s->cert, s->pkey, addr, &sp,
+                                     s->group.id, s->key, err);
+    uv_update_time(loop);
+    if (rc == 0 || rc == TEEX_EPOLICY || rc == TEEX_EATTEST ||
+        uv_now(loop) >= deadline)
+      break;
+    uv_sleep(200);
+  }
+  if (rc != 0)
+    return teex_err_wrap(err, 0, "group key from the SM");
+  rc = key_save(s->tee, s->state_dir, s->group.id, s->key, err);
+  if (rc == 0)
+    TEEX_INFO("ds", "group key received from the SM and sealed", "id=%llu",
+              (unsigned long long)s->self_id);
+  return rc;
+}
+
 static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
   s->key = teex_secret_alloc(32);
   if (s->key == NULL)
@@ -661,6 +727,10 @@ static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
   if (rc != TEEX_ENOTFOUND)
     return rc;
   teex_err_clear(err);
+  char smconf[4096];
+  path_of(smconf, sizeof(smconf), s->state_dir, TEEX_DS_SM_FILE);
+  if (access(smconf, F_OK) == 0)
+    return key_from_sm(s, timeout_ms, err);
   const char *addrs[TEEX_DS_GROUP_MAX_MEMBERS];
   size_t n = 0;
   for (size_t i = 0; i < s->group.n_members; i++)

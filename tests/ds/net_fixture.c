@@ -38,6 +38,7 @@ struct net {
   struct teex_ratls_verifier ver;
   struct teex_tls_ctx *tls;
   struct teex_tee *enclave; /* this test process as an enclave of role sm */
+  char client_grant[160];   /* --client LABEL=SPKI:NS of the test client */
 };
 
 NF void net_sleep_ms(int ms) {
@@ -72,8 +73,9 @@ NF int net_run_teex(char **argv, char **out, char **errout) {
   return tu_run(argv, NULL, 0, out, errout);
 }
 
-/* Creates the sim platform, the client identity and 3 replica states. */
-NF void net_init(struct net *t) {
+/* Creates the sim platform and the client identities (net_init_states
+ * then makes the replicas' states). */
+NF void net_prepare(struct net *t) {
   memset(t, 0, sizeof(*t));
   struct teex_err err;
   t->dir = tu_mkdtemp("dsnet");
@@ -93,7 +95,7 @@ NF void net_init(struct net *t) {
   assert_int_equal(
       teex_tls_selfsigned_new("ds-test-client", 1, &t->key, &t->cert, &err), 0);
   uint8_t spki[32];
-  char hex[65], client[128], m[NET_N][200];
+  char hex[65], client[128];
   teex_tls_cert_spki_sha256(t->cert, spki);
   teex_hex_encode(spki, 32, hex);
   snprintf(client, sizeof client, "app=%s:app", hex);
@@ -112,6 +114,17 @@ NF void net_init(struct net *t) {
                     root_hex, meas_hex);
   snprintf(cpol, sizeof cpol, "%s/clients-policy.conf", t->dir);
   assert_int_equal(tu_write_file(cpol, ptext, (size_t)pn), 0);
+  snprintf(t->client_grant, sizeof t->client_grant, "%s", client);
+}
+
+/* ds init of the 3 replicas; sm_addr/sm_policy: the SM that provisions the
+ * group key, or NULL (the first replica makes it). */
+NF void net_init_states(struct net *t, const char *sm_addr,
+                        const char *sm_policy) {
+  struct teex_err err;
+  char m[NET_N][200], cpol[600];
+  snprintf(cpol, sizeof cpol, "%s/clients-policy.conf", t->dir);
+  char *client = t->client_grant;
   for (int i = 0; i < NET_N; i++)
     snprintf(m[i], sizeof m[i], "%d=%s,%s", i + 1, t->peer[i], t->client[i]);
   char *a1[] = {(char *)tu_teex_bin(),
@@ -136,7 +149,17 @@ NF void net_init(struct net *t) {
                 "sm=smns",
                 "--client-policy",
                 cpol,
+                NULL,
+                NULL,
+                NULL,
+                NULL,
                 NULL};
+  if (sm_addr != NULL) {
+    a1[22] = "--sm";
+    a1[23] = (char *)sm_addr;
+    a1[24] = "--sm-policy";
+    a1[25] = (char *)sm_policy;
+  }
   char *eo = NULL;
   if (net_run_teex(a1, NULL, &eo) != 0)
     fail_msg("ds init 1: %s", eo ? eo : "");
@@ -146,9 +169,28 @@ NF void net_init(struct net *t) {
   for (int i = 1; i < NET_N; i++) {
     char id[8];
     snprintf(id, sizeof id, "%d", i + 1);
-    char *a[] = {
-        (char *)tu_teex_bin(), "ds",   "init", "--data-dir", t->dir, "--state",
-        t->state[i],           "--id", id,     "--group",    group,  NULL};
+    char *a[] = {(char *)tu_teex_bin(),
+                 "ds",
+                 "init",
+                 "--data-dir",
+                 t->dir,
+                 "--state",
+                 t->state[i],
+                 "--id",
+                 id,
+                 "--group",
+                 group,
+                 NULL,
+                 NULL,
+                 NULL,
+                 NULL,
+                 NULL};
+    if (sm_addr != NULL) {
+      a[11] = "--sm";
+      a[12] = (char *)sm_addr;
+      a[13] = "--sm-policy";
+      a[14] = (char *)sm_policy;
+    }
     eo = NULL;
     if (net_run_teex(a, NULL, &eo) != 0)
       fail_msg("ds init %d: %s", i + 1, eo ? eo : "");
@@ -166,6 +208,12 @@ NF void net_init(struct net *t) {
                                .verify_peer = teex_ratls_channel_verify,
                                .verify_arg = &t->ver};
   assert_int_equal(teex_tls_ctx_new(&t->tls, &tc, 0, &err), 0);
+}
+
+/* Creates the sim platform, the client identity and 3 replica states. */
+NF void net_init(struct net *t) {
+  net_prepare(t);
+  net_init_states(t, NULL, NULL);
 }
 
 /* Starts replica i; 0 once it wrote its ready file, else -1 (the process
