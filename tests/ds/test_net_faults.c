@@ -1,6 +1,8 @@
 /* TEE-DS faults with real `teex ds run` processes: SIGKILL of the leader
  * under load (a new leader serves, no acknowledged write is lost, and the
- * recorded client histories are linearizable), SIGKILL of a follower, of all
+ * recorded client histories are linearizable), the same with the leader
+ * paused (SIGSTOP) and resumed after the others moved on, SIGKILL of a
+ * follower, of all
  * three followed by a restart (all acknowledged data back), and a replica
  * whose evidence fails the group's policy (a modified binary) that cannot
  * join. */
@@ -52,6 +54,8 @@ struct load {
   int64_t next_val;
   int completed, killed, running, acked_writes, lost_writes;
   int killed_idx;
+  int pause; /* SIGSTOP the leader, SIGCONT it later, instead of SIGKILL */
+  uv_timer_t resume;
   struct worker w[KEYS * WORKERS_PER_KEY];
 };
 
@@ -61,10 +65,23 @@ static const char *key_name(int k) {
 
 static void worker_next(struct worker *w);
 
+static void resume_leader(uv_timer_t *h) {
+  struct load *ld = h->data;
+  kill(ld->t->pid[ld->killed_idx], SIGCONT);
+}
+
 static void kill_leader(struct load *ld) {
   int l = net_leader(ld->t);
   ld->killed_idx = l;
-  net_stop(ld->t, l, SIGKILL);
+  if (ld->pause) {
+    /* A leader that stalls (a long GC pause, a frozen VM) and comes back
+     * after the others elected a new one: it must not serve stale reads
+     * or acknowledge writes it can no longer commit. */
+    kill(ld->t->pid[l], SIGSTOP);
+    uv_timer_start(&ld->resume, resume_leader, 800, 0);
+  } else {
+    net_stop(ld->t, l, SIGKILL);
+  }
   ld->killed = 1;
 }
 
@@ -163,14 +180,16 @@ static void keep_history(const char *name, const struct lin_op *ops, size_t n) {
   }
 }
 
-static void test_leader_killed_under_load(void **state) {
-  struct net *t = *state;
+static void run_load(struct net *t, int pause) {
   net_start_all(t);
   net_leader(t);
   net_warm_up(t);
   struct load *ld = calloc(1, sizeof(*ld));
   ld->t = t;
+  ld->pause = pause;
   assert_int_equal(uv_loop_init(&ld->loop), 0);
+  uv_timer_init(&ld->loop, &ld->resume);
+  ld->resume.data = ld;
   struct teex_ds_client_config cc = {.replicas = t->addrs,
                                      .n_replicas = NET_N,
                                      .tls = t->tls,
@@ -188,13 +207,17 @@ static void test_leader_killed_under_load(void **state) {
   while (ld->running > 0)
     uv_run(&ld->loop, UV_RUN_ONCE);
   teex_ds_client_close(ld->c);
+  uv_close((uv_handle_t *)&ld->resume, NULL);
   uv_run(&ld->loop, UV_RUN_DEFAULT);
   uv_loop_close(&ld->loop);
   assert_true(ld->killed);
+  if (pause)
+    kill(t->pid[ld->killed_idx], SIGCONT); /* in case the load ended first */
   /* A new leader serves: every key reads back through it, and that final
    * read ends each history. */
   int l = net_leader(t);
-  assert_int_not_equal(l, ld->killed_idx);
+  if (!pause)
+    assert_int_not_equal(l, ld->killed_idx);
   struct teex_ds_sync *s = net_client(t, "app", 10000);
   for (int k = 0; k < KEYS; k++) {
     char v[64];
@@ -216,8 +239,10 @@ static void test_leader_killed_under_load(void **state) {
     if (ok != 1) {
       fprintf(stderr, "history of %s is not linearizable:\n", key_name(k));
       print_history(stderr, ld->ops[k], m);
-      keep_history(k == 0 ? "leader-kill-reg0" : "leader-kill-reg1", ld->ops[k],
-                   m);
+      char name[64];
+      snprintf(name, sizeof name, "leader-%s-reg%d", pause ? "pause" : "kill",
+               k);
+      keep_history(name, ld->ops[k], m);
     }
     assert_int_equal(ok, 1);
     /* Negative control: the same history plus a later read of an older
@@ -240,9 +265,17 @@ static void test_leader_killed_under_load(void **state) {
   /* Most writes were acknowledged; only those in flight at the kill may
    * have an unknown outcome. */
   assert_true(ld->acked_writes >= KEYS * OPS_PER_KEY / 2 - 8);
-  fprintf(stderr, "leader kill: %d writes acknowledged, %d unknown\n",
-          ld->acked_writes, ld->lost_writes);
+  fprintf(stderr, "leader %s: %d writes acknowledged, %d unknown\n",
+          pause ? "pause" : "kill", ld->acked_writes, ld->lost_writes);
   free(ld);
+}
+
+static void test_leader_killed_under_load(void **state) {
+  run_load(*state, 0);
+}
+
+static void test_leader_paused_under_load(void **state) {
+  run_load(*state, 1);
 }
 
 /* ---- follower kill ---- */
@@ -414,6 +447,8 @@ static void test_bad_evidence_cannot_join(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_leader_killed_under_load, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_leader_paused_under_load, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_follower_killed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_all_killed_then_restarted, setup,
