@@ -467,8 +467,10 @@ static int follower_fresh(struct srv *s) {
          raft_last_applied(r) >= r->commit_index;
 }
 
+/* Read-only commands: confirmed by a barrier and run on the local state
+ * (teex_ds_kv_read refuses any it does not know as TEEX_EINVAL). */
 static int is_read(uint8_t op) {
-  return op == TEEX_DS_GET || op == TEEX_DS_SCAN;
+  return op == TEEX_DS_GET || op == TEEX_DS_SCAN || op == TEEX_DS_COUNT;
 }
 
 static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
@@ -508,7 +510,7 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     }
     if (!is_read(req->view.cmd.op)) {
       teex_rpc_call_respond(call, TEEX_EINVAL,
-                            "follower reads are for GET and SCAN only", NULL,
+                            "follower reads are for read-only commands", NULL,
                             0);
       goto out;
     }
