@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PREAMBLE_FIXED 15 /* magic 4 | kind 1 | id 8 | addr_len 2 */
+#define PREAMBLE_FIXED TEEX_DS_PREAMBLE_FIXED
 #define READ_CHUNK (64u << 10)
 /* raft_uv waits a whole second after a failed connect before it tries
  * again, and queues messages meanwhile: a peer that came up a moment later
@@ -44,8 +44,7 @@ struct link {
   struct raft_uv_connect *req;
   raft_uv_connect_cb cb;
   uint64_t peer_id;
-  uint8_t pre[PREAMBLE_FIXED + TEEX_DS_ADDR_MAX];
-  size_t pre_len;
+  struct teex_ds_preamble pre;
   int relaying;
   uv_pipe_t ours;
   int ours_open, ours_closing;
@@ -229,7 +228,8 @@ static uint64_t get64(const uint8_t *p) {
   return v;
 }
 
-static size_t preamble(uint8_t *out, int kind, uint64_t id, const char *addr) {
+size_t teex_ds_preamble_encode(uint8_t *out, int kind, uint64_t id,
+                               const char *addr) {
   size_t a = strlen(addr);
   memcpy(out, TEEX_DS_PREAMBLE_MAGIC, 4);
   out[4] = (uint8_t)kind;
@@ -238,6 +238,40 @@ static size_t preamble(uint8_t *out, int kind, uint64_t id, const char *addr) {
   out[14] = (uint8_t)a;
   memcpy(out + 15, addr, a);
   return PREAMBLE_FIXED + a;
+}
+
+int teex_ds_preamble_feed(struct teex_ds_preamble *pr, const uint8_t *p,
+                          size_t n, size_t *used) {
+  *used = 0;
+  size_t want = PREAMBLE_FIXED;
+  if (pr->len >= PREAMBLE_FIXED)
+    want += ((size_t)pr->buf[13] << 8) | pr->buf[14];
+  while (n > 0 && pr->len < want) {
+    size_t k = want - pr->len < n ? want - pr->len : n;
+    memcpy(pr->buf + pr->len, p, k);
+    pr->len += k;
+    p += k;
+    n -= k;
+    *used += k;
+    if (pr->len == PREAMBLE_FIXED) {
+      size_t alen = ((size_t)pr->buf[13] << 8) | pr->buf[14];
+      if (memcmp(pr->buf, TEEX_DS_PREAMBLE_MAGIC, 4) != 0 || alen == 0 ||
+          alen > TEEX_DS_ADDR_MAX ||
+          (pr->buf[4] != TEEX_DS_KIND_RAFT && pr->buf[4] != TEEX_DS_KIND_KEY))
+        return TEEX_EPROTO;
+      want += alen;
+    }
+  }
+  if (pr->len < want)
+    return 0;
+  size_t alen = want - PREAMBLE_FIXED;
+  memcpy(pr->addr, pr->buf + PREAMBLE_FIXED, alen);
+  pr->addr[alen] = '\0';
+  if (strlen(pr->addr) != alen)
+    return TEEX_EPROTO;
+  pr->kind = pr->buf[4];
+  pr->id = get64(pr->buf + 5);
+  return 1;
 }
 
 static int is_member(const struct tr *tr, uint64_t id) {
@@ -257,7 +291,8 @@ static int refusal(int code) {
 static void out_ready(struct teex_tls_conn *c, void *arg) {
   struct link *l = arg;
   uint8_t pre[PREAMBLE_FIXED + TEEX_DS_ADDR_MAX];
-  size_t n = preamble(pre, TEEX_DS_KIND_RAFT, l->tr->id, l->tr->addr);
+  size_t n =
+      teex_ds_preamble_encode(pre, TEEX_DS_KIND_RAFT, l->tr->id, l->tr->addr);
   struct teex_err err;
   uv_stream_t *theirs = NULL;
   if (teex_tls_write(c, pre, n, &err) != 0 || relay_open(l, &theirs) != 0) {
@@ -375,36 +410,21 @@ static void in_data(struct teex_tls_conn *c, const uint8_t *p, size_t n,
     return;
   }
   /* Gather the preamble, at most its maximum size. */
-  size_t want = PREAMBLE_FIXED;
-  if (l->pre_len >= PREAMBLE_FIXED)
-    want += ((size_t)l->pre[13] << 8) | l->pre[14];
-  while (n > 0 && l->pre_len < want) {
-    size_t k = want - l->pre_len < n ? want - l->pre_len : n;
-    memcpy(l->pre + l->pre_len, p, k);
-    l->pre_len += k;
-    p += k;
-    n -= k;
-    if (l->pre_len == PREAMBLE_FIXED) {
-      size_t alen = ((size_t)l->pre[13] << 8) | l->pre[14];
-      if (memcmp(l->pre, TEEX_DS_PREAMBLE_MAGIC, 4) != 0 || alen == 0 ||
-          alen > TEEX_DS_ADDR_MAX) {
-        tr->refused++;
-        teex_tls_close_error(c, TEEX_EPROTO, "ds peer: bad preamble");
-        return;
-      }
-      want += alen;
-    }
-  }
-  if (l->pre_len < want)
+  size_t used = 0;
+  int rc = teex_ds_preamble_feed(&l->pre, p, n, &used);
+  if (rc < 0) {
+    tr->refused++;
+    teex_tls_close_error(c, TEEX_EPROTO, "ds peer: bad preamble");
     return;
-  int kind = l->pre[4];
-  l->peer_id = get64(l->pre + 5);
-  size_t alen = want - PREAMBLE_FIXED;
-  char addr[TEEX_DS_ADDR_MAX + 1];
-  memcpy(addr, l->pre + PREAMBLE_FIXED, alen);
-  addr[alen] = '\0';
-  if (strlen(addr) != alen || !is_member(tr, l->peer_id) ||
-      (kind != TEEX_DS_KIND_RAFT && kind != TEEX_DS_KIND_KEY)) {
+  }
+  if (rc == 0)
+    return;
+  p += used;
+  n -= used;
+  int kind = l->pre.kind;
+  l->peer_id = l->pre.id;
+  const char *addr = l->pre.addr;
+  if (!is_member(tr, l->peer_id)) {
     tr->refused++;
     TEEX_WARN("ds", "replica connection refused",
               "peer=%s id=%llu reason=\"not a member of the group\"",
@@ -421,7 +441,7 @@ static void in_data(struct teex_tls_conn *c, const uint8_t *p, size_t n,
     uint8_t out[48];
     memcpy(out, tr->cfg.group_id, 16);
     memcpy(out + 16, tr->cfg.group_key, 32);
-    int rc = teex_tls_write(c, out, sizeof(out), &err);
+    rc = teex_tls_write(c, out, sizeof(out), &err);
     teex_wipe(out, sizeof(out));
     TEEX_INFO("ds", "group key handed to an attested replica", "id=%llu",
               (unsigned long long)l->peer_id);
@@ -570,7 +590,7 @@ static void fetch_try(struct fetch *f);
 static void fetch_ready(struct teex_tls_conn *c, void *arg) {
   struct fetch *f = arg;
   uint8_t pre[PREAMBLE_FIXED + TEEX_DS_ADDR_MAX];
-  size_t n = preamble(pre, TEEX_DS_KIND_KEY, f->self_id, "key");
+  size_t n = teex_ds_preamble_encode(pre, TEEX_DS_KIND_KEY, f->self_id, "key");
   struct teex_err err;
   if (teex_tls_write(c, pre, n, &err) != 0)
     teex_tls_close(c);

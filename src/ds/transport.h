@@ -27,6 +27,29 @@
  * connection is dropped (raft reconnects). */
 #define TEEX_DS_RELAY_MAX_PENDING (64u << 20)
 
+#define TEEX_DS_PREAMBLE_FIXED 15 /* magic 4 | kind 1 | id 8 | addr_len 2 */
+
+/* The connecting side's preamble, parsed incrementally (no I/O). */
+struct teex_ds_preamble {
+  uint8_t buf[TEEX_DS_PREAMBLE_FIXED + TEEX_DS_ADDR_MAX];
+  size_t len;
+  int kind;                        /* when complete */
+  uint64_t id;                     /* when complete */
+  char addr[TEEX_DS_ADDR_MAX + 1]; /* when complete */
+};
+
+/* Feeds n bytes; *used = how many belong to the preamble (the rest is the
+ * stream after it). Returns 0 (more needed), 1 (complete: kind, id, addr
+ * set) or TEEX_EPROTO (bad magic, kind, address length or a NUL in the
+ * address): the connection must be closed. */
+int teex_ds_preamble_feed(struct teex_ds_preamble *pr, const uint8_t *p,
+                          size_t n, size_t *used);
+
+/* Writes a preamble into out (TEEX_DS_PREAMBLE_FIXED + strlen(addr) bytes,
+ * addr at most TEEX_DS_ADDR_MAX); returns its length. */
+size_t teex_ds_preamble_encode(uint8_t *out, int kind, uint64_t id,
+                               const char *addr);
+
 struct teex_ds_transport_config {
   uv_loop_t *loop;
   struct teex_tls_ctx *server_ctx; /* mutual RA-TLS, role ds */
