@@ -14,9 +14,10 @@
 /* raft_uv waits a whole second after a failed connect before it tries
  * again, and queues messages meanwhile: a peer that came up a moment later
  * would stay unheard for that second (long enough for a leader to lose its
- * quorum contact). Failed connects are retried here every RETRY_MS for up to
- * RETRY_WINDOW_MS before raft hears of the failure. Refusals by policy are
- * reported at once. */
+ * quorum contact). Failed connects are retried here after RETRY_MS, doubling
+ * each time (50, 100, 200, 400 ms: few log lines for a peer that is down), for
+ * up to RETRY_WINDOW_MS before raft hears of the failure. Refusals by policy
+ * are reported at once. */
 #define RETRY_MS 50u
 #define RETRY_WINDOW_MS 900u
 
@@ -54,6 +55,7 @@ struct link {
   uint64_t deadline;
   uv_timer_t retry;
   int retry_inited;
+  unsigned retry_ms; /* the pause before this attempt (0: the first) */
   struct link *next, *prev;
 };
 
@@ -341,11 +343,12 @@ static int retry_later(struct link *l) {
   n->req = l->req;
   n->peer_id = l->peer_id;
   n->deadline = l->deadline;
+  n->retry_ms = l->retry_ms ? 2 * l->retry_ms : RETRY_MS;
   memcpy(n->addr, l->addr, sizeof(n->addr));
   uv_timer_init(l->tr->cfg.loop, &n->retry);
   n->retry.data = n;
   n->retry_inited = 1;
-  uv_timer_start(&n->retry, retry_fire, RETRY_MS, 0);
+  uv_timer_start(&n->retry, retry_fire, n->retry_ms, 0);
   return 0;
 }
 
