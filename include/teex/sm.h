@@ -106,6 +106,12 @@ int teex_sm_fetch_keys(struct teex_sm *sm, const uint8_t service_id[32],
                        const uint8_t image_hash[32], struct teex_sm_keys *out,
                        struct teex_err *err);
 
+/* The key of TEE-DS group group_id, for a replica already checked with
+ * teex_sm_check_enclave (role ds): made (random) and kept sealed in the SM's
+ * store the first time, the same afterwards. The caller wipes key. */
+int teex_sm_ds_group_key(struct teex_sm *sm, const uint8_t group_id[16],
+                         uint8_t key[32], struct teex_err *err);
+
 /* The EnclaveRegistration statement for a checked enclave: role 1 worker,
  * 2 dispatcher. */
 int teex_sm_sign_registration(struct teex_sm *sm,

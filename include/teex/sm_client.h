@@ -34,6 +34,15 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
                             struct teex_enclave_registration *out,
                             struct teex_err *err);
 
+/* Asks the SM at sm_addr for the key of TEE-DS group group_id (a replica:
+ * tee's role must be ds and the SM's policy must allow it). cert/key: the
+ * replica's RA-TLS identity. The caller wipes group_key. */
+int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+                                const char *sm_addr,
+                                const struct teex_tee_policy *sm_policy,
+                                const uint8_t group_id[16],
+                                uint8_t group_key[32], struct teex_err *err);
+
 /* The statement file (key = value lines: enclave, role, measurement,
  * issued_at, signature), written atomically. */
 int teex_enclave_registration_write(const struct teex_enclave_registration *r,

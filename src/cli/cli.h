@@ -52,6 +52,7 @@ int teex_cmd_version(int argc, char **argv);
 int teex_cmd_tee(int argc, char **argv);
 int teex_cmd_service(int argc, char **argv);        /* cmd_service.c */
 int teex_cmd_sm(int argc, char **argv);             /* cmd_sm.c */
+int teex_cmd_ds(int argc, char **argv);             /* cmd_ds.c */
 int teex_cmd_account(int argc, char **argv);        /* cmd_account.c */
 int teex_cmd_service_deploy(int argc, char **argv); /* cmd_deploy.c */
 int teex_cmd_service_list(int argc, char **argv);   /* cmd_service_list.c */

@@ -1,12 +1,765 @@
-/* `teex ds`: TEE-DS commands. */
+/* `teex ds`: TEE-DS replica daemons (init, run) and the client commands
+ * (get, set, del, scan, status, client-key) and the Redis proxy
+ * (cmd_ds_proxy.c). docs/internals/ds.md. */
 #include "cli/cli.h"
 
-static const struct teex_cli_cmd ds_cmds[] = {
+#include "ds/group.h"
+#include "teex/config.h"
+#include "teex/crypto.h"
+#include "teex/ds.h"
+#include "teex/ds_client.h"
+#include "teex/ds_server.h"
+#include "teex/log.h"
+#include "teex/ratls_channel.h"
+#include "teex/tee.h"
+#include "teex/tee_policy.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int open_tee(const char *data_dir, int harden, struct teex_tee **tee) {
+  struct teex_tee_config tc;
+  memset(&tc, 0, sizeof tc);
+  tc.backend = "sim";
+  tc.data_dir = data_dir;
+  tc.role = "ds";
+  tc.harden = harden;
+  struct teex_err err;
+  teex_err_clear(&err);
+  if (teex_tee_open(&tc, tee, &err) != 0)
+    return teex_cli_fail("tee: %s", err.msg);
+  return 0;
+}
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return NULL;
+  char *b = malloc(TEEX_CONFIG_FILE_MAX + 1);
+  size_t n = b ? fread(b, 1, TEEX_CONFIG_FILE_MAX + 1, f) : 0;
+  fclose(f);
+  if (b == NULL || n > TEEX_CONFIG_FILE_MAX) {
+    free(b);
+    return NULL;
+  }
+  b[n] = '\0';
+  *len = n;
+  return b;
+}
+
+static const char init_usage[] =
+    "usage: teex ds init --state DIR --id N --new-group --member ID=PEER,CLIENT"
+    "...\n"
+    "                    [--client LABEL=SPKI:NS]... [--policy FILE]\n"
+    "                    [--enclave ROLE=NS]... [--client-policy FILE]\n"
+    "                    [--sm ADDR --sm-policy FILE]\n"
+    "       teex ds init --state DIR --id N --group FILE [--policy FILE]\n"
+    "                    [--sm ADDR --sm-policy FILE]\n"
+    "\n"
+    "Creates a TEE-DS replica's state directory. The group's first replica\n"
+    "is made with --new-group (a new group id, and without --sm a group\n"
+    "key sealed here);\n"
+    "the others with --group (the first one's group.conf) and receive the\n"
+    "group key over mutual RA-TLS when they first run — from the Service\n"
+    "Manager when --sm is given (each replica), else from the first replica.\n"
+    "\n"
+    "  --member ID=PEER,CLIENT   a replica: raft id, replica-to-replica\n"
+    "                            address, client RPC address (repeat)\n"
+    "  --client LABEL=SPKI:NS    a client certificate's key hash (teex ds\n"
+    "                            client-key) and the namespace it may use\n"
+    "  --enclave ROLE=NS         enclave clients of ROLE (evidence passing\n"
+    "                            --client-policy) get namespace NS (repeat)\n"
+    "  --client-policy FILE      evidence enclave clients must present\n"
+    "                            (joining: taken from beside --group's file)\n"
+    "  --sm ADDR                 the SM's enclave endpoint, which provisions\n"
+    "                            the group key to attested replicas\n"
+    "  --sm-policy FILE          what the SM's evidence must satisfy\n"
+    "  --policy FILE             evidence peers must present (default: this\n"
+    "                            build in role ds on this platform)\n"
+    "  --data-dir DIR            teex data directory with the sim platform\n";
+
+static int ds_init(int argc, char **argv) {
+  enum {
+    O_STATE = 256,
+    O_ID,
+    O_NEW,
+    O_MEMBER,
+    O_CLIENT,
+    O_POLICY,
+    O_GROUP,
+    O_DATA,
+    O_ENCLAVE,
+    O_CPOLICY,
+    O_SM,
+    O_SMPOLICY
+  };
+  static const struct option longopts[] = {
+      {"state", required_argument, NULL, O_STATE},
+      {"id", required_argument, NULL, O_ID},
+      {"new-group", no_argument, NULL, O_NEW},
+      {"member", required_argument, NULL, O_MEMBER},
+      {"client", required_argument, NULL, O_CLIENT},
+      {"policy", required_argument, NULL, O_POLICY},
+      {"group", required_argument, NULL, O_GROUP},
+      {"data-dir", required_argument, NULL, O_DATA},
+      {"enclave", required_argument, NULL, O_ENCLAVE},
+      {"client-policy", required_argument, NULL, O_CPOLICY},
+      {"sm", required_argument, NULL, O_SM},
+      {"sm-policy", required_argument, NULL, O_SMPOLICY},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  char data_dir[PATH_MAX];
+  teex_cli_data_dir(data_dir, sizeof data_dir);
+  const char *state = NULL, *policy = NULL, *group = NULL, *cpolicy = NULL;
+  const char *sm = NULL, *smpolicy = NULL;
+  uint64_t id = 0;
+  int new_group = 0;
+  static struct teex_ds_group g;
+  memset(&g, 0, sizeof g);
+  struct teex_err err;
+  teex_err_clear(&err);
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_STATE:
+      state = optarg;
+      break;
+    case O_ID:
+      if (teex_parse_u64(optarg, &id) != 0 || id == 0)
+        return teex_cli_fail("--id must be a positive number");
+      break;
+    case O_NEW:
+      new_group = 1;
+      break;
+    case O_MEMBER:
+      if (g.n_members == TEEX_DS_GROUP_MAX_MEMBERS)
+        return teex_cli_fail("at most %d members", TEEX_DS_GROUP_MAX_MEMBERS);
+      if (teex_ds_member_parse(optarg, &g.members[g.n_members++], &err) != 0)
+        return teex_cli_fail("--member: %s", err.msg);
+      break;
+    case O_CLIENT:
+      if (g.n_clients == TEEX_DS_GROUP_MAX_CLIENTS)
+        return teex_cli_fail("at most %d clients", TEEX_DS_GROUP_MAX_CLIENTS);
+      if (teex_ds_client_parse(optarg, &g.clients[g.n_clients++], &err) != 0)
+        return teex_cli_fail("--client: %s", err.msg);
+      break;
+    case O_POLICY:
+      policy = optarg;
+      break;
+    case O_ENCLAVE:
+      if (g.n_enclaves == TEEX_DS_GROUP_MAX_ENCLAVES)
+        return teex_cli_fail("at most %d enclave grants",
+                             TEEX_DS_GROUP_MAX_ENCLAVES);
+      if (teex_ds_enclave_parse(optarg, &g.enclaves[g.n_enclaves++], &err) != 0)
+        return teex_cli_fail("--enclave: %s", err.msg);
+      break;
+    case O_CPOLICY:
+      cpolicy = optarg;
+      break;
+    case O_SM:
+      sm = optarg;
+      break;
+    case O_SMPOLICY:
+      smpolicy = optarg;
+      break;
+    case O_GROUP:
+      group = optarg;
+      break;
+    case O_DATA:
+      snprintf(data_dir, sizeof data_dir, "%s", optarg);
+      break;
+    case 'h':
+      fputs(init_usage, stdout);
+      return TEEX_EXIT_OK;
+    default:
+      fputs(init_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  if (state == NULL || id == 0 || new_group == (group != NULL) ||
+      (new_group && g.n_members == 0) || (group && g.n_members > 0)) {
+    fputs(init_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  char *gtext = NULL, *ptext = NULL;
+  size_t glen = 0, plen = 0;
+  char *made = NULL;
+  if (group != NULL) {
+    if ((gtext = slurp(group, &glen)) == NULL)
+      return teex_cli_fail("%s: cannot read", group);
+  } else {
+    teex_random(g.id, sizeof g.id);
+    /* Render through the group writer so both paths parse the same text. */
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.group.tmp", state);
+    if (teex_ds_group_save(&g, tmp, &err) != 0)
+      return teex_cli_fail("%s", err.msg);
+    made = slurp(tmp, &glen);
+    remove(tmp);
+    if (made == NULL)
+      return teex_cli_fail("group config");
+    gtext = made;
+  }
+  if (policy != NULL && (ptext = slurp(policy, &plen)) == NULL) {
+    free(gtext);
+    return teex_cli_fail("%s: cannot read", policy);
+  }
+  /* Enclave clients' policy: given, or beside the group file we join. */
+  char cp_beside[PATH_MAX];
+  if (cpolicy == NULL && group != NULL) {
+    const char *slash = strrchr(group, '/');
+    int dir_len = slash != NULL ? (int)(slash - group) + 1 : 0;
+    snprintf(cp_beside, sizeof cp_beside, "%.*s%s", dir_len, group,
+             TEEX_DS_CLIENT_POLICY_FILE);
+    if (access(cp_beside, F_OK) == 0)
+      cpolicy = cp_beside;
+  }
+  if ((sm == NULL) != (smpolicy == NULL)) {
+    free(gtext);
+    free(ptext);
+    return teex_cli_fail("--sm and --sm-policy go together");
+  }
+  char *smtext = NULL;
+  size_t smlen = 0;
+  if (smpolicy != NULL && (smtext = slurp(smpolicy, &smlen)) == NULL) {
+    free(gtext);
+    free(ptext);
+    return teex_cli_fail("%s: cannot read", smpolicy);
+  }
+  char *cptext = NULL;
+  size_t cplen = 0;
+  if (cpolicy != NULL && (cptext = slurp(cpolicy, &cplen)) == NULL) {
+    free(gtext);
+    free(ptext);
+    return teex_cli_fail("%s: cannot read", cpolicy);
+  }
+  struct teex_tee *tee = NULL;
+  int rc = open_tee(data_dir, 0, &tee);
+  if (rc == 0) {
+    struct teex_ds_init_config ic = {.tee = tee,
+                                     .state_dir = state,
+                                     .self_id = id,
+                                     .group_text = gtext,
+                                     .group_len = glen,
+                                     .policy_text = ptext,
+                                     .policy_len = plen,
+                                     .client_policy_text = cptext,
+                                     .client_policy_len = cplen,
+                                     .sm_addr = sm,
+                                     .sm_policy_text = smtext,
+                                     .sm_policy_len = smlen,
+                                     .create_key = new_group};
+    if (teex_ds_init(&ic, &err) != 0)
+      rc = teex_cli_fail("ds init: %s", err.msg);
+    else
+      printf("replica %llu initialised in %s\n", (unsigned long long)id, state);
+  }
+  teex_tee_close(tee);
+  free(gtext);
+  free(ptext);
+  free(cptext);
+  free(smtext);
+  return rc;
+}
+
+static const char run_usage[] =
+    "usage: teex ds run --state DIR [--data-dir DIR] [--ready-file FILE]\n"
+    "                   [--election-timeout MS] [--key-timeout MS]\n"
+    "\n"
+    "Runs one TEE-DS replica until SIGTERM: raft over mutual RA-TLS with the\n"
+    "group's other replicas, the client RPC on its client address.\n"
+    "  --election-timeout MS  raft election timeout (default 150)\n"
+    "  --key-timeout MS       how long a new replica waits for the group key\n"
+    "                         from the others (default 30000)\n";
+
+static int ds_run(int argc, char **argv) {
+  enum { O_STATE = 256, O_DATA, O_READY, O_ELECTION, O_KEYWAIT };
+  static const struct option longopts[] = {
+      {"state", required_argument, NULL, O_STATE},
+      {"data-dir", required_argument, NULL, O_DATA},
+      {"ready-file", required_argument, NULL, O_READY},
+      {"election-timeout", required_argument, NULL, O_ELECTION},
+      {"key-timeout", required_argument, NULL, O_KEYWAIT},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  char data_dir[PATH_MAX];
+  teex_cli_data_dir(data_dir, sizeof data_dir);
+  struct teex_ds_server_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  uint64_t v;
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_STATE:
+      cfg.state_dir = optarg;
+      break;
+    case O_DATA:
+      snprintf(data_dir, sizeof data_dir, "%s", optarg);
+      break;
+    case O_READY:
+      cfg.ready_file = optarg;
+      break;
+    case O_ELECTION:
+      if (teex_parse_u64(optarg, &v) != 0 || v < 10 || v > 60000)
+        return teex_cli_fail("--election-timeout: 10..60000 ms");
+      cfg.election_timeout_ms = (uint32_t)v;
+      break;
+    case O_KEYWAIT:
+      if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > 3600000)
+        return teex_cli_fail("--key-timeout: 1..3600000 ms");
+      cfg.key_timeout_ms = (uint32_t)v;
+      break;
+    case 'h':
+      fputs(run_usage, stdout);
+      return TEEX_EXIT_OK;
+    default:
+      fputs(run_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  if (cfg.state_dir == NULL) {
+    fputs(run_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  if (open_tee(data_dir, 1, &cfg.tee) != 0)
+    return TEEX_EXIT_FAIL;
+  struct teex_err err;
+  teex_err_clear(&err);
+  int rc = teex_ds_serve(&cfg, &err);
+  teex_tee_close(cfg.tee);
+  if (rc != 0)
+    return teex_cli_fail("ds: %s", err.msg);
+  return TEEX_EXIT_OK;
+}
+
+static const char key_usage[] =
+    "usage: teex ds client-key --out DIR\n"
+    "\n"
+    "Makes a client key and certificate (DIR/client.key, DIR/client.pem) and\n"
+    "prints the hash a group config lists it by (teex ds init --client).\n";
+
+static int ds_client_key(int argc, char **argv) {
+  static const struct option longopts[] = {{"out", required_argument, NULL, 1},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
+  const char *out = NULL;
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    if (c == 1) {
+      out = optarg;
+    } else if (c == 'h') {
+      fputs(key_usage, stdout);
+      return TEEX_EXIT_OK;
+    } else {
+      fputs(key_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  if (out == NULL) {
+    fputs(key_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  if (mkdir(out, 0700) != 0 && errno != EEXIST)
+    return teex_cli_fail("mkdir %s: %s", out, strerror(errno));
+  EVP_PKEY *key = NULL;
+  X509 *cert = NULL;
+  struct teex_err err;
+  if (teex_tls_selfsigned_new("teex-ds-client", 3650, &key, &cert, &err) != 0)
+    return teex_cli_fail("%s", err.msg);
+  char kp[PATH_MAX], cp[PATH_MAX];
+  snprintf(kp, sizeof kp, "%s/client.key", out);
+  snprintf(cp, sizeof cp, "%s/client.pem", out);
+  int rc = TEEX_EXIT_FAIL;
+  mode_t old = umask(077);
+  FILE *kf = fopen(kp, "w");
+  umask(old);
+  FILE *cf = fopen(cp, "w");
+  if (kf && cf && PEM_write_PrivateKey(kf, key, NULL, NULL, 0, NULL, NULL) &&
+      PEM_write_X509(cf, cert)) {
+    uint8_t spki[32];
+    char hex[65];
+    teex_tls_cert_spki_sha256(cert, spki);
+    teex_hex_encode(spki, 32, hex);
+    printf("%s\n", hex);
+    rc = TEEX_EXIT_OK;
+  }
+  if (kf && fclose(kf) != 0)
+    rc = TEEX_EXIT_FAIL;
+  if (cf && fclose(cf) != 0)
+    rc = TEEX_EXIT_FAIL;
+  EVP_PKEY_free(key);
+  X509_free(cert);
+  return rc == TEEX_EXIT_OK ? rc : teex_cli_fail("cannot write %s", out);
+}
+
+/* ---- client commands ---- */
+
+struct copts {
+  const char *state, *cert, *key, *ns;
+  uint32_t timeout_ms;
+  int follower;
+  uint32_t limit;
+  int64_t ttl_ms;
+  int nx, xx;
+  struct teex_ds_group group;
+  struct teex_tee_policy policy;
+  struct teex_ratls_verifier verifier;
+  EVP_PKEY *pkey;
+  X509 *x509;
+  struct teex_tls_ctx *tls;
+  const char *addrs[TEEX_DS_GROUP_MAX_MEMBERS];
+};
+
+static const char client_usage[] =
+    "usage: teex ds get KEY | set KEY VALUE | del KEY | scan [PREFIX] |\n"
+    "       status  [--state DIR] [--cert FILE --key FILE] [--ns NS] "
+    "[options]\n"
+    "\n"
+    "Talks to a TEE-DS group. KEY is the part after \"NS/\".\n"
+    "  --state DIR       a replica's state directory (its group.conf gives\n"
+    "                    the replicas, its policy.conf their evidence);\n"
+    "                    default DATA_DIR/ds/ds-1 (the group of teex up)\n"
+    "  --cert, --key     the client certificate and key (teex ds client-key;\n"
+    "                    default DATA_DIR/ds/client/client.{pem,key})\n"
+    "  --ns NS           the namespace (default: the one the group config\n"
+    "                    grants this certificate)\n"
+    "  --follower        read from any replica (may be stale)\n"
+    "  --ttl MS          set: expire after MS milliseconds\n"
+    "  --nx, --xx        set: only if absent / only if present\n"
+    "  --limit N         scan: page size (default 100)\n"
+    "  --timeout MS      per operation, retries included (default 5000)\n";
+
+static int copts_parse(struct copts *o, int argc, char **argv) {
+  /* Retries through replicas that are down are expected: not worth a
+   * warning line each on a command's stderr. */
+  teex_log_set_level(TEEX_LOG_ERROR);
+  enum {
+    O_STATE = 256,
+    O_CERT,
+    O_KEY,
+    O_NS,
+    O_TIMEOUT,
+    O_FOLLOWER,
+    O_LIMIT,
+    O_TTL,
+    O_NX,
+    O_XX
+  };
+  static const struct option longopts[] = {
+      {"state", required_argument, NULL, O_STATE},
+      {"cert", required_argument, NULL, O_CERT},
+      {"key", required_argument, NULL, O_KEY},
+      {"ns", required_argument, NULL, O_NS},
+      {"timeout", required_argument, NULL, O_TIMEOUT},
+      {"follower", no_argument, NULL, O_FOLLOWER},
+      {"limit", required_argument, NULL, O_LIMIT},
+      {"ttl", required_argument, NULL, O_TTL},
+      {"nx", no_argument, NULL, O_NX},
+      {"xx", no_argument, NULL, O_XX},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  o->timeout_ms = 5000;
+  o->limit = 100;
+  uint64_t v;
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (c) {
+    case O_STATE:
+      o->state = optarg;
+      break;
+    case O_CERT:
+      o->cert = optarg;
+      break;
+    case O_KEY:
+      o->key = optarg;
+      break;
+    case O_NS:
+      o->ns = optarg;
+      break;
+    case O_TIMEOUT:
+      if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > 3600000)
+        return teex_cli_fail("--timeout: 1..3600000 ms");
+      o->timeout_ms = (uint32_t)v;
+      break;
+    case O_FOLLOWER:
+      o->follower = 1;
+      break;
+    case O_LIMIT:
+      if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > TEEX_DS_SCAN_MAX)
+        return teex_cli_fail("--limit: 1..%d", TEEX_DS_SCAN_MAX);
+      o->limit = (uint32_t)v;
+      break;
+    case O_TTL:
+      if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > TEEX_DS_TTL_MAX_MS)
+        return teex_cli_fail("--ttl: a positive number of milliseconds");
+      o->ttl_ms = (int64_t)v;
+      break;
+    case O_NX:
+      o->nx = 1;
+      break;
+    case O_XX:
+      o->xx = 1;
+      break;
+    case 'h':
+      fputs(client_usage, stdout);
+      return -1;
+    default:
+      fputs(client_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  /* Defaults: the group `teex up` made in the data directory. */
+  static char dstate[PATH_MAX], dcert[PATH_MAX], dkey[PATH_MAX];
+  char data_dir[PATH_MAX];
+  teex_cli_data_dir(data_dir, sizeof data_dir);
+  snprintf(dstate, sizeof dstate, "%s/ds/ds-1", data_dir);
+  snprintf(dcert, sizeof dcert, "%s/ds/client/client.pem", data_dir);
+  snprintf(dkey, sizeof dkey, "%s/ds/client/client.key", data_dir);
+  if (o->state == NULL)
+    o->state = dstate;
+  if (o->cert == NULL)
+    o->cert = dcert;
+  if (o->key == NULL)
+    o->key = dkey;
+  struct teex_err err;
+  teex_err_clear(&err);
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", o->state, TEEX_DS_GROUP_FILE);
+  if (teex_ds_group_load(&o->group, path, &err) != 0)
+    return teex_cli_fail("%s", err.msg);
+  snprintf(path, sizeof path, "%s/%s", o->state, TEEX_DS_POLICY_FILE);
+  teex_tee_policy_init(&o->policy);
+  if (teex_tee_policy_load(&o->policy, path, &err) != 0)
+    return teex_cli_fail("policy: %s", err.msg);
+  FILE *f = fopen(o->key, "r");
+  o->pkey = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+  if (f)
+    fclose(f);
+  f = fopen(o->cert, "r");
+  o->x509 = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+  if (f)
+    fclose(f);
+  if (o->pkey == NULL || o->x509 == NULL)
+    return teex_cli_fail("cannot read the client key/certificate");
+  if (o->ns == NULL) {
+    uint8_t spki[32];
+    teex_tls_cert_spki_sha256(o->x509, spki);
+    for (size_t i = 0; i < o->group.n_clients; i++)
+      if (memcmp(o->group.clients[i].spki, spki, 32) == 0)
+        o->ns = o->group.clients[i].ns;
+    if (o->ns == NULL)
+      return teex_cli_fail("this certificate is not in the group config: "
+                           "give --ns");
+  }
+  o->verifier.policy = &o->policy;
+  struct teex_tls_config tc = {.cert = o->x509,
+                               .key = o->pkey,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &o->verifier};
+  if (teex_tls_ctx_new(&o->tls, &tc, 0, &err) != 0)
+    return teex_cli_fail("tls: %s", err.msg);
+  for (size_t i = 0; i < o->group.n_members; i++)
+    o->addrs[i] = o->group.members[i].client;
+  return 0;
+}
+
+static void copts_free(struct copts *o) {
+  teex_tls_ctx_free(o->tls);
+  EVP_PKEY_free(o->pkey);
+  X509_free(o->x509);
+}
+
+static void print_bytes(const uint8_t *p, size_t n) {
+  fwrite(p, 1, n, stdout);
+}
+
+static int client_cmd(int argc, char **argv, uint8_t op) {
+  static struct copts o;
+  memset(&o, 0, sizeof o);
+  int rc = copts_parse(&o, argc, argv);
+  if (rc != 0) {
+    copts_free(&o);
+    return rc < 0 ? TEEX_EXIT_OK : rc;
+  }
+  int nargs = argc - optind;
+  char **args = argv + optind;
+  int want = op == TEEX_DS_SET ? 2 : op == TEEX_DS_SCAN ? -1 : 1;
+  if ((want >= 0 && nargs != want) || (want < 0 && nargs > 1)) {
+    copts_free(&o);
+    fputs(client_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  char key[TEEX_DS_KEY_MAX + 1], after[TEEX_DS_KEY_MAX + 1];
+  int n = snprintf(key, sizeof key, "%s/%s", o.ns, nargs > 0 ? args[0] : "");
+  if (n < 0 || (size_t)n >= sizeof key) {
+    copts_free(&o);
+    return teex_cli_fail("key longer than %d bytes", TEEX_DS_KEY_MAX);
+  }
+  struct teex_ds_cmd cmd = {.op = op, .grant = o.ns};
+  cmd.key = (const uint8_t *)key;
+  cmd.key_len = (size_t)n;
+  if (op == TEEX_DS_SET) {
+    cmd.val = (const uint8_t *)args[1];
+    cmd.val_len = strlen(args[1]);
+    cmd.ttl_ms = (uint64_t)o.ttl_ms;
+    cmd.flags = (uint8_t)((o.nx ? TEEX_DS_IF_ABSENT : 0) |
+                          (o.xx ? TEEX_DS_IF_PRESENT : 0));
+  }
+  if (op == TEEX_DS_SCAN)
+    cmd.limit = o.limit;
+  struct teex_ds_client_config cc = {.replicas = o.addrs,
+                                     .n_replicas = o.group.n_members,
+                                     .tls = o.tls,
+                                     .ns = o.ns,
+                                     .timeout_ms = o.timeout_ms};
+  struct teex_ds_sync *s = NULL;
+  struct teex_err err;
+  teex_err_clear(&err);
+  rc = TEEX_EXIT_FAIL;
+  if (teex_ds_sync_open(&cc, &s, &err) != 0) {
+    teex_cli_fail("%s", err.msg);
+    goto out;
+  }
+  enum teex_ds_read_mode mode =
+      o.follower ? TEEX_DS_READ_FOLLOWER : TEEX_DS_READ_LINEARIZABLE;
+  for (;;) {
+    struct teex_ds_result res;
+    if (teex_ds_sync_exec(s, &cmd, mode, &res, &err) != 0) {
+      teex_cli_fail("%s", err.msg);
+      break;
+    }
+    if (res.status != 0 &&
+        !(op == TEEX_DS_GET && res.status == TEEX_ENOTFOUND)) {
+      teex_cli_fail("%s", teex_strerror(res.status));
+      teex_ds_result_free(&res);
+      break;
+    }
+    rc = TEEX_EXIT_OK;
+    if (op == TEEX_DS_GET) {
+      if (res.status == TEEX_ENOTFOUND) {
+        fprintf(stderr, "teex: not found\n");
+        rc = TEEX_EXIT_FAIL;
+      } else {
+        print_bytes(res.val, res.val_len);
+        putchar('\n');
+      }
+    } else if (op == TEEX_DS_DEL) {
+      printf("%lld\n", (long long)res.num);
+    } else if (op == TEEX_DS_SET) {
+      printf("OK\n");
+    } else if (op == TEEX_DS_SCAN) {
+      for (size_t i = 0; i < res.n_items; i++) {
+        print_bytes(res.items[i].key, res.items[i].key_len);
+        putchar('\t');
+        print_bytes(res.items[i].val, res.items[i].val_len);
+        putchar('\n');
+      }
+      if (res.more && res.n_items > 0) {
+        size_t k = res.items[res.n_items - 1].key_len;
+        memcpy(after, res.items[res.n_items - 1].key, k);
+        cmd.after = (const uint8_t *)after;
+        cmd.after_len = k;
+        teex_ds_result_free(&res);
+        continue;
+      }
+    }
+    teex_ds_result_free(&res);
+    break;
+  }
+out:
+  teex_ds_sync_close(s);
+  copts_free(&o);
+  return rc;
+}
+
+static int ds_get(int argc, char **argv) {
+  return client_cmd(argc, argv, TEEX_DS_GET);
+}
+static int ds_set(int argc, char **argv) {
+  return client_cmd(argc, argv, TEEX_DS_SET);
+}
+static int ds_del(int argc, char **argv) {
+  return client_cmd(argc, argv, TEEX_DS_DEL);
+}
+static int ds_scan(int argc, char **argv) {
+  return client_cmd(argc, argv, TEEX_DS_SCAN);
+}
+
+static int ds_status(int argc, char **argv) {
+  static struct copts o;
+  memset(&o, 0, sizeof o);
+  int rc = copts_parse(&o, argc, argv);
+  if (rc != 0) {
+    copts_free(&o);
+    return rc < 0 ? TEEX_EXIT_OK : rc;
+  }
+  struct teex_ds_replica_info info[TEEX_DS_GROUP_MAX_MEMBERS];
+  int ok[TEEX_DS_GROUP_MAX_MEMBERS];
+  char why[TEEX_DS_GROUP_MAX_MEMBERS][160];
+  uint64_t leader_last = 0;
+  int healthy = 0;
+  for (size_t i = 0; i < o.group.n_members; i++) {
+    struct teex_err err;
+    teex_err_clear(&err);
+    ok[i] = teex_ds_replica_info_get(o.tls, o.addrs[i], o.timeout_ms, &info[i],
+                                     &err) == 0;
+    snprintf(why[i], sizeof why[i], "%s", err.msg);
+    if (ok[i] && info[i].leader)
+      leader_last = info[i].last_index;
+  }
+  printf("%-4s %-22s %-8s %-6s %-10s %-10s %-8s %s\n", "id", "address", "role",
+         "term", "last", "applied", "lag", "health");
+  for (size_t i = 0; i < o.group.n_members; i++) {
+    if (!ok[i]) {
+      printf("%-4llu %-22s %-8s %-6s %-10s %-10s %-8s down (%s)\n",
+             (unsigned long long)o.group.members[i].id, o.addrs[i], "-", "-",
+             "-", "-", "-", why[i]);
+      continue;
+    }
+    const struct teex_ds_replica_info *r = &info[i];
+    long long lag =
+        leader_last ? (long long)leader_last - (long long)r->last_applied : -1;
+    const char *health = r->failed    ? "failed"
+                         : !r->voting ? "catching-up"
+                                      : "ok";
+    if (!r->failed)
+      healthy++;
+    printf("%-4llu %-22s %-8s %-6llu %-10llu %-10llu %-8lld %s%s%s\n",
+           (unsigned long long)r->id, o.addrs[i],
+           r->leader ? "leader" : "follower", (unsigned long long)r->term,
+           (unsigned long long)r->last_index,
+           (unsigned long long)r->last_applied, lag, health,
+           r->failed ? ": " : "", r->failed ? r->failure : "");
+  }
+  copts_free(&o);
+  return healthy > 0 ? TEEX_EXIT_OK : TEEX_EXIT_FAIL;
+}
+
+static const struct teex_cli_cmd ds_commands[] = {
+    {"init", ds_init, "create a replica's state directory"},
+    {"run", ds_run, "run one replica of a TEE-DS group"},
+    {"client-key", ds_client_key, "make a client key and certificate"},
+    {"get", ds_get, "read a key"},
+    {"set", ds_set, "write a key"},
+    {"del", ds_del, "delete a key"},
+    {"scan", ds_scan, "list keys under a prefix"},
+    {"status", ds_status, "leader, term, lag and health of each replica"},
     {"proxy", teex_cmd_ds_proxy,
      "serve a namespace to local Redis tools (RESP)"},
     {NULL, NULL, NULL},
 };
 
 int teex_cmd_ds(int argc, char **argv) {
-  return teex_cli_dispatch("teex ds", ds_cmds, argc - 1, argv + 1);
+  return teex_cli_dispatch("teex ds", ds_commands, argc - 1, argv + 1);
 }

@@ -16,6 +16,12 @@
  */
 #include "cli/cli.h"
 
+#include "ds/group.h"
+#include "teex/ds_client.h"
+#include "teex/ds_server.h"
+#include "teex/log.h"
+#include "teex/tee_policy.h"
+
 #include "teex/chain.h"
 #include "teex/config.h"
 #include "teex/eth_rpc.h"
@@ -29,7 +35,11 @@
 #include "teex/sm.h"
 #include "teex/tee.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <openssl/pem.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -492,16 +502,242 @@ static int wait_log(const char *path, const char *text, int ms) {
 
 #define UP_WORKERS 2
 
+/* ---- TEE-DS: a 3-replica group (DIR/ds/ds-N), a client identity for the
+ * operator (DIR/ds/client, namespace "dev") ---- */
+
+#define UP_DS 3
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int port = -1;
+  socklen_t l = sizeof a;
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0)
+    close(fd);
+  return port;
+}
+
+static int ds_wait_leader(const struct net *n, int ms);
+
+/* Creates the group on the first up (ports chosen then stay in its
+ * group.conf), starts the replicas and waits until each serves. */
+static int up_ds(const struct net *n) {
+  char dsdir[PATH_MAX], cdir[PATH_MAX], self[PATH_MAX];
+  snprintf(dsdir, sizeof dsdir, "%s/ds", n->dir);
+  snprintf(cdir, sizeof cdir, "%s/ds/client", n->dir);
+  snprintf(self, sizeof self, "%s/ds/ds-1/self.conf", n->dir);
+  if (mkdir(dsdir, 0700) != 0 && errno != EEXIST)
+    return teex_cli_fail("create %s: %s", dsdir, strerror(errno));
+  if (access(self, F_OK) != 0) {
+    char spki[128] = "";
+    char *key[] = {"ds", "client-key", "--out", cdir, NULL};
+    if (run_self(n, key, spki, sizeof spki) != 0 || strlen(spki) != 64)
+      return teex_cli_fail("ds client-key failed");
+    char member[UP_DS][128], client[160], state[UP_DS][PATH_MAX];
+    int used[2 * UP_DS] = {0};
+    for (int i = 0; i < 2 * UP_DS; i++) {
+      int p;
+      int tries = 0;
+      do {
+        p = free_port();
+        for (int j = 0; j < i; j++)
+          if (used[j] == p)
+            p = -1;
+      } while (p <= 0 && ++tries < 50);
+      if (p <= 0)
+        return teex_cli_fail("no free port for TEE-DS");
+      used[i] = p;
+    }
+    for (int i = 0; i < UP_DS; i++) {
+      snprintf(member[i], sizeof member[i], "%d=127.0.0.1:%d,127.0.0.1:%d",
+               i + 1, used[2 * i], used[2 * i + 1]);
+      snprintf(state[i], sizeof state[i], "%s/ds/ds-%d", n->dir, i + 1);
+    }
+    snprintf(client, sizeof client, "operator=%s:dev", spki);
+    char *init1[] = {"ds",          "init",     "--data-dir", (char *)n->dir,
+                     "--state",     state[0],   "--id",       "1",
+                     "--new-group", "--member", member[0],    "--member",
+                     member[1],     "--member", member[2],    "--client",
+                     client,        NULL};
+    char out[256];
+    if (run_self(n, init1, out, sizeof out) != 0)
+      return teex_cli_fail("ds init failed");
+    char group[PATH_MAX];
+    snprintf(group, sizeof group, "%s/group.conf", state[0]);
+    for (int i = 1; i < UP_DS; i++) {
+      char id[8];
+      snprintf(id, sizeof id, "%d", i + 1);
+      char *init[] = {"ds",      "init",   "--data-dir", (char *)n->dir,
+                      "--state", state[i], "--id",       id,
+                      "--group", group,    NULL};
+      if (run_self(n, init, out, sizeof out) != 0)
+        return teex_cli_fail("ds init failed");
+    }
+  }
+  char ready[UP_DS][PATH_MAX];
+  for (int i = 0; i < UP_DS; i++) {
+    char name[16], state[PATH_MAX];
+    snprintf(name, sizeof name, "ds-%d", i + 1);
+    snprintf(state, sizeof state, "%s/ds/%s", n->dir, name);
+    path_of(n, ready[i], sizeof ready[i], "run", name, "ready");
+    unlink(ready[i]);
+    char *argv[] = {(char *)n->exe, "ds",      "run", "--data-dir",
+                    (char *)n->dir, "--state", state, "--ready-file",
+                    ready[i],       NULL};
+    int rc = spawn(n, name, argv);
+    if (rc != 0)
+      return rc;
+  }
+  for (int i = 0; i < UP_DS; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "ds-%d", i + 1);
+    if (wait_file(ready[i], read_pid(n, name), READY_TIMEOUT_MS) != 0)
+      return teex_cli_fail("%s did not start; see %s/logs/%s.log", name, n->dir,
+                           name);
+  }
+  if (ds_wait_leader(n, READY_TIMEOUT_MS) != 0)
+    return teex_cli_fail("the TEE-DS group elected no leader; see "
+                         "%s/logs/ds-*.log",
+                         n->dir);
+  return 0;
+}
+
+/* The operator's client context for the group of DIR (policy from ds-1). */
+struct ds_view {
+  struct teex_ds_group g;
+  struct teex_tee_policy pol;
+  struct teex_ratls_verifier v;
+  EVP_PKEY *key;
+  X509 *cert;
+  struct teex_tls_ctx *ctx;
+};
+
+static int ds_view_open(const struct net *n, struct ds_view *d,
+                        struct teex_err *err) {
+  memset(d, 0, sizeof(*d));
+  char state[PATH_MAX], path[PATH_MAX], kp[PATH_MAX], cp[PATH_MAX];
+  snprintf(state, sizeof state, "%s/ds/ds-1", n->dir);
+  snprintf(path, sizeof path, "%s/%s", state, TEEX_DS_GROUP_FILE);
+  int rc = teex_ds_group_load(&d->g, path, err);
+  if (rc != 0)
+    return rc;
+  teex_tee_policy_init(&d->pol);
+  snprintf(path, sizeof path, "%s/%s", state, TEEX_DS_POLICY_FILE);
+  if ((rc = teex_tee_policy_load(&d->pol, path, err)) != 0)
+    return rc;
+  snprintf(kp, sizeof kp, "%s/ds/client/client.key", n->dir);
+  snprintf(cp, sizeof cp, "%s/ds/client/client.pem", n->dir);
+  FILE *f = fopen(kp, "r");
+  if (f) {
+    d->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+  }
+  if ((f = fopen(cp, "r")) != NULL) {
+    d->cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+  }
+  if (d->key == NULL || d->cert == NULL)
+    return teex_err_set(err, TEEX_ENOTFOUND, "no client identity in %s/ds",
+                        n->dir);
+  d->v.policy = &d->pol;
+  struct teex_tls_config tc = {.cert = d->cert,
+                               .key = d->key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &d->v};
+  return teex_tls_ctx_new(&d->ctx, &tc, 0, err);
+}
+
+static void ds_view_close(struct ds_view *d) {
+  teex_tls_ctx_free(d->ctx);
+  EVP_PKEY_free(d->key);
+  X509_free(d->cert);
+}
+
+/* Waits until a replica reports itself leader. */
+static int ds_wait_leader(const struct net *n, int ms) {
+  static struct ds_view d;
+  struct teex_err err;
+  teex_err_clear(&err);
+  int rc = ds_view_open(n, &d, &err);
+  int found = 0;
+  enum teex_log_level lvl = teex_log_get_level();
+  teex_log_set_level(TEEX_LOG_ERROR);
+  for (int waited = 0; rc == 0 && !found && waited < ms; waited += 50) {
+    for (size_t i = 0; i < d.g.n_members && !found; i++) {
+      struct teex_ds_replica_info info;
+      if (teex_ds_replica_info_get(d.ctx, d.g.members[i].client, 1000, &info,
+                                   &err) == 0 &&
+          info.leader)
+        found = 1;
+    }
+    if (!found) {
+      struct timespec ts = {0, 50 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  teex_log_set_level(lvl);
+  ds_view_close(&d);
+  return found ? 0 : -1;
+}
+
+/* One line per replica for `teex status`; 1 if any is unhealthy. */
+static int status_ds(const struct net *n) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/ds/ds-1/%s", n->dir, TEEX_DS_GROUP_FILE);
+  if (access(path, F_OK) != 0)
+    return 0; /* no group in this network */
+  static struct ds_view d;
+  struct teex_err err;
+  teex_err_clear(&err);
+  if (ds_view_open(n, &d, &err) != 0) {
+    printf("%-11s UNHEALTHY %s\n", "ds", err.msg);
+    ds_view_close(&d);
+    return 1;
+  }
+  int bad = 0;
+  teex_log_set_level(TEEX_LOG_ERROR);
+  for (size_t i = 0; i < d.g.n_members; i++) {
+    const struct teex_ds_member *m = &d.g.members[i];
+    char name[32];
+    snprintf(name, sizeof name, "ds-%llu", (unsigned long long)m->id);
+    int pid = read_pid(n, name);
+    struct teex_ds_replica_info info;
+    if (!alive(pid)) {
+      printf("%-11s DOWN (no process)\n", name);
+      bad = 1;
+    } else if (teex_ds_replica_info_get(d.ctx, m->client, 5000, &info, &err) !=
+               0) {
+      printf("%-11s UNHEALTHY pid %d %s: %s\n", name, pid, m->client, err.msg);
+      bad = 1;
+    } else {
+      printf("%-11s %s  pid %d  %s  %s term %llu applied %llu%s\n", name,
+             info.failed ? "FAILED" : "ok", pid, m->client,
+             info.leader ? "leader" : "follower", (unsigned long long)info.term,
+             (unsigned long long)info.last_applied,
+             info.voting ? "" : " (catching up)");
+      bad |= info.failed != 0;
+    }
+  }
+  ds_view_close(&d);
+  return bad;
+}
+
 static const char up_usage[] =
     "usage: teex up [--dir DIR] [--chain-port PORT] [--settle-interval MS]\n"
     "               [--settle-receipts N]\n"
-    "       teex up [--dir DIR] --restart sm|dispatcher|worker-N|chain\n"
+    "       teex up [--dir DIR] --restart sm|dispatcher|worker-N|ds-N|chain\n"
     "\n"
     "Starts a teex network on loopback in DIR (default $TEEX_HOME, else\n"
     "~/.teex): the sim TEE platform, the local chain (anvil on PORT,\n"
-    "default 8545) with the teex contracts, the Service Manager, a\n"
-    "dispatcher (settling every MS milliseconds, default 5000, or as soon\n"
-    "as N receipts wait, default 100) and two workers, each its own process\n"
+    "default 8545) with the teex contracts, the Service Manager, a 3-replica\n"
+    "TEE-DS group, a dispatcher (settling every MS milliseconds, default\n"
+    "5000, or as soon as N receipts wait, default 100) and two workers, each\n"
+    "its own process\n"
     "(logs in DIR/logs), and writes DIR/network.conf. `teex status` shows\n"
     "their health; `teex down` stops them. A second `teex up` restores the\n"
     "chain's state.\n"
@@ -563,12 +799,15 @@ static int restart(const struct net *n, const char *name) {
   if (strcmp(name, "chain") == 0)
     return restart_chain(n);
   int is_worker = strncmp(name, "worker-", 7) == 0;
+  int is_ds = strncmp(name, "ds-", 3) == 0;
   uint64_t idx;
   if (strcmp(name, "sm") != 0 && strcmp(name, "dispatcher") != 0 &&
       !(is_worker && teex_parse_u64(name + 7, &idx) == 0 && idx >= 1 &&
-        idx <= 64))
+        idx <= 64) &&
+      !(is_ds && teex_parse_u64(name + 3, &idx) == 0 && idx >= 1 &&
+        idx <= UP_DS))
     return teex_cli_fail("restart: unknown component %s (sm, dispatcher, "
-                         "worker-N or chain)",
+                         "worker-N, ds-N or chain)",
                          name);
   struct cmdline c;
   int rc = load_cmd(n, name, &c);
@@ -845,6 +1084,9 @@ int teex_cmd_up(int argc, char **argv) {
                            name, wlog);
   }
 
+  if ((rc = up_ds(&n)) != 0)
+    return rc;
+
   snprintf(p, sizeof p, "%s/network.conf", n.dir);
   FILE *f = fopen(p, "w");
   if (f == NULL)
@@ -856,11 +1098,13 @@ int teex_cmd_up(int argc, char **argv) {
           "policy = %s/policy/sm.conf\naddress = %s\n"
           "[dispatcher]\nuser = 127.0.0.1:%llu\nworker = 127.0.0.1:%llu\n"
           "policy = %s/policy/enclaves.conf\naddress = %s\n"
-          "[workers]\ncount = %d\npolicy = %s/policy/enclaves.conf\n",
+          "[workers]\ncount = %d\npolicy = %s/policy/enclaves.conf\n"
+          "[ds]\nstate = %s/ds/ds-1\ncert = %s/ds/client/client.pem\n"
+          "key = %s/ds/client/client.key\nnamespace = dev\n",
           rpc_url, chain, (unsigned long long)client_port,
           (unsigned long long)enclave_port, n.dir, sm_addr,
           (unsigned long long)user_port, (unsigned long long)worker_port, n.dir,
-          disp_addr, UP_WORKERS, n.dir);
+          disp_addr, UP_WORKERS, n.dir, n.dir, n.dir, n.dir);
   fclose(f);
   printf("teex network up in %s\n", n.dir);
   printf("  chain       %s  (contracts in %s)\n", rpc_url, chain);
@@ -875,6 +1119,8 @@ int teex_cmd_up(int argc, char **argv) {
     printf("  worker-%d    users %s (registered on chain and with the "
            "dispatcher)\n",
            i + 1, worker_eps[i]);
+  printf("  ds          3 replicas in %s/ds (teex ds status; namespace dev)\n",
+         n.dir);
   printf("  policies    %s/policy/\n  logs        %s/logs/\n", n.dir, n.dir);
   return TEEX_EXIT_OK;
 }
@@ -986,6 +1232,7 @@ int teex_cmd_status(int argc, char **argv) {
     }
   }
   teex_config_free(&c);
+  bad |= status_ds(&n);
   char *chain_status[] = {"chain", "status", "--dir", n.dir, NULL};
   char line[512];
   if (run_self(&n, chain_status, line, sizeof line) != 0) {
@@ -1005,7 +1252,8 @@ int teex_cmd_down(int argc, char **argv) {
   int rc = net_parse(argc, argv, &n, down_usage);
   if (rc != 0)
     return rc < 0 ? TEEX_EXIT_OK : rc;
-  static const char *names[] = {"worker-1", "worker-2", "dispatcher", "sm"};
+  static const char *names[] = {"worker-1", "worker-2", "dispatcher", "sm",
+                                "ds-1",     "ds-2",     "ds-3"};
   int stopped = 0;
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     int pid = read_pid(&n, names[i]);

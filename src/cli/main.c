@@ -19,6 +19,7 @@ static const struct teex_cli_cmd commands[] = {
     {"service", teex_cmd_service, "pack, inspect, encrypt and run services"},
     {"sm", teex_cmd_sm, "the Service Manager daemon"},
     {"data", teex_cmd_data, "publish, approve and revoke datasets"},
+    {"ds", teex_cmd_ds, "TEE-DS replicas and client commands"},
     {"dispatcher", teex_cmd_dispatcher, "the task dispatcher daemon"},
     {"up", teex_cmd_up, "start a local teex network"},
     {"status", teex_cmd_status, "health of the local network's components"},
@@ -31,7 +32,6 @@ static const struct teex_cli_cmd commands[] = {
     {"worker", teex_cmd_worker, "the worker daemon"},
     {"invoke", teex_cmd_invoke, "run a task on a service through a worker"},
     {"task", teex_cmd_task, "a task's status, and proof it was settled"},
-    {"ds", teex_cmd_ds, "TEE-DS tools: the Redis-protocol proxy"},
     {NULL, NULL, NULL},
 };
 

@@ -69,6 +69,31 @@ static void drop_stash(struct craft *c) {
   c->stash = NULL;
 }
 
+/* raft_uv (0.15) mis-reads an open segment whose entries are not a multiple
+ * of 8 bytes long after a restart: it loads the first batch only, so entries
+ * acknowledged before a crash vanish from the log. Every proposal is padded:
+ *   data | zero bytes | n   (total a multiple of 8; n = 1..8 bytes added)
+ * and unpadded strictly before the state machine sees it. */
+#define PAD_ALIGN 8u
+
+static size_t padded_len(size_t len) {
+  return (len / PAD_ALIGN + 1) * PAD_ALIGN; /* adds 1..8 bytes */
+}
+
+static int unpad(const struct raft_buffer *buf, size_t *len) {
+  const uint8_t *p = buf->base;
+  if (buf->len < PAD_ALIGN || buf->len % PAD_ALIGN != 0)
+    return TEEX_EFORMAT;
+  size_t n = p[buf->len - 1];
+  if (n < 1 || n > PAD_ALIGN)
+    return TEEX_EFORMAT;
+  for (size_t i = buf->len - n; i < buf->len - 1; i++)
+    if (p[i] != 0)
+      return TEEX_EFORMAT;
+  *len = buf->len - n;
+  return 0;
+}
+
 /* ---- the FSM raft drives ---- */
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
@@ -82,7 +107,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
    * next one. */
   uint64_t index = raft_last_applied(c->raft) + 1;
   void *res = NULL;
-  int rc = c->base.hooks->apply(c->base.sm, index, buf->base, buf->len, &res);
+  size_t len = 0;
+  int rc = unpad(buf, &len);
+  if (rc == 0)
+    rc = c->base.hooks->apply(c->base.sm, index, buf->base, len, &res);
   if (rc != 0) {
     /* Refusing here stops raft from advancing last_applied: every later
      * entry waits behind this one, so the replica halts, never diverges. */
@@ -174,12 +202,15 @@ static int op_propose(struct teex_ds_consensus *base, const uint8_t *data,
   struct apply_req *a = calloc(1, sizeof(*a));
   if (a == NULL)
     return TEEX_ENOMEM;
-  struct raft_buffer b = {raft_malloc(len), len};
+  size_t total = padded_len(len);
+  struct raft_buffer b = {raft_malloc(total), total};
   if (b.base == NULL) {
     free(a);
     return TEEX_ENOMEM;
   }
   memcpy(b.base, data, len);
+  memset((uint8_t *)b.base + len, 0, total - len);
+  ((uint8_t *)b.base)[total - 1] = (uint8_t)(total - len);
   a->req.data = a;
   a->c = c;
   a->cb = cb;

@@ -450,3 +450,34 @@ int teex_sm_sign_registration(struct teex_sm *sm,
                                         id->mr_enclave, id->issued_at, digest);
   return teex_stmt_sign(sm->secrets, digest, sig);
 }
+
+int teex_sm_ds_group_key(struct teex_sm *sm, const uint8_t group_id[16],
+                         uint8_t key[32], struct teex_err *err) {
+  char skey[40], hex[33];
+  teex_hex_encode(group_id, 16, hex);
+  snprintf(skey, sizeof skey, "ds/%s", hex);
+  struct teex_store_txn *txn;
+  int rc = teex_store_txn_begin(sm->store, 0, &txn, err);
+  if (rc != 0)
+    return rc;
+  struct teex_buf val;
+  teex_buf_init(&val, 64, TEEX_BUF_SECRET);
+  rc = teex_store_txn_get(txn, skey, strlen(skey), &val, err);
+  if (rc == 0 && val.len != 32)
+    rc = teex_err_set(err, TEEX_EFORMAT, "ds group key record");
+  if (rc == 0) {
+    memcpy(key, val.data, 32);
+    teex_store_txn_abort(txn);
+  } else if (rc == TEEX_ENOTFOUND) {
+    teex_random(key, 32);
+    rc = teex_store_txn_put(txn, skey, strlen(skey), key, 32, err);
+    if (rc == 0)
+      rc = teex_store_txn_commit(txn, err);
+    else
+      teex_store_txn_abort(txn);
+  } else {
+    teex_store_txn_abort(txn);
+  }
+  teex_buf_free(&val);
+  return rc;
+}

@@ -3,6 +3,7 @@
 
 #include "teex/config.h"
 #include "teex/crypto.h"
+#include "teex/mem.h"
 #include "teex/proto/sm.pb-c.h"
 #include "teex/ratls_channel.h"
 #include "teex/rpc_sync.h"
@@ -92,6 +93,83 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   teex_eth_address(secp256k1_pub, mine);
   if (memcmp(mine, out->enclave, 20) != 0)
     rc = teex_err_set(err, TEEX_EPROTO, "the SM signed for another address");
+out:
+  free(wire);
+  teex_rpc_sync_close(c);
+  teex_tls_ctx_free(ctx);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
+int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+                                const char *sm_addr,
+                                const struct teex_tee_policy *sm_policy,
+                                const uint8_t group_id[16],
+                                uint8_t group_key[32], struct teex_err *err) {
+  struct teex_ratls_verifier v = {.policy = sm_policy};
+  struct teex_tls_config tc = {.cert = cert,
+                               .key = key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &v};
+  struct teex_tls_ctx *ctx = NULL;
+  struct teex_rpc_sync *c = NULL;
+  struct teex_buf ev, resp;
+  teex_buf_init(&ev, 16384, 0);
+  teex_buf_init(&resp, 4096, TEEX_BUF_SECRET);
+  uint8_t *wire = NULL, sk[32];
+  int rc = teex_tls_ctx_new(&ctx, &tc, 0, err);
+  if (rc == 0)
+    rc = teex_rpc_sync_connect(sm_addr, ctx, SM_CLIENT_TIMEOUT_MS, &c, err);
+  if (rc != 0) {
+    teex_err_wrap(err, rc, "connect to the SM at %s", sm_addr);
+    goto out;
+  }
+  /* The SM checks evidence that binds this session's TLS key and an
+   * enclave address; a replica has no address of its own: a throwaway one. */
+  struct teex_tee_binding b;
+  memset(&b, 0, sizeof b);
+  b.has_tls = 1;
+  if (teex_tls_cert_spki_sha256(cert, b.tls_spki_sha256) != 0) {
+    rc = teex_err_set(err, TEEX_ECRYPTO, "certificate key");
+    goto out;
+  }
+  b.has_secp256k1 = 1;
+  teex_secp256k1_keypair(sk, b.secp256k1_pub);
+  teex_wipe(sk, sizeof sk);
+  b.has_nonce = 1;
+  if ((rc = teex_sm_fresh_nonce(teex_rpc_sync_conn(c), "sm.DsGroupKey", b.nonce,
+                                err)) != 0 ||
+      (rc = teex_tee_quote_binding(tee, &b, &ev, err)) != 0)
+    goto out;
+  Teex__Sm__DsGroupKeyRequest req = TEEX__SM__DS_GROUP_KEY_REQUEST__INIT;
+  req.group_id = (ProtobufCBinaryData){16, (uint8_t *)group_id};
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t wn = teex__sm__ds_group_key_request__get_packed_size(&req);
+  wire = malloc(wn);
+  if (wire == NULL) {
+    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+    goto out;
+  }
+  teex__sm__ds_group_key_request__pack(&req, wire);
+  rc = teex_rpc_sync_call(c, "sm.DsGroupKey", wire, wn, SM_CLIENT_TIMEOUT_MS,
+                          &resp, err);
+  if (rc != 0) {
+    teex_err_wrap(err, rc, "the SM refused the group key");
+    goto out;
+  }
+  Teex__Sm__DsGroupKeyResponse *r =
+      teex__sm__ds_group_key_response__unpack(NULL, resp.len, resp.data);
+  if (r == NULL || r->group_key.len != 32) {
+    rc = teex_err_set(err, TEEX_EPROTO, "malformed SM answer");
+  } else {
+    memcpy(group_key, r->group_key.data, 32);
+  }
+  if (r != NULL) {
+    teex_wipe(r->group_key.data, r->group_key.len);
+    teex__sm__ds_group_key_response__free_unpacked(r, NULL);
+  }
 out:
   free(wire);
   teex_rpc_sync_close(c);

@@ -288,6 +288,41 @@ static void on_register_enclave(struct teex_rpc_call *call, const uint8_t *p,
   teex__sm__register_enclave_request__free_unpacked(req, NULL);
 }
 
+static void on_ds_group_key(struct teex_rpc_call *call, const uint8_t *p,
+                            size_t n, void *arg) {
+  struct sm_server *s = arg;
+  struct teex_err err;
+  teex_err_clear(&err);
+  struct teex_tee_identity id;
+  uint8_t key[32];
+  Teex__Sm__DsGroupKeyRequest *req =
+      teex__sm__ds_group_key_request__unpack(NULL, n, p);
+  if (req == NULL) {
+    teex_rpc_call_respond(call, TEEX_EFORMAT, "malformed request", NULL, 0);
+    return;
+  }
+  int rc = field(&req->group_id, 16, "group_id", &err);
+  if (rc == 0)
+    rc =
+        check_caller(s, call, "sm.DsGroupKey", &req->evidence, "ds", &id, &err);
+  if (rc == 0)
+    rc = teex_sm_ds_group_key(s->sm, req->group_id.data, key, &err);
+  if (rc == 0) {
+    Teex__Sm__DsGroupKeyResponse resp = TEEX__SM__DS_GROUP_KEY_RESPONSE__INIT;
+    resp.group_key = (ProtobufCBinaryData){32, key};
+    respond_msg(call, &resp.base);
+    char gid[33];
+    teex_hex_encode(req->group_id.data, 16, gid);
+    TEEX_INFO("sm", "ds group key released", "group=%s", gid);
+  } else {
+    TEEX_WARN("sm", "ds group key refused", "peer=%s reason=\"%s\"",
+              teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);
+    respond_err(call, rc, &err);
+  }
+  teex_wipe(key, sizeof key);
+  teex__sm__ds_group_key_request__free_unpacked(req, NULL);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct sm_server *s = h->data;
   TEEX_INFO("sm", "stopping", "signal=%d", signum);
@@ -393,6 +428,7 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
                            on_register_enclave, &s);
   teex_rpc_server_register(s.enclave_srv, "sm.LeaseDataKey",
                            teex_sm__on_lease_data_key, &s.data);
+  teex_rpc_server_register(s.enclave_srv, "sm.DsGroupKey", on_ds_group_key, &s);
   teex_rpc_server_register(s.client_srv, "teex.Health", on_health, &s);
   teex_rpc_server_register(s.client_srv, "sm.Info", on_info, &s);
   teex_rpc_server_register(s.client_srv, "sm.RegisterService",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctest-label: nosan (the workers' sandboxed executors do not run under ASan)
 # The whole network end to end, as a user would drive it: `teex up` (chain
-# with contracts, SM, dispatcher, two workers — all registered), status over
+# with contracts, SM, dispatcher, two workers — all registered — and a
+# 3-replica TEE-DS group written and read through `teex ds`), status over
 # RA-TLS, a second `up` refused; a provider deploys and lists a service; a
 # user without escrow is refused before any work; the user deposits and
 # invokes through the dispatcher and a worker, and gets the example's
@@ -23,6 +24,15 @@ grep -q "teex network up" "$tmp/up.out" || fail "up output"
 grep -q "^sm *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^chain *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^dispatcher *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
+for r in ds-1 ds-2 ds-3; do
+  grep -q "^$r *ok .* term" "$tmp/status" || fail "status: $(cat "$tmp/status")"
+done
+[ "$(grep -c "^ds-[123] *ok .* leader " "$tmp/status")" = 1 ] || fail "one ds leader: $(cat "$tmp/status")"
+# The TEE-DS group of `teex up`: the operator's client in namespace dev.
+"$teex" ds set greeting hello > /dev/null || fail "ds set"
+[ "$("$teex" ds get greeting)" = hello ] || fail "ds get"
+"$teex" ds status > "$tmp/dss" || fail "ds status: $(cat "$tmp/dss")"
+[ "$(grep -c " ok$" "$tmp/dss")" = 3 ] || fail "ds status: $(cat "$tmp/dss")"
 if "$teex" up > "$tmp/out" 2>&1; then fail "second up accepted"; fi
 grep -q "already up" "$tmp/out" || fail "second up: $(cat "$tmp/out")"
 
@@ -130,6 +140,7 @@ printf 'sample,value\ns1,7\n' > "$tmp/reference.csv"
 grep -q "stopped sm" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 grep -q "stopped anvil" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 grep -q "stopped dispatcher" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
+grep -q "stopped ds-1" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 if "$teex" status > "$tmp/status" 2>&1; then fail "status ok after down"; fi
 grep -q "DOWN" "$tmp/status" || fail "status after down: $(cat "$tmp/status")"
 echo "up/status/down: ok"

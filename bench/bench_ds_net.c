@@ -1,0 +1,342 @@
+/* TEE-DS over the network: a 3-replica group of real `teex ds run`
+ * processes on loopback (a fresh sim platform in a temporary directory).
+ *
+ * 1. Write latency at low load: one SET at a time through the client
+ *    library (linearizable, acknowledged after the entry is committed on a
+ *    majority and applied on the leader). Baseline in the same run, on the
+ *    same kind of connection to the same leader: a teex.Health RPC round
+ *    trip (TLS + RPC framing, no consensus, no disk).
+ * 2. Failover: SIGKILL of the leader, time until the first write is
+ *    acknowledged by a new leader (the client retries through the other
+ *    replicas); the killed replica is restarted and caught up before the
+ *    next round.
+ * Usage: bench_ds_net TEEX_BIN [writes] [kills]   (default 2000 10) */
+#include "teex/crypto.h"
+#include "teex/ds.h"
+#include "teex/ds_client.h"
+#include "teex/ds_server.h"
+#include "teex/log.h"
+#include "teex/ratls_channel.h"
+#include "teex/rpc_sync.h"
+#include "teex/tee.h"
+#include "teex/tee_policy.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define N 3
+
+static const char *g_bin;
+static char g_dir[256];
+static char g_state[N][320], g_log[N][320], g_ready[N][320];
+static char g_peer[N][64], g_client[N][64];
+static const char *g_addrs[N];
+static pid_t g_pid[N];
+
+static void die(const char *what) {
+  fprintf(stderr, "bench_ds_net: %s\n", what);
+  for (int i = 0; i < N; i++)
+    if (g_pid[i] > 0)
+      kill(g_pid[i], SIGKILL);
+  exit(1);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static pid_t spawn(char *const argv[], const char *log) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (log != NULL) {
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
+                                     0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  }
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+static int run(char *const argv[]) {
+  pid_t pid = spawn(argv, "/dev/null");
+  int st;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid)
+    return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void free_ports(int *ports, int n) {
+  int fds[2 * N];
+  for (int i = 0; i < n; i++) {
+    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0)
+      die("bind");
+    socklen_t l = sizeof a;
+    getsockname(fds[i], (struct sockaddr *)&a, &l);
+    ports[i] = ntohs(a.sin_port);
+  }
+  for (int i = 0; i < n; i++)
+    close(fds[i]);
+}
+
+static void start(int i) {
+  unlink(g_ready[i]);
+  char *argv[] = {(char *)g_bin,        "ds",           "run",
+                  "--data-dir",         g_dir,          "--state",
+                  g_state[i],           "--ready-file", g_ready[i],
+                  "--election-timeout", "150",          NULL};
+  g_pid[i] = spawn(argv, g_log[i]);
+  if (g_pid[i] < 0)
+    die("spawn");
+}
+
+static void wait_ready(int i) {
+  for (int t = 0; t < 600; t++) {
+    if (access(g_ready[i], F_OK) == 0)
+      return;
+    sleep_ms(50);
+  }
+  die("a replica did not start (see its log in the temporary directory)");
+}
+
+static int leader(struct teex_tls_ctx *tls) {
+  for (int t = 0; t < 400; t++) {
+    for (int i = 0; i < N; i++) {
+      struct teex_ds_replica_info info;
+      struct teex_err err;
+      if (g_pid[i] > 0 &&
+          teex_ds_replica_info_get(tls, g_client[i], 1000, &info, &err) == 0 &&
+          info.leader)
+        return i;
+    }
+    sleep_ms(25);
+  }
+  die("no leader");
+  return -1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, int n, double p) {
+  int i = (int)(p * (n - 1) + 0.5);
+  return v[i];
+}
+
+static int set(struct teex_ds_sync *s, const char *k, const char *v) {
+  struct teex_ds_cmd c = {.op = TEEX_DS_SET, .grant = "app"};
+  c.key = (const uint8_t *)k;
+  c.key_len = strlen(k);
+  c.val = (const uint8_t *)v;
+  c.val_len = strlen(v);
+  struct teex_ds_result r;
+  struct teex_err err;
+  int rc = teex_ds_sync_exec(s, &c, TEEX_DS_READ_LINEARIZABLE, &r, &err);
+  if (rc == 0) {
+    rc = r.status;
+    teex_ds_result_free(&r);
+  }
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: bench_ds_net TEEX_BIN [writes] [kills]\n");
+    return 2;
+  }
+  g_bin = argv[1];
+  int writes = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 2000;
+  int kills = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 10;
+  if (writes < 10 || kills < 0)
+    die("bad arguments");
+  signal(SIGPIPE, SIG_IGN);
+  teex_log_set_level(TEEX_LOG_ERROR); /* expected reconnects are noise */
+  snprintf(g_dir, sizeof g_dir, "%s/bench_ds_net.XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (mkdtemp(g_dir) == NULL)
+    die("mkdtemp");
+  struct teex_err err;
+  uint8_t root[32];
+  if (teex_tee_sim_init(g_dir, root, &err) != 0)
+    die(err.msg);
+  int ports[2 * N];
+  free_ports(ports, 2 * N);
+  char m[N][200];
+  for (int i = 0; i < N; i++) {
+    snprintf(g_state[i], sizeof g_state[i], "%s/r%d", g_dir, i + 1);
+    snprintf(g_log[i], sizeof g_log[i], "%s/r%d.log", g_dir, i + 1);
+    snprintf(g_ready[i], sizeof g_ready[i], "%s/r%d.ready", g_dir, i + 1);
+    snprintf(g_peer[i], sizeof g_peer[i], "127.0.0.1:%d", ports[2 * i]);
+    snprintf(g_client[i], sizeof g_client[i], "127.0.0.1:%d", ports[2 * i + 1]);
+    g_addrs[i] = g_client[i];
+    snprintf(m[i], sizeof m[i], "%d=%s,%s", i + 1, g_peer[i], g_client[i]);
+  }
+  EVP_PKEY *key;
+  X509 *cert;
+  if (teex_tls_selfsigned_new("bench", 1, &key, &cert, &err) != 0)
+    die(err.msg);
+  uint8_t spki[32];
+  char hex[65], client[128];
+  teex_tls_cert_spki_sha256(cert, spki);
+  teex_hex_encode(spki, 32, hex);
+  snprintf(client, sizeof client, "app=%s:app", hex);
+  char *a1[] = {(char *)g_bin, "ds",          "init",     "--data-dir",
+                g_dir,         "--state",     g_state[0], "--id",
+                "1",           "--new-group", "--member", m[0],
+                "--member",    m[1],          "--member", m[2],
+                "--client",    client,        NULL};
+  if (run(a1) != 0)
+    die("ds init");
+  char group[400];
+  snprintf(group, sizeof group, "%s/group.conf", g_state[0]);
+  for (int i = 1; i < N; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "%d", i + 1);
+    char *a[] = {(char *)g_bin, "ds",   "init", "--data-dir", g_dir, "--state",
+                 g_state[i],    "--id", id,     "--group",    group, NULL};
+    if (run(a) != 0)
+      die("ds init");
+  }
+  struct teex_tee_policy pol;
+  char pp[400];
+  snprintf(pp, sizeof pp, "%s/policy.conf", g_state[0]);
+  teex_tee_policy_init(&pol);
+  if (teex_tee_policy_load(&pol, pp, &err) != 0)
+    die(err.msg);
+  struct teex_ratls_verifier ver = {&pol};
+  struct teex_tls_config tc = {.cert = cert,
+                               .key = key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &ver};
+  struct teex_tls_ctx *tls;
+  if (teex_tls_ctx_new(&tls, &tc, 0, &err) != 0)
+    die(err.msg);
+  for (int i = 0; i < N; i++)
+    start(i);
+  for (int i = 0; i < N; i++)
+    wait_ready(i);
+  int l = leader(tls);
+  struct teex_ds_client_config cc = {.replicas = g_addrs,
+                                     .n_replicas = N,
+                                     .tls = tls,
+                                     .ns = "app",
+                                     .timeout_ms = 10000};
+  struct teex_ds_sync *s;
+  if (teex_ds_sync_open(&cc, &s, &err) != 0)
+    die(err.msg);
+  for (int i = 0; i < 50; i++) /* warm up: connections, leader found */
+    if (set(s, "app/warm", "1") != 0)
+      sleep_ms(50);
+  l = leader(tls);
+
+  /* 1. write latency vs health RTT, alternating in blocks of 100. */
+  struct teex_rpc_sync *h;
+  if (teex_rpc_sync_connect(g_client[l], tls, 5000, &h, &err) != 0)
+    die(err.msg);
+  double *wl = calloc((size_t)writes, sizeof(double));
+  double *hl = calloc((size_t)writes, sizeof(double));
+  struct teex_buf resp;
+  teex_buf_init(&resp, 4096, 0);
+  char k[64], v[128];
+  memset(v, 'v', 100);
+  v[100] = '\0';
+  for (int i = 0; i < writes; i++) {
+    snprintf(k, sizeof k, "app/bench-%06d", i % 1000);
+    double t0 = now_s();
+    if (set(s, k, v) != 0)
+      die("write failed");
+    wl[i] = now_s() - t0;
+    t0 = now_s();
+    if (teex_rpc_sync_call(h, "teex.Health", NULL, 0, 5000, &resp, &err) != 0)
+      die(err.msg);
+    hl[i] = now_s() - t0;
+  }
+  teex_rpc_sync_close(h);
+  teex_buf_free(&resp);
+  qsort(wl, (size_t)writes, sizeof(double), cmp_double);
+  qsort(hl, (size_t)writes, sizeof(double), cmp_double);
+  printf("write latency (%d SETs of 100 bytes, one at a time): p50 %.3f ms  "
+         "p99 %.3f ms  max %.3f ms\n",
+         writes, pct(wl, writes, 0.5) * 1e3, pct(wl, writes, 0.99) * 1e3,
+         wl[writes - 1] * 1e3);
+  printf("baseline teex.Health RTT to the leader:            p50 %.3f ms  "
+         "p99 %.3f ms\n",
+         pct(hl, writes, 0.5) * 1e3, pct(hl, writes, 0.99) * 1e3);
+  free(wl);
+  free(hl);
+
+  /* 2. failover over `kills` leader kills. */
+  double *fo = calloc((size_t)(kills ? kills : 1), sizeof(double));
+  for (int r = 0; r < kills; r++) {
+    l = leader(tls);
+    double t0 = now_s();
+    kill(g_pid[l], SIGKILL);
+    waitpid(g_pid[l], NULL, 0);
+    g_pid[l] = 0;
+    snprintf(k, sizeof k, "app/failover-%d", r);
+    int rc;
+    while ((rc = set(s, k, "1")) != 0)
+      if (now_s() - t0 > 30)
+        die("no new leader within 30 s");
+    fo[r] = now_s() - t0;
+    start(l);
+    wait_ready(l);
+    /* Let it catch up so every round starts from a full group. */
+    for (int t = 0; t < 400; t++) {
+      struct teex_ds_replica_info a, b;
+      int nl = leader(tls);
+      if (teex_ds_replica_info_get(tls, g_client[nl], 1000, &a, &err) == 0 &&
+          teex_ds_replica_info_get(tls, g_client[l], 1000, &b, &err) == 0 &&
+          b.last_applied >= a.last_applied && b.voting)
+        break;
+      sleep_ms(25);
+    }
+    sleep_ms(300); /* connections re-established both ways */
+  }
+  if (kills > 0) {
+    qsort(fo, (size_t)kills, sizeof(double), cmp_double);
+    printf("failover (SIGKILL of the leader -> first acknowledged write), %d "
+           "kills: p50 %.0f ms  max %.0f ms\n",
+           kills, pct(fo, kills, 0.5) * 1e3, fo[kills - 1] * 1e3);
+  }
+  free(fo);
+  teex_ds_sync_close(s);
+  for (int i = 0; i < N; i++)
+    if (g_pid[i] > 0) {
+      kill(g_pid[i], SIGTERM);
+      waitpid(g_pid[i], NULL, 0);
+    }
+  teex_tls_ctx_free(tls);
+  EVP_PKEY_free(key);
+  X509_free(cert);
+  char *rm[] = {"/bin/rm", "-rf", g_dir, NULL};
+  run(rm);
+  return 0;
+}

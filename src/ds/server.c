@@ -1,0 +1,917 @@
+/* The TEE-DS replica daemon (include/teex/ds_server.h). */
+#include "teex/ds_server.h"
+
+#include "ds/consensus.h"
+#include "ds/group.h"
+#include "ds/replica.h"
+#include "ds/sealed_io.h"
+#include "ds/transport.h"
+#include "ds/wire.h"
+#include "teex/buf.h"
+#include "teex/config.h"
+#include "teex/crypto.h"
+#include "teex/ds.h"
+#include "teex/log.h"
+#include "teex/mem.h"
+#include "teex/proto/ds.pb-c.h"
+#include "teex/proto/rpc.pb-c.h"
+#include "teex/ratls.h"
+#include "teex/ratls_channel.h"
+#include "teex/rpc.h"
+#include "teex/seal.h"
+#include "teex/sm_client.h"
+#include "teex/tee_policy.h"
+#include "teex/version.h"
+
+#include <errno.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char key_ctx[] = "teex-ds group key v1";
+
+static void path_of(char *out, size_t cap, const char *dir, const char *f) {
+  snprintf(out, cap, "%s/%s", dir, f);
+}
+
+static int read_small(const char *path, size_t max, char **out, size_t *len,
+                      struct teex_err *err) {
+  *out = NULL;
+  *len = 0;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return teex_err_set(err, errno == ENOENT ? TEEX_ENOTFOUND : TEEX_EIO,
+                        "%s: cannot open", path);
+  char *b = malloc(max + 1);
+  size_t n = b ? fread(b, 1, max + 1, f) : 0;
+  fclose(f);
+  if (b == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  if (n > max) {
+    free(b);
+    return teex_err_set(err, TEEX_ETOOBIG, "%s: larger than %zu bytes", path,
+                        max);
+  }
+  b[n] = '\0';
+  *out = b;
+  *len = n;
+  return 0;
+}
+
+static int key_save(struct teex_tee *tee, const char *dir,
+                    const uint8_t group_id[16], const uint8_t key[32],
+                    struct teex_err *err) {
+  uint8_t ctx[sizeof(key_ctx) + 16];
+  memcpy(ctx, key_ctx, sizeof(key_ctx));
+  memcpy(ctx + sizeof(key_ctx), group_id, 16);
+  struct teex_buf out;
+  teex_buf_init(&out, 4096, 0);
+  int rc =
+      teex_seal(tee, TEEX_SEAL_ENCLAVE, ctx, sizeof(ctx), key, 32, &out, err);
+  char path[4096];
+  path_of(path, sizeof(path), dir, TEEX_DS_KEY_FILE);
+  if (rc == 0)
+    rc = teex_ds_write_atomic(path, out.data, out.len, err);
+  teex_buf_free(&out);
+  return rc;
+}
+
+/* 0 with the key, TEEX_ENOTFOUND when there is no key file yet. */
+static int key_load(struct teex_tee *tee, const char *dir,
+                    const uint8_t group_id[16], uint8_t key[32],
+                    struct teex_err *err) {
+  char path[4096];
+  path_of(path, sizeof(path), dir, TEEX_DS_KEY_FILE);
+  char *blob;
+  size_t n;
+  int rc = read_small(path, 4096, &blob, &n, err);
+  if (rc != 0)
+    return rc;
+  uint8_t ctx[sizeof(key_ctx) + 16];
+  memcpy(ctx, key_ctx, sizeof(key_ctx));
+  memcpy(ctx + sizeof(key_ctx), group_id, 16);
+  struct teex_buf pt;
+  teex_buf_init(&pt, 64, TEEX_BUF_SECRET);
+  rc = teex_unseal(tee, ctx, sizeof(ctx), (const uint8_t *)blob, n, &pt, err);
+  if (rc == 0 && pt.len != 32)
+    rc = teex_err_set(err, TEEX_EFORMAT, "%s: not a group key", path);
+  if (rc == 0)
+    memcpy(key, pt.data, 32);
+  teex_buf_free(&pt);
+  free(blob);
+  return rc == 0 ? 0 : teex_err_wrap(err, 0, "group key");
+}
+
+int teex_ds_default_policy(struct teex_tee *tee, char *out, size_t cap,
+                           struct teex_err *err) {
+  const struct teex_tee_identity *self = teex_tee_self(tee);
+  char root[65], meas[65];
+  teex_hex_encode(self->root, 32, root);
+  teex_hex_encode(self->mr_enclave, 32, meas);
+  int n = snprintf(out, cap,
+                   "# Evidence a TEE-DS replica must present to its peers.\n"
+                   "[policy]\nroles = ds\nallow_simulated = %s\n"
+                   "[roots]\nplatform = %s\n[measurements]\nds = %s\n",
+                   self->simulated ? "true" : "false", root, meas);
+  if (n < 0 || (size_t)n >= cap)
+    return teex_err_set(err, TEEX_ETOOBIG, "policy text");
+  return 0;
+}
+
+int teex_ds_init(const struct teex_ds_init_config *cfg, struct teex_err *err) {
+  struct teex_ds_group g;
+  int rc = teex_ds_group_parse(&g, cfg->group_text, cfg->group_len, err);
+  if (rc != 0)
+    return teex_err_wrap(err, 0, "group config");
+  if (teex_ds_group_member(&g, cfg->self_id) == NULL)
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "id %llu is not a member of the "
+                        "group",
+                        (unsigned long long)cfg->self_id);
+  char policy_buf[2048];
+  const char *ptext = cfg->policy_text;
+  size_t plen = cfg->policy_len;
+  if (ptext == NULL) {
+    if ((rc = teex_ds_default_policy(cfg->tee, policy_buf, sizeof(policy_buf),
+                                     err)) != 0)
+      return rc;
+    ptext = policy_buf;
+    plen = strlen(policy_buf);
+  }
+  struct teex_tee_policy pol;
+  teex_tee_policy_init(&pol);
+  if ((rc = teex_tee_policy_parse(&pol, ptext, plen, err)) != 0)
+    return teex_err_wrap(err, 0, "policy");
+  if (pol.n_roles != 1 || strcmp(pol.roles[0], "ds") != 0)
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "policy: roles must be exactly 'ds' (only replicas "
+                        "may join a group)");
+  char path[4096];
+  path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_SELF_FILE);
+  if (access(path, F_OK) == 0)
+    return teex_err_set(err, TEEX_EEXIST, "%s already holds a replica",
+                        cfg->state_dir);
+  if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST)
+    return teex_err_set(err, TEEX_EIO, "mkdir %s: %s", cfg->state_dir,
+                        strerror(errno));
+  path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_GROUP_FILE);
+  if ((rc = teex_ds_group_save(&g, path, err)) != 0)
+    return rc;
+  path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_POLICY_FILE);
+  if ((rc = teex_ds_write_atomic(path, ptext, plen, err)) != 0)
+    return rc;
+  if (cfg->client_policy_text != NULL) {
+    struct teex_tee_policy cp;
+    teex_tee_policy_init(&cp);
+    if ((rc = teex_tee_policy_parse(&cp, cfg->client_policy_text,
+                                    cfg->client_policy_len, err)) != 0)
+      return teex_err_wrap(err, 0, "client policy");
+    path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_CLIENT_POLICY_FILE);
+    if ((rc = teex_ds_write_atomic(path, cfg->client_policy_text,
+                                   cfg->client_policy_len, err)) != 0)
+      return rc;
+  }
+  if (cfg->sm_addr != NULL) {
+    struct teex_tee_policy sp;
+    teex_tee_policy_init(&sp);
+    if (cfg->sm_policy_text == NULL ||
+        (rc = teex_tee_policy_parse(&sp, cfg->sm_policy_text,
+                                    cfg->sm_policy_len, err)) != 0)
+      return cfg->sm_policy_text == NULL
+                 ? teex_err_set(err, TEEX_ECONFIG, "an SM needs its policy")
+                 : teex_err_wrap(err, 0, "SM policy");
+    char conf[512];
+    int cn = snprintf(conf, sizeof(conf), "address = %s\n", cfg->sm_addr);
+    if (cn < 0 || (size_t)cn >= sizeof(conf))
+      return teex_err_set(err, TEEX_ECONFIG, "SM address too long");
+    path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_SM_FILE);
+    if ((rc = teex_ds_write_atomic(path, conf, (size_t)cn, err)) != 0)
+      return rc;
+    path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_SM_POLICY_FILE);
+    if ((rc = teex_ds_write_atomic(path, cfg->sm_policy_text,
+                                   cfg->sm_policy_len, err)) != 0)
+      return rc;
+  }
+  if (cfg->create_key && cfg->sm_addr == NULL) {
+    uint8_t *key = teex_secret_alloc(32);
+    if (key == NULL)
+      return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+    teex_random(key, 32);
+    rc = key_save(cfg->tee, cfg->state_dir, g.id, key, err);
+    teex_secret_free(key);
+    if (rc != 0)
+      return rc;
+  }
+  char self[64];
+  int n = snprintf(self, sizeof(self), "id = %llu\n",
+                   (unsigned long long)cfg->self_id);
+  path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_SELF_FILE);
+  return teex_ds_write_atomic(path, self, (size_t)n, err);
+}
+
+/* ---- the running replica ---- */
+
+struct srv {
+  uv_loop_t loop;
+  struct teex_tee *tee;
+  const char *state_dir;
+  struct teex_ds_group group;
+  struct teex_tee_policy policy;
+  struct teex_ratls_verifier verifier;
+  struct teex_tee_policy client_policy; /* enclave clients */
+  int have_client_policy;
+  uint64_t self_id;
+  const struct teex_ds_member *self;
+  uint8_t *key; /* secret memory */
+  EVP_PKEY *pkey;
+  X509 *cert;
+  struct teex_tls_ctx *peer_srv, *peer_cli, *client_srv;
+  struct teex_ds_replica *rep;
+  struct teex_ds_consensus *cons;
+  struct raft raft;
+  int raft_inited, raft_closed;
+  struct raft_io uv_io;
+  int uv_inited;
+  struct raft_uv_transport transport;
+  int transport_inited;
+  struct teex_ds_sealed_io sio;
+  struct teex_rpc_server *rpc;
+  uv_signal_t sigterm, sigint;
+  int stopping;
+  uint64_t started_ms;
+  /* Linearizable reads wait for a barrier; one barrier confirms every read
+   * queued before it was proposed (reads_next waits for the following one). */
+  struct read_op *reads_next, **reads_tail, *reads_batch;
+  int barrier_busy;
+  uint64_t barriers, batched_reads;
+};
+
+struct read_op {
+  struct read_op *next;
+  struct teex_rpc_call *call;
+  uint8_t *enc; /* the command, grant set */
+  size_t enc_len;
+};
+
+/* Peers: RA-TLS evidence the group policy allows, of role ds. */
+static int peer_verify(void *arg, struct teex_tls_conn *c, X509 *peer,
+                       struct teex_err *err) {
+  struct srv *s = arg;
+  int rc = teex_ratls_channel_verify(&s->verifier, c, peer, err);
+  if (rc != 0)
+    return rc;
+  const struct teex_tee_identity *id = teex_ratls_channel_peer(c);
+  if (id == NULL || strcmp(id->role, "ds") != 0)
+    return teex_err_set(err, TEEX_EPOLICY, "peer is not a ds replica");
+  return 0;
+}
+
+/* Clients: an enclave whose RA-TLS evidence passes clients-policy.conf and
+ * whose role group.conf maps to a namespace, or a certificate whose key the
+ * group config lists. */
+static int client_verify(void *arg, struct teex_tls_conn *c, X509 *peer,
+                         struct teex_err *err) {
+  struct srv *s = arg;
+  if (s->have_client_policy) {
+    struct teex_tee_identity id;
+    struct teex_err e2;
+    if (teex_ratls_verify_cert(peer, &s->client_policy, NULL, &id, &e2) == 0) {
+      for (size_t i = 0; i < s->group.n_enclaves; i++)
+        if (strcmp(s->group.enclaves[i].label, id.role) == 0) {
+          teex_tls_set_peer_info(c, &s->group.enclaves[i], NULL);
+          return 0;
+        }
+      return teex_err_set(err, TEEX_EPERM,
+                          "enclave role %s has no namespace in the group",
+                          id.role);
+    }
+  }
+  uint8_t spki[32];
+  if (teex_tls_cert_spki_sha256(peer, spki) != 0)
+    return teex_err_set(err, TEEX_ECRYPTO, "client certificate key");
+  for (size_t i = 0; i < s->group.n_clients; i++)
+    if (memcmp(s->group.clients[i].spki, spki, 32) == 0) {
+      teex_tls_set_peer_info(c, &s->group.clients[i], NULL);
+      return 0;
+    }
+  return teex_err_set(err, TEEX_EPERM,
+                      "client certificate not listed in the group config");
+}
+
+static const char *leader_client_addr(struct srv *s, uint64_t *id_out) {
+  uint64_t id = s->cons->ops->leader_id(s->cons);
+  *id_out = id;
+  const struct teex_ds_member *m = teex_ds_group_member(&s->group, id);
+  return m ? m->client : "";
+}
+
+static void respond_result(struct teex_rpc_call *call,
+                           const struct teex_ds_result *res, int not_leader,
+                           uint64_t leader_id, const char *leader) {
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  struct teex_err err;
+  int rc = teex_ds_wire_response_encode(res, not_leader, leader_id, leader,
+                                        &buf, &n, &err);
+  if (rc != 0) {
+    teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
+    return;
+  }
+  teex_rpc_call_respond(call, 0, NULL, buf, n);
+  teex_wipe(buf, n);
+  free(buf);
+}
+
+static void respond_not_leader(struct srv *s, struct teex_rpc_call *call) {
+  uint64_t id;
+  const char *addr = leader_client_addr(s, &id);
+  respond_result(call, NULL, 1, id, addr);
+}
+
+struct exec_op {
+  struct srv *s;
+  struct teex_rpc_call *call;
+};
+
+static void exec_done(void *arg, int status, struct teex_ds_result *res) {
+  struct exec_op *op = arg;
+  if (status == 0) {
+    respond_result(op->call, res, 0, 0, NULL);
+    teex_ds_result_free(res);
+    free(res);
+  } else if (status == TEEX_ESTATE && !op->s->stopping) {
+    TEEX_WARN("ds", "leadership lost with a command in flight", "term=%llu",
+              (unsigned long long)op->s->cons->ops->term(op->s->cons));
+    /* Leadership lost before the command committed: the outcome is
+     * unknown (it may still commit under the next leader). */
+    teex_rpc_call_respond(op->call, TEEX_ESTATE,
+                          "leadership lost: outcome unknown", NULL, 0);
+  } else {
+    teex_rpc_call_respond(op->call, status, teex_strerror(status), NULL, 0);
+  }
+  free(op);
+}
+
+static void respond_not_leader(struct srv *s, struct teex_rpc_call *call);
+static void start_barrier(struct srv *s);
+
+static void read_op_free(struct read_op *r) {
+  teex_wipe(r->enc, r->enc_len);
+  free(r->enc);
+  free(r);
+}
+
+static void barrier_done(void *arg, int status) {
+  struct srv *s = arg;
+  struct read_op *batch = s->reads_batch;
+  s->reads_batch = NULL;
+  s->barrier_busy = 0;
+  struct teex_ds_cmd_view *v = malloc(sizeof(*v));
+  while (batch != NULL) {
+    struct read_op *r = batch;
+    batch = r->next;
+    if (s->stopping) {
+      teex_rpc_call_respond(r->call, TEEX_ECANCELED, "shutting down", NULL, 0);
+    } else if (status == TEEX_ESTATE) {
+      respond_not_leader(s, r->call); /* a read is safe to retry */
+    } else if (status != 0 || v == NULL) {
+      int code = status ? status : TEEX_ENOMEM;
+      teex_rpc_call_respond(r->call, code, teex_strerror(code), NULL, 0);
+    } else {
+      /* Everything committed before the barrier is applied here, and this
+       * replica was leader when it committed: the local state is current. */
+      struct teex_ds_result res;
+      int rc = teex_ds_cmd_decode(r->enc, r->enc_len, v, NULL);
+      if (rc == 0)
+        rc = teex_ds_replica_read_local(s->rep, &v->cmd, &res);
+      if (rc != 0) {
+        teex_rpc_call_respond(r->call, rc, teex_strerror(rc), NULL, 0);
+      } else {
+        respond_result(r->call, &res, 0, 0, NULL);
+        teex_ds_result_free(&res);
+      }
+    }
+    read_op_free(r);
+  }
+  free(v);
+  if (s->reads_next != NULL && !s->stopping)
+    start_barrier(s);
+}
+
+static void start_barrier(struct srv *s) {
+  struct read_op *batch = s->reads_next;
+  s->reads_next = NULL;
+  s->reads_tail = &s->reads_next;
+  int rc = s->cons->ops->barrier(s->cons, barrier_done, s);
+  if (rc != 0) {
+    while (batch != NULL) {
+      struct read_op *r = batch;
+      batch = r->next;
+      if (rc == TEEX_ESTATE)
+        respond_not_leader(s, r->call);
+      else
+        teex_rpc_call_respond(r->call, rc, teex_strerror(rc), NULL, 0);
+      read_op_free(r);
+    }
+    return;
+  }
+  s->barriers++;
+  s->reads_batch = batch;
+  s->barrier_busy = 1;
+}
+
+/* Queues a linearizable read (GET, SCAN) for the next barrier: one raft
+ * barrier confirms every read queued while the previous one was in flight. */
+static int queue_read(struct srv *s, struct teex_rpc_call *call,
+                      const struct teex_ds_cmd *cmd, struct teex_err *err) {
+  struct read_op *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  int rc = teex_ds_cmd_encode(cmd, &r->enc, &r->enc_len, err);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  r->call = call;
+  if (s->reads_tail == NULL)
+    s->reads_tail = &s->reads_next;
+  *s->reads_tail = r;
+  s->reads_tail = &r->next;
+  s->batched_reads++;
+  if (!s->barrier_busy)
+    start_barrier(s);
+  return 0;
+}
+
+/* Bounded staleness for follower reads: the leader itself, or a follower
+ * that heard from a known leader within the election timeout and has
+ * applied everything that leader said was committed. Its answer then misses
+ * at most what committed since that message: an election timeout plus one
+ * network delay. */
+static int follower_fresh(struct srv *s) {
+  struct raft *r = &s->raft;
+  if (raft_state(r) == RAFT_LEADER)
+    return 1;
+  raft_id lid = 0;
+  const char *laddr = NULL;
+  raft_leader(r, &lid, &laddr);
+  if (raft_state(r) != RAFT_FOLLOWER || lid == 0)
+    return 0;
+  raft_time now = r->io->time(r->io);
+  return now - r->election_timer_start <= r->election_timeout &&
+         raft_last_applied(r) >= r->commit_index;
+}
+
+/* Read-only commands: confirmed by a barrier and run on the local state
+ * (teex_ds_kv_read refuses any it does not know as TEEX_EINVAL). */
+static int is_read(uint8_t op) {
+  return op == TEEX_DS_GET || op == TEEX_DS_SCAN || op == TEEX_DS_COUNT;
+}
+
+static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                    void *arg) {
+  struct srv *s = arg;
+  struct teex_err err;
+  teex_err_clear(&err);
+  struct teex_ds_wire_request *req = malloc(sizeof(*req));
+  if (req == NULL) {
+    teex_rpc_call_respond(call, TEEX_ENOMEM, "out of memory", NULL, 0);
+    return;
+  }
+  int rc = teex_ds_wire_request_decode(p, n, req, &err);
+  if (rc != 0) {
+    teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
+    free(req);
+    return;
+  }
+  struct teex_tls_conn *conn = teex_rpc_call_conn(call);
+  const struct teex_ds_client_grant *g = conn ? teex_tls_peer_info(conn) : NULL;
+  if (g == NULL || strcmp(g->ns, req->ns) != 0) {
+    TEEX_WARN("ds", "namespace refused", "client=%s ns=%s", g ? g->label : "?",
+              req->ns);
+    teex_rpc_call_respond(call, TEEX_EPERM,
+                          "namespace not granted to this client", NULL, 0);
+    goto out;
+  }
+  /* The grant comes from the verified identity, never from the request. */
+  req->view.cmd.grant = g->ns;
+  if (req->read_mode == 1) {
+    if (!follower_fresh(s)) {
+      teex_rpc_call_respond(call, TEEX_EAGAIN,
+                            "replica too stale for a follower read (no "
+                            "leader heard from within the election timeout)",
+                            NULL, 0);
+      goto out;
+    }
+    if (!is_read(req->view.cmd.op)) {
+      teex_rpc_call_respond(call, TEEX_EINVAL,
+                            "follower reads are for read-only commands", NULL,
+                            0);
+      goto out;
+    }
+    struct teex_ds_result res;
+    rc = teex_ds_replica_read_local(s->rep, &req->view.cmd, &res);
+    if (rc != 0)
+      teex_rpc_call_respond(call, rc, teex_strerror(rc), NULL, 0);
+    else
+      respond_result(call, &res, 0, 0, NULL);
+    teex_ds_result_free(&res);
+    goto out;
+  }
+  if (!s->cons->ops->is_leader(s->cons)) {
+    respond_not_leader(s, call);
+    goto out;
+  }
+  if (is_read(req->view.cmd.op)) {
+    rc = queue_read(s, call, &req->view.cmd, &err);
+    if (rc != 0)
+      teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
+    goto out;
+  }
+  struct exec_op *op = calloc(1, sizeof(*op));
+  if (op == NULL) {
+    teex_rpc_call_respond(call, TEEX_ENOMEM, "out of memory", NULL, 0);
+    goto out;
+  }
+  op->s = s;
+  op->call = call;
+  rc = teex_ds_replica_submit(s->rep, &req->view.cmd, exec_done, op, &err);
+  if (rc != 0) {
+    free(op);
+    if (rc == TEEX_ESTATE)
+      respond_not_leader(s, call);
+    else
+      teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
+  }
+out:
+  teex_ds_wire_request_free(req);
+  free(req);
+}
+
+static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                      void *arg) {
+  (void)p;
+  (void)n;
+  struct srv *s = arg;
+  struct teex_ds_status st;
+  teex_ds_replica_status(s->rep, &st);
+  Teex__Ds__StatusResponse r = TEEX__DS__STATUS_RESPONSE__INIT;
+  uint64_t lid;
+  r.id = s->self_id;
+  r.leader = st.leader;
+  r.leader_addr = (char *)leader_client_addr(s, &lid);
+  r.leader_id = lid;
+  r.term = st.term;
+  r.last_index = st.last_index;
+  r.last_applied = st.last_applied;
+  r.keys = st.keys;
+  r.clock_ms = st.clock_ms;
+  r.failed = st.failed;
+  r.failure = st.failure;
+  r.voting = s->sio.fresh;
+  r.catch_up_to = s->sio.catch_up_to;
+  r.group_id = (ProtobufCBinaryData){16, s->group.id};
+  r.read_barriers = s->barriers;
+  r.reads = s->batched_reads;
+  size_t len = teex__ds__status_response__get_packed_size(&r);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (buf == NULL) {
+    teex_rpc_call_respond(call, TEEX_ENOMEM, "out of memory", NULL, 0);
+    return;
+  }
+  teex__ds__status_response__pack(&r, buf);
+  teex_rpc_call_respond(call, 0, NULL, buf, len);
+  free(buf);
+}
+
+static void on_health(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                      void *arg) {
+  (void)p;
+  (void)n;
+  struct srv *s = arg;
+  Teex__Rpc__HealthResponse r = TEEX__RPC__HEALTH_RESPONSE__INIT;
+  r.status = "ok";
+  r.role = "ds";
+  r.uptime_ms = teex_rpc_now(&s->loop) - s->started_ms;
+  r.version = (char *)teex_version();
+  size_t len = teex__rpc__health_response__get_packed_size(&r);
+  uint8_t buf[512];
+  if (len > sizeof(buf)) {
+    teex_rpc_call_respond(call, TEEX_EINTERNAL, "health", NULL, 0);
+    return;
+  }
+  teex__rpc__health_response__pack(&r, buf);
+  teex_rpc_call_respond(call, 0, NULL, buf, len);
+}
+
+static void raft_closed(struct raft *r) {
+  struct srv *s = r->data;
+  s->raft_closed = 1;
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  struct srv *s = h->data;
+  if (s->stopping)
+    return;
+  s->stopping = 1;
+  TEEX_INFO("ds", "stopping", "signal=%d", signum);
+  if (s->rpc) {
+    teex_rpc_server_close(s->rpc);
+    s->rpc = NULL;
+  }
+  uv_signal_stop(&s->sigterm);
+  uv_signal_stop(&s->sigint);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  if (s->raft_inited)
+    raft_close(&s->raft, raft_closed);
+}
+
+static int write_ready(const char *path, struct srv *s, struct teex_err *err) {
+  char text[512];
+  int n =
+      snprintf(text, sizeof(text), "id = %llu\npeer = %s\nclient_port = %d\n",
+               (unsigned long long)s->self_id, s->self->peer,
+               teex_rpc_server_port(s->rpc));
+  return teex_ds_write_atomic(path, text, (size_t)n, err);
+}
+
+static int load_state(struct srv *s, struct teex_err *err) {
+  char path[4096];
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_GROUP_FILE);
+  int rc = teex_ds_group_load(&s->group, path, err);
+  if (rc != 0)
+    return rc;
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_POLICY_FILE);
+  teex_tee_policy_init(&s->policy);
+  if ((rc = teex_tee_policy_load(&s->policy, path, err)) != 0)
+    return teex_err_wrap(err, 0, "policy");
+  if (s->policy.n_roles != 1 || strcmp(s->policy.roles[0], "ds") != 0)
+    return teex_err_set(err, TEEX_ECONFIG, "%s: roles must be exactly 'ds'",
+                        path);
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_CLIENT_POLICY_FILE);
+  teex_tee_policy_init(&s->client_policy);
+  if (access(path, F_OK) == 0) {
+    if ((rc = teex_tee_policy_load(&s->client_policy, path, err)) != 0)
+      return teex_err_wrap(err, 0, "client policy");
+    s->have_client_policy = 1;
+  }
+  struct teex_config c;
+  teex_config_init(&c);
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_SELF_FILE);
+  rc = teex_config_load(&c, path, err);
+  if (rc == 0)
+    rc = teex_config_get_u64(&c, "id", 0, &s->self_id, err);
+  teex_config_free(&c);
+  if (rc != 0)
+    return teex_err_wrap(err, 0, "%s (run teex ds init first)", path);
+  s->self = teex_ds_group_member(&s->group, s->self_id);
+  if (s->self == NULL)
+    return teex_err_set(err, TEEX_ECONFIG, "id %llu is not a group member",
+                        (unsigned long long)s->self_id);
+  return 0;
+}
+
+/* The group key from the SM (sm.conf, sm-policy.conf), retried until
+ * timeout_ms: the SM releases it to replicas whose fresh evidence passes
+ * its policy, making it the first time. */
+static int key_from_sm(struct srv *s, uint32_t timeout_ms,
+                       struct teex_err *err) {
+  char path[4096];
+  struct teex_config c;
+  teex_config_init(&c);
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_SM_FILE);
+  int rc = teex_config_load(&c, path, err);
+  char addr[256] = "";
+  if (rc == 0)
+    snprintf(addr, sizeof(addr), "%s", teex_config_get(&c, "address", ""));
+  teex_config_free(&c);
+  if (rc != 0 || addr[0] == '\0')
+    return rc != 0 ? rc
+                   : teex_err_set(err, TEEX_ECONFIG, "%s: no address", path);
+  struct teex_tee_policy sp;
+  teex_tee_policy_init(&sp);
+  path_of(path, sizeof(path), s->state_dir, TEEX_DS_SM_POLICY_FILE);
+  if ((rc = teex_tee_policy_load(&sp, path, err)) != 0)
+    return teex_err_wrap(err, 0, "SM policy");
+  TEEX_INFO("ds", "asking the SM for the group key", "sm=%s", addr);
+  uv_loop_t *loop = &s->loop;
+  uv_update_time(loop);
+  uint64_t deadline = uv_now(loop) + timeout_ms;
+  for (;;) {
+    rc = teex_sm_client_ds_group_key(s->tee, s->cert, s->pkey, addr, &sp,
+                                     s->group.id, s->key, err);
+    uv_update_time(loop);
+    if (rc == 0 || rc == TEEX_EPOLICY || rc == TEEX_EATTEST ||
+        uv_now(loop) >= deadline)
+      break;
+    uv_sleep(200);
+  }
+  if (rc != 0)
+    return teex_err_wrap(err, 0, "group key from the SM");
+  rc = key_save(s->tee, s->state_dir, s->group.id, s->key, err);
+  if (rc == 0)
+    TEEX_INFO("ds", "group key received from the SM and sealed", "id=%llu",
+              (unsigned long long)s->self_id);
+  return rc;
+}
+
+static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
+  s->key = teex_secret_alloc(32);
+  if (s->key == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  int rc = key_load(s->tee, s->state_dir, s->group.id, s->key, err);
+  if (rc != TEEX_ENOTFOUND)
+    return rc;
+  teex_err_clear(err);
+  char smconf[4096];
+  path_of(smconf, sizeof(smconf), s->state_dir, TEEX_DS_SM_FILE);
+  if (access(smconf, F_OK) == 0)
+    return key_from_sm(s, timeout_ms, err);
+  const char *addrs[TEEX_DS_GROUP_MAX_MEMBERS];
+  size_t n = 0;
+  for (size_t i = 0; i < s->group.n_members; i++)
+    if (s->group.members[i].id != s->self_id)
+      addrs[n++] = s->group.members[i].peer;
+  TEEX_INFO("ds", "asking the group for its key", "replicas=%zu", n);
+  uint8_t gid[16];
+  rc = teex_ds_fetch_group_key(s->peer_cli, addrs, n, s->self_id, timeout_ms,
+                               gid, s->key, err);
+  if (rc == 0 && memcmp(gid, s->group.id, 16) != 0)
+    rc = teex_err_set(err, TEEX_EAUTH, "a replica answered for another group");
+  if (rc == 0)
+    rc = key_save(s->tee, s->state_dir, s->group.id, s->key, err);
+  if (rc == 0)
+    TEEX_INFO("ds", "group key received and sealed", "id=%llu",
+              (unsigned long long)s->self_id);
+  return rc == 0 ? 0 : teex_err_wrap(err, 0, "group key");
+}
+
+static int start_raft(struct srv *s, uint32_t election_ms,
+                      struct teex_err *err) {
+  char dir[4096], rec[4096];
+  path_of(dir, sizeof(dir), s->state_dir, TEEX_DS_RAFT_DIR);
+  path_of(rec, sizeof(rec), s->state_dir, TEEX_DS_RECORD_FILE);
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    return teex_err_set(err, TEEX_EIO, "mkdir %s", dir);
+  struct teex_ds_replica_config rc_cfg = {.group_key = s->key};
+  memcpy(rc_cfg.group_id, s->group.id, 16);
+  int rc = teex_ds_replica_new(&rc_cfg, &s->rep, err);
+  if (rc != 0)
+    return rc;
+  if (teex_ds_raft_new(&teex_ds_replica_hooks, s->rep, &s->cons) != 0)
+    return teex_err_set(err, TEEX_ENOMEM, "consensus");
+  uint64_t members[TEEX_DS_GROUP_MAX_MEMBERS];
+  for (size_t i = 0; i < s->group.n_members; i++)
+    members[i] = s->group.members[i].id;
+  struct teex_ds_transport_config tc = {.loop = &s->loop,
+                                        .server_ctx = s->peer_srv,
+                                        .client_ctx = s->peer_cli,
+                                        .bind_addr = s->self->peer,
+                                        .members = members,
+                                        .n_members = s->group.n_members,
+                                        .group_id = s->group.id,
+                                        .group_key = s->key};
+  if ((rc = teex_ds_transport_init(&s->transport, &tc, err)) != 0)
+    return rc;
+  s->transport_inited = 1;
+  int rv = raft_uv_init(&s->uv_io, &s->loop, dir, &s->transport);
+  if (rv != 0)
+    return teex_err_set(err, TEEX_EIO, "raft storage %s: %s", dir,
+                        s->uv_io.errmsg);
+  s->uv_inited = 1;
+  teex_ds_sealed_io_init(&s->sio, &s->uv_io, s->tee, rec, s->group.id);
+  rv = raft_init(&s->raft, &s->sio.io, teex_ds_raft_fsm(s->cons), s->self_id,
+                 s->self->peer);
+  if (rv != 0)
+    return teex_err_set(err, TEEX_EIO, "raft init: %s", raft_errmsg(&s->raft));
+  s->raft_inited = 1;
+  s->raft.data = s;
+  raft_set_election_timeout(&s->raft, election_ms);
+  raft_set_heartbeat_timeout(&s->raft, election_ms / 5 ? election_ms / 5 : 1);
+  raft_set_pre_vote(&s->raft, true);
+  raft_set_snapshot_threshold(&s->raft, 1024);
+  raft_set_snapshot_trailing(&s->raft, 256);
+  struct raft_configuration conf;
+  raft_configuration_init(&conf);
+  for (size_t i = 0; i < s->group.n_members; i++)
+    if (raft_configuration_add(&conf, s->group.members[i].id,
+                               s->group.members[i].peer, RAFT_VOTER) != 0) {
+      raft_configuration_close(&conf);
+      return teex_err_set(err, TEEX_ENOMEM, "raft configuration");
+    }
+  rv = raft_bootstrap(&s->raft, &conf);
+  raft_configuration_close(&conf);
+  if (rv != 0 && rv != RAFT_CANTBOOTSTRAP)
+    return teex_err_set(err, TEEX_EIO, "raft bootstrap: %s",
+                        raft_errmsg(&s->raft));
+  teex_ds_raft_attach(s->cons, &s->raft);
+  teex_ds_replica_bind(s->rep, s->cons);
+  rv = raft_start(&s->raft);
+  if (rv != 0)
+    return teex_err_set(err, rv == RAFT_CORRUPT ? TEEX_EROLLBACK : TEEX_EIO,
+                        "raft start: %s", raft_errmsg(&s->raft));
+  return 0;
+}
+
+int teex_ds_serve(const struct teex_ds_server_config *cfg,
+                  struct teex_err *err) {
+  signal(SIGPIPE, SIG_IGN); /* a peer that dies must not kill us */
+  struct srv *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  if (uv_loop_init(&s->loop) != 0) {
+    free(s);
+    return teex_err_set(err, TEEX_EIO, "event loop");
+  }
+  s->tee = cfg->tee;
+  s->state_dir = cfg->state_dir;
+  int rc = load_state(s, err);
+  if (rc != 0)
+    goto out;
+  s->verifier.policy = &s->policy;
+  if ((rc = teex_ratls_identity_new(s->tee, NULL, &s->pkey, &s->cert, err)))
+    goto out;
+  struct teex_tls_config peer = {.cert = s->cert,
+                                 .key = s->pkey,
+                                 .mutual = 1,
+                                 .verify_peer = peer_verify,
+                                 .verify_arg = s};
+  struct teex_tls_config client = {.cert = s->cert,
+                                   .key = s->pkey,
+                                   .mutual = 1,
+                                   .verify_peer = client_verify,
+                                   .verify_arg = s};
+  if ((rc = teex_tls_ctx_new(&s->peer_srv, &peer, 1, err)) != 0 ||
+      (rc = teex_tls_ctx_new(&s->peer_cli, &peer, 0, err)) != 0 ||
+      (rc = teex_tls_ctx_new(&s->client_srv, &client, 1, err)) != 0)
+    goto out;
+  if ((rc = get_key(s, cfg->key_timeout_ms ? cfg->key_timeout_ms : 30000,
+                    err)) != 0)
+    goto out;
+  uint32_t election = cfg->election_timeout_ms ? cfg->election_timeout_ms
+                                               : TEEX_DS_DEFAULT_ELECTION_MS;
+  if ((rc = start_raft(s, election, err)) != 0)
+    goto out;
+  struct teex_rpc_limits lim = {.max_message = TEEX_DS_WIRE_MAX};
+  if ((rc = teex_rpc_server_new(&s->loop, s->client_srv, s->self->client, &lim,
+                                &s->rpc, err)) != 0)
+    goto out;
+  teex_rpc_server_register(s->rpc, "teex.Health", on_health, s);
+  teex_rpc_server_register(s->rpc, TEEX_DS_METHOD_EXEC, on_exec, s);
+  teex_rpc_server_register(s->rpc, TEEX_DS_METHOD_STATUS, on_status, s);
+  s->started_ms = teex_rpc_now(&s->loop);
+  uv_signal_init(&s->loop, &s->sigterm);
+  uv_signal_init(&s->loop, &s->sigint);
+  s->sigterm.data = s->sigint.data = s;
+  uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&s->sigint, on_signal, SIGINT);
+  if (cfg->ready_file != NULL &&
+      (rc = write_ready(cfg->ready_file, s, err)) != 0)
+    goto out;
+  TEEX_INFO("ds", "replica serving", "id=%llu peer=%s client_port=%d",
+            (unsigned long long)s->self_id, s->self->peer,
+            teex_rpc_server_port(s->rpc));
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  rc = 0;
+out:
+  if (s->rpc != NULL)
+    teex_rpc_server_close(s->rpc);
+  if (s->raft_inited && !s->stopping) {
+    s->stopping = 1;
+    raft_close(&s->raft, raft_closed);
+  }
+  if (!s->raft_inited && s->uv_inited)
+    raft_uv_close(&s->uv_io);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  if (s->raft_inited)
+    raft_uv_close(&s->uv_io);
+  if (s->transport_inited)
+    teex_ds_transport_free(&s->transport);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s->loop);
+  /* Reads still queued when raft closed: their calls are gone. */
+  for (struct read_op *lists[2] = {s->reads_next, s->reads_batch}, **l = lists;
+       l < lists + 2; l++)
+    while (*l != NULL) {
+      struct read_op *r = *l;
+      *l = r->next;
+      read_op_free(r);
+    }
+  if (s->cons)
+    s->cons->ops->free(s->cons);
+  teex_ds_replica_free(s->rep);
+  teex_tls_ctx_free(s->peer_srv);
+  teex_tls_ctx_free(s->peer_cli);
+  teex_tls_ctx_free(s->client_srv);
+  EVP_PKEY_free(s->pkey);
+  X509_free(s->cert);
+  teex_secret_free(s->key);
+  free(s);
+  return rc;
+}

@@ -1,0 +1,86 @@
+/* Internal: raft's stream transport over mutual RA-TLS, and the group-key
+ * hand-over between replicas (docs/internals/ds.md, "Transport").
+ *
+ * Every raft connection is a teex_tls connection whose both ends presented
+ * RA-TLS evidence of role "ds" that the group's policy allows (checked in
+ * the handshake, so a refused peer never sends or receives a byte). After
+ * the handshake the connecting side sends a preamble
+ *   "TXR1" | kind u8 | id u64 | addr_len u16 | addr
+ * (big-endian); kind 1 relays a raft stream, kind 2 asks for the group key.
+ * A raft stream is relayed through a socketpair: raft reads and writes a
+ * plain uv_pipe_t, and this module moves the bytes to and from TLS. */
+#ifndef TEEX_DS_TRANSPORT_H
+#define TEEX_DS_TRANSPORT_H
+
+#include "teex/error.h"
+#include "teex/tls.h"
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdint.h>
+
+#define TEEX_DS_PREAMBLE_MAGIC "TXR1"
+#define TEEX_DS_ADDR_MAX 128
+#define TEEX_DS_KIND_RAFT 1
+#define TEEX_DS_KIND_KEY 2
+/* Bytes relayed toward one side and not yet written, past which the
+ * connection is dropped (raft reconnects). */
+#define TEEX_DS_RELAY_MAX_PENDING (64u << 20)
+
+#define TEEX_DS_PREAMBLE_FIXED 15 /* magic 4 | kind 1 | id 8 | addr_len 2 */
+
+/* The connecting side's preamble, parsed incrementally (no I/O). */
+struct teex_ds_preamble {
+  uint8_t buf[TEEX_DS_PREAMBLE_FIXED + TEEX_DS_ADDR_MAX];
+  size_t len;
+  int kind;                        /* when complete */
+  uint64_t id;                     /* when complete */
+  char addr[TEEX_DS_ADDR_MAX + 1]; /* when complete */
+};
+
+/* Feeds n bytes; *used = how many belong to the preamble (the rest is the
+ * stream after it). Returns 0 (more needed), 1 (complete: kind, id, addr
+ * set) or TEEX_EPROTO (bad magic, kind, address length or a NUL in the
+ * address): the connection must be closed. */
+int teex_ds_preamble_feed(struct teex_ds_preamble *pr, const uint8_t *p,
+                          size_t n, size_t *used);
+
+/* Writes a preamble into out (TEEX_DS_PREAMBLE_FIXED + strlen(addr) bytes,
+ * addr at most TEEX_DS_ADDR_MAX); returns its length. */
+size_t teex_ds_preamble_encode(uint8_t *out, int kind, uint64_t id,
+                               const char *addr);
+
+struct teex_ds_transport_config {
+  uv_loop_t *loop;
+  struct teex_tls_ctx *server_ctx; /* mutual RA-TLS, role ds */
+  struct teex_tls_ctx *client_ctx; /* presents our RA-TLS identity */
+  const char *bind_addr;           /* this replica's raft address */
+  /* Members allowed to open raft streams (ids). */
+  const uint64_t *members;
+  size_t n_members;
+  /* Answer for kind-2 requests: group id and key (NULL: refuse). Borrowed. */
+  const uint8_t *group_id;  /* 16 */
+  const uint8_t *group_key; /* 32 */
+};
+
+/* Fills t (zeroed first) as a raft_uv_transport over RA-TLS. The transport
+ * keeps a copy of cfg's scalars and borrows its pointers. Free with
+ * teex_ds_transport_free after raft_uv has closed it. */
+int teex_ds_transport_init(struct raft_uv_transport *t,
+                           const struct teex_ds_transport_config *cfg,
+                           struct teex_err *err);
+void teex_ds_transport_free(struct raft_uv_transport *t);
+
+/* Refused handshakes and preambles so far (for status and tests). */
+uint64_t teex_ds_transport_refused(const struct raft_uv_transport *t);
+
+/* Asks the replicas at addrs (in turn, until one answers or timeout_ms
+ * passes) for the group key over mutual RA-TLS with client_ctx; runs its own
+ * loop. TEEX_ETIMEDOUT when none answered. key is wiped by the caller. */
+int teex_ds_fetch_group_key(struct teex_tls_ctx *client_ctx,
+                            const char *const *addrs, size_t n_addrs,
+                            uint64_t self_id, uint32_t timeout_ms,
+                            uint8_t group_id[16], uint8_t key[32],
+                            struct teex_err *err);
+
+#endif
