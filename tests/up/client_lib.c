@@ -83,8 +83,9 @@ int main(int argc, char **argv) {
 
   /* Three tasks, each with its own input and task id, each charged the
    * listed price once: the cumulative grows by exactly the price. */
-  const char *inputs[] = {"alpha", "", "a longer input \x01\x02 with bytes"};
-  size_t lens[] = {5, 0, 30};
+  static const char in2[] = "a longer input \x01\x02 with bytes";
+  const char *inputs[] = {"alpha", "", in2};
+  size_t lens[] = {5, 0, sizeof in2 - 1};
   uint8_t seen[3][32];
   for (int i = 0; i < 3; i++) {
     struct teex_invoke_result res;
