@@ -210,14 +210,19 @@ int teex_cmd_service_deploy(int argc, char **argv) {
       snprintf(chain_conf, sizeof chain_conf, "%s/chain.conf", base);
     else
       snprintf(chain_conf, sizeof chain_conf, "%s", chain);
-    rc = teex_service_list_on_chain(&d, sk, chain_conf, price, remuneration,
-                                    is_private, &err);
-    if (rc == 0 && nallow > 0) {
-      struct teex_service_access acc = {.visibility = -1,
-                                        .allow = (const uint8_t(*)[20])allow,
-                                        .nallow = nallow};
+    struct teex_service_access acc = {.visibility = -1,
+                                      .allow = (const uint8_t(*)[20])allow,
+                                      .nallow = nallow};
+    /* The allow-list before the service turns private (a listed service
+     * can take it first), so an allowed caller is never refused between
+     * the two; version 1 must be listed before it has one. */
+    if (nallow > 0 && d.version > 1)
       rc = teex_service_set_access(d.service_id, sk, chain_conf, &acc, &err);
-    }
+    if (rc == 0)
+      rc = teex_service_list_on_chain(&d, sk, chain_conf, price, remuneration,
+                                      is_private, &err);
+    if (rc == 0 && nallow > 0 && d.version == 1)
+      rc = teex_service_set_access(d.service_id, sk, chain_conf, &acc, &err);
   }
   teex_secret_free(sk);
   teex_ipfs_close(ipfs);

@@ -8,7 +8,8 @@
 # the app store marks it private; after `teex service access --deny USER`
 # USER is refused too, and after `--public` the stranger runs it.
 # Versions: the provider publishes version 2 (other code, same service
-# id); `teex invoke NAME` runs version 2; pinning the old image hash
+# id), private again with the user allowed back; `teex invoke NAME` runs
+# version 2 for the user and not for the stranger; pinning the old image hash
 # (NAME@OLD) is refused with a clear error (never runs other code), and
 # pinning the new one runs it.
 set -euo pipefail
@@ -127,17 +128,27 @@ fi
 grep -q "not an address" "$tmp/acc.out" || fail "bad address: $(cat "$tmp/acc.out")"
 echo "private service: provider and allowed user ran it, stranger refused and not charged"
 
+# --allow only makes sense for a private listing.
+if "$teex" service deploy "$svc" --account "$provider" --sm "$sm_client" \
+  --sm-policy "$net/policy/sm.conf" --price "$PRICE" \
+  --remuneration "$REMUNERATION" --allow "$user" > "$tmp/out" 2>&1; then
+  fail "--allow without --private accepted"
+fi
+grep -q "allow needs --private" "$tmp/out" || fail "--allow alone: $(cat "$tmp/out")"
+
 # ---- versions ----
+# Version 2 goes private again, allowing the user back in.
 printf 'def main(data):\n    return b"v2:" + data\n' > "$svc/main.py"
 "$teex" service deploy "$svc" --account "$provider" --sm "$sm_client" \
   --sm-policy "$net/policy/sm.conf" --price "$PRICE" \
-  --remuneration "$REMUNERATION" --version 2 \
+  --remuneration "$REMUNERATION" --version 2 --private --allow "$user" \
   > "$tmp/deploy2" 2>&1 || fail "deploy v2: $(cat "$tmp/deploy2")"
 grep -q "^deployed acc version 2" "$tmp/deploy2" || fail "deploy v2: $(cat "$tmp/deploy2")"
 img2="$(sed -n 's/^  image hash *0x\([0-9a-f]\{64\}\)$/\1/p' "$tmp/deploy2")"
 [ -n "$img2" ] && [ "$img2" != "$img1" ] || fail "v2 image: $(cat "$tmp/deploy2")"
 "$teex" service list > "$tmp/list" || fail "service list"
-grep -q "^acc  *2 " "$tmp/list" || fail "service list after v2: $(cat "$tmp/list")"
+grep -q "^acc  *2 .*\[private\]" "$tmp/list" || fail "service list after v2: $(cat "$tmp/list")"
+refused acc "$stranger" "is private"
 
 invoke acc "$user" "v2:hi"
 refused "acc@$img1" "$user" "not the one pinned"
