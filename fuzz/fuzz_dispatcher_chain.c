@@ -40,6 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct teex_dispatcher_service svc;
   (void)c.ops->escrow(c.arg, user, &e, &s, &err);
   (void)c.ops->service(c.arg, id, img, &svc, &err);
+  int allowed;
+  (void)c.ops->may_invoke(c.arg, id, user, &allowed, &err);
   c.ops->close(c.arg);
   return 0;
 }

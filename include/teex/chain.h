@@ -116,6 +116,29 @@ int teex_chain_retire_service(struct teex_eth_sender *s,
                               const struct teex_chain_addrs *a,
                               const uint8_t service_id[32], unsigned timeout_ms,
                               struct teex_err *err);
+/* Private services: only the provider and the addresses it allows may
+ * invoke them (ServiceRegistry.setPrivate / setAllowed; the provider's
+ * account only). An allow-list change names 1..TEEX_CHAIN_MAX_ACCESS_LIST
+ * addresses; it is kept while the service is public and applies again when
+ * it turns private. */
+#define TEEX_CHAIN_MAX_ACCESS_LIST 256
+int teex_chain_set_private(struct teex_eth_sender *s,
+                           const struct teex_chain_addrs *a,
+                           const uint8_t service_id[32], int is_private,
+                           unsigned timeout_ms, struct teex_err *err);
+int teex_chain_set_allowed(struct teex_eth_sender *s,
+                           const struct teex_chain_addrs *a,
+                           const uint8_t service_id[32],
+                           const uint8_t (*callers)[20], size_t n, int allowed,
+                           unsigned timeout_ms, struct teex_err *err);
+/* *allowed = 1 when caller may invoke the service now
+ * (ServiceRegistry.canInvoke: listed, not retired, and public, or caller is
+ * the provider or allow-listed). An unknown service answers 0. */
+int teex_chain_can_invoke(struct teex_eth_rpc *rpc,
+                          const struct teex_chain_addrs *a,
+                          const uint8_t service_id[32],
+                          const uint8_t caller[20], int *allowed,
+                          struct teex_err *err);
 /* The current record of one service. TEEX_ENOTFOUND when never listed. */
 int teex_chain_get_service(struct teex_eth_rpc *rpc,
                            const struct teex_chain_addrs *a,

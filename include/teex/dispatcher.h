@@ -34,6 +34,7 @@ struct teex_dispatcher_service {
   uint8_t provider[20];
   teex_amount price;        /* what a call costs the user */
   teex_amount remuneration; /* the worker's share; provider gets the rest */
+  int is_private; /* only the provider and allowed callers (may_invoke) */
 };
 
 struct teex_dispatcher_credit {
@@ -80,6 +81,13 @@ struct teex_dispatcher_chain_ops {
    * before crashing was confirmed. May be NULL (no such recovery). */
   int (*batch_root)(void *arg, const uint8_t batch_id[32], uint8_t root[32],
                     struct teex_err *err);
+  /* For a private service: *allowed = 1 when caller (not the provider,
+   * which the daemon lets through itself) is on the service's allow-list
+   * now. May be NULL: then only the provider may invoke a private
+   * service. */
+  int (*may_invoke)(void *arg, const uint8_t service_id[32],
+                    const uint8_t caller[20], int *allowed,
+                    struct teex_err *err);
 };
 
 struct teex_dispatcher_chain {
@@ -89,6 +97,8 @@ struct teex_dispatcher_chain {
 
 /* A chain kept in a text file (for development and tests; no security):
  *   service 0x<service id> 0x<image hash> <price> <remuneration> 0x<provider>
+ *           [private]
+ *   allow 0x<service id> 0x<caller>   (may invoke the private service)
  *   escrow 0x<user> <escrow wei> <settled cumulative wei>
  *   batch 0x<batch id> 0x<root> <task count> <cid>
  * '#' starts a comment. The file is read on every call (another process may
@@ -107,7 +117,8 @@ int teex_dispatcher_chain_file(const char *path,
  * from the dispatcher enclave's own key (bound by the daemon), so that
  * address must be registered on chain as a dispatcher (EnclaveRegistry,
  * with the SM's statement) and hold ether for gas. A (service, image) is
- * listed when image is the service's current image and it is not retired.
+ * listed when image is the service's current image and it is not retired;
+ * the allow-list of a private service is read with canInvoke.
  * Nothing is requested here: a node that is down fails the calls, not the
  * open. */
 struct teex_chain_addrs;

@@ -54,11 +54,33 @@ int teex_service_deploy(const struct teex_deploy_request *req,
 /* Lists the deployed service on chain from the provider's account (version
  * 1: listService; later: publishVersion) with the SM's signature: price and
  * remuneration in wei per call (the provider keeps the difference).
+ * is_private lists version 1 as private (only the provider and the
+ * addresses it allows may invoke it); for a later version it makes the
+ * service private if it was not (0 leaves the visibility as it is).
  * chain_conf is a network's chain.conf. Errors wrapped "list on chain". */
 int teex_service_list_on_chain(const struct teex_deployed *d,
                                const uint8_t provider_sk[32],
                                const char *chain_conf, const char *price,
-                               const char *remuneration, struct teex_err *err);
+                               const char *remuneration, int is_private,
+                               struct teex_err *err);
+
+/* Who may invoke a listed service (ServiceRegistry.setAllowed/setPrivate),
+ * changed from the provider's account. Applied in this order, one
+ * transaction each: allow, deny, then the visibility, so that making a
+ * service private with an allow-list never refuses an allowed caller in
+ * between. */
+struct teex_service_access {
+  int visibility; /* -1: unchanged, 0: public, 1: private */
+  const uint8_t (*allow)[20];
+  size_t nallow; /* at most TEEX_CHAIN_MAX_ACCESS_LIST */
+  const uint8_t (*deny)[20];
+  size_t ndeny; /* at most TEEX_CHAIN_MAX_ACCESS_LIST */
+};
+int teex_service_set_access(const uint8_t service_id[32],
+                            const uint8_t provider_sk[32],
+                            const char *chain_conf,
+                            const struct teex_service_access *acc,
+                            struct teex_err *err);
 
 /* Writes / reads a deployment record as JSON (what `teex invoke` and the
  * on-chain listing need). */

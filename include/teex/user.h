@@ -79,7 +79,11 @@ int teex_user_status(struct teex_user_dispatcher *d, const uint8_t task_id[32],
 /* ---- the whole invocation ---- */
 
 struct teex_invoke_request {
-  const char *dispatcher;                       /* its user endpoint */
+  const char *dispatcher; /* its user endpoint */
+  /* An open connection to that dispatcher to use (and leave open), so that
+   * several invocations share one RA-TLS session; NULL: connect to
+   * `dispatcher` for this call only. */
+  struct teex_user_dispatcher *conn;
   const struct teex_tee_policy *enclave_policy; /* dispatcher and workers */
   const char *chain_conf;                       /* the network's chain.conf */
   uint8_t service_id[32];

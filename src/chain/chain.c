@@ -28,6 +28,9 @@
 #define F_PUBLISH                                                              \
   "publishVersion(bytes32,string,address,bytes32,bytes32," SIG_TUPLE ")"
 #define F_RETIRE "retire(bytes32)"
+#define F_SET_PRIVATE "setPrivate(bytes32,bool)"
+#define F_SET_ALLOWED "setAllowed(bytes32,address[],bool)"
+#define F_CAN_INVOKE "canInvoke(bytes32,address)"
 #define F_GET_SERVICE "getService(bytes32)"
 #define R_GET_SERVICE                                                          \
   "((address,uint32,bool,bool,address,uint128,uint128,bytes32,bytes32,"        \
@@ -80,6 +83,9 @@ static const char *const function_sigs[] = {F_LIST,
                                             F_GET_BATCH,
                                             F_VERIFY,
                                             F_CANCEL_WD,
+                                            F_SET_PRIVATE,
+                                            F_SET_ALLOWED,
+                                            F_CAN_INVOKE,
                                             TEEX_CHAIN_F_LIST_DATASET,
                                             TEEX_CHAIN_F_APPROVE,
                                             TEEX_CHAIN_F_REMOVE_APPROVAL,
@@ -550,6 +556,66 @@ int teex_chain_retire_service(struct teex_eth_sender *s,
   }
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, "retire service");
+}
+
+int teex_chain_set_private(struct teex_eth_sender *s,
+                           const struct teex_chain_addrs *a,
+                           const uint8_t service_id[32], int is_private,
+                           unsigned timeout_ms, struct teex_err *err) {
+  struct teex_abi_value v = {0};
+  int r = teex_abi_tuple(&v, 2);
+  if (r == 0) {
+    v_word(&v.items[0], service_id);
+    teex_abi_bool(&v.items[1], is_private);
+    r = transact(s, a->service_registry, 0, F_SET_PRIVATE, &v, timeout_ms, NULL,
+                 err);
+  }
+  teex_abi_value_clear(&v);
+  return r == 0 ? 0 : teex_err_wrap(err, r, "set visibility");
+}
+
+int teex_chain_set_allowed(struct teex_eth_sender *s,
+                           const struct teex_chain_addrs *a,
+                           const uint8_t service_id[32],
+                           const uint8_t (*callers)[20], size_t n, int allowed,
+                           unsigned timeout_ms, struct teex_err *err) {
+  struct teex_abi_value v = {0};
+  if (n == 0 || n > TEEX_CHAIN_MAX_ACCESS_LIST)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "an access change names 1 to %d addresses",
+                        TEEX_CHAIN_MAX_ACCESS_LIST);
+  int r = teex_abi_tuple(&v, 3);
+  if (r == 0) {
+    v_word(&v.items[0], service_id);
+    r = teex_abi_array(&v.items[1], n);
+    for (size_t i = 0; r == 0 && i < n; i++)
+      teex_abi_address(&v.items[1].items[i], callers[i]);
+    teex_abi_bool(&v.items[2], allowed);
+  }
+  if (r == 0)
+    r = transact(s, a->service_registry, 0, F_SET_ALLOWED, &v, timeout_ms, NULL,
+                 err);
+  teex_abi_value_clear(&v);
+  return r == 0 ? 0 : teex_err_wrap(err, r, allowed ? "allow" : "deny");
+}
+
+int teex_chain_can_invoke(struct teex_eth_rpc *rpc,
+                          const struct teex_chain_addrs *a,
+                          const uint8_t service_id[32],
+                          const uint8_t caller[20], int *allowed,
+                          struct teex_err *err) {
+  struct teex_abi_value v = {0}, ret = {0};
+  int r = teex_abi_tuple(&v, 2);
+  if (r == 0) {
+    v_word(&v.items[0], service_id);
+    teex_abi_address(&v.items[1], caller);
+    r = view(rpc, a->service_registry, F_CAN_INVOKE, &v, "(bool)", &ret, err);
+  }
+  if (r == 0)
+    *allowed = ret.items[0].word[31] != 0;
+  teex_abi_value_clear(&v);
+  teex_abi_value_clear(&ret);
+  return view_name(r, err, "may invoke");
 }
 
 static int copy_cid(char dst[TEEX_CHAIN_MAX_CID + 1],

@@ -42,6 +42,12 @@ void teex_cli_data_dir(char *out, size_t size);
 int teex_cli_find_service(const char *chain_conf, const char *ipfs_store,
                           const char *name_or_id, uint8_t id[32]);
 
+/* Appends the comma-separated addresses of list to out[*n..max): the
+ * error (naming opt) is printed and non-zero returned on a bad address or
+ * more than max. */
+int teex_cli_parse_addrs(const char *list, uint8_t (*out)[20], size_t max,
+                         size_t *n, const char *opt);
+
 /* Exit statuses: 0 ok, 1 operation failed, 2 usage error. */
 #define TEEX_EXIT_OK 0
 #define TEEX_EXIT_FAIL 1
@@ -56,6 +62,7 @@ int teex_cmd_ds(int argc, char **argv);             /* cmd_ds.c */
 int teex_cmd_account(int argc, char **argv);        /* cmd_account.c */
 int teex_cmd_service_deploy(int argc, char **argv); /* cmd_deploy.c */
 int teex_cmd_service_list(int argc, char **argv);   /* cmd_service_list.c */
+int teex_cmd_service_access(int argc, char **argv); /* cmd_service_access.c */
 int teex_cmd_task(int argc, char **argv);           /* cmd_task.c */
 int teex_cmd_up(int argc, char **argv);             /* cmd_up.c */
 int teex_cmd_status(int argc, char **argv);         /* cmd_up.c */

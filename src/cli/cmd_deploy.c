@@ -2,6 +2,7 @@
  * (include/teex/provider.h). */
 #include "cli/cli.h"
 
+#include "teex/chain.h"
 #include "teex/crypto.h"
 #include "teex/ipfs.h"
 #include "teex/mem.h"
@@ -36,6 +37,10 @@ static const char usage[] =
     "                        the user); needs --remuneration\n"
     "  --remuneration WEI    what the worker earns per call (the provider\n"
     "                        keeps price - remuneration)\n"
+    "  --private             list it private: only ADDR and the addresses\n"
+    "                        of --allow may invoke it (teex service access\n"
+    "                        changes this later)\n"
+    "  --allow ADDR,...      with --private: addresses that may invoke it\n"
     "  --chain FILE          the network's chain.conf (default\n"
     "                        DATA_DIR/chain.conf)\n"
     "  --out FILE            write the deployment record (JSON) here\n"
@@ -55,7 +60,9 @@ int teex_cmd_service_deploy(int argc, char **argv) {
     O_DATA,
     O_PRICE,
     O_REM,
-    O_CHAIN
+    O_CHAIN,
+    O_PRIVATE,
+    O_ALLOW
   };
   static const struct option longopts[] = {
       {"account", required_argument, NULL, O_ACCT},
@@ -70,12 +77,17 @@ int teex_cmd_service_deploy(int argc, char **argv) {
       {"price", required_argument, NULL, O_PRICE},
       {"remuneration", required_argument, NULL, O_REM},
       {"chain", required_argument, NULL, O_CHAIN},
+      {"private", no_argument, NULL, O_PRIVATE},
+      {"allow", required_argument, NULL, O_ALLOW},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *account = NULL, *pwfile = NULL, *sm = NULL, *policy = NULL,
              *store = NULL, *api = NULL, *outfile = NULL, *price = NULL,
              *remuneration = NULL, *chain = NULL;
   uint64_t version = 1;
+  int is_private = 0;
+  static uint8_t allow[TEEX_CHAIN_MAX_ACCESS_LIST][20];
+  size_t nallow = 0;
   char base[PATH_MAX];
   teex_cli_data_dir(base, sizeof base);
   optind = 0;
@@ -120,6 +132,14 @@ int teex_cmd_service_deploy(int argc, char **argv) {
     case O_CHAIN:
       chain = optarg;
       break;
+    case O_PRIVATE:
+      is_private = 1;
+      break;
+    case O_ALLOW:
+      if (teex_cli_parse_addrs(optarg, allow, TEEX_CHAIN_MAX_ACCESS_LIST,
+                               &nallow, "--allow") != 0)
+        return TEEX_EXIT_USAGE;
+      break;
     case 'h':
       fputs(usage, stdout);
       return TEEX_EXIT_OK;
@@ -133,6 +153,12 @@ int teex_cmd_service_deploy(int argc, char **argv) {
     fputs(usage, stderr);
     return TEEX_EXIT_USAGE;
   }
+  if ((is_private || nallow > 0) && price == NULL)
+    return teex_cli_fail("--private and --allow apply to the listing: give "
+                         "--price and --remuneration");
+  if (nallow > 0 && !is_private)
+    return teex_cli_fail("--allow needs --private (a public service runs for "
+                         "anyone)");
   struct teex_err err;
   teex_err_clear(&err);
   uint8_t addr[20];
@@ -184,8 +210,19 @@ int teex_cmd_service_deploy(int argc, char **argv) {
       snprintf(chain_conf, sizeof chain_conf, "%s/chain.conf", base);
     else
       snprintf(chain_conf, sizeof chain_conf, "%s", chain);
-    rc = teex_service_list_on_chain(&d, sk, chain_conf, price, remuneration,
-                                    &err);
+    struct teex_service_access acc = {.visibility = -1,
+                                      .allow = (const uint8_t(*)[20])allow,
+                                      .nallow = nallow};
+    /* The allow-list before the service turns private (a listed service
+     * can take it first), so an allowed caller is never refused between
+     * the two; version 1 must be listed before it has one. */
+    if (nallow > 0 && d.version > 1)
+      rc = teex_service_set_access(d.service_id, sk, chain_conf, &acc, &err);
+    if (rc == 0)
+      rc = teex_service_list_on_chain(&d, sk, chain_conf, price, remuneration,
+                                      is_private, &err);
+    if (rc == 0 && nallow > 0 && d.version == 1)
+      rc = teex_service_set_access(d.service_id, sk, chain_conf, &acc, &err);
   }
   teex_secret_free(sk);
   teex_ipfs_close(ipfs);
@@ -201,7 +238,12 @@ int teex_cmd_service_deploy(int argc, char **argv) {
          "0x%s\n  image (IPFS) %s\n  description  %s\n  service key  %s\n",
          d.name, d.version, id, img, d.image_cid, d.metadata_cid, sk_addr);
   if (price != NULL)
-    printf("  listed on chain at %s wei per call (worker %s)\n", price,
-           remuneration);
+    printf("  listed on chain at %s wei per call (worker %s)%s\n", price,
+           remuneration, is_private ? ", private" : "");
+  for (size_t i = 0; i < nallow; i++) {
+    char a[43];
+    teex_eth_address_hex(allow[i], a);
+    printf("  allowed      %s\n", a);
+  }
   return TEEX_EXIT_OK;
 }

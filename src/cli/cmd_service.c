@@ -410,6 +410,8 @@ static const struct teex_cli_cmd service_cmds[] = {
      "the app store: services on chain with their descriptions"},
     {"deploy", teex_cmd_service_deploy,
      "deploy a service: encrypt, store, register with the SM"},
+    {"access", teex_cmd_service_access,
+     "make a listed service private or public, allow or deny callers"},
     {"run", teex_cmd_service_run,
      "run a service locally in the worker's sandbox"}, /* cmd_service_run.c */
     {NULL, NULL, NULL},

@@ -4,6 +4,7 @@
 #include "teex/chain.h"
 #include "teex/dispatcher.h"
 
+#include "teex/crypto.h"
 #include "teex/mem.h"
 
 #include <stdlib.h>
@@ -37,14 +38,28 @@ static int ec_service(void *arg, const uint8_t id[32], const uint8_t image[32],
   int rc = teex_chain_get_service(c->rpc, &c->a, id, &s, err);
   if (rc != 0)
     return rc;
-  if (s.retired || memcmp(s.image_hash, image, 32) != 0)
+  if (s.retired)
+    return teex_err_set(err, TEEX_ENOTFOUND, "the service is retired");
+  if (memcmp(s.image_hash, image, 32) != 0) {
+    char cur[65];
+    teex_hex_encode(s.image_hash, 32, cur);
     return teex_err_set(err, TEEX_ENOTFOUND,
-                        s.retired ? "service retired"
-                                  : "image is not the service's current one");
+                        "the image is not the service's current one "
+                        "(version %u runs image 0x%s)",
+                        (unsigned)s.version, cur);
+  }
   memcpy(out->provider, s.provider, 20);
   out->price = s.price;
   out->remuneration = s.remuneration;
+  out->is_private = s.is_private;
   return 0;
+}
+
+static int ec_may_invoke(void *arg, const uint8_t id[32],
+                         const uint8_t caller[20], int *allowed,
+                         struct teex_err *err) {
+  struct echain *c = arg;
+  return teex_chain_can_invoke(c->rpc, &c->a, id, caller, allowed, err);
 }
 
 static int ec_settle(void *arg, const struct teex_dispatcher_batch *b,
@@ -122,8 +137,8 @@ static int ec_batch_root(void *arg, const uint8_t batch_id[32],
 }
 
 static const struct teex_dispatcher_chain_ops eth_ops = {
-    ec_escrow, ec_service, ec_settle,    ec_worker_active,
-    ec_bind,   ec_close,   ec_batch_root};
+    ec_escrow, ec_service, ec_settle,     ec_worker_active,
+    ec_bind,   ec_close,   ec_batch_root, ec_may_invoke};
 
 int teex_dispatcher_chain_eth(const char *rpc_url,
                               const struct teex_chain_addrs *addrs,

@@ -20,7 +20,9 @@ struct fchain {
 };
 
 struct fline {
-  char kind; /* 's' service, 'e' escrow, 'b' batch, 0 other (kept verbatim) */
+  char kind; /* 's' service, 'e' escrow, 'b' batch, 'a' allow, 0 other (kept
+                verbatim) */
+  int is_private; /* a service line ending in "private" */
   char text[LINE_MAX_LEN];
   uint8_t a[32], b[32], addr[20];
   teex_amount x, y;
@@ -55,12 +57,19 @@ static int parse_line(const char *line, struct fline *l, size_t lineno,
     tok[nt++] = t;
   if (nt == 0)
     return 0;
-  if (strcmp(tok[0], "service") == 0 && nt == 6) {
+  if (strcmp(tok[0], "service") == 0 &&
+      (nt == 6 || (nt == 7 && strcmp(tok[6], "private") == 0))) {
     l->kind = 's';
+    l->is_private = nt == 7;
     if (hex_exact(tok[1], l->a, 32) == 0 && hex_exact(tok[2], l->b, 32) == 0 &&
         teex_amount_parse(tok[3], &l->x) == 0 &&
         teex_amount_parse(tok[4], &l->y) == 0 && l->y <= l->x &&
         teex_eth_address_parse(tok[5], l->addr) == 0)
+      return 0;
+  } else if (strcmp(tok[0], "allow") == 0 && nt == 3) {
+    l->kind = 'a';
+    if (hex_exact(tok[1], l->a, 32) == 0 &&
+        teex_eth_address_parse(tok[2], l->addr) == 0)
       return 0;
   } else if (strcmp(tok[0], "escrow") == 0 && nt == 4) {
     l->kind = 'e';
@@ -157,6 +166,7 @@ static int fc_service(void *arg, const uint8_t id[32], const uint8_t image[32],
       memcpy(out->provider, l->addr, 20);
       out->price = l->x;
       out->remuneration = l->y;
+      out->is_private = l->is_private;
       rc = 0;
     }
   }
@@ -296,8 +306,26 @@ static int fc_batch_root(void *arg, const uint8_t batch_id[32],
   return 0;
 }
 
+static int fc_may_invoke(void *arg, const uint8_t id[32],
+                         const uint8_t caller[20], int *allowed,
+                         struct teex_err *err) {
+  struct fchain *c = arg;
+  struct fstate st;
+  int rc = load(c, &st, err);
+  if (rc != 0)
+    return rc;
+  *allowed = 0;
+  for (size_t i = 0; i < st.n; i++)
+    if (st.lines[i].kind == 'a' && memcmp(st.lines[i].a, id, 32) == 0 &&
+        memcmp(st.lines[i].addr, caller, 20) == 0)
+      *allowed = 1;
+  state_free(&st);
+  return 0;
+}
+
 static const struct teex_dispatcher_chain_ops file_ops = {
-    fc_escrow, fc_service, fc_settle, NULL, NULL, fc_close, fc_batch_root};
+    fc_escrow, fc_service, fc_settle,     NULL,
+    NULL,      fc_close,   fc_batch_root, fc_may_invoke};
 
 int teex_dispatcher_chain_file(const char *path,
                                const struct teex_domain *domain,

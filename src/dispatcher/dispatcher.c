@@ -867,8 +867,37 @@ static int auth_from_msg(const Teex__Dispatcher__Authorization *m,
   return 0;
 }
 
+/* A private service runs only for its provider and the callers its
+ * allow-list names (ServiceRegistry.canInvoke). Asked of the chain on every
+ * Submit, like the listing itself: nothing is cached, so a change on chain
+ * applies from the next Submit that reads the node after it was mined. The
+ * caller is the authorisation's user, whose signature is already checked. */
+static int check_access(struct dsp *d, const struct teex_payment_auth *a,
+                        const struct teex_dispatcher_service *svc,
+                        struct teex_err *err) {
+  if (!svc->is_private || memcmp(a->user, svc->provider, 20) == 0)
+    return 0;
+  const struct teex_dispatcher_chain *c = &d->cfg->chain;
+  int allowed = 0, rc = 0;
+  if (c->ops->may_invoke != NULL &&
+      (rc = c->ops->may_invoke(c->arg, a->service_id, a->user, &allowed,
+                               err)) != 0)
+    return teex_err_wrap(err, rc, "cannot read the service's allow-list");
+  if (allowed)
+    return 0;
+  char who[43], id[65];
+  hex_addr(a->user, who);
+  teex_hex_encode(a->service_id, 32, id);
+  return teex_err_set(err, TEEX_EPERM,
+                      "service 0x%s is private and %s is not on its "
+                      "allow-list (its provider can add it: teex service "
+                      "access); nothing was reserved",
+                      id, who);
+}
+
 /* Verifies what can be verified before the ledger: dispatcher, datasets,
- * the user's EIP-712 signature, the listed price. */
+ * the user's EIP-712 signature, the listing (current image, price, who may
+ * invoke a private service). */
 static int check_auth(struct dsp *d, const struct teex_payment_auth *a,
                       struct teex_dispatcher_service *svc,
                       struct teex_err *err) {
@@ -892,10 +921,12 @@ static int check_auth(struct dsp *d, const struct teex_payment_auth *a,
   const struct teex_dispatcher_chain *c = &d->cfg->chain;
   int rc = c->ops->service(c->arg, a->service_id, a->image_hash, svc, err);
   if (rc == TEEX_ENOTFOUND)
-    return teex_err_set(err, TEEX_ENOTFOUND,
-                        "unknown service or image version");
+    return teex_err_wrap(err, TEEX_ENOTFOUND,
+                         "unknown service or image version");
   if (rc != 0)
     return teex_err_wrap(err, rc, "cannot read the service listing");
+  if ((rc = check_access(d, a, svc, err)) != 0)
+    return rc;
   if (a->price != svc->price) {
     char s1[40], s2[40];
     teex_amount_format(a->price, s1);

@@ -251,7 +251,8 @@ int teex_deployed_write_json(const struct teex_deployed *d, const char *path,
 int teex_service_list_on_chain(const struct teex_deployed *d,
                                const uint8_t provider_sk[32],
                                const char *chain_conf, const char *price,
-                               const char *remuneration, struct teex_err *err) {
+                               const char *remuneration, int is_private,
+                               struct teex_err *err) {
   struct teex_config c;
   struct teex_chain_addrs addrs;
   struct teex_eth_rpc *rpc = NULL;
@@ -293,13 +294,59 @@ int teex_service_list_on_chain(const struct teex_deployed *d,
       (rc = teex_eth_sender_new(rpc, provider_sk, NULL, &sender, err)) != 0)
     goto out;
   teex_chain_use_errors(rpc);
+  svc.is_private = is_private;
   rc = d->version == 1 ? teex_chain_list_service(sender, &addrs, &svc,
                                                  d->listing_sig, 0, err)
                        : teex_chain_publish_version(sender, &addrs, &svc,
                                                     d->listing_sig, 0, err);
+  if (rc == 0 && d->version != 1 && is_private)
+    rc = teex_chain_set_private(sender, &addrs, svc.service_id, 1, 0, err);
 out:
   if (rc != 0)
     teex_err_wrap(err, rc, "list on chain");
+  teex_eth_sender_free(sender);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&c);
+  return rc;
+}
+
+int teex_service_set_access(const uint8_t service_id[32],
+                            const uint8_t provider_sk[32],
+                            const char *chain_conf,
+                            const struct teex_service_access *acc,
+                            struct teex_err *err) {
+  struct teex_config c;
+  struct teex_chain_addrs addrs;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *sender = NULL;
+  if (acc->nallow > TEEX_CHAIN_MAX_ACCESS_LIST ||
+      acc->ndeny > TEEX_CHAIN_MAX_ACCESS_LIST)
+    return teex_err_set(err, TEEX_ETOOBIG,
+                        "at most %d addresses to allow or deny at once",
+                        TEEX_CHAIN_MAX_ACCESS_LIST);
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, chain_conf, err);
+  if (rc == 0)
+    rc = teex_chain_addrs_from_config(&c, &addrs, err);
+  if (rc == 0)
+    rc = teex_eth_rpc_open(
+        teex_config_get(&c, "rpc_url", TEEX_CHAIN_DEFAULT_RPC), NULL, &rpc,
+        err);
+  if (rc == 0)
+    rc = teex_eth_sender_new(rpc, provider_sk, NULL, &sender, err);
+  if (rc == 0)
+    teex_chain_use_errors(rpc);
+  if (rc == 0 && acc->nallow > 0)
+    rc = teex_chain_set_allowed(sender, &addrs, service_id, acc->allow,
+                                acc->nallow, 1, 0, err);
+  if (rc == 0 && acc->ndeny > 0)
+    rc = teex_chain_set_allowed(sender, &addrs, service_id, acc->deny,
+                                acc->ndeny, 0, 0, err);
+  if (rc == 0 && acc->visibility >= 0)
+    rc = teex_chain_set_private(sender, &addrs, service_id, acc->visibility, 0,
+                                err);
+  if (rc != 0)
+    teex_err_wrap(err, rc, "service access");
   teex_eth_sender_free(sender);
   teex_eth_rpc_close(rpc);
   teex_config_free(&c);

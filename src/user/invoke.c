@@ -28,8 +28,10 @@ static int read_listing(const char *chain_conf, const uint8_t service_id[32],
     rc = teex_eth_rpc_open(
         teex_config_get(&c, "rpc_url", TEEX_CHAIN_DEFAULT_RPC), NULL, &rpc,
         err);
-  if (rc == 0)
+  if (rc == 0) {
+    teex_chain_use_errors(rpc); /* ServiceNotFound is TEEX_ENOTFOUND */
     rc = teex_chain_get_service(rpc, &addrs, service_id, svc, err);
+  }
   if (rc == TEEX_ENOTFOUND)
     teex_err_set(err, rc, "no such service on chain");
   teex_eth_rpc_close(rpc);
@@ -106,10 +108,9 @@ int teex_invoke(const struct teex_invoke_request *req,
     return teex_err_set(err, rc, "user key invalid");
   teex_eth_address(pub, user);
 
-  struct teex_user_dispatcher *d = NULL;
-  rc = teex_user_dispatcher_connect(req->dispatcher, req->enclave_policy, &d,
-                                    err);
-  if (rc != 0)
+  struct teex_user_dispatcher *d = req->conn;
+  if (d == NULL && (rc = teex_user_dispatcher_connect(
+                        req->dispatcher, req->enclave_policy, &d, err)) != 0)
     return rc;
   struct teex_user_base base;
   rc = teex_user_base(d, user, &base, err);
@@ -168,6 +169,7 @@ int teex_invoke(const struct teex_invoke_request *req,
     teex_err_wrap(err, rc, "worker %s failed", ua.endpoint);
   }
 out:
-  teex_user_dispatcher_close(d);
+  if (d != req->conn)
+    teex_user_dispatcher_close(d);
   return rc;
 }

@@ -377,6 +377,58 @@ static void test_list_service(void **state) {
   assert_memory_equal(&cat[0], &svc, sizeof svc);
   free(cat);
 
+  /* Who may invoke: anyone while public; once private only the provider
+   * and allowed callers; only the provider changes it. */
+  int may = 0;
+  assert_int_equal(
+      teex_chain_can_invoke(rpc, &ca, svc.service_id, addr[STRANGER], &may, &e),
+      0);
+  assert_true(may);
+  assert_int_equal(
+      teex_chain_set_private(snd[STRANGER], &ca, svc.service_id, 1, 0, &e),
+      TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "NotServiceProvider"));
+  assert_int_equal(
+      teex_chain_set_private(snd[PROVIDER], &ca, svc.service_id, 1, 0, &e), 0);
+  assert_int_equal(
+      teex_chain_can_invoke(rpc, &ca, svc.service_id, addr[STRANGER], &may, &e),
+      0);
+  assert_false(may);
+  assert_int_equal(
+      teex_chain_can_invoke(rpc, &ca, svc.service_id, addr[PROVIDER], &may, &e),
+      0);
+  assert_true(may);
+  const uint8_t(*callers)[20] = (const uint8_t(*)[20])addr[STRANGER];
+  assert_int_equal(teex_chain_set_allowed(snd[PROVIDER], &ca, svc.service_id,
+                                          callers, 1, 1, 0, &e),
+                   0);
+  assert_int_equal(
+      teex_chain_can_invoke(rpc, &ca, svc.service_id, addr[STRANGER], &may, &e),
+      0);
+  assert_true(may);
+  assert_int_equal(teex_chain_set_allowed(snd[PROVIDER], &ca, svc.service_id,
+                                          callers, 0, 1, 0, &e),
+                   TEEX_EINVAL);
+  assert_int_equal(teex_chain_set_allowed(snd[PROVIDER], &ca, svc.service_id,
+                                          callers, 1, 0, 0, &e),
+                   0);
+  assert_int_equal(
+      teex_chain_can_invoke(rpc, &ca, svc.service_id, addr[STRANGER], &may, &e),
+      0);
+  assert_false(may);
+  assert_int_equal(teex_chain_get_service(rpc, &ca, svc.service_id, &got, &e),
+                   0);
+  assert_true(got.is_private);
+  assert_int_equal(teex_chain_catalogue(rpc, &ca, &cat, &n, &e), 0);
+  assert_true(n == 1 && cat[0].is_private);
+  free(cat);
+  assert_int_equal(
+      teex_chain_set_private(snd[PROVIDER], &ca, svc.service_id, 0, 0, &e), 0);
+  assert_int_equal(
+      teex_chain_can_invoke(rpc, &ca, svc.service_id, addr[STRANGER], &may, &e),
+      0);
+  assert_true(may);
+
   /* Retired: the catalogue says so. */
   uint8_t other[32];
   teex_keccak256("service/other", 13, other);

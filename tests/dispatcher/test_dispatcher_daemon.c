@@ -90,8 +90,11 @@ static struct teex_tee *open_tee(const char *dir, const char *role,
   return tee;
 }
 
-static void write_chain(struct fx *f, unsigned long escrow1) {
-  char text[2048], s[65], i[65], p[43], u1[43], u2[43], u3[43];
+/* The test chain; with is_private the service is private and `allowed`
+ * (may be NULL) is on its allow-list. */
+static void write_chain_access(struct fx *f, unsigned long escrow1,
+                               int is_private, const struct user *allowed) {
+  char text[2048], s[65], i[65], p[43], u1[43], u2[43], u3[43], al[43];
   teex_hex_encode(f->service, 32, s);
   teex_hex_encode(f->image, 32, i);
   teex_eth_address_hex(f->provider, p);
@@ -99,13 +102,22 @@ static void write_chain(struct fx *f, unsigned long escrow1) {
   teex_eth_address_hex(f->u2.addr, u2);
   teex_eth_address_hex(f->u3.addr, u3);
   int n = snprintf(text, sizeof text,
-                   "# test chain\nservice 0x%s 0x%s %d %d %s\n"
+                   "# test chain\nservice 0x%s 0x%s %d %d %s%s\n"
                    "escrow %s %lu 0\nescrow %s 50 0\nescrow %s 1000 0\n",
-                   s, i, PRICE, REMUNERATION, p, u1, escrow1, u2, u3);
+                   s, i, PRICE, REMUNERATION, p, is_private ? " private" : "",
+                   u1, escrow1, u2, u3);
+  if (allowed != NULL) {
+    teex_eth_address_hex(allowed->addr, al);
+    n += snprintf(text + n, sizeof text - (size_t)n, "allow 0x%s %s\n", s, al);
+  }
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.new", f->chain);
   assert_int_equal(tu_write_file(tmp, text, (size_t)n), 0);
   assert_int_equal(rename(tmp, f->chain), 0);
+}
+
+static void write_chain(struct fx *f, unsigned long escrow1) {
+  write_chain_access(f, escrow1, 0, NULL);
 }
 
 static void start(struct fx *f) {
@@ -731,6 +743,53 @@ static void test_dispatch_settle_restart(void **state) {
  * again; the lost answer to the last receipt, reported again, is
  * acknowledged. ---- */
 
+/* A private service: the dispatcher asks the chain who may invoke it on
+ * every Submit and refuses anyone else before the ledger (nothing
+ * reserved, the base unchanged); a change on chain applies to the next
+ * Submit. */
+static void test_private_service(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  Teex__Dispatcher__SubmitResponse *as;
+  worker_connect(f, &f->w[0]);
+  if (do_register(f, &f->w[0], f->w[0].addr, &err) != 0)
+    fail_msg("register: %s", err.msg);
+  write_chain_access(f, 1000, 1, &f->u3);
+
+  /* u1 is not on the allow-list: refused, with the reason, nothing
+   * reserved. */
+  struct task t1;
+  make_auth(f, &f->u1, &t1, PRICE, PRICE);
+  assert_int_equal(submit(f, &t1, NULL, NULL, &err), TEEX_EPERM);
+  assert_non_null(strstr(err.msg, "is private"));
+  assert_non_null(strstr(err.msg, "allow-list"));
+  assert_true(base_of(f, &f->u1) == 0);
+  assert_true(log_has(f, "is private"));
+
+  /* u3 is allowed: assigned and reserved. */
+  struct task t3;
+  make_auth(f, &f->u3, &t3, PRICE, PRICE);
+  if (submit(f, &t3, NULL, &as, &err) != 0)
+    fail_msg("allowed user refused: %s", err.msg);
+  check_assignment(f, &t3, as);
+  teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  assert_true(base_of(f, &f->u3) == PRICE);
+
+  /* Taken off the list: the next task is refused, the base stays. */
+  write_chain_access(f, 1000, 1, NULL);
+  struct task t3b;
+  make_auth(f, &f->u3, &t3b, PRICE, 2 * PRICE);
+  assert_int_equal(submit(f, &t3b, NULL, NULL, &err), TEEX_EPERM);
+  assert_true(base_of(f, &f->u3) == PRICE);
+
+  /* Public again: u1's very authorisation is now accepted. */
+  write_chain_access(f, 1000, 0, NULL);
+  if (submit(f, &t1, NULL, &as, &err) != 0)
+    fail_msg("public service refused: %s", err.msg);
+  teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  assert_true(base_of(f, &f->u1) == PRICE);
+}
+
 static void test_crash_after_settle(void **state) {
   struct fx *f = *state;
   struct teex_err err;
@@ -1191,6 +1250,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_dispatch_settle_restart, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_private_service, setup, teardown),
       cmocka_unit_test_setup_teardown(test_crash_after_settle, setup, teardown),
       cmocka_unit_test_setup_teardown(test_settle_on_anvil, setup_anvil,
                                       teardown_anvil),

@@ -26,11 +26,17 @@ fail() {
 PRICE=1000000000000000
 REMUNERATION=600000000000000
 
-# up [OPTIONS...]: a network on a random chain port (port in $chain_port).
+# up [OPTIONS...]: a network on a random chain port (port in $chain_port);
+# another port when that one turns out to be taken.
 up() {
-  chain_port=$((20000 + RANDOM % 20000))
-  "$teex" up --chain-port "$chain_port" "$@" > "$tmp/up.out" 2>&1 ||
-    fail "up: $(cat "$tmp/up.out")"
+  local try
+  for try in 1 2 3; do
+    chain_port=$((20000 + RANDOM % 20000))
+    "$teex" up --chain-port "$chain_port" "$@" > "$tmp/up.out" 2>&1 && break
+    grep -qs "Address already in use" "$net/logs/anvil.log" && [ "$try" -lt 3 ] ||
+      fail "up: $(cat "$tmp/up.out")"
+    "$teex" down > /dev/null 2>&1 || true
+  done
   disp="$(awk -F' = ' '$1 == "address" { print $2 }' "$net/run/dispatcher.ready")"
   sm_client="$(awk -F' = ' '$1 == "client" { print $2 }' "$net/network.conf")"
 }
