@@ -567,8 +567,8 @@ int teex_chain_set_private(struct teex_eth_sender *s,
   if (r == 0) {
     v_word(&v.items[0], service_id);
     teex_abi_bool(&v.items[1], is_private);
-    r = transact(s, a->service_registry, 0, F_SET_PRIVATE, &v, timeout_ms, NULL,
-                 err);
+    r = teex_chain__transact(s, a->service_registry, 0, F_SET_PRIVATE, &v,
+                             timeout_ms, NULL, err);
   }
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, "set visibility");
@@ -593,8 +593,8 @@ int teex_chain_set_allowed(struct teex_eth_sender *s,
     teex_abi_bool(&v.items[2], allowed);
   }
   if (r == 0)
-    r = transact(s, a->service_registry, 0, F_SET_ALLOWED, &v, timeout_ms, NULL,
-                 err);
+    r = teex_chain__transact(s, a->service_registry, 0, F_SET_ALLOWED, &v,
+                             timeout_ms, NULL, err);
   teex_abi_value_clear(&v);
   return r == 0 ? 0 : teex_err_wrap(err, r, allowed ? "allow" : "deny");
 }
@@ -609,7 +609,8 @@ int teex_chain_can_invoke(struct teex_eth_rpc *rpc,
   if (r == 0) {
     v_word(&v.items[0], service_id);
     teex_abi_address(&v.items[1], caller);
-    r = view(rpc, a->service_registry, F_CAN_INVOKE, &v, "(bool)", &ret, err);
+    r = teex_chain__view(rpc, a->service_registry, F_CAN_INVOKE, &v, "(bool)",
+                         &ret, err);
   }
   if (r == 0)
     *allowed = ret.items[0].word[31] != 0;

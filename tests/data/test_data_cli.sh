@@ -39,7 +39,7 @@ net = $root
 [measurements]
 sm = $(field sm mr_enclave)
 P
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))
 "$teex" chain up --dir "$TEEX_HOME" --port "$port" >/dev/null || fail "chain up"
 sm_addr="$("$teex" sm init 2>/dev/null)"
 "$teex" chain deploy --dir "$TEEX_HOME" --sm "$sm_addr" >/dev/null || fail "deploy"

@@ -26,12 +26,14 @@ fail() {
 PRICE=1000000000000000
 REMUNERATION=600000000000000
 
-# up [OPTIONS...]: a network on a random chain port (port in $chain_port);
+# up [OPTIONS...]: a network on a random chain port (port in $chain_port),
+# below the kernel's ephemeral range (32768+) so that no outgoing
+# connection can hold it;
 # another port when that one turns out to be taken.
 up() {
   local try
   for try in 1 2 3; do
-    chain_port=$((20000 + RANDOM % 20000))
+    chain_port=$((20000 + RANDOM % 12000))
     "$teex" up --chain-port "$chain_port" "$@" > "$tmp/up.out" 2>&1 && break
     grep -qs "Address already in use" "$net/logs/anvil.log" && [ "$try" -lt 3 ] ||
       fail "up: $(cat "$tmp/up.out")"

@@ -54,7 +54,7 @@ def main(data):
 P
 echo "{\"secret\": \"$in_canary\"}" > "$tmp/input.json"
 
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))
 tcpdump -i lo -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
 cap_pid=$!
 sleep 0.5

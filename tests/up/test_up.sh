@@ -17,7 +17,7 @@ cleanup() { "$teex" down >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -5 "$TEEX_HOME"/logs/*.log >&2 2>/dev/null || true; exit 1; }
 
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))
 "$teex" up --chain-port "$port" > "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
 grep -q "teex network up" "$tmp/up.out" || fail "up output"
 "$teex" status > "$tmp/status" || fail "status: $(cat "$tmp/status")"

@@ -52,7 +52,7 @@ if "$teex" account new --password x 2>/dev/null; then fail "--password accepted"
 
 # Balance from a real node.
 anvil="$src/tools/node_modules/.bin/anvil"
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))
 "$anvil" --port "$port" --silent >/dev/null 2>&1 &
 anvil_pid=$!
 for _ in $(seq 100); do
