@@ -36,6 +36,12 @@ struct teex_dispatcher_service {
   teex_amount remuneration; /* the worker's share; provider gets the rest */
 };
 
+/* A dataset a task may read, as listed on chain now. */
+struct teex_dispatcher_dataset {
+  uint8_t provider[20]; /* the data share's payee */
+  teex_amount price;    /* wei per use */
+};
+
 struct teex_dispatcher_credit {
   uint8_t payee[20];
   teex_amount amount;
@@ -80,6 +86,13 @@ struct teex_dispatcher_chain_ops {
    * before crashing was confirmed. May be NULL (no such recovery). */
   int (*batch_root)(void *arg, const uint8_t batch_id[32], uint8_t root[32],
                     struct teex_err *err);
+  /* The listing of dataset_id when a task of (service_id, image_hash) may
+   * read it now: TEEX_ENOTFOUND (never listed), TEEX_EPOLICY (revoked),
+   * TEEX_EEXPIRED, TEEX_EPERM (this exact image not approved), each with a
+   * message. May be NULL: tasks with datasets are then refused. */
+  int (*dataset)(void *arg, const uint8_t dataset_id[32],
+                 const uint8_t service_id[32], const uint8_t image_hash[32],
+                 struct teex_dispatcher_dataset *out, struct teex_err *err);
 };
 
 struct teex_dispatcher_chain {

@@ -75,5 +75,10 @@ int teex_cmd_chain(int argc, char **argv);
 int teex_cmd_deposit(int argc, char **argv);
 int teex_cmd_withdraw(int argc, char **argv);
 int teex_cmd_data(int argc, char **argv); /* cmd_data.c */
+struct teex_err;
+/* A dataset by id (64 hex digits) or by name (unique among live listings)
+ * on the chain of chain_conf (cmd_data.c). */
+int teex_cli_find_dataset(const char *chain_conf, const char *s, uint8_t id[32],
+                          struct teex_err *err);
 
 #endif

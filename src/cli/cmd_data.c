@@ -113,6 +113,20 @@ static int resolve(struct teex_eth_rpc *rpc, const struct teex_chain_addrs *a,
   return 0;
 }
 
+int teex_cli_find_dataset(const char *chain_conf, const char *s, uint8_t id[32],
+                          struct teex_err *err) {
+  struct data_opts o;
+  opts_init(&o);
+  o.chain = chain_conf;
+  struct teex_chain_addrs a;
+  struct teex_eth_rpc *rpc = NULL;
+  int rc = open_chain(&o, &a, &rpc, err);
+  if (rc == 0)
+    rc = resolve(rpc, &a, s, id, err);
+  teex_eth_rpc_close(rpc);
+  return rc;
+}
+
 /* "+SECONDS" from now, or an absolute unix time. */
 static int parse_expiry(const char *s, uint64_t *out) {
   uint64_t v;

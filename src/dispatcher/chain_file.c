@@ -297,7 +297,8 @@ static int fc_batch_root(void *arg, const uint8_t batch_id[32],
 }
 
 static const struct teex_dispatcher_chain_ops file_ops = {
-    fc_escrow, fc_service, fc_settle, NULL, NULL, fc_close, fc_batch_root};
+    fc_escrow, fc_service, fc_settle,     NULL,
+    NULL,      fc_close,   fc_batch_root, NULL};
 
 int teex_dispatcher_chain_file(const char *path,
                                const struct teex_domain *domain,

@@ -322,6 +322,8 @@ static void assignment_of(struct dsp *d, const struct dsp_task *t,
   memcpy(a->image_hash, t->auth.image_hash, 32);
   a->price = t->auth.price;
   a->expires_at = t->expires_at;
+  if (t->nds > 0) /* else all zero: hashes as before datasets existed */
+    memcpy(a->datasets_hash, t->auth.datasets_hash, 32);
 }
 
 static void respond_assignment(struct dsp *d, struct teex_rpc_call *call,
@@ -343,6 +345,8 @@ static void respond_assignment(struct dsp *d, struct teex_rpc_call *call,
   m.expires_at = a.expires_at;
   m.signature = (ProtobufCBinaryData){65, (uint8_t *)t->asig};
   m.endpoint = w ? (char *)w->endpoint : "";
+  if (t->nds > 0)
+    m.datasets_hash = (ProtobufCBinaryData){32, a.datasets_hash};
   Teex__Dispatcher__SubmitResponse r = TEEX__DISPATCHER__SUBMIT_RESPONSE__INIT;
   r.assignment = &m;
   r.retry = retry;
@@ -664,8 +668,10 @@ static void on_heartbeat(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   teex__dispatcher__heartbeat_request__free_unpacked(req, NULL);
 }
 
+/* shares: room for TEEX_EXEC_DATASETS_MAX; r->shares points at it. */
 static int receipt_from_msg(const Teex__Dispatcher__Receipt *m,
                             struct teex_receipt *r, uint8_t sig[65],
+                            struct teex_data_share *shares,
                             struct teex_err *err) {
   int rc;
   memset(r, 0, sizeof *r);
@@ -683,10 +689,21 @@ static int receipt_from_msg(const Teex__Dispatcher__Receipt *m,
       (rc = field(&m->provider_amount, 32, "provider_amount", err)) ||
       (rc = field(&m->signature, 65, "signature", err)))
     return rc;
-  if (m->n_data_shares != 0)
-    return teex_err_set(err, TEEX_EUNSUPPORTED,
-                        "receipts with data shares are not supported by this "
-                        "dispatcher");
+  if (m->n_data_shares > TEEX_EXEC_DATASETS_MAX)
+    return teex_err_set(err, TEEX_EINVAL, "more than %d data shares",
+                        TEEX_EXEC_DATASETS_MAX);
+  for (size_t i = 0; i < m->n_data_shares; i++) {
+    const Teex__Dispatcher__DataShare *x = m->data_shares[i];
+    if ((rc = field(&x->dataset_id, 32, "data share dataset_id", err)) ||
+        (rc = field(&x->payee, 20, "data share payee", err)) ||
+        (rc = field(&x->amount, 32, "data share amount", err)))
+      return rc;
+    memcpy(shares[i].dataset_id, x->dataset_id.data, 32);
+    memcpy(shares[i].payee, x->payee.data, 20);
+    memcpy(shares[i].amount, x->amount.data, 32);
+  }
+  r->shares = shares;
+  r->nshares = m->n_data_shares;
   memcpy(r->task_id, m->task_id.data, 32);
   memcpy(r->service_id, m->service_id.data, 32);
   memcpy(r->image_hash, m->image_hash.data, 32);
@@ -743,6 +760,12 @@ static int check_receipt(struct dsp *d, const struct dsp_task *t,
       memcmp(r->provider, t->svc.provider, 20) != 0)
     return teex_err_set(err, TEEX_EINVAL,
                         "receipt split does not match the service listing");
+  /* Each data provider gets exactly its listed price, in task order. */
+  if (r->nshares != t->nds ||
+      (t->nds > 0 && memcmp(r->shares, t->ds, t->nds * sizeof t->ds[0]) != 0))
+    return teex_err_set(err, TEEX_EINVAL,
+                        "receipt data shares do not match the task's "
+                        "datasets and their listed prices");
   uint8_t digest[32], who[20];
   teex_stmt_receipt_digest(&d->cfg->domain, r, digest);
   if (teex_stmt_recover(digest, sig, who) != 0 || memcmp(who, r->worker, 20))
@@ -765,9 +788,10 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     return;
   }
   struct teex_receipt r;
+  struct teex_data_share shares[TEEX_EXEC_DATASETS_MAX];
   uint8_t sig[65], peer[20];
   int rc, dup = 0;
-  if ((rc = receipt_from_msg(m, &r, sig, &err)) ||
+  if ((rc = receipt_from_msg(m, &r, sig, shares, &err)) ||
       (rc = peer_worker(call, peer, &err)))
     goto out;
   struct dsp_task *t = task_find(d, r.task_id);
@@ -802,8 +826,8 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     goto out;
   }
   t->rcpt = r;
-  t->rcpt.shares = NULL;
-  t->rcpt.nshares = 0;
+  t->rcpt.shares = t->nds ? t->ds : NULL; /* equal to r's (checked) */
+  t->rcpt.nshares = t->nds;
   memcpy(t->rsig, sig, 65);
   t->has_receipt = 1;
   t->state = DSP_EARNED;
@@ -870,17 +894,25 @@ static int auth_from_msg(const Teex__Dispatcher__Authorization *m,
 /* Verifies what can be verified before the ledger: dispatcher, datasets,
  * the user's EIP-712 signature, the listed price. */
 static int check_auth(struct dsp *d, const struct teex_payment_auth *a,
+                      const ProtobufCBinaryData *ids,
                       struct teex_dispatcher_service *svc,
-                      struct teex_err *err) {
+                      struct teex_data_share *ds, uint8_t *nds,
+                      teex_amount *total, struct teex_err *err) {
+  *nds = 0;
   if (memcmp(a->dispatcher, d->addr, 20) != 0)
     return teex_err_set(err, TEEX_EINVAL,
                         "authorisation is for another dispatcher");
-  uint8_t empty[32];
-  teex_keccak256("", 0, empty);
-  if (memcmp(a->datasets_hash, empty, 32) != 0)
-    return teex_err_set(err, TEEX_EUNSUPPORTED,
-                        "tasks with datasets are not supported by this "
-                        "dispatcher");
+  if (ids->len % 32 != 0 || ids->len / 32 > TEEX_EXEC_DATASETS_MAX)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "dataset_ids: at most %d ids of 32 bytes",
+                        TEEX_EXEC_DATASETS_MAX);
+  size_t n = ids->len / 32;
+  uint8_t h[32];
+  teex_stmt_datasets_hash(ids->data, n, h);
+  if (memcmp(a->datasets_hash, h, 32) != 0)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "the authorisation's datasetsHash is not the hash of "
+                        "the dataset ids sent");
   uint8_t digest[32], who[20];
   teex_stmt_payment_auth_digest(&d->cfg->domain, a, digest);
   if (teex_stmt_recover(digest, a->sig, who) != 0 ||
@@ -896,14 +928,41 @@ static int check_auth(struct dsp *d, const struct teex_payment_auth *a,
                         "unknown service or image version");
   if (rc != 0)
     return teex_err_wrap(err, rc, "cannot read the service listing");
-  if (a->price != svc->price) {
+  /* Each dataset: listed, live, this exact image approved; its price is
+   * added and becomes its provider's data share. */
+  teex_amount sum = svc->price;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *id = ids->data + 32 * i;
+    char hex[65];
+    teex_hex_encode(id, 32, hex);
+    for (size_t j = 0; j < i; j++)
+      if (memcmp(ids->data + 32 * j, id, 32) == 0)
+        return teex_err_set(err, TEEX_EINVAL, "dataset 0x%s named twice", hex);
+    struct teex_dispatcher_dataset l;
+    if (c->ops->dataset == NULL)
+      return teex_err_set(err, TEEX_EUNSUPPORTED,
+                          "this dispatcher's chain has no dataset registry");
+    rc = c->ops->dataset(c->arg, id, a->service_id, a->image_hash, &l, err);
+    if (rc != 0)
+      return teex_err_wrap(err, rc, "dataset 0x%s", hex);
+    if (sum + l.price < sum)
+      return teex_err_set(err, TEEX_EINVAL, "price overflows");
+    sum += l.price;
+    memcpy(ds[i].dataset_id, id, 32);
+    memcpy(ds[i].payee, l.provider, 20);
+    teex_amount_word(l.price, ds[i].amount);
+  }
+  *nds = (uint8_t)n;
+  *total = sum;
+  if (a->price != sum) {
     char s1[40], s2[40];
     teex_amount_format(a->price, s1);
-    teex_amount_format(svc->price, s2);
+    teex_amount_format(sum, s2);
     return teex_err_set(err, TEEX_EINVAL,
                         "authorised price %s wei differs from the listed price "
-                        "%s wei",
-                        s1, s2);
+                        "%s wei%s",
+                        s1, s2,
+                        n ? " (the service's plus each dataset's)" : "");
   }
   return 0;
 }
@@ -921,13 +980,16 @@ static void on_submit(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   struct teex_payment_auth a;
   struct teex_dispatcher_service svc;
+  struct teex_data_share ds[TEEX_EXEC_DATASETS_MAX];
+  uint8_t nds = 0;
+  teex_amount total = 0;
   int rc;
   if ((rc = auth_from_msg(req->auth, &a, &err)))
     goto out;
   if (req->failed_worker.len != 0 &&
       (rc = field(&req->failed_worker, 20, "failed_worker", &err)))
     goto out;
-  if ((rc = check_auth(d, &a, &svc, &err)))
+  if ((rc = check_auth(d, &a, &req->dataset_ids, &svc, ds, &nds, &total, &err)))
     goto out;
   struct dsp_task *t = task_find(d, a.task_id);
   if (t == NULL) {
@@ -941,7 +1003,7 @@ static void on_submit(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     if ((rc = refresh_user(d, a.user, &err)))
       goto out;
   }
-  rc = teex_ledger_accept(d->ledger, &a, svc.price, &err);
+  rc = teex_ledger_accept(d->ledger, &a, total, &err);
   if (rc < 0)
     goto out;
   if (rc == TEEX_LEDGER_NEW) {
@@ -958,6 +1020,8 @@ static void on_submit(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     t->seq = d->next_seq++;
     t->auth = a;
     t->svc = svc;
+    t->nds = nds;
+    memcpy(t->ds, ds, nds * sizeof ds[0]);
     t->deadline = req->deadline;
     t->state = DSP_QUEUED;
     t->fail_at =
@@ -1515,7 +1579,8 @@ static void settle_once(struct dsp *d) {
   struct teex_receipt *rcpts = NULL;
   uint8_t *rsigs = NULL;
   struct teex_payment_auth *auths = calloc(cap, sizeof *auths);
-  struct teex_dispatcher_credit *credits = calloc(2 * cap, sizeof *credits);
+  struct teex_dispatcher_credit *credits =
+      calloc((2 + TEEX_EXEC_DATASETS_MAX) * cap, sizeof *credits);
   uint8_t *leaves = NULL;
   struct teex_buf content;
   teex_buf_init(&content, TEEX_CHAIN_BATCH_CONTENT_MAX, 0);
@@ -1578,8 +1643,8 @@ static void settle_once(struct dsp *d) {
   for (size_t i = 0; i < nsel; i++) {
     struct dsp_task *t = sel[i];
     rcpts[i] = t->rcpt;
-    rcpts[i].shares = NULL;
-    rcpts[i].nshares = 0;
+    rcpts[i].shares = t->nds ? t->ds : NULL;
+    rcpts[i].nshares = t->nds;
     memcpy(rsigs + 65 * i, t->rsig, 65);
     teex_settle_receipt_leaf(&t->rcpt, leaves + 32 * i);
     teex_amount wa = 0, pa = 0;
@@ -1587,6 +1652,11 @@ static void settle_once(struct dsp *d) {
     teex_amount_from_word(t->rcpt.provider_amount, &pa);
     credit_add(credits, &ncredits, t->rcpt.worker, wa);
     credit_add(credits, &ncredits, t->rcpt.provider, pa);
+    for (unsigned k = 0; k < t->nds; k++) {
+      teex_amount da = 0;
+      teex_amount_from_word(t->ds[k].amount, &da);
+      credit_add(credits, &ncredits, t->ds[k].payee, da);
+    }
   }
   struct teex_dispatcher_batch b;
   memset(&b, 0, sizeof b);
@@ -1834,7 +1904,8 @@ static int restore(struct dsp *d, struct teex_err *err) {
       t->gen = gen;
       t->idx = idx;
       t->used = 1;
-      t->rcpt.shares = NULL;
+      t->rcpt.shares = t->has_receipt && t->nds ? t->ds : NULL;
+      t->rcpt.nshares = t->has_receipt ? t->nds : 0;
       if (t->seq >= d->next_seq)
         d->next_seq = t->seq + 1;
       if (t->state == DSP_EARNED) {
