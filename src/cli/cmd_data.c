@@ -631,9 +631,18 @@ static int data_show(int argc, char **argv) {
     rc = teex_chain_get_dataset(rpc, &a, id, &d, &err);
   if (rc == 0)
     rc = teex_chain_dataset_approvals(rpc, &a, id, &ap, &n, &err);
+  /* What settlement has credited the provider so far (all its datasets
+   * and anything else it is paid for), not yet withdrawn. */
+  teex_amount credits = 0;
+  if (rc == 0)
+    rc = teex_chain_get_credits(rpc, &a, d.provider, &credits, &err);
   teex_eth_rpc_close(rpc);
-  if (rc != 0)
+  if (rc != 0) {
+    free(ap);
     return teex_cli_fail("data show: %s", err.msg);
+  }
+  char cr[40];
+  teex_amount_format(credits, cr);
   if (o.json) {
     json_t *j = dataset_json(&d), *arr = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -644,6 +653,7 @@ static int data_show(int argc, char **argv) {
           arr, json_pack("{s:s, s:s}", "service_id", s, "image_hash", im));
     }
     json_object_set_new(j, "approvals", arr);
+    json_object_set_new(j, "provider_credits_wei", json_string(cr));
     char *text = json_dumps(j, JSON_COMPACT);
     printf("%s\n", text ? text : "{}");
     free(text);
@@ -672,6 +682,9 @@ static int data_show(int argc, char **argv) {
              (unsigned long long)d.max_output_bytes);
     else
       printf("max output   no cap\n");
+    printf("credited     %s wei to the provider on chain (settled, not "
+           "withdrawn; all its datasets)\n",
+           cr);
     printf("approved     %zu service image(s)\n", n);
     for (size_t i = 0; i < n; i++) {
       char s[67], im[67];

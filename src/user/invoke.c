@@ -95,8 +95,10 @@ static int run_on_worker(const struct teex_invoke_request *req,
     rc = teex_client_run(w, &ua->a, ua->signature, &ex, req->input,
                          req->input_len, &r, err);
     /* The worker answered: a service error is the task's outcome, and a
-     * result that fails verification is the worker's fault. */
-    if (rc == 0 || rc == TEEX_EREMOTE)
+     * result that fails verification is the worker's fault. A policy
+     * refusal (the SM would not lease a dataset: revoked, no use left) is
+     * final too: another worker would be refused the same. */
+    if (rc == 0 || rc == TEEX_EREMOTE || rc == TEEX_EPOLICY)
       *worker_failed = 0;
   }
   if (rc == 0) {
@@ -128,7 +130,7 @@ int teex_invoke(const struct teex_invoke_request *req,
       read_listing(req->chain_conf, req->service_id, &svc, req->dataset_ids,
                    req->n_datasets, shares, &data_price, err);
   if (rc != 0)
-    return teex_err_wrap(err, rc, "look the service up");
+    return teex_err_wrap(err, rc, "read the listings");
   if (svc.price + data_price < svc.price)
     return teex_err_set(err, TEEX_EINVAL, "price overflows");
   teex_amount price = svc.price + data_price;

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# ctest-label: nosan (the workers' sandboxed executors do not run under ASan)
+# Tasks that use datasets on a real `teex up` network: a data provider
+# publishes two datasets approved for a deployed service's exact image; a
+# user invokes the service with `--data` and gets what the service computes
+# from them; after settlement the data provider's credit on chain is price
+# x uses. Refusals, each a clear error and no charge: a dataset approved
+# for nothing, one approved for another image hash, a revoked one, an
+# expired one, one past its --max-uses, a --max-price below the total. A
+# worker killed while a task holds the data leaves no plaintext on disk.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+find="$src/tests/up/find_canary.py"
+
+r() { od -An -N6 -tx1 /dev/urandom | tr -d ' \n'; }
+canary="DATACANARY$(r)"
+
+# The service: the rows of every dataset of the task, and the sum of
+# their second column ("sleep" first waits, holding the data).
+mkdir -p "$tmp/svc"
+cat > "$tmp/svc/teex.toml" <<T
+[service]
+name = "datasum"
+version = "1.0.0"
+entry = "main.py"
+description = "sums the second column of the task's datasets"
+style = "function"
+stateless = true
+
+[limits]
+wall_ms = 60000
+T
+cat > "$tmp/svc/main.py" <<'P'
+import time
+
+import teex
+
+
+def main(data):
+    rows = []
+    for i in range(len(teex.datasets())):
+        lines = teex.data(i).decode().strip().splitlines()[1:]
+        rows += [line.split(",") for line in lines]
+    if data.startswith(b"sleep"):
+        time.sleep(50)
+    total = sum(int(row[1]) for row in rows)
+    return ("rows=%d sum=%d" % (len(rows), total)).encode()
+P
+
+up
+deploy "$tmp/svc"
+svc_id="$(sed -n 's/^ *service id *\(0x[0-9a-f]*\)/\1/p' "$tmp/deploy")"
+img="$(sed -n 's/^ *image hash *\(0x[0-9a-f]*\)/\1/p' "$tmp/deploy")"
+[ -n "$svc_id" ] && [ -n "$img" ] || fail "deploy output: $(cat "$tmp/deploy")"
+user_with_escrow 10000000000000000
+
+# The data provider: the dev chain's account 3 (not the service's provider).
+echo 7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6 > "$tmp/d"
+dp="$("$teex" account import --private-key-file "$tmp/d")"
+publish() { # FILE PRICE [OPTIONS...]
+  local f="$1" p="$2"
+  shift 2
+  "$teex" data publish "$f" --account "$dp" --price "$p" "$@" \
+    > "$tmp/pub" 2>&1 || fail "publish $f: $(cat "$tmp/pub")"
+}
+printf 'k,v\ne,1\n' > "$tmp/soon.csv"
+publish "$tmp/soon.csv" 7 --allow "$svc_id@$img" --expires +600
+# the canary rides in a row the service parses but never returns
+printf 'patient,score,note\np1,10,-\np2,32,-\np3,0,%s\n' "$canary" > "$tmp/cohort.csv"
+printf 'ref,score\nr1,100\n' > "$tmp/reference.csv"
+publish "$tmp/cohort.csv" 250 --allow "datasum@$img" --max-output 4096
+publish "$tmp/reference.csv" 100 --allow "$svc_id@$img"
+printf 'k,v\nx,5\n' > "$tmp/noallow.csv"
+publish "$tmp/noallow.csv" 3 --allow "0x$(printf '2%.0s' $(seq 64))@$img"
+printf 'k,v\nx,6\n' > "$tmp/other.csv"
+publish "$tmp/other.csv" 3 --allow "$svc_id@0x$(printf '1%.0s' $(seq 64))"
+printf 'k,v\nx,8\n' > "$tmp/once.csv"
+publish "$tmp/once.csv" 10 --allow "$svc_id@$img" --max-uses 1
+printf 'k,v\nx,9\n' > "$tmp/gone.csv"
+publish "$tmp/gone.csv" 3 --allow "$svc_id@$img"
+"$teex" data revoke gone.csv --account "$dp" > "$tmp/rev" 2>&1 || fail "revoke: $(cat "$tmp/rev")"
+
+inv() { # OUT ERR ARGS...: invoke datasum with input "go"
+  local o="$1" e="$2"
+  shift 2
+  echo go | "$teex" invoke datasum --input - --account "$user" "$@" > "$o" 2> "$e"
+}
+
+# The task with two datasets: the output is computed from both.
+inv "$tmp/out" "$tmp/err" --data cohort.csv,reference.csv || fail "invoke --data: $(cat "$tmp/err")"
+[ "$(cat "$tmp/out")" = "rows=4 sum=142" ] || fail "output: $(cat "$tmp/out") $(cat "$tmp/err")"
+grep -q "350 wei for 2 dataset(s)" "$tmp/err" || fail "report: $(cat "$tmp/err")"
+paid=$((PRICE + 350))
+
+# Refusals: clear errors, before any work.
+refuse() { # WHAT EXPECTED-TEXT ARGS...
+  local what="$1" want="$2"
+  shift 2
+  if inv "$tmp/o" "$tmp/e" "$@"; then fail "$what accepted: $(cat "$tmp/o")"; fi
+  grep -q -- "$want" "$tmp/e" || fail "$what: $(cat "$tmp/e")"
+  [ ! -s "$tmp/o" ] || fail "$what gave output: $(cat "$tmp/o")"
+  echo "refused ($what): $(tail -1 "$tmp/e")"
+}
+refuse "another service" "has not approved this service" --data noallow.csv
+refuse "other image" "at this image hash" --data other.csv
+gone="$("$teex" data list --all --json | python3 -c '
+import json, sys
+print([d["dataset_id"] for d in json.load(sys.stdin) if d["name"] == "gone.csv"][0])')"
+refuse "revoked" "revoked" --data "$gone"
+refuse "max price" "above --max-price" --data cohort.csv --max-price $((PRICE + 100))
+refuse "unknown" "no live dataset" --data nosuch.csv
+# One use: the first task gets it, the second is refused by the SM.
+inv "$tmp/out1" "$tmp/err1" --data once.csv || fail "once: $(cat "$tmp/err1")"
+[ "$(cat "$tmp/out1")" = "rows=1 sum=8" ] || fail "once output: $(cat "$tmp/out1")"
+paid=$((paid + PRICE + 10))
+refuse "beyond max uses" "no use left" --data once.csv
+# Expiry, on the chain's clock: an hour passes on the dev chain.
+rpc="$(awk -F' = ' '$1 == "rpc_url" { print $2 }' "$net/chain.conf" | tr -d '"')"
+for m in '"evm_increaseTime","params":[3600]' '"evm_mine","params":[]'; do
+  curl -sf -H 'Content-Type: application/json' \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":$m}" "$rpc" > /dev/null ||
+    fail "dev chain time"
+done
+refuse "expired" "expired" --data soon.csv
+
+# Settlement: the user paid exactly the tasks that ran; the data provider
+# is credited each dataset's price per use.
+wait_settled "$paid" 120
+# (cohort 250 + reference 100 + once 10, each used once)
+"$teex" data show cohort.csv > "$tmp/show" || fail "data show: $(cat "$tmp/show")"
+grep -q "^credited *360 wei" "$tmp/show" || fail "provider credit: $(cat "$tmp/show")"
+
+# A worker killed (SIGKILL) while a task holds the data in memory: no
+# plaintext of the dataset on any disk of the network.
+(echo sleep | "$teex" invoke datasum --input - --account "$user" \
+   --data cohort.csv > "$tmp/o3" 2> "$tmp/e3" || true) &
+inv_pid=$!
+wait_log "$net/logs/sm.log" "data key leased.*uses=2" 400
+sleep 1 # the worker decrypts and hands the data to the task
+for p in "$net"/run/worker-*.pid; do kill -9 "$(cat "$p")" 2>/dev/null || true; done
+wait "$inv_pid" 2>/dev/null || true
+python3 "$find" "$canary" "$tmp/cohort.csv" > /dev/null && fail "control: canary not in the provider's file"
+if python3 "$find" "$canary" "$net" > "$tmp/hits"; then
+  echo "no plaintext on disk after the kill ($(find "$net" -type f | wc -l) files searched)"
+else
+  fail "dataset canary on disk: $(cat "$tmp/hits")"
+fi
+echo "data tasks: ok"
