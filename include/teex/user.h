@@ -66,7 +66,8 @@ struct teex_user_status {
   char state[16]; /* queued | assigned | earned | settled | failed */
   uint8_t worker[20];
   int has_receipt;             /* once earned */
-  struct teex_receipt receipt; /* no data shares */
+  struct teex_receipt receipt; /* its data shares point at shares */
+  struct teex_data_share shares[16];
   uint8_t receipt_sig[65];
   int settled;
   uint8_t batch_id[32];

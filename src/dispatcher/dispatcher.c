@@ -1087,8 +1087,11 @@ out:
   teex__dispatcher__submit_request__free_unpacked(req, NULL);
 }
 
+/* The shares go into sm/smp (room for TEEX_EXEC_DATASETS_MAX). */
 static void fill_receipt_msg(Teex__Dispatcher__Receipt *m,
-                             struct teex_receipt *r, uint8_t sig[65]) {
+                             struct teex_receipt *r, uint8_t sig[65],
+                             Teex__Dispatcher__DataShare *sm,
+                             Teex__Dispatcher__DataShare **smp) {
   m->task_id = (ProtobufCBinaryData){32, r->task_id};
   m->service_id = (ProtobufCBinaryData){32, r->service_id};
   m->image_hash = (ProtobufCBinaryData){32, r->image_hash};
@@ -1102,26 +1105,50 @@ static void fill_receipt_msg(Teex__Dispatcher__Receipt *m,
   m->worker_amount = (ProtobufCBinaryData){32, r->worker_amount};
   m->provider_amount = (ProtobufCBinaryData){32, r->provider_amount};
   m->signature = (ProtobufCBinaryData){65, sig};
+  for (size_t i = 0; i < r->nshares && i < TEEX_EXEC_DATASETS_MAX; i++) {
+    struct teex_data_share *x = (struct teex_data_share *)&r->shares[i];
+    teex__dispatcher__data_share__init(&sm[i]);
+    sm[i].dataset_id = (ProtobufCBinaryData){32, x->dataset_id};
+    sm[i].payee = (ProtobufCBinaryData){20, x->payee};
+    sm[i].amount = (ProtobufCBinaryData){32, x->amount};
+    smp[i] = &sm[i];
+  }
+  m->n_data_shares = r->nshares;
+  m->data_shares = r->nshares ? smp : NULL;
 }
 
 /* Parses a settled task's record ("s/<id>": batch id | root | cid len |
- * cid | nproof | proof | receipt): cid, the proof (*np hashes at *proof,
- * inside v), the receipt and its signature. TEEX_EFORMAT if malformed. */
+ * cid | nproof | proof | receipt [| nshares | shares, 84 bytes each, only
+ * for a task with datasets]): cid, the proof (*np hashes at *proof, inside
+ * v), the receipt (its shares in `shares`, room for
+ * TEEX_EXEC_DATASETS_MAX) and its signature. TEEX_EFORMAT if malformed. */
+#define SETTLED_SHARE_LEN 84
 static int settled_parse(const uint8_t *v, size_t len,
                          char cid[TEEX_CID_STR_SIZE], const uint8_t **proof,
                          size_t *np, struct teex_receipt *r, uint8_t sig[65],
-                         struct teex_err *err) {
-  size_t off = 64, need;
+                         struct teex_data_share *shares, struct teex_err *err) {
+  size_t off = 64, need, end;
   if (len < off + 1 || (need = off + 1 + v[off]) >= len ||
-      v[off] >= TEEX_CID_STR_SIZE ||
-      need + 1 + 32u * v[need] + DSP_RECEIPT_LEN != len ||
-      v[need] > TEEX_SETTLE_MAX_PROOF)
+      v[off] >= TEEX_CID_STR_SIZE || v[need] > TEEX_SETTLE_MAX_PROOF ||
+      (end = need + 1 + 32u * v[need] + DSP_RECEIPT_LEN) > len ||
+      (end != len && (v[end] == 0 || v[end] > TEEX_EXEC_DATASETS_MAX ||
+                      end + 1 + (size_t)SETTLED_SHARE_LEN * v[end] != len)))
     return teex_err_set(err, TEEX_EFORMAT, "settled record malformed");
   memcpy(cid, v + off + 1, v[off]);
   cid[v[off]] = '\0';
   *np = v[need];
   *proof = v + need + 1;
   dsp_receipt_decode(v + need + 1 + 32 * *np, r, sig);
+  if (end != len) {
+    const uint8_t *q = v + end + 1;
+    for (size_t i = 0; i < v[end]; i++, q += SETTLED_SHARE_LEN) {
+      memcpy(shares[i].dataset_id, q, 32);
+      memcpy(shares[i].payee, q + 32, 20);
+      memcpy(shares[i].amount, q + 52, 32);
+    }
+    r->shares = shares;
+    r->nshares = v[end];
+  }
   return 0;
 }
 
@@ -1138,11 +1165,12 @@ static int settled_with(struct dsp *d, const uint8_t id[32],
   const uint8_t *pv;
   size_t np;
   struct teex_receipt sr;
+  struct teex_data_share shares[TEEX_EXEC_DATASETS_MAX];
   uint8_t sig[65];
-  int same =
-      teex_store_get(d->store, key, strlen(key), &val, &err) == 0 &&
-      settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, &err) == 0 &&
-      same_receipt(&sr, r);
+  int same = teex_store_get(d->store, key, strlen(key), &val, &err) == 0 &&
+             settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, shares,
+                           &err) == 0 &&
+             same_receipt(&sr, r);
   teex_buf_free(&val);
   return same;
 }
@@ -1164,6 +1192,9 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   struct teex_buf val;
   teex_buf_init(&val, 8192, 0);
   struct teex_receipt rc_r;
+  struct teex_data_share rc_shares[TEEX_EXEC_DATASETS_MAX];
+  Teex__Dispatcher__DataShare sm[TEEX_EXEC_DATASETS_MAX];
+  Teex__Dispatcher__DataShare *smp[TEEX_EXEC_DATASETS_MAX];
   uint8_t rc_sig[65];
   ProtobufCBinaryData proof[TEEX_SETTLE_MAX_PROOF];
   char cid[TEEX_CID_STR_SIZE];
@@ -1176,7 +1207,7 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     if (t->nassigned > 0)
       r.worker = (ProtobufCBinaryData){20, t->worker};
     if (t->has_receipt) {
-      fill_receipt_msg(&rm, &t->rcpt, t->rsig);
+      fill_receipt_msg(&rm, &t->rcpt, t->rsig, sm, smp);
       r.receipt = &rm;
     }
     respond_msg(call, &r.base);
@@ -1194,11 +1225,12 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     goto out;
   const uint8_t *v = val.data, *pv;
   size_t np;
-  if ((rc = settled_parse(v, val.len, cid, &pv, &np, &rc_r, rc_sig, &err)))
+  if ((rc = settled_parse(v, val.len, cid, &pv, &np, &rc_r, rc_sig, rc_shares,
+                          &err)))
     goto out;
   for (size_t i = 0; i < np; i++)
     proof[i] = (ProtobufCBinaryData){32, (uint8_t *)pv + 32 * i};
-  fill_receipt_msg(&rm, &rc_r, rc_sig);
+  fill_receipt_msg(&rm, &rc_r, rc_sig, sm, smp);
   r.state = "settled";
   r.worker = (ProtobufCBinaryData){20, rc_r.worker};
   r.receipt = &rm;
@@ -1309,7 +1341,8 @@ static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
   if (rc == TEEX_ENOTFOUND)
     rc = 0;
   uint8_t proof[TEEX_SETTLE_MAX_PROOF * 32];
-  uint8_t rec[64 + 1 + TEEX_CID_STR_SIZE + 1 + sizeof proof + DSP_RECEIPT_LEN];
+  uint8_t rec[64 + 1 + TEEX_CID_STR_SIZE + 1 + sizeof proof + DSP_RECEIPT_LEN +
+              1 + SETTLED_SHARE_LEN * TEEX_EXEC_DATASETS_MAX];
   size_t cidlen = strlen(b->cid);
   for (size_t i = 0; i < nsel && rc == 0; i++) {
     size_t np = 0;
@@ -1328,6 +1361,14 @@ static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
     o += 32 * np;
     dsp_receipt_encode(&sel[i]->rcpt, sel[i]->rsig, rec + o);
     o += DSP_RECEIPT_LEN;
+    if (sel[i]->nds > 0) { /* appended only for a task with datasets */
+      rec[o++] = sel[i]->nds;
+      for (unsigned k = 0; k < sel[i]->nds; k++, o += SETTLED_SHARE_LEN) {
+        memcpy(rec + o, sel[i]->ds[k].dataset_id, 32);
+        memcpy(rec + o + 32, sel[i]->ds[k].payee, 20);
+        memcpy(rec + o + 52, sel[i]->ds[k].amount, 32);
+      }
+    }
     char key[2 + 64 + 1];
     memcpy(key, "s/", 2);
     teex_hex_encode(sel[i]->auth.task_id, 32, key + 2);

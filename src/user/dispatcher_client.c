@@ -206,22 +206,39 @@ int teex_user_status(struct teex_user_dispatcher *d, const uint8_t task_id[32],
           rc_->provider.len == 20 && rc_->input_commitment.len == 32 &&
           rc_->output_commitment.len == 32 && rc_->price.len == 32 &&
           rc_->worker_amount.len == 32 && rc_->provider_amount.len == 32 &&
-          rc_->signature.len == 65 && rc_->n_data_shares == 0) {
-        struct teex_receipt *x = &out->receipt;
-        memcpy(x->task_id, rc_->task_id.data, 32);
-        memcpy(x->service_id, rc_->service_id.data, 32);
-        memcpy(x->image_hash, rc_->image_hash.data, 32);
-        memcpy(x->user, rc_->user.data, 20);
-        memcpy(x->dispatcher, rc_->dispatcher.data, 20);
-        memcpy(x->worker, rc_->worker.data, 20);
-        memcpy(x->provider, rc_->provider.data, 20);
-        memcpy(x->input_commitment, rc_->input_commitment.data, 32);
-        memcpy(x->output_commitment, rc_->output_commitment.data, 32);
-        memcpy(x->price, rc_->price.data, 32);
-        memcpy(x->worker_amount, rc_->worker_amount.data, 32);
-        memcpy(x->provider_amount, rc_->provider_amount.data, 32);
-        memcpy(out->receipt_sig, rc_->signature.data, 65);
-        out->has_receipt = 1;
+          rc_->signature.len == 65 &&
+          rc_->n_data_shares <= sizeof out->shares / sizeof out->shares[0]) {
+        size_t ns = 0;
+        for (; ns < rc_->n_data_shares; ns++) {
+          const Teex__Dispatcher__DataShare *x = rc_->data_shares[ns];
+          if (x->dataset_id.len != 32 || x->payee.len != 20 ||
+              x->amount.len != 32)
+            break;
+          memcpy(out->shares[ns].dataset_id, x->dataset_id.data, 32);
+          memcpy(out->shares[ns].payee, x->payee.data, 20);
+          memcpy(out->shares[ns].amount, x->amount.data, 32);
+        }
+        if (ns != rc_->n_data_shares) {
+          rc = teex_err_set(err, TEEX_EPROTO, "malformed data share");
+        } else {
+          struct teex_receipt *x = &out->receipt;
+          memcpy(x->task_id, rc_->task_id.data, 32);
+          memcpy(x->service_id, rc_->service_id.data, 32);
+          memcpy(x->image_hash, rc_->image_hash.data, 32);
+          memcpy(x->user, rc_->user.data, 20);
+          memcpy(x->dispatcher, rc_->dispatcher.data, 20);
+          memcpy(x->worker, rc_->worker.data, 20);
+          memcpy(x->provider, rc_->provider.data, 20);
+          memcpy(x->input_commitment, rc_->input_commitment.data, 32);
+          memcpy(x->output_commitment, rc_->output_commitment.data, 32);
+          memcpy(x->price, rc_->price.data, 32);
+          memcpy(x->worker_amount, rc_->worker_amount.data, 32);
+          memcpy(x->provider_amount, rc_->provider_amount.data, 32);
+          memcpy(out->receipt_sig, rc_->signature.data, 65);
+          out->receipt.shares = ns ? out->shares : NULL;
+          out->receipt.nshares = ns;
+          out->has_receipt = 1;
+        }
       }
       if (r->worker.len == 20)
         memcpy(out->worker, r->worker.data, 20);

@@ -1367,6 +1367,11 @@ static void test_datasets_on_anvil(void **state) {
     char *log = (char *)tu_read_file(f->log, &n);
     fail_msg("not settled\n%s", log ? log : "");
   }
+  /* the settled status gives the receipt with its data shares */
+  assert_non_null(st->receipt);
+  assert_int_equal(st->receipt->n_data_shares, 2);
+  assert_memory_equal(st->receipt->data_shares[1]->payee.data,
+                      an.addr[DEPLOYER], 20);
   /* the contract confirms the receipt, data shares included, is in the
    * batch */
   uint8_t proof[32 * TEEX_SETTLE_MAX_PROOF];

@@ -126,6 +126,15 @@ refuse "expired" "expired" --data soon.csv
 # Settlement: the user paid exactly the tasks that ran; the data provider
 # is credited each dataset's price per use.
 wait_settled "$paid" 120
+# The user proves the data task's receipt, data shares included, is in a
+# batch settled on chain.
+task="$(task_of "$tmp/err")"
+[ -n "$task" ] || fail "no task id: $(cat "$tmp/err")"
+for _ in $(seq 20); do
+  "$teex" task verify "$task" > "$tmp/tv" 2>&1 && break
+  sleep 0.5
+done
+grep -q "^verified" "$tmp/tv" || fail "task verify: $(cat "$tmp/tv")"
 # (cohort 250 + reference 100 + once 10, each used once)
 "$teex" data show cohort.csv > "$tmp/show" || fail "data show: $(cat "$tmp/show")"
 grep -q "^credited *360 wei" "$tmp/show" || fail "provider credit: $(cat "$tmp/show")"
