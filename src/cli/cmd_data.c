@@ -127,6 +127,30 @@ int teex_cli_find_dataset(const char *chain_conf, const char *s, uint8_t id[32],
   return rc;
 }
 
+int teex_cli_find_datasets(const char *chain_conf, const char *list,
+                           uint8_t *ids, size_t max, size_t *n,
+                           struct teex_err *err) {
+  char buf[64 * 80];
+  *n = 0;
+  if (strlen(list) >= sizeof buf)
+    return teex_err_set(err, TEEX_EINVAL, "dataset list too long");
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *p = buf, *next; p != NULL; p = next) {
+    next = strchr(p, ',');
+    if (next != NULL)
+      *next++ = '\0';
+    if (*p == '\0')
+      return teex_err_set(err, TEEX_EINVAL, "empty dataset name");
+    if (*n == max)
+      return teex_err_set(err, TEEX_ETOOBIG, "at most %zu datasets", max);
+    int rc = teex_cli_find_dataset(chain_conf, p, ids + 32 * *n, err);
+    if (rc != 0)
+      return teex_err_wrap(err, rc, "%s", p);
+    (*n)++;
+  }
+  return 0;
+}
+
 /* "+SECONDS" from now, or an absolute unix time. */
 static int parse_expiry(const char *s, uint64_t *out) {
   uint64_t v;

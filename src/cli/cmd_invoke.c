@@ -379,34 +379,23 @@ static int invoke_on_network(int argc, char **argv) {
     teex_config_free(&nc);
     return teex_cli_fail("--max-price must be a number of wei");
   }
+  /* The service's own datasets (assigned at deploy) first, then the
+   * task's: the order the service reads them in. */
   static uint8_t ids[32 * TEEX_CLIENT_MAX_DATASETS];
-  if (data != NULL) {
-    char list[TEEX_CLIENT_MAX_DATASETS * 80];
-    if (strlen(data) >= sizeof list) {
-      teex_config_free(&nc);
-      return teex_cli_fail("--data: too long");
-    }
-    snprintf(list, sizeof list, "%s", data);
-    for (char *p = list, *next; p != NULL; p = next) {
-      next = strchr(p, ',');
-      if (next != NULL)
-        *next++ = '\0';
-      if (req.n_datasets == TEEX_CLIENT_MAX_DATASETS) {
-        teex_config_free(&nc);
-        return teex_cli_fail("--data: at most %d datasets",
-                             TEEX_CLIENT_MAX_DATASETS);
-      }
-      if (*p == '\0' ||
-          teex_cli_find_dataset(chain_conf, p, ids + 32 * req.n_datasets,
-                                &err) != 0) {
-        teex_config_free(&nc);
-        return teex_cli_fail("--data %s: %s", p,
-                             *p ? err.msg : "empty dataset name");
-      }
-      req.n_datasets++;
-    }
-    req.dataset_ids = ids;
+  size_t nsvc = 0, ntask = 0;
+  if (teex_cli_service_datasets(chain_conf, store, req.service_id, ids,
+                                TEEX_CLIENT_MAX_DATASETS, &nsvc, &err) != 0) {
+    teex_config_free(&nc);
+    return teex_cli_fail("the service's datasets: %s", err.msg);
   }
+  if (data != NULL && teex_cli_find_datasets(chain_conf, data, ids + 32 * nsvc,
+                                             TEEX_CLIENT_MAX_DATASETS - nsvc,
+                                             &ntask, &err) != 0) {
+    teex_config_free(&nc);
+    return teex_cli_fail("--data: %s", err.msg);
+  }
+  req.n_datasets = nsvc + ntask;
+  req.dataset_ids = req.n_datasets ? ids : NULL;
   static struct teex_tee_policy pol;
   teex_tee_policy_init(&pol);
   if (teex_tee_policy_load(&pol, teex_config_get(&nc, "dispatcher.policy", ""),

@@ -44,7 +44,8 @@ def main(data):
     if data.startswith(b"sleep"):
         time.sleep(50)
     total = sum(int(row[1]) for row in rows)
-    return ("rows=%d sum=%d" % (len(rows), total)).encode()
+    names = "|".join(teex.datasets())
+    return ("rows=%d sum=%d names=%s" % (len(rows), total, names)).encode()
 P
 
 up
@@ -88,9 +89,29 @@ inv() { # OUT ERR ARGS...: invoke datasum with input "go"
 
 # The task with two datasets: the output is computed from both.
 inv "$tmp/out" "$tmp/err" --data cohort.csv,reference.csv || fail "invoke --data: $(cat "$tmp/err")"
-[ "$(cat "$tmp/out")" = "rows=4 sum=142" ] || fail "output: $(cat "$tmp/out") $(cat "$tmp/err")"
+[ "$(cat "$tmp/out")" = "rows=4 sum=142 names=cohort.csv|reference.csv" ] || fail "output: $(cat "$tmp/out") $(cat "$tmp/err")"
 grep -q "350 wei for 2 dataset(s)" "$tmp/err" || fail "report: $(cat "$tmp/err")"
 paid=$((PRICE + 350))
+
+# Service data: a second service whose provider assigned reference.csv at
+# deploy; its tasks read it first, then their own, and pay for both.
+mkdir -p "$tmp/svc2"
+cp "$tmp/svc/main.py" "$tmp/svc2/"
+sed 's/^name = "datasum"/name = "datasum-ref"/' "$tmp/svc/teex.toml" > "$tmp/svc2/teex.toml"
+"$teex" service deploy "$tmp/svc2" --account "$provider" --sm "$sm_client" \
+  --sm-policy "$net/policy/sm.conf" --price "$PRICE" --remuneration "$REMUNERATION" \
+  --data reference.csv > "$tmp/deploy2" 2>&1 || fail "deploy --data: $(cat "$tmp/deploy2")"
+img2="$(sed -n 's/^ *image hash *\(0x[0-9a-f]*\)/\1/p' "$tmp/deploy2")"
+for ds in reference.csv cohort.csv; do
+  "$teex" data approve "$ds" --allow "datasum-ref@$img2" --account "$dp" \
+    > "$tmp/appr" 2>&1 || fail "approve: $(cat "$tmp/appr")"
+done
+echo go | "$teex" invoke datasum-ref --input - --account "$user" --data cohort.csv \
+  > "$tmp/out2" 2> "$tmp/err2" || fail "invoke with service data: $(cat "$tmp/err2")"
+[ "$(cat "$tmp/out2")" = "rows=4 sum=142 names=reference.csv|cohort.csv" ] ||
+  fail "service data output: $(cat "$tmp/out2")"
+grep -q "350 wei for 2 dataset(s)" "$tmp/err2" || fail "report: $(cat "$tmp/err2")"
+paid=$((paid + PRICE + 350))
 
 # Refusals: clear errors, before any work.
 refuse() { # WHAT EXPECTED-TEXT ARGS...
@@ -111,7 +132,7 @@ refuse "max price" "above --max-price" --data cohort.csv --max-price $((PRICE + 
 refuse "unknown" "no live dataset" --data nosuch.csv
 # One use: the first task gets it, the second is refused by the SM.
 inv "$tmp/out1" "$tmp/err1" --data once.csv || fail "once: $(cat "$tmp/err1")"
-[ "$(cat "$tmp/out1")" = "rows=1 sum=8" ] || fail "once output: $(cat "$tmp/out1")"
+[ "$(cat "$tmp/out1")" = "rows=1 sum=8 names=once.csv" ] || fail "once output: $(cat "$tmp/out1")"
 paid=$((paid + PRICE + 10))
 refuse "beyond max uses" "no use left" --data once.csv
 # Expiry, on the chain's clock: an hour passes on the dev chain.
@@ -135,16 +156,16 @@ for _ in $(seq 20); do
   sleep 0.5
 done
 grep -q "^verified" "$tmp/tv" || fail "task verify: $(cat "$tmp/tv")"
-# (cohort 250 + reference 100 + once 10, each used once)
+# (cohort 250 + reference 100, each used twice, + once 10)
 "$teex" data show cohort.csv > "$tmp/show" || fail "data show: $(cat "$tmp/show")"
-grep -q "^credited *360 wei" "$tmp/show" || fail "provider credit: $(cat "$tmp/show")"
+grep -q "^credited *710 wei" "$tmp/show" || fail "provider credit: $(cat "$tmp/show")"
 
 # A worker killed (SIGKILL) while a task holds the data in memory: no
 # plaintext of the dataset on any disk of the network.
 (echo sleep | "$teex" invoke datasum --input - --account "$user" \
    --data cohort.csv > "$tmp/o3" 2> "$tmp/e3" || true) &
 inv_pid=$!
-wait_log "$net/logs/sm.log" "data key leased.*uses=2" 400
+wait_log "$net/logs/sm.log" "data key leased.*uses=3" 400
 sleep 1 # the worker decrypts and hands the data to the task
 for p in "$net"/run/worker-*.pid; do kill -9 "$(cat "$p")" 2>/dev/null || true; done
 wait "$inv_pid" 2>/dev/null || true
