@@ -660,13 +660,23 @@ static int data_show(int argc, char **argv) {
   teex_amount credits = 0;
   if (rc == 0)
     rc = teex_chain_get_credits(rpc, &a, d.provider, &credits, &err);
+  /* Uses and earnings of this dataset: the settled batches' receipts. */
+  struct teex_data_earnings earn;
+  memset(&earn, 0, sizeof earn);
+  char store[PATH_MAX];
+  snprintf(store, sizeof store, "%s/ipfs", o.base);
+  struct teex_ipfs_backend *ipfs = NULL;
+  if (rc == 0 && (rc = teex_ipfs_store_open(store, &ipfs, &err)) == 0)
+    rc = teex_data_earnings(rpc, &a, ipfs, id, &earn, &err);
+  teex_ipfs_close(ipfs);
   teex_eth_rpc_close(rpc);
   if (rc != 0) {
     free(ap);
     return teex_cli_fail("data show: %s", err.msg);
   }
-  char cr[40];
+  char cr[40], earned[40];
   teex_amount_format(credits, cr);
+  teex_amount_format(earn.earned, earned);
   if (o.json) {
     json_t *j = dataset_json(&d), *arr = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -678,6 +688,9 @@ static int data_show(int argc, char **argv) {
     }
     json_object_set_new(j, "approvals", arr);
     json_object_set_new(j, "provider_credits_wei", json_string(cr));
+    json_object_set_new(j, "uses", json_integer(earn.uses));
+    json_object_set_new(j, "earned_wei", json_string(earned));
+    json_object_set_new(j, "batches_unreadable", json_integer(earn.unreadable));
     char *text = json_dumps(j, JSON_COMPACT);
     printf("%s\n", text ? text : "{}");
     free(text);
@@ -706,6 +719,13 @@ static int data_show(int argc, char **argv) {
              (unsigned long long)d.max_output_bytes);
     else
       printf("max output   no cap\n");
+    printf("used         %u settled task(s), earning %s wei (%u batch(es) "
+           "on chain",
+           earn.uses, earned, earn.batches);
+    if (earn.unreadable)
+      printf(", %u not readable from IPFS or not matching their root",
+             earn.unreadable);
+    printf(")\n");
     printf("credited     %s wei to the provider on chain (settled, not "
            "withdrawn; all its datasets)\n",
            cr);

@@ -159,6 +159,11 @@ grep -q "^verified" "$tmp/tv" || fail "task verify: $(cat "$tmp/tv")"
 # (cohort 250 + reference 100, each used twice, + once 10)
 "$teex" data show cohort.csv > "$tmp/show" || fail "data show: $(cat "$tmp/show")"
 grep -q "^credited *710 wei" "$tmp/show" || fail "provider credit: $(cat "$tmp/show")"
+# Uses and earnings per dataset, from the settled batches' receipts.
+grep -q "^used *2 settled task(s), earning 500 wei" "$tmp/show" || fail "cohort uses: $(cat "$tmp/show")"
+"$teex" data show reference.csv | grep -q "^used *2 settled task(s), earning 200 wei" || fail "reference uses"
+"$teex" data show once.csv | grep -q "^used *1 settled task(s), earning 10 wei" || fail "once uses"
+"$teex" data show noallow.csv | grep -q "^used *0 settled task(s), earning 0 wei" || fail "unused dataset"
 
 # A worker killed (SIGKILL) while a task holds the data in memory: no
 # plaintext of the dataset on any disk of the network.
