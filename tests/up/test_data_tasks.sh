@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # ctest-label: nosan (the workers' sandboxed executors do not run under ASan)
 # Tasks that use datasets on a real `teex up` network: a data provider
-# publishes two datasets approved for a deployed service's exact image; a
-# user invokes the service with `--data` and gets what the service computes
-# from them; after settlement the data provider's credit on chain is price
-# x uses. Refusals, each a clear error and no charge: a dataset approved
-# for nothing, one approved for another image hash, a revoked one, an
-# expired one, one past its --max-uses, a --max-price below the total. A
+# publishes datasets approved for a deployed service's exact image; a user
+# invokes the service with `--data` and gets what the service computes from
+# them, in order; a second service reads data its provider assigned at
+# deploy before the task's own. After settlement the user paid exactly the
+# tasks that ran, the data provider's credit on chain is price x uses, and
+# `teex data show` gives each dataset's uses and earnings; `teex task
+# verify` proves a data task's receipt. Refusals, each a clear error and no
+# charge: a dataset approved for another service, one approved for another
+# image hash, a revoked one, an expired one (on the chain's clock), one
+# past its --max-uses, a --max-price below the total, an unknown name. A
 # worker killed while a task holds the data leaves no plaintext on disk.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
