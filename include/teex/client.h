@@ -46,15 +46,18 @@ int teex_client_hello(struct teex_client_worker *c,
 
 /* What a task returned, checked. Owned by the caller:
  * teex_client_result_free. */
+#define TEEX_CLIENT_MAX_DATASETS 16 /* = TEEX_EXEC_DATASETS_MAX */
+
 struct teex_client_result {
   uint8_t *output; /* the service's output (wiped on free) */
   size_t output_len;
   uint8_t input_salt[32];
   uint8_t output_salt[32];
   uint8_t result_sig[65];      /* service key over teex_stmt_result_digest */
-  struct teex_receipt receipt; /* settlement v1 receipt (no data shares) */
+  struct teex_receipt receipt; /* settlement v1 receipt; shares -> shares */
   uint8_t receipt_sig[65];     /* worker enclave key over the receipt digest */
   uint64_t duration_us;        /* time in the worker's executor */
+  struct teex_data_share shares[TEEX_CLIENT_MAX_DATASETS];
 };
 
 /* What the user knows and expects of a task: checked against the worker's
@@ -62,6 +65,12 @@ struct teex_client_result {
 struct teex_client_expect {
   uint8_t signing_key[20];       /* the listed service key address */
   struct teex_domain settlement; /* receipt EIP-712 domain */
+  /* The task's datasets, in order, each with its provider and listed price:
+   * their ids go to the worker with the assignment (whose datasets_hash
+   * covers them) and the receipt's data shares must be exactly these.
+   * NULL / 0 for a task without datasets. */
+  const struct teex_data_share *shares;
+  size_t nshares;
 };
 
 /* worker.Run: sends the assignment (with the dispatcher's signature) and

@@ -106,6 +106,37 @@ int teex_data_fetch_for_task(
 /* Wipes and frees the plaintexts of n fetched datasets. NULL-safe. */
 void teex_data_fetched_free(struct teex_data_fetched *f, size_t n);
 
+/* ---- what a dataset has earned (src/data/earnings.c) ---- */
+
+struct teex_data_earnings {
+  uint32_t uses;       /* settled tasks that used the dataset */
+  teex_amount earned;  /* their data shares for it, summed (wei) */
+  uint32_t batches;    /* settled batches seen on chain */
+  uint32_t unreadable; /* of them: content missing, malformed, or not
+                          hashing to the root on chain (not counted) */
+};
+
+/* Scans the Settlement contract's BatchSettled events, reads each batch's
+ * content from ipfs and sums the data shares for dataset_id of the
+ * receipts of every content whose receipts hash to the root recorded on
+ * chain. TEEX_ECHAIN etc. when the events cannot be read; a batch that
+ * cannot be read is counted in unreadable, not an error. */
+struct teex_eth_rpc;
+int teex_data_earnings(struct teex_eth_rpc *rpc,
+                       const struct teex_chain_addrs *a,
+                       struct teex_ipfs_backend *ipfs,
+                       const uint8_t dataset_id[32],
+                       struct teex_data_earnings *out, struct teex_err *err);
+
+/* One batch content (docs/settlement.md §4.2, ABI-encoded, untrusted):
+ * adds to *uses and *earned the data shares for dataset_id, only when the
+ * content names root and its receipts hash to it (TEEX_EAUTH otherwise;
+ * TEEX_EFORMAT etc. when it does not decode). Pure. */
+int teex_data_batch_uses(const uint8_t *content, size_t len,
+                         const uint8_t root[32], const uint8_t dataset_id[32],
+                         uint32_t *uses, teex_amount *earned,
+                         struct teex_err *err);
+
 /* Parses "SERVICE@IMAGE": two 32-byte hex words (0x optional). */
 int teex_data_parse_allow(const char *s, struct teex_chain_approval *out,
                           struct teex_err *err);

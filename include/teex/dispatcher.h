@@ -37,6 +37,12 @@ struct teex_dispatcher_service {
   int is_private; /* only the provider and allowed callers (may_invoke) */
 };
 
+/* A dataset a task may read, as listed on chain now. */
+struct teex_dispatcher_dataset {
+  uint8_t provider[20]; /* the data share's payee */
+  teex_amount price;    /* wei per use */
+};
+
 struct teex_dispatcher_credit {
   uint8_t payee[20];
   teex_amount amount;
@@ -88,6 +94,13 @@ struct teex_dispatcher_chain_ops {
   int (*may_invoke)(void *arg, const uint8_t service_id[32],
                     const uint8_t caller[20], int *allowed,
                     struct teex_err *err);
+  /* The listing of dataset_id when a task of (service_id, image_hash) may
+   * read it now: TEEX_ENOTFOUND (never listed), TEEX_EPOLICY (revoked),
+   * TEEX_EEXPIRED, TEEX_EPERM (this exact image not approved), each with a
+   * message. May be NULL: tasks with datasets are then refused. */
+  int (*dataset)(void *arg, const uint8_t dataset_id[32],
+                 const uint8_t service_id[32], const uint8_t image_hash[32],
+                 struct teex_dispatcher_dataset *out, struct teex_err *err);
 };
 
 struct teex_dispatcher_chain {

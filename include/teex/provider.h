@@ -21,6 +21,11 @@ struct teex_deploy_request {
   const struct teex_tee_policy *sm_policy; /* what the SM must prove */
   struct teex_ipfs_backend *ipfs;          /* where the ciphertext goes */
   uint32_t version; /* 0: 1 for a new service (see below) */
+  /* Datasets every task of the service gets, before the task's own
+   * (32-byte ids, at most 16): written into the public description on
+   * IPFS as "datasets", where `teex invoke` reads them. */
+  const uint8_t *dataset_ids;
+  size_t n_datasets;
 };
 
 struct teex_deployed {

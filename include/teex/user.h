@@ -51,10 +51,13 @@ struct teex_user_assignment {
 
 /* Submits the task. The assignment returned is checked: signed by the
  * dispatcher's address (from teex_user_base), and for exactly this user,
- * task, service, image and price. failed_worker (may be NULL) asks for
- * another worker under the same task id. */
+ * task, service, image, price and datasets. dataset_ids (32 * n_datasets
+ * bytes, may be NULL when 0) are the ids auth->datasets_hash covers.
+ * failed_worker (may be NULL) asks for another worker under the same task
+ * id. */
 int teex_user_submit(struct teex_user_dispatcher *d,
                      const struct teex_payment_auth *auth,
+                     const uint8_t *dataset_ids, size_t n_datasets,
                      const uint8_t dispatcher[20], uint64_t deadline,
                      const uint8_t *failed_worker,
                      struct teex_user_assignment *out, struct teex_err *err);
@@ -63,7 +66,8 @@ struct teex_user_status {
   char state[16]; /* queued | assigned | earned | settled | failed */
   uint8_t worker[20];
   int has_receipt;             /* once earned */
-  struct teex_receipt receipt; /* no data shares */
+  struct teex_receipt receipt; /* its data shares point at shares */
+  struct teex_data_share shares[16];
   uint8_t receipt_sig[65];
   int settled;
   uint8_t batch_id[32];
@@ -94,6 +98,10 @@ struct teex_invoke_request {
   const uint8_t *input;
   size_t input_len;
   unsigned max_attempts; /* workers to try (0: 3) */
+  /* The task's datasets (32-byte ids, in the order the service reads them
+   * with teex.data(i)); at most TEEX_CLIENT_MAX_DATASETS. */
+  const uint8_t *dataset_ids;
+  size_t n_datasets;
 };
 
 struct teex_invoke_result {
@@ -101,20 +109,22 @@ struct teex_invoke_result {
   size_t output_len;
   uint8_t task_id[32];
   uint8_t worker[20];
-  teex_amount price;
+  teex_amount price;      /* the service's plus each dataset's */
+  teex_amount data_price; /* the datasets' part of price */
   teex_amount cumulative;
   unsigned attempts;
   uint64_t duration_us; /* in the worker's executor */
 };
 
 /* Invokes a listed service: reads the listing on chain (price, image,
- * service key), asks the dispatcher for the cumulative base, signs the
- * payment authorisation, gets a verified assignment, connects to the
- * worker (its evidence, its proof of holding the service key over this
- * TLS session), sends the input and verifies the signed output and the
- * receipt. A worker that cannot be reached or fails mid-task is reported
- * to the dispatcher and another one is tried under the same task id (never
- * charged twice). A service error (the service raised) is returned as
+ * service key) and each dataset's (provider, price; not listed or revoked:
+ * TEEX_ENOTFOUND / TEEX_EPOLICY before anything is signed), asks the dispatcher
+ * for the cumulative base, signs the payment authorisation, gets a verified
+ * assignment, connects to the worker (its evidence, its proof of holding the
+ * service key over this TLS session), sends the input and verifies the signed
+ * output and the receipt. A worker that cannot be reached or fails mid-task is
+ * reported to the dispatcher and another one is tried under the same task id
+ * (never charged twice). A service error (the service raised) is returned as
  * TEEX_EREMOTE with its message, not retried. */
 int teex_invoke(const struct teex_invoke_request *req,
                 struct teex_invoke_result *out, struct teex_err *err);

@@ -101,12 +101,18 @@ struct teex_worker_run_req {
   uint8_t input_salt[32];
   const uint8_t *input;
   size_t input_len;
+  /* The task's datasets: ids (32 each, in order) whose keccak256 is
+   * assignment.datasets_hash (checked by the decoder); n_datasets 0 and
+   * datasets_hash all zero for a task without datasets. */
+  const uint8_t *dataset_ids;
+  size_t n_datasets;
   void *msg_; /* the protobuf message input points into */
 };
 
 /* Decodes and bounds-checks a worker.Run payload (every byte field its
  * exact size, the price a 128-bit amount, the input at most
- * TEEX_EXEC_INPUT_MAX). TEEX_EFORMAT / TEEX_EINVAL / TEEX_ETOOBIG. On
+ * TEEX_EXEC_INPUT_MAX, at most TEEX_EXEC_DATASETS_MAX dataset ids hashing
+ * to the datasets hash). TEEX_EFORMAT / TEEX_EINVAL / TEEX_ETOOBIG. On
  * success release with teex_worker_run_req_free. */
 int teex_worker_run_req_decode(const uint8_t *p, size_t n,
                                struct teex_worker_run_req *out,

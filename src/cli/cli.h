@@ -83,5 +83,21 @@ int teex_cmd_chain(int argc, char **argv);
 int teex_cmd_deposit(int argc, char **argv);
 int teex_cmd_withdraw(int argc, char **argv);
 int teex_cmd_data(int argc, char **argv); /* cmd_data.c */
+struct teex_err;
+/* A dataset by id (64 hex digits) or by name (unique among live listings)
+ * on the chain of chain_conf (cmd_data.c). */
+int teex_cli_find_dataset(const char *chain_conf, const char *s, uint8_t id[32],
+                          struct teex_err *err);
+/* A comma-separated list of datasets (as above) into ids (room for max);
+ * *n gets how many. */
+int teex_cli_find_datasets(const char *chain_conf, const char *list,
+                           uint8_t *ids, size_t max, size_t *n,
+                           struct teex_err *err);
+/* The datasets a service's provider assigned to it at deploy (the
+ * "datasets" of its description on IPFS), in order; *n = 0 when none
+ * (cmd_service_list.c). */
+int teex_cli_service_datasets(const char *chain_conf, const char *ipfs_store,
+                              const uint8_t service_id[32], uint8_t *ids,
+                              size_t max, size_t *n, struct teex_err *err);
 
 #endif

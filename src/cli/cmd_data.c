@@ -113,6 +113,44 @@ static int resolve(struct teex_eth_rpc *rpc, const struct teex_chain_addrs *a,
   return 0;
 }
 
+int teex_cli_find_dataset(const char *chain_conf, const char *s, uint8_t id[32],
+                          struct teex_err *err) {
+  struct data_opts o;
+  opts_init(&o);
+  o.chain = chain_conf;
+  struct teex_chain_addrs a;
+  struct teex_eth_rpc *rpc = NULL;
+  int rc = open_chain(&o, &a, &rpc, err);
+  if (rc == 0)
+    rc = resolve(rpc, &a, s, id, err);
+  teex_eth_rpc_close(rpc);
+  return rc;
+}
+
+int teex_cli_find_datasets(const char *chain_conf, const char *list,
+                           uint8_t *ids, size_t max, size_t *n,
+                           struct teex_err *err) {
+  char buf[64 * 80];
+  *n = 0;
+  if (strlen(list) >= sizeof buf)
+    return teex_err_set(err, TEEX_EINVAL, "dataset list too long");
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *p = buf, *next; p != NULL; p = next) {
+    next = strchr(p, ',');
+    if (next != NULL)
+      *next++ = '\0';
+    if (*p == '\0')
+      return teex_err_set(err, TEEX_EINVAL, "empty dataset name");
+    if (*n == max)
+      return teex_err_set(err, TEEX_ETOOBIG, "at most %zu datasets", max);
+    int rc = teex_cli_find_dataset(chain_conf, p, ids + 32 * *n, err);
+    if (rc != 0)
+      return teex_err_wrap(err, rc, "%s", p);
+    (*n)++;
+  }
+  return 0;
+}
+
 /* "+SECONDS" from now, or an absolute unix time. */
 static int parse_expiry(const char *s, uint64_t *out) {
   uint64_t v;
@@ -617,9 +655,28 @@ static int data_show(int argc, char **argv) {
     rc = teex_chain_get_dataset(rpc, &a, id, &d, &err);
   if (rc == 0)
     rc = teex_chain_dataset_approvals(rpc, &a, id, &ap, &n, &err);
+  /* What settlement has credited the provider so far (all its datasets
+   * and anything else it is paid for), not yet withdrawn. */
+  teex_amount credits = 0;
+  if (rc == 0)
+    rc = teex_chain_get_credits(rpc, &a, d.provider, &credits, &err);
+  /* Uses and earnings of this dataset: the settled batches' receipts. */
+  struct teex_data_earnings earn;
+  memset(&earn, 0, sizeof earn);
+  char store[PATH_MAX];
+  snprintf(store, sizeof store, "%s/ipfs", o.base);
+  struct teex_ipfs_backend *ipfs = NULL;
+  if (rc == 0 && (rc = teex_ipfs_store_open(store, &ipfs, &err)) == 0)
+    rc = teex_data_earnings(rpc, &a, ipfs, id, &earn, &err);
+  teex_ipfs_close(ipfs);
   teex_eth_rpc_close(rpc);
-  if (rc != 0)
+  if (rc != 0) {
+    free(ap);
     return teex_cli_fail("data show: %s", err.msg);
+  }
+  char cr[40], earned[40];
+  teex_amount_format(credits, cr);
+  teex_amount_format(earn.earned, earned);
   if (o.json) {
     json_t *j = dataset_json(&d), *arr = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -630,6 +687,10 @@ static int data_show(int argc, char **argv) {
           arr, json_pack("{s:s, s:s}", "service_id", s, "image_hash", im));
     }
     json_object_set_new(j, "approvals", arr);
+    json_object_set_new(j, "provider_credits_wei", json_string(cr));
+    json_object_set_new(j, "uses", json_integer(earn.uses));
+    json_object_set_new(j, "earned_wei", json_string(earned));
+    json_object_set_new(j, "batches_unreadable", json_integer(earn.unreadable));
     char *text = json_dumps(j, JSON_COMPACT);
     printf("%s\n", text ? text : "{}");
     free(text);
@@ -658,6 +719,16 @@ static int data_show(int argc, char **argv) {
              (unsigned long long)d.max_output_bytes);
     else
       printf("max output   no cap\n");
+    printf("used         %u settled task(s), earning %s wei (%u batch(es) "
+           "on chain",
+           earn.uses, earned, earn.batches);
+    if (earn.unreadable)
+      printf(", %u not readable from IPFS or not matching their root",
+             earn.unreadable);
+    printf(")\n");
+    printf("credited     %s wei to the provider on chain (settled, not "
+           "withdrawn; all its datasets)\n",
+           cr);
     printf("approved     %zu service image(s)\n", n);
     for (size_t i = 0; i < n; i++) {
       char s[67], im[67];

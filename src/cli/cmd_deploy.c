@@ -43,6 +43,10 @@ static const char usage[] =
     "  --allow ADDR,...      with --private: addresses that may invoke it\n"
     "  --chain FILE          the network's chain.conf (default\n"
     "                        DATA_DIR/chain.conf)\n"
+    "  --data D1,D2          datasets every task of the service reads\n"
+    "                        first (by id, or name when unique; their\n"
+    "                        providers must approve the new image hash;\n"
+    "                        each use is paid by the task's user)\n"
     "  --out FILE            write the deployment record (JSON) here\n"
     "  --data-dir DIR        teex data directory (default $TEEX_HOME, else\n"
     "                        ~/.teex)\n";
@@ -62,7 +66,8 @@ int teex_cmd_service_deploy(int argc, char **argv) {
     O_REM,
     O_CHAIN,
     O_PRIVATE,
-    O_ALLOW
+    O_ALLOW,
+    O_DSETS
   };
   static const struct option longopts[] = {
       {"account", required_argument, NULL, O_ACCT},
@@ -79,11 +84,12 @@ int teex_cmd_service_deploy(int argc, char **argv) {
       {"chain", required_argument, NULL, O_CHAIN},
       {"private", no_argument, NULL, O_PRIVATE},
       {"allow", required_argument, NULL, O_ALLOW},
+      {"data", required_argument, NULL, O_DSETS},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *account = NULL, *pwfile = NULL, *sm = NULL, *policy = NULL,
              *store = NULL, *api = NULL, *outfile = NULL, *price = NULL,
-             *remuneration = NULL, *chain = NULL;
+             *remuneration = NULL, *chain = NULL, *dsets = NULL;
   uint64_t version = 1;
   int is_private = 0;
   static uint8_t allow[TEEX_CHAIN_MAX_ACCESS_LIST][20];
@@ -140,6 +146,9 @@ int teex_cmd_service_deploy(int argc, char **argv) {
                                &nallow, "--allow") != 0)
         return TEEX_EXIT_USAGE;
       break;
+    case O_DSETS:
+      dsets = optarg;
+      break;
     case 'h':
       fputs(usage, stdout);
       return TEEX_EXIT_OK;
@@ -169,6 +178,17 @@ int teex_cmd_service_deploy(int argc, char **argv) {
   if (teex_tee_policy_load(&pol, policy, &err) != 0)
     return teex_cli_fail("--sm-policy: %s", err.msg);
 
+  static uint8_t ids[32 * 16];
+  size_t nids = 0;
+  if (dsets != NULL) {
+    char cc[PATH_MAX];
+    if (chain == NULL)
+      snprintf(cc, sizeof cc, "%s/chain.conf", base);
+    else
+      snprintf(cc, sizeof cc, "%s", chain);
+    if (teex_cli_find_datasets(cc, dsets, ids, 16, &nids, &err) != 0)
+      return teex_cli_fail("--data: %s", err.msg);
+  }
   struct teex_ipfs_backend *ipfs = NULL;
   char store_dir[PATH_MAX];
   if (api != NULL) {
@@ -201,7 +221,9 @@ int teex_cmd_service_deploy(int argc, char **argv) {
                                     .sm_addr = sm,
                                     .sm_policy = &pol,
                                     .ipfs = ipfs,
-                                    .version = (uint32_t)version};
+                                    .version = (uint32_t)version,
+                                    .dataset_ids = nids ? ids : NULL,
+                                    .n_datasets = nids};
   struct teex_deployed d;
   rc = teex_service_deploy(&req, &d, &err);
   if (rc == 0 && price != NULL) {

@@ -278,7 +278,8 @@ out:
 
 static const char net_usage[] =
     "usage: teex invoke SERVICE[@IMAGE] --input FILE|- --account ADDR\n"
-    "                   [--max-price WEI] [--password-file FILE] [--dir DIR]\n"
+    "                   [--data D1,D2,...] [--max-price WEI]\n"
+    "                   [--password-file FILE] [--dir DIR]\n"
     "\n"
     "Invokes a listed service on the network in DIR (teex up): looks the\n"
     "service up on chain (SERVICE: its id, or its listed name), signs the\n"
@@ -289,6 +290,11 @@ static const char net_usage[] =
     "image hash the user accepts. A failed worker is replaced under the\n"
     "same task id (charged once).\n"
     "\n"
+    "--data gives the task datasets (by id, or by name when unique), read by\n"
+    "the service in this order (teex.data(i), TEEX_getdata(i)); the task\n"
+    "costs the service's price plus each dataset's, paid to its provider.\n"
+    "--max-price bounds the total.\n"
+    "\n"
     "Also: teex invoke --assignment FILE ... (a given assignment; --help\n"
     "with --assignment for its options).\n";
 
@@ -297,12 +303,13 @@ static int invoke_on_network(int argc, char **argv) {
       {"input", required_argument, NULL, 'i'},
       {"account", required_argument, NULL, 'a'},
       {"max-price", required_argument, NULL, 'm'},
+      {"data", required_argument, NULL, 'D'},
       {"password-file", required_argument, NULL, 'p'},
       {"dir", required_argument, NULL, 'd'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *input_path = NULL, *account = NULL, *max_price = NULL,
-             *pwfile = NULL;
+             *pwfile = NULL, *data = NULL;
   char dir[PATH_MAX];
   teex_cli_data_dir(dir, sizeof dir);
   optind = 0;
@@ -320,6 +327,9 @@ static int invoke_on_network(int argc, char **argv) {
       break;
     case 'p':
       pwfile = optarg;
+      break;
+    case 'D':
+      data = optarg;
       break;
     case 'd':
       snprintf(dir, sizeof dir, "%s", optarg);
@@ -369,6 +379,23 @@ static int invoke_on_network(int argc, char **argv) {
     teex_config_free(&nc);
     return teex_cli_fail("--max-price must be a number of wei");
   }
+  /* The service's own datasets (assigned at deploy) first, then the
+   * task's: the order the service reads them in. */
+  static uint8_t ids[32 * TEEX_CLIENT_MAX_DATASETS];
+  size_t nsvc = 0, ntask = 0;
+  if (teex_cli_service_datasets(chain_conf, store, req.service_id, ids,
+                                TEEX_CLIENT_MAX_DATASETS, &nsvc, &err) != 0) {
+    teex_config_free(&nc);
+    return teex_cli_fail("the service's datasets: %s", err.msg);
+  }
+  if (data != NULL && teex_cli_find_datasets(chain_conf, data, ids + 32 * nsvc,
+                                             TEEX_CLIENT_MAX_DATASETS - nsvc,
+                                             &ntask, &err) != 0) {
+    teex_config_free(&nc);
+    return teex_cli_fail("--data: %s", err.msg);
+  }
+  req.n_datasets = nsvc + ntask;
+  req.dataset_ids = req.n_datasets ? ids : NULL;
   static struct teex_tee_policy pol;
   teex_tee_policy_init(&pol);
   if (teex_tee_policy_load(&pol, teex_config_get(&nc, "dispatcher.policy", ""),
@@ -417,17 +444,18 @@ static int invoke_on_network(int argc, char **argv) {
     teex_cli_fail("write output");
     goto out;
   }
-  char task[65], worker[43], price[40], cum[40];
+  char task[65], worker[43], price[40], cum[40], dp[40];
   teex_hex_encode(res.task_id, 32, task);
   teex_eth_address_hex(res.worker, worker);
   teex_amount_format(res.price, price);
   teex_amount_format(res.cumulative, cum);
+  teex_amount_format(res.data_price, dp);
   fprintf(stderr,
           "\ntask 0x%s ran on worker %s (attempt %u, %.2f ms in the "
-          "sandbox); authorised %s wei (cumulative %s); output signed by the "
-          "service key and receipt verified\n",
+          "sandbox); authorised %s wei (%s wei for %zu dataset(s); cumulative "
+          "%s); output signed by the service key and receipt verified\n",
           task, worker, res.attempts, (double)res.duration_us / 1000.0, price,
-          cum);
+          dp, req.n_datasets, cum);
   status = TEEX_EXIT_OK;
 out:
   free(res.output);

@@ -304,3 +304,57 @@ int teex_cli_find_service(const char *chain_conf, const char *ipfs_store,
                          name_or_id);
   return 0;
 }
+
+int teex_cli_service_datasets(const char *chain_conf, const char *ipfs_store,
+                              const uint8_t service_id[32], uint8_t *ids,
+                              size_t max, size_t *n, struct teex_err *err) {
+  struct teex_config cc;
+  struct teex_chain_addrs addrs;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_chain_service svc;
+  *n = 0;
+  teex_config_init(&cc);
+  int rc = teex_config_load(&cc, chain_conf, err);
+  if (rc == 0)
+    rc = teex_chain_addrs_from_config(&cc, &addrs, err);
+  if (rc == 0)
+    rc = teex_eth_rpc_open(
+        teex_config_get(&cc, "rpc_url", TEEX_CHAIN_DEFAULT_RPC), NULL, &rpc,
+        err);
+  if (rc == 0)
+    rc = teex_chain_get_service(rpc, &addrs, service_id, &svc, err);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&cc);
+  if (rc == TEEX_ENOTFOUND)
+    return 0; /* teex_invoke says so with its own message */
+  if (rc != 0)
+    return rc;
+  struct teex_ipfs_backend *ipfs = NULL;
+  if ((rc = teex_ipfs_store_open(ipfs_store, &ipfs, err)) != 0)
+    return rc;
+  struct desc d;
+  fetch_desc(ipfs, svc.metadata_cid, &d);
+  teex_ipfs_close(ipfs);
+  if (d.doc == NULL)
+    return 0; /* no description here: as for names, nothing to add */
+  json_t *arr = json_object_get(d.doc, "datasets");
+  if (arr != NULL && (!json_is_array(arr) || json_array_size(arr) > max))
+    rc = teex_err_set(err, TEEX_EFORMAT,
+                      "the description's datasets: at most %zu ids", max);
+  for (size_t i = 0; rc == 0 && arr != NULL && i < json_array_size(arr); i++) {
+    const char *s = json_string_value(json_array_get(arr, i));
+    size_t got = 0;
+    if (s != NULL && strncmp(s, "0x", 2) == 0)
+      s += 2;
+    if (s == NULL || strlen(s) != 64 ||
+        teex_hex_decode(s, ids + 32 * i, 32, &got) != 0 || got != 32)
+      rc = teex_err_set(err, TEEX_EFORMAT,
+                        "the description's datasets: not a dataset id");
+    else
+      (*n)++;
+  }
+  json_decref(d.doc);
+  if (rc != 0)
+    *n = 0;
+  return rc;
+}

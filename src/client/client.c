@@ -125,14 +125,24 @@ static int take(const ProtobufCBinaryData *b, size_t want, uint8_t *dst,
 
 static int receipt_from_msg(const Teex__Dispatcher__Receipt *m,
                             struct teex_receipt *r, uint8_t sig[65],
+                            struct teex_data_share *shares,
                             struct teex_err *err) {
   int rc;
   memset(r, 0, sizeof *r);
   if (m == NULL)
     return teex_err_set(err, TEEX_EFORMAT, "no receipt in the answer");
-  if (m->n_data_shares != 0)
-    return teex_err_set(err, TEEX_EFORMAT,
-                        "receipt with data shares: none were agreed");
+  if (m->n_data_shares > TEEX_CLIENT_MAX_DATASETS)
+    return teex_err_set(err, TEEX_EFORMAT, "receipt with too many data shares");
+  for (size_t i = 0; i < m->n_data_shares; i++) {
+    const Teex__Dispatcher__DataShare *x = m->data_shares[i];
+    if ((rc = take(&x->dataset_id, 32, shares[i].dataset_id, "dataset_id",
+                   err)) ||
+        (rc = take(&x->payee, 20, shares[i].payee, "payee", err)) ||
+        (rc = take(&x->amount, 32, shares[i].amount, "amount", err)))
+      return rc;
+  }
+  r->shares = shares;
+  r->nshares = m->n_data_shares;
   if ((rc = take(&m->task_id, 32, r->task_id, "task_id", err)) ||
       (rc = take(&m->service_id, 32, r->service_id, "service_id", err)) ||
       (rc = take(&m->image_hash, 32, r->image_hash, "image_hash", err)) ||
@@ -194,6 +204,10 @@ int teex_client_check_result(const struct teex_assignment *a,
     bad = "price";
   else if (!teex_settle_split_ok(rc))
     bad = "price split";
+  else if (rc->nshares != ex->nshares ||
+           (ex->nshares > 0 &&
+            memcmp(rc->shares, ex->shares, ex->nshares * sizeof *ex->shares)))
+    bad = "data shares";
   if (bad != NULL)
     return teex_err_set(err, TEEX_EAUTH, "receipt %s does not match the task",
                         bad);
@@ -234,6 +248,16 @@ int teex_client_run(struct teex_client_worker *c,
   req.dispatcher_sig = (ProtobufCBinaryData){65, (uint8_t *)dispatcher_sig};
   req.input = (ProtobufCBinaryData){input_len, (uint8_t *)input};
   req.input_salt = (ProtobufCBinaryData){32, r.input_salt};
+  uint8_t ids[32 * TEEX_CLIENT_MAX_DATASETS];
+  if (ex->nshares > TEEX_CLIENT_MAX_DATASETS)
+    return teex_err_set(err, TEEX_EINVAL, "more than %d datasets",
+                        TEEX_CLIENT_MAX_DATASETS);
+  if (ex->nshares > 0) {
+    for (size_t i = 0; i < ex->nshares; i++)
+      memcpy(ids + 32 * i, ex->shares[i].dataset_id, 32);
+    req.datasets_hash = (ProtobufCBinaryData){32, (uint8_t *)a->datasets_hash};
+    req.dataset_ids = (ProtobufCBinaryData){32 * ex->nshares, ids};
+  }
   size_t n = teex__worker__run_request__get_packed_size(&req);
   uint8_t *buf = malloc(n ? n : 1);
   if (buf == NULL)
@@ -253,7 +277,8 @@ int teex_client_run(struct teex_client_worker *c,
     rc = teex_err_set(err, TEEX_EFORMAT, "malformed worker.Run answer");
     goto out;
   }
-  if ((rc = receipt_from_msg(m->receipt, &r.receipt, r.receipt_sig, err)) != 0)
+  if ((rc = receipt_from_msg(m->receipt, &r.receipt, r.receipt_sig, r.shares,
+                             err)) != 0)
     goto out;
   memcpy(r.output_salt, m->output_salt.data, 32);
   memcpy(r.result_sig, m->result_sig.data, 65);
@@ -268,6 +293,7 @@ int teex_client_run(struct teex_client_worker *c,
   rc = teex_client_check_result(a, c->address, ex, input, input_len, &r, err);
   if (rc == 0) {
     *out = r;
+    out->receipt.shares = out->shares; /* into out's own copy */
     memset(&r, 0, sizeof r);
   }
 out:

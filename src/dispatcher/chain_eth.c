@@ -136,9 +136,41 @@ static int ec_batch_root(void *arg, const uint8_t batch_id[32],
   return rc;
 }
 
+static int ec_dataset(void *arg, const uint8_t id[32], const uint8_t svc[32],
+                      const uint8_t image[32],
+                      struct teex_dispatcher_dataset *out,
+                      struct teex_err *err) {
+  struct echain *c = arg;
+  struct teex_chain_dataset ds;
+  int ok = 0;
+  int rc = teex_chain_get_dataset(c->rpc, &c->a, id, &ds, err);
+  if (rc == TEEX_ENOTFOUND)
+    return teex_err_set(err, rc, "not listed on chain");
+  if (rc != 0)
+    return rc;
+  if (ds.revoked)
+    return teex_err_set(err, TEEX_EPOLICY, "revoked by its provider");
+  rc = teex_chain_dataset_approved(c->rpc, &c->a, id, svc, image, &ok, err);
+  if (rc != 0)
+    return rc;
+  if (!ok)
+    return teex_err_set(err, TEEX_EPERM,
+                        "its provider has not approved this service at this "
+                        "image hash");
+  /* usable() also checks expiry against the chain's latest block. */
+  rc = teex_chain_dataset_usable(c->rpc, &c->a, id, svc, image, &ok, err);
+  if (rc != 0)
+    return rc;
+  if (!ok)
+    return teex_err_set(err, TEEX_EEXPIRED, "expired");
+  memcpy(out->provider, ds.provider, 20);
+  out->price = ds.price;
+  return 0;
+}
+
 static const struct teex_dispatcher_chain_ops eth_ops = {
-    ec_escrow, ec_service, ec_settle,     ec_worker_active,
-    ec_bind,   ec_close,   ec_batch_root, ec_may_invoke};
+    ec_escrow, ec_service,    ec_settle,     ec_worker_active, ec_bind,
+    ec_close,  ec_batch_root, ec_may_invoke, ec_dataset};
 
 int teex_dispatcher_chain_eth(const char *rpc_url,
                               const struct teex_chain_addrs *addrs,

@@ -324,8 +324,8 @@ static int fc_may_invoke(void *arg, const uint8_t id[32],
 }
 
 static const struct teex_dispatcher_chain_ops file_ops = {
-    fc_escrow, fc_service, fc_settle,     NULL,
-    NULL,      fc_close,   fc_batch_root, fc_may_invoke};
+    fc_escrow, fc_service,    fc_settle,     NULL, NULL,
+    fc_close,  fc_batch_root, fc_may_invoke, NULL};
 
 int teex_dispatcher_chain_file(const char *path,
                                const struct teex_domain *domain,

@@ -322,6 +322,8 @@ static void assignment_of(struct dsp *d, const struct dsp_task *t,
   memcpy(a->image_hash, t->auth.image_hash, 32);
   a->price = t->auth.price;
   a->expires_at = t->expires_at;
+  if (t->nds > 0) /* else all zero: hashes as before datasets existed */
+    memcpy(a->datasets_hash, t->auth.datasets_hash, 32);
 }
 
 static void respond_assignment(struct dsp *d, struct teex_rpc_call *call,
@@ -343,6 +345,8 @@ static void respond_assignment(struct dsp *d, struct teex_rpc_call *call,
   m.expires_at = a.expires_at;
   m.signature = (ProtobufCBinaryData){65, (uint8_t *)t->asig};
   m.endpoint = w ? (char *)w->endpoint : "";
+  if (t->nds > 0)
+    m.datasets_hash = (ProtobufCBinaryData){32, a.datasets_hash};
   Teex__Dispatcher__SubmitResponse r = TEEX__DISPATCHER__SUBMIT_RESPONSE__INIT;
   r.assignment = &m;
   r.retry = retry;
@@ -664,8 +668,10 @@ static void on_heartbeat(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   teex__dispatcher__heartbeat_request__free_unpacked(req, NULL);
 }
 
+/* shares: room for TEEX_EXEC_DATASETS_MAX; r->shares points at it. */
 static int receipt_from_msg(const Teex__Dispatcher__Receipt *m,
                             struct teex_receipt *r, uint8_t sig[65],
+                            struct teex_data_share *shares,
                             struct teex_err *err) {
   int rc;
   memset(r, 0, sizeof *r);
@@ -683,10 +689,21 @@ static int receipt_from_msg(const Teex__Dispatcher__Receipt *m,
       (rc = field(&m->provider_amount, 32, "provider_amount", err)) ||
       (rc = field(&m->signature, 65, "signature", err)))
     return rc;
-  if (m->n_data_shares != 0)
-    return teex_err_set(err, TEEX_EUNSUPPORTED,
-                        "receipts with data shares are not supported by this "
-                        "dispatcher");
+  if (m->n_data_shares > TEEX_EXEC_DATASETS_MAX)
+    return teex_err_set(err, TEEX_EINVAL, "more than %d data shares",
+                        TEEX_EXEC_DATASETS_MAX);
+  for (size_t i = 0; i < m->n_data_shares; i++) {
+    const Teex__Dispatcher__DataShare *x = m->data_shares[i];
+    if ((rc = field(&x->dataset_id, 32, "data share dataset_id", err)) ||
+        (rc = field(&x->payee, 20, "data share payee", err)) ||
+        (rc = field(&x->amount, 32, "data share amount", err)))
+      return rc;
+    memcpy(shares[i].dataset_id, x->dataset_id.data, 32);
+    memcpy(shares[i].payee, x->payee.data, 20);
+    memcpy(shares[i].amount, x->amount.data, 32);
+  }
+  r->shares = shares;
+  r->nshares = m->n_data_shares;
   memcpy(r->task_id, m->task_id.data, 32);
   memcpy(r->service_id, m->service_id.data, 32);
   memcpy(r->image_hash, m->image_hash.data, 32);
@@ -743,6 +760,12 @@ static int check_receipt(struct dsp *d, const struct dsp_task *t,
       memcmp(r->provider, t->svc.provider, 20) != 0)
     return teex_err_set(err, TEEX_EINVAL,
                         "receipt split does not match the service listing");
+  /* Each data provider gets exactly its listed price, in task order. */
+  if (r->nshares != t->nds ||
+      (t->nds > 0 && memcmp(r->shares, t->ds, t->nds * sizeof t->ds[0]) != 0))
+    return teex_err_set(err, TEEX_EINVAL,
+                        "receipt data shares do not match the task's "
+                        "datasets and their listed prices");
   uint8_t digest[32], who[20];
   teex_stmt_receipt_digest(&d->cfg->domain, r, digest);
   if (teex_stmt_recover(digest, sig, who) != 0 || memcmp(who, r->worker, 20))
@@ -765,9 +788,10 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     return;
   }
   struct teex_receipt r;
+  struct teex_data_share shares[TEEX_EXEC_DATASETS_MAX];
   uint8_t sig[65], peer[20];
   int rc, dup = 0;
-  if ((rc = receipt_from_msg(m, &r, sig, &err)) ||
+  if ((rc = receipt_from_msg(m, &r, sig, shares, &err)) ||
       (rc = peer_worker(call, peer, &err)))
     goto out;
   struct dsp_task *t = task_find(d, r.task_id);
@@ -802,8 +826,8 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     goto out;
   }
   t->rcpt = r;
-  t->rcpt.shares = NULL;
-  t->rcpt.nshares = 0;
+  t->rcpt.shares = t->nds ? t->ds : NULL; /* equal to r's (checked) */
+  t->rcpt.nshares = t->nds;
   memcpy(t->rsig, sig, 65);
   t->has_receipt = 1;
   t->state = DSP_EARNED;
@@ -899,17 +923,25 @@ static int check_access(struct dsp *d, const struct teex_payment_auth *a,
  * the user's EIP-712 signature, the listing (current image, price, who may
  * invoke a private service). */
 static int check_auth(struct dsp *d, const struct teex_payment_auth *a,
+                      const ProtobufCBinaryData *ids,
                       struct teex_dispatcher_service *svc,
-                      struct teex_err *err) {
+                      struct teex_data_share *ds, uint8_t *nds,
+                      teex_amount *total, struct teex_err *err) {
+  *nds = 0;
   if (memcmp(a->dispatcher, d->addr, 20) != 0)
     return teex_err_set(err, TEEX_EINVAL,
                         "authorisation is for another dispatcher");
-  uint8_t empty[32];
-  teex_keccak256("", 0, empty);
-  if (memcmp(a->datasets_hash, empty, 32) != 0)
-    return teex_err_set(err, TEEX_EUNSUPPORTED,
-                        "tasks with datasets are not supported by this "
-                        "dispatcher");
+  if (ids->len % 32 != 0 || ids->len / 32 > TEEX_EXEC_DATASETS_MAX)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "dataset_ids: at most %d ids of 32 bytes",
+                        TEEX_EXEC_DATASETS_MAX);
+  size_t n = ids->len / 32;
+  uint8_t h[32];
+  teex_stmt_datasets_hash(ids->data, n, h);
+  if (memcmp(a->datasets_hash, h, 32) != 0)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "the authorisation's datasetsHash is not the hash of "
+                        "the dataset ids sent");
   uint8_t digest[32], who[20];
   teex_stmt_payment_auth_digest(&d->cfg->domain, a, digest);
   if (teex_stmt_recover(digest, a->sig, who) != 0 ||
@@ -927,14 +959,41 @@ static int check_auth(struct dsp *d, const struct teex_payment_auth *a,
     return teex_err_wrap(err, rc, "cannot read the service listing");
   if ((rc = check_access(d, a, svc, err)) != 0)
     return rc;
-  if (a->price != svc->price) {
+  /* Each dataset: listed, live, this exact image approved; its price is
+   * added and becomes its provider's data share. */
+  teex_amount sum = svc->price;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *id = ids->data + 32 * i;
+    char hex[65];
+    teex_hex_encode(id, 32, hex);
+    for (size_t j = 0; j < i; j++)
+      if (memcmp(ids->data + 32 * j, id, 32) == 0)
+        return teex_err_set(err, TEEX_EINVAL, "dataset 0x%s named twice", hex);
+    struct teex_dispatcher_dataset l;
+    if (c->ops->dataset == NULL)
+      return teex_err_set(err, TEEX_EUNSUPPORTED,
+                          "this dispatcher's chain has no dataset registry");
+    rc = c->ops->dataset(c->arg, id, a->service_id, a->image_hash, &l, err);
+    if (rc != 0)
+      return teex_err_wrap(err, rc, "dataset 0x%s", hex);
+    if (sum + l.price < sum)
+      return teex_err_set(err, TEEX_EINVAL, "price overflows");
+    sum += l.price;
+    memcpy(ds[i].dataset_id, id, 32);
+    memcpy(ds[i].payee, l.provider, 20);
+    teex_amount_word(l.price, ds[i].amount);
+  }
+  *nds = (uint8_t)n;
+  *total = sum;
+  if (a->price != sum) {
     char s1[40], s2[40];
     teex_amount_format(a->price, s1);
-    teex_amount_format(svc->price, s2);
+    teex_amount_format(sum, s2);
     return teex_err_set(err, TEEX_EINVAL,
                         "authorised price %s wei differs from the listed price "
-                        "%s wei",
-                        s1, s2);
+                        "%s wei%s",
+                        s1, s2,
+                        n ? " (the service's plus each dataset's)" : "");
   }
   return 0;
 }
@@ -952,13 +1011,16 @@ static void on_submit(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   struct teex_payment_auth a;
   struct teex_dispatcher_service svc;
+  struct teex_data_share ds[TEEX_EXEC_DATASETS_MAX];
+  uint8_t nds = 0;
+  teex_amount total = 0;
   int rc;
   if ((rc = auth_from_msg(req->auth, &a, &err)))
     goto out;
   if (req->failed_worker.len != 0 &&
       (rc = field(&req->failed_worker, 20, "failed_worker", &err)))
     goto out;
-  if ((rc = check_auth(d, &a, &svc, &err)))
+  if ((rc = check_auth(d, &a, &req->dataset_ids, &svc, ds, &nds, &total, &err)))
     goto out;
   struct dsp_task *t = task_find(d, a.task_id);
   if (t == NULL) {
@@ -972,7 +1034,7 @@ static void on_submit(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     if ((rc = refresh_user(d, a.user, &err)))
       goto out;
   }
-  rc = teex_ledger_accept(d->ledger, &a, svc.price, &err);
+  rc = teex_ledger_accept(d->ledger, &a, total, &err);
   if (rc < 0)
     goto out;
   if (rc == TEEX_LEDGER_NEW) {
@@ -989,6 +1051,8 @@ static void on_submit(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     t->seq = d->next_seq++;
     t->auth = a;
     t->svc = svc;
+    t->nds = nds;
+    memcpy(t->ds, ds, nds * sizeof ds[0]);
     t->deadline = req->deadline;
     t->state = DSP_QUEUED;
     t->fail_at =
@@ -1054,8 +1118,11 @@ out:
   teex__dispatcher__submit_request__free_unpacked(req, NULL);
 }
 
+/* The shares go into sm/smp (room for TEEX_EXEC_DATASETS_MAX). */
 static void fill_receipt_msg(Teex__Dispatcher__Receipt *m,
-                             struct teex_receipt *r, uint8_t sig[65]) {
+                             struct teex_receipt *r, uint8_t sig[65],
+                             Teex__Dispatcher__DataShare *sm,
+                             Teex__Dispatcher__DataShare **smp) {
   m->task_id = (ProtobufCBinaryData){32, r->task_id};
   m->service_id = (ProtobufCBinaryData){32, r->service_id};
   m->image_hash = (ProtobufCBinaryData){32, r->image_hash};
@@ -1069,26 +1136,50 @@ static void fill_receipt_msg(Teex__Dispatcher__Receipt *m,
   m->worker_amount = (ProtobufCBinaryData){32, r->worker_amount};
   m->provider_amount = (ProtobufCBinaryData){32, r->provider_amount};
   m->signature = (ProtobufCBinaryData){65, sig};
+  for (size_t i = 0; i < r->nshares && i < TEEX_EXEC_DATASETS_MAX; i++) {
+    struct teex_data_share *x = (struct teex_data_share *)&r->shares[i];
+    teex__dispatcher__data_share__init(&sm[i]);
+    sm[i].dataset_id = (ProtobufCBinaryData){32, x->dataset_id};
+    sm[i].payee = (ProtobufCBinaryData){20, x->payee};
+    sm[i].amount = (ProtobufCBinaryData){32, x->amount};
+    smp[i] = &sm[i];
+  }
+  m->n_data_shares = r->nshares;
+  m->data_shares = r->nshares ? smp : NULL;
 }
 
 /* Parses a settled task's record ("s/<id>": batch id | root | cid len |
- * cid | nproof | proof | receipt): cid, the proof (*np hashes at *proof,
- * inside v), the receipt and its signature. TEEX_EFORMAT if malformed. */
+ * cid | nproof | proof | receipt [| nshares | shares, 84 bytes each, only
+ * for a task with datasets]): cid, the proof (*np hashes at *proof, inside
+ * v), the receipt (its shares in `shares`, room for
+ * TEEX_EXEC_DATASETS_MAX) and its signature. TEEX_EFORMAT if malformed. */
+#define SETTLED_SHARE_LEN 84
 static int settled_parse(const uint8_t *v, size_t len,
                          char cid[TEEX_CID_STR_SIZE], const uint8_t **proof,
                          size_t *np, struct teex_receipt *r, uint8_t sig[65],
-                         struct teex_err *err) {
-  size_t off = 64, need;
+                         struct teex_data_share *shares, struct teex_err *err) {
+  size_t off = 64, need, end;
   if (len < off + 1 || (need = off + 1 + v[off]) >= len ||
-      v[off] >= TEEX_CID_STR_SIZE ||
-      need + 1 + 32u * v[need] + DSP_RECEIPT_LEN != len ||
-      v[need] > TEEX_SETTLE_MAX_PROOF)
+      v[off] >= TEEX_CID_STR_SIZE || v[need] > TEEX_SETTLE_MAX_PROOF ||
+      (end = need + 1 + 32u * v[need] + DSP_RECEIPT_LEN) > len ||
+      (end != len && (v[end] == 0 || v[end] > TEEX_EXEC_DATASETS_MAX ||
+                      end + 1 + (size_t)SETTLED_SHARE_LEN * v[end] != len)))
     return teex_err_set(err, TEEX_EFORMAT, "settled record malformed");
   memcpy(cid, v + off + 1, v[off]);
   cid[v[off]] = '\0';
   *np = v[need];
   *proof = v + need + 1;
   dsp_receipt_decode(v + need + 1 + 32 * *np, r, sig);
+  if (end != len) {
+    const uint8_t *q = v + end + 1;
+    for (size_t i = 0; i < v[end]; i++, q += SETTLED_SHARE_LEN) {
+      memcpy(shares[i].dataset_id, q, 32);
+      memcpy(shares[i].payee, q + 32, 20);
+      memcpy(shares[i].amount, q + 52, 32);
+    }
+    r->shares = shares;
+    r->nshares = v[end];
+  }
   return 0;
 }
 
@@ -1105,11 +1196,12 @@ static int settled_with(struct dsp *d, const uint8_t id[32],
   const uint8_t *pv;
   size_t np;
   struct teex_receipt sr;
+  struct teex_data_share shares[TEEX_EXEC_DATASETS_MAX];
   uint8_t sig[65];
-  int same =
-      teex_store_get(d->store, key, strlen(key), &val, &err) == 0 &&
-      settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, &err) == 0 &&
-      same_receipt(&sr, r);
+  int same = teex_store_get(d->store, key, strlen(key), &val, &err) == 0 &&
+             settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, shares,
+                           &err) == 0 &&
+             same_receipt(&sr, r);
   teex_buf_free(&val);
   return same;
 }
@@ -1131,6 +1223,9 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   struct teex_buf val;
   teex_buf_init(&val, 8192, 0);
   struct teex_receipt rc_r;
+  struct teex_data_share rc_shares[TEEX_EXEC_DATASETS_MAX];
+  Teex__Dispatcher__DataShare sm[TEEX_EXEC_DATASETS_MAX];
+  Teex__Dispatcher__DataShare *smp[TEEX_EXEC_DATASETS_MAX];
   uint8_t rc_sig[65];
   ProtobufCBinaryData proof[TEEX_SETTLE_MAX_PROOF];
   char cid[TEEX_CID_STR_SIZE];
@@ -1143,7 +1238,7 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     if (t->nassigned > 0)
       r.worker = (ProtobufCBinaryData){20, t->worker};
     if (t->has_receipt) {
-      fill_receipt_msg(&rm, &t->rcpt, t->rsig);
+      fill_receipt_msg(&rm, &t->rcpt, t->rsig, sm, smp);
       r.receipt = &rm;
     }
     respond_msg(call, &r.base);
@@ -1161,11 +1256,12 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     goto out;
   const uint8_t *v = val.data, *pv;
   size_t np;
-  if ((rc = settled_parse(v, val.len, cid, &pv, &np, &rc_r, rc_sig, &err)))
+  if ((rc = settled_parse(v, val.len, cid, &pv, &np, &rc_r, rc_sig, rc_shares,
+                          &err)))
     goto out;
   for (size_t i = 0; i < np; i++)
     proof[i] = (ProtobufCBinaryData){32, (uint8_t *)pv + 32 * i};
-  fill_receipt_msg(&rm, &rc_r, rc_sig);
+  fill_receipt_msg(&rm, &rc_r, rc_sig, sm, smp);
   r.state = "settled";
   r.worker = (ProtobufCBinaryData){20, rc_r.worker};
   r.receipt = &rm;
@@ -1276,7 +1372,8 @@ static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
   if (rc == TEEX_ENOTFOUND)
     rc = 0;
   uint8_t proof[TEEX_SETTLE_MAX_PROOF * 32];
-  uint8_t rec[64 + 1 + TEEX_CID_STR_SIZE + 1 + sizeof proof + DSP_RECEIPT_LEN];
+  uint8_t rec[64 + 1 + TEEX_CID_STR_SIZE + 1 + sizeof proof + DSP_RECEIPT_LEN +
+              1 + SETTLED_SHARE_LEN * TEEX_EXEC_DATASETS_MAX];
   size_t cidlen = strlen(b->cid);
   for (size_t i = 0; i < nsel && rc == 0; i++) {
     size_t np = 0;
@@ -1295,6 +1392,14 @@ static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
     o += 32 * np;
     dsp_receipt_encode(&sel[i]->rcpt, sel[i]->rsig, rec + o);
     o += DSP_RECEIPT_LEN;
+    if (sel[i]->nds > 0) { /* appended only for a task with datasets */
+      rec[o++] = sel[i]->nds;
+      for (unsigned k = 0; k < sel[i]->nds; k++, o += SETTLED_SHARE_LEN) {
+        memcpy(rec + o, sel[i]->ds[k].dataset_id, 32);
+        memcpy(rec + o + 32, sel[i]->ds[k].payee, 20);
+        memcpy(rec + o + 52, sel[i]->ds[k].amount, 32);
+      }
+    }
     char key[2 + 64 + 1];
     memcpy(key, "s/", 2);
     teex_hex_encode(sel[i]->auth.task_id, 32, key + 2);
@@ -1546,7 +1651,8 @@ static void settle_once(struct dsp *d) {
   struct teex_receipt *rcpts = NULL;
   uint8_t *rsigs = NULL;
   struct teex_payment_auth *auths = calloc(cap, sizeof *auths);
-  struct teex_dispatcher_credit *credits = calloc(2 * cap, sizeof *credits);
+  struct teex_dispatcher_credit *credits =
+      calloc((2 + TEEX_EXEC_DATASETS_MAX) * cap, sizeof *credits);
   uint8_t *leaves = NULL;
   struct teex_buf content;
   teex_buf_init(&content, TEEX_CHAIN_BATCH_CONTENT_MAX, 0);
@@ -1609,8 +1715,8 @@ static void settle_once(struct dsp *d) {
   for (size_t i = 0; i < nsel; i++) {
     struct dsp_task *t = sel[i];
     rcpts[i] = t->rcpt;
-    rcpts[i].shares = NULL;
-    rcpts[i].nshares = 0;
+    rcpts[i].shares = t->nds ? t->ds : NULL;
+    rcpts[i].nshares = t->nds;
     memcpy(rsigs + 65 * i, t->rsig, 65);
     teex_settle_receipt_leaf(&t->rcpt, leaves + 32 * i);
     teex_amount wa = 0, pa = 0;
@@ -1618,6 +1724,11 @@ static void settle_once(struct dsp *d) {
     teex_amount_from_word(t->rcpt.provider_amount, &pa);
     credit_add(credits, &ncredits, t->rcpt.worker, wa);
     credit_add(credits, &ncredits, t->rcpt.provider, pa);
+    for (unsigned k = 0; k < t->nds; k++) {
+      teex_amount da = 0;
+      teex_amount_from_word(t->ds[k].amount, &da);
+      credit_add(credits, &ncredits, t->ds[k].payee, da);
+    }
   }
   struct teex_dispatcher_batch b;
   memset(&b, 0, sizeof b);
@@ -1865,7 +1976,8 @@ static int restore(struct dsp *d, struct teex_err *err) {
       t->gen = gen;
       t->idx = idx;
       t->used = 1;
-      t->rcpt.shares = NULL;
+      t->rcpt.shares = t->has_receipt && t->nds ? t->ds : NULL;
+      t->rcpt.nshares = t->has_receipt ? t->nds : 0;
       if (t->seq >= d->next_seq)
         d->next_seq = t->seq + 1;
       if (t->state == DSP_EARNED) {

@@ -136,6 +136,16 @@ size_t dsp_task_encode(const struct dsp_task *t, uint8_t *out) {
     dsp_receipt_encode(&t->rcpt, t->rsig, out + o);
     o += DSP_RECEIPT_LEN;
   }
+  /* Datasets are appended only when there are some, so a record of a task
+   * without datasets is byte for byte what it was before datasets. */
+  if (t->nds > 0) {
+    out[o++] = t->nds;
+    for (unsigned i = 0; i < t->nds; i++) {
+      o = put(out, o, t->ds[i].dataset_id, 32);
+      o = put(out, o, t->ds[i].payee, 20);
+      o = put(out, o, t->ds[i].amount, 32);
+    }
+  }
   return o;
 }
 
@@ -182,6 +192,20 @@ int dsp_task_decode(const uint8_t *p, size_t n, struct dsp_task *t) {
     get(&c, r, sizeof r);
     if (!c.bad)
       dsp_receipt_decode(r, &t->rcpt, t->rsig);
+  }
+  if (!c.bad && c.off < n) {
+    t->nds = get8(&c);
+    if (t->nds == 0 || t->nds > TEEX_EXEC_DATASETS_MAX)
+      return TEEX_EFORMAT;
+    for (unsigned i = 0; i < t->nds; i++) {
+      get(&c, t->ds[i].dataset_id, 32);
+      get(&c, t->ds[i].payee, 20);
+      get(&c, t->ds[i].amount, 32);
+    }
+    if (t->has_receipt) {
+      t->rcpt.shares = t->ds;
+      t->rcpt.nshares = t->nds;
+    }
   }
   if (c.bad || c.off != n || t->state < DSP_QUEUED || t->state > DSP_FAILED)
     return TEEX_EFORMAT;

@@ -3,6 +3,7 @@
 #define TEEX_DISPATCHER_STATE_H
 
 #include "teex/dispatcher.h"
+#include "teex/executor.h"
 #include "teex/ipfs.h"
 #include "teex/scheduler.h"
 
@@ -38,8 +39,13 @@ struct dsp_task {
   uint64_t fail_at;    /* unix s: no receipt by then, the task fails */
   uint64_t deadline;   /* the user's, unix s (0 none) */
   uint8_t asig[65];
+  /* The task's datasets in order, each with the payee and price read from
+   * its listing when the task was accepted: what the receipt's data shares
+   * must be. */
+  uint8_t nds;
+  struct teex_data_share ds[TEEX_EXEC_DATASETS_MAX];
   int has_receipt;
-  struct teex_receipt rcpt; /* no data shares in this version */
+  struct teex_receipt rcpt; /* its shares point at ds */
   uint8_t rsig[65];
   /* not persisted */
   int holds_slot;
@@ -48,7 +54,7 @@ struct dsp_task {
 };
 
 /* Encodes a task record; returns its length (at most DSP_TASK_REC_MAX). */
-#define DSP_TASK_REC_MAX 2048
+#define DSP_TASK_REC_MAX 4096
 size_t dsp_task_encode(const struct dsp_task *t, uint8_t *out);
 /* Decodes; TEEX_EFORMAT when it does not parse. */
 int dsp_task_decode(const uint8_t *p, size_t n, struct dsp_task *t);

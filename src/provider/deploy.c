@@ -66,6 +66,8 @@ int teex_service_deploy(const struct teex_deploy_request *req,
   struct teex_tls_ctx *ctx = NULL;
   struct teex_rpc_sync *c = NULL;
   struct teex_buf resp;
+  if (req->n_datasets > 16 || (req->n_datasets > 0 && !req->dataset_ids))
+    return teex_err_set(err, TEEX_EINVAL, "at most 16 service datasets");
   teex_buf_init(&resp, 4096, 0);
   uint8_t *image_key = teex_secret_alloc(32);
   int rc;
@@ -112,6 +114,15 @@ int teex_service_deploy(const struct teex_deploy_request *req,
         "stateless", img->manifest.stateless, "style",
         img->manifest.style == TEEX_STYLE_SCRIPT ? "script" : "function",
         "image_cid", out->image_cid);
+    if (meta != NULL && req->n_datasets > 0) {
+      json_t *arr = json_array();
+      for (size_t i = 0; arr != NULL && i < req->n_datasets; i++) {
+        char h[67] = "0x";
+        teex_hex_encode(req->dataset_ids + 32 * i, 32, h + 2);
+        json_array_append_new(arr, json_string(h));
+      }
+      json_object_set_new(meta, "datasets", arr);
+    }
     char *text = meta ? json_dumps(meta, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
     json_decref(meta);
     if (text == NULL) {

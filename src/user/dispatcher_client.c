@@ -100,6 +100,7 @@ int teex_user_sign_auth(const struct teex_domain *domain,
 
 int teex_user_submit(struct teex_user_dispatcher *d,
                      const struct teex_payment_auth *auth,
+                     const uint8_t *dataset_ids, size_t n_datasets,
                      const uint8_t dispatcher[20], uint64_t deadline,
                      const uint8_t *failed_worker,
                      struct teex_user_assignment *out, struct teex_err *err) {
@@ -119,6 +120,9 @@ int teex_user_submit(struct teex_user_dispatcher *d,
   Teex__Dispatcher__SubmitRequest req = TEEX__DISPATCHER__SUBMIT_REQUEST__INIT;
   req.auth = &pa;
   req.deadline = deadline;
+  if (n_datasets > 0)
+    req.dataset_ids =
+        (ProtobufCBinaryData){32 * n_datasets, (uint8_t *)dataset_ids};
   if (failed_worker != NULL)
     req.failed_worker = (ProtobufCBinaryData){20, (uint8_t *)failed_worker};
   struct teex_buf resp;
@@ -132,6 +136,7 @@ int teex_user_submit(struct teex_user_dispatcher *d,
   if (m == NULL || m->dispatcher.len != 20 || m->worker.len != 20 ||
       m->user.len != 20 || m->task_id.len != 32 || m->service_id.len != 32 ||
       m->image_hash.len != 32 || m->price.len != 32 || m->signature.len != 65 ||
+      (m->datasets_hash.len != 0 && m->datasets_hash.len != 32) ||
       strlen(m->endpoint) > TEEX_USER_ENDPOINT_MAX) {
     rc = teex_err_set(err, TEEX_EPROTO, "malformed assignment");
   } else {
@@ -145,6 +150,8 @@ int teex_user_submit(struct teex_user_dispatcher *d,
     memcpy(a->service_id, m->service_id.data, 32);
     memcpy(a->image_hash, m->image_hash.data, 32);
     a->expires_at = m->expires_at;
+    if (m->datasets_hash.len == 32)
+      memcpy(a->datasets_hash, m->datasets_hash.data, 32);
     memcpy(out->signature, m->signature.data, 65);
     snprintf(out->endpoint, sizeof out->endpoint, "%s", m->endpoint);
     out->retry = r->retry;
@@ -162,7 +169,10 @@ int teex_user_submit(struct teex_user_dispatcher *d,
                memcmp(a->task_id, auth->task_id, 32) != 0 ||
                memcmp(a->service_id, auth->service_id, 32) != 0 ||
                memcmp(a->image_hash, auth->image_hash, 32) != 0 ||
-               a->price != auth->price)
+               a->price != auth->price ||
+               (n_datasets > 0
+                    ? memcmp(a->datasets_hash, auth->datasets_hash, 32) != 0
+                    : m->datasets_hash.len != 0))
         rc = teex_err_set(err, TEEX_EPROTO,
                           "assignment does not match the task submitted");
     }
@@ -196,22 +206,39 @@ int teex_user_status(struct teex_user_dispatcher *d, const uint8_t task_id[32],
           rc_->provider.len == 20 && rc_->input_commitment.len == 32 &&
           rc_->output_commitment.len == 32 && rc_->price.len == 32 &&
           rc_->worker_amount.len == 32 && rc_->provider_amount.len == 32 &&
-          rc_->signature.len == 65 && rc_->n_data_shares == 0) {
-        struct teex_receipt *x = &out->receipt;
-        memcpy(x->task_id, rc_->task_id.data, 32);
-        memcpy(x->service_id, rc_->service_id.data, 32);
-        memcpy(x->image_hash, rc_->image_hash.data, 32);
-        memcpy(x->user, rc_->user.data, 20);
-        memcpy(x->dispatcher, rc_->dispatcher.data, 20);
-        memcpy(x->worker, rc_->worker.data, 20);
-        memcpy(x->provider, rc_->provider.data, 20);
-        memcpy(x->input_commitment, rc_->input_commitment.data, 32);
-        memcpy(x->output_commitment, rc_->output_commitment.data, 32);
-        memcpy(x->price, rc_->price.data, 32);
-        memcpy(x->worker_amount, rc_->worker_amount.data, 32);
-        memcpy(x->provider_amount, rc_->provider_amount.data, 32);
-        memcpy(out->receipt_sig, rc_->signature.data, 65);
-        out->has_receipt = 1;
+          rc_->signature.len == 65 &&
+          rc_->n_data_shares <= sizeof out->shares / sizeof out->shares[0]) {
+        size_t ns = 0;
+        for (; ns < rc_->n_data_shares; ns++) {
+          const Teex__Dispatcher__DataShare *x = rc_->data_shares[ns];
+          if (x->dataset_id.len != 32 || x->payee.len != 20 ||
+              x->amount.len != 32)
+            break;
+          memcpy(out->shares[ns].dataset_id, x->dataset_id.data, 32);
+          memcpy(out->shares[ns].payee, x->payee.data, 20);
+          memcpy(out->shares[ns].amount, x->amount.data, 32);
+        }
+        if (ns != rc_->n_data_shares) {
+          rc = teex_err_set(err, TEEX_EPROTO, "malformed data share");
+        } else {
+          struct teex_receipt *x = &out->receipt;
+          memcpy(x->task_id, rc_->task_id.data, 32);
+          memcpy(x->service_id, rc_->service_id.data, 32);
+          memcpy(x->image_hash, rc_->image_hash.data, 32);
+          memcpy(x->user, rc_->user.data, 20);
+          memcpy(x->dispatcher, rc_->dispatcher.data, 20);
+          memcpy(x->worker, rc_->worker.data, 20);
+          memcpy(x->provider, rc_->provider.data, 20);
+          memcpy(x->input_commitment, rc_->input_commitment.data, 32);
+          memcpy(x->output_commitment, rc_->output_commitment.data, 32);
+          memcpy(x->price, rc_->price.data, 32);
+          memcpy(x->worker_amount, rc_->worker_amount.data, 32);
+          memcpy(x->provider_amount, rc_->provider_amount.data, 32);
+          memcpy(out->receipt_sig, rc_->signature.data, 65);
+          out->receipt.shares = ns ? out->shares : NULL;
+          out->receipt.nshares = ns;
+          out->has_receipt = 1;
+        }
       }
       if (r->worker.len == 20)
         memcpy(out->worker, r->worker.data, 20);

@@ -94,6 +94,28 @@ int teex_worker_run_req_decode(const uint8_t *p, size_t n,
                       m->input.len, TEEX_EXEC_INPUT_MAX);
     goto fail;
   }
+  /* Datasets: the ids must be exactly what the signed hash covers, so the
+   * SM (which recomputes it) and the receipt agree with the dispatcher. */
+  if (m->datasets_hash.len != 0 || m->dataset_ids.len != 0) {
+    uint8_t h[32];
+    size_t nd = m->dataset_ids.len / 32;
+    if (m->datasets_hash.len != 32 || m->dataset_ids.len == 0 ||
+        m->dataset_ids.len % 32 != 0 || nd > TEEX_EXEC_DATASETS_MAX) {
+      rc = teex_err_set(err, TEEX_EINVAL,
+                        "datasets: a 32-byte hash and 1..%d ids of 32 bytes",
+                        TEEX_EXEC_DATASETS_MAX);
+      goto fail;
+    }
+    teex_stmt_datasets_hash(m->dataset_ids.data, nd, h);
+    if (memcmp(h, m->datasets_hash.data, 32) != 0) {
+      rc = teex_err_set(err, TEEX_EINVAL,
+                        "dataset ids do not hash to the datasets hash");
+      goto fail;
+    }
+    memcpy(a->datasets_hash, h, 32);
+    out->dataset_ids = m->dataset_ids.data;
+    out->n_datasets = nd;
+  }
   a->chain_id = m->chain_id;
   a->expires_at = m->expires_at;
   out->input = m->input.data;

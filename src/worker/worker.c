@@ -19,6 +19,7 @@
 
 #include "teex/buf.h"
 #include "teex/crypto.h"
+#include "teex/data.h"
 #include "teex/eth_rpc.h"
 #include "teex/executor.h"
 #include "teex/image.h"
@@ -738,8 +739,54 @@ static void run_work(uv_work_t *req) {
 
   struct teex_task_ctx ctx = {
       .task_id = tid, .service_id = sid, .caller = caller};
+  /* The task's datasets: each key leased from the SM for this very task
+   * (the SM checks the assignment, the listing and the use count), the
+   * ciphertext from IPFS, the plaintext only in this process's memory and
+   * the task's. Nothing is run, nothing earned, if any lease fails. */
+  struct teex_data_fetched fetched[TEEX_EXEC_DATASETS_MAX];
+  struct teex_task_data tdata[TEEX_EXEC_DATASETS_MAX];
+  struct teex_data_share shares[TEEX_EXEC_DATASETS_MAX];
+  size_t nd = j->req.n_datasets;
+  teex_amount data_price = 0;
+  if (nd > 0) {
+    uint32_t cap = 0;
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    struct teex_ratls_keys keys = {.secp256k1_pub = w->pub};
+    j->rc = teex_ratls_identity_new(w->cfg->tee, &keys, &key, &cert, err);
+    if (j->rc == 0)
+      j->rc = teex_data_fetch_for_task(
+          w->cfg->tee, cert, key, w->pub, w->cfg->sm_addr, w->cfg->sm_policy,
+          w->ipfs, a, j->req.dispatcher_sig, j->req.dataset_ids, nd, fetched,
+          &cap, err);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    if (j->rc != 0) {
+      teex_err_wrap(err, j->rc, "datasets");
+      return;
+    }
+    for (size_t i = 0; i < nd; i++) {
+      tdata[i] = (struct teex_task_data){.name = fetched[i].name,
+                                         .data = fetched[i].data,
+                                         .len = fetched[i].len};
+      memcpy(shares[i].dataset_id, fetched[i].dataset_id, 32);
+      memcpy(shares[i].payee, fetched[i].provider, 20);
+      teex_amount_word(fetched[i].price, shares[i].amount);
+      data_price += fetched[i].price;
+    }
+    ctx.datasets = tdata;
+    ctx.n_datasets = nd;
+    ctx.output_max = cap;
+  }
+  if (data_price > a->price) {
+    teex_data_fetched_free(fetched, nd);
+    j->rc = teex_err_set(err, TEEX_EINVAL,
+                         "the task's price does not cover its datasets");
+    return;
+  }
   j->rc = teex_executor_run(s->ex[j->slot], &ctx, j->req.input,
                             j->req.input_len, &j->res, err);
+  teex_data_fetched_free(fetched, nd); /* wipes the plaintexts */
   if (j->rc != 0) {
     /* The executor itself broke: replace it so the worker serves on. */
     struct teex_err e2;
@@ -782,12 +829,16 @@ static void run_work(uv_work_t *req) {
   memcpy(r.provider, s->provider, 20);
   memcpy(r.input_commitment, in_c, 32);
   memcpy(r.output_commitment, out_c, 32);
-  teex_amount wa = split_for(w, s, a->price);
-  if (wa > a->price)
-    wa = a->price; /* never pay the worker more than the price */
+  /* The service's part of the price is what is left after the datasets. */
+  teex_amount svc_price = a->price - data_price;
+  teex_amount wa = split_for(w, s, svc_price);
+  if (wa > svc_price)
+    wa = svc_price; /* never pay the worker more than the price */
   teex_amount_word(a->price, r.price);
   teex_amount_word(wa, r.worker_amount);
-  teex_amount_word(a->price - wa, r.provider_amount);
+  teex_amount_word(svc_price - wa, r.provider_amount);
+  r.shares = nd ? shares : NULL;
+  r.nshares = nd;
   teex_stmt_receipt_digest(&w->cfg->settlement, &r, digest);
   if (teex_stmt_sign(w->sk, digest, wsig) != 0) {
     j->rc = teex_err_set(err, TEEX_ECRYPTO, "receipt signature");
@@ -807,6 +858,17 @@ static void run_work(uv_work_t *req) {
   sr.worker_amount = (ProtobufCBinaryData){32, r.worker_amount};
   sr.provider_amount = (ProtobufCBinaryData){32, r.provider_amount};
   sr.signature = (ProtobufCBinaryData){65, wsig};
+  Teex__Dispatcher__DataShare dsm[TEEX_EXEC_DATASETS_MAX];
+  Teex__Dispatcher__DataShare *dsp[TEEX_EXEC_DATASETS_MAX];
+  for (size_t i = 0; i < nd; i++) {
+    teex__dispatcher__data_share__init(&dsm[i]);
+    dsm[i].dataset_id = (ProtobufCBinaryData){32, shares[i].dataset_id};
+    dsm[i].payee = (ProtobufCBinaryData){20, shares[i].payee};
+    dsm[i].amount = (ProtobufCBinaryData){32, shares[i].amount};
+    dsp[i] = &dsm[i];
+  }
+  sr.n_data_shares = nd;
+  sr.data_shares = nd ? dsp : NULL;
   Teex__Worker__RunResponse resp = TEEX__WORKER__RUN_RESPONSE__INIT;
   resp.output = (ProtobufCBinaryData){j->res.output_len, j->res.output};
   resp.output_salt = (ProtobufCBinaryData){32, out_salt};

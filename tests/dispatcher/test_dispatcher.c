@@ -74,6 +74,28 @@ static void test_task_record(void **state) {
   assert_int_equal(dsp_task_decode(bad, n, &u), TEEX_EFORMAT);
   for (size_t i = 0; i < n; i++)
     (void)dsp_task_decode(rec, i, &u); /* every prefix: no crash */
+
+  /* With datasets: the shares come back, and the receipt points at them;
+   * the record without datasets is the one above, byte for byte. */
+  t.nds = 2;
+  memset(t.ds[0].dataset_id, 0x11, 32);
+  memset(t.ds[0].payee, 0xaa, 20);
+  teex_amount_word(50, t.ds[0].amount);
+  memset(t.ds[1].dataset_id, 0x22, 32);
+  memset(t.ds[1].payee, 0xbb, 20);
+  teex_amount_word(30, t.ds[1].amount);
+  size_t m = dsp_task_encode(&t, rec);
+  assert_int_equal(m, n + 1 + 2 * 84);
+  assert_memory_equal(rec, again, n);
+  assert_int_equal(dsp_task_decode(rec, m, &u), 0);
+  assert_int_equal(u.nds, 2);
+  assert_memory_equal(u.ds, t.ds, sizeof t.ds[0] * 2);
+  assert_true(u.rcpt.shares == u.ds && u.rcpt.nshares == 2);
+  assert_int_equal(dsp_task_encode(&u, again), m);
+  assert_memory_equal(again, rec, m);
+  assert_int_equal(dsp_task_decode(rec, m - 1, &u), TEEX_EFORMAT);
+  rec[n] = TEEX_EXEC_DATASETS_MAX + 1; /* too many */
+  assert_int_equal(dsp_task_decode(rec, m, &u), TEEX_EFORMAT);
 }
 
 struct chain_fx {

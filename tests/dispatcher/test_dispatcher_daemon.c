@@ -263,6 +263,8 @@ static int heartbeat(struct fx *f, struct worker *w, struct teex_err *err) {
 
 struct task {
   struct teex_payment_auth a;
+  uint8_t ids[32 * 4]; /* its datasets, sent with Submit */
+  size_t nids;
 };
 
 static void make_auth(struct fx *f, const struct user *u, struct task *t,
@@ -299,6 +301,8 @@ static int submit(struct fx *f, const struct task *t, const uint8_t *failed,
   a.signature = (ProtobufCBinaryData){65, (uint8_t *)t->a.sig};
   Teex__Dispatcher__SubmitRequest r = TEEX__DISPATCHER__SUBMIT_REQUEST__INIT;
   r.auth = &a;
+  if (t->nids > 0)
+    r.dataset_ids = (ProtobufCBinaryData){32 * t->nids, (uint8_t *)t->ids};
   if (failed)
     r.failed_worker = (ProtobufCBinaryData){20, (uint8_t *)failed};
   int rc = call(f->uc, f, "dispatcher.Submit", &r.base, err);
@@ -329,6 +333,13 @@ static int check_assignment(struct fx *f, const struct task *t,
   memcpy(a.image_hash, m->image_hash.data, 32);
   assert_int_equal(teex_amount_from_word(m->price.data, &a.price), 0);
   a.expires_at = m->expires_at;
+  if (t->nids > 0) { /* the signed assignment names the datasets */
+    assert_int_equal(m->datasets_hash.len, 32);
+    memcpy(a.datasets_hash, m->datasets_hash.data, 32);
+    assert_memory_equal(a.datasets_hash, t->a.datasets_hash, 32);
+  } else {
+    assert_int_equal(m->datasets_hash.len, 0);
+  }
   assert_true(a.price == t->a.price);
   assert_memory_equal(a.task_id, t->a.task_id, 32);
   assert_memory_equal(a.user, t->a.user, 20);
@@ -387,6 +398,18 @@ static int send_receipt(struct fx *f, struct worker *w,
   m.worker_amount = (ProtobufCBinaryData){32, (uint8_t *)r->worker_amount};
   m.provider_amount = (ProtobufCBinaryData){32, (uint8_t *)r->provider_amount};
   m.signature = (ProtobufCBinaryData){65, (uint8_t *)sig};
+  Teex__Dispatcher__DataShare ds[4], *dsp[4];
+  assert_true(r->nshares <= 4);
+  for (size_t i = 0; i < r->nshares; i++) {
+    teex__dispatcher__data_share__init(&ds[i]);
+    ds[i].dataset_id =
+        (ProtobufCBinaryData){32, (uint8_t *)r->shares[i].dataset_id};
+    ds[i].payee = (ProtobufCBinaryData){20, (uint8_t *)r->shares[i].payee};
+    ds[i].amount = (ProtobufCBinaryData){32, (uint8_t *)r->shares[i].amount};
+    dsp[i] = &ds[i];
+  }
+  m.n_data_shares = r->nshares;
+  m.data_shares = r->nshares ? dsp : NULL;
   return call(w->c, f, "dispatcher.Receipt", &m.base, err);
 }
 
@@ -1243,6 +1266,201 @@ static void test_settle_on_anvil(void **state) {
   assert_true(base_of(f, &f->u1) == 2000);
 }
 
+/* Lists a dataset from account `who` (price per use), approving `pairs`. */
+static void list_dataset(int who, const char *name, teex_amount price,
+                         const struct teex_chain_approval *pairs, size_t n,
+                         uint8_t id[32]) {
+  struct teex_err e;
+  struct teex_chain_dataset d;
+  memset(&d, 0, sizeof d);
+  snprintf(d.name, sizeof d.name, "%s", name);
+  snprintf(d.ciphertext_cid, sizeof d.ciphertext_cid, "%s",
+           "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+  memset(d.plaintext_hash, 0x44, 32);
+  d.plaintext_size = 6;
+  d.price = price;
+  if (teex_chain_list_dataset(an.snd[who], &an.ca, &d, 0, &e) != 0)
+    fail_msg("list dataset %s: %s", name, e.msg);
+  memcpy(id, d.dataset_id, 32);
+  if (n > 0 &&
+      teex_chain_approve_dataset(an.snd[who], &an.ca, id, pairs, n, 1, 0, &e))
+    fail_msg("approve %s: %s", name, e.msg);
+}
+
+static void data_auth(struct fx *f, struct task *t, const uint8_t *ids,
+                      size_t n, teex_amount price, teex_amount cumulative) {
+  make_auth(f, &f->u1, t, price, cumulative);
+  memcpy(t->ids, ids, 32 * n);
+  t->nids = n;
+  teex_stmt_datasets_hash(ids, n, t->a.datasets_hash);
+  uint8_t d[32];
+  teex_stmt_payment_auth_digest(&f->domain, &t->a, d);
+  assert_int_equal(teex_stmt_sign(f->u1.sk, d, t->a.sig), 0);
+}
+
+/* Tasks with datasets against real contracts: every refusal before
+ * anything is reserved, the signed assignment naming the datasets, the
+ * receipt's data shares checked, and settlement crediting each data
+ * provider its price per use. */
+static void test_datasets_on_anvil(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  Teex__Dispatcher__SubmitResponse *as;
+  worker_connect(f, &f->w[0]);
+  uint8_t meas[32], digest[32], sig65[65];
+  memset(meas, 0x77, 32);
+  uint64_t now = (uint64_t)time(NULL);
+  struct teex_domain d = {.chain_id = an.ca.chain_id};
+  memcpy(d.verifying_contract, an.ca.enclave_registry, 20);
+  teex_stmt_enclave_registration_digest(&d, f->w[0].addr, TEEX_ENCLAVE_WORKER,
+                                        meas, now, digest);
+  assert_int_equal(teex_stmt_sign(an.sm_sk, digest, sig65), 0);
+  if (teex_chain_register_enclave(an.snd[STRANGER], &an.ca, f->w[0].addr,
+                                  TEEX_ENCLAVE_WORKER, meas, now, sig65, 0,
+                                  &err) != 0)
+    fail_msg("register worker on chain: %s", err.msg);
+  if (do_register(f, &f->w[0], f->w[0].addr, &err) != 0)
+    fail_msg("register: %s", err.msg);
+  /* two data providers; datasets approved for this exact image, one for
+   * nothing, one for another image, one revoked */
+  struct teex_chain_approval ok_pair, other_image;
+  memcpy(ok_pair.service_id, f->service, 32);
+  memcpy(ok_pair.image_hash, f->image, 32);
+  other_image = ok_pair;
+  other_image.image_hash[0] ^= 1;
+  uint8_t ids[2 * 32], none[32], other[32], revoked[32], unknown[32];
+  list_dataset(STRANGER, "cohort", 50, &ok_pair, 1, ids);
+  list_dataset(DEPLOYER, "reference", 30, &ok_pair, 1, ids + 32);
+  list_dataset(STRANGER, "unapproved", 5, NULL, 0, none);
+  list_dataset(STRANGER, "other-image", 5, &other_image, 1, other);
+  list_dataset(STRANGER, "revoked", 5, &ok_pair, 1, revoked);
+  if (teex_chain_revoke_dataset(an.snd[STRANGER], &an.ca, revoked, 0, &err))
+    fail_msg("revoke: %s", err.msg);
+  memset(unknown, 0x3c, 32);
+  struct {
+    const uint8_t *id;
+    int code;
+    const char *msg;
+  } refused[] = {{none, TEEX_EPERM, "not approved this service"},
+                 {other, TEEX_EPERM, "at this image hash"},
+                 {revoked, TEEX_EPOLICY, "revoked"},
+                 {unknown, TEEX_ENOTFOUND, "not listed"}};
+  struct task t;
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    data_auth(f, &t, refused[i].id, 1, 1005, 1005);
+    assert_int_equal(submit(f, &t, NULL, NULL, &err), refused[i].code);
+    if (strstr(err.msg, refused[i].msg) == NULL)
+      fail_msg("refusal %zu: %s", i, err.msg);
+  }
+  /* a user who did not pay for the data: the service's price only */
+  data_auth(f, &t, ids, 2, 1000, 1000);
+  assert_int_equal(submit(f, &t, NULL, NULL, &err), TEEX_EINVAL);
+  assert_non_null(strstr(err.msg, "differs from the listed price 1080"));
+  /* ids that are not what the signed datasetsHash covers */
+  data_auth(f, &t, ids, 2, 1080, 1080);
+  t.nids = 1;
+  assert_int_equal(submit(f, &t, NULL, NULL, &err), TEEX_EINVAL);
+  assert_non_null(strstr(err.msg, "datasetsHash"));
+  /* nothing was reserved by any refusal */
+  assert_true(base_of(f, &f->u1) == 0);
+
+  /* two paid tasks with both datasets */
+  struct task ts[2];
+  struct teex_receipt r[2];
+  struct teex_data_share sh[2];
+  uint8_t sig[2][65];
+  memcpy(sh[0].dataset_id, ids, 32);
+  memcpy(sh[0].payee, an.addr[STRANGER], 20);
+  teex_amount_word(50, sh[0].amount);
+  memcpy(sh[1].dataset_id, ids + 32, 32);
+  memcpy(sh[1].payee, an.addr[DEPLOYER], 20);
+  teex_amount_word(30, sh[1].amount);
+  for (int i = 0; i < 2; i++) {
+    data_auth(f, &ts[i], ids, 2, 1080, 1080 * (teex_amount)(i + 1));
+    if (submit(f, &ts[i], NULL, &as, &err) != 0)
+      fail_msg("submit: %s", err.msg);
+    assert_int_equal(check_assignment(f, &ts[i], as), 0);
+    teex__dispatcher__submit_response__free_unpacked(as, NULL);
+    if (i == 0) {
+      /* a receipt that keeps the data providers' part is refused ... */
+      struct teex_receipt bad;
+      uint8_t bsig[65];
+      make_receipt(f, &ts[i], &f->w[0], &bad, bsig, 700);
+      assert_int_equal(send_receipt(f, &f->w[0], &bad, bsig, &err),
+                       TEEX_EINVAL);
+      /* ... and so is one that pays a data provider another amount */
+      struct teex_data_share wrong[2];
+      memcpy(wrong, sh, sizeof wrong);
+      teex_amount_word(60, wrong[0].amount);
+      teex_amount_word(20, wrong[1].amount);
+      make_receipt(f, &ts[i], &f->w[0], &bad, bsig, 700);
+      teex_amount_word(300, bad.provider_amount);
+      bad.shares = wrong;
+      bad.nshares = 2;
+      teex_stmt_receipt_digest(&f->domain, &bad, digest);
+      assert_int_equal(teex_stmt_sign(f->w[0].sk, digest, bsig), 0);
+      assert_int_equal(send_receipt(f, &f->w[0], &bad, bsig, &err),
+                       TEEX_EINVAL);
+      assert_non_null(strstr(err.msg, "data shares"));
+    }
+    make_receipt(f, &ts[i], &f->w[0], &r[i], sig[i], 700);
+    teex_amount_word(300, r[i].provider_amount);
+    r[i].shares = sh;
+    r[i].nshares = 2;
+    teex_stmt_receipt_digest(&f->domain, &r[i], digest);
+    assert_int_equal(teex_stmt_sign(f->w[0].sk, digest, sig[i]), 0);
+    if (send_receipt(f, &f->w[0], &r[i], sig[i], &err) != 0)
+      fail_msg("receipt: %s", err.msg);
+  }
+  Teex__Dispatcher__StatusResponse *st = NULL;
+  for (int i = 0; i < 100; i++) {
+    st = status(f, &ts[0]);
+    if (strcmp(st->state, "settled") == 0)
+      break;
+    teex__dispatcher__status_response__free_unpacked(st, NULL);
+    st = NULL;
+    usleep(50000);
+  }
+  if (st == NULL) {
+    size_t n;
+    char *log = (char *)tu_read_file(f->log, &n);
+    fail_msg("not settled\n%s", log ? log : "");
+  }
+  /* the settled status gives the receipt with its data shares */
+  assert_non_null(st->receipt);
+  assert_int_equal(st->receipt->n_data_shares, 2);
+  assert_memory_equal(st->receipt->data_shares[1]->payee.data,
+                      an.addr[DEPLOYER], 20);
+  /* the contract confirms the receipt, data shares included, is in the
+   * batch */
+  uint8_t proof[32 * TEEX_SETTLE_MAX_PROOF];
+  for (size_t i = 0; i < st->n_proof; i++)
+    memcpy(proof + 32 * i, st->proof[i].data, 32);
+  int included = 0;
+  if (teex_chain_verify_receipt(an.rpc, &an.ca, st->batch_id.data, &r[0], proof,
+                                st->n_proof, &included, &err) != 0)
+    fail_msg("verify: %s", err.msg);
+  assert_true(included);
+  teex__dispatcher__status_response__free_unpacked(st, NULL);
+  /* the user paid two tasks; each data provider got its price per use */
+  struct teex_chain_escrow es;
+  assert_int_equal(teex_chain_get_escrow(an.rpc, &an.ca, f->u1.addr,
+                                         f->dispatcher, &es, &err),
+                   0);
+  assert_true(es.balance == 5000 - 2160 && es.settled == 2160);
+  teex_amount cw = 0, cp = 0, c1 = 0, c2 = 0;
+  assert_int_equal(
+      teex_chain_get_credits(an.rpc, &an.ca, f->w[0].addr, &cw, &err), 0);
+  assert_int_equal(
+      teex_chain_get_credits(an.rpc, &an.ca, an.addr[PROVIDER], &cp, &err), 0);
+  assert_int_equal(
+      teex_chain_get_credits(an.rpc, &an.ca, an.addr[STRANGER], &c1, &err), 0);
+  assert_int_equal(
+      teex_chain_get_credits(an.rpc, &an.ca, an.addr[DEPLOYER], &c2, &err), 0);
+  assert_true(cw == 1400 && cp == 600);
+  assert_true(c1 == 2 * 50 && c2 == 2 * 30);
+}
+
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   signal(SIGPIPE, SIG_IGN);
@@ -1253,6 +1471,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_private_service, setup, teardown),
       cmocka_unit_test_setup_teardown(test_crash_after_settle, setup, teardown),
       cmocka_unit_test_setup_teardown(test_settle_on_anvil, setup_anvil,
+                                      teardown_anvil),
+      cmocka_unit_test_setup_teardown(test_datasets_on_anvil, setup_anvil,
                                       teardown_anvil),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -154,7 +154,7 @@ int main(int argc, char **argv) {
   a.cumulative = b1.base + price;
   CHECK(teex_user_sign_auth(&b1.domain, &a, sk) == 0, "sign");
   struct teex_user_assignment ua;
-  rc = teex_user_submit(d, &a, b1.dispatcher, 0, NULL, &ua, &err);
+  rc = teex_user_submit(d, &a, NULL, 0, b1.dispatcher, 0, NULL, &ua, &err);
   CHECK(rc == TEEX_ENOTFOUND &&
             strstr(err.msg, "not the service's current one (version 2") != NULL,
         "old image at the dispatcher: %d %s", rc, err.msg);

@@ -3,7 +3,8 @@
 # Confidentiality of the whole network: unique canaries in a service's code,
 # in a user's input, in the output and in a data provider's dataset
 # (published: encrypted, on IPFS, key escrowed with the SM, listed and
-# approved for the deployed image); after deploy → publish → invoke → settle on a
+# approved for the deployed image, then leased to the worker and read by
+# the task: invoke --data); after deploy → publish → invoke → settle on a
 # real `teex up` network, none of them is in any file of the network (data
 # directories, sealed state, IPFS store, chain state, logs) nor in the
 # loopback traffic captured during the run — in plain, hex or base64 — and
@@ -45,12 +46,15 @@ python = "3.11"
 stateless = true
 T
 cat > "$tmp/svc/main.py" <<P
+import teex
+
 SECRET_NOTE = "$code_canary"
 
 
 def main(data):
     tag = "${out_tag:0:5}" + "${out_tag:5}"
-    return (tag + "X:" + str(len(data))).encode()
+    rows = len(teex.data(0).splitlines()) if teex.datasets() else -1
+    return (tag + "X:" + str(len(data)) + ":" + str(rows)).encode()
 P
 echo "{\"secret\": \"$in_canary\"}" > "$tmp/input.json"
 
@@ -76,8 +80,11 @@ printf 'patient,note\np1,%s\n' "$data_canary" > "$tmp/records.csv"
 disp="$(awk -F' = ' '$1 == "address" { print $2 }' "$TEEX_HOME/run/dispatcher.ready")"
 "$teex" deposit "$disp" 5000000000000000 --from "$user" > /dev/null || fail deposit
 "$teex" invoke canary --input "$tmp/input.json" --account "$user" \
-  > "$tmp/screen" 2>"$tmp/err" || fail "invoke: $(cat "$tmp/err")"
+  --data records.csv > "$tmp/screen" 2>"$tmp/err" || fail "invoke: $(cat "$tmp/err")"
 grep -q "$out_canary" "$tmp/screen" || fail "output: $(cat "$tmp/screen")"
+# the task read the dataset (its two lines) inside the worker
+grep -q ":2\$" "$tmp/screen" || fail "the task did not read the data: $(cat "$tmp/screen")"
+grep -q "data key leased" "$TEEX_HOME/logs/sm.log" || fail "no lease"
 for _ in $(seq 60); do
   grep -q "batch settled" "$TEEX_HOME/logs/dispatcher.log" && break
   sleep 0.5

@@ -174,12 +174,67 @@ static void test_run_req_decode(void **state) {
   teex_worker_run_req_free(NULL);
 }
 
+/* A run request with datasets: packs ids (n of them) and hash. */
+static size_t pack_data_req(uint8_t *buf, const uint8_t *ids, size_t n,
+                            const uint8_t *hash) {
+  static uint8_t b20[21], b32[33], b65[66];
+  Teex__Worker__RunRequest r = TEEX__WORKER__RUN_REQUEST__INIT;
+  r.dispatcher = (ProtobufCBinaryData){20, b20};
+  r.worker = (ProtobufCBinaryData){20, b20};
+  r.user = (ProtobufCBinaryData){20, b20};
+  r.task_id = (ProtobufCBinaryData){32, b32};
+  r.service_id = (ProtobufCBinaryData){32, b32};
+  r.image_hash = (ProtobufCBinaryData){32, b32};
+  r.price = (ProtobufCBinaryData){32, b32};
+  r.dispatcher_sig = (ProtobufCBinaryData){65, b65};
+  r.input_salt = (ProtobufCBinaryData){32, b32};
+  r.dataset_ids = (ProtobufCBinaryData){32 * n, (uint8_t *)ids};
+  if (hash != NULL)
+    r.datasets_hash = (ProtobufCBinaryData){32, (uint8_t *)hash};
+  return teex__worker__run_request__pack(&r, buf);
+}
+
+static void test_run_req_datasets(void **state) {
+  (void)state;
+  uint8_t buf[4096], ids[32 * (TEEX_EXEC_DATASETS_MAX + 1)], h[32];
+  struct teex_worker_run_req r;
+  struct teex_err err;
+  teex_random(ids, sizeof ids);
+  teex_stmt_datasets_hash(ids, 2, h);
+  size_t n = pack_data_req(buf, ids, 2, h);
+  assert_int_equal(teex_worker_run_req_decode(buf, n, &r, &err), 0);
+  assert_int_equal(r.n_datasets, 2);
+  assert_memory_equal(r.dataset_ids, ids, 64);
+  assert_memory_equal(r.assignment.datasets_hash, h, 32);
+  teex_worker_run_req_free(&r);
+  /* no datasets: the assignment's hash stays all zero (old digest) */
+  n = pack_data_req(buf, ids, 0, NULL);
+  assert_int_equal(teex_worker_run_req_decode(buf, n, &r, &err), 0);
+  uint8_t zero[32] = {0};
+  assert_int_equal(r.n_datasets, 0);
+  assert_memory_equal(r.assignment.datasets_hash, zero, 32);
+  teex_worker_run_req_free(&r);
+  /* ids that are not what the hash covers */
+  n = pack_data_req(buf, ids, 1, h);
+  assert_int_equal(teex_worker_run_req_decode(buf, n, &r, &err), TEEX_EINVAL);
+  assert_non_null(strstr(err.msg, "do not hash"));
+  /* a hash without ids, ids without a hash, too many ids */
+  n = pack_data_req(buf, ids, 0, h);
+  assert_int_equal(teex_worker_run_req_decode(buf, n, &r, &err), TEEX_EINVAL);
+  n = pack_data_req(buf, ids, 2, NULL);
+  assert_int_equal(teex_worker_run_req_decode(buf, n, &r, &err), TEEX_EINVAL);
+  teex_stmt_datasets_hash(ids, TEEX_EXEC_DATASETS_MAX + 1, h);
+  n = pack_data_req(buf, ids, TEEX_EXEC_DATASETS_MAX + 1, h);
+  assert_int_equal(teex_worker_run_req_decode(buf, n, &r, &err), TEEX_EINVAL);
+}
+
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_check_assignment),
       cmocka_unit_test(test_task_set),
       cmocka_unit_test(test_run_req_decode),
+      cmocka_unit_test(test_run_req_datasets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
