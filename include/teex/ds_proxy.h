@@ -72,8 +72,7 @@ int teex_ds_backend_local_new(uv_loop_t *loop, unsigned replicas,
  * does not answer). TEEX_EINVAL, TEEX_ENOMEM. */
 int teex_ds_backend_net_new(uv_loop_t *loop,
                             const struct teex_ds_client_config *cfg,
-                            struct teex_ds_backend **out,
-                            struct teex_err *err);
+                            struct teex_ds_backend **out, struct teex_err *err);
 
 /* ---- listen address check ---- */
 

@@ -651,8 +651,8 @@ static int ds_status(int argc, char **argv) {
   for (size_t i = 0; i < o.k.group.n_members; i++) {
     struct teex_err err;
     teex_err_clear(&err);
-    ok[i] = teex_ds_replica_info_get(o.k.tls, o.k.addrs[i], o.timeout_ms, &info[i],
-                                     &err) == 0;
+    ok[i] = teex_ds_replica_info_get(o.k.tls, o.k.addrs[i], o.timeout_ms,
+                                     &info[i], &err) == 0;
     snprintf(why[i], sizeof why[i], "%s", err.msg);
     if (ok[i] && info[i].leader)
       leader_last = info[i].last_index;
@@ -662,8 +662,8 @@ static int ds_status(int argc, char **argv) {
   for (size_t i = 0; i < o.k.group.n_members; i++) {
     if (!ok[i]) {
       printf("%-4llu %-22s %-8s %-6s %-10s %-10s %-8s down (%s)\n",
-             (unsigned long long)o.k.group.members[i].id, o.k.addrs[i], "-", "-",
-             "-", "-", "-", why[i]);
+             (unsigned long long)o.k.group.members[i].id, o.k.addrs[i], "-",
+             "-", "-", "-", "-", why[i]);
       continue;
     }
     const struct teex_ds_replica_info *r = &info[i];

@@ -132,8 +132,8 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
   static struct proxy_opts o;
   memset(&o, 0, sizeof o);
   o = (struct proxy_opts){.listen = "127.0.0.1:6379",
-                         .replicas = 3,
-                         .read_mode = TEEX_DS_PROXY_READ_LINEARIZABLE};
+                          .replicas = 3,
+                          .read_mode = TEEX_DS_PROXY_READ_LINEARIZABLE};
   optind = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

@@ -916,8 +916,8 @@ static int info_next(struct teex_resp_session *s, struct teex_resp_call *c,
                             "ds_term:%" PRIu64 "\r\n"
                             "ds_last_applied:%" PRIu64 "\r\n",
                             in.leader ? "leader" : "follower", in.replicas,
-                            in.replicas_up,
-                            in.self_id, in.leader_id, in.term, in.last_applied);
+                            in.replicas_up, in.self_id, in.leader_id, in.term,
+                            in.last_applied);
   }
   if (c->flags & INFO_KEYSPACE) {
     rc |= teex_buf_printf(&t, "%s# Keyspace\r\n",
