@@ -205,6 +205,10 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
     o.k.ns = o.ns;
     if (teex_cli_ds_conn_open(&o.k) != 0) {
       teex_cli_ds_conn_free(&o.k);
+      fprintf(stderr, "teex: ds proxy: no TEE-DS group to serve: start the "
+                      "local network (teex up), name a group (--state, "
+                      "--replica, --policy), or use --local for the "
+                      "in-process development group\n");
       return TEEX_EXIT_FAIL;
     }
     o.ns = o.k.ns;
