@@ -108,6 +108,18 @@ for want in "namespace:app" "backend:TEE-DS replica group over RA-TLS" "read_mod
 done
 echo "commands: ok"
 
+# A pipeline in one write: the commands take effect in order and the
+# replies come back in order.
+exec 3<>"/dev/tcp/127.0.0.1/$P"
+printf 'SET o 1\r\nINCR o\r\nGET o\r\nSET o x\r\nGET o\r\nDEL o\r\nEXISTS o\r\nINCR o\r\n' >&3
+replies=""
+for _ in $(seq 10); do
+  read -r -t 20 line <&3 || fail "pipeline: reply missing after '$replies'"
+  replies="$replies${line%$'\r'} "
+done
+exec 3>&-
+[ "$replies" = '+OK :2 $1 2 +OK $1 x :1 :0 :1 ' ] || fail "pipeline: $replies"
+
 # Follower reads through a second proxy: the value written is read back
 # (bounded staleness: retried briefly).
 proxy follower --follower-reads
