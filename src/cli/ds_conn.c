@@ -5,6 +5,12 @@
 #include "teex/ds_server.h"
 
 #include <limits.h>
+
+/* Bound on one replica's connect + RA-TLS handshake. The TLS default (10 s)
+ * is as long as a whole operation: a replica cut off by the network (its
+ * packets dropped, not refused) would then use up the operation's time
+ * before the client tried the next replica. */
+#define DS_HANDSHAKE_TIMEOUT_MS 2000u
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
@@ -69,6 +75,7 @@ int teex_cli_ds_conn_open(struct teex_cli_ds_conn *o) {
   struct teex_tls_config tc = {.cert = o->x509,
                                .key = o->pkey,
                                .mutual = 1,
+                               .handshake_timeout_ms = DS_HANDSHAKE_TIMEOUT_MS,
                                .verify_peer = teex_ratls_channel_verify,
                                .verify_arg = &o->verifier};
   if (teex_tls_ctx_new(&o->tls, &tc, 0, &err) != 0)
