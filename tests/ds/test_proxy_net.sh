@@ -128,6 +128,18 @@ for _ in $(seq 20); do [ "$(redis-cli -p "$port" GET c)" = 3 ] && ok=1 && break;
 [ -n "$ok" ] || fail "follower read"
 redis-cli -p "$port" INFO server | grep -q "read_mode:follower" || fail "follower INFO"
 
+# A group named by flags alone (another deployment: no state directory).
+rm -f "$tmp/flags.ready"
+"$teex" ds proxy --listen 127.0.0.1:0 --ready-file "$tmp/flags.ready" --ns app \
+  --replica "127.0.0.1:${ports[3]}" --replica "127.0.0.1:${ports[4]}" --replica "127.0.0.1:${ports[5]}" \
+  --policy "$tmp/r1/policy.conf" --cert "$tmp/cl/client.pem" --key "$tmp/cl/client.key" \
+  --state "$tmp/nonexistent" >"$tmp/flags.log" 2>&1 &
+ppids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/flags.ready" ] && break; sleep 0.1; done
+[ -s "$tmp/flags.ready" ] || fail "proxy by flags did not start"
+got="$(redis-cli -p "$(cat "$tmp/flags.ready")" GET c 2>&1)"
+[ "$got" = 3 ] || fail "proxy by flags: GET c: $got"
+
 # A namespace this certificate is not granted: a clear error, nothing else.
 proxy other --ns other
 got="$(redis-cli -p "$port" SET x 1 2>&1)"
