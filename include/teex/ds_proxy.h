@@ -9,6 +9,7 @@
 #define TEEX_DS_PROXY_H
 
 #include "teex/ds.h"
+#include "teex/ds_client.h"
 #include "teex/error.h"
 
 #include <stdint.h>
@@ -26,6 +27,7 @@ struct teex_ds_backend_info {
   int leader;
   uint64_t self_id, leader_id, term, last_applied;
   unsigned replicas;
+  unsigned replicas_up; /* answered a status request (network backend) */
 };
 
 /* ---- the backend seam ----
@@ -60,6 +62,17 @@ int teex_ds_backend_local_new(uv_loop_t *loop, unsigned replicas,
                               uint64_t (*clock_ms)(void *), void *clock_arg,
                               struct teex_ds_backend **out,
                               struct teex_err *err);
+
+/* The network backend: a replica group through the client library
+ * (teex_ds_client_new with cfg; cfg->tls must outlive the backend).
+ * Commands go to the leader (follower reads to any replica), redirects and
+ * lost leaders are retried as the client library does until cfg's timeout;
+ * callbacks always come from the loop, never inside exec. INFO asks every
+ * replica for its status (blocking the loop up to 300 ms per replica that
+ * does not answer). TEEX_EINVAL, TEEX_ENOMEM. */
+int teex_ds_backend_net_new(uv_loop_t *loop,
+                            const struct teex_ds_client_config *cfg,
+                            struct teex_ds_backend **out, struct teex_err *err);
 
 /* ---- listen address check ---- */
 

@@ -2,6 +2,7 @@
  * (get, set, del, scan, status, client-key) and the Redis proxy
  * (cmd_ds_proxy.c). docs/internals/ds.md. */
 #include "cli/cli.h"
+#include "cli/ds_conn.h"
 
 #include "ds/group.h"
 #include "teex/config.h"
@@ -404,19 +405,12 @@ static int ds_client_key(int argc, char **argv) {
 /* ---- client commands ---- */
 
 struct copts {
-  const char *state, *cert, *key, *ns;
+  struct teex_cli_ds_conn k;
   uint32_t timeout_ms;
   int follower;
   uint32_t limit;
   int64_t ttl_ms;
   int nx, xx;
-  struct teex_ds_group group;
-  struct teex_tee_policy policy;
-  struct teex_ratls_verifier verifier;
-  EVP_PKEY *pkey;
-  X509 *x509;
-  struct teex_tls_ctx *tls;
-  const char *addrs[TEEX_DS_GROUP_MAX_MEMBERS];
 };
 
 static const char client_usage[] =
@@ -475,16 +469,16 @@ static int copts_parse(struct copts *o, int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (c) {
     case O_STATE:
-      o->state = optarg;
+      o->k.state = optarg;
       break;
     case O_CERT:
-      o->cert = optarg;
+      o->k.cert = optarg;
       break;
     case O_KEY:
-      o->key = optarg;
+      o->k.key = optarg;
       break;
     case O_NS:
-      o->ns = optarg;
+      o->k.ns = optarg;
       break;
     case O_TIMEOUT:
       if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > 3600000)
@@ -518,66 +512,11 @@ static int copts_parse(struct copts *o, int argc, char **argv) {
       return TEEX_EXIT_USAGE;
     }
   }
-  /* Defaults: the group `teex up` made in the data directory. */
-  static char dstate[PATH_MAX], dcert[PATH_MAX], dkey[PATH_MAX];
-  char data_dir[PATH_MAX];
-  teex_cli_data_dir(data_dir, sizeof data_dir);
-  snprintf(dstate, sizeof dstate, "%s/ds/ds-1", data_dir);
-  snprintf(dcert, sizeof dcert, "%s/ds/client/client.pem", data_dir);
-  snprintf(dkey, sizeof dkey, "%s/ds/client/client.key", data_dir);
-  if (o->state == NULL)
-    o->state = dstate;
-  if (o->cert == NULL)
-    o->cert = dcert;
-  if (o->key == NULL)
-    o->key = dkey;
-  struct teex_err err;
-  teex_err_clear(&err);
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s", o->state, TEEX_DS_GROUP_FILE);
-  if (teex_ds_group_load(&o->group, path, &err) != 0)
-    return teex_cli_fail("%s", err.msg);
-  snprintf(path, sizeof path, "%s/%s", o->state, TEEX_DS_POLICY_FILE);
-  teex_tee_policy_init(&o->policy);
-  if (teex_tee_policy_load(&o->policy, path, &err) != 0)
-    return teex_cli_fail("policy: %s", err.msg);
-  FILE *f = fopen(o->key, "r");
-  o->pkey = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-  if (f)
-    fclose(f);
-  f = fopen(o->cert, "r");
-  o->x509 = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-  if (f)
-    fclose(f);
-  if (o->pkey == NULL || o->x509 == NULL)
-    return teex_cli_fail("cannot read the client key/certificate");
-  if (o->ns == NULL) {
-    uint8_t spki[32];
-    teex_tls_cert_spki_sha256(o->x509, spki);
-    for (size_t i = 0; i < o->group.n_clients; i++)
-      if (memcmp(o->group.clients[i].spki, spki, 32) == 0)
-        o->ns = o->group.clients[i].ns;
-    if (o->ns == NULL)
-      return teex_cli_fail("this certificate is not in the group config: "
-                           "give --ns");
-  }
-  o->verifier.policy = &o->policy;
-  struct teex_tls_config tc = {.cert = o->x509,
-                               .key = o->pkey,
-                               .mutual = 1,
-                               .verify_peer = teex_ratls_channel_verify,
-                               .verify_arg = &o->verifier};
-  if (teex_tls_ctx_new(&o->tls, &tc, 0, &err) != 0)
-    return teex_cli_fail("tls: %s", err.msg);
-  for (size_t i = 0; i < o->group.n_members; i++)
-    o->addrs[i] = o->group.members[i].client;
-  return 0;
+  return teex_cli_ds_conn_open(&o->k);
 }
 
 static void copts_free(struct copts *o) {
-  teex_tls_ctx_free(o->tls);
-  EVP_PKEY_free(o->pkey);
-  X509_free(o->x509);
+  teex_cli_ds_conn_free(&o->k);
 }
 
 static void print_bytes(const uint8_t *p, size_t n) {
@@ -601,12 +540,12 @@ static int client_cmd(int argc, char **argv, uint8_t op) {
     return TEEX_EXIT_USAGE;
   }
   char key[TEEX_DS_KEY_MAX + 1], after[TEEX_DS_KEY_MAX + 1];
-  int n = snprintf(key, sizeof key, "%s/%s", o.ns, nargs > 0 ? args[0] : "");
+  int n = snprintf(key, sizeof key, "%s/%s", o.k.ns, nargs > 0 ? args[0] : "");
   if (n < 0 || (size_t)n >= sizeof key) {
     copts_free(&o);
     return teex_cli_fail("key longer than %d bytes", TEEX_DS_KEY_MAX);
   }
-  struct teex_ds_cmd cmd = {.op = op, .grant = o.ns};
+  struct teex_ds_cmd cmd = {.op = op, .grant = o.k.ns};
   cmd.key = (const uint8_t *)key;
   cmd.key_len = (size_t)n;
   if (op == TEEX_DS_SET) {
@@ -618,10 +557,10 @@ static int client_cmd(int argc, char **argv, uint8_t op) {
   }
   if (op == TEEX_DS_SCAN)
     cmd.limit = o.limit;
-  struct teex_ds_client_config cc = {.replicas = o.addrs,
-                                     .n_replicas = o.group.n_members,
-                                     .tls = o.tls,
-                                     .ns = o.ns,
+  struct teex_ds_client_config cc = {.replicas = o.k.addrs,
+                                     .n_replicas = o.k.n_addrs,
+                                     .tls = o.k.tls,
+                                     .ns = o.k.ns,
                                      .timeout_ms = o.timeout_ms};
   struct teex_ds_sync *s = NULL;
   struct teex_err err;
@@ -709,22 +648,22 @@ static int ds_status(int argc, char **argv) {
   char why[TEEX_DS_GROUP_MAX_MEMBERS][160];
   uint64_t leader_last = 0;
   int healthy = 0;
-  for (size_t i = 0; i < o.group.n_members; i++) {
+  for (size_t i = 0; i < o.k.group.n_members; i++) {
     struct teex_err err;
     teex_err_clear(&err);
-    ok[i] = teex_ds_replica_info_get(o.tls, o.addrs[i], o.timeout_ms, &info[i],
-                                     &err) == 0;
+    ok[i] = teex_ds_replica_info_get(o.k.tls, o.k.addrs[i], o.timeout_ms,
+                                     &info[i], &err) == 0;
     snprintf(why[i], sizeof why[i], "%s", err.msg);
     if (ok[i] && info[i].leader)
       leader_last = info[i].last_index;
   }
   printf("%-4s %-22s %-8s %-6s %-10s %-10s %-8s %s\n", "id", "address", "role",
          "term", "last", "applied", "lag", "health");
-  for (size_t i = 0; i < o.group.n_members; i++) {
+  for (size_t i = 0; i < o.k.group.n_members; i++) {
     if (!ok[i]) {
       printf("%-4llu %-22s %-8s %-6s %-10s %-10s %-8s down (%s)\n",
-             (unsigned long long)o.group.members[i].id, o.addrs[i], "-", "-",
-             "-", "-", "-", why[i]);
+             (unsigned long long)o.k.group.members[i].id, o.k.addrs[i], "-",
+             "-", "-", "-", "-", why[i]);
       continue;
     }
     const struct teex_ds_replica_info *r = &info[i];
@@ -736,7 +675,7 @@ static int ds_status(int argc, char **argv) {
     if (!r->failed)
       healthy++;
     printf("%-4llu %-22s %-8s %-6llu %-10llu %-10llu %-8lld %s%s%s\n",
-           (unsigned long long)r->id, o.addrs[i],
+           (unsigned long long)r->id, o.k.addrs[i],
            r->leader ? "leader" : "follower", (unsigned long long)r->term,
            (unsigned long long)r->last_index,
            (unsigned long long)r->last_applied, lag, health,

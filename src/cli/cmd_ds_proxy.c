@@ -1,6 +1,7 @@
 /* `teex ds proxy`: serves one namespace of TEE-DS to local Redis tools
  * (include/teex/ds_proxy.h). A row of the `teex ds` table (cmd_ds.c). */
 #include "cli/cli.h"
+#include "cli/ds_conn.h"
 
 #include "teex/ds_proxy.h"
 
@@ -12,16 +13,33 @@
 #include <uv.h>
 
 static const char proxy_usage[] =
-    "usage: teex ds proxy --ns NS --local [options]\n"
+    "usage: teex ds proxy [--listen ADDR] [group options] [options]\n"
+    "       teex ds proxy --local --ns NS [options]\n"
     "\n"
-    "Serves the TEE-DS namespace NS to local Redis tools (redis-cli,\n"
+    "Serves a TEE-DS namespace NS to local Redis tools (redis-cli,\n"
     "redis-benchmark, client libraries) over the Redis protocol (RESP2).\n"
     "A Redis key K is the TEE-DS key NS/K. It listens on loopback only:\n"
     "an address that is (or resolves to) anything else is refused.\n"
     "\n"
+    "By default it serves the replica group of the local network (teex up:\n"
+    "DATA_DIR/ds, the operator's client certificate and its namespace).\n"
+    "Group options, for other deployments:\n"
+    "  --state DIR         a replica's state directory (group.conf gives the\n"
+    "                      replicas, policy.conf their evidence; default\n"
+    "                      DATA_DIR/ds/ds-1)\n"
+    "  --replica ADDR      a replica's client address host:port (repeat;\n"
+    "                      default: the members of group.conf)\n"
+    "  --policy FILE       the evidence replicas must present (default\n"
+    "                      STATE/policy.conf)\n"
+    "  --cert, --key FILE  the client certificate and key (default\n"
+    "                      DATA_DIR/ds/client/client.{pem,key})\n"
+    "  --timeout MS        per command, retries included (default 5000)\n"
+    "\n"
     "  --listen ADDR       host:port to listen on (default 127.0.0.1:6379;\n"
     "                      port 0 picks a free one)\n"
-    "  --ns NS             namespace (a-z 0-9 _ - ., at most 64 bytes)\n"
+    "  --ns NS             namespace (a-z 0-9 _ - ., at most 64 bytes;\n"
+    "                      default: the one group.conf grants the\n"
+    "                      certificate)\n"
     "  --local             serve from an in-process group of replicas\n"
     "                      (development mode: NOT replicated across\n"
     "                      machines, NOT persisted; the data is gone when\n"
@@ -38,7 +56,8 @@ static const char proxy_usage[] =
 struct proxy_opts {
   const char *listen, *ns, *ready_file;
   int local, read_mode;
-  unsigned replicas, max_clients;
+  unsigned replicas, max_clients, timeout_ms;
+  struct teex_cli_ds_conn k; /* the network group */
 };
 
 /* The one place that picks the backend the proxy runs commands through. */
@@ -46,9 +65,12 @@ static int make_backend(uv_loop_t *loop, const struct proxy_opts *o,
                         struct teex_ds_backend **out, struct teex_err *err) {
   if (o->local)
     return teex_ds_backend_local_new(loop, o->replicas, NULL, NULL, out, err);
-  return teex_err_set(err, TEEX_EUNSUPPORTED,
-                      "no TEE-DS group client in this build: use --local for "
-                      "the in-process development group");
+  struct teex_ds_client_config cc = {.replicas = o->k.addrs,
+                                     .n_replicas = o->k.n_addrs,
+                                     .tls = o->k.tls,
+                                     .ns = o->k.ns,
+                                     .timeout_ms = o->timeout_ms};
+  return teex_ds_backend_net_new(loop, &cc, out, err);
 }
 
 struct proxy_run {
@@ -76,7 +98,21 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out) {
 }
 
 int teex_cmd_ds_proxy(int argc, char **argv) {
-  enum { O_LISTEN = 256, O_NS, O_LOCAL, O_REPL, O_FOLLOW, O_MAXC, O_READY };
+  enum {
+    O_LISTEN = 256,
+    O_NS,
+    O_LOCAL,
+    O_REPL,
+    O_FOLLOW,
+    O_MAXC,
+    O_READY,
+    O_STATE,
+    O_REPLICA,
+    O_POLICY,
+    O_CERT,
+    O_KEY,
+    O_TIMEOUT
+  };
   static const struct option longopts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
       {"ns", required_argument, NULL, O_NS},
@@ -85,11 +121,19 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
       {"follower-reads", no_argument, NULL, O_FOLLOW},
       {"max-clients", required_argument, NULL, O_MAXC},
       {"ready-file", required_argument, NULL, O_READY},
+      {"state", required_argument, NULL, O_STATE},
+      {"replica", required_argument, NULL, O_REPLICA},
+      {"policy", required_argument, NULL, O_POLICY},
+      {"cert", required_argument, NULL, O_CERT},
+      {"key", required_argument, NULL, O_KEY},
+      {"timeout", required_argument, NULL, O_TIMEOUT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  struct proxy_opts o = {.listen = "127.0.0.1:6379",
-                         .replicas = 3,
-                         .read_mode = TEEX_DS_PROXY_READ_LINEARIZABLE};
+  static struct proxy_opts o;
+  memset(&o, 0, sizeof o);
+  o = (struct proxy_opts){.listen = "127.0.0.1:6379",
+                          .replicas = 3,
+                          .read_mode = TEEX_DS_PROXY_READ_LINEARIZABLE};
   optind = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -117,6 +161,28 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
     case O_READY:
       o.ready_file = optarg;
       break;
+    case O_STATE:
+      o.k.state = optarg;
+      break;
+    case O_REPLICA:
+      if (o.k.n_addrs == TEEX_DS_CLIENT_MAX_REPLICAS)
+        return teex_cli_fail("--replica: at most %d",
+                             TEEX_DS_CLIENT_MAX_REPLICAS);
+      o.k.addrs[o.k.n_addrs++] = optarg;
+      break;
+    case O_POLICY:
+      o.k.policy = optarg;
+      break;
+    case O_CERT:
+      o.k.cert = optarg;
+      break;
+    case O_KEY:
+      o.k.key = optarg;
+      break;
+    case O_TIMEOUT:
+      if (parse_uint(optarg, 1, 3600000, &o.timeout_ms) != 0)
+        return teex_cli_fail("--timeout: 1..3600000 ms");
+      break;
     case 'h':
       fputs(proxy_usage, stdout);
       return TEEX_EXIT_OK;
@@ -125,7 +191,7 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
       return TEEX_EXIT_USAGE;
     }
   }
-  if (optind != argc || o.ns == NULL) {
+  if (optind != argc || (o.local && o.ns == NULL)) {
     fputs(proxy_usage, stderr);
     return TEEX_EXIT_USAGE;
   }
@@ -135,12 +201,25 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
   teex_err_clear(&err);
   if (teex_ds_proxy_check_listen(o.listen, NULL, NULL, &ss, &err) != 0)
     return teex_cli_fail("ds proxy: %s", err.msg);
+  if (!o.local) {
+    o.k.ns = o.ns;
+    if (teex_cli_ds_conn_open(&o.k) != 0) {
+      teex_cli_ds_conn_free(&o.k);
+      fprintf(stderr, "teex: ds proxy: no TEE-DS group to serve: start the "
+                      "local network (teex up), name a group (--state, "
+                      "--replica, --policy), or use --local for the "
+                      "in-process development group\n");
+      return TEEX_EXIT_FAIL;
+    }
+    o.ns = o.k.ns;
+  }
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct proxy_run r;
   memset(&r, 0, sizeof r);
   if (make_backend(&loop, &o, &r.backend, &err) != 0) {
     uv_loop_close(&loop);
+    teex_cli_ds_conn_free(&o.k);
     return teex_cli_fail("ds proxy: %s", err.msg);
   }
   struct teex_ds_proxy_config cfg = {.listen = o.listen,
@@ -152,13 +231,15 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
     r.backend->ops->free(r.backend);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    teex_cli_ds_conn_free(&o.k);
     return teex_cli_fail("%s", err.msg);
   }
   int port = teex_ds_proxy_port(r.px);
   fprintf(stderr,
           "teex ds proxy: namespace '%s' on %s (port %d)%s; Ctrl-C stops\n",
           o.ns, o.listen, port,
-          o.local ? ", in-process group (not replicated, not persisted)" : "");
+          o.local ? ", in-process group (not replicated, not persisted)"
+                  : ", replica group over RA-TLS");
   if (o.ready_file != NULL) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", o.ready_file);
@@ -176,5 +257,6 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
   uv_signal_start(&r.sigterm, on_signal, SIGTERM);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
+  teex_cli_ds_conn_free(&o.k);
   return TEEX_EXIT_OK;
 }

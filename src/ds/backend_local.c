@@ -204,6 +204,7 @@ static void local_info(struct teex_ds_backend *b,
   out->term = st.term;
   out->last_applied = st.last_applied;
   out->replicas = l->n;
+  out->replicas_up = l->n;
 }
 
 static void on_idle_closed(uv_handle_t *h) {

@@ -140,6 +140,16 @@ static int keys_fit(const struct teex_resp_session *s,
 
 static int backend_err(struct teex_buf *out, const struct teex_resp_call *c,
                        int status) {
+  if (status == TEEX_EPERM)
+    return teex_resp_error(out, "NOPERM TEE-DS refused: the namespace is not "
+                                "granted to the proxy's client certificate");
+  if (status == TEEX_ETIMEDOUT)
+    return teex_resp_error(out,
+                           "ERR TEE-DS unavailable: no replica leader "
+                           "answered in time (is the replica group up?)%s",
+                           c->def->writes ? "; the write may or may not have "
+                                            "taken effect, retry"
+                                          : "");
   return teex_resp_error(out, "ERR TEE-DS unavailable: %s%s",
                          teex_strerror(status),
                          c->def->writes ? " (the write may or may not have "
@@ -900,12 +910,14 @@ static int info_next(struct teex_resp_session *s, struct teex_resp_call *c,
       rc |= teex_buf_printf(&t,
                             "ds_role:%s\r\n"
                             "ds_replicas:%u\r\n"
+                            "ds_replicas_up:%u\r\n"
                             "ds_self_id:%" PRIu64 "\r\n"
                             "ds_leader_id:%" PRIu64 "\r\n"
                             "ds_term:%" PRIu64 "\r\n"
                             "ds_last_applied:%" PRIu64 "\r\n",
                             in.leader ? "leader" : "follower", in.replicas,
-                            in.self_id, in.leader_id, in.term, in.last_applied);
+                            in.replicas_up, in.self_id, in.leader_id, in.term,
+                            in.last_applied);
   }
   if (c->flags & INFO_KEYSPACE) {
     rc |= teex_buf_printf(&t, "%s# Keyspace\r\n",

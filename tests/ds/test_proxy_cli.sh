@@ -31,7 +31,7 @@ set +e
 rc=$?
 "$teex" ds proxy --ns 'Bad/NS' --local --listen 127.0.0.1:0 2>/dev/null
 rc2=$?
-"$teex" ds proxy --ns app --listen 127.0.0.1:0 2>"$dir/err2"
+TEEX_HOME="$dir/no-network" "$teex" ds proxy --ns app --listen 127.0.0.1:0 2>"$dir/err2"
 rc3=$?
 set -e
 [ "$rc" = 1 ] || fail "unresolvable name: exit status $rc"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs the same redis-benchmark command against `teex ds proxy` over a real
+# 3-replica TEE-DS group (three `teex ds run` processes on loopback: raft
+# over mutual RA-TLS, raft_uv's log on disk) and against Debian's
+# redis-server with appendonly yes / appendfsync everysec, in the same run:
+# SET and GET (linearizable reads, the default) through one proxy, GET
+# through a second proxy with --follower-reads. Prints both sides'
+# settings, requests per second and the ratios to Redis.
+#
+# Needs redis-tools (redis-benchmark) and redis-server:
+#   sudo apt-get install redis-tools redis-server
+#
+# Usage: bench/bench_resp_net.sh [TEEX_BIN] [REQUESTS] [CLIENTS] [PIPELINE]
+set -euo pipefail
+teex="$(realpath "${1:-build/release/teex}")"
+n="${2:-20000}"
+clients="${3:-20}"
+pipeline="${4:-1}"
+command -v redis-benchmark >/dev/null || { echo "bench_resp_net: install redis-tools" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "bench_resp_net: install redis-server" >&2; exit 1; }
+[ -x "$teex" ] || { echo "bench_resp_net: $teex is not built" >&2; exit 1; }
+
+dir="$(mktemp -d "${TMPDIR:-/tmp}/teex-bench-resp-net.XXXXXX")"
+export TEEX_HOME="$dir/home"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+read -r -a ports < <(python3 -c '
+import socket
+ss=[socket.socket() for _ in range(7)]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+rport="${ports[6]}"
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
+  --appendfsync everysec --save '' --daemonize no --logfile "$dir/redis.log" &
+pids+=($!)
+
+"$teex" tee init >/dev/null
+spki="$("$teex" ds client-key --out "$dir/cl")"
+m=()
+for i in 1 2 3; do m+=(--member "$i=127.0.0.1:${ports[$((i - 1))]},127.0.0.1:${ports[$((i + 2))]}"); done
+"$teex" ds init --state "$dir/r1" --id 1 --new-group "${m[@]}" --client "bench=$spki:bench" >/dev/null
+for i in 2 3; do "$teex" ds init --state "$dir/r$i" --id "$i" --group "$dir/r1/group.conf" >/dev/null; done
+for i in 1 2 3; do
+  "$teex" ds run --state "$dir/r$i" --ready-file "$dir/r$i.ready" >"$dir/r$i.log" 2>&1 &
+  pids+=($!)
+done
+for i in 1 2 3; do
+  for _ in $(seq 300); do [ -f "$dir/r$i.ready" ] && break; sleep 0.05; done
+done
+C=(--state "$dir/r1" --cert "$dir/cl/client.pem" --key "$dir/cl/client.key")
+proxy() { # NAME [args]: sets $port
+  "$teex" ds proxy --listen 127.0.0.1:0 "${C[@]}" --ready-file "$dir/$1.ready" "${@:2}" \
+    >"$dir/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$dir/$1.ready" ] && break; sleep 0.1; done
+  port="$(cat "$dir/$1.ready")"
+}
+proxy lin
+lport="$port"
+proxy fol --follower-reads
+fport="$port"
+for _ in $(seq 100); do
+  [ "$(redis-cli -p "$lport" SET warm 1 2>/dev/null)" = OK ] &&
+    redis-cli -p "$rport" PING >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+bench() { # port tests -> "TEST rps" lines
+  redis-benchmark -p "$1" -n "$n" -c "$clients" -P "$pipeline" -t "$2" -q 2>/dev/null |
+    tr '\r' '\n' | grep -E '^[A-Z]+: [0-9.]+ requests per second' |
+    sed -E 's/^([A-Z]+): ([0-9.]+) requests per second.*/\1 \2/'
+}
+
+echo "command:  redis-benchmark -n $n -c $clients -P $pipeline -t set,get -q"
+echo "redis:    $(redis-server --version | cut -d' ' -f1-3), appendonly yes, appendfsync everysec, save off;" \
+  "$clients clients, pipeline $pipeline"
+echo "teex:     teex ds proxy over 3 'teex ds run' replicas on loopback (raft over mutual RA-TLS," \
+  "raft_uv log on disk: fsync of each append batch on a majority before a write is acknowledged);" \
+  "$clients clients, pipeline $pipeline, one command in flight per proxy connection"
+echo "machine:  $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)"
+bench "$rport" set,get >"$dir/redis.txt"
+bench "$lport" set,get >"$dir/teex.txt"
+bench "$fport" get | sed 's/^GET/GET-FOLLOWER/' >>"$dir/teex.txt"
+grep GET "$dir/redis.txt" | sed 's/^GET/GET-FOLLOWER/' >>"$dir/redis.txt"
+printf '%-13s %12s %12s %8s\n' test "redis rps" "teex rps" ratio
+sort "$dir/redis.txt" >"$dir/r.s"
+sort "$dir/teex.txt" >"$dir/t.s"
+join "$dir/r.s" "$dir/t.s" | while read -r t r x; do
+  awk -v t="$t" -v r="$r" -v x="$x" 'BEGIN { printf "%-13s %12.0f %12.0f %8.3f\n", t, r, x, x / r }'
+done
+st="$("$teex" ds status "${C[@]}" 2>/dev/null || true)"
+echo "$st"
