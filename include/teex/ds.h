@@ -256,4 +256,28 @@ void teex_ds_replica_status(struct teex_ds_replica *r,
 /* The applied state (for status and tests; not owned). */
 const struct teex_ds_kv *teex_ds_replica_kv(const struct teex_ds_replica *r);
 
+/* ---- teex.kv: a service's own namespace (src/ds/service_ns.c) ----
+ *
+ * A service's namespace is "s" followed by the first 20 bytes of its
+ * 32-byte service id in lower-case hex (41 characters). A task's commands
+ * carry keys relative to that namespace; the worker maps them in and the
+ * SCAN items back out, so a task can never name another namespace. */
+#define TEEX_DS_SERVICE_NS_LEN 41
+
+/* Writes the namespace of service_id into out (NUL-terminated). */
+void teex_ds_service_ns(const uint8_t service_id[32],
+                        char out[TEEX_DS_SERVICE_NS_LEN + 1]);
+
+/* Copies cmd into *out with its key (and SCAN's cursor) put under "ns/",
+ * built in key_buf / after_buf (which must outlive *out). GET SET DEL CAS
+ * INCR SCAN only. TEEX_EINVAL (another operation, bad namespace),
+ * TEEX_ETOOBIG (the full key over TEEX_DS_KEY_MAX). */
+int teex_ds_ns_cmd(const char *ns, const struct teex_ds_cmd *cmd,
+                   struct teex_ds_cmd *out, uint8_t key_buf[TEEX_DS_KEY_MAX],
+                   uint8_t after_buf[TEEX_DS_KEY_MAX]);
+
+/* Takes "ns/" off the keys of res's SCAN items, in place. TEEX_EPROTO when
+ * an item lies outside the namespace (a server bug: nothing is shown). */
+int teex_ds_ns_result(const char *ns, struct teex_ds_result *res);
+
 #endif
