@@ -280,4 +280,31 @@ int teex_ds_ns_cmd(const char *ns, const struct teex_ds_cmd *cmd,
  * an item lies outside the namespace (a server bug: nothing is shown). */
 int teex_ds_ns_result(const char *ns, struct teex_ds_result *res);
 
+/* ---- SM grants: a worker's access to a service's namespace ----
+ * (src/ds/grant.c)
+ *
+ * The SM, when it releases a service's keys to an attested worker, signs a
+ * grant naming the worker's attested Ethereum address, the service's
+ * namespace and an expiry. The worker presents it with each ds.Exec; a
+ * replica whose group maps the worker's role to "*" (grants only) checks
+ * the SM's signature against the group's SM address, that the grant names
+ * the caller's attested address and the namespace asked for, and that it
+ * has not expired. Layout (big-endian):
+ *   "TXG1" | worker (20) | expires_at unix s (8) | ns_len (1) | ns | sig (65)
+ * sig: secp256k1 over keccak256("teex ds grant v1" || all that precedes). */
+#define TEEX_DS_GRANT_MAX (4 + 20 + 8 + 1 + TEEX_DS_NS_MAX + 65)
+
+/* Signs a grant into out (*out_len bytes). TEEX_EINVAL (bad namespace or
+ * key), TEEX_ECRYPTO. */
+int teex_ds_grant_sign(const uint8_t sm_sk[32], const uint8_t worker[20],
+                       const char *ns, uint64_t expires_at,
+                       uint8_t out[TEEX_DS_GRANT_MAX], size_t *out_len);
+
+/* Checks a grant for caller and ns at time now (unix seconds): TEEX_EFORMAT
+ * (malformed), TEEX_EBADSIG (not signed by sm_addr), TEEX_EPERM (another
+ * worker or namespace), TEEX_EEXPIRED. err says which. */
+int teex_ds_grant_verify(const uint8_t *grant, size_t len,
+                         const uint8_t sm_addr[20], const uint8_t caller[20],
+                         const char *ns, uint64_t now, struct teex_err *err);
+
 #endif
