@@ -282,10 +282,14 @@ static int answer_kv(struct teex_executor *ex, const struct teex_task_ctx *ctx,
     rc = ctx->kv(ctx->kv_arg, &cmd, &res, &kerr);
     have_res = rc == 0;
   }
-  rc = teex_xmsg_encode_kv_reply(&ex->kv_tx, rc, have_res ? &res : NULL,
-                                 teex_err_msg(&kerr));
+  int enc = teex_xmsg_encode_kv_reply(&ex->kv_tx, rc, have_res ? &res : NULL,
+                                      teex_err_msg(&kerr));
+  if (enc != 0 && have_res) /* a result the frame cannot carry */
+    enc = teex_xmsg_encode_kv_reply(&ex->kv_tx, TEEX_ETOOBIG, NULL,
+                                    "the answer is too large");
   if (have_res)
     teex_ds_result_free(&res);
+  rc = enc;
   if (rc != 0)
     return rc;
   return teex_xmsg_send(ex->fd, ex->kv_tx.data, ex->kv_tx.len,
