@@ -7,6 +7,7 @@
  *   bench_kv [TEEX_BIN] [TASKS]   (TEEX_BIN defaults to $TEEX_BIN or ./teex)
  * Prints p50/p99 task latency with 0 and with 100 kv.incr calls, and the
  * per-call cost (p50 difference / 100). */
+#include "teex/config.h"
 #include "teex/ds.h"
 #include "teex/executor.h"
 
@@ -66,9 +67,12 @@ int main(int argc, char **argv) {
   const char *bin = argc > 1 ? argv[1] : getenv("TEEX_BIN");
   if (bin == NULL)
     bin = "./teex";
-  int tasks = argc > 2 ? atoi(argv[2]) : 200;
-  if (tasks < 10)
-    tasks = 10;
+  uint64_t n = 200;
+  if (argc > 2 && (teex_parse_u64(argv[2], &n) != 0 || n > 100000)) {
+    fprintf(stderr, "usage: bench_kv [TEEX_BIN] [TASKS <= 100000]\n");
+    return 2;
+  }
+  int tasks = n < 10 ? 10 : (int)n;
   struct teex_image img;
   struct teex_image_file file = {.path = (char *)"main.py",
                                  .data = (uint8_t *)service,
