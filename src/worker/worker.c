@@ -579,8 +579,11 @@ static int svc_kv(void *arg, const struct teex_ds_cmd *cmd,
                                        .grant_len = s->ds_grant_len};
     rc = teex_ds_sync_open(&cc, &s->ds, err);
   }
-  if (rc == 0)
+  if (rc == 0) {
     rc = teex_ds_sync_exec(s->ds, &c, TEEX_DS_READ_LINEARIZABLE, res, err);
+    if (rc == TEEX_EPERM)
+      s->ds_grant_len = 0; /* refused: ask the SM again next time */
+  }
   if (rc == 0 && (rc = teex_ds_ns_result(s->ds_ns, res)) != 0) {
     teex_ds_result_free(res);
     memset(res, 0, sizeof *res);
