@@ -32,19 +32,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (req == NULL)
     abort();
   if (teex_ds_wire_request_decode(data, size, req, &err) == 0) {
-    if (strlen(req->ns) == 0 || req->read_mode > 1)
+    if (strlen(req->ns) == 0 || req->read_mode > 1 ||
+        req->grant_len > TEEX_DS_GRANT_MAX)
       abort();
     uint8_t *enc;
     size_t n;
-    if (teex_ds_wire_request_encode(&req->view.cmd, req->ns, req->read_mode,
-                                    &enc, &n, &err) != 0)
+    if (teex_ds_wire_request_encode_granted(&req->view.cmd, req->ns, req->grant,
+                                            req->grant_len, req->read_mode,
+                                            &enc, &n, &err) != 0)
       abort();
     struct teex_ds_wire_request *again = malloc(sizeof(*again));
     if (again == NULL || teex_ds_wire_request_decode(enc, n, again, &err) != 0)
       abort();
     if (strcmp(again->ns, req->ns) != 0 ||
         again->view.cmd.op != req->view.cmd.op ||
-        strcmp(again->view.grant, req->ns) != 0)
+        strcmp(again->view.grant, req->ns) != 0 ||
+        again->grant_len != req->grant_len ||
+        (req->grant_len > 0 &&
+         memcmp(again->grant, req->grant, req->grant_len) != 0))
       abort();
     teex_ds_wire_request_free(again);
     free(again);

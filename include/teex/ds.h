@@ -256,4 +256,55 @@ void teex_ds_replica_status(struct teex_ds_replica *r,
 /* The applied state (for status and tests; not owned). */
 const struct teex_ds_kv *teex_ds_replica_kv(const struct teex_ds_replica *r);
 
+/* ---- teex.kv: a service's own namespace (src/ds/service_ns.c) ----
+ *
+ * A service's namespace is "s" followed by the first 20 bytes of its
+ * 32-byte service id in lower-case hex (41 characters). A task's commands
+ * carry keys relative to that namespace; the worker maps them in and the
+ * SCAN items back out, so a task can never name another namespace. */
+#define TEEX_DS_SERVICE_NS_LEN 41
+
+/* Writes the namespace of service_id into out (NUL-terminated). */
+void teex_ds_service_ns(const uint8_t service_id[32],
+                        char out[TEEX_DS_SERVICE_NS_LEN + 1]);
+
+/* Copies cmd into *out with its key (and SCAN's cursor) put under "ns/",
+ * built in key_buf / after_buf (which must outlive *out). GET SET DEL CAS
+ * INCR SCAN only. TEEX_EINVAL (another operation, bad namespace),
+ * TEEX_ETOOBIG (the full key over TEEX_DS_KEY_MAX). */
+int teex_ds_ns_cmd(const char *ns, const struct teex_ds_cmd *cmd,
+                   struct teex_ds_cmd *out, uint8_t key_buf[TEEX_DS_KEY_MAX],
+                   uint8_t after_buf[TEEX_DS_KEY_MAX]);
+
+/* Takes "ns/" off the keys of res's SCAN items, in place. TEEX_EPROTO when
+ * an item lies outside the namespace (a server bug: nothing is shown). */
+int teex_ds_ns_result(const char *ns, struct teex_ds_result *res);
+
+/* ---- SM grants: a worker's access to a service's namespace ----
+ * (src/ds/grant.c)
+ *
+ * The SM, when it releases a service's keys to an attested worker, signs a
+ * grant naming the worker's attested Ethereum address, the service's
+ * namespace and an expiry. The worker presents it with each ds.Exec; a
+ * replica whose group maps the worker's role to "*" (grants only) checks
+ * the SM's signature against the group's SM address, that the grant names
+ * the caller's attested address and the namespace asked for, and that it
+ * has not expired. Layout (big-endian):
+ *   "TXG1" | worker (20) | expires_at unix s (8) | ns_len (1) | ns | sig (65)
+ * sig: secp256k1 over keccak256("teex ds grant v1" || all that precedes). */
+#define TEEX_DS_GRANT_MAX (4 + 20 + 8 + 1 + TEEX_DS_NS_MAX + 65)
+
+/* Signs a grant into out (*out_len bytes). TEEX_EINVAL (bad namespace or
+ * key), TEEX_ECRYPTO. */
+int teex_ds_grant_sign(const uint8_t sm_sk[32], const uint8_t worker[20],
+                       const char *ns, uint64_t expires_at,
+                       uint8_t out[TEEX_DS_GRANT_MAX], size_t *out_len);
+
+/* Checks a grant for caller and ns at time now (unix seconds): TEEX_EFORMAT
+ * (malformed), TEEX_EBADSIG (not signed by sm_addr), TEEX_EPERM (another
+ * worker or namespace), TEEX_EEXPIRED. err says which. */
+int teex_ds_grant_verify(const uint8_t *grant, size_t len,
+                         const uint8_t sm_addr[20], const uint8_t caller[20],
+                         const char *ns, uint64_t now, struct teex_err *err);
+
 #endif

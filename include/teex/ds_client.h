@@ -34,7 +34,11 @@ struct teex_ds_client_config {
                                evidence (role ds) and presents the client's
                                certificate; must outlive the client */
   const char *ns;           /* the namespace this client works in */
-  uint32_t timeout_ms;      /* per operation, 0 = default; retries included */
+  /* An SM grant for ns (teex_ds_grant_sign), sent with every command: what
+   * opens a service's namespace to a worker (copied; NULL: none). */
+  const uint8_t *grant;
+  size_t grant_len;
+  uint32_t timeout_ms; /* per operation, 0 = default; retries included */
 };
 
 /* Async, on a libuv loop: finds the leader, follows redirects, retries on a

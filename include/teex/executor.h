@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "teex/ds.h"
 #include "teex/error.h"
 #include "teex/image.h"
 
@@ -23,6 +24,13 @@
 #define TEEX_EXEC_DATASETS_MAX 16                /* datasets of one task */
 #define TEEX_EXEC_DATA_NAME_MAX 64               /* bytes of a dataset name */
 #define TEEX_EXEC_DATA_MAX (32u * 1024 * 1024)   /* dataset bytes of a task */
+
+/* Bounds of one teex.kv call: the key leaves room for the namespace the
+ * host puts in front ("ns/"), values are TEE-DS's, and a scan page holds at
+ * most TEEX_EXEC_KV_SCAN_MAX items. */
+#define TEEX_EXEC_KV_KEY_MAX (TEEX_DS_KEY_MAX - TEEX_DS_NS_MAX - 1)
+#define TEEX_EXEC_KV_VALUE_MAX TEEX_DS_VALUE_MAX
+#define TEEX_EXEC_KV_SCAN_MAX 16u
 
 /* Defaults applied where the manifest and options say 0. */
 #define TEEX_EXEC_DEFAULT_CPU_MS 10000u
@@ -64,6 +72,17 @@ struct teex_task_data {
   size_t len;
 };
 
+/* Answers one teex.kv call of a task, synchronously, on the thread that
+ * called teex_executor_run. cmd is one of GET SET DEL CAS INCR SCAN with the
+ * task's own key (the handler puts its namespace in front); its pointers
+ * live for the call. Returns 0 with *res filled (the executor frees it with
+ * teex_ds_result_free; res->status is the command's outcome) or a TEEX_E*
+ * code with a message in err (the service sees an exception). Writes of a
+ * task with datasets or of a stateless service never reach it. */
+typedef int (*teex_task_kv_fn)(void *arg, const struct teex_ds_cmd *cmd,
+                               struct teex_ds_result *res,
+                               struct teex_err *err);
+
 /* Task context handed to the service (teex.task_id, ...). Strings are
  * NUL-terminated, at most TEEX_EXEC_ID_MAX bytes; NULL = "". */
 struct teex_task_ctx {
@@ -80,6 +99,10 @@ struct teex_task_ctx {
    * together (a dataset's --max-output); 0 = the executor's output bound;
    * never raises it. */
   uint32_t output_max;
+  /* teex.kv for this task; NULL: the service's teex.kv calls raise
+   * teex.NotAvailable. */
+  teex_task_kv_fn kv;
+  void *kv_arg;
 };
 
 enum teex_task_status {

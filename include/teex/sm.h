@@ -106,6 +106,17 @@ int teex_sm_fetch_keys(struct teex_sm *sm, const uint8_t service_id[32],
                        const uint8_t image_hash[32], struct teex_sm_keys *out,
                        struct teex_err *err);
 
+/* How long a TEE-DS grant the SM signs with a service's keys lasts. */
+#define TEEX_SM_DS_GRANT_TTL_S (24u * 3600)
+
+/* Signs, with the SM's key, the TEE-DS grant that opens service_id's
+ * namespace (teex_ds_service_ns) to the attested worker address `worker`
+ * until *expires_at (now + TEEX_SM_DS_GRANT_TTL_S). out holds
+ * TEEX_DS_GRANT_MAX bytes; *out_len is set. TEEX_ECRYPTO. */
+int teex_sm_ds_grant(const struct teex_sm *sm, const uint8_t service_id[32],
+                     const uint8_t worker[20], uint8_t *out, size_t *out_len,
+                     uint64_t *expires_at);
+
 /* The key of TEE-DS group group_id, for a replica already checked with
  * teex_sm_check_enclave (role ds): made (random) and kept sealed in the SM's
  * store the first time, the same afterwards. The caller wipes key. */

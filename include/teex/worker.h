@@ -62,7 +62,13 @@ struct teex_worker_config {
    * remuneration), and remuneration below is not used. */
   const char *chain_rpc;
   struct teex_chain_addrs chain;
-  teex_amount remuneration;  /* worker_amount per task without chain_rpc */
+  teex_amount remuneration; /* worker_amount per task without chain_rpc */
+  /* Optional: teex.kv. The TEE-DS replicas' client addresses and the
+   * evidence they must show (role ds); each service's tasks reach its own
+   * namespace with the SM's grant from sm.FetchKeys. */
+  const char *const *ds_replicas;
+  size_t n_ds_replicas;
+  const struct teex_tee_policy *ds_policy;
   unsigned slots;            /* executors per image; 0: 2 */
   int accept_weaker_sandbox; /* run executors without Landlock */
 };

@@ -59,7 +59,7 @@ static const char init_usage[] =
     "...\n"
     "                    [--client LABEL=SPKI:NS]... [--policy FILE]\n"
     "                    [--enclave ROLE=NS]... [--client-policy FILE]\n"
-    "                    [--sm ADDR --sm-policy FILE]\n"
+    "                    [--sm ADDR --sm-policy FILE] [--grant-signer ADDR]\n"
     "       teex ds init --state DIR --id N --group FILE [--policy FILE]\n"
     "                    [--sm ADDR --sm-policy FILE]\n"
     "\n"
@@ -76,6 +76,10 @@ static const char init_usage[] =
     "                            client-key) and the namespace it may use\n"
     "  --enclave ROLE=NS         enclave clients of ROLE (evidence passing\n"
     "                            --client-policy) get namespace NS (repeat)\n"
+    "                            NS = *: only namespaces an SM grant opens\n"
+    "  --grant-signer ADDR       the SM's Ethereum address, whose signed\n"
+    "                            grants open a service's namespace to a\n"
+    "                            worker (needed by --enclave ROLE=*)\n"
     "  --client-policy FILE      evidence enclave clients must present\n"
     "                            (joining: taken from beside --group's file)\n"
     "  --sm ADDR                 the SM's enclave endpoint, which provisions\n"
@@ -98,7 +102,8 @@ static int ds_init(int argc, char **argv) {
     O_ENCLAVE,
     O_CPOLICY,
     O_SM,
-    O_SMPOLICY
+    O_SMPOLICY,
+    O_SIGNER
   };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
@@ -113,6 +118,7 @@ static int ds_init(int argc, char **argv) {
       {"client-policy", required_argument, NULL, O_CPOLICY},
       {"sm", required_argument, NULL, O_SM},
       {"sm-policy", required_argument, NULL, O_SMPOLICY},
+      {"grant-signer", required_argument, NULL, O_SIGNER},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX];
@@ -169,6 +175,11 @@ static int ds_init(int argc, char **argv) {
       break;
     case O_SMPOLICY:
       smpolicy = optarg;
+      break;
+    case O_SIGNER:
+      if (teex_eth_address_parse(optarg, g.sm_address) != 0)
+        return teex_cli_fail("--grant-signer: want an Ethereum address");
+      g.has_sm = 1;
       break;
     case O_GROUP:
       group = optarg;

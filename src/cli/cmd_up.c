@@ -525,7 +525,7 @@ static int ds_wait_leader(const struct net *n, int ms);
 
 /* Creates the group on the first up (ports chosen then stay in its
  * group.conf), starts the replicas and waits until each serves. */
-static int up_ds(const struct net *n) {
+static int up_ds(const struct net *n, const char *sm_addr) {
   char dsdir[PATH_MAX], cdir[PATH_MAX], self[PATH_MAX];
   snprintf(dsdir, sizeof dsdir, "%s/ds", n->dir);
   snprintf(cdir, sizeof cdir, "%s/ds/client", n->dir);
@@ -558,11 +558,34 @@ static int up_ds(const struct net *n) {
       snprintf(state[i], sizeof state[i], "%s/ds/ds-%d", n->dir, i + 1);
     }
     snprintf(client, sizeof client, "operator=%s:dev", spki);
-    char *init1[] = {"ds",          "init",     "--data-dir", (char *)n->dir,
-                     "--state",     state[0],   "--id",       "1",
-                     "--new-group", "--member", member[0],    "--member",
-                     member[1],     "--member", member[2],    "--client",
-                     client,        NULL};
+    /* Workers (evidence as the SM requires it) reach a service's
+     * namespace only with the SM's grant (teex.kv). */
+    char cpol[PATH_MAX];
+    snprintf(cpol, sizeof cpol, "%s/policy/enclaves.conf", n->dir);
+    char *init1[] = {"ds",
+                     "init",
+                     "--data-dir",
+                     (char *)n->dir,
+                     "--state",
+                     state[0],
+                     "--id",
+                     "1",
+                     "--new-group",
+                     "--member",
+                     member[0],
+                     "--member",
+                     member[1],
+                     "--member",
+                     member[2],
+                     "--client",
+                     client,
+                     "--enclave",
+                     "worker=*",
+                     "--grant-signer",
+                     (char *)sm_addr,
+                     "--client-policy",
+                     cpol,
+                     NULL};
     char out[256];
     if (run_self(n, init1, out, sizeof out) != 0)
       return teex_cli_fail("ds init failed");
@@ -1033,6 +1056,12 @@ int teex_cmd_up(int argc, char **argv) {
   read_ready(dready, "worker_port", &worker_port);
   read_ready(dready, "user_port", &user_port);
 
+  /* TEE-DS before the workers: they reach it for teex.kv. */
+  if ((rc = up_ds(&n, sm_addr)) != 0)
+    return rc;
+  char ds_group[PATH_MAX];
+  snprintf(ds_group, sizeof ds_group, "%s/ds/ds-1/group.conf", n.dir);
+
   /* Workers: registered by the SM and on chain, then with the dispatcher
    * (they retry until the chain knows them). */
   char disp_addr[64] = "", disp_worker_ep[64];
@@ -1062,7 +1091,8 @@ int teex_cmd_up(int argc, char **argv) {
                       chain,          "--ipfs-dir",
                       ipfs_dir,       "--registration-file",
                       wreg,           "--ready-file",
-                      wready,         NULL};
+                      wready,         "--ds-group",
+                      ds_group,       NULL};
     if ((rc = spawn(&n, name, w_argv)) != 0)
       return rc;
     if (wait_file(wready, read_pid(&n, name), READY_TIMEOUT_MS) != 0 ||
@@ -1083,9 +1113,6 @@ int teex_cmd_up(int argc, char **argv) {
       return teex_cli_fail("%s did not register with the dispatcher; see %s",
                            name, wlog);
   }
-
-  if ((rc = up_ds(&n)) != 0)
-    return rc;
 
   snprintf(p, sizeof p, "%s/network.conf", n.dir);
   FILE *f = fopen(p, "w");

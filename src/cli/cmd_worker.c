@@ -1,8 +1,10 @@
 /* `teex worker`: the worker daemon. */
 #include "cli/cli.h"
 
+#include "ds/group.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
+#include "teex/ds_client.h"
 #include "teex/eth_rpc.h"
 #include "teex/harden.h"
 #include "teex/ledger.h"
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char run_usage[] =
     "usage: teex worker run --sm ADDR --sm-policy FILE --dispatcher ADDR\n"
@@ -60,6 +63,12 @@ static const char run_usage[] =
     "  --registration-file FILE   write the SM-signed EnclaveRegistration\n"
     "  --ready-file FILE          write port, address and measurement once\n"
     "                             serving\n"
+    "  --ds-group FILE|ADDRS      teex.kv for services: a TEE-DS replica's\n"
+    "                             group.conf (its policy.conf beside it is\n"
+    "                             the replicas' policy), or the replicas'\n"
+    "                             client addresses, comma-separated\n"
+    "  --ds-policy FILE           attestation policy of the replicas (with\n"
+    "                             ADDRS; default: policy.conf beside FILE)\n"
     "  --cert-refresh SECONDS     renew the RA-TLS certificate this often\n"
     "                             (default 21600: a quarter of the default\n"
     "                             policy max_age)\n";
@@ -85,7 +94,9 @@ static int worker_run(int argc, char **argv) {
     O_REG,
     O_READY,
     O_CHAINCONF,
-    O_CERTREF
+    O_CERTREF,
+    O_DSGROUP,
+    O_DSPOL
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -107,6 +118,8 @@ static int worker_run(int argc, char **argv) {
       {"registration-file", required_argument, NULL, O_REG},
       {"ready-file", required_argument, NULL, O_READY},
       {"cert-refresh", required_argument, NULL, O_CERTREF},
+      {"ds-group", required_argument, NULL, O_DSGROUP},
+      {"ds-policy", required_argument, NULL, O_DSPOL},
       {"chain-conf", required_argument, NULL, O_CHAINCONF},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -119,7 +132,7 @@ static int worker_run(int argc, char **argv) {
              getenv("HOME") ? getenv("HOME") : ".");
   state[0] = '\0';
   const char *sm_policy = NULL, *disp_policy = NULL, *settle = NULL,
-             *chain_conf = NULL;
+             *chain_conf = NULL, *ds_group = NULL, *ds_policy = NULL;
   static char rpc_url[TEEX_ETH_RPC_MAX_URL];
   struct teex_worker_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -195,6 +208,12 @@ static int worker_run(int argc, char **argv) {
     case O_READY:
       cfg.ready_file = optarg;
       break;
+    case O_DSGROUP:
+      ds_group = optarg;
+      break;
+    case O_DSPOL:
+      ds_policy = optarg;
+      break;
     case O_CERTREF: {
       uint64_t secs;
       if (teex_parse_u64(optarg, &secs) != 0 || secs == 0 ||
@@ -262,6 +281,52 @@ static int worker_run(int argc, char **argv) {
   }
   if (cfg.dispatcher_endpoint != NULL && cfg.dispatcher_policy == NULL)
     return teex_cli_fail("--dispatcher-endpoint needs --dispatcher-policy");
+  /* teex.kv: the TEE-DS group, from a group.conf or a list of addresses. */
+  static char ds_addrs[TEEX_DS_CLIENT_MAX_REPLICAS][TEEX_DS_ADDR_MAX + 1];
+  static const char *ds_list[TEEX_DS_CLIENT_MAX_REPLICAS];
+  static char ds_pol_beside[PATH_MAX];
+  static struct teex_tee_policy dsp;
+  if (ds_group != NULL) {
+    size_t n = 0;
+    if (access(ds_group, F_OK) == 0) {
+      static struct teex_ds_group g;
+      if (teex_ds_group_load(&g, ds_group, &err) != 0)
+        return teex_cli_fail("--ds-group: %s", err.msg);
+      for (size_t i = 0; i < g.n_members && n < TEEX_DS_CLIENT_MAX_REPLICAS;
+           i++)
+        snprintf(ds_addrs[n++], sizeof ds_addrs[0], "%s", g.members[i].client);
+      if (ds_policy == NULL) {
+        const char *slash = strrchr(ds_group, '/');
+        int dir_len = slash != NULL ? (int)(slash - ds_group) + 1 : 0;
+        snprintf(ds_pol_beside, sizeof ds_pol_beside, "%.*spolicy.conf",
+                 dir_len, ds_group);
+        ds_policy = ds_pol_beside;
+      }
+    } else {
+      const char *p = ds_group;
+      while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > TEEX_DS_ADDR_MAX ||
+            n == TEEX_DS_CLIENT_MAX_REPLICAS)
+          return teex_cli_fail("--ds-group: want a group.conf or up to %d "
+                               "host:port addresses, comma-separated",
+                               TEEX_DS_CLIENT_MAX_REPLICAS);
+        memcpy(ds_addrs[n], p, len);
+        ds_addrs[n++][len] = '\0';
+        p += len + (p[len] == ',');
+      }
+      if (ds_policy == NULL)
+        return teex_cli_fail("--ds-group ADDRS needs --ds-policy");
+    }
+    for (size_t i = 0; i < n; i++)
+      ds_list[i] = ds_addrs[i];
+    teex_tee_policy_init(&dsp);
+    if (teex_tee_policy_load(&dsp, ds_policy, &err) != 0)
+      return teex_cli_fail("--ds-policy: %s", err.msg);
+    cfg.ds_replicas = ds_list;
+    cfg.n_ds_replicas = n;
+    cfg.ds_policy = &dsp;
+  }
   /* The enclave process: no core dumps, not traceable. */
   if (teex_harden_process(0, &err) != 0)
     return teex_cli_fail("harden: %s", err.msg);

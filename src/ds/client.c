@@ -27,6 +27,8 @@ struct teex_ds_client {
   char *replicas[TEEX_DS_CLIENT_MAX_REPLICAS];
   size_t n;
   char ns[TEEX_DS_NS_MAX + 1];
+  uint8_t grant[TEEX_DS_GRANT_MAX];
+  size_t grant_len;
   uint32_t timeout_ms;
   struct conn conns[TEEX_DS_CLIENT_MAX_REPLICAS];
   size_t leader; /* where to send first */
@@ -241,11 +243,11 @@ int teex_ds_client_new(uv_loop_t *loop, const struct teex_ds_client_config *cfg,
                        struct teex_ds_client **out, struct teex_err *err) {
   if (cfg->n_replicas == 0 || cfg->n_replicas > TEEX_DS_CLIENT_MAX_REPLICAS ||
       cfg->tls == NULL || cfg->ns == NULL || strlen(cfg->ns) == 0 ||
-      strlen(cfg->ns) > TEEX_DS_NS_MAX)
+      strlen(cfg->ns) > TEEX_DS_NS_MAX || cfg->grant_len > TEEX_DS_GRANT_MAX)
     return teex_err_set(err, TEEX_EINVAL,
                         "ds client: needs 1..%d replicas, a TLS context and "
-                        "a namespace",
-                        TEEX_DS_CLIENT_MAX_REPLICAS);
+                        "a namespace (and a grant of at most %d bytes)",
+                        TEEX_DS_CLIENT_MAX_REPLICAS, TEEX_DS_GRANT_MAX);
   struct teex_ds_client *c = calloc(1, sizeof(*c));
   if (c == NULL)
     return teex_err_set(err, TEEX_ENOMEM, "out of memory");
@@ -255,6 +257,10 @@ int teex_ds_client_new(uv_loop_t *loop, const struct teex_ds_client_config *cfg,
   c->timeout_ms =
       cfg->timeout_ms ? cfg->timeout_ms : TEEX_DS_CLIENT_DEFAULT_TIMEOUT_MS;
   memcpy(c->ns, cfg->ns, strlen(cfg->ns) + 1);
+  if (cfg->grant != NULL && cfg->grant_len > 0) {
+    memcpy(c->grant, cfg->grant, cfg->grant_len);
+    c->grant_len = cfg->grant_len;
+  }
   for (size_t i = 0; i < c->n; i++) {
     c->conns[i].c = c;
     c->conns[i].idx = i;
@@ -279,8 +285,9 @@ int teex_ds_client_exec(struct teex_ds_client *c, const struct teex_ds_cmd *cmd,
   struct op *op = calloc(1, sizeof(*op));
   if (op == NULL)
     return teex_err_set(err, TEEX_ENOMEM, "out of memory");
-  int rc = teex_ds_wire_request_encode(cmd, c->ns, (uint32_t)mode, &op->req,
-                                       &op->req_len, err);
+  int rc = teex_ds_wire_request_encode_granted(
+      cmd, c->ns, c->grant_len > 0 ? c->grant : NULL, c->grant_len,
+      (uint32_t)mode, &op->req, &op->req_len, err);
   if (rc != 0) {
     free(op);
     return teex_err_wrap(err, 0, "ds client");

@@ -84,7 +84,8 @@ static int enclave_fields(const char *role, const char *ns,
                           struct teex_ds_client_grant *c,
                           struct teex_err *err) {
   memset(c, 0, sizeof(*c));
-  if (!teex_tee_role_valid(role) || !ns_ok(ns))
+  if (!teex_tee_role_valid(role) ||
+      (!ns_ok(ns) && strcmp(ns, TEEX_DS_NS_BY_GRANT) != 0))
     return teex_err_set(err, TEEX_ECONFIG,
                         "enclave grant '%s': want ROLE = "
                         "NAMESPACE",
@@ -109,6 +110,10 @@ int teex_ds_group_parse(struct teex_ds_group *g, const char *text, size_t len,
       if (!hex_exact(v, g->id, 16))
         rc = teex_err_set(err, TEEX_ECONFIG, "group.id: want 32 hex digits");
       have_id = 1;
+    } else if (strcmp(k, "group.sm") == 0) {
+      if (teex_eth_address_parse(v, g->sm_address) != 0)
+        rc = teex_err_set(err, TEEX_ECONFIG, "group.sm: want an address");
+      g->has_sm = 1;
     } else if (strncmp(k, "members.", 8) == 0) {
       if (g->n_members == TEEX_DS_GROUP_MAX_MEMBERS)
         rc = teex_err_set(err, TEEX_ECONFIG, "more than %d members",
@@ -140,6 +145,12 @@ int teex_ds_group_parse(struct teex_ds_group *g, const char *text, size_t len,
   }
   if (rc == 0 && (!have_id || g->n_members == 0))
     rc = teex_err_set(err, TEEX_ECONFIG, "group.id and members are required");
+  for (size_t i = 0; rc == 0 && i < g->n_enclaves; i++)
+    if (strcmp(g->enclaves[i].ns, TEEX_DS_NS_BY_GRANT) == 0 && !g->has_sm)
+      rc = teex_err_set(err, TEEX_ECONFIG,
+                        "enclaves.%s = *: grants need group.sm (the SM "
+                        "address)",
+                        g->enclaves[i].label);
 out:
   teex_config_free(&c);
   return rc;
@@ -175,8 +186,14 @@ int teex_ds_group_save(const struct teex_ds_group *g, const char *path,
   teex_hex_encode(g->id, 16, hex);
   size_t o = (size_t)snprintf(t, cap,
                               "# TEE-DS group (teex ds init)\n[group]\n"
-                              "id = %s\n[members]\n",
+                              "id = %s\n",
                               hex);
+  if (g->has_sm) {
+    char sm[43];
+    teex_eth_address_hex(g->sm_address, sm);
+    o += (size_t)snprintf(t + o, cap - o, "sm = %s\n", sm);
+  }
+  o += (size_t)snprintf(t + o, cap - o, "[members]\n");
   for (size_t i = 0; i < g->n_members; i++)
     o += (size_t)snprintf(t + o, cap - o, "%llu = %s %s\n",
                           (unsigned long long)g->members[i].id,

@@ -8,6 +8,8 @@
  *   app = 64 hex digits app     #         SubjectPublicKeyInfo, namespace
  *   [enclaves]                  # role of an enclave client whose RA-TLS
  *   sm = sm                     # evidence passes clients-policy.conf = ns
+ *   worker = *                  # "*": only the namespace of an SM grant
+ * and, in [group], `sm = 0x...`: the SM address whose grants are honoured.
  */
 #ifndef TEEX_DS_GROUP_H
 #define TEEX_DS_GROUP_H
@@ -44,7 +46,14 @@ struct teex_ds_group {
   /* Enclave clients: label = the evidence's role, spki unused. */
   struct teex_ds_client_grant enclaves[TEEX_DS_GROUP_MAX_ENCLAVES];
   size_t n_enclaves;
+  /* The SM whose signed grants (teex_ds_grant_verify) open a service's
+   * namespace to an enclave whose role maps to TEEX_DS_NS_BY_GRANT. */
+  int has_sm;
+  uint8_t sm_address[20];
 };
+
+/* An enclave role's namespace "*": none of its own, only SM grants. */
+#define TEEX_DS_NS_BY_GRANT "*"
 
 /* Parses text; TEEX_ECONFIG naming the bad line's key. */
 int teex_ds_group_parse(struct teex_ds_group *g, const char *text, size_t len,

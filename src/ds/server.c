@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char key_ctx[] = "teex-ds group key v1";
@@ -271,6 +272,14 @@ static int peer_verify(void *arg, struct teex_tls_conn *c, X509 *peer,
   return 0;
 }
 
+/* An enclave client whose role maps to "*": its attested address, which an
+ * SM grant must name (the grant struct first, so the connection's peer
+ * info reads as a grant whose namespace is "*"). */
+struct granted_peer {
+  struct teex_ds_client_grant g;
+  uint8_t address[20];
+};
+
 /* Clients: an enclave whose RA-TLS evidence passes clients-policy.conf and
  * whose role group.conf maps to a namespace, or a certificate whose key the
  * group config lists. */
@@ -281,11 +290,27 @@ static int client_verify(void *arg, struct teex_tls_conn *c, X509 *peer,
     struct teex_tee_identity id;
     struct teex_err e2;
     if (teex_ratls_verify_cert(peer, &s->client_policy, NULL, &id, &e2) == 0) {
-      for (size_t i = 0; i < s->group.n_enclaves; i++)
-        if (strcmp(s->group.enclaves[i].label, id.role) == 0) {
+      for (size_t i = 0; i < s->group.n_enclaves; i++) {
+        if (strcmp(s->group.enclaves[i].label, id.role) != 0)
+          continue;
+        if (strcmp(s->group.enclaves[i].ns, TEEX_DS_NS_BY_GRANT) != 0) {
           teex_tls_set_peer_info(c, &s->group.enclaves[i], NULL);
           return 0;
         }
+        /* Namespaces by SM grant only: remember whom they must name. */
+        if (!id.has_binding || !id.binding.has_secp256k1)
+          return teex_err_set(err, TEEX_EPOLICY,
+                              "enclave role %s: evidence binds no address "
+                              "for SM grants",
+                              id.role);
+        struct granted_peer *gp = calloc(1, sizeof(*gp));
+        if (gp == NULL)
+          return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+        gp->g = s->group.enclaves[i];
+        memcpy(gp->address, id.binding.eth_address, 20);
+        teex_tls_set_peer_info(c, gp, free);
+        return 0;
+      }
       return teex_err_set(err, TEEX_EPERM,
                           "enclave role %s has no namespace in the group",
                           id.role);
@@ -491,15 +516,32 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   struct teex_tls_conn *conn = teex_rpc_call_conn(call);
   const struct teex_ds_client_grant *g = conn ? teex_tls_peer_info(conn) : NULL;
-  if (g == NULL || strcmp(g->ns, req->ns) != 0) {
+  if (g != NULL && strcmp(g->ns, TEEX_DS_NS_BY_GRANT) == 0) {
+    /* A namespace only by the SM's grant, naming this caller's attested
+     * address and the namespace asked for. */
+    const struct granted_peer *gp = (const struct granted_peer *)g;
+    rc = req->grant == NULL
+             ? teex_err_set(&err, TEEX_EPERM, "no SM grant for namespace")
+             : teex_ds_grant_verify(req->grant, req->grant_len,
+                                    s->group.sm_address, gp->address, req->ns,
+                                    (uint64_t)time(NULL), &err);
+    if (rc != 0) {
+      TEEX_WARN("ds", "grant refused", "role=%s ns=%s reason=\"%s\"", g->label,
+                req->ns, err.msg);
+      teex_rpc_call_respond(call, TEEX_EPERM, err.msg, NULL, 0);
+      goto out;
+    }
+    req->view.cmd.grant = req->ns;
+  } else if (g == NULL || strcmp(g->ns, req->ns) != 0) {
     TEEX_WARN("ds", "namespace refused", "client=%s ns=%s", g ? g->label : "?",
               req->ns);
     teex_rpc_call_respond(call, TEEX_EPERM,
                           "namespace not granted to this client", NULL, 0);
     goto out;
+  } else {
+    /* The grant comes from the verified identity, never from the request. */
+    req->view.cmd.grant = g->ns;
   }
-  /* The grant comes from the verified identity, never from the request. */
-  req->view.cmd.grant = g->ns;
   if (req->read_mode == 1) {
     if (!follower_fresh(s)) {
       teex_rpc_call_respond(call, TEEX_EAGAIN,

@@ -24,8 +24,19 @@ static int ns_valid(const char *ns) {
 int teex_ds_wire_request_encode(const struct teex_ds_cmd *cmd, const char *ns,
                                 uint32_t read_mode, uint8_t **out,
                                 size_t *out_len, struct teex_err *err) {
+  return teex_ds_wire_request_encode_granted(cmd, ns, NULL, 0, read_mode, out,
+                                             out_len, err);
+}
+
+int teex_ds_wire_request_encode_granted(const struct teex_ds_cmd *cmd,
+                                        const char *ns, const uint8_t *grant,
+                                        size_t grant_len, uint32_t read_mode,
+                                        uint8_t **out, size_t *out_len,
+                                        struct teex_err *err) {
   if (ns == NULL || !ns_valid(ns))
     return teex_err_set(err, TEEX_EINVAL, "bad namespace");
+  if (grant_len > TEEX_DS_GRANT_MAX)
+    return teex_err_set(err, TEEX_ETOOBIG, "grant of %zu bytes", grant_len);
   struct teex_ds_cmd c = *cmd;
   c.grant = ns;
   uint8_t *enc = NULL;
@@ -37,6 +48,8 @@ int teex_ds_wire_request_encode(const struct teex_ds_cmd *cmd, const char *ns,
   m.cmd = (ProtobufCBinaryData){enc_len, enc};
   m.ns = (char *)ns;
   m.read_mode = read_mode;
+  if (grant != NULL)
+    m.grant = (ProtobufCBinaryData){grant_len, (uint8_t *)grant};
   size_t n = teex__ds__exec_request__get_packed_size(&m);
   uint8_t *buf = malloc(n ? n : 1);
   if (buf == NULL) {
@@ -69,11 +82,19 @@ int teex_ds_wire_request_decode(const uint8_t *p, size_t len,
     rc = teex_err_set(err, TEEX_EFORMAT, "unknown read mode %u", m->read_mode);
     goto fail;
   }
+  if (m->grant.len > TEEX_DS_GRANT_MAX) {
+    rc = teex_err_set(err, TEEX_EFORMAT, "grant of %zu bytes", m->grant.len);
+    goto fail;
+  }
   rc = teex_ds_cmd_decode(m->cmd.data, m->cmd.len, &req->view, err);
   if (rc != 0)
     goto fail;
   memcpy(req->ns, m->ns, strlen(m->ns) + 1);
   req->read_mode = m->read_mode;
+  if (m->grant.len > 0) {
+    req->grant = m->grant.data;
+    req->grant_len = m->grant.len;
+  }
   req->owned = m;
   return 0;
 fail:

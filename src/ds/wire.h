@@ -25,6 +25,8 @@ struct teex_ds_wire_request {
   struct teex_ds_cmd_view view;
   char ns[TEEX_DS_NS_MAX + 1];
   uint32_t read_mode;
+  const uint8_t *grant; /* an SM grant (into owned), or NULL */
+  size_t grant_len;
   void *owned; /* the unpacked message; teex_ds_wire_request_free */
 };
 
@@ -33,6 +35,14 @@ struct teex_ds_wire_request {
 int teex_ds_wire_request_encode(const struct teex_ds_cmd *cmd, const char *ns,
                                 uint32_t read_mode, uint8_t **out,
                                 size_t *out_len, struct teex_err *err);
+
+/* The same with an SM grant (at most TEEX_DS_GRANT_MAX bytes; NULL: none)
+ * sent beside the command. */
+int teex_ds_wire_request_encode_granted(const struct teex_ds_cmd *cmd,
+                                        const char *ns, const uint8_t *grant,
+                                        size_t grant_len, uint32_t read_mode,
+                                        uint8_t **out, size_t *out_len,
+                                        struct teex_err *err);
 
 /* Decodes and validates a request: TEEX_EFORMAT (not a message, bad
  * namespace, unknown read mode) or the command decoder's errors. On success

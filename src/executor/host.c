@@ -30,7 +30,8 @@ struct teex_executor {
   int fd;
   int abi;
   uint32_t wall_ms;
-  struct teex_buf tx, rx;
+  int stateless; /* the manifest's: teex.kv writes refused */
+  struct teex_buf tx, rx, kv_tx;
 };
 
 const char *teex_task_status_name(int status) {
@@ -96,6 +97,7 @@ void teex_executor_stop(struct teex_executor *ex) {
   reap(ex, 1000);
   teex_buf_free(&ex->tx);
   teex_buf_free(&ex->rx);
+  teex_buf_free(&ex->kv_tx);
   free(ex);
 }
 
@@ -138,6 +140,9 @@ int teex_executor_start(const struct teex_image *img,
   ex->fd = -1;
   teex_buf_init(&ex->tx, TEEX_XMSG_HDR + teex_xmsg_body_max(TEEX_XMSG_LOAD), 0);
   teex_buf_init(&ex->rx, 0, 0);
+  teex_buf_init(&ex->kv_tx,
+                TEEX_XMSG_HDR + teex_xmsg_body_max(TEEX_XMSG_KV_REPLY),
+                TEEX_BUF_SECRET);
 
   /* The limits in force: the caller's where given, else the manifest's. */
   struct teex_image eff = *img;
@@ -148,6 +153,7 @@ int teex_executor_start(const struct teex_image *img,
   l->output_bytes = over(opts->limits.output_bytes, l->output_bytes);
   l->threads = over(opts->limits.threads, l->threads);
   ex->wall_ms = l->wall_ms ? l->wall_ms : TEEX_EXEC_DEFAULT_WALL_MS;
+  ex->stateless = img->manifest.stateless;
   int rc = teex_xmsg_encode_image(&ex->tx, &eff);
   if (rc != 0) {
     teex_executor_stop(ex);
@@ -243,6 +249,53 @@ int teex_executor_start(const struct teex_image *img,
   return 0;
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Answers one teex.kv call of the task (a KV body in ex->rx). The executor
+ * process has run the service's import code, so nothing it sends is
+ * trusted: the call is decoded and checked again here, and writes of a
+ * stateless service or a task with datasets are refused here too. */
+static int answer_kv(struct teex_executor *ex, const struct teex_task_ctx *ctx,
+                     int timeout_ms) {
+  struct teex_err kerr;
+  struct teex_ds_cmd cmd;
+  struct teex_ds_result res;
+  memset(&res, 0, sizeof res);
+  teex_err_clear(&kerr);
+  int rc = teex_xmsg_decode_kv(ex->rx.data, ex->rx.len, &cmd, &kerr);
+  int have_res = 0;
+  if (rc != 0) {
+    /* kerr says what was wrong */
+  } else if (teex_xmsg_kv_writes(cmd.op) &&
+             (ex->stateless || (ctx != NULL && ctx->n_datasets > 0))) {
+    rc = teex_err_set(&kerr, TEEX_EPERM, "%s cannot write to teex.kv",
+                      ex->stateless ? "a stateless service"
+                                    : "a task that reads datasets");
+  } else if (ctx == NULL || ctx->kv == NULL) {
+    rc = teex_err_set(&kerr, TEEX_EUNSUPPORTED,
+                      "TEE-DS storage is not configured on this worker");
+  } else {
+    rc = ctx->kv(ctx->kv_arg, &cmd, &res, &kerr);
+    have_res = rc == 0;
+  }
+  int enc = teex_xmsg_encode_kv_reply(&ex->kv_tx, rc, have_res ? &res : NULL,
+                                      teex_err_msg(&kerr));
+  if (enc != 0 && have_res) /* a result the frame cannot carry */
+    enc = teex_xmsg_encode_kv_reply(&ex->kv_tx, TEEX_ETOOBIG, NULL,
+                                    "the answer is too large");
+  if (have_res)
+    teex_ds_result_free(&res);
+  rc = enc;
+  if (rc != 0)
+    return rc;
+  return teex_xmsg_send(ex->fd, ex->kv_tx.data, ex->kv_tx.len,
+                        timeout_ms > 0 ? timeout_ms : 1);
+}
+
 static char *dup_text(const uint8_t *p, size_t n, size_t *len_out) {
   char *s = malloc(n + 1);
   if (s == NULL)
@@ -284,9 +337,19 @@ int teex_executor_run(struct teex_executor *ex, const struct teex_task_ctx *ctx,
   if (rc != 0)
     return teex_err_set(err, rc, "executor: send task: %s", teex_strerror(rc));
   unsigned type;
-  rc = teex_xmsg_recv(ex->fd, &type, &ex->rx, timeout, err);
-  if (rc != 0)
-    return teex_err_wrap(err, rc, "executor: no result");
+  int64_t deadline = mono_ms() + timeout;
+  for (;;) {
+    int left = (int)(deadline - mono_ms());
+    rc = teex_xmsg_recv(ex->fd, &type, &ex->rx, left > 0 ? left : 1, err);
+    if (rc != 0)
+      return teex_err_wrap(err, rc, "executor: no result");
+    if (type != TEEX_XMSG_KV)
+      break;
+    rc = answer_kv(ex, ctx, (int)(deadline - mono_ms()));
+    if (rc != 0)
+      return teex_err_set(err, rc, "executor: answer teex.kv: %s",
+                          teex_strerror(rc));
+  }
   struct teex_xresult r;
   if (type != TEEX_XMSG_RESULT)
     return teex_err_set(err, TEEX_EPROTO, "executor: unexpected message %u",

@@ -29,6 +29,15 @@ size_t teex_xmsg_body_max(unsigned type) {
            XMSG_SMALL_MAX;
   case TEEX_XMSG_RESULT:
     return (size_t)TEEX_EXEC_OUTPUT_MAX + XMSG_SMALL_MAX;
+  case TEEX_XMSG_KV:
+    return 2 * (size_t)TEEX_EXEC_KV_VALUE_MAX + 2 * TEEX_EXEC_KV_KEY_MAX +
+           XMSG_SMALL_MAX;
+  case TEEX_XMSG_KV_REPLY:
+    return (size_t)TEEX_EXEC_KV_VALUE_MAX +
+           (size_t)TEEX_EXEC_KV_SCAN_MAX *
+               (2 * TEEX_XMSG_FIELD_HDR + TEEX_DS_KEY_MAX +
+                TEEX_EXEC_KV_VALUE_MAX) +
+           XMSG_SMALL_MAX;
   case TEEX_XMSG_READY:
   case TEEX_XMSG_FAIL:
   case TEEX_XMSG_STOP:
@@ -608,6 +617,279 @@ int teex_xmsg_decode_image(const uint8_t *body, size_t len,
 fail:
   teex_image_free(img);
   return rc;
+}
+
+/* ---- KV / KV_REPLY ---- */
+
+static int field_u64(const uint8_t *v, uint32_t n, uint64_t *out) {
+  if (n != 8)
+    return TEEX_EFORMAT;
+  *out = (uint64_t)get_be32(v) << 32 | get_be32(v + 4);
+  return 0;
+}
+
+int teex_xmsg_kv_writes(unsigned op) {
+  return op == TEEX_DS_SET || op == TEEX_DS_DEL || op == TEEX_DS_CAS ||
+         op == TEEX_DS_INCR;
+}
+
+#define KV_FLAGS_ALL                                                           \
+  (TEEX_DS_IF_ABSENT | TEEX_DS_IF_PRESENT | TEEX_DS_KEEP_TTL |                 \
+   TEEX_DS_EXPECT_ABSENT)
+
+/* The bounds both sides check: see msg.h. */
+static int kv_check(const struct teex_ds_cmd *c) {
+  if (c->op != TEEX_DS_GET && c->op != TEEX_DS_SCAN &&
+      !teex_xmsg_kv_writes(c->op))
+    return TEEX_EINVAL;
+  if ((c->flags & ~KV_FLAGS_ALL) != 0)
+    return TEEX_EINVAL;
+  if (c->key_len > TEEX_EXEC_KV_KEY_MAX ||
+      c->after_len > TEEX_EXEC_KV_KEY_MAX ||
+      c->val_len > TEEX_EXEC_KV_VALUE_MAX ||
+      c->expect_len > TEEX_EXEC_KV_VALUE_MAX)
+    return TEEX_ETOOBIG;
+  if (c->key_len == 0 && c->op != TEEX_DS_SCAN)
+    return TEEX_EINVAL;
+  if (c->ttl_ms > TEEX_DS_TTL_MAX_MS)
+    return TEEX_EINVAL;
+  if (c->op == TEEX_DS_SCAN &&
+      (c->limit == 0 || c->limit > TEEX_EXEC_KV_SCAN_MAX))
+    return TEEX_EINVAL;
+  return 0;
+}
+
+int teex_xmsg_encode_kv(struct teex_buf *b, const struct teex_ds_cmd *c) {
+  int rc = kv_check(c);
+  if (rc == 0)
+    rc = teex_xmsg_begin(b, TEEX_XMSG_KV);
+  if (rc == 0)
+    rc = teex_xmsg_put_u32(b, TEEX_XT_KV_OP, c->op);
+  if (rc == 0 && c->flags)
+    rc = teex_xmsg_put_u32(b, TEEX_XT_KV_FLAGS, c->flags);
+  if (rc == 0)
+    rc = teex_xmsg_put(b, TEEX_XT_KV_KEY, c->key, c->key_len);
+  if (rc == 0 && (c->op == TEEX_DS_SET || c->op == TEEX_DS_CAS))
+    rc = teex_xmsg_put(b, TEEX_XT_KV_VALUE, c->val, c->val_len);
+  if (rc == 0 && c->op == TEEX_DS_CAS)
+    rc = teex_xmsg_put(b, TEEX_XT_KV_EXPECT, c->expect, c->expect_len);
+  if (rc == 0 && c->op == TEEX_DS_INCR)
+    rc = teex_xmsg_put_u64(b, TEEX_XT_KV_DELTA, (uint64_t)c->delta);
+  if (rc == 0 && c->ttl_ms)
+    rc = teex_xmsg_put_u64(b, TEEX_XT_KV_TTL, c->ttl_ms);
+  if (rc == 0 && c->op == TEEX_DS_SCAN) {
+    rc = teex_xmsg_put(b, TEEX_XT_KV_AFTER, c->after, c->after_len);
+    if (rc == 0)
+      rc = teex_xmsg_put_u32(b, TEEX_XT_KV_LIMIT, c->limit);
+  }
+  if (rc == 0)
+    rc = teex_xmsg_end(b);
+  return rc;
+}
+
+int teex_xmsg_decode_kv(const uint8_t *body, size_t len, struct teex_ds_cmd *c,
+                        struct teex_err *err) {
+  memset(c, 0, sizeof *c);
+  struct teex_xmsg_it it;
+  teex_xmsg_it_init(&it, body, len);
+  uint64_t seen = 0, u64 = 0;
+  uint32_t u = 0;
+  unsigned tag;
+  const uint8_t *v;
+  uint32_t n;
+  int rc, have_op = 0, have_key = 0;
+  while ((rc = teex_xmsg_next(&it, &tag, &v, &n)) == 1) {
+    if (seen_once(&seen, tag) != 0)
+      return teex_err_set(err, TEEX_EFORMAT, "kv: repeated field %u", tag);
+    rc = 0;
+    switch (tag) {
+    case TEEX_XT_KV_OP:
+      rc = field_u32(v, n, &u);
+      if (rc == 0 && u > 255)
+        rc = TEEX_EINVAL;
+      c->op = (uint8_t)u;
+      have_op = 1;
+      break;
+    case TEEX_XT_KV_FLAGS:
+      rc = field_u32(v, n, &u);
+      if (rc == 0 && u > 255)
+        rc = TEEX_EINVAL;
+      c->flags = (uint8_t)u;
+      break;
+    case TEEX_XT_KV_KEY:
+      c->key = v;
+      c->key_len = n;
+      have_key = 1;
+      break;
+    case TEEX_XT_KV_VALUE:
+      c->val = v;
+      c->val_len = n;
+      break;
+    case TEEX_XT_KV_EXPECT:
+      c->expect = v;
+      c->expect_len = n;
+      break;
+    case TEEX_XT_KV_DELTA:
+      rc = field_u64(v, n, &u64);
+      c->delta = (int64_t)u64;
+      break;
+    case TEEX_XT_KV_TTL:
+      rc = field_u64(v, n, &c->ttl_ms);
+      break;
+    case TEEX_XT_KV_AFTER:
+      c->after = v;
+      c->after_len = n;
+      break;
+    case TEEX_XT_KV_LIMIT:
+      rc = field_u32(v, n, &c->limit);
+      break;
+    default:
+      rc = TEEX_EFORMAT;
+    }
+    if (rc != 0)
+      return teex_err_set(err, rc, "kv: bad field %u", tag);
+  }
+  if (rc < 0)
+    return teex_err_set(err, rc, "kv: truncated field");
+  if (!have_op || !have_key)
+    return teex_err_set(err, TEEX_EFORMAT, "kv: no operation or key");
+  rc = kv_check(c);
+  if (rc != 0)
+    return teex_err_set(err, rc, "kv: operation %u out of bounds", c->op);
+  return 0;
+}
+
+int teex_xmsg_encode_kv_reply(struct teex_buf *b, int call_rc,
+                              const struct teex_ds_result *res,
+                              const char *text) {
+  int rc = teex_xmsg_begin(b, TEEX_XMSG_KV_REPLY);
+  if (rc == 0)
+    rc = teex_xmsg_put_u32(b, TEEX_XT_KV_STATUS, (uint32_t)(int32_t)call_rc);
+  if (rc == 0 && call_rc != 0 && text != NULL)
+    rc = teex_xmsg_put(b, TEEX_XT_TEXT, text, strnlen(text, 255));
+  if (rc != 0 || call_rc != 0 || res == NULL)
+    return rc != 0 ? rc : teex_xmsg_end(b);
+  /* The command's outcome travels as a second status beside the call's. */
+  rc = teex_xmsg_put_u32(b, TEEX_XT_KV_RESULT, (uint32_t)(int32_t)res->status);
+  if (rc == 0)
+    rc = teex_xmsg_put_u32(b, TEEX_XT_KV_FOUND, res->found ? 1 : 0);
+  if (rc == 0 && res->val != NULL)
+    rc = res->val_len > TEEX_EXEC_KV_VALUE_MAX
+             ? TEEX_ETOOBIG
+             : teex_xmsg_put(b, TEEX_XT_KV_VALUE, res->val, res->val_len);
+  if (rc == 0)
+    rc = teex_xmsg_put_u64(b, TEEX_XT_KV_NUM, (uint64_t)res->num);
+  int more = res->more;
+  for (size_t i = 0; rc == 0 && i < res->n_items; i++) {
+    const struct teex_ds_pair *p = &res->items[i];
+    size_t mark = b->len;
+    if (i >= TEEX_EXEC_KV_SCAN_MAX || p->key_len > TEEX_DS_KEY_MAX ||
+        p->val_len > TEEX_EXEC_KV_VALUE_MAX) {
+      more = 1; /* the rest on the next page, from the last key sent */
+      break;
+    }
+    rc = teex_xmsg_put(b, TEEX_XT_KV_ITEM_KEY, p->key, p->key_len);
+    if (rc == 0)
+      rc = teex_xmsg_put(b, TEEX_XT_KV_ITEM_VALUE, p->val, p->val_len);
+    if (rc == TEEX_ETOOBIG && i > 0) {
+      b->len = mark;
+      more = 1;
+      rc = 0;
+      break;
+    }
+  }
+  if (rc == 0 && more)
+    rc = teex_xmsg_put_u32(b, TEEX_XT_KV_MORE, 1);
+  if (rc == 0)
+    rc = teex_xmsg_end(b);
+  return rc;
+}
+
+int teex_xmsg_decode_kv_reply(const uint8_t *body, size_t len,
+                              struct teex_xkv_reply *r, struct teex_err *err) {
+  memset(r, 0, sizeof *r);
+  struct teex_xmsg_it it;
+  teex_xmsg_it_init(&it, body, len);
+  uint64_t seen = 0, u64 = 0;
+  uint32_t u = 0;
+  unsigned tag;
+  const uint8_t *v;
+  uint32_t n;
+  int rc, have_status = 0, want_value = 0;
+  while ((rc = teex_xmsg_next(&it, &tag, &v, &n)) == 1) {
+    if (tag != TEEX_XT_KV_ITEM_KEY && tag != TEEX_XT_KV_ITEM_VALUE &&
+        seen_once(&seen, tag) != 0)
+      return teex_err_set(err, TEEX_EFORMAT, "kv reply: repeated field %u",
+                          tag);
+    rc = 0;
+    switch (tag) {
+    case TEEX_XT_KV_STATUS:
+      rc = field_u32(v, n, &u);
+      r->rc = (int32_t)u;
+      if (rc == 0 && (r->rc > 0 || r->rc < -1000))
+        rc = TEEX_EFORMAT;
+      have_status = 1;
+      break;
+    case TEEX_XT_TEXT:
+      rc = field_str(v, n, r->text, sizeof r->text);
+      break;
+    case TEEX_XT_KV_FOUND:
+      rc = field_u32(v, n, &u);
+      r->found = u != 0;
+      break;
+    case TEEX_XT_KV_RESULT:
+      rc = field_u32(v, n, &u);
+      r->status = (int32_t)u;
+      if (rc == 0 && (r->status > 0 || r->status < -1000))
+        rc = TEEX_EFORMAT;
+      break;
+    case TEEX_XT_KV_VALUE:
+      if (n > TEEX_EXEC_KV_VALUE_MAX)
+        rc = TEEX_ETOOBIG;
+      r->val = v;
+      r->val_len = n;
+      break;
+    case TEEX_XT_KV_NUM:
+      rc = field_u64(v, n, &u64);
+      r->num = (int64_t)u64;
+      break;
+    case TEEX_XT_KV_MORE:
+      rc = field_u32(v, n, &u);
+      r->more = u != 0;
+      break;
+    case TEEX_XT_KV_ITEM_KEY:
+      if (want_value || r->n_items == TEEX_EXEC_KV_SCAN_MAX)
+        rc = TEEX_EFORMAT;
+      else if (n > TEEX_DS_KEY_MAX)
+        rc = TEEX_ETOOBIG;
+      else {
+        r->items[r->n_items].key = v;
+        r->items[r->n_items].key_len = n;
+        want_value = 1;
+      }
+      break;
+    case TEEX_XT_KV_ITEM_VALUE:
+      if (!want_value)
+        rc = TEEX_EFORMAT;
+      else if (n > TEEX_EXEC_KV_VALUE_MAX)
+        rc = TEEX_ETOOBIG;
+      else {
+        r->items[r->n_items].val = v;
+        r->items[r->n_items++].val_len = n;
+        want_value = 0;
+      }
+      break;
+    default:
+      rc = TEEX_EFORMAT;
+    }
+    if (rc != 0)
+      return teex_err_set(err, rc, "kv reply: bad field %u", tag);
+  }
+  if (rc < 0)
+    return teex_err_set(err, rc, "kv reply: truncated field");
+  if (!have_status || want_value)
+    return teex_err_set(err, TEEX_EFORMAT, "kv reply: incomplete");
+  return 0;
 }
 
 int teex_xmsg_decode_u32(const uint8_t *body, size_t len, unsigned tag,

@@ -31,6 +31,10 @@ enum teex_xmsg_type {
   TEEX_XMSG_TASK = 4,   /* host -> executor -> child: run one task */
   TEEX_XMSG_RESULT = 5, /* child -> executor -> host: its outcome */
   TEEX_XMSG_STOP = 6,   /* host -> executor: exit */
+  /* child -> executor -> host: one teex.kv call, answered before the child
+   * goes on (the task's deadline keeps running) */
+  TEEX_XMSG_KV = 7,
+  TEEX_XMSG_KV_REPLY = 8, /* host -> executor -> child: its answer */
 };
 
 enum teex_xmsg_tag {
@@ -59,7 +63,23 @@ enum teex_xmsg_tag {
   TEEX_XT_ERROR = 33,
   TEEX_XT_DURATION = 34, /* u64 microseconds */
   TEEX_XT_ABI = 35,      /* u32 Landlock ABI in force */
-  TEEX_XT_TEXT = 36,     /* error text of FAIL */
+  TEEX_XT_TEXT = 36,     /* error text of FAIL, KV_REPLY */
+  TEEX_XT_KV_OP = 40,    /* u32 enum teex_ds_op (GET SET DEL CAS INCR SCAN) */
+  TEEX_XT_KV_FLAGS = 41, /* u32 TEEX_DS_IF_* / KEEP_TTL / EXPECT_ABSENT */
+  TEEX_XT_KV_KEY = 42,   /* the key (SCAN: the prefix), without namespace */
+  TEEX_XT_KV_VALUE = 43, /* SET/CAS new value; reply: GET value */
+  TEEX_XT_KV_EXPECT = 44,
+  TEEX_XT_KV_DELTA = 45,    /* u64 (two's complement) */
+  TEEX_XT_KV_TTL = 46,      /* u64 ms */
+  TEEX_XT_KV_AFTER = 47,    /* SCAN cursor */
+  TEEX_XT_KV_LIMIT = 48,    /* u32 SCAN page size */
+  TEEX_XT_KV_STATUS = 49,   /* u32: 0 or a TEEX_E* code (two's complement) */
+  TEEX_XT_KV_FOUND = 50,    /* u32 0/1 */
+  TEEX_XT_KV_NUM = 51,      /* u64 (two's complement) */
+  TEEX_XT_KV_MORE = 52,     /* u32 0/1 */
+  TEEX_XT_KV_ITEM_KEY = 53, /* repeated, each followed by KV_ITEM_VALUE */
+  TEEX_XT_KV_ITEM_VALUE = 54,
+  TEEX_XT_KV_RESULT = 55, /* u32: the command's outcome (teex_ds_result) */
 };
 
 /* Largest body a message of this type may have; 0 for an unknown type. */
@@ -139,6 +159,39 @@ int teex_xmsg_decode_result(const uint8_t *body, size_t len,
 int teex_xmsg_encode_image(struct teex_buf *b, const struct teex_image *img);
 int teex_xmsg_decode_image(const uint8_t *body, size_t len,
                            struct teex_image **out, struct teex_err *err);
+
+/* KV: one teex.kv call. decode checks the operation (GET SET DEL CAS INCR
+ * SCAN only), the flags, the key (1..TEEX_EXEC_KV_KEY_MAX bytes; a SCAN
+ * prefix may be empty), value sizes (TEEX_EXEC_KV_VALUE_MAX), the TTL
+ * (TEEX_DS_TTL_MAX_MS) and the SCAN page size (1..TEEX_EXEC_KV_SCAN_MAX).
+ * The command's pointers borrow the body; its grant is NULL. */
+int teex_xmsg_encode_kv(struct teex_buf *b, const struct teex_ds_cmd *cmd);
+int teex_xmsg_decode_kv(const uint8_t *body, size_t len,
+                        struct teex_ds_cmd *cmd, struct teex_err *err);
+/* True when the operation writes (SET DEL CAS INCR). */
+int teex_xmsg_kv_writes(unsigned op);
+
+/* KV_REPLY: rc is 0 (then res holds the command's outcome) or the error
+ * that stopped the call (text says why; res may be NULL). A reply too
+ * large for the frame (a SCAN page of big values) is cut to the items that
+ * fit, with more = 1. decode borrows the body. */
+struct teex_xkv_reply {
+  int32_t rc;     /* the call: 0 or a TEEX_E* code */
+  int32_t status; /* the command's outcome (teex_ds_result.status) */
+  int found;
+  const uint8_t *val;
+  size_t val_len;
+  int64_t num;
+  int more;
+  struct teex_ds_pair items[TEEX_EXEC_KV_SCAN_MAX];
+  size_t n_items;
+  char text[256];
+};
+int teex_xmsg_encode_kv_reply(struct teex_buf *b, int rc,
+                              const struct teex_ds_result *res,
+                              const char *text);
+int teex_xmsg_decode_kv_reply(const uint8_t *body, size_t len,
+                              struct teex_xkv_reply *r, struct teex_err *err);
 
 /* READY / FAIL bodies. */
 int teex_xmsg_decode_u32(const uint8_t *body, size_t len, unsigned tag,

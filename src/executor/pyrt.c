@@ -3,6 +3,7 @@
 #include <Python.h>
 
 #include "executor/pyrt.h"
+#include "executor/sandbox.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +24,7 @@ static uint32_t thread_cap;
 static uint32_t threads_started;
 static PyObject *orig_start_new_thread;
 static PyObject *runtime; /* the runtime module's namespace */
+static int in_task;       /* a task child: teex.kv may use the channel */
 
 /* Trusted modules imported before the walls go up: everything a service is
  * promised (docs/writing-a-service.md), with the extension modules whose
@@ -308,7 +310,106 @@ static PyObject *tx_fork_exec(PyObject *self, PyObject *args) {
   return PyObject_Call(orig_fork_exec, args, NULL);
 }
 
+/* _teex.kv_call(op, flags, key, value, expect, delta, ttl_ms, after, limit)
+ * -> (rc, text, status, found, value, num, more, items): one teex.kv call
+ * over the task's channel, answered before it returns (runtime.py wraps it
+ * in the teex.kv API). The GIL is held throughout, so threads of a task
+ * take turns on the channel. */
+static PyObject *tx_kv_call(PyObject *self, PyObject *args) {
+  (void)self;
+  int op, flags;
+  long long delta;
+  unsigned long long ttl;
+  unsigned limit;
+  Py_buffer key, after;
+  PyObject *val, *expect;
+  if (!PyArg_ParseTuple(args, "iiy*OOLKy*I", &op, &flags, &key, &val, &expect,
+                        &delta, &ttl, &after, &limit))
+    return NULL;
+  PyObject *ret = NULL;
+  Py_buffer vb = {0}, eb = {0};
+  struct teex_buf b;
+  struct teex_err err;
+  /* The service's state passes through: wiped when freed. */
+  teex_buf_init(&b, TEEX_XMSG_HDR + teex_xmsg_body_max(TEEX_XMSG_KV_REPLY),
+                TEEX_BUF_SECRET);
+  if (!in_task) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "teex.kv is available only while a task runs");
+    goto out;
+  }
+  if (val != Py_None && PyObject_GetBuffer(val, &vb, PyBUF_SIMPLE) != 0)
+    goto out;
+  if (expect != Py_None && PyObject_GetBuffer(expect, &eb, PyBUF_SIMPLE) != 0)
+    goto out;
+  struct teex_ds_cmd cmd = {.op = (uint8_t)op,
+                            .flags = (uint8_t)flags,
+                            .key = key.buf,
+                            .key_len = (size_t)key.len,
+                            .val = vb.buf,
+                            .val_len = (size_t)vb.len,
+                            .expect = eb.buf,
+                            .expect_len = (size_t)eb.len,
+                            .delta = (int64_t)delta,
+                            .ttl_ms = (uint64_t)ttl,
+                            .after = after.buf,
+                            .after_len = (size_t)after.len,
+                            .limit = limit};
+  unsigned type = 0;
+  int rc = teex_xmsg_encode_kv(&b, &cmd);
+  if (rc != 0) {
+    PyErr_Format(PyExc_ValueError,
+                 "teex.kv: %s (keys at most %u bytes, "
+                 "values at most %u bytes)",
+                 teex_strerror(rc), (unsigned)TEEX_EXEC_KV_KEY_MAX,
+                 (unsigned)TEEX_EXEC_KV_VALUE_MAX);
+    goto out;
+  }
+  if (teex_xmsg_send(TEEX_SB_FD_CHANNEL, b.data, b.len, -1) != 0 ||
+      teex_xmsg_recv(TEEX_SB_FD_CHANNEL, &type, &b, -1, &err) != 0 ||
+      type != TEEX_XMSG_KV_REPLY) {
+    PyErr_SetString(PyExc_ConnectionError, "teex.kv: the channel failed");
+    goto out;
+  }
+  struct teex_xkv_reply r;
+  if (teex_xmsg_decode_kv_reply(b.data, b.len, &r, &err) != 0) {
+    PyErr_Format(PyExc_ConnectionError, "teex.kv: %s", teex_err_msg(&err));
+    goto out;
+  }
+  PyObject *items = PyList_New((Py_ssize_t)r.n_items);
+  for (size_t i = 0; items != NULL && i < r.n_items; i++) {
+    PyObject *pair = Py_BuildValue(
+        "(y#y#)", (const char *)r.items[i].key, (Py_ssize_t)r.items[i].key_len,
+        (const char *)r.items[i].val, (Py_ssize_t)r.items[i].val_len);
+    if (pair == NULL)
+      Py_CLEAR(items);
+    else
+      PyList_SET_ITEM(items, (Py_ssize_t)i, pair);
+  }
+  if (items == NULL)
+    goto out;
+  PyObject *v = r.val != NULL ? PyBytes_FromStringAndSize((const char *)r.val,
+                                                          (Py_ssize_t)r.val_len)
+                              : Py_NewRef(Py_None);
+  if (v != NULL)
+    ret = Py_BuildValue("(isiiNLiN)", (int)r.rc, r.text, (int)r.status, r.found,
+                        v, (long long)r.num, r.more, items);
+  else
+    Py_DECREF(items);
+out:
+  if (vb.obj != NULL)
+    PyBuffer_Release(&vb);
+  if (eb.obj != NULL)
+    PyBuffer_Release(&eb);
+  PyBuffer_Release(&key);
+  PyBuffer_Release(&after);
+  teex_buf_free(&b);
+  return ret;
+}
+
 static PyMethodDef tx_methods[] = {
+    {"kv_call", tx_kv_call, METH_VARARGS,
+     "one teex.kv call over the task's channel (runtime.py wraps it)"},
     {"fork_exec", tx_fork_exec, METH_VARARGS,
      "_posixsubprocess.fork_exec, refused in a service"},
     {"start_new_thread", tx_start_new_thread, METH_VARARGS,
@@ -532,6 +633,7 @@ int teex_pyrt_run(const struct teex_xtask *t, uint32_t out_cap,
                   struct teex_buf *frame) {
   struct teex_xresult res = {0};
   PyObject *run = PyDict_GetItemString(runtime, "run");
+  in_task = 1;
   /* The datasets as (name, bytes) pairs: copied into the child's own
    * Python objects, in memory only. */
   PyObject *data = PyList_New((Py_ssize_t)t->n_data), *r = NULL;

@@ -123,23 +123,165 @@ class NotAvailable(RuntimeError):
     """A teex feature this executor does not provide yet."""
 
 
+class KVError(RuntimeError):
+    """A teex.kv call that TEE-DS could not carry out (unreachable group,
+    timeout, refused namespace); the message says why."""
+
+
+# enum teex_ds_op, the flags and error codes of include/teex/ds.h, error.h
+_GET, _SET, _DEL, _CAS, _INCR, _SCAN = 1, 2, 3, 4, 5, 7
+_IF_ABSENT, _IF_PRESENT, _EXPECT_ABSENT = 0x01, 0x02, 0x08
+_E_TOOBIG, _E_FORMAT, _E_NOTFOUND, _E_EXIST, _E_PERM, _E_STATE = (
+    -4, -6, -13, -14, -20, -21)
+_E_INVAL, _E_UNSUPPORTED = -1, -30
+KV_KEY_MAX = 447          # TEEX_EXEC_KV_KEY_MAX
+KV_VALUE_MAX = 64 * 1024  # TEEX_EXEC_KV_VALUE_MAX
+_KV_PAGE = 16             # TEEX_EXEC_KV_SCAN_MAX
+
+
+def _kv_bytes(what, v, limit):
+    if isinstance(v, str):
+        v = v.encode('utf-8', 'surrogateescape')
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        v = bytes(v)
+    else:
+        raise TypeError('teex.kv: %s must be bytes or str, not %s' %
+                        (what, _type_name(type(v))))
+    if len(v) > limit:
+        raise ValueError('teex.kv: %s of %d bytes is over the limit of %d '
+                         'bytes' % (what, len(v), limit))
+    return v
+
+
+def _kv_ttl(ttl):
+    if ttl is None:
+        return 0
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError('teex.kv: ttl is a number of seconds')
+    ms = int(ttl * 1000)
+    if ms <= 0 or ms > 10 * 365 * 24 * 3600 * 1000:
+        raise ValueError('teex.kv: ttl must be between 1 ms and 10 years')
+    return ms
+
+
 class _KV:
-    """teex.kv: the service's namespace in TEE-DS (a later release). A task
-    holding a data lease may not write to it, so it cannot keep the data
-    for later."""
+    """teex.kv: the service's own namespace in TEE-DS. Each call is a
+    request over the task's channel, answered before it returns; its time
+    counts against the task's deadline. Keys are str or bytes (at most
+    KV_KEY_MAX bytes), values bytes or str (at most KV_VALUE_MAX bytes),
+    read back as bytes. A stateless service, or a task holding a data
+    lease, may read but never write."""
 
-    def _fail(self, *args, **kwargs):
-        raise NotAvailable('teex.kv: TEE-DS storage is not available in '
-                           'this executor yet')
+    KEY_MAX = KV_KEY_MAX
+    VALUE_MAX = KV_VALUE_MAX
 
-    def _write(self, *args, **kwargs):
-        if _state.get('datasets'):
-            raise PermissionError('teex.kv: a task that reads datasets '
-                                  'cannot write to teex.kv')
-        self._fail()
+    def _call(self, op, key, flags=0, value=None, expect=None, delta=0,
+              ttl_ms=0, after=b'', limit=0):
+        if op in (_SET, _DEL, _CAS, _INCR):
+            if _cfg.get('teex') is not None and _cfg['teex'].stateless:
+                raise PermissionError('teex.kv: a stateless service cannot '
+                                      'write to teex.kv')
+            if _state.get('datasets'):
+                raise PermissionError('teex.kv: a task that reads datasets '
+                                      'cannot write to teex.kv')
+        rc, text, status, found, val, num, more, items = _teex.kv_call(
+            op, flags, key, value, expect, delta, ttl_ms, after, limit)
+        if rc == _E_PERM:
+            raise PermissionError('teex.kv: ' + text)
+        if rc == _E_UNSUPPORTED:
+            raise NotAvailable('teex.kv: ' + text)
+        if rc in (_E_TOOBIG, _E_INVAL):
+            raise ValueError('teex.kv: ' + text)
+        if rc != 0:
+            raise KVError('teex.kv: ' + (text or 'error %d' % rc))
+        if status == _E_PERM:
+            raise PermissionError('teex.kv: the namespace refused the call')
+        if op == _INCR and status in (_E_FORMAT, _E_INVAL):
+            name = key.decode('utf-8', 'backslashreplace')
+            if status == _E_FORMAT:
+                raise ValueError('teex.kv.incr(%r): the value is not a '
+                                 'decimal integer' % name)
+            raise OverflowError('teex.kv.incr(%r): out of the 64-bit range' %
+                                name)
+        if status not in (0, _E_NOTFOUND, _E_EXIST, _E_STATE):
+            raise KVError('teex.kv: the store refused the call (error %d)' %
+                          status)
+        return status, found, val, num, more, items
 
-    get = keys = __getitem__ = __contains__ = __iter__ = _fail
-    put = delete = __setitem__ = __delitem__ = _write
+    def get(self, key, default=None):
+        """The value of key as bytes, or default when there is none."""
+        k = _kv_bytes('key', key, KV_KEY_MAX)
+        status, _, val, _, _, _ = self._call(_GET, k)
+        return default if status == _E_NOTFOUND or val is None else val
+
+    def set(self, key, value, ttl=None):
+        """Stores value (bytes or str) under key, expiring after ttl
+        seconds when given."""
+        k = _kv_bytes('key', key, KV_KEY_MAX)
+        v = _kv_bytes('value', value, KV_VALUE_MAX)
+        self._call(_SET, k, value=v, ttl_ms=_kv_ttl(ttl))
+
+    def delete(self, key):
+        """Removes key; True when it existed."""
+        k = _kv_bytes('key', key, KV_KEY_MAX)
+        status, found, _, num, _, _ = self._call(_DEL, k)
+        return status == 0 and bool(num or found)
+
+    def incr(self, key, delta=1, ttl=None):
+        """Adds delta to the decimal integer stored under key (absent: 0)
+        and returns the new value, atomically."""
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError('teex.kv.incr: delta must be an int')
+        if not -2**63 <= delta < 2**63:
+            raise OverflowError('teex.kv.incr: delta out of the 64-bit range')
+        k = _kv_bytes('key', key, KV_KEY_MAX)
+        _, _, _, num, _, _ = self._call(_INCR, k, delta=delta,
+                                        ttl_ms=_kv_ttl(ttl))
+        return num
+
+    def cas(self, key, expected, new, ttl=None):
+        """Sets key to new only if its value is expected (None: only if
+        absent), atomically; True when it did."""
+        k = _kv_bytes('key', key, KV_KEY_MAX)
+        v = _kv_bytes('value', new, KV_VALUE_MAX)
+        if expected is None:
+            status, *_ = self._call(_CAS, k, flags=_EXPECT_ABSENT, value=v,
+                                    expect=b'', ttl_ms=_kv_ttl(ttl))
+        else:
+            e = _kv_bytes('expected value', expected, KV_VALUE_MAX)
+            status, *_ = self._call(_CAS, k, value=v, expect=e,
+                                    ttl_ms=_kv_ttl(ttl))
+        return status == 0
+
+    def scan(self, prefix=''):
+        """Yields (key, value) pairs -- both bytes -- of the keys starting
+        with prefix, in byte order, a page at a time."""
+        p = _kv_bytes('prefix', prefix, KV_KEY_MAX)
+        after = b''
+        while True:
+            _, _, _, _, more, items = self._call(_SCAN, p, after=after,
+                                                 limit=_KV_PAGE)
+            for item in items:
+                yield item
+            if not more or not items:
+                return
+            after = items[-1][0]
+
+    def __getitem__(self, key):
+        v = self.get(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key, value):
+        self.set(key, value)
+
+    def __delitem__(self, key):
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def __contains__(self, key):
+        return self.get(key) is not None
 
 
 def _log(*args, sep=' '):
@@ -200,6 +342,7 @@ def _make_teex():
     m.kv = _KV()
     m.input = _getinput
     m.NotAvailable = NotAvailable
+    m.KVError = KVError
     m.TEEX_getinput = TEEX_getinput
     m.TEEX_return = TEEX_return
     m.TEEX_getdata = TEEX_getdata

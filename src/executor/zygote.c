@@ -42,7 +42,8 @@ struct zygote {
   pid_t zombies[ZOMBIES_MAX]; /* finished children not yet reaped */
   int nzombies;
   int spare_fd;
-  struct teex_buf rx, tx, child_rx;
+  int stateless; /* the manifest's: teex.kv writes refused */
+  struct teex_buf rx, tx, child_rx, kv_rx;
 };
 
 static int64_t now_us(void) {
@@ -174,6 +175,62 @@ static int frame_complete(const struct teex_buf *b) {
          b->len == TEEX_XMSG_HDR + (size_t)len;
 }
 
+/* Sends the child a KV_REPLY that refuses its call with rc and text. */
+static void kv_refuse(struct zygote *z, int cfd, int rc, const char *text,
+                      int wall) {
+  if (teex_xmsg_encode_kv_reply(&z->tx, rc, NULL, text) == 0)
+    (void)teex_xmsg_send(cfd, z->tx.data, z->tx.len, wall);
+}
+
+/* One teex.kv call of the child (a whole KV frame in child_rx): checked
+ * here, outside the child's walls, then forwarded to the host and its
+ * answer back to the child. Writes of a stateless service or of a task with
+ * datasets never leave. Returns 0, 1 when the deadline passed, or an error
+ * that ends the executor. */
+static int kv_call(struct zygote *z, const struct teex_xtask *t, int cfd,
+                   int64_t deadline) {
+  struct teex_err err;
+  struct teex_ds_cmd cmd;
+  const uint8_t *body = z->child_rx.data + TEEX_XMSG_HDR;
+  size_t len = z->child_rx.len - TEEX_XMSG_HDR;
+  int left = (int)((deadline - now_us()) / 1000);
+  if (left <= 0)
+    return 1;
+  if (teex_xmsg_decode_kv(body, len, &cmd, &err) != 0) {
+    kv_refuse(z, cfd, TEEX_EINVAL, teex_err_msg(&err), left);
+    return 0;
+  }
+  if (teex_xmsg_kv_writes(cmd.op) && (z->stateless || t->n_data > 0)) {
+    kv_refuse(z, cfd, TEEX_EPERM,
+              z->stateless ? "a stateless service cannot write to teex.kv"
+                           : "a task that reads datasets cannot write to "
+                             "teex.kv",
+              left);
+    return 0;
+  }
+  int rc = teex_xmsg_send(z->fd, z->child_rx.data, z->child_rx.len, left);
+  if (rc != 0)
+    return rc;
+  unsigned type = 0;
+  left = (int)((deadline - now_us()) / 1000);
+  rc = teex_xmsg_recv(z->fd, &type, &z->kv_rx, left > 0 ? left : 1, &err);
+  if (rc == TEEX_ETIMEDOUT)
+    return 1; /* the host answers late; the main loop drops that reply */
+  if (rc != 0)
+    return rc;
+  if (type != TEEX_XMSG_KV_REPLY)
+    return TEEX_EPROTO;
+  rc = teex_xmsg_begin(&z->tx, TEEX_XMSG_KV_REPLY);
+  if (rc == 0)
+    rc = teex_buf_append(&z->tx, z->kv_rx.data, z->kv_rx.len);
+  if (rc == 0)
+    rc = teex_xmsg_end(&z->tx);
+  left = (int)((deadline - now_us()) / 1000);
+  if (rc == 0)
+    (void)teex_xmsg_send(cfd, z->tx.data, z->tx.len, left > 0 ? left : 1);
+  return rc;
+}
+
 /* Runs the task in body on the spare child and sends the RESULT to the
  * host. Returns 0, or an error that ends the executor. */
 static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
@@ -210,8 +267,9 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
   int timed_out = 0, too_big = 0;
   uint32_t out_cap = task_cap(z, &t);
   size_t cap = TEEX_XMSG_HDR + out_cap + RESULT_OVERHEAD;
+  size_t kv_max = TEEX_XMSG_HDR + teex_xmsg_body_max(TEEX_XMSG_KV);
   teex_buf_reset(&z->child_rx);
-  z->child_rx.max = cap;
+  z->child_rx.max = cap > kv_max ? cap : kv_max;
   for (;;) {
     int64_t left = (deadline - now_us()) / 1000;
     if (left <= 0) {
@@ -234,9 +292,26 @@ static int run_task(struct zygote *z, const uint8_t *body, size_t len) {
       too_big = 1;
       break;
     }
+    if (!frame_complete(&z->child_rx))
+      continue;
+    /* A teex.kv call: answer it and keep collecting. */
+    if (z->child_rx.data[2] == TEEX_XMSG_KV) {
+      int k = kv_call(z, &t, cfd, deadline);
+      if (k < 0) {
+        close(cfd);
+        kill(pid, SIGKILL);
+        z->zombies[z->nzombies++] = pid;
+        return k;
+      }
+      teex_buf_reset(&z->child_rx);
+      if (k == 1) {
+        timed_out = 1;
+        break;
+      }
+      continue;
+    }
     /* A whole frame: answer now, without waiting for the child to exit. */
-    if (frame_complete(&z->child_rx))
-      break;
+    break;
   }
   close(cfd);
   kill(pid, SIGKILL);
@@ -407,6 +482,7 @@ int teex_executor_main(int argc, char **argv) {
   teex_buf_init(&z.rx, 0, 0);
   teex_buf_init(&z.tx, TEEX_XMSG_HDR + teex_xmsg_body_max(TEEX_XMSG_LOAD), 0);
   teex_buf_init(&z.child_rx, 0, 0);
+  teex_buf_init(&z.kv_rx, 0, TEEX_BUF_SECRET);
   unsigned type;
   struct teex_image *img = NULL;
   int rc = teex_xmsg_recv(z.fd, &type, &z.rx, 120000, &err);
@@ -429,6 +505,7 @@ int teex_executor_main(int argc, char **argv) {
   if (z.lim.output_bytes > TEEX_EXEC_OUTPUT_MAX)
     z.lim.output_bytes = TEEX_EXEC_OUTPUT_MAX;
   z.lim.threads = pick(ml->threads, TEEX_EXEC_DEFAULT_THREADS);
+  z.stateless = img->manifest.stateless;
   teex_image_free(img);
   z.as_bytes = current_vsz(z.statm_fd) + (uint64_t)z.lim.memory_mb * (1u << 20);
 
@@ -449,6 +526,8 @@ int teex_executor_main(int argc, char **argv) {
     rc = teex_xmsg_recv(z.fd, &type, &z.rx, -1, &err);
     if (rc != 0 || type == TEEX_XMSG_STOP)
       break;
+    if (type == TEEX_XMSG_KV_REPLY)
+      continue; /* a host's late answer to a task already timed out */
     if (type != TEEX_XMSG_TASK) {
       rc = TEEX_EPROTO;
       break;

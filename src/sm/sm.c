@@ -10,6 +10,7 @@
 
 #include "teex/buf.h"
 #include "teex/crypto.h"
+#include "teex/ds.h"
 #include "teex/image.h"
 #include "teex/log.h"
 #include "teex/mem.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define SVC_REC_LEN (20 + 4 + 32 + 32)
 #define IDENTITY_LEN 64
@@ -385,6 +387,15 @@ int teex_sm_check_enclave(const struct teex_sm *sm, const uint8_t *evidence,
     return teex_err_set(err, TEEX_EPOLICY, "role '%s' not allowed here",
                         id->role);
   return 0;
+}
+
+int teex_sm_ds_grant(const struct teex_sm *sm, const uint8_t service_id[32],
+                     const uint8_t worker[20], uint8_t *out, size_t *out_len,
+                     uint64_t *expires_at) {
+  char ns[TEEX_DS_SERVICE_NS_LEN + 1];
+  teex_ds_service_ns(service_id, ns);
+  *expires_at = (uint64_t)time(NULL) + TEEX_SM_DS_GRANT_TTL_S;
+  return teex_ds_grant_sign(sm->secrets, worker, ns, *expires_at, out, out_len);
 }
 
 int teex_sm_fetch_keys(struct teex_sm *sm, const uint8_t service_id[32],

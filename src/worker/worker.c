@@ -20,6 +20,8 @@
 #include "teex/buf.h"
 #include "teex/crypto.h"
 #include "teex/data.h"
+#include "teex/ds.h"
+#include "teex/ds_client.h"
 #include "teex/eth_rpc.h"
 #include "teex/executor.h"
 #include "teex/image.h"
@@ -74,6 +76,15 @@ struct svc {
   uv_mutex_t listing_lock;
   teex_amount remuneration, listed_price;
   uint64_t listing_at; /* monotonic seconds of the last read; 0: never */
+  /* teex.kv: the SM's grant to this service's TEE-DS namespace (from
+   * sm.FetchKeys, fetched again before it expires) and a client using it;
+   * tasks of the service take turns under ds_lock. */
+  uv_mutex_t ds_lock;
+  char ds_ns[TEEX_DS_SERVICE_NS_LEN + 1];
+  uint8_t ds_grant[TEEX_DS_GRANT_MAX];
+  size_t ds_grant_len;
+  uint64_t ds_grant_expires; /* unix seconds */
+  struct teex_ds_sync *ds;
   /* load results */
   int load_rc;
   struct teex_err load_err;
@@ -134,6 +145,9 @@ struct worker {
   struct teex_ratls_verifier disp_verifier;
   struct teex_tls_ctx *disp_ctx;
   struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
+  /* teex.kv: TEE-DS replicas checked against ds_policy (role ds). */
+  struct teex_ratls_verifier ds_verifier;
+  struct teex_tls_ctx *ds_ctx;
   struct teex_rpc_client *disp;
   int disp_ready;
   struct report *reports;
@@ -402,40 +416,75 @@ static int ipfs_write(void *ctx, const uint8_t *p, size_t n) {
   return teex_buf_append(ctx, p, n);
 }
 
-/* Keys from the SM, ciphertext from IPFS, decrypted and checked in memory,
- * then sealed locally. */
-static int load_remote(struct worker *w, struct svc *s, struct teex_err *err) {
-  struct sm_conn c;
-  struct teex_buf ev, resp, ct;
-  uint8_t *archive = NULL, *rec = NULL;
-  size_t archive_len = 0;
-  Teex__Sm__FetchKeysResponse *keys = NULL;
+/* sm.FetchKeys for s on an open SM connection: the answer (the caller
+ * frees it with keys_free) in *out. */
+static int fetch_keys(struct worker *w, struct svc *s, struct sm_conn *c,
+                      Teex__Sm__FetchKeysResponse **out, struct teex_err *err) {
+  struct teex_buf ev, resp;
   teex_buf_init(&ev, 16384, 0);
   teex_buf_init(&resp, 65536, TEEX_BUF_SECRET);
-  teex_buf_init(&ct, TEEX_IMAGE_ENC_MAX, 0);
-  int rc = sm_open(w, &c, err);
+  Teex__Sm__FetchKeysResponse *keys = NULL;
+  int rc = sm_evidence(w, c, "sm.FetchKeys", &ev, err);
   if (rc != 0)
     goto out;
-  rc = sm_evidence(w, &c, "sm.FetchKeys", &ev, err);
-  if (rc != 0)
-    goto out_conn;
   Teex__Sm__FetchKeysRequest req = TEEX__SM__FETCH_KEYS_REQUEST__INIT;
   req.service_id = (ProtobufCBinaryData){32, s->service_id};
   req.image_hash = (ProtobufCBinaryData){32, s->image_hash};
   req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
   uint8_t buf[16384 + 128];
   size_t n = teex__sm__fetch_keys_request__pack(&req, buf);
-  rc = sm_call(w, &c, "sm.FetchKeys", buf, n, &resp, err);
+  rc = sm_call(w, c, "sm.FetchKeys", buf, n, &resp, err);
   if (rc != 0) {
     teex_err_wrap(err, rc, "sm.FetchKeys");
-    goto out_conn;
+    goto out;
   }
   keys = teex__sm__fetch_keys_response__unpack(NULL, resp.len, resp.data);
   if (keys == NULL || keys->image_key.len != 32 ||
-      keys->service_secp256k1.len != 32 || keys->provider.len != 20) {
+      keys->service_secp256k1.len != 32 || keys->provider.len != 20 ||
+      keys->ds_grant.len > TEEX_DS_GRANT_MAX) {
+    if (keys != NULL)
+      teex__sm__fetch_keys_response__free_unpacked(keys, NULL);
+    keys = NULL;
     rc = teex_err_set(err, TEEX_EFORMAT, "malformed sm.FetchKeys answer");
-    goto out_conn;
+    goto out;
   }
+  /* The TEE-DS grant for teex.kv, kept beside the keys. */
+  if (keys->ds_grant.len > 0) {
+    memcpy(s->ds_grant, keys->ds_grant.data, keys->ds_grant.len);
+    s->ds_grant_len = keys->ds_grant.len;
+    s->ds_grant_expires = keys->ds_grant_expires;
+  }
+  *out = keys;
+out:
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
+static void keys_free(Teex__Sm__FetchKeysResponse *keys) {
+  if (keys == NULL)
+    return;
+  teex_wipe(keys->image_key.data, keys->image_key.len);
+  teex_wipe(keys->service_secp256k1.data, keys->service_secp256k1.len);
+  teex_wipe(keys->service_x25519.data, keys->service_x25519.len);
+  teex__sm__fetch_keys_response__free_unpacked(keys, NULL);
+}
+
+/* Keys from the SM, ciphertext from IPFS, decrypted and checked in memory,
+ * then sealed locally. */
+static int load_remote(struct worker *w, struct svc *s, struct teex_err *err) {
+  struct sm_conn c;
+  struct teex_buf ct;
+  uint8_t *archive = NULL, *rec = NULL;
+  size_t archive_len = 0;
+  Teex__Sm__FetchKeysResponse *keys = NULL;
+  teex_buf_init(&ct, TEEX_IMAGE_ENC_MAX, 0);
+  int rc = sm_open(w, &c, err);
+  if (rc != 0)
+    goto out;
+  rc = fetch_keys(w, s, &c, &keys, err);
+  if (rc != 0)
+    goto out_conn;
   memcpy(s->sk, keys->service_secp256k1.data, 32);
   memcpy(s->provider, keys->provider.data, 20);
   struct teex_cid cid;
@@ -483,17 +532,65 @@ static int load_remote(struct worker *w, struct svc *s, struct teex_err *err) {
 out_conn:
   sm_close(&c);
 out:
-  if (keys != NULL) {
-    teex_wipe(keys->image_key.data, keys->image_key.len);
-    teex_wipe(keys->service_secp256k1.data, keys->service_secp256k1.len);
-    teex_wipe(keys->service_x25519.data, keys->service_x25519.len);
-    teex__sm__fetch_keys_response__free_unpacked(keys, NULL);
-  }
+  keys_free(keys);
   teex_secret_free(rec);
   teex_image_bytes_free(archive, archive_len);
-  teex_buf_free(&ev);
-  teex_buf_free(&resp);
   teex_buf_free(&ct);
+  return rc;
+}
+
+/* teex.kv of a task of service s: the call, under the service's namespace,
+ * to the TEE-DS group with the SM's grant (fetched again when missing — an
+ * image unsealed locally comes without one — or about to expire). Runs on
+ * the task's thread-pool thread; tasks of s take turns. */
+static int svc_kv(void *arg, const struct teex_ds_cmd *cmd,
+                  struct teex_ds_result *res, struct teex_err *err) {
+  struct job *j = arg;
+  struct worker *w = j->w;
+  struct svc *s = j->svc;
+  uint8_t key[TEEX_DS_KEY_MAX], after[TEEX_DS_KEY_MAX];
+  struct teex_ds_cmd c;
+  int rc = teex_ds_ns_cmd(s->ds_ns, cmd, &c, key, after);
+  if (rc != 0)
+    return teex_err_set(err, rc, "the key does not fit beside the namespace");
+  uv_mutex_lock(&s->ds_lock);
+  if (s->ds_grant_len == 0 || s->ds_grant_expires < (uint64_t)time(NULL) + 60) {
+    struct sm_conn sc;
+    Teex__Sm__FetchKeysResponse *keys = NULL;
+    s->ds_grant_len = 0;
+    rc = sm_open(w, &sc, err);
+    if (rc == 0) {
+      rc = fetch_keys(w, s, &sc, &keys, err);
+      sm_close(&sc);
+    }
+    keys_free(keys);
+    if (rc == 0 && s->ds_grant_len == 0)
+      rc = teex_err_set(err, TEEX_EPERM, "the SM gave no TEE-DS grant");
+    teex_ds_sync_close(s->ds); /* the next one presents the new grant */
+    s->ds = NULL;
+    if (rc != 0)
+      teex_err_wrap(err, rc, "TEE-DS grant");
+  }
+  if (rc == 0 && s->ds == NULL) {
+    struct teex_ds_client_config cc = {.replicas = w->cfg->ds_replicas,
+                                       .n_replicas = w->cfg->n_ds_replicas,
+                                       .tls = w->ds_ctx,
+                                       .ns = s->ds_ns,
+                                       .grant = s->ds_grant,
+                                       .grant_len = s->ds_grant_len};
+    rc = teex_ds_sync_open(&cc, &s->ds, err);
+  }
+  if (rc == 0) {
+    rc = teex_ds_sync_exec(s->ds, &c, TEEX_DS_READ_LINEARIZABLE, res, err);
+    if (rc == TEEX_EPERM)
+      s->ds_grant_len = 0; /* refused: ask the SM again next time */
+  }
+  if (rc == 0 && (rc = teex_ds_ns_result(s->ds_ns, res)) != 0) {
+    teex_ds_result_free(res);
+    memset(res, 0, sizeof *res);
+    teex_err_set(err, rc, "a scan answered keys outside the namespace");
+  }
+  uv_mutex_unlock(&s->ds_lock);
   return rc;
 }
 
@@ -611,6 +708,9 @@ static void svc_free(struct svc *s) {
   teex_image_free(s->img);
   teex_secret_free(s->sk);
   uv_mutex_destroy(&s->listing_lock);
+  teex_ds_sync_close(s->ds);
+  uv_mutex_destroy(&s->ds_lock);
+  teex_wipe(s->ds_grant, sizeof s->ds_grant);
   free(s);
 }
 
@@ -709,6 +809,14 @@ static struct svc *svc_get(struct worker *w, const uint8_t id[32],
     teex_err_set(err, TEEX_EINTERNAL, "mutex");
     return NULL;
   }
+  if (uv_mutex_init(&s->ds_lock) != 0) {
+    uv_mutex_destroy(&s->listing_lock);
+    teex_secret_free(s->sk);
+    free(s);
+    teex_err_set(err, TEEX_EINTERNAL, "mutex");
+    return NULL;
+  }
+  teex_ds_service_ns(id, s->ds_ns);
   memcpy(s->service_id, id, 32);
   memcpy(s->image_hash, image, 32);
   s->w = w;
@@ -783,6 +891,10 @@ static void run_work(uv_work_t *req) {
     j->rc = teex_err_set(err, TEEX_EINVAL,
                          "the task's price does not cover its datasets");
     return;
+  }
+  if (w->ds_ctx != NULL) {
+    ctx.kv = svc_kv;
+    ctx.kv_arg = j;
   }
   j->rc = teex_executor_run(s->ex[j->slot], &ctx, j->req.input,
                             j->req.input_len, &j->res, err);
@@ -1455,6 +1567,25 @@ static int disp_setup(struct worker *w, struct teex_err *err) {
   return teex_tls_ctx_new(&w->disp_ctx, &tc, 0, err);
 }
 
+/* teex.kv: a client context for the TEE-DS replicas, with this worker's
+ * RA-TLS identity (its evidence binds the address SM grants name). */
+static int ds_setup(struct worker *w, struct teex_err *err) {
+  if (w->cfg->n_ds_replicas == 0)
+    return 0;
+  if (w->cfg->ds_policy == NULL ||
+      w->cfg->n_ds_replicas > TEEX_DS_CLIENT_MAX_REPLICAS)
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "TEE-DS: 1 to %d replicas and their policy",
+                        TEEX_DS_CLIENT_MAX_REPLICAS);
+  w->ds_verifier.policy = w->cfg->ds_policy;
+  struct teex_tls_config tc = {.cert = w->cert,
+                               .key = w->key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &w->ds_verifier};
+  return teex_tls_ctx_new(&w->ds_ctx, &tc, 0, err);
+}
+
 static void on_retry(uv_timer_t *h) {
   struct worker *w = h->data;
   if (w->disp == NULL)
@@ -1589,7 +1720,7 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
     goto out;
   struct teex_tls_config user_tls = {.cert = w.cert, .key = w.key};
   if ((rc = teex_tls_ctx_new(&w.user_ctx, &user_tls, 1, err)) != 0 ||
-      (rc = disp_setup(&w, err)) != 0 ||
+      (rc = disp_setup(&w, err)) != 0 || (rc = ds_setup(&w, err)) != 0 ||
       (rc = teex_rpc_server_new(&loop, w.user_ctx, cfg->listen, NULL,
                                 &w.user_srv, err)) != 0)
     goto out;
@@ -1679,6 +1810,7 @@ out:
     free(r);
   }
   teex_tls_ctx_free(w.disp_ctx);
+  teex_tls_ctx_free(w.ds_ctx);
   teex_tls_ctx_free(w.user_ctx);
   EVP_PKEY_free(w.key);
   X509_free(w.cert);

@@ -37,8 +37,9 @@ struct net {
   struct teex_tee_policy policy;
   struct teex_ratls_verifier ver;
   struct teex_tls_ctx *tls;
-  struct teex_tee *enclave; /* this test process as an enclave of role sm */
-  char client_grant[160];   /* --client LABEL=SPKI:NS of the test client */
+  struct teex_tee *enclave;  /* this test process as an enclave of role sm */
+  char client_grant[160];    /* --client LABEL=SPKI:NS of the test client */
+  const char *init_extra[4]; /* more `ds init --new-group` arguments */
 };
 
 NF void net_sleep_ms(int ms) {
@@ -153,13 +154,20 @@ NF void net_init_states(struct net *t, const char *sm_addr,
                 NULL,
                 NULL,
                 NULL,
+                NULL,
+                NULL,
+                NULL,
+                NULL,
                 NULL};
+  int na = 22;
   if (sm_addr != NULL) {
-    a1[22] = "--sm";
-    a1[23] = (char *)sm_addr;
-    a1[24] = "--sm-policy";
-    a1[25] = (char *)sm_policy;
+    a1[na++] = "--sm";
+    a1[na++] = (char *)sm_addr;
+    a1[na++] = "--sm-policy";
+    a1[na++] = (char *)sm_policy;
   }
+  for (int i = 0; i < 4 && t->init_extra[i] != NULL; i++)
+    a1[na++] = (char *)t->init_extra[i];
   char *eo = NULL;
   if (net_run_teex(a1, NULL, &eo) != 0)
     fail_msg("ds init 1: %s", eo ? eo : "");

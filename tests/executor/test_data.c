@@ -40,7 +40,7 @@ static void test_function_style(void **state) {
       "    if inp == b'missing-name':\n"
       "        return teex.data('nope')\n"
       "    if inp == b'kv':\n"
-      "        teex.kv.put('k', b'v')\n"
+      "        teex.kv.set('k', b'v')\n"
       "    if inp == b'kv-read':\n"
       "        return teex.kv.get('k')\n"
       "    return [teex.data(0).decode(), teex.data('b.csv').decode(),\n"

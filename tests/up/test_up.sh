@@ -136,6 +136,21 @@ printf 'sample,value\ns1,7\n' > "$tmp/reference.csv"
 "$teex" service list --json | grep -q "\"image_hash\":\"$img\"" || fail "image hash not in the app store"
 "$teex" data show reference.csv | grep -q "^approved     1 service image" || fail "data show"
 
+# teex.kv: a notebook service keeps its notes in its own TEE-DS namespace,
+# reached by the workers with the SM's grant; they outlast each task.
+"$teex" service deploy "$src/examples/services/kv-notebook/app" \
+  --account "$acct" --sm "$sm" --sm-policy "$TEEX_HOME/policy/sm.conf" \
+  --price 1000 --remuneration 500 > "$tmp/deploy_kv" 2>&1 \
+  || fail "deploy kv-notebook: $(cat "$tmp/deploy_kv")"
+"$teex" invoke kv-notebook --input "$src/examples/services/kv-notebook/input.json" \
+  --account "$user" > "$tmp/kv1" 2>"$tmp/kv1.err" || fail "kv invoke: $(cat "$tmp/kv1.err")"
+[ "$(cat "$tmp/kv1")" = '{"count":1,"notes":["buy milk"]}' ] || fail "kv 1: $(cat "$tmp/kv1")"
+echo '{"note": "call mom"}' > "$tmp/kv2.json"
+"$teex" invoke kv-notebook --input "$tmp/kv2.json" --account "$user" \
+  > "$tmp/kv2" 2>"$tmp/kv2.err" || fail "kv invoke 2: $(cat "$tmp/kv2.err")"
+[ "$(cat "$tmp/kv2")" = '{"count":2,"notes":["buy milk","call mom"]}' ] || fail "kv 2: $(cat "$tmp/kv2")"
+echo "teex.kv: $(cat "$tmp/kv2")"
+
 "$teex" down > "$tmp/down" || fail "down"
 grep -q "stopped sm" "$tmp/down" || fail "down output: $(cat "$tmp/down")"
 grep -q "stopped anvil" "$tmp/down" || fail "down output: $(cat "$tmp/down")"

@@ -6,8 +6,13 @@
  * another worker, expired, replayed), a tampered output caught by the
  * client, a service that raises while the worker serves on, a worker binary
  * the SM's policy does not allow, and a confidentiality check of every file
- * and log the daemons wrote. */
+ * and log the daemons wrote. teex.kv: a 3-replica TEE-DS group (`teex ds
+ * run`) that opens namespaces to workers only by the SM's grant; a service
+ * counting its calls with teex.kv.incr gets 1, 2, 3 across tasks and a
+ * second worker, and a stateless service's write raises PermissionError. */
 #include "testutil.h"
+
+#include "../ds/net_fixture.c"
 
 #include "teex/client.h"
 #include "teex/crypto.h"
@@ -56,6 +61,12 @@ struct fx {
   struct teex_domain settlement;
   char *expected; /* expected output (trimmed) */
   int sanitized;
+  uint8_t sm_addr[20];
+  struct net ds; /* the TEE-DS group workers reach for teex.kv */
+  char ds_group[600];
+  /* the teex.kv services: a call counter, and a stateless one */
+  uint8_t kv_id[32], kv_hash[32], kv_key[20];
+  uint8_t nokv_id[32], nokv_hash[32], nokv_key[20];
 };
 
 static struct fx *g;
@@ -383,6 +394,8 @@ static int start_worker(struct fx *f, const char *exe, const char *tag,
                   reg,
                   "--ready-file",
                   ready,
+                  "--ds-group",
+                  f->ds_group,
                   NULL,
                   NULL,
                   NULL,
@@ -482,6 +495,7 @@ static void deploy_dir(struct fx *f, const char *svc_dir) {
   assert_non_null(info);
   uint8_t sm_addr[20];
   memcpy(sm_addr, info->address.data, 20);
+  memcpy(f->sm_addr, sm_addr, 20);
   teex__sm__info_response__free_unpacked(info, NULL);
 
   uint8_t psk[32], ppub[64], sig[65];
@@ -523,6 +537,87 @@ static void deploy_dir(struct fx *f, const char *svc_dir) {
   teex_buf_free(&resp);
   teex_rpc_sync_close(c);
   teex_tls_ctx_free(ctx);
+}
+
+/* A TEE-DS group whose replicas let in workers of the binary under test
+ * (on the test's platform) only with grants signed by this SM. */
+static void start_ds(struct fx *f) {
+  struct net *t = &f->ds;
+  net_prepare(t);
+  char root_hex[65], w_hex[65], sm_hex[65], cpol[600], text[1024];
+  uint8_t wm[32];
+  teex_hex_encode(f->root, 32, root_hex);
+  measurement_of(f->dir, "worker", tu_teex_bin(), wm);
+  teex_hex_encode(wm, 32, w_hex);
+  teex_hex_encode(teex_tee_self(t->enclave)->mr_enclave, 32, sm_hex);
+  char ds_root[65];
+  teex_hex_encode(t->root, 32, ds_root);
+  int n = snprintf(text, sizeof text,
+                   "[policy]\nroles = sm, worker\nallow_simulated = true\n"
+                   "[roots]\nnet = %s\nds = %s\n[measurements]\nsm = %s\n"
+                   "worker = %s\n",
+                   root_hex, ds_root, sm_hex, w_hex);
+  snprintf(cpol, sizeof cpol, "%s/clients-policy.conf", t->dir);
+  assert_int_equal(tu_write_file(cpol, text, (size_t)n), 0);
+  static char signer[43];
+  teex_eth_address_hex(f->sm_addr, signer);
+  t->init_extra[0] = "--enclave";
+  t->init_extra[1] = "worker=*";
+  t->init_extra[2] = "--grant-signer";
+  t->init_extra[3] = signer;
+  net_init_states(t, NULL, NULL);
+  net_start_all(t);
+  net_leader(t);
+  net_warm_up(t);
+  snprintf(f->ds_group, sizeof f->ds_group, "%s/group.conf", t->state[0]);
+}
+
+/* Writes a one-file service that counts its calls in teex.kv into dir. */
+static void kv_service(const char *dir, int stateless) {
+  char path[4096];
+  assert_int_equal(mkdir(dir, 0700), 0);
+  snprintf(path, sizeof path, "%s/teex.toml", dir);
+  char toml[512];
+  int n = snprintf(toml, sizeof toml,
+                   "[service]\nname = \"kv-counter\"\nversion = \"1.0.0\"\n"
+                   "entry = \"main.py\"\nstyle = \"function\"\n"
+                   "python = \"3.11\"\nstateless = %s\n",
+                   stateless ? "true" : "false");
+  assert_int_equal(tu_write_file(path, toml, (size_t)n), 0);
+  static const char py[] = "import teex\n"
+                           "def main(inp):\n"
+                           "    try:\n"
+                           "        return str(teex.kv.incr('calls'))\n"
+                           "    except Exception as e:\n"
+                           "        return type(e).__name__ + ': ' + str(e)\n";
+  snprintf(path, sizeof path, "%s/main.py", dir);
+  assert_int_equal(tu_write_file(path, py, sizeof py - 1), 0);
+}
+
+/* Deploys the two teex.kv services, keeping the main service current. */
+static void deploy_kv(struct fx *f) {
+  uint8_t id[32], hash[32], key[20], provider[20];
+  memcpy(provider, f->provider, 20);
+  memcpy(id, f->service_id, 32);
+  memcpy(hash, f->image_hash, 32);
+  memcpy(key, f->signing_key, 20);
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/kv-counter", f->user);
+  kv_service(dir, 0);
+  deploy_dir(f, dir);
+  memcpy(f->kv_id, f->service_id, 32);
+  memcpy(f->kv_hash, f->image_hash, 32);
+  memcpy(f->kv_key, f->signing_key, 20);
+  snprintf(dir, sizeof dir, "%s/kv-stateless", f->user);
+  kv_service(dir, 1);
+  deploy_dir(f, dir);
+  memcpy(f->nokv_id, f->service_id, 32);
+  memcpy(f->nokv_hash, f->image_hash, 32);
+  memcpy(f->nokv_key, f->signing_key, 20);
+  memcpy(f->service_id, id, 32);
+  memcpy(f->image_hash, hash, 32);
+  memcpy(f->signing_key, key, 20);
+  memcpy(f->provider, provider, 20);
 }
 
 static void deploy(struct fx *f) {
@@ -584,6 +679,8 @@ static int setup(void **state) {
       teex_eth_address_parse(SETTLE, f->settlement.verifying_contract), 0);
   start_sm(f);
   deploy(f);
+  deploy_kv(f);
+  start_ds(f);
   char dpol[4096];
   snprintf(dpol, sizeof dpol, "%s/dispatcher.policy", f->dir);
   g_disp = fake_disp_start(f, dpol);
@@ -626,6 +723,7 @@ static int teardown(void **state) {
     tu_stop(f->sm_pid, SIGKILL, 1000);
   fake_disp_free(g_disp);
   g_disp = NULL;
+  net_close(&f->ds);
   tu_rmtree(f->dir);
   tu_rmtree(f->user);
   free(f->dir);
@@ -929,6 +1027,79 @@ static void test_refusals(void **state) {
   teex_tls_ctx_free(ctx);
 }
 
+/* One task of service (id, hash, key) on the worker at port with address
+ * addr; its output as a string (caller frees). */
+static char *kv_task(struct fx *f, int port, const uint8_t addr[20],
+                     const uint8_t id[32], const uint8_t hash[32],
+                     const uint8_t key[20]) {
+  struct teex_err err;
+  struct teex_client_worker *c = connect_w(f, port);
+  struct teex_assignment a;
+  uint8_t sig[65];
+  assignment(f, &a, sig, NULL);
+  memcpy(a.worker, addr, 20);
+  memcpy(a.service_id, id, 32);
+  memcpy(a.image_hash, hash, 32);
+  resign(f, &a, sig);
+  struct teex_client_expect ex;
+  expect(f, &ex);
+  memcpy(ex.signing_key, key, 20);
+  struct teex_client_result r;
+  if (teex_client_run(c, &a, sig, &ex, (const uint8_t *)"x", 1, &r, &err) != 0)
+    fail_msg("run: %s", err.msg);
+  char *out = strndup((char *)r.output, r.output_len);
+  teex_client_result_free(&r);
+  teex_client_close(c);
+  return out;
+}
+
+/* teex.kv through the worker: the counter's state lives in TEE-DS, in the
+ * service's own namespace, so it counts across tasks and across workers;
+ * the stateless service's write is refused in the sandbox. */
+static void test_kv(void **state) {
+  struct fx *f = *state;
+  if (f->sanitized)
+    skip();
+  const char *want[] = {"1", "2", "3"};
+  for (int i = 0; i < 3; i++) {
+    char *out = kv_task(f, f->worker_port, f->worker_addr, f->kv_id, f->kv_hash,
+                        f->kv_key);
+    assert_string_equal(out, want[i]);
+    free(out);
+  }
+  /* A second worker (its own enclave key, its own SM grant) goes on. */
+  char ready[4096], log[4096];
+  int pid = start_worker(f, tu_teex_bin(), "w2", ready, log);
+  struct teex_config c;
+  struct teex_err err;
+  uint8_t w2[20];
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, ready, &err), 0);
+  assert_int_equal(
+      teex_eth_address_parse(teex_config_get(&c, "address", ""), w2), 0);
+  teex_config_free(&c);
+  assert_memory_not_equal(w2, f->worker_addr, 20);
+  char *out =
+      kv_task(f, read_port(ready, "port"), w2, f->kv_id, f->kv_hash, f->kv_key);
+  assert_string_equal(out, "4");
+  free(out);
+  /* Restarted, it unseals the image it holds (no keys from the SM, so no
+   * grant either) and asks the SM for a grant at the first teex.kv call. */
+  assert_int_equal(tu_stop(pid, SIGTERM, 10000), 0);
+  pid = start_worker(f, tu_teex_bin(), "w2", ready, log);
+  out =
+      kv_task(f, read_port(ready, "port"), w2, f->kv_id, f->kv_hash, f->kv_key);
+  assert_string_equal(out, "5");
+  free(out);
+  assert_int_equal(tu_stop(pid, SIGTERM, 10000), 0);
+  /* Stateless: the write never leaves the sandbox. */
+  out = kv_task(f, f->worker_port, f->worker_addr, f->nokv_id, f->nokv_hash,
+                f->nokv_key);
+  assert_string_equal(out, "PermissionError: teex.kv: a stateless service "
+                           "cannot write to teex.kv");
+  free(out);
+}
+
 static void test_service_error(void **state) {
   struct fx *f = *state;
   if (f->sanitized)
@@ -1209,6 +1380,7 @@ int main(void) {
       cmocka_unit_test(test_invoke),
       cmocka_unit_test(test_restart),
       cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_kv),
       cmocka_unit_test(test_service_error),
       cmocka_unit_test(test_timeout_and_crash),
       cmocka_unit_test(test_cli_invoke),
