@@ -47,15 +47,44 @@ fi
   --rpc "$(awk -F' = ' '$1 == "rpc" { print $2 }' "$TEEX_HOME/network.conf")"
 
 sm="$(awk -F' = ' '$1 == "client" { print $2 }' "$TEEX_HOME/network.conf")"
+# An example's service is in service/, or in app/ when it needs a network
+# (kv-notebook keeps its state in TEE-DS through teex.kv).
+svc_dir() { if [ -d "$1/service" ]; then echo "$1/service"; else echo "$1/app"; fi; }
 for svc in examples/services/*/; do
   name="$(basename "$svc")"
   step "deploy $name"
-  "$teex" service deploy "$svc/service" --account "$provider" --sm "$sm" \
+  if "$teex" service deploy "$(svc_dir "$svc")" --account "$provider" --sm "$sm" \
     --sm-policy "$TEEX_HOME/policy/sm.conf" \
     --price 1000000000000000 --remuneration 700000000000000 \
-    --out "$TEEX_HOME/deployed-$name.json" ||
+    --out "$TEEX_HOME/deployed-$name.json" > "$TEEX_HOME/deploy-$name.txt"; then
+    cat "$TEEX_HOME/deploy-$name.txt"
+  else
     echo "(already deployed: $name)"
+  fi
 done
+
+step "a data provider (the dev chain's account 3) publishes the example datasets"
+dp_key=7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6
+dp=0x90F79bf6EB2c4f870365E785982E1f101E93b906
+if ! "$teex" account list | grep -qx "$dp"; then
+  keyfile="$(mktemp)"
+  echo "$dp_key" > "$keyfile"
+  "$teex" account import --private-key-file "$keyfile"
+  rm -f "$keyfile"
+fi
+data_price=100000000000000
+for svc in examples/services/*/; do
+  base="$(basename "$svc")"
+  name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$(svc_dir "$svc")/teex.toml" | head -1)"
+  img="$(sed -n 's/^ *image hash *\(0x[0-9a-f]*\)/\1/p' "$TEEX_HOME/deploy-$base.txt" | head -1)"
+  for d in "$svc"data*.csv; do
+    [ -e "$d" ] && [ -n "$img" ] || continue
+    # The listing approves exactly this service at this image hash.
+    "$teex" data publish "$d" --account "$dp" --price "$data_price" \
+      --allow "$name@$img" || echo "(already published: $(basename "$d"))"
+  done
+done
+"$teex" data list
 
 step "the app store on chain"
 "$teex" service list
@@ -72,23 +101,38 @@ fi
 dispatcher="$(awk -F' = ' '$1 == "address" { print $2 }' "$TEEX_HOME/run/dispatcher.ready")"
 "$teex" deposit "$dispatcher" 10000000000000000 --from "$user"
 
+total=0
 for svc in examples/services/*/; do
-  name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$svc/service/teex.toml" | head -1)"
+  name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$(svc_dir "$svc")/teex.toml" | head -1)"
   input="$(ls "$svc"/input.* | head -1)"
-  step "invoke $name: dispatcher -> worker (RA-TLS), input $(basename "$input")"
-  "$teex" invoke "$name" --input "$input" --account "$user"
-  echo "expected: $(cat "$svc"/expected_output.*)"
+  data=()
+  price=1000000000000000
+  for d in "$svc"data*.csv; do
+    [ -e "$d" ] || continue
+    data=(--data "$(basename "$d")")
+    price=$((price + data_price))
+  done
+  step "invoke $name: dispatcher -> worker (RA-TLS), input $(basename "$input") ${data[*]}"
+  "$teex" invoke "$name" --input "$input" --account "$user" "${data[@]}"
+  total=$((total + price))
+  for e in "$svc"expected_output.*; do
+    [ -e "$e" ] && echo "expected: $(cat "$e")"
+  done
 done
 
 step "settlement: the dispatcher settles receipts on chain in batches"
-n="$(ls -d examples/services/*/ | wc -l)"
 for _ in $(seq 60); do
   "$teex" withdraw "$dispatcher" --status --from "$user" > "$TEEX_HOME/settled.txt"
-  grep -q "settled *${n}000000000000000 wei" "$TEEX_HOME/settled.txt" && break
+  grep -q "settled *${total} wei" "$TEEX_HOME/settled.txt" && break
   sleep 1
 done
 grep "batch settled" "$TEEX_HOME/logs/dispatcher.log"
 cat "$TEEX_HOME/settled.txt"
+grep -q "settled *${total} wei" "$TEEX_HOME/settled.txt" ||
+  { echo "demo: expected ${total} wei settled" >&2; exit 1; }
+
+step "what the data provider earned (uses and credits from the chain)"
+"$teex" data show data0.csv
 
 step "network health"
 "$teex" status
