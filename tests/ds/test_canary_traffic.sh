@@ -41,12 +41,27 @@ new_canary="NEWCANARY$(r)"
 scan_canary="SCANCANARY$(r)"
 clear_canary="CLEARCANARY$(r)"
 
-# Six distinct free-looking loopback ports (raft and client per replica).
-base=$((20000 + RANDOM % 30000))
+# Six free loopback ports (raft and client per replica), below the kernel's
+# ephemeral range so that no outgoing connection takes one between restarts.
+read -r -a ports <<<"$(python3 -c '
+import random, socket
+got = []
+while len(got) < 6:
+    p = random.randrange(15000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    if p not in got:
+        got.append(p)
+print(" ".join(map(str, got)))')"
 "$teex" tee init >/dev/null
 spki="$("$teex" ds client-key --out "$tmp/cl")"
 m=()
-for i in 1 2 3; do m+=(--member "$i=127.0.0.1:$((base + i)),127.0.0.1:$((base + 10 + i))"); done
+for i in 1 2 3; do m+=(--member "$i=127.0.0.1:${ports[i - 1]},127.0.0.1:${ports[i + 2]}"); done
 "$teex" ds init --state "$tmp/r1" --id 1 --new-group "${m[@]}" --client "app=$spki:app" >/dev/null
 for i in 2 3; do "$teex" ds init --state "$tmp/r$i" --id "$i" --group "$tmp/r1/group.conf" >/dev/null; done
 
@@ -63,7 +78,7 @@ for i in 1 2 3; do
   pids+=($!)
 done
 for i in 1 2 3; do
-  for _ in $(seq 200); do [ -f "$tmp/r$i.ready" ] && break; sleep 0.05; done
+  for _ in $(seq 600); do [ -f "$tmp/r$i.ready" ] && break; sleep 0.05; done
   [ -f "$tmp/r$i.ready" ] || fail "replica $i did not start"
 done
 C=(--state "$tmp/r1" --cert "$tmp/cl/client.pem" --key "$tmp/cl/client.key")
