@@ -605,9 +605,16 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
              (unsigned long long)s->anchor.index);
   else if (s->anchor.index == 0)
     snprintf(fresh, sizeof fresh, "not anchored yet");
-  else
-    snprintf(fresh, sizeof fresh, "at or past the anchored index %llu",
-             (unsigned long long)s->anchor.index);
+  else {
+    enum teex_ds_watch w = teex_ds_replica_watch_result(s->rep);
+    snprintf(fresh, sizeof fresh, "at or past the anchored index %llu (%s)",
+             (unsigned long long)s->anchor.index,
+             w == TEEX_DS_WATCH_MATCHED   ? "hash chain matches the anchor"
+             : w == TEEX_DS_WATCH_FORKED  ? "FORKED: hash chain differs"
+             : w == TEEX_DS_WATCH_SKIPPED ? "hash chain not comparable "
+                                            "after a snapshot"
+                                          : "hash chain not checked yet");
+  }
   r.freshness = fresh;
   r.anchor_index = s->anchor.index;
   size_t len = teex__ds__status_response__get_packed_size(&r);
@@ -825,6 +832,8 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   int rc = teex_ds_replica_new(&rc_cfg, &s->rep, err);
   if (rc != 0)
     return rc;
+  if (s->anchored && s->anchor.index > 0)
+    teex_ds_replica_watch(s->rep, s->anchor.index, s->anchor.applied_chain);
   if (teex_ds_raft_new(&teex_ds_replica_hooks, s->rep, &s->cons) != 0)
     return teex_err_set(err, TEEX_ENOMEM, "consensus");
   uint64_t members[TEEX_DS_GROUP_MAX_MEMBERS];

@@ -8,7 +8,8 @@
 #    at time B, group stopped, directories restored to A, restart: every
 #    replica refuses to serve with the rollback error (status and requests);
 #  - only one replica restored to A (the others at B): it catches up from the
-#    others and serves, no error;
+#    others and serves, no error, and every replica's hash chain at the
+#    anchored index is the anchored one;
 #  - a replica told to check freshness whose chain is unreachable does not
 #    start.
 set -euo pipefail
@@ -166,6 +167,10 @@ wait_healthy
 "$teex" ds status "${C[@]}" | grep -q "rolled" && fail "rollback still reported after catching up"
 grep -q "state rolled back" "$tmp/r3.log" || fail "replica 3 did not notice it was behind the anchor"
 grep -q "caught up past the anchor" "$tmp/r3.log" || fail "replica 3 did not report catching up"
+# Every replica re-applied its log from the first entry and found the
+# anchored hash chain at the anchored index.
+st="$("$teex" ds status "${C[@]}")"
+[ "$(echo "$st" | grep -c 'hash chain matches the anchor')" = 3 ] || fail "chain check: $st"
 v="$("$teex" ds get b8 "${C[@]}")" || fail "read after single rollback"
 [ "$v" = v8 ] || fail "read b8 = '$v'"
 echo "single-replica rollback: caught up and serving"
