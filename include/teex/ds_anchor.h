@@ -77,24 +77,4 @@ int teex_chain_ds_anchor_latest(struct teex_eth_rpc *rpc,
                                 struct teex_ds_anchor *out,
                                 struct teex_err *err);
 
-/* What a replica concludes from its own applied state and the anchor. */
-enum teex_ds_freshness {
-  TEEX_DS_FRESH = 0,      /* at or past the anchor, same chain there */
-  TEEX_DS_NOT_ANCHORED,   /* no anchor yet (or no chain configured) */
-  TEEX_DS_ROLLED_BACK,    /* applied index below the anchored index */
-  TEEX_DS_FORKED,         /* same index, another hash chain */
-  TEEX_DS_CANNOT_COMPARE, /* past the anchor, but its chain at the anchored
-                             index is not known locally */
-};
-
-/* Compares a replica's state with the anchor: applied_index and
- * applied_chain are the replica's; chain_at_anchor is its hash chain at
- * anchor->index when it still knows it (NULL otherwise). */
-enum teex_ds_freshness
-teex_ds_freshness_check(const struct teex_ds_anchor *anchor,
-                        uint64_t applied_index, const uint8_t applied_chain[32],
-                        const uint8_t *chain_at_anchor);
-/* "fresh", "not anchored", "rolled back", "forked", "cannot compare". */
-const char *teex_ds_freshness_name(enum teex_ds_freshness f);
-
 #endif

@@ -183,36 +183,3 @@ int teex_chain_ds_anchor_latest(struct teex_eth_rpc *rpc,
   teex_abi_value_clear(&ret);
   return r == 0 ? 0 : teex_err_wrap(err, r, "latest anchor");
 }
-
-enum teex_ds_freshness
-teex_ds_freshness_check(const struct teex_ds_anchor *anchor,
-                        uint64_t applied_index, const uint8_t applied_chain[32],
-                        const uint8_t *chain_at_anchor) {
-  if (anchor == NULL || anchor->index == 0)
-    return TEEX_DS_NOT_ANCHORED;
-  if (applied_index < anchor->index)
-    return TEEX_DS_ROLLED_BACK;
-  if (applied_index == anchor->index)
-    chain_at_anchor = applied_chain;
-  if (chain_at_anchor == NULL)
-    return TEEX_DS_CANNOT_COMPARE;
-  return memcmp(chain_at_anchor, anchor->applied_chain, 32) == 0
-             ? TEEX_DS_FRESH
-             : TEEX_DS_FORKED;
-}
-
-const char *teex_ds_freshness_name(enum teex_ds_freshness f) {
-  switch (f) {
-  case TEEX_DS_FRESH:
-    return "fresh";
-  case TEEX_DS_NOT_ANCHORED:
-    return "not anchored";
-  case TEEX_DS_ROLLED_BACK:
-    return "rolled back";
-  case TEEX_DS_FORKED:
-    return "forked";
-  case TEEX_DS_CANNOT_COMPARE:
-    return "cannot compare";
-  }
-  return "?";
-}

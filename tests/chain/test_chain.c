@@ -891,7 +891,7 @@ static void test_datasets(void **state) {
 
 /* DsAnchor from C: a group of three replica keys, an anchor signed by one
  * of them (the digest is the one the contract recovers), only higher
- * indexes, only listed signers, and the freshness comparison. */
+ * indexes, only listed signers. */
 static void test_ds_anchor(void **state) {
   (void)state;
   struct teex_err e = {0};
@@ -987,25 +987,6 @@ static void test_ds_anchor(void **state) {
       TEEX_ECHAIN);
   assert_non_null(strstr(e.msg, "NotGroupOwner"));
 
-  /* The comparison a replica makes against the anchor (index 42). */
-  uint8_t other[32];
-  memset(other, 0x77, 32);
-  assert_int_equal(teex_ds_freshness_check(NULL, 10, other, NULL),
-                   TEEX_DS_NOT_ANCHORED);
-  assert_int_equal(teex_ds_freshness_check(&got, 41, other, NULL),
-                   TEEX_DS_ROLLED_BACK);
-  assert_int_equal(teex_ds_freshness_check(&got, 42, got.applied_chain, NULL),
-                   TEEX_DS_FRESH);
-  assert_int_equal(teex_ds_freshness_check(&got, 42, other, NULL),
-                   TEEX_DS_FORKED);
-  assert_int_equal(teex_ds_freshness_check(&got, 50, other, NULL),
-                   TEEX_DS_CANNOT_COMPARE);
-  assert_int_equal(teex_ds_freshness_check(&got, 50, other, got.applied_chain),
-                   TEEX_DS_FRESH);
-  assert_int_equal(teex_ds_freshness_check(&got, 50, other, other),
-                   TEEX_DS_FORKED);
-  assert_string_equal(teex_ds_freshness_name(TEEX_DS_ROLLED_BACK),
-                      "rolled back");
   /* A network without the contract says so. */
   struct teex_chain_addrs old = ca;
   memset(old.ds_anchor, 0, 20);
