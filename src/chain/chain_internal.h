@@ -69,6 +69,12 @@ int teex_chain__apply_dataset_log(const struct teex_eth_log *lg,
 #define TEEX_CHAIN_F_DSA_LATEST "latest(bytes32)"
 #define TEEX_CHAIN_R_DSA_LATEST                                                \
   "((uint64,uint64,uint64,uint64,bytes32,bytes32,bytes32,string,address))"
+/* Decodes the return data of DsAnchor.latest into *out (group_id left as
+ * it is). TEEX_EFORMAT/TEEX_ETRUNC on bad data. Exposed for the fuzzer. */
+struct teex_ds_anchor;
+int teex_chain__ds_anchor_decode(const uint8_t *data, size_t len,
+                                 struct teex_ds_anchor *out,
+                                 struct teex_err *err);
 #define TEEX_CHAIN_E_DSA_ANCHORED                                              \
   "Anchored(bytes32,uint64,uint64,bytes32,bytes32,bytes32,string,address)"
 

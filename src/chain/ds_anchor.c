@@ -142,6 +142,49 @@ int teex_chain_ds_anchor_submit(struct teex_eth_sender *s,
                                 (unsigned long long)c->index);
 }
 
+/* The fields of a decoded latest() record into out (group_id untouched). */
+static int record_fields(const struct teex_abi_value *ret,
+                         struct teex_ds_anchor *out, struct teex_err *err) {
+  const struct teex_abi_value *f = ret->items[0].items;
+  int r = teex_abi_get_u64(&f[0], &out->index);
+  if (r == 0)
+    r = teex_abi_get_u64(&f[1], &out->term);
+  if (r == 0)
+    r = teex_abi_get_u64(&f[2], &out->time_ms);
+  if (r == 0)
+    r = teex_abi_get_u64(&f[3], &out->anchored_at);
+  memcpy(out->applied_chain, f[4].word, 32);
+  memcpy(out->state_digest, f[5].word, 32);
+  memcpy(out->commitment_hash, f[6].word, 32);
+  if (r == 0 && (f[7].len > TEEX_CHAIN_MAX_CID ||
+                 (f[7].len > 0 && memchr(f[7].data, 0, f[7].len) != NULL)))
+    r = TEEX_EFORMAT;
+  if (r == 0) {
+    if (f[7].len > 0)
+      memcpy(out->cid, f[7].data, f[7].len);
+    out->cid[f[7].len] = 0;
+    r = teex_abi_get_address(&f[8], out->signer);
+  }
+  if (r != 0)
+    r = teex_err_set(err, TEEX_EFORMAT, "bad anchor record on chain");
+  return r;
+}
+
+int teex_chain__ds_anchor_decode(const uint8_t *data, size_t len,
+                                 struct teex_ds_anchor *out,
+                                 struct teex_err *err) {
+  struct teex_abi_type *t = NULL;
+  struct teex_abi_value ret = {0};
+  int r = teex_abi_type_parse(TEEX_CHAIN_R_DSA_LATEST, &t, err);
+  if (r == 0)
+    r = teex_abi_decode(t, data, len, &ret, err);
+  if (r == 0)
+    r = record_fields(&ret, out, err);
+  teex_abi_value_clear(&ret);
+  teex_abi_type_free(t);
+  return r;
+}
+
 int teex_chain_ds_anchor_latest(struct teex_eth_rpc *rpc,
                                 const struct teex_chain_addrs *a,
                                 const uint8_t group_id[32],
@@ -156,28 +199,8 @@ int teex_chain_ds_anchor_latest(struct teex_eth_rpc *rpc,
                          TEEX_CHAIN_R_DSA_LATEST, &ret, err);
   }
   if (r == 0) {
-    const struct teex_abi_value *f = ret.items[0].items;
     memcpy(out->group_id, group_id, 32);
-    r = teex_abi_get_u64(&f[0], &out->index);
-    if (r == 0)
-      r = teex_abi_get_u64(&f[1], &out->term);
-    if (r == 0)
-      r = teex_abi_get_u64(&f[2], &out->time_ms);
-    if (r == 0)
-      r = teex_abi_get_u64(&f[3], &out->anchored_at);
-    memcpy(out->applied_chain, f[4].word, 32);
-    memcpy(out->state_digest, f[5].word, 32);
-    memcpy(out->commitment_hash, f[6].word, 32);
-    if (r == 0 && (f[7].len > TEEX_CHAIN_MAX_CID ||
-                   memchr(f[7].data, 0, f[7].len) != NULL))
-      r = TEEX_EFORMAT;
-    if (r == 0) {
-      memcpy(out->cid, f[7].data, f[7].len);
-      out->cid[f[7].len] = 0;
-      r = teex_abi_get_address(&f[8], out->signer);
-    }
-    if (r != 0)
-      r = teex_err_set(err, TEEX_EFORMAT, "bad anchor record on chain");
+    r = record_fields(&ret, out, err);
   }
   teex_abi_value_clear(&args);
   teex_abi_value_clear(&ret);
