@@ -889,6 +889,40 @@ static void test_datasets(void **state) {
   free(all);
 }
 
+/* The latest() record as a node returns it (the fuzz seed, written from the
+ * ABI by hand): decoded field by field; cut short or with a CID holding a
+ * NUL, refused. */
+static void test_ds_anchor_decode(void **state) {
+  (void)state;
+  char path[1024];
+  size_t n;
+  struct teex_ds_anchor a;
+  struct teex_err e = {0};
+  uint8_t signer[20];
+  snprintf(path, sizeof path, "%s/fuzz/corpus/fuzz_ds_anchor/record",
+           tu_source_dir());
+  uint8_t *rec = tu_read_file(path, &n);
+  assert_non_null(rec);
+  memset(&a, 0, sizeof a);
+  if (teex_chain__ds_anchor_decode(rec, n, &a, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(a.index, 42);
+  assert_int_equal(a.term, 3);
+  assert_int_equal(a.time_ms, 1765000000000ull);
+  assert_int_equal(a.anchored_at, 1765000000ull);
+  assert_int_equal(a.applied_chain[0], 0x11);
+  assert_int_equal(a.state_digest[31], 0x22);
+  assert_int_equal(a.commitment_hash[5], 0x33);
+  memset(signer, 0x44, 20);
+  assert_memory_equal(a.signer, signer, 20);
+  assert_string_equal(
+      a.cid, "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+  assert_int_not_equal(teex_chain__ds_anchor_decode(rec, n - 40, &a, &e), 0);
+  rec[n - 40] = 0; /* a NUL inside the CID */
+  assert_int_equal(teex_chain__ds_anchor_decode(rec, n, &a, &e), TEEX_EFORMAT);
+  free(rec);
+}
+
 /* DsAnchor from C: a group of three replica keys, an anchor signed by one
  * of them (the digest is the one the contract recovers), only higher
  * indexes, only listed signers. */
@@ -1001,6 +1035,7 @@ int main(void) {
   const struct CMUnitTest offline[] = {
       cmocka_unit_test(test_sigs_match_abi),
       cmocka_unit_test(test_config_roundtrip),
+      cmocka_unit_test(test_ds_anchor_decode),
   };
   const struct CMUnitTest chain[] = {
       cmocka_unit_test(test_deploy),
