@@ -271,7 +271,9 @@ export function decodeRevert(e) {
   const data = revertData(e);
   if (!data) return null;
   if (!allErrors) {
-    allErrors = ["EnclaveRegistry", "ServiceRegistry", "Settlement", "DatasetRegistry"].map((n) => new ethers.Interface(artifact(n).abi));
+    // Every compiled contract, so a new one needs no change here.
+    allErrors = fs.readdirSync(contractsDir()).filter((f) => f.endsWith(".json")).sort()
+      .map((f) => new ethers.Interface(artifact(f.slice(0, -5)).abi));
   }
   for (const iface of allErrors) {
     try {

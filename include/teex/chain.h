@@ -34,6 +34,7 @@ struct teex_chain_addrs {
   uint8_t service_registry[20];
   uint8_t settlement[20];
   uint8_t dataset_registry[20]; /* all zero: none (an older deployment) */
+  uint8_t ds_anchor[20];        /* all zero: none (include/teex/ds_anchor.h) */
   uint64_t deploy_block;        /* first block to scan for events */
 };
 
@@ -46,8 +47,8 @@ struct teex_chain_deploy_opts {
   unsigned timeout_ms;         /* per receipt; 0: TEEX_CHAIN_TX_TIMEOUT_MS */
 };
 
-/* Deploys EnclaveRegistry, ServiceRegistry, Settlement and DatasetRegistry
- * from s's account and fills out. */
+/* Deploys EnclaveRegistry, ServiceRegistry, Settlement, DatasetRegistry and
+ * DsAnchor from s's account and fills out. */
 int teex_chain_deploy(struct teex_eth_sender *s,
                       const struct teex_chain_deploy_opts *o,
                       struct teex_chain_addrs *out, struct teex_err *err);
@@ -55,7 +56,7 @@ int teex_chain_deploy(struct teex_eth_sender *s,
 /* A network's chain file, DIR/chain.conf (what `teex up` and the Service
  * Manager read): top-level keys rpc_url, chain_id, enclave_registry,
  * service_registry, settlement, deploy_block and (optional, for networks
- * deployed before datasets) dataset_registry. */
+ * deployed before them) dataset_registry and ds_anchor. */
 #define TEEX_CHAIN_CONF "chain.conf"
 #define TEEX_CHAIN_DEFAULT_RPC "http://127.0.0.1:8545"
 

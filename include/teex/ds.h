@@ -253,6 +253,23 @@ struct teex_ds_status {
 void teex_ds_replica_status(struct teex_ds_replica *r,
                             struct teex_ds_status *st);
 
+/* Freshness anchor check: when this replica applies entry `index`, its
+ * applied hash chain must equal `chain` (the anchor's); otherwise it halts
+ * with TEEX_EROLLBACK ("forked: ..."). Skipped when the chain was not
+ * computed from the first entry (a snapshot was restored: snapshots do not
+ * carry the chain). Set before the replica applies anything. */
+enum teex_ds_watch {
+  TEEX_DS_WATCH_NONE = 0,
+  TEEX_DS_WATCH_PENDING, /* index not applied yet */
+  TEEX_DS_WATCH_MATCHED,
+  TEEX_DS_WATCH_FORKED,
+  TEEX_DS_WATCH_SKIPPED, /* chain not comparable (snapshot restored) */
+};
+void teex_ds_replica_watch(struct teex_ds_replica *r, uint64_t index,
+                           const uint8_t chain[32]);
+enum teex_ds_watch
+teex_ds_replica_watch_result(const struct teex_ds_replica *r);
+
 /* The applied state (for status and tests; not owned). */
 const struct teex_ds_kv *teex_ds_replica_kv(const struct teex_ds_replica *r);
 

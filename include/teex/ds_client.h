@@ -85,6 +85,9 @@ struct teex_ds_replica_info {
   int leader, voting, failed;
   char leader_addr[128];
   char failure[256];
+  uint8_t applied_chain[32]; /* after last_applied */
+  uint64_t anchor_index;     /* the chain anchor it started with (0: none) */
+  char freshness[192];       /* "not anchored", "rolled back: ...", ... */
 };
 
 /* Asks the replica at addr for its status (blocking). */

@@ -69,6 +69,14 @@ struct teex_ds_server_config {
   const char *ready_file;       /* written once serving (ports), or NULL */
   uint32_t election_timeout_ms; /* 0: TEEX_DS_DEFAULT_ELECTION_MS */
   uint32_t key_timeout_ms;      /* waiting for the group key; 0: 30 s */
+  /* Freshness anchor (include/teex/ds_anchor.h): the chain's JSON-RPC URL
+   * and the DsAnchor contract, or NULL: not anchored (works as before).
+   * When set, the latest anchor of the group is read before raft starts; a
+   * replica whose log ends below it neither votes nor stands until the
+   * group brings it up to the anchor, and one that cannot read the chain
+   * does not start. */
+  const char *anchor_rpc;
+  const uint8_t *anchor_contract; /* 20 bytes */
 };
 
 /* Runs the replica until SIGTERM/SIGINT. Errors at start (bad state,

@@ -6,6 +6,7 @@
 #include "teex/abi.h"
 #include "teex/contracts.h"
 #include "teex/crypto.h"
+#include "teex/ds_anchor.h"
 #include "teex/eth_tx.h"
 #include "teex/statements.h"
 
@@ -95,6 +96,10 @@ static const char *const function_sigs[] = {F_LIST,
                                             TEEX_CHAIN_F_DATASET_ID,
                                             TEEX_CHAIN_F_IS_APPROVED,
                                             TEEX_CHAIN_F_IS_LISTED,
+                                            TEEX_CHAIN_F_DSA_CREATE,
+                                            TEEX_CHAIN_F_DSA_SET,
+                                            TEEX_CHAIN_F_DSA_ANCHOR,
+                                            TEEX_CHAIN_F_DSA_LATEST,
                                             NULL};
 /* The first five are the ServiceRegistry's, in apply_log's order. */
 static const char *const event_sigs[] = {E_LISTED,
@@ -107,9 +112,10 @@ static const char *const event_sigs[] = {E_LISTED,
                                          TEEX_CHAIN_E_DS_UNAPPROVED,
                                          TEEX_CHAIN_E_DS_PRICE,
                                          TEEX_CHAIN_E_DS_REVOKED,
+                                         TEEX_CHAIN_E_DSA_ANCHORED,
                                          NULL};
 
-/* Every custom error of the four contracts (checked against the ABI). */
+/* Every custom error of the contracts (checked against the ABI). */
 static const char *const error_sigs[] = {
     "InvalidSignature()",
     "ZeroAddress()",
@@ -151,6 +157,17 @@ static const char *const error_sigs[] = {
     "ExpiryInPast(uint64,uint256)",
     "BadApproval(uint256)",
     "TooManyApprovals(uint256)",
+    "ZeroGroupId()",
+    "GroupExists(bytes32)",
+    "NoSuchGroup(bytes32)",
+    "NotGroupOwner(address)",
+    "TooManyAnchorers()",
+    "NotAnAnchorer(address)",
+    "IndexNotIncreasing(uint64,uint64)",
+    "TermDecreasing(uint64,uint64)",
+    "BadCid()",
+    "ZeroHash()",
+    "CommitmentFromFuture(uint64,uint256)",
     NULL};
 
 const char *const *teex_chain_error_sigs(void) {
@@ -312,7 +329,7 @@ int teex_chain_deploy(struct teex_eth_sender *s,
                       const struct teex_chain_deploy_opts *o,
                       struct teex_chain_addrs *out, struct teex_err *err) {
   struct teex_abi_value sm = {0}, st = {0};
-  uint64_t b1 = 0, b2 = 0, b3 = 0, b4 = 0;
+  uint64_t b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0;
   int r;
   static const uint8_t zero[20];
   if (memcmp(o->service_manager, zero, 20) == 0)
@@ -336,11 +353,16 @@ int teex_chain_deploy(struct teex_eth_sender *s,
   if (r == 0)
     r = deploy_one(s, "DatasetRegistry", NULL, NULL, o->timeout_ms,
                    out->dataset_registry, &b4, err);
+  if (r == 0)
+    r = deploy_one(s, "DsAnchor", NULL, NULL, o->timeout_ms, out->ds_anchor,
+                   &b5, err);
   out->deploy_block = b1 < b2 ? b1 : b2;
   if (b3 < out->deploy_block)
     out->deploy_block = b3;
   if (b4 < out->deploy_block)
     out->deploy_block = b4;
+  if (b5 < out->deploy_block)
+    out->deploy_block = b5;
 done:
   teex_abi_value_clear(&sm);
   teex_abi_value_clear(&st);
@@ -380,6 +402,9 @@ int teex_chain_addrs_from_config(const struct teex_config *c,
   if (teex_config_get(c, "dataset_registry", NULL) != NULL &&
       (r = cfg_addr(c, "dataset_registry", out->dataset_registry, err)) != 0)
     return r;
+  if (teex_config_get(c, "ds_anchor", NULL) != NULL &&
+      (r = cfg_addr(c, "ds_anchor", out->ds_anchor, err)) != 0)
+    return r;
   return 0;
 }
 
@@ -414,6 +439,10 @@ int teex_chain_conf_save(const char *path, const char *rpc_url,
     if (r == 0 && teex_chain_has_datasets(a)) {
       teex_eth_address_hex(a->dataset_registry, hex);
       r = teex_buf_printf(&text, "dataset_registry = %s\n", hex);
+    }
+    if (r == 0 && teex_chain_has_ds_anchor(a)) {
+      teex_eth_address_hex(a->ds_anchor, hex);
+      r = teex_buf_printf(&text, "ds_anchor = %s\n", hex);
     }
   }
   if (r != 0) {
@@ -453,11 +482,15 @@ int teex_chain_has_datasets(const struct teex_chain_addrs *a) {
 
 int teex_chain_check(struct teex_eth_rpc *rpc, const struct teex_chain_addrs *a,
                      struct teex_err *err) {
-  const uint8_t *addrs[4] = {a->enclave_registry, a->service_registry,
+  const uint8_t *addrs[5] = {a->enclave_registry, a->service_registry,
                              a->settlement, a->dataset_registry};
-  static const char *names[4] = {"EnclaveRegistry", "ServiceRegistry",
-                                 "Settlement", "DatasetRegistry"};
+  const char *names[5] = {"EnclaveRegistry", "ServiceRegistry", "Settlement",
+                          "DatasetRegistry"};
   int ncontracts = teex_chain_has_datasets(a) ? 4 : 3;
+  if (teex_chain_has_ds_anchor(a)) { /* optional, like the dataset registry */
+    addrs[ncontracts] = a->ds_anchor;
+    names[ncontracts++] = "DsAnchor";
+  }
   uint64_t id;
   int r = teex_eth_chain_id(rpc, &id, err);
   if (r != 0)

@@ -59,4 +59,23 @@ int teex_chain__apply_dataset_log(const struct teex_eth_log *lg,
                                   struct teex_chain_dataset **v, size_t *n,
                                   size_t *cap, struct teex_err *err);
 
+/* DsAnchor signatures, exactly as in its ABI (src/chain/ds_anchor.c);
+ * listed in chain.c's tables for the ABI consistency test. */
+#define TEEX_CHAIN_F_DSA_CREATE "createGroup(bytes32,address[])"
+#define TEEX_CHAIN_F_DSA_SET "setAnchorer(bytes32,address,bool)"
+#define TEEX_CHAIN_F_DSA_ANCHOR                                                \
+  "anchor((bytes32,uint64,uint64,bytes32,bytes32,uint64,bytes32,string),"      \
+  "(uint8,bytes32,bytes32))"
+#define TEEX_CHAIN_F_DSA_LATEST "latest(bytes32)"
+#define TEEX_CHAIN_R_DSA_LATEST                                                \
+  "((uint64,uint64,uint64,uint64,bytes32,bytes32,bytes32,string,address))"
+/* Decodes the return data of DsAnchor.latest into *out (group_id left as
+ * it is). TEEX_EFORMAT/TEEX_ETRUNC on bad data. Exposed for the fuzzer. */
+struct teex_ds_anchor;
+int teex_chain__ds_anchor_decode(const uint8_t *data, size_t len,
+                                 struct teex_ds_anchor *out,
+                                 struct teex_err *err);
+#define TEEX_CHAIN_E_DSA_ANCHORED                                              \
+  "Anchored(bytes32,uint64,uint64,bytes32,bytes32,bytes32,string,address)"
+
 #endif

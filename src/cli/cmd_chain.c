@@ -352,8 +352,8 @@ static int chain_deploy(int argc, char **argv) {
           "usage: teex chain deploy --sm ADDRESS [--dir DIR] [--delay "
           "SECONDS]\n                         [--key-file FILE] [--rpc "
           "URL]\n\n"
-          "Deploys EnclaveRegistry, ServiceRegistry, Settlement and "
-          "DatasetRegistry\n(compiled into teex) to the chain of "
+          "Deploys EnclaveRegistry, ServiceRegistry, Settlement, "
+          "DatasetRegistry and\nDsAnchor (compiled into teex) to the chain of "
           "DIR/chain.conf (or --rpc) and "
           "records their\naddresses there. --sm: the Service Manager enclave's "
           "address, "
@@ -396,7 +396,9 @@ static int chain_deploy(int argc, char **argv) {
   teex_eth_address_hex(a.settlement, hex);
   printf("Settlement       %s\n", hex);
   teex_eth_address_hex(a.dataset_registry, hex);
-  printf("DatasetRegistry  %s\nrecorded in %s\n", hex, conf);
+  printf("DatasetRegistry  %s\n", hex);
+  teex_eth_address_hex(a.ds_anchor, hex);
+  printf("DsAnchor         %s\nrecorded in %s\n", hex, conf);
   rc = TEEX_EXIT_OK;
 done:
   teex_wipe(sk, sizeof sk);

@@ -3,6 +3,7 @@
  * (cmd_ds_proxy.c). docs/internals/ds.md. */
 #include "cli/cli.h"
 #include "cli/ds_conn.h"
+#include "cli/cmd_ds_anchor.h"
 
 #include "ds/group.h"
 #include "teex/config.h"
@@ -284,24 +285,36 @@ static int ds_init(int argc, char **argv) {
 static const char run_usage[] =
     "usage: teex ds run --state DIR [--data-dir DIR] [--ready-file FILE]\n"
     "                   [--election-timeout MS] [--key-timeout MS]\n"
+    "                   [--chain-conf FILE]\n"
     "\n"
     "Runs one TEE-DS replica until SIGTERM: raft over mutual RA-TLS with the\n"
     "group's other replicas, the client RPC on its client address.\n"
     "  --election-timeout MS  raft election timeout (default 150)\n"
     "  --key-timeout MS       how long a new replica waits for the group key\n"
-    "                         from the others (default 30000)\n";
+    "                         from the others (default 30000)\n"
+    "  --chain-conf FILE      check freshness against the group's anchor in\n"
+    "                         the DsAnchor contract of this chain.conf "
+    "(rpc_url,\n"
+    "                         ds_anchor): a replica whose log ends below it\n"
+    "                         waits for the group to bring it up, and does "
+    "not\n"
+    "                         start if the chain cannot be read. Without it:\n"
+    "                         not anchored (teex ds status says so).\n";
 
 static int ds_run(int argc, char **argv) {
-  enum { O_STATE = 256, O_DATA, O_READY, O_ELECTION, O_KEYWAIT };
+  enum { O_STATE = 256, O_DATA, O_READY, O_ELECTION, O_KEYWAIT, O_CHAIN };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
       {"data-dir", required_argument, NULL, O_DATA},
       {"ready-file", required_argument, NULL, O_READY},
       {"election-timeout", required_argument, NULL, O_ELECTION},
       {"key-timeout", required_argument, NULL, O_KEYWAIT},
+      {"chain-conf", required_argument, NULL, O_CHAIN},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  char data_dir[PATH_MAX];
+  char data_dir[PATH_MAX], anchor_rpc[512];
+  const char *chain_conf = NULL;
+  struct teex_chain_addrs anchor_addrs;
   teex_cli_data_dir(data_dir, sizeof data_dir);
   struct teex_ds_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -329,6 +342,9 @@ static int ds_run(int argc, char **argv) {
         return teex_cli_fail("--key-timeout: 1..3600000 ms");
       cfg.key_timeout_ms = (uint32_t)v;
       break;
+    case O_CHAIN:
+      chain_conf = optarg;
+      break;
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;
@@ -341,10 +357,17 @@ static int ds_run(int argc, char **argv) {
     fputs(run_usage, stderr);
     return TEEX_EXIT_USAGE;
   }
-  if (open_tee(data_dir, 1, &cfg.tee) != 0)
-    return TEEX_EXIT_FAIL;
   struct teex_err err;
   teex_err_clear(&err);
+  if (chain_conf != NULL) {
+    if (teex_cli_ds_chain_conf(chain_conf, anchor_rpc, sizeof anchor_rpc,
+                               &anchor_addrs, &err) != 0)
+      return teex_cli_fail("ds: %s", err.msg);
+    cfg.anchor_rpc = anchor_rpc;
+    cfg.anchor_contract = anchor_addrs.ds_anchor;
+  }
+  if (open_tee(data_dir, 1, &cfg.tee) != 0)
+    return TEEX_EXIT_FAIL;
   int rc = teex_ds_serve(&cfg, &err);
   teex_tee_close(cfg.tee);
   if (rc != 0)
@@ -680,7 +703,9 @@ static int ds_status(int argc, char **argv) {
     const struct teex_ds_replica_info *r = &info[i];
     long long lag =
         leader_last ? (long long)leader_last - (long long)r->last_applied : -1;
-    const char *health = r->failed    ? "failed"
+    const char *health = r->failed ? "failed"
+                         : strncmp(r->freshness, "rolled back", 11) == 0
+                             ? "rolled-back"
                          : !r->voting ? "catching-up"
                                       : "ok";
     if (!r->failed)
@@ -692,8 +717,76 @@ static int ds_status(int argc, char **argv) {
            (unsigned long long)r->last_applied, lag, health,
            r->failed ? ": " : "", r->failed ? r->failure : "");
   }
+  for (size_t i = 0; i < o.group.n_members; i++)
+    if (ok[i] && info[i].freshness[0])
+      printf("replica %llu freshness: %s\n", (unsigned long long)info[i].id,
+             info[i].freshness);
   copts_free(&o);
   return healthy > 0 ? TEEX_EXIT_OK : TEEX_EXIT_FAIL;
+}
+
+static const char anchor_usage[] =
+    "usage: teex ds anchor --chain-conf FILE --key-file FILE [--doc FILE]\n"
+    "                      [--state DIR] [--cert FILE --key FILE]\n"
+    "\n"
+    "Commits the group's current log head (the leader's applied index, term\n"
+    "and applied hash chain) to the DsAnchor contract of FILE (chain.conf:\n"
+    "rpc_url, ds_anchor), signed with --key-file (hex secp256k1 key, which\n"
+    "also pays the gas; the group's first anchor makes it the group's owner\n"
+    "and anchorer). Replicas run with --chain-conf then refuse to serve a\n"
+    "state below it. --doc: also write the commitment document (whose\n"
+    "keccak256 and CID are on chain) there.\n";
+
+static char *take_opt(int *argc, char **argv, const char *name) {
+  for (int i = 1; i + 1 < *argc; i++)
+    if (strcmp(argv[i], name) == 0) {
+      char *v = argv[i + 1];
+      memmove(argv + i, argv + i + 2, sizeof(char *) * (size_t)(*argc - i - 1));
+      *argc -= 2;
+      return v;
+    }
+  return NULL;
+}
+
+static int ds_anchor(int argc, char **argv) {
+  static struct copts o;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(anchor_usage, stdout);
+      return TEEX_EXIT_OK;
+    }
+  const char *chain_conf = take_opt(&argc, argv, "--chain-conf");
+  const char *key_file = take_opt(&argc, argv, "--key-file");
+  const char *doc = take_opt(&argc, argv, "--doc");
+  if (chain_conf == NULL || key_file == NULL) {
+    fputs(anchor_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  memset(&o, 0, sizeof o);
+  int rc = copts_parse(&o, argc, argv);
+  if (rc != 0) {
+    copts_free(&o);
+    return rc < 0 ? TEEX_EXIT_OK : rc;
+  }
+  struct teex_ds_replica_info info;
+  struct teex_err err;
+  int found = 0;
+  teex_err_clear(&err);
+  for (size_t i = 0; i < o.group.n_members && !found; i++)
+    found = teex_ds_replica_info_get(o.tls, o.addrs[i], o.timeout_ms, &info,
+                                     &err) == 0 &&
+            info.leader && !info.failed;
+  if (!found) {
+    copts_free(&o);
+    return teex_cli_fail("ds anchor: no leader answered (%s)", err.msg);
+  }
+  rc = teex_cli_ds_anchor_submit(chain_conf, key_file, o.group.id,
+                                 info.last_applied, info.term,
+                                 info.applied_chain, doc, &err);
+  copts_free(&o);
+  if (rc != 0)
+    return teex_cli_fail("ds anchor: %s", err.msg);
+  return TEEX_EXIT_OK;
 }
 
 static const struct teex_cli_cmd ds_commands[] = {
@@ -705,6 +798,7 @@ static const struct teex_cli_cmd ds_commands[] = {
     {"del", ds_del, "delete a key"},
     {"scan", ds_scan, "list keys under a prefix"},
     {"status", ds_status, "leader, term, lag and health of each replica"},
+    {"anchor", ds_anchor, "commit the group's log head to the chain"},
     {"proxy", teex_cmd_ds_proxy,
      "serve a namespace to local Redis tools (RESP)"},
     {NULL, NULL, NULL},

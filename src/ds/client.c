@@ -437,6 +437,11 @@ int teex_ds_replica_info_get(struct teex_tls_ctx *tls, const char *addr,
       out->catch_up_to = m->catch_up_to;
       out->read_barriers = m->read_barriers;
       out->reads = m->reads;
+      if (m->applied_chain.len == 32)
+        memcpy(out->applied_chain, m->applied_chain.data, 32);
+      out->anchor_index = m->anchor_index;
+      snprintf(out->freshness, sizeof(out->freshness), "%s",
+               m->freshness ? m->freshness : "");
       teex__ds__status_response__free_unpacked(m, NULL);
     }
   }

@@ -21,6 +21,13 @@ struct teex_ds_replica {
   uint64_t last_term, last_seq; /* last applied entry's (term, seq) */
   uint64_t refused;
   uint8_t chain[32]; /* hash chain over every applied entry and its result */
+  /* Freshness anchor: the chain expected after entry watch_index (0: none).
+   * Only comparable while the chain was computed from the first entry (a
+   * snapshot does not carry it). */
+  uint64_t watch_index;
+  uint8_t watch_chain[32];
+  int chain_from_start; /* 0 once a snapshot was restored */
+  int watch_result;     /* enum teex_ds_watch */
   int failed;
   char failure[256];
 };
@@ -59,6 +66,7 @@ int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
   memcpy(r->group_id, cfg->group_id, 16);
   r->clock_ms = cfg->clock_ms ? cfg->clock_ms : realtime_ms;
   r->clock_arg = cfg->clock_arg;
+  r->chain_from_start = 1;
   *out = r;
   return 0;
 }
@@ -228,6 +236,18 @@ int teex_ds_replica_read_local(struct teex_ds_replica *r,
   return rc;
 }
 
+void teex_ds_replica_watch(struct teex_ds_replica *r, uint64_t index,
+                           const uint8_t chain[32]) {
+  r->watch_index = index;
+  memcpy(r->watch_chain, chain, 32);
+  r->watch_result = TEEX_DS_WATCH_PENDING;
+}
+
+enum teex_ds_watch
+teex_ds_replica_watch_result(const struct teex_ds_replica *r) {
+  return (enum teex_ds_watch)r->watch_result;
+}
+
 void teex_ds_replica_status(struct teex_ds_replica *r,
                             struct teex_ds_status *st) {
   memset(st, 0, sizeof(*st));
@@ -331,6 +351,20 @@ static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
     goto done;
 out:
   chain_result(r, index, res);
+  if (r->watch_index != 0 && index == r->watch_index) {
+    if (!r->chain_from_start) {
+      r->watch_result = TEEX_DS_WATCH_SKIPPED;
+    } else if (!teex_ct_equal(r->chain, r->watch_chain, 32)) {
+      r->watch_result = TEEX_DS_WATCH_FORKED;
+      rc = halt(r, TEEX_EROLLBACK, index,
+                "forked: the applied hash chain differs from the group's "
+                "anchor at this index");
+      teex_ds_result_free(res);
+      goto done;
+    } else {
+      r->watch_result = TEEX_DS_WATCH_MATCHED;
+    }
+  }
   *result = res;
   res = NULL;
 done:
@@ -404,6 +438,7 @@ static int hook_restore(void *sm, const uint8_t *data, size_t len) {
     } else {
       r->last_term = get_u64(data + 20);
       r->last_seq = get_u64(data + 28);
+      r->chain_from_start = 0;
     }
   }
   teex_wipe(pt, pt_len);

@@ -143,6 +143,10 @@ static void become_fresh(struct teex_ds_sealed_io *s, const char *why) {
     return;
   }
   s->fresh = 1;
+  if (s->rolled_back)
+    TEEX_INFO("ds", "rolled-back replica caught up past the anchor",
+              "anchor=%llu", (unsigned long long)s->anchor_floor);
+  s->rolled_back = 0;
   TEEX_INFO("ds", "replica votes again", "reason=\"%s\" term=%llu", why,
             (unsigned long long)s->term);
 }
@@ -200,6 +204,26 @@ static void free_loaded(struct raft_snapshot *snap, struct raft_entry *entries,
   }
 }
 
+/* A log that ends below the group's anchor on chain was rolled back (the
+ * whole state directory restored from an older copy, which the sealed
+ * record cannot tell): no vote and no candidacy until the group brings it
+ * up to the anchor. If the whole group was rolled back nobody can, and the
+ * group serves nothing (docs/threat-model.md). */
+static void check_anchor(struct teex_ds_sealed_io *s, uint64_t last) {
+  if (s->anchor_floor == 0 || last >= s->anchor_floor)
+    return;
+  s->fresh = 0;
+  s->rolled_back = 1;
+  if (s->catch_up_to < s->anchor_floor)
+    s->catch_up_to = s->anchor_floor;
+  TEEX_ERROR("ds",
+             "state rolled back: the log ends below the group's anchor on "
+             "chain; not voting or serving until the group brings it up to "
+             "the anchor",
+             "last=%llu anchored=%llu", (unsigned long long)last,
+             (unsigned long long)s->anchor_floor);
+}
+
 static int w_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                   struct raft_snapshot **snapshot, raft_index *start_index,
                   struct raft_entry *entries[], size_t *n_entries) {
@@ -213,6 +237,9 @@ static int w_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
   teex_err_clear(&err);
   int rc = record_read(s, &err);
   int empty = *term == 0 && *n_entries == 0 && *snapshot == NULL;
+  uint64_t last = *n_entries > 0      ? *start_index + *n_entries - 1
+                  : *snapshot != NULL ? (*snapshot)->index
+                                      : 0;
   if (rc == TEEX_ENOTFOUND) {
     s->index = 0;
     s->term = *term;
@@ -228,11 +255,9 @@ static int w_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                 "caught up",
                 "term=%llu entries=%zu", (unsigned long long)*term, *n_entries);
     }
+    check_anchor(s, last);
     return 0;
   }
-  uint64_t last = *n_entries > 0      ? *start_index + *n_entries - 1
-                  : *snapshot != NULL ? (*snapshot)->index
-                                      : 0;
   if (rc == 0 && ((*term == s->term && *voted_for == s->vote) ||
                   (*term == s->prev_term && *voted_for == s->prev_vote))) {
     s->term = *term;
@@ -247,6 +272,7 @@ static int w_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                 "last=%llu sealed=%llu", (unsigned long long)last,
                 (unsigned long long)s->index);
     }
+    check_anchor(s, last);
     return 0;
   }
   if (rc == 0)
@@ -284,9 +310,11 @@ static void w_tick(struct raft_io *inner) {
 
 static void w_recv(struct raft_io *inner, struct raft_message *msg) {
   struct teex_ds_sealed_io *s = inner->data;
-  if (!s->fresh && msg->type == RAFT_IO_APPEND_ENTRIES && s->catch_up_to == 0 &&
+  if (!s->fresh && msg->type == RAFT_IO_APPEND_ENTRIES && !s->commit_seen &&
       msg->append_entries.leader_commit > 0) {
-    s->catch_up_to = msg->append_entries.leader_commit;
+    s->commit_seen = 1;
+    if (msg->append_entries.leader_commit > s->catch_up_to)
+      s->catch_up_to = msg->append_entries.leader_commit;
     TEEX_INFO("ds", "catching up before voting", "commit_index=%llu",
               (unsigned long long)s->catch_up_to);
   }

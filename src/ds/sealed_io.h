@@ -39,6 +39,11 @@ struct teex_ds_sealed_io {
   int fresh;            /* may vote and stand for election */
   uint64_t catch_up_to; /* commit index to reach before voting (0: unknown) */
   uint64_t suppressed;  /* vote grants / requests neutralised so far */
+  /* The group's anchored index on chain (0: none), set before raft loads;
+   * a log ending below it means the state was rolled back. */
+  uint64_t anchor_floor;
+  int rolled_back; /* below the anchor at load, not yet caught up */
+  int commit_seen; /* catch_up_to took a leader's commit index */
   raft_io_tick_cb tick;
   raft_io_recv_cb recv;
   raft_io_close_cb close_cb;

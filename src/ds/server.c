@@ -11,6 +11,8 @@
 #include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/ds.h"
+#include "teex/ds_anchor.h"
+#include "teex/eth_rpc.h"
 #include "teex/log.h"
 #include "teex/mem.h"
 #include "teex/proto/ds.pb-c.h"
@@ -250,6 +252,9 @@ struct srv {
   struct read_op *reads_next, **reads_tail, *reads_batch;
   int barrier_busy;
   uint64_t barriers, batched_reads;
+  /* The chain anchor read at start (anchored = 0: no chain configured). */
+  int anchored;
+  struct teex_ds_anchor anchor;
 };
 
 struct read_op {
@@ -480,6 +485,8 @@ static int queue_read(struct srv *s, struct teex_rpc_call *call,
  * network delay. */
 static int follower_fresh(struct srv *s) {
   struct raft *r = &s->raft;
+  if (s->sio.rolled_back)
+    return 0;
   if (raft_state(r) == RAFT_LEADER)
     return 1;
   raft_id lid = 0;
@@ -541,6 +548,15 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   } else {
     /* The grant comes from the verified identity, never from the request. */
     req->view.cmd.grant = g->ns;
+  }
+  if (s->sio.rolled_back) {
+    char m[160];
+    snprintf(m, sizeof m,
+             "replica state rolled back below the group's anchored index "
+             "%llu: not serving until the group brings it up",
+             (unsigned long long)s->anchor.index);
+    teex_rpc_call_respond(call, TEEX_EROLLBACK, m, NULL, 0);
+    goto out;
   }
   if (req->read_mode == 1) {
     if (!follower_fresh(s)) {
@@ -620,6 +636,29 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   r.group_id = (ProtobufCBinaryData){16, s->group.id};
   r.read_barriers = s->barriers;
   r.reads = s->batched_reads;
+  r.applied_chain = (ProtobufCBinaryData){32, st.applied_chain};
+  char fresh[192];
+  if (!s->anchored)
+    snprintf(fresh, sizeof fresh, "not anchored (no chain configured)");
+  else if (s->sio.rolled_back)
+    snprintf(fresh, sizeof fresh,
+             "rolled back: state below the anchored index %llu, waiting for "
+             "the group to bring it up",
+             (unsigned long long)s->anchor.index);
+  else if (s->anchor.index == 0)
+    snprintf(fresh, sizeof fresh, "not anchored yet");
+  else {
+    enum teex_ds_watch w = teex_ds_replica_watch_result(s->rep);
+    snprintf(fresh, sizeof fresh, "at or past the anchored index %llu (%s)",
+             (unsigned long long)s->anchor.index,
+             w == TEEX_DS_WATCH_MATCHED   ? "hash chain matches the anchor"
+             : w == TEEX_DS_WATCH_FORKED  ? "FORKED: hash chain differs"
+             : w == TEEX_DS_WATCH_SKIPPED ? "hash chain not comparable "
+                                            "after a snapshot"
+                                          : "hash chain not checked yet");
+  }
+  r.freshness = fresh;
+  r.anchor_index = s->anchor.index;
   size_t len = teex__ds__status_response__get_packed_size(&r);
   uint8_t *buf = malloc(len ? len : 1);
   if (buf == NULL) {
@@ -794,6 +833,35 @@ static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
   return rc == 0 ? 0 : teex_err_wrap(err, 0, "group key");
 }
 
+/* Reads the group's latest anchor from the chain (blocking, before raft
+ * starts). A replica told to check freshness that cannot read the chain
+ * does not start: serving unchecked is what the anchor exists to prevent. */
+static int read_anchor(struct srv *s, const struct teex_ds_server_config *cfg,
+                       struct teex_err *err) {
+  struct teex_eth_rpc_opts o = {.timeout_ms = 10000};
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_chain_addrs a;
+  uint8_t gid[32];
+  memset(&a, 0, sizeof a);
+  memcpy(a.ds_anchor, cfg->anchor_contract, 20);
+  teex_ds_anchor_group_id(s->group.id, gid);
+  int rc = teex_eth_rpc_open(cfg->anchor_rpc, &o, &rpc, err);
+  if (rc == 0) {
+    teex_chain_use_errors(rpc);
+    rc = teex_chain_ds_anchor_latest(rpc, &a, gid, &s->anchor, err);
+  }
+  teex_eth_rpc_close(rpc);
+  if (rc != 0)
+    return teex_err_wrap(err, rc,
+                         "cannot read the freshness anchor from the chain "
+                         "(refusing to start unchecked)");
+  s->anchored = 1;
+  TEEX_INFO("ds", "freshness anchor read", "index=%llu term=%llu",
+            (unsigned long long)s->anchor.index,
+            (unsigned long long)s->anchor.term);
+  return 0;
+}
+
 static int start_raft(struct srv *s, uint32_t election_ms,
                       struct teex_err *err) {
   char dir[4096], rec[4096];
@@ -806,6 +874,8 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   int rc = teex_ds_replica_new(&rc_cfg, &s->rep, err);
   if (rc != 0)
     return rc;
+  if (s->anchored && s->anchor.index > 0)
+    teex_ds_replica_watch(s->rep, s->anchor.index, s->anchor.applied_chain);
   if (teex_ds_raft_new(&teex_ds_replica_hooks, s->rep, &s->cons) != 0)
     return teex_err_set(err, TEEX_ENOMEM, "consensus");
   uint64_t members[TEEX_DS_GROUP_MAX_MEMBERS];
@@ -828,6 +898,7 @@ static int start_raft(struct srv *s, uint32_t election_ms,
                         s->uv_io.errmsg);
   s->uv_inited = 1;
   teex_ds_sealed_io_init(&s->sio, &s->uv_io, s->tee, rec, s->group.id);
+  s->sio.anchor_floor = s->anchor.index;
   rv = raft_init(&s->raft, &s->sio.io, teex_ds_raft_fsm(s->cons), s->self_id,
                  s->self->peer);
   if (rv != 0)
@@ -895,6 +966,9 @@ int teex_ds_serve(const struct teex_ds_server_config *cfg,
     goto out;
   if ((rc = get_key(s, cfg->key_timeout_ms ? cfg->key_timeout_ms : 30000,
                     err)) != 0)
+    goto out;
+  if (cfg->anchor_rpc != NULL && cfg->anchor_contract != NULL &&
+      (rc = read_anchor(s, cfg, err)) != 0)
     goto out;
   uint32_t election = cfg->election_timeout_ms ? cfg->election_timeout_ms
                                                : TEEX_DS_DEFAULT_ELECTION_MS;

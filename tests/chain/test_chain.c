@@ -16,6 +16,7 @@
 #include "teex/chain.h"
 #include "teex/contracts.h"
 #include "teex/crypto.h"
+#include "teex/ds_anchor.h"
 #include "teex/mem.h"
 #include "teex/statements.h"
 
@@ -89,7 +90,8 @@ static int abi_has(const char *kind, const char *sig) {
 static void test_sigs_match_abi(void **state) {
   (void)state;
   size_t n_errors = 0, n_abi_errors = 0;
-  assert_int_equal(teex_contracts_count(), 4);
+  assert_int_equal(teex_contracts_count(), 5);
+  assert_non_null(teex_contract_find("DsAnchor"));
   assert_non_null(teex_contract_find("DatasetRegistry"));
   assert_non_null(teex_contract_find("Settlement"));
   assert_null(teex_contract_find("Nope"));
@@ -137,6 +139,7 @@ static void test_config_roundtrip(void **state) {
   memset(a.service_registry, 0x22, 20);
   memset(a.settlement, 0x33, 20);
   memset(a.dataset_registry, 0x44, 20);
+  memset(a.ds_anchor, 0x55, 20);
   /* First only the endpoint (chain up): addresses are missing, by name. */
   assert_int_equal(
       teex_chain_conf_save(path, "http://127.0.0.1:8545", 31337, NULL, &e), 0);
@@ -311,6 +314,10 @@ static void test_deploy(void **state) {
   memset(bad.settlement, 0x42, 20);
   assert_int_equal(teex_chain_check(rpc, &bad, &e), TEEX_ECONFIG);
   assert_non_null(strstr(e.msg, "no Settlement contract"));
+  bad = ca;
+  memset(bad.ds_anchor, 0x42, 20);
+  assert_int_equal(teex_chain_check(rpc, &bad, &e), TEEX_ECONFIG);
+  assert_non_null(strstr(e.msg, "no DsAnchor contract"));
 }
 
 static struct teex_chain_service svc;
@@ -934,10 +941,153 @@ static void test_datasets(void **state) {
   free(all);
 }
 
+/* The latest() record as a node returns it (the fuzz seed, written from the
+ * ABI by hand): decoded field by field; cut short or with a CID holding a
+ * NUL, refused. */
+static void test_ds_anchor_decode(void **state) {
+  (void)state;
+  char path[1024];
+  size_t n;
+  struct teex_ds_anchor a;
+  struct teex_err e = {0};
+  uint8_t signer[20];
+  snprintf(path, sizeof path, "%s/fuzz/corpus/fuzz_ds_anchor/record",
+           tu_source_dir());
+  uint8_t *rec = tu_read_file(path, &n);
+  assert_non_null(rec);
+  memset(&a, 0, sizeof a);
+  if (teex_chain__ds_anchor_decode(rec, n, &a, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(a.index, 42);
+  assert_int_equal(a.term, 3);
+  assert_int_equal(a.time_ms, 1765000000000ull);
+  assert_int_equal(a.anchored_at, 1765000000ull);
+  assert_int_equal(a.applied_chain[0], 0x11);
+  assert_int_equal(a.state_digest[31], 0x22);
+  assert_int_equal(a.commitment_hash[5], 0x33);
+  memset(signer, 0x44, 20);
+  assert_memory_equal(a.signer, signer, 20);
+  assert_string_equal(
+      a.cid, "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+  assert_int_not_equal(teex_chain__ds_anchor_decode(rec, n - 40, &a, &e), 0);
+  rec[n - 40] = 0; /* a NUL inside the CID */
+  assert_int_equal(teex_chain__ds_anchor_decode(rec, n, &a, &e), TEEX_EFORMAT);
+  free(rec);
+}
+
+/* DsAnchor from C: a group of three replica keys, an anchor signed by one
+ * of them (the digest is the one the contract recovers), only higher
+ * indexes, only listed signers. */
+static void test_ds_anchor(void **state) {
+  (void)state;
+  struct teex_err e = {0};
+  struct teex_domain d;
+  struct teex_ds_anchor c, got;
+  uint8_t rsk[3][32], raddr[3][20], pub[64], digest[32], sig[65], gid[32];
+  uint8_t ds_gid[16], other_sk[32];
+  memset(ds_gid, 0xd5, sizeof ds_gid);
+  teex_ds_anchor_group_id(ds_gid, gid);
+  assert_memory_equal(gid, ds_gid, 16);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(teex_secp256k1_keypair(rsk[i], pub), 0);
+    teex_eth_address(pub, raddr[i]);
+  }
+  assert_int_equal(teex_secp256k1_keypair(other_sk, pub), 0);
+  assert_true(teex_chain_has_ds_anchor(&ca));
+  /* Before the group exists: nothing anchored. */
+  if (teex_chain_ds_anchor_latest(rpc, &ca, gid, &got, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(got.index, 0);
+  if (teex_chain_ds_anchor_create_group(
+          snd[PROVIDER], &ca, gid, (const uint8_t(*)[20])raddr, 3, 0, &e) != 0)
+    fail_msg("%s", e.msg);
+  /* Only once. */
+  assert_int_equal(teex_chain_ds_anchor_create_group(snd[STRANGER], &ca, gid,
+                                                     NULL, 0, 0, &e),
+                   TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "GroupExists"));
+
+  memset(&c, 0, sizeof c);
+  memcpy(c.group_id, gid, 32);
+  c.index = 42;
+  c.term = 3;
+  c.time_ms = (uint64_t)time(NULL) * 1000;
+  teex_keccak256("chain@42", 8, c.applied_chain);
+  teex_keccak256("digest@42", 9, c.state_digest);
+  teex_keccak256("document", 8, c.commitment_hash);
+  snprintf(c.cid, sizeof c.cid, "%s",
+           "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am");
+  domain_of(ca.ds_anchor, &d);
+  teex_ds_anchor_digest(&d, &c, digest);
+  /* Signed by a key the owner did not list: refused. */
+  assert_int_equal(teex_stmt_sign(other_sk, digest, sig), 0);
+  assert_int_equal(
+      teex_chain_ds_anchor_submit(snd[STRANGER], &ca, &c, sig, 0, &e),
+      TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "NotAnAnchorer"));
+  /* Signed by replica 2, submitted by anyone: recorded. */
+  assert_int_equal(teex_stmt_sign(rsk[1], digest, sig), 0);
+  if (teex_chain_ds_anchor_submit(snd[STRANGER], &ca, &c, sig, 0, &e) != 0)
+    fail_msg("%s", e.msg);
+  if (teex_chain_ds_anchor_latest(rpc, &ca, gid, &got, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(got.index, 42);
+  assert_int_equal(got.term, 3);
+  assert_int_equal(got.time_ms, c.time_ms);
+  assert_memory_equal(got.applied_chain, c.applied_chain, 32);
+  assert_memory_equal(got.state_digest, c.state_digest, 32);
+  assert_memory_equal(got.commitment_hash, c.commitment_hash, 32);
+  assert_string_equal(got.cid, c.cid);
+  assert_memory_equal(got.signer, raddr[1], 20);
+  assert_true(got.anchored_at > 0);
+  /* The same index again (a restored group re-anchoring): refused. */
+  assert_int_equal(
+      teex_chain_ds_anchor_submit(snd[STRANGER], &ca, &c, sig, 0, &e),
+      TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "IndexNotIncreasing"));
+  /* A changed field breaks the signature. */
+  c.index = 43;
+  assert_int_equal(
+      teex_chain_ds_anchor_submit(snd[STRANGER], &ca, &c, sig, 0, &e),
+      TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "NotAnAnchorer"));
+  /* A bad CID never leaves. */
+  c.cid[0] = 0;
+  assert_int_equal(
+      teex_chain_ds_anchor_submit(snd[STRANGER], &ca, &c, sig, 0, &e),
+      TEEX_EINVAL);
+  /* The owner removes replica 2: its next anchor is refused. */
+  if (teex_chain_ds_anchor_set(snd[PROVIDER], &ca, gid, raddr[1], 0, 0, &e) !=
+      0)
+    fail_msg("%s", e.msg);
+  snprintf(c.cid, sizeof c.cid, "%s", "bafkreianchor43");
+  teex_ds_anchor_digest(&d, &c, digest);
+  assert_int_equal(teex_stmt_sign(rsk[1], digest, sig), 0);
+  assert_int_equal(
+      teex_chain_ds_anchor_submit(snd[STRANGER], &ca, &c, sig, 0, &e),
+      TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "NotAnAnchorer"));
+  /* Only the owner changes anchorers. */
+  assert_int_equal(
+      teex_chain_ds_anchor_set(snd[STRANGER], &ca, gid, raddr[1], 1, 0, &e),
+      TEEX_ECHAIN);
+  assert_non_null(strstr(e.msg, "NotGroupOwner"));
+
+  /* A network without the contract says so. */
+  struct teex_chain_addrs old = ca;
+  memset(old.ds_anchor, 0, 20);
+  assert_int_equal(teex_chain_ds_anchor_latest(rpc, &old, gid, &got, &e),
+                   TEEX_ECONFIG);
+  assert_non_null(strstr(e.msg, "no DsAnchor"));
+  teex_wipe(rsk, sizeof rsk);
+  teex_wipe(other_sk, sizeof other_sk);
+}
+
 int main(void) {
   const struct CMUnitTest offline[] = {
       cmocka_unit_test(test_sigs_match_abi),
       cmocka_unit_test(test_config_roundtrip),
+      cmocka_unit_test(test_ds_anchor_decode),
   };
   const struct CMUnitTest chain[] = {
       cmocka_unit_test(test_deploy),
@@ -947,6 +1097,7 @@ int main(void) {
       cmocka_unit_test(test_verify_receipt),
       cmocka_unit_test(test_withdrawals),
       cmocka_unit_test(test_datasets),
+      cmocka_unit_test(test_ds_anchor),
   };
   int rc = cmocka_run_group_tests_name("chain offline", offline, NULL, NULL);
   rc |= cmocka_run_group_tests_name("chain on anvil", chain, setup, teardown);

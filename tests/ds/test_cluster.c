@@ -293,6 +293,59 @@ static void test_wrong_group_key_halts_not_diverges(void **state) {
   tc_close(&t);
 }
 
+/* The freshness anchor's chain check: two runs of the same deterministic
+ * group apply the same entries with the same hash chain; in the second, a
+ * replica told the right chain at an index goes on, one told another chain
+ * halts there as forked rather than serve a state the anchor disowns. */
+static void test_anchor_chain_watch(void **state) {
+  (void)state;
+  struct tc t;
+  struct tc_op op;
+  struct teex_ds_status st, s1, s2;
+  uint8_t want[32], wrong[32];
+  uint64_t at;
+  tc_init(&t, 3);
+  for (int i = 0; i < 4; i++) {
+    struct teex_ds_cmd c = tc_set_cmd("app/w", i % 2 ? "odd" : "even");
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  tc_settle(&t);
+  teex_ds_replica_status(t.rep[0], &st);
+  at = st.last_applied;
+  memcpy(want, st.applied_chain, 32);
+  tc_close(&t);
+
+  memcpy(wrong, want, 32);
+  wrong[7] ^= 1;
+  tc_init(&t, 3);
+  teex_ds_replica_watch(t.rep[1], at, want);
+  teex_ds_replica_watch(t.rep[2], at, wrong);
+  assert_int_equal(teex_ds_replica_watch_result(t.rep[1]),
+                   TEEX_DS_WATCH_PENDING);
+  for (int i = 0; i < 4; i++) {
+    struct teex_ds_cmd c = tc_set_cmd("app/w", i % 2 ? "odd" : "even");
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  struct teex_ds_cmd c = tc_set_cmd("app/after", "x");
+  assert_int_equal(tc_run(&t, &c, &op), 0);
+  tc_op_clear(&op);
+  raft_fixture_step_until_elapsed(&t.f, 2000);
+  teex_ds_replica_status(t.rep[1], &s1);
+  teex_ds_replica_status(t.rep[2], &s2);
+  assert_int_equal(teex_ds_replica_watch_result(t.rep[1]),
+                   TEEX_DS_WATCH_MATCHED);
+  assert_int_equal(s1.failed, 0);
+  assert_true(s1.last_applied > at);
+  assert_int_equal(teex_ds_replica_watch_result(t.rep[2]),
+                   TEEX_DS_WATCH_FORKED);
+  assert_int_equal(s2.failed, TEEX_EROLLBACK);
+  assert_non_null(strstr(s2.failure, "forked"));
+  assert_true(s2.last_applied < s1.last_applied);
+  tc_close(&t);
+}
+
 static uint8_t *g_replay;
 static size_t g_replay_len;
 static void grab_last(const struct raft_entry *e, void *arg) {
@@ -599,6 +652,7 @@ int main(void) {
       cmocka_unit_test(test_partitioned_minority_cannot_commit),
       cmocka_unit_test(test_log_and_snapshot_carry_only_ciphertext),
       cmocka_unit_test(test_wrong_group_key_halts_not_diverges),
+      cmocka_unit_test(test_anchor_chain_watch),
       cmocka_unit_test(test_replayed_entry_refused_everywhere),
       cmocka_unit_test(test_namespace_and_limits_in_group),
       cmocka_unit_test(test_ttl_by_leader_clock),

@@ -100,8 +100,8 @@ ok=""
 for _ in $(seq 100); do
   st="$(cli c1 status --timeout 1000 2>/dev/null || true)"
   if [ "$(echo "$st" | grep -c ' ok$')" = 3 ] && [ "$(echo "$st" | awk '$3 == "leader"' | wc -l)" = 1 ] \
-     && [ "$(echo "$st" | awk 'NR > 1 { print $4 }' | sort -u | wc -l)" = 1 ] \
-     && [ "$(echo "$st" | awk 'NR > 1 { print $6 }' | sort -u | wc -l)" = 1 ]; then
+     && [ "$(echo "$st" | awk '$1 ~ /^[0-9]+$/ { print $4 }' | sort -u | wc -l)" = 1 ] \
+     && [ "$(echo "$st" | awk '$1 ~ /^[0-9]+$/ { print $6 }' | sort -u | wc -l)" = 1 ]; then
     ok=1; break
   fi
   sleep 0.1

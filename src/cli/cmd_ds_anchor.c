@@ -1,0 +1,155 @@
+/* The chain side of TEE-DS freshness (include/teex/ds_anchor.h) for the
+ * CLI: reading a chain.conf for `teex ds run --chain-conf`, and `teex ds
+ * anchor`, which commits the group's current log head to the DsAnchor
+ * contract. */
+#include "cli/cli.h"
+
+#include "teex/config.h"
+#include "teex/crypto.h"
+#include "teex/eip712.h"
+#include "teex/ds_anchor.h"
+#include "teex/eth_rpc.h"
+#include "teex/eth_sender.h"
+#include "teex/eth_tx.h"
+#include "teex/ipfs.h"
+#include "teex/mem.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cmd_ds_anchor.h"
+
+int teex_cli_ds_chain_conf(const char *path, char *rpc_url, size_t cap,
+                           struct teex_chain_addrs *a, struct teex_err *err) {
+  struct teex_config c;
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, path, err);
+  if (rc == 0)
+    rc = teex_chain_addrs_from_config(&c, a, err);
+  const char *url = teex_config_get(&c, "rpc_url", TEEX_CHAIN_DEFAULT_RPC);
+  if (rc == 0 && !teex_chain_has_ds_anchor(a))
+    rc = teex_err_set(err, TEEX_ECONFIG,
+                      "%s: no ds_anchor (deploy the contracts again: teex "
+                      "chain deploy)",
+                      path);
+  if (rc == 0 && snprintf(rpc_url, cap, "%s", url) >= (int)cap)
+    rc = teex_err_set(err, TEEX_ECONFIG, "%s: rpc_url too long", path);
+  teex_config_free(&c);
+  return rc == 0 ? 0 : teex_err_wrap(err, rc, "%s", path);
+}
+
+static int read_key(const char *file, uint8_t sk[32], struct teex_err *err) {
+  char buf[160];
+  size_t n;
+  FILE *f = fopen(file, "r");
+  if (f == NULL)
+    return teex_err_set(err, TEEX_EIO, "%s: %s", file, strerror(errno));
+  n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  buf[strcspn(buf, " \r\n")] = 0;
+  int r = teex_hex_decode(buf, sk, 32, &n);
+  teex_wipe(buf, sizeof buf);
+  if (r != 0 || n != 32)
+    return teex_err_set(err, TEEX_EINVAL, "%s: not a 32-byte hex key", file);
+  return 0;
+}
+
+/* The commitment document (text, nothing secret: hashes and numbers);
+ * its keccak256 and CID go on chain. */
+static int document(const struct teex_ds_anchor *c, char *out, size_t cap) {
+  char g[65], ch[65], dg[65];
+  teex_hex_encode(c->group_id, 32, g);
+  teex_hex_encode(c->applied_chain, 32, ch);
+  teex_hex_encode(c->state_digest, 32, dg);
+  int n = snprintf(out, cap,
+                   "teex/ds-anchor/v1\ngroup %s\nindex %" PRIu64
+                   "\nterm %" PRIu64 "\napplied_chain %s\nstate_digest %s\n"
+                   "time_ms %" PRIu64 "\n",
+                   g, c->index, c->term, ch, dg, c->time_ms);
+  return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+int teex_cli_ds_anchor_submit(const char *chain_conf, const char *key_file,
+                              const uint8_t ds_group_id[16], uint64_t index,
+                              uint64_t term, const uint8_t applied_chain[32],
+                              const char *doc_out, struct teex_err *err) {
+  char url[512], doc[1024];
+  struct teex_chain_addrs a;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *snd = NULL;
+  struct teex_eth_rpc_opts ro = {.timeout_ms = 20000};
+  struct teex_ds_anchor c, cur;
+  struct teex_domain d;
+  struct teex_cid cid;
+  uint8_t sk[32], pub[64], me[20], digest[32], sig[65];
+  int rc = teex_cli_ds_chain_conf(chain_conf, url, sizeof url, &a, err);
+  if (rc == 0)
+    rc = read_key(key_file, sk, err);
+  if (rc != 0)
+    return rc;
+  if (teex_secp256k1_public(sk, pub) != 0) {
+    teex_wipe(sk, sizeof sk);
+    return teex_err_set(err, TEEX_EINVAL, "%s: not a secp256k1 key", key_file);
+  }
+  teex_eth_address(pub, me);
+  memset(&c, 0, sizeof c);
+  teex_ds_anchor_group_id(ds_group_id, c.group_id);
+  c.index = index;
+  c.term = term;
+  c.time_ms = (uint64_t)time(NULL) * 1000;
+  memcpy(c.applied_chain, applied_chain, 32);
+  int dn = document(&c, doc, sizeof doc);
+  if (dn < 0) {
+    rc = teex_err_set(err, TEEX_EINTERNAL, "commitment document");
+    goto done;
+  }
+  teex_keccak256(doc, (size_t)dn, c.commitment_hash);
+  teex_cid_of_block(TEEX_CODEC_RAW, doc, (size_t)dn, &cid);
+  teex_cid_to_string(&cid, c.cid);
+  if (doc_out != NULL) {
+    FILE *f = fopen(doc_out, "wb");
+    if (f == NULL || fwrite(doc, 1, (size_t)dn, f) != (size_t)dn) {
+      if (f)
+        fclose(f);
+      rc = teex_err_set(err, TEEX_EIO, "%s: %s", doc_out, strerror(errno));
+      goto done;
+    }
+    fclose(f);
+  }
+  if ((rc = teex_eth_rpc_open(url, &ro, &rpc, err)) != 0)
+    goto done;
+  teex_chain_use_errors(rpc);
+  if ((rc = teex_eth_sender_new(rpc, sk, NULL, &snd, err)) != 0)
+    goto done;
+  /* The first anchor of a group creates it, owned and signed by this key. */
+  if (teex_chain_ds_anchor_latest(rpc, &a, c.group_id, &cur, err) == 0 &&
+      cur.index == 0) {
+    const uint8_t(*list)[20] = (const uint8_t(*)[20])me;
+    rc =
+        teex_chain_ds_anchor_create_group(snd, &a, c.group_id, list, 1, 0, err);
+    if (rc == TEEX_ECHAIN && strstr(err->msg, "GroupExists") != NULL)
+      rc = 0; /* created before, never anchored */
+    if (rc != 0)
+      goto done;
+  }
+  d.chain_id = teex_eth_sender_chain_id(snd);
+  memcpy(d.verifying_contract, a.ds_anchor, 20);
+  teex_ds_anchor_digest(&d, &c, digest);
+  if (teex_eip712_sign(sk, digest, sig) != 0) {
+    rc = teex_err_set(err, TEEX_EINTERNAL, "signing the anchor");
+    goto done;
+  }
+  rc = teex_chain_ds_anchor_submit(snd, &a, &c, sig, 0, err);
+  if (rc == 0)
+    printf("anchored index %" PRIu64 " term %" PRIu64 " cid %s\n", index, term,
+           c.cid);
+done:
+  teex_wipe(sk, sizeof sk);
+  teex_eth_sender_free(snd);
+  teex_eth_rpc_close(rpc);
+  return rc;
+}
