@@ -717,7 +717,7 @@ static int ds_status(int argc, char **argv) {
            (unsigned long long)r->last_applied, lag, health,
            r->failed ? ": " : "", r->failed ? r->failure : "");
   }
-  for (size_t i = 0; i < o.group.n_members; i++)
+  for (size_t i = 0; i < o.k.group.n_members; i++)
     if (ok[i] && info[i].freshness[0])
       printf("replica %llu freshness: %s\n", (unsigned long long)info[i].id,
              info[i].freshness);
@@ -772,15 +772,15 @@ static int ds_anchor(int argc, char **argv) {
   struct teex_err err;
   int found = 0;
   teex_err_clear(&err);
-  for (size_t i = 0; i < o.group.n_members && !found; i++)
-    found = teex_ds_replica_info_get(o.tls, o.addrs[i], o.timeout_ms, &info,
+  for (size_t i = 0; i < o.k.group.n_members && !found; i++)
+    found = teex_ds_replica_info_get(o.k.tls, o.k.addrs[i], o.timeout_ms, &info,
                                      &err) == 0 &&
             info.leader && !info.failed;
   if (!found) {
     copts_free(&o);
     return teex_cli_fail("ds anchor: no leader answered (%s)", err.msg);
   }
-  rc = teex_cli_ds_anchor_submit(chain_conf, key_file, o.group.id,
+  rc = teex_cli_ds_anchor_submit(chain_conf, key_file, o.k.group.id,
                                  info.last_applied, info.term,
                                  info.applied_chain, doc, &err);
   copts_free(&o);
