@@ -30,6 +30,20 @@ static int hex_exact(const char *s, uint8_t *out, size_t n) {
          got == n;
 }
 
+/* An address is HOST:PORT: letters, digits and . - _ : [ ] only (what a
+ * host name or an IPv4/IPv6 literal with a port can hold), so that what is
+ * saved reads back the same. */
+static int addr_ok(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+          c == ':' || c == '[' || c == ']'))
+      return 0;
+  }
+  return 1;
+}
+
 static int member_fields(const char *id_s, const char *v,
                          struct teex_ds_member *m, struct teex_err *err) {
   memset(m, 0, sizeof(*m));
@@ -47,7 +61,7 @@ static int member_fields(const char *id_s, const char *v,
   while (*b == ' ')
     b++;
   if (a == 0 || a > TEEX_DS_ADDR_MAX || strlen(b) == 0 ||
-      strlen(b) > TEEX_DS_ADDR_MAX || strpbrk(b, " ,") != NULL)
+      strlen(b) > TEEX_DS_ADDR_MAX || !addr_ok(v, a) || !addr_ok(b, strlen(b)))
     return teex_err_set(err, TEEX_ECONFIG, "member %s: bad addresses", id_s);
   memcpy(m->peer, v, a);
   m->peer[a] = '\0';
