@@ -128,6 +128,12 @@ int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
                    const uint8_t *value, const char *reason, uint64_t now,
                    struct teex_err *err);
 
+/* The SM's EIP-712 EnclaveRevocation signature for enclave (settlement v1,
+ * the registration domain): anyone may submit it to the EnclaveRegistry,
+ * which then refuses the address for good. */
+int teex_sm_sign_revocation(const struct teex_sm *sm, const uint8_t enclave[20],
+                            uint8_t sig[65]);
+
 /* An enclave the SM has checked: what teex_sm_enclaves reports. */
 struct teex_sm_enclave {
   uint8_t address[20];

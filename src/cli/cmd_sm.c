@@ -355,6 +355,9 @@ out:
   "  --token-file FILE     the operator token the SM wrote at start\n"         \
   "                        (default DATA_DIR/sm/operator.token)\n"
 
+/* Bounds the operator's answers (about 200 bytes an enclave). */
+#define STATUS_RESP_MAX (8u << 20)
+
 static const char revoke_usage[] =
     "usage: teex sm revoke (--measurement HEX | --enclave ADDR)\n"
     "                      --sm-policy FILE [--reason TEXT] [options]\n"
@@ -364,7 +367,11 @@ static const char revoke_usage[] =
     "data leases, TEE-DS grants and group keys, registrations). Only the\n"
     "SM's operator can: the one who can read its operator token file.\n"
     "\n" OP_USAGE_COMMON
-    "  --reason TEXT         why (at most 128 bytes), shown by status\n";
+    "  --reason TEXT         why (at most 128 bytes), shown by status\n"
+    "\n"
+    "Prints, for each revoked address the SM knows, the SM-signed\n"
+    "EnclaveRevocation statement (revocation enclave=ADDR sm_signature=HEX)\n"
+    "that anyone may submit to the EnclaveRegistry.\n";
 
 static int sm_revoke(int argc, char **argv) {
   static const struct option longopts[] = {
@@ -429,14 +436,31 @@ static int sm_revoke(int argc, char **argv) {
   struct teex_err err;
   teex_err_clear(&err);
   struct teex_buf resp;
-  teex_buf_init(&resp, 1024, 0);
+  teex_buf_init(&resp, STATUS_RESP_MAX, 0);
   int rc =
       op_call(&o, "sm.Revoke", &req.base, &req.operator_token, &resp, &err);
-  teex_buf_free(&resp);
-  if (rc != 0)
+  if (rc != 0) {
+    teex_buf_free(&resp);
     return teex_cli_fail("sm revoke: %s", err.msg);
+  }
+  Teex__Sm__RevokeResponse *r =
+      teex__sm__revoke_response__unpack(NULL, resp.len, resp.data);
+  teex_buf_free(&resp);
+  if (r == NULL)
+    return teex_cli_fail("sm revoke: malformed answer");
   printf("revoked %s %s\n", enc != NULL ? "enclave" : "measurement",
          enc != NULL ? enc : meas);
+  /* The SM-signed statements that revoke the addresses on chain. */
+  for (size_t i = 0; i < r->n_revocations; i++) {
+    const Teex__Sm__Revocation *v = r->revocations[i];
+    if (v->enclave.len != 20 || v->signature.len != 65)
+      continue;
+    char addr[43], sig[131];
+    teex_eth_address_hex(v->enclave.data, addr);
+    teex_hex_encode(v->signature.data, 65, sig);
+    printf("revocation enclave=%s sm_signature=0x%s\n", addr, sig);
+  }
+  teex__sm__revoke_response__free_unpacked(r, NULL);
   return TEEX_EXIT_OK;
 }
 
@@ -447,8 +471,6 @@ static const char status_usage[] =
     "measurement, first and last fresh attestation, and whether they are\n"
     "trusted or revoked (when, why). Only the SM's operator can.\n"
     "\n" OP_USAGE_COMMON;
-
-#define STATUS_RESP_MAX (8u << 20)
 
 static int sm_status(int argc, char **argv) {
   static const struct option longopts[] = {

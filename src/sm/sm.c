@@ -448,6 +448,13 @@ int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
   return 0;
 }
 
+int teex_sm_sign_revocation(const struct teex_sm *sm, const uint8_t enclave[20],
+                            uint8_t sig[65]) {
+  uint8_t digest[32];
+  teex_stmt_enclave_revocation_digest(&sm->cfg.registration, enclave, digest);
+  return teex_stmt_sign(sm->secrets, digest, sig);
+}
+
 /* TEEX_EPOLICY when id's address or measurement is revoked. */
 static int check_not_revoked(struct teex_sm *sm,
                              const struct teex_tee_identity *id,

@@ -366,6 +366,25 @@ static int check_operator(struct sm_server *s, const ProtobufCBinaryData *tok,
   return 0;
 }
 
+struct status_rows {
+  struct teex_sm_enclave *e;
+  size_t n, cap;
+};
+
+static int status_row(const struct teex_sm_enclave *e, void *arg) {
+  struct status_rows *r = arg;
+  if (r->n == r->cap) {
+    size_t nc = r->cap ? r->cap * 2 : 16;
+    struct teex_sm_enclave *ne = realloc(r->e, nc * sizeof *ne);
+    if (ne == NULL)
+      return 1;
+    r->e = ne;
+    r->cap = nc;
+  }
+  r->e[r->n++] = *e;
+  return 0;
+}
+
 static void on_revoke(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                       void *arg) {
   struct sm_server *s = arg;
@@ -390,34 +409,57 @@ static void on_revoke(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     rc = teex_sm_revoke(s->sm, (enum teex_sm_revoke_kind)req->kind,
                         req->value.data, req->reason, (uint64_t)time(NULL),
                         &err);
+  struct status_rows r;
+  memset(&r, 0, sizeof r);
+  if (rc == 0 && req->kind == TEEX_SM_REVOKE_MEASUREMENT)
+    rc = teex_sm_enclaves(s->sm, status_row, &r, &err);
+  size_t nrev = 0;
+  Teex__Sm__Revocation *revs = NULL, **ptrs = NULL;
+  uint8_t(*sigs)[65] = NULL;
+  size_t cap = r.n + 1;
+  if (rc == 0) {
+    revs = calloc(cap, sizeof *revs);
+    ptrs = calloc(cap, sizeof *ptrs);
+    sigs = calloc(cap, sizeof *sigs);
+    if (revs == NULL || ptrs == NULL || sigs == NULL)
+      rc = teex_err_set(&err, TEEX_ENOMEM, "revocations");
+  }
+  for (size_t i = 0; rc == 0 && i < cap; i++) {
+    const uint8_t *who;
+    if (req->kind == TEEX_SM_REVOKE_ENCLAVE) {
+      if (i > 0)
+        break;
+      who = req->value.data;
+    } else if (i < r.n && memcmp(r.e[i].mr_enclave, req->value.data, 32) == 0) {
+      who = r.e[i].address;
+    } else {
+      continue;
+    }
+    if ((rc = teex_sm_sign_revocation(s->sm, who, sigs[nrev])) != 0) {
+      teex_err_set(&err, rc, "sign revocation");
+      break;
+    }
+    teex__sm__revocation__init(&revs[nrev]);
+    revs[nrev].enclave = (ProtobufCBinaryData){20, (uint8_t *)who};
+    revs[nrev].signature = (ProtobufCBinaryData){65, sigs[nrev]};
+    ptrs[nrev] = &revs[nrev];
+    nrev++;
+  }
   if (rc == 0) {
     Teex__Sm__RevokeResponse resp = TEEX__SM__REVOKE_RESPONSE__INIT;
+    resp.n_revocations = nrev;
+    resp.revocations = ptrs;
     respond_msg(call, &resp.base);
   } else {
     TEEX_WARN("sm", "revocation refused", "peer=%s reason=\"%s\"",
               teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);
     respond_err(call, rc, &err);
   }
+  free(revs);
+  free(ptrs);
+  free(sigs);
+  free(r.e);
   teex__sm__revoke_request__free_unpacked(req, NULL);
-}
-
-struct status_rows {
-  struct teex_sm_enclave *e;
-  size_t n, cap;
-};
-
-static int status_row(const struct teex_sm_enclave *e, void *arg) {
-  struct status_rows *r = arg;
-  if (r->n == r->cap) {
-    size_t nc = r->cap ? r->cap * 2 : 16;
-    struct teex_sm_enclave *ne = realloc(r->e, nc * sizeof *ne);
-    if (ne == NULL)
-      return 1;
-    r->e = ne;
-    r->cap = nc;
-  }
-  r->e[r->n++] = *e;
-  return 0;
 }
 
 static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,

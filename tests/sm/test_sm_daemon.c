@@ -6,6 +6,7 @@
  * operator's `teex sm revoke` / `teex sm status` against the running SM. */
 #include "testutil.h"
 
+#include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/image.h"
 #include "teex/proto/sm.pb-c.h"
@@ -13,6 +14,7 @@
 #include "teex/ratls_channel.h"
 #include "teex/rpc_sync.h"
 #include "teex/sm_server.h"
+#include "teex/statements.h"
 
 #include <openssl/x509.h>
 #include <signal.h>
@@ -494,6 +496,38 @@ static int run_op(struct fx *f, const char *pol, char *const *args, size_t n,
   return tu_run(argv, NULL, 0, out, errout);
 }
 
+/* Checks that out holds the SM's EnclaveRevocation signature for enclave
+ * (hex as printed), made by the SM's address in the ready file. */
+static void check_revocation_line(struct fx *f, const char *out,
+                                  const char *hex, const uint8_t enclave[20]) {
+  char want[128];
+  snprintf(want, sizeof want, "revocation enclave=%s sm_signature=0x", hex);
+  const char *p = strstr(out, want);
+  if (p == NULL)
+    fail_msg("no revocation for %s in: %s", hex, out);
+  char sig_hex[131];
+  memcpy(sig_hex, p + strlen(want), 130);
+  sig_hex[130] = '\0';
+  uint8_t sig[65], digest[32], signer[20], sm[20];
+  size_t n = 0;
+  assert_int_equal(teex_hex_decode(sig_hex, sig, 65, &n), 0);
+  assert_int_equal(n, 65);
+  struct teex_domain d;
+  memset(&d, 0, sizeof d);
+  d.chain_id = 31337;
+  assert_int_equal(teex_eth_address_parse(EREG, d.verifying_contract), 0);
+  teex_stmt_enclave_revocation_digest(&d, enclave, digest);
+  assert_int_equal(teex_stmt_recover(digest, sig, signer), 0);
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, f->ready, &err), 0);
+  assert_int_equal(
+      teex_eth_address_parse(teex_config_get(&c, "address", ""), sm), 0);
+  teex_config_free(&c);
+  assert_memory_equal(signer, sm, 20);
+}
+
 static void test_revoke_and_status(void **state) {
   struct fx *f = *state;
   struct teex_err err;
@@ -562,6 +596,8 @@ static void test_revoke_and_status(void **state) {
                       "host compromised"};
   if (run_op(f, pol, revoke_a, 5, &out, &errout) != 0)
     fail_msg("revoke: %s", errout);
+  check_revocation_line(f, out, hex_a, addr_a);
+  assert_null(strstr(out, hex_b));
   free(out);
   free(errout);
   assert_int_equal(register_enclave(f, &a, &err), TEEX_EPOLICY);
@@ -589,6 +625,9 @@ static void test_revoke_and_status(void **state) {
   char *revoke_m[] = {"revoke", "--measurement", meas, "--reason",
                       "vulnerable build"};
   assert_int_equal(run_op(f, pol, revoke_m, 5, &out, &errout), 0);
+  /* Statements for every enclave of the build the SM knows. */
+  check_revocation_line(f, out, hex_a, addr_a);
+  check_revocation_line(f, out, hex_b, addr_b);
   free(out);
   free(errout);
   assert_int_equal(register_enclave(f, &b, &err), TEEX_EPOLICY);
