@@ -474,6 +474,72 @@ static int register_enclave(struct fx *f, struct worker_conn *w,
   return rc;
 }
 
+/* Evidence from the worker TEE bound to w's session for method. */
+static void fresh_evidence(struct fx *f, struct worker_conn *w,
+                           const char *method, struct teex_buf *ev) {
+  struct teex_tee_binding b;
+  struct teex_err err;
+  memset(&b, 0, sizeof b);
+  b.has_tls = 1;
+  memcpy(b.tls_spki_sha256, w->spki, 32);
+  b.has_secp256k1 = 1;
+  memcpy(b.secp256k1_pub, w->secp_pub, 64);
+  b.has_nonce = 1;
+  assert_int_equal(
+      teex_sm_fresh_nonce(teex_rpc_sync_conn(w->c), method, b.nonce, &err), 0);
+  teex_buf_init(ev, 16384, 0);
+  assert_int_equal(teex_tee_quote_binding(f->worker, &b, ev, &err), 0);
+}
+
+/* sm.FetchKeys for a service that does not exist: the evidence is checked
+ * first, so a trusted enclave gets TEEX_ENOTFOUND, a revoked one not. */
+static int fetch_probe(struct fx *f, struct worker_conn *w,
+                       struct teex_err *err) {
+  uint8_t zero[32] = {0};
+  struct teex_buf ev, resp;
+  fresh_evidence(f, w, "sm.FetchKeys", &ev);
+  teex_buf_init(&resp, 4096, 0);
+  Teex__Sm__FetchKeysRequest req = TEEX__SM__FETCH_KEYS_REQUEST__INIT;
+  req.service_id = (ProtobufCBinaryData){32, zero};
+  req.image_hash = (ProtobufCBinaryData){32, zero};
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t n = teex__sm__fetch_keys_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n);
+  teex__sm__fetch_keys_request__pack(&req, buf);
+  int rc = teex_rpc_sync_call(w->c, "sm.FetchKeys", buf, n, 5000, &resp, err);
+  free(buf);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
+/* sm.LeaseDataKey with an index past the task's datasets: checked after the
+ * evidence (TEEX_EINVAL for a trusted enclave). */
+static int lease_probe(struct fx *f, struct worker_conn *w,
+                       struct teex_err *err) {
+  uint8_t b20[20] = {0}, b32[32] = {0}, b65[65] = {0};
+  struct teex_buf ev, resp;
+  fresh_evidence(f, w, "sm.LeaseDataKey", &ev);
+  teex_buf_init(&resp, 4096, 0);
+  Teex__Sm__LeaseDataKeyRequest req = TEEX__SM__LEASE_DATA_KEY_REQUEST__INIT;
+  req.chain_id = 31337;
+  req.dispatcher = req.worker = req.user = (ProtobufCBinaryData){20, b20};
+  req.task_id = req.service_id = req.image_hash = req.price = req.datasets =
+      (ProtobufCBinaryData){32, b32};
+  req.dispatcher_sig = (ProtobufCBinaryData){65, b65};
+  req.index = 5;
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t n = teex__sm__lease_data_key_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n);
+  teex__sm__lease_data_key_request__pack(&req, buf);
+  int rc =
+      teex_rpc_sync_call(w->c, "sm.LeaseDataKey", buf, n, 5000, &resp, err);
+  free(buf);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
 /* Runs `teex sm ARGS... --data-dir DIR --sm ADDR --sm-policy FILE`; returns
  * the exit status, stdout in *out and stderr in *errout (malloc'd). */
 static int run_op(struct fx *f, const char *pol, char *const *args, size_t n,
@@ -590,6 +656,8 @@ static void test_revoke_and_status(void **state) {
   free(out);
   free(errout);
   assert_int_equal(register_enclave(f, &a, &err), 0);
+  assert_int_equal(fetch_probe(f, &a, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &a, &err), TEEX_EINVAL);
 
   /* The operator revokes a's enclave: a is refused at once, b is not. */
   char *revoke_a[] = {"revoke", "--enclave", hex_a, "--reason",
@@ -602,7 +670,13 @@ static void test_revoke_and_status(void **state) {
   free(errout);
   assert_int_equal(register_enclave(f, &a, &err), TEEX_EPOLICY);
   assert_non_null(strstr(err.msg, "enclave revoked"));
+  assert_int_equal(fetch_probe(f, &a, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
+  assert_int_equal(lease_probe(f, &a, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
   assert_int_equal(register_enclave(f, &b, &err), 0);
+  assert_int_equal(fetch_probe(f, &b, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &b, &err), TEEX_EINVAL);
   assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
   char *la = strstr(out, hex_a);
   assert_non_null(la);
@@ -632,6 +706,7 @@ static void test_revoke_and_status(void **state) {
   free(errout);
   assert_int_equal(register_enclave(f, &b, &err), TEEX_EPOLICY);
   assert_non_null(strstr(err.msg, "measurement revoked"));
+  assert_int_equal(fetch_probe(f, &b, &err), TEEX_EPOLICY);
   worker_free(&a);
   worker_free(&b);
   assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
