@@ -81,10 +81,15 @@ int teex_sm_register_service(struct teex_sm *sm,
 
 /* Checks an enclave's fresh evidence: verified against the policy with
  * `nonce` as the expected challenge, role worker or dispatcher (or exactly
- * `role` when not NULL), and bound to the TLS key the peer presented
- * (peer_spki_sha256). Fills id. TEEX_EATTEST / TEEX_EPOLICY / TEEX_EEXPIRED
- * with a one-line reason. */
-int teex_sm_check_enclave(const struct teex_sm *sm, const uint8_t *evidence,
+ * `role` when not NULL), bound to the TLS key the peer presented
+ * (peer_spki_sha256), and neither its enclave address nor its measurement
+ * revoked (teex_sm_revoke). Every release (keys, leases, grants, group
+ * keys, registrations) passes here, so a revocation holds for all of them
+ * at once. On success the enclave's record (address, role, measurement,
+ * last fresh attestation = now) is written to the sealed store. Fills id.
+ * TEEX_EATTEST / TEEX_EPOLICY (also: revoked) / TEEX_EEXPIRED with a
+ * one-line reason. */
+int teex_sm_check_enclave(struct teex_sm *sm, const uint8_t *evidence,
                           size_t len, const uint8_t nonce[32],
                           const uint8_t peer_spki_sha256[32], const char *role,
                           uint64_t now, struct teex_tee_identity *id,
@@ -105,6 +110,47 @@ struct teex_sm_keys {
 int teex_sm_fetch_keys(struct teex_sm *sm, const uint8_t service_id[32],
                        const uint8_t image_hash[32], struct teex_sm_keys *out,
                        struct teex_err *err);
+
+/* ---- the SM as the enclaves' monitor ---- */
+
+#define TEEX_SM_REASON_MAX 128 /* bytes of a revocation's reason */
+
+enum teex_sm_revoke_kind {
+  TEEX_SM_REVOKE_ENCLAVE = 1,     /* one enclave address (20 bytes) */
+  TEEX_SM_REVOKE_MEASUREMENT = 2, /* a build: mr_enclave (32 bytes) */
+};
+
+/* Revokes an enclave address or a measurement (every enclave of that
+ * build), kept in the sealed store: from now on teex_sm_check_enclave
+ * refuses it. `reason` (may be NULL) is at most TEEX_SM_REASON_MAX bytes.
+ * Revoking again keeps the first time and reason. TEEX_EINVAL. */
+int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
+                   const uint8_t *value, const char *reason, uint64_t now,
+                   struct teex_err *err);
+
+/* The SM's EIP-712 EnclaveRevocation signature for enclave (settlement v1,
+ * the registration domain): anyone may submit it to the EnclaveRegistry,
+ * which then refuses the address for good. */
+int teex_sm_sign_revocation(const struct teex_sm *sm, const uint8_t enclave[20],
+                            uint8_t sig[65]);
+
+/* An enclave the SM has checked: what teex_sm_enclaves reports. */
+struct teex_sm_enclave {
+  uint8_t address[20];
+  char role[16];
+  uint8_t mr_enclave[32];
+  uint64_t first_seen;    /* first successful check */
+  uint64_t last_attested; /* last successful fresh check */
+  int revoked;            /* its address or its measurement */
+  uint64_t revoked_at;    /* 0 when not revoked */
+  char reason[TEEX_SM_REASON_MAX + 1];
+};
+
+/* Calls cb for every enclave the SM has checked (in the store's order),
+ * with revocation state filled in; cb returning non-zero stops. */
+int teex_sm_enclaves(struct teex_sm *sm,
+                     int (*cb)(const struct teex_sm_enclave *e, void *arg),
+                     void *arg, struct teex_err *err);
 
 /* How long a TEE-DS grant the SM signs with a service's keys lasts. */
 #define TEEX_SM_DS_GRANT_TTL_S (24u * 3600)

@@ -26,8 +26,15 @@ struct teex_sm_server_config {
    * reads at each data-key lease (NULL / all zero: leases are refused;
    * escrow still works). The enclave registry is sm.registration's. */
   const char *chain_rpc;
-  uint8_t dataset_registry[20];
+  uint8_t dataset_registry[20]; /* Where the daemon writes, at every start, the
+                                 * operator token (64 hex digits, mode 0600)
+                                 * that sm.Revoke and sm.Status require; NULL:
+                                 * STATE_DIR/operator.token. Whoever can read it
+                                 * is the SM's operator. */
+  const char *operator_token_file;
 };
+
+#define TEEX_SM_OPERATOR_TOKEN_FILE "operator.token"
 
 /* Runs the daemon until SIGTERM or SIGINT. 0 on a clean stop. */
 int teex_sm_serve(const struct teex_sm_server_config *cfg,

@@ -5,15 +5,22 @@
 #include "teex/crypto.h"
 #include "teex/harden.h"
 #include "teex/log.h"
+#include "teex/mem.h"
 #include "teex/sm.h"
 #include "teex/sm_server.h"
 #include "teex/tee.h"
 
+#include "teex/proto/sm.pb-c.h"
+#include "teex/ratls_channel.h"
+#include "teex/rpc_sync.h"
+
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char run_usage[] =
     "usage: teex sm run --policy FILE --service-registry ADDR\n"
@@ -239,9 +246,306 @@ static int sm_init(int argc, char **argv) {
   return rc == 0 ? TEEX_EXIT_OK : teex_cli_fail("sm init: %s", err.msg);
 }
 
+/* ---- the operator's commands: sm.Revoke and sm.Status ---- */
+
+struct op_opts {
+  char data_dir[PATH_MAX];
+  char token_file[PATH_MAX];
+  const char *sm;
+  const char *policy;
+};
+
+enum {
+  O_OP_DATA = 300,
+  O_OP_SM,
+  O_OP_POL,
+  O_OP_TOKEN,
+  O_OP_MEAS,
+  O_OP_ENC,
+  O_OP_REASON
+};
+
+static int op_opt(struct op_opts *o, int c) {
+  switch (c) {
+  case O_OP_DATA:
+    snprintf(o->data_dir, sizeof o->data_dir, "%s", optarg);
+    return 1;
+  case O_OP_SM:
+    o->sm = optarg;
+    return 1;
+  case O_OP_POL:
+    o->policy = optarg;
+    return 1;
+  case O_OP_TOKEN:
+    snprintf(o->token_file, sizeof o->token_file, "%s", optarg);
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Reads the operator token, connects to the SM's client endpoint (checking
+ * its RA-TLS evidence against the policy) and calls method. */
+static int op_call(struct op_opts *o, const char *method, ProtobufCMessage *req,
+                   ProtobufCBinaryData *tok_field, struct teex_buf *resp,
+                   struct teex_err *err) {
+  uint8_t tok[32];
+  char hex[80];
+  if (o->token_file[0] == '\0')
+    snprintf(o->token_file, sizeof o->token_file, "%s/sm/%s", o->data_dir,
+             TEEX_SM_OPERATOR_TOKEN_FILE);
+  FILE *f = fopen(o->token_file, "r");
+  if (f == NULL)
+    return teex_err_set(err, TEEX_EIO,
+                        "operator token %s: %s (only the SM's host user "
+                        "can read it)",
+                        o->token_file, strerror(errno));
+  size_t got = fread(hex, 1, sizeof hex - 1, f);
+  fclose(f);
+  hex[got] = '\0';
+  while (got > 0 && (hex[got - 1] == '\n' || hex[got - 1] == '\r'))
+    hex[--got] = '\0';
+  size_t tl = 0;
+  int rc = teex_hex_decode(hex, tok, sizeof tok, &tl);
+  teex_wipe(hex, sizeof hex);
+  if (rc != 0 || tl != 32)
+    return teex_err_set(err, TEEX_EFORMAT,
+                        "operator token %s: not 64 hex digits", o->token_file);
+  *tok_field = (ProtobufCBinaryData){32, tok};
+  struct teex_tee_policy pol;
+  teex_tee_policy_init(&pol);
+  if ((rc = teex_tee_policy_load(&pol, o->policy, err)) != 0) {
+    teex_wipe(tok, sizeof tok);
+    return teex_err_wrap(err, rc, "--sm-policy");
+  }
+  struct teex_ratls_verifier verifier = {.policy = &pol};
+  struct teex_tls_config tc = {.verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &verifier};
+  struct teex_tls_ctx *ctx = NULL;
+  struct teex_rpc_sync *c = NULL;
+  size_t n = protobuf_c_message_get_packed_size(req);
+  uint8_t *wire = malloc(n ? n : 1);
+  if (wire == NULL) {
+    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+    goto out;
+  }
+  protobuf_c_message_pack(req, wire);
+  if ((rc = teex_tls_ctx_new(&ctx, &tc, 0, err)) != 0 ||
+      (rc = teex_rpc_sync_connect(o->sm, ctx, 10000, &c, err)) != 0) {
+    teex_err_wrap(err, rc, "connect SM %s", o->sm);
+    goto out;
+  }
+  rc = teex_rpc_sync_call(c, method, wire, n, 10000, resp, err);
+out:
+  if (wire != NULL)
+    teex_wipe(wire, n);
+  free(wire);
+  teex_wipe(tok, sizeof tok);
+  teex_rpc_sync_close(c);
+  teex_tls_ctx_free(ctx);
+  return rc;
+}
+
+#define OP_USAGE_COMMON                                                        \
+  "  --sm ADDR             the SM's client endpoint (default "                 \
+  "127.0.0.1:7101)\n"                                                          \
+  "  --sm-policy FILE      what the SM must prove (its RA-TLS evidence)\n"     \
+  "  --data-dir DIR        teex data directory (default $TEEX_HOME, else\n"    \
+  "                        ~/.teex)\n"                                         \
+  "  --token-file FILE     the operator token the SM wrote at start\n"         \
+  "                        (default DATA_DIR/sm/operator.token)\n"
+
+/* Bounds the operator's answers (about 200 bytes an enclave). */
+#define STATUS_RESP_MAX (8u << 20)
+
+static const char revoke_usage[] =
+    "usage: teex sm revoke (--measurement HEX | --enclave ADDR)\n"
+    "                      --sm-policy FILE [--reason TEXT] [options]\n"
+    "\n"
+    "Revokes one enclave or a whole build (every enclave of the measurement)\n"
+    "in the running SM: from now on it releases nothing to it (service keys,\n"
+    "data leases, TEE-DS grants and group keys, registrations). Only the\n"
+    "SM's operator can: the one who can read its operator token file.\n"
+    "\n" OP_USAGE_COMMON
+    "  --reason TEXT         why (at most 128 bytes), shown by status\n"
+    "\n"
+    "Prints, for each revoked address the SM knows, the SM-signed\n"
+    "EnclaveRevocation statement (revocation enclave=ADDR sm_signature=HEX)\n"
+    "that anyone may submit to the EnclaveRegistry.\n";
+
+static int sm_revoke(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"data-dir", required_argument, NULL, O_OP_DATA},
+      {"sm", required_argument, NULL, O_OP_SM},
+      {"sm-policy", required_argument, NULL, O_OP_POL},
+      {"token-file", required_argument, NULL, O_OP_TOKEN},
+      {"measurement", required_argument, NULL, O_OP_MEAS},
+      {"enclave", required_argument, NULL, O_OP_ENC},
+      {"reason", required_argument, NULL, O_OP_REASON},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  struct op_opts o;
+  memset(&o, 0, sizeof o);
+  teex_cli_data_dir(o.data_dir, sizeof o.data_dir);
+  o.sm = "127.0.0.1:7101";
+  const char *meas = NULL, *enc = NULL, *reason = "";
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    if (op_opt(&o, c))
+      continue;
+    switch (c) {
+    case O_OP_MEAS:
+      meas = optarg;
+      break;
+    case O_OP_ENC:
+      enc = optarg;
+      break;
+    case O_OP_REASON:
+      reason = optarg;
+      break;
+    case 'h':
+      fputs(revoke_usage, stdout);
+      return TEEX_EXIT_OK;
+    default:
+      fputs(revoke_usage, stderr);
+      return TEEX_EXIT_USAGE;
+    }
+  }
+  if ((meas == NULL) == (enc == NULL) || o.policy == NULL) {
+    fputs(revoke_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  if (strlen(reason) > TEEX_SM_REASON_MAX)
+    return teex_cli_fail("--reason: at most %d bytes", TEEX_SM_REASON_MAX);
+  uint8_t value[32];
+  Teex__Sm__RevokeRequest req = TEEX__SM__REVOKE_REQUEST__INIT;
+  if (enc != NULL) {
+    if (teex_eth_address_parse(enc, value) != 0)
+      return teex_cli_fail("--enclave: not an address: %s", enc);
+    req.kind = TEEX_SM_REVOKE_ENCLAVE;
+    req.value = (ProtobufCBinaryData){20, value};
+  } else {
+    size_t n = 0;
+    if (teex_hex_decode(meas, value, 32, &n) != 0 || n != 32)
+      return teex_cli_fail("--measurement: not 64 hex digits: %s", meas);
+    req.kind = TEEX_SM_REVOKE_MEASUREMENT;
+    req.value = (ProtobufCBinaryData){32, value};
+  }
+  req.reason = (char *)reason;
+  struct teex_err err;
+  teex_err_clear(&err);
+  struct teex_buf resp;
+  teex_buf_init(&resp, STATUS_RESP_MAX, 0);
+  int rc =
+      op_call(&o, "sm.Revoke", &req.base, &req.operator_token, &resp, &err);
+  if (rc != 0) {
+    teex_buf_free(&resp);
+    return teex_cli_fail("sm revoke: %s", err.msg);
+  }
+  Teex__Sm__RevokeResponse *r =
+      teex__sm__revoke_response__unpack(NULL, resp.len, resp.data);
+  teex_buf_free(&resp);
+  if (r == NULL)
+    return teex_cli_fail("sm revoke: malformed answer");
+  printf("revoked %s %s\n", enc != NULL ? "enclave" : "measurement",
+         enc != NULL ? enc : meas);
+  /* The SM-signed statements that revoke the addresses on chain. */
+  for (size_t i = 0; i < r->n_revocations; i++) {
+    const Teex__Sm__Revocation *v = r->revocations[i];
+    if (v->enclave.len != 20 || v->signature.len != 65)
+      continue;
+    char addr[43], sig[131];
+    teex_eth_address_hex(v->enclave.data, addr);
+    teex_hex_encode(v->signature.data, 65, sig);
+    printf("revocation enclave=%s sm_signature=0x%s\n", addr, sig);
+  }
+  teex__sm__revoke_response__free_unpacked(r, NULL);
+  return TEEX_EXIT_OK;
+}
+
+static const char status_usage[] =
+    "usage: teex sm status --sm-policy FILE [options]\n"
+    "\n"
+    "Shows the enclaves the running SM has checked: address, role,\n"
+    "measurement, first and last fresh attestation, and whether they are\n"
+    "trusted or revoked (when, why). Only the SM's operator can.\n"
+    "\n" OP_USAGE_COMMON;
+
+static int sm_status(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"data-dir", required_argument, NULL, O_OP_DATA},
+      {"sm", required_argument, NULL, O_OP_SM},
+      {"sm-policy", required_argument, NULL, O_OP_POL},
+      {"token-file", required_argument, NULL, O_OP_TOKEN},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  struct op_opts o;
+  memset(&o, 0, sizeof o);
+  teex_cli_data_dir(o.data_dir, sizeof o.data_dir);
+  o.sm = "127.0.0.1:7101";
+  optind = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    if (op_opt(&o, c))
+      continue;
+    if (c == 'h') {
+      fputs(status_usage, stdout);
+      return TEEX_EXIT_OK;
+    }
+    fputs(status_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  if (o.policy == NULL) {
+    fputs(status_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  Teex__Sm__StatusRequest req = TEEX__SM__STATUS_REQUEST__INIT;
+  struct teex_err err;
+  teex_err_clear(&err);
+  struct teex_buf resp;
+  teex_buf_init(&resp, STATUS_RESP_MAX, 0);
+  int rc =
+      op_call(&o, "sm.Status", &req.base, &req.operator_token, &resp, &err);
+  if (rc != 0) {
+    teex_buf_free(&resp);
+    return teex_cli_fail("sm status: %s", err.msg);
+  }
+  Teex__Sm__StatusResponse *r =
+      teex__sm__status_response__unpack(NULL, resp.len, resp.data);
+  teex_buf_free(&resp);
+  if (r == NULL)
+    return teex_cli_fail("sm status: malformed answer");
+  uint64_t now = (uint64_t)time(NULL);
+  printf("services %u, enclaves %zu\n", r->services, r->n_enclaves);
+  for (size_t i = 0; i < r->n_enclaves; i++) {
+    const Teex__Sm__EnclaveStatus *e = r->enclaves[i];
+    if (e->address.len != 20 || e->measurement.len != 32)
+      continue;
+    char addr[43], mr[65];
+    teex_eth_address_hex(e->address.data, addr);
+    teex_hex_encode(e->measurement.data, 32, mr);
+    printf("enclave=%s role=%s measurement=%s first_seen=%llu "
+           "last_attested=%llu age=%llus ",
+           addr, e->role, mr, (unsigned long long)e->first_seen,
+           (unsigned long long)e->last_attested,
+           (unsigned long long)(now > e->last_attested ? now - e->last_attested
+                                                       : 0));
+    if (e->revoked)
+      printf("state=revoked revoked_at=%llu reason=\"%s\"\n",
+             (unsigned long long)e->revoked_at, e->reason);
+    else
+      printf("state=trusted\n");
+  }
+  teex__sm__status_response__free_unpacked(r, NULL);
+  return TEEX_EXIT_OK;
+}
+
 static const struct teex_cli_cmd sm_commands[] = {
     {"init", sm_init, "create the SM's sealed keys and print its address"},
     {"run", sm_run, "run the Service Manager daemon"},
+    {"revoke", sm_revoke, "revoke an enclave or a build (operator)"},
+    {"status", sm_status, "the enclaves the SM trusts or revoked (operator)"},
     {NULL, NULL, NULL},
 };
 

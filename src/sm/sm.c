@@ -5,7 +5,12 @@
  *   "svc/<id hex>"           provider (20) | latest version (u32 BE) |
  *                            secp256k1 sk (32) | X25519 sk (32)
  *   "img/<id hex>/<image hex>" version (u32 BE) | image key (32) |
- *                            cid length (u16 BE) | cid */
+ *                            cid length (u16 BE) | cid
+ *   "enc/<address hex>"      address (20) | role (16, NUL-padded) |
+ *                            mr_enclave (32) |
+ *                            first seen (u64 BE) | last attested (u64 BE)
+ *   "rev/e/<address hex>", "rev/m/<mr_enclave hex>"
+ *                            revoked at (u64 BE) | reason (<= 128 bytes) */
 #include "teex/sm.h"
 
 #include "teex/buf.h"
@@ -26,6 +31,8 @@
 #define SVC_REC_LEN (20 + 4 + 32 + 32)
 #define IDENTITY_LEN 64
 #define IMG_REC_MAX (4 + 32 + 2 + TEEX_SM_CID_MAX)
+#define ENC_REC_LEN (20 + 16 + 32 + 8 + 8)
+#define REV_REC_MAX (8 + TEEX_SM_REASON_MAX)
 
 struct teex_sm {
   struct teex_tee *tee; /* borrowed */
@@ -367,7 +374,201 @@ out:
   return rc;
 }
 
-int teex_sm_check_enclave(const struct teex_sm *sm, const uint8_t *evidence,
+static void be64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++)
+    p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t rd64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | p[i];
+  return v;
+}
+
+static void rev_key(enum teex_sm_revoke_kind kind, const uint8_t *value,
+                    char out[6 + 65]) {
+  size_t n = kind == TEEX_SM_REVOKE_ENCLAVE ? 20 : 32;
+  memcpy(out, kind == TEEX_SM_REVOKE_ENCLAVE ? "rev/e/" : "rev/m/", 6);
+  teex_hex_encode(value, n, out + 6);
+}
+
+/* 0 and *at, reason filled when value is revoked; TEEX_ENOTFOUND when not. */
+static int revocation(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
+                      const uint8_t *value, uint64_t *at,
+                      char reason[TEEX_SM_REASON_MAX + 1],
+                      struct teex_err *err) {
+  char key[6 + 65];
+  rev_key(kind, value, key);
+  struct teex_buf val;
+  teex_buf_init(&val, REV_REC_MAX, 0);
+  int rc = teex_store_get(sm->store, key, strlen(key), &val, err);
+  if (rc == 0 && (val.len < 8 || val.len > REV_REC_MAX))
+    rc = teex_err_set(err, TEEX_EFORMAT, "revocation record has %zu bytes",
+                      val.len);
+  if (rc == 0) {
+    *at = rd64(val.data);
+    memcpy(reason, val.data + 8, val.len - 8);
+    reason[val.len - 8] = '\0';
+  }
+  teex_buf_free(&val);
+  return rc;
+}
+
+int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
+                   const uint8_t *value, const char *reason, uint64_t now,
+                   struct teex_err *err) {
+  if (kind != TEEX_SM_REVOKE_ENCLAVE && kind != TEEX_SM_REVOKE_MEASUREMENT)
+    return teex_err_set(err, TEEX_EINVAL, "unknown revocation kind %d",
+                        (int)kind);
+  size_t rlen = reason != NULL ? strlen(reason) : 0;
+  if (rlen > TEEX_SM_REASON_MAX)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "revocation reason has %zu bytes, at most %d", rlen,
+                        TEEX_SM_REASON_MAX);
+  uint64_t at;
+  char old[TEEX_SM_REASON_MAX + 1];
+  int rc = revocation(sm, kind, value, &at, old, err);
+  if (rc == 0)
+    return 0; /* revoked already: the first time and reason stand */
+  if (rc != TEEX_ENOTFOUND)
+    return rc;
+  uint8_t rec[REV_REC_MAX];
+  be64(rec, now);
+  if (rlen > 0)
+    memcpy(rec + 8, reason, rlen);
+  char key[6 + 65];
+  rev_key(kind, value, key);
+  rc = teex_store_put(sm->store, key, strlen(key), rec, 8 + rlen, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "store revocation");
+  TEEX_WARN("sm", "revoked", "%s=%s reason=\"%s\"",
+            kind == TEEX_SM_REVOKE_ENCLAVE ? "enclave" : "measurement", key + 6,
+            rlen > 0 ? reason : "");
+  return 0;
+}
+
+int teex_sm_sign_revocation(const struct teex_sm *sm, const uint8_t enclave[20],
+                            uint8_t sig[65]) {
+  uint8_t digest[32];
+  teex_stmt_enclave_revocation_digest(&sm->cfg.registration, enclave, digest);
+  return teex_stmt_sign(sm->secrets, digest, sig);
+}
+
+/* TEEX_EPOLICY when id's address or measurement is revoked. */
+static int check_not_revoked(struct teex_sm *sm,
+                             const struct teex_tee_identity *id,
+                             struct teex_err *err) {
+  uint64_t at;
+  char reason[TEEX_SM_REASON_MAX + 1];
+  int rc = revocation(sm, TEEX_SM_REVOKE_ENCLAVE, id->binding.eth_address, &at,
+                      reason, err);
+  if (rc == 0)
+    return teex_err_set(err, TEEX_EPOLICY, "enclave revoked at %llu (%s)",
+                        (unsigned long long)at, reason);
+  if (rc != TEEX_ENOTFOUND)
+    return rc;
+  rc = revocation(sm, TEEX_SM_REVOKE_MEASUREMENT, id->mr_enclave, &at, reason,
+                  err);
+  if (rc == 0)
+    return teex_err_set(err, TEEX_EPOLICY, "measurement revoked at %llu (%s)",
+                        (unsigned long long)at, reason);
+  return rc == TEEX_ENOTFOUND ? 0 : rc;
+}
+
+/* Writes the enclave's record: role, measurement, last fresh attestation. */
+static int note_enclave(struct teex_sm *sm, const struct teex_tee_identity *id,
+                        uint64_t now, struct teex_err *err) {
+  char key[4 + 41];
+  memcpy(key, "enc/", 4);
+  teex_hex_encode(id->binding.eth_address, 20, key + 4);
+  struct teex_buf val;
+  teex_buf_init(&val, ENC_REC_LEN, 0);
+  uint8_t rec[ENC_REC_LEN];
+  memset(rec, 0, sizeof rec);
+  uint64_t first = now;
+  int rc = teex_store_get(sm->store, key, strlen(key), &val, err);
+  if (rc == 0 && val.len == ENC_REC_LEN)
+    first = rd64(val.data + 68);
+  else if (rc != 0 && rc != TEEX_ENOTFOUND)
+    goto out;
+  memcpy(rec, id->binding.eth_address, 20);
+  snprintf((char *)rec + 20, 16, "%s", id->role);
+  memcpy(rec + 36, id->mr_enclave, 32);
+  be64(rec + 68, first);
+  be64(rec + 76, now);
+  rc = teex_store_put(sm->store, key, strlen(key), rec, sizeof rec, err);
+out:
+  teex_buf_free(&val);
+  return rc != 0 ? teex_err_wrap(err, rc, "record enclave") : 0;
+}
+
+struct enc_row {
+  uint8_t rec[ENC_REC_LEN];
+};
+
+int teex_sm_enclaves(struct teex_sm *sm,
+                     int (*cb)(const struct teex_sm_enclave *e, void *arg),
+                     void *arg, struct teex_err *err) {
+  /* Collect first: the revocation look-ups open their own transactions. */
+  struct enc_row *rows = NULL;
+  size_t n = 0, cap = 0;
+  struct teex_store_txn *txn;
+  struct teex_store_iter *it;
+  int rc = teex_store_txn_begin(sm->store, TEEX_STORE_TXN_RDONLY, &txn, err);
+  if (rc != 0)
+    return rc;
+  rc = teex_store_iter_begin(txn, "enc/", 4, &it, err);
+  if (rc == 0) {
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    while ((rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1) {
+      (void)k;
+      (void)kl;
+      if (vl != ENC_REC_LEN)
+        continue;
+      if (n == cap) {
+        size_t nc = cap ? cap * 2 : 16;
+        struct enc_row *nr = realloc(rows, nc * sizeof *rows);
+        if (nr == NULL) {
+          rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+          break;
+        }
+        rows = nr, cap = nc;
+      }
+      memcpy(rows[n].rec, v, ENC_REC_LEN);
+      n++;
+    }
+    teex_store_iter_free(it);
+  }
+  teex_store_txn_abort(txn);
+  for (size_t i = 0; rc >= 0 && i < n; i++) {
+    struct teex_sm_enclave e;
+    memset(&e, 0, sizeof e);
+    memcpy(e.address, rows[i].rec, 20);
+    memcpy(e.role, rows[i].rec + 20, 15);
+    memcpy(e.mr_enclave, rows[i].rec + 36, 32);
+    e.first_seen = rd64(rows[i].rec + 68);
+    e.last_attested = rd64(rows[i].rec + 76);
+    int r = revocation(sm, TEEX_SM_REVOKE_ENCLAVE, e.address, &e.revoked_at,
+                       e.reason, err);
+    if (r == TEEX_ENOTFOUND)
+      r = revocation(sm, TEEX_SM_REVOKE_MEASUREMENT, e.mr_enclave,
+                     &e.revoked_at, e.reason, err);
+    if (r == 0)
+      e.revoked = 1;
+    else if (r != TEEX_ENOTFOUND) {
+      rc = r;
+      break;
+    }
+    if (cb(&e, arg) != 0)
+      break;
+  }
+  free(rows);
+  return rc < 0 ? rc : 0;
+}
+
+int teex_sm_check_enclave(struct teex_sm *sm, const uint8_t *evidence,
                           size_t len, const uint8_t nonce[32],
                           const uint8_t peer_spki_sha256[32], const char *role,
                           uint64_t now, struct teex_tee_identity *id,
@@ -386,7 +587,10 @@ int teex_sm_check_enclave(const struct teex_sm *sm, const uint8_t *evidence,
                       strcmp(id->role, "dispatcher") != 0))
     return teex_err_set(err, TEEX_EPOLICY, "role '%s' not allowed here",
                         id->role);
-  return 0;
+  int rc2 = check_not_revoked(sm, id, err);
+  if (rc2 != 0)
+    return rc2;
+  return note_enclave(sm, id, now, err);
 }
 
 int teex_sm_ds_grant(const struct teex_sm *sm, const uint8_t service_id[32],

@@ -24,12 +24,16 @@
 
 #include "sm_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct sm_server {
   uv_loop_t *loop;
@@ -42,6 +46,7 @@ struct sm_server {
   uv_signal_t sigterm, sigint;
   uint64_t started_ms;
   struct teex_sm_data_ctx data; /* datasets: sm_data_server.c */
+  uint8_t operator_token[32];   /* sm.Revoke, sm.Status */
 };
 
 int teex_sm_fresh_nonce(struct teex_tls_conn *c, const char *method,
@@ -333,6 +338,182 @@ static void on_ds_group_key(struct teex_rpc_call *call, const uint8_t *p,
   teex__sm__ds_group_key_request__free_unpacked(req, NULL);
 }
 
+/* The operator's token: new at every start, written where only the SM's
+ * host user (and root) can read it. */
+static int write_operator_token(struct sm_server *s, const char *path,
+                                struct teex_err *err) {
+  teex_random(s->operator_token, 32);
+  char hex[66];
+  teex_hex_encode(s->operator_token, 32, hex);
+  hex[64] = '\n';
+  (void)unlink(path); /* a fresh file: no one keeps an old descriptor */
+  int fd =
+      open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return teex_err_set(err, TEEX_EIO, "create %s: %s", path, strerror(errno));
+  int ok = fchmod(fd, 0600) == 0 && write(fd, hex, 65) == 65;
+  teex_wipe(hex, sizeof hex);
+  if (close(fd) != 0 || !ok)
+    return teex_err_set(err, TEEX_EIO, "write %s", path);
+  return 0;
+}
+
+static int check_operator(struct sm_server *s, const ProtobufCBinaryData *tok,
+                          struct teex_err *err) {
+  if (tok->len != 32 || !teex_ct_equal(tok->data, s->operator_token, 32))
+    return teex_err_set(err, TEEX_EPERM,
+                        "not the SM's operator: the token is wrong");
+  return 0;
+}
+
+struct status_rows {
+  struct teex_sm_enclave *e;
+  size_t n, cap;
+};
+
+static int status_row(const struct teex_sm_enclave *e, void *arg) {
+  struct status_rows *r = arg;
+  if (r->n == r->cap) {
+    size_t nc = r->cap ? r->cap * 2 : 16;
+    struct teex_sm_enclave *ne = realloc(r->e, nc * sizeof *ne);
+    if (ne == NULL)
+      return 1;
+    r->e = ne;
+    r->cap = nc;
+  }
+  r->e[r->n++] = *e;
+  return 0;
+}
+
+static void on_revoke(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                      void *arg) {
+  struct sm_server *s = arg;
+  struct teex_err err;
+  teex_err_clear(&err);
+  Teex__Sm__RevokeRequest *req = teex__sm__revoke_request__unpack(NULL, n, p);
+  if (req == NULL) {
+    teex_rpc_call_respond(call, TEEX_EFORMAT, "malformed request", NULL, 0);
+    return;
+  }
+  int rc = check_operator(s, &req->operator_token, &err);
+  if (rc == 0) {
+    if (req->kind == TEEX_SM_REVOKE_ENCLAVE)
+      rc = field(&req->value, 20, "enclave address", &err);
+    else if (req->kind == TEEX_SM_REVOKE_MEASUREMENT)
+      rc = field(&req->value, 32, "measurement", &err);
+    else
+      rc = teex_err_set(&err, TEEX_EINVAL, "unknown revocation kind %u",
+                        req->kind);
+  }
+  if (rc == 0)
+    rc = teex_sm_revoke(s->sm, (enum teex_sm_revoke_kind)req->kind,
+                        req->value.data, req->reason, (uint64_t)time(NULL),
+                        &err);
+  struct status_rows r;
+  memset(&r, 0, sizeof r);
+  if (rc == 0 && req->kind == TEEX_SM_REVOKE_MEASUREMENT)
+    rc = teex_sm_enclaves(s->sm, status_row, &r, &err);
+  size_t nrev = 0;
+  Teex__Sm__Revocation *revs = NULL, **ptrs = NULL;
+  uint8_t(*sigs)[65] = NULL;
+  size_t cap = r.n + 1;
+  if (rc == 0) {
+    revs = calloc(cap, sizeof *revs);
+    ptrs = calloc(cap, sizeof *ptrs);
+    sigs = calloc(cap, sizeof *sigs);
+    if (revs == NULL || ptrs == NULL || sigs == NULL)
+      rc = teex_err_set(&err, TEEX_ENOMEM, "revocations");
+  }
+  for (size_t i = 0; rc == 0 && i < cap; i++) {
+    const uint8_t *who;
+    if (req->kind == TEEX_SM_REVOKE_ENCLAVE) {
+      if (i > 0)
+        break;
+      who = req->value.data;
+    } else if (i < r.n && memcmp(r.e[i].mr_enclave, req->value.data, 32) == 0) {
+      who = r.e[i].address;
+    } else {
+      continue;
+    }
+    if ((rc = teex_sm_sign_revocation(s->sm, who, sigs[nrev])) != 0) {
+      teex_err_set(&err, rc, "sign revocation");
+      break;
+    }
+    teex__sm__revocation__init(&revs[nrev]);
+    revs[nrev].enclave = (ProtobufCBinaryData){20, (uint8_t *)who};
+    revs[nrev].signature = (ProtobufCBinaryData){65, sigs[nrev]};
+    ptrs[nrev] = &revs[nrev];
+    nrev++;
+  }
+  if (rc == 0) {
+    Teex__Sm__RevokeResponse resp = TEEX__SM__REVOKE_RESPONSE__INIT;
+    resp.n_revocations = nrev;
+    resp.revocations = ptrs;
+    respond_msg(call, &resp.base);
+  } else {
+    TEEX_WARN("sm", "revocation refused", "peer=%s reason=\"%s\"",
+              teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);
+    respond_err(call, rc, &err);
+  }
+  free(revs);
+  free(ptrs);
+  free(sigs);
+  free(r.e);
+  teex__sm__revoke_request__free_unpacked(req, NULL);
+}
+
+static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                      void *arg) {
+  struct sm_server *s = arg;
+  struct teex_err err;
+  teex_err_clear(&err);
+  Teex__Sm__StatusRequest *req = teex__sm__status_request__unpack(NULL, n, p);
+  if (req == NULL) {
+    teex_rpc_call_respond(call, TEEX_EFORMAT, "malformed request", NULL, 0);
+    return;
+  }
+  struct status_rows r;
+  memset(&r, 0, sizeof r);
+  Teex__Sm__EnclaveStatus *rows = NULL, **ptrs = NULL;
+  int rc = check_operator(s, &req->operator_token, &err);
+  if (rc == 0)
+    rc = teex_sm_enclaves(s->sm, status_row, &r, &err);
+  if (rc == 0 && r.n > 0) {
+    rows = calloc(r.n, sizeof *rows);
+    ptrs = calloc(r.n, sizeof *ptrs);
+    if (rows == NULL || ptrs == NULL)
+      rc = teex_err_set(&err, TEEX_ENOMEM, "status");
+  }
+  if (rc == 0) {
+    for (size_t i = 0; i < r.n; i++) {
+      Teex__Sm__EnclaveStatus *row = &rows[i];
+      teex__sm__enclave_status__init(row);
+      row->address = (ProtobufCBinaryData){20, r.e[i].address};
+      row->role = r.e[i].role;
+      row->measurement = (ProtobufCBinaryData){32, r.e[i].mr_enclave};
+      row->first_seen = r.e[i].first_seen;
+      row->last_attested = r.e[i].last_attested;
+      row->revoked = r.e[i].revoked != 0;
+      row->revoked_at = r.e[i].revoked_at;
+      row->reason = r.e[i].reason;
+      ptrs[i] = row;
+    }
+    Teex__Sm__StatusResponse resp = TEEX__SM__STATUS_RESPONSE__INIT;
+    resp.n_enclaves = r.n;
+    resp.enclaves = ptrs;
+    resp.services = teex_sm_service_count(s->sm);
+    respond_msg(call, &resp.base);
+  } else {
+    TEEX_WARN("sm", "status refused", "peer=%s reason=\"%s\"",
+              teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);
+    respond_err(call, rc, &err);
+  }
+  free(rows);
+  free(ptrs);
+  free(r.e);
+  teex__sm__status_request__free_unpacked(req, NULL);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct sm_server *s = h->data;
   TEEX_INFO("sm", "stopping", "signal=%d", signum);
@@ -445,12 +626,24 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
                            on_register_service, &s);
   teex_rpc_server_register(s.client_srv, "sm.EscrowDataKey",
                            teex_sm__on_escrow_data_key, &s.data);
+  teex_rpc_server_register(s.client_srv, "sm.Revoke", on_revoke, &s);
+  teex_rpc_server_register(s.client_srv, "sm.Status", on_status, &s);
   s.started_ms = teex_rpc_now(&loop);
   uv_signal_init(&loop, &s.sigterm);
   uv_signal_init(&loop, &s.sigint);
   s.sigterm.data = s.sigint.data = &s;
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
   uv_signal_start(&s.sigint, on_signal, SIGINT);
+  {
+    char tok[4096];
+    if (cfg->operator_token_file != NULL)
+      snprintf(tok, sizeof tok, "%s", cfg->operator_token_file);
+    else
+      snprintf(tok, sizeof tok, "%s/%s", cfg->sm.state_dir,
+               TEEX_SM_OPERATOR_TOKEN_FILE);
+    if ((rc = write_operator_token(&s, tok, err)) != 0)
+      goto out;
+  }
   if (cfg->ready_file != NULL && (rc = write_ready(cfg->ready_file, &s, err)))
     goto out;
   {
@@ -478,5 +671,6 @@ out:
   X509_free(cert);
   teex_eth_rpc_close(s.data.rpc);
   teex_sm_close(s.sm);
+  teex_wipe(s.operator_token, sizeof s.operator_token);
   return rc;
 }

@@ -1083,6 +1083,77 @@ static void test_ds_anchor(void **state) {
   teex_wipe(other_sk, sizeof other_sk);
 }
 
+/* A revocation signed by the SM (the statement `teex sm revoke` prints):
+ * the address is inactive at once and for good; a dispatcher's escrow
+ * refuses new deposits; a signature by anyone else is refused. */
+static void test_enclave_revocation(void **state) {
+  (void)state;
+  struct teex_err e = {0};
+  struct teex_domain d;
+  uint8_t digest[32], sig[65], meas[32], wsk[32], dsk[32], pub[64], w[20],
+      dp[20];
+  int active = 1;
+  uint64_t now = (uint64_t)time(NULL);
+  memset(meas, 0x77, 32);
+  domain_of(ca.enclave_registry, &d);
+  assert_int_equal(teex_secp256k1_keypair(wsk, pub), 0);
+  teex_eth_address(pub, w);
+  assert_int_equal(teex_secp256k1_keypair(dsk, pub), 0);
+  teex_eth_address(pub, dp);
+  teex_stmt_enclave_registration_digest(&d, w, TEEX_ENCLAVE_WORKER, meas, now,
+                                        digest);
+  assert_int_equal(teex_stmt_sign(sm_sk, digest, sig), 0);
+  assert_int_equal(teex_chain_register_enclave(snd[STRANGER], &ca, w,
+                                               TEEX_ENCLAVE_WORKER, meas, now,
+                                               sig, 0, &e),
+                   0);
+  teex_stmt_enclave_registration_digest(&d, dp, TEEX_ENCLAVE_DISPATCHER, meas,
+                                        now, digest);
+  assert_int_equal(teex_stmt_sign(sm_sk, digest, sig), 0);
+  assert_int_equal(teex_chain_register_enclave(snd[STRANGER], &ca, dp,
+                                               TEEX_ENCLAVE_DISPATCHER, meas,
+                                               now, sig, 0, &e),
+                   0);
+  assert_int_equal(teex_chain_deposit(snd[USER], &ca, dp, 100, 0, &e), 0);
+
+  /* Signed by someone other than the SM: refused, still active. */
+  teex_stmt_enclave_revocation_digest(&d, w, digest);
+  assert_int_equal(teex_stmt_sign(sk[STRANGER], digest, sig), 0);
+  assert_int_not_equal(
+      teex_chain_revoke_enclave(snd[STRANGER], &ca, w, sig, 0, &e), 0);
+  assert_int_equal(
+      teex_chain_enclave_active(rpc, &ca, w, TEEX_ENCLAVE_WORKER, &active, &e),
+      0);
+  assert_true(active);
+
+  /* The SM's statement, submitted by anyone. */
+  assert_int_equal(teex_stmt_sign(sm_sk, digest, sig), 0);
+  if (teex_chain_revoke_enclave(snd[STRANGER], &ca, w, sig, 0, &e) != 0)
+    fail_msg("%s", e.msg);
+  assert_int_equal(
+      teex_chain_enclave_active(rpc, &ca, w, TEEX_ENCLAVE_WORKER, &active, &e),
+      0);
+  assert_false(active);
+  /* For good: registering the address again is refused. */
+  teex_stmt_enclave_registration_digest(&d, w, TEEX_ENCLAVE_WORKER, meas,
+                                        now + 1, digest);
+  assert_int_equal(teex_stmt_sign(sm_sk, digest, sig), 0);
+  expect_refused(teex_chain_register_enclave(snd[STRANGER], &ca, w,
+                                             TEEX_ENCLAVE_WORKER, meas, now + 1,
+                                             sig, 0, &e),
+                 &e, "EnclaveWasRevoked");
+
+  /* A revoked dispatcher takes no new deposits. */
+  teex_stmt_enclave_revocation_digest(&d, dp, digest);
+  assert_int_equal(teex_stmt_sign(sm_sk, digest, sig), 0);
+  assert_int_equal(
+      teex_chain_revoke_enclave(snd[STRANGER], &ca, dp, sig, 0, &e), 0);
+  expect_refused(teex_chain_deposit(snd[USER], &ca, dp, 100, 0, &e), &e,
+                 "NotRegisteredDispatcher");
+  teex_wipe(wsk, 32);
+  teex_wipe(dsk, 32);
+}
+
 int main(void) {
   const struct CMUnitTest offline[] = {
       cmocka_unit_test(test_sigs_match_abi),
@@ -1098,6 +1169,7 @@ int main(void) {
       cmocka_unit_test(test_withdrawals),
       cmocka_unit_test(test_datasets),
       cmocka_unit_test(test_ds_anchor),
+      cmocka_unit_test(test_enclave_revocation),
   };
   int rc = cmocka_run_group_tests_name("chain offline", offline, NULL, NULL);
   rc |= cmocka_run_group_tests_name("chain on anvil", chain, setup, teardown);

@@ -1,7 +1,8 @@
 /* The Service Manager's core: service registration (signatures, ownership,
  * versions, image checks, retries), persistence across restarts, evidence
  * checks for enclaves (freshness nonce, TLS key binding, role, root), key
- * release, registration statements, and no key in clear on disk. */
+ * release, registration statements, no key in clear on disk, and the
+ * record of checked enclaves with revocation of an enclave or a build. */
 #include "testutil.h"
 
 #include "teex/crypto.h"
@@ -354,6 +355,147 @@ static void test_restart_and_no_clear_keys(void **state) {
   teex_wipe(&keys, sizeof keys);
 }
 
+/* Evidence from tee for a fixed enclave key sk (the same enclave address
+ * every time), bound to nonce and spki. */
+static void quote_as(struct teex_tee *tee, const uint8_t sk[32],
+                     const uint8_t nonce[32], const uint8_t spki[32],
+                     struct teex_buf *ev, uint8_t addr[20]) {
+  struct teex_tee_binding b;
+  struct teex_err err;
+  memset(&b, 0, sizeof b);
+  b.has_tls = 1;
+  memcpy(b.tls_spki_sha256, spki, 32);
+  b.has_secp256k1 = 1;
+  assert_int_equal(teex_secp256k1_public(sk, b.secp256k1_pub), 0);
+  teex_eth_address(b.secp256k1_pub, addr);
+  b.has_nonce = 1;
+  memcpy(b.nonce, nonce, 32);
+  teex_buf_init(ev, 16384, 0);
+  if (teex_tee_quote_binding(tee, &b, ev, &err) != 0)
+    fail_msg("quote: %s", err.msg);
+}
+
+/* Fresh evidence of the enclave with key sk, checked by the SM at now. */
+static int check_as(struct fx *f, const uint8_t sk[32], uint64_t now,
+                    struct teex_err *err) {
+  uint8_t nonce[32], spki[32], addr[20];
+  teex_random(nonce, 32);
+  teex_random(spki, 32);
+  struct teex_buf ev;
+  quote_as(f->worker_tee, sk, nonce, spki, &ev, addr);
+  struct teex_tee_identity id;
+  int rc = teex_sm_check_enclave(f->sm, ev.data, ev.len, nonce, spki, "worker",
+                                 now, &id, err);
+  teex_buf_free(&ev);
+  return rc;
+}
+
+struct seen {
+  size_t n;
+  struct teex_sm_enclave e[4];
+};
+
+static int collect(const struct teex_sm_enclave *e, void *arg) {
+  struct seen *s = arg;
+  if (s->n < 4)
+    s->e[s->n] = *e;
+  s->n++;
+  return 0;
+}
+
+static const struct teex_sm_enclave *find(const struct seen *s,
+                                          const uint8_t addr[20]) {
+  for (size_t i = 0; i < s->n && i < 4; i++)
+    if (memcmp(s->e[i].address, addr, 20) == 0)
+      return &s->e[i];
+  return NULL;
+}
+
+static void test_revocation(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  uint8_t ska[32], skb[32], pub[64], a[20], b[20];
+  assert_int_equal(teex_secp256k1_keypair(ska, pub), 0);
+  teex_eth_address(pub, a);
+  assert_int_equal(teex_secp256k1_keypair(skb, pub), 0);
+  teex_eth_address(pub, b);
+  const uint8_t *mr = teex_tee_self(f->worker_tee)->mr_enclave;
+  uint64_t now = (uint64_t)time(NULL);
+
+  /* Two workers of the same build are checked and recorded. */
+  assert_int_equal(check_as(f, ska, now - 10, &err), 0);
+  assert_int_equal(check_as(f, ska, now, &err), 0);
+  assert_int_equal(check_as(f, skb, now, &err), 0);
+  struct seen s;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(teex_sm_enclaves(f->sm, collect, &s, &err), 0);
+  assert_int_equal(s.n, 2);
+  const struct teex_sm_enclave *ea = find(&s, a);
+  assert_non_null(ea);
+  assert_string_equal(ea->role, "worker");
+  assert_memory_equal(ea->mr_enclave, mr, 32);
+  assert_int_equal(ea->first_seen, now - 10);
+  assert_int_equal(ea->last_attested, now);
+  assert_int_equal(ea->revoked, 0);
+
+  /* Revoking worker a's enclave: a is refused from now on, b is not. */
+  char long_reason[TEEX_SM_REASON_MAX + 2];
+  memset(long_reason, 'x', sizeof long_reason - 1);
+  long_reason[sizeof long_reason - 1] = '\0';
+  assert_int_equal(
+      teex_sm_revoke(f->sm, TEEX_SM_REVOKE_ENCLAVE, a, long_reason, now, &err),
+      TEEX_EINVAL);
+  assert_int_equal(check_as(f, ska, now, &err), 0); /* nothing was kept */
+  assert_int_equal(teex_sm_revoke(f->sm, TEEX_SM_REVOKE_ENCLAVE, a,
+                                  "key extracted", now + 1, &err),
+                   0);
+  assert_int_equal(check_as(f, ska, now + 2, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
+  assert_non_null(strstr(err.msg, "key extracted"));
+  assert_int_equal(check_as(f, skb, now + 2, &err), 0);
+  /* Revoking again keeps the first time and reason. */
+  assert_int_equal(
+      teex_sm_revoke(f->sm, TEEX_SM_REVOKE_ENCLAVE, a, "other", now + 5, &err),
+      0);
+  memset(&s, 0, sizeof s);
+  assert_int_equal(teex_sm_enclaves(f->sm, collect, &s, &err), 0);
+  ea = find(&s, a);
+  assert_non_null(ea);
+  assert_int_equal(ea->revoked, 1);
+  assert_int_equal(ea->revoked_at, now + 1);
+  assert_string_equal(ea->reason, "key extracted");
+  assert_int_equal(ea->last_attested, now); /* the refused check not counted */
+  assert_int_equal(find(&s, b)->revoked, 0);
+  assert_int_equal(find(&s, b)->last_attested, now + 2);
+
+  /* Revoking the build: every worker of it is refused, even one never
+   * seen before; it holds across a restart of the SM. */
+  assert_int_equal(teex_sm_revoke(f->sm, TEEX_SM_REVOKE_MEASUREMENT, mr,
+                                  "CVE in runtime", now + 3, &err),
+                   0);
+  teex_sm_close(f->sm);
+  f->sm = NULL;
+  assert_int_equal(teex_sm_open(f->sm_tee, &f->cfg, &f->sm, &err), 0);
+  assert_int_equal(check_as(f, skb, now + 4, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "measurement revoked"));
+  assert_non_null(strstr(err.msg, "CVE in runtime"));
+  uint8_t skc[32];
+  assert_int_equal(teex_secp256k1_keypair(skc, pub), 0);
+  assert_int_equal(check_as(f, skc, now + 4, &err), TEEX_EPOLICY);
+  memset(&s, 0, sizeof s);
+  assert_int_equal(teex_sm_enclaves(f->sm, collect, &s, &err), 0);
+  assert_int_equal(s.n, 2); /* refused enclaves are not recorded */
+  assert_int_equal(find(&s, b)->revoked, 1);
+  assert_string_equal(find(&s, b)->reason, "CVE in runtime");
+  assert_string_equal(find(&s, a)->reason, "key extracted");
+  assert_int_equal(
+      teex_sm_revoke(f->sm, (enum teex_sm_revoke_kind)9, mr, NULL, now, &err),
+      TEEX_EINVAL);
+  teex_wipe(ska, 32);
+  teex_wipe(skb, 32);
+  teex_wipe(skc, 32);
+}
+
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   const struct CMUnitTest tests[] = {
@@ -366,6 +508,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_restart_and_no_clear_keys, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_revocation, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

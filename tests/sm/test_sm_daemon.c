@@ -2,9 +2,11 @@
  * would, a provider registering a service over server-only RA-TLS, a worker
  * fetching keys over mutual RA-TLS with fresh evidence, refusals (stale
  * evidence, an enclave whose measurement the policy does not allow — refused
- * in the handshake), a restart keeping the service, and a clean stop. */
+ * in the handshake), a restart keeping the service, a clean stop, and the
+ * operator's `teex sm revoke` / `teex sm status` against the running SM. */
 #include "testutil.h"
 
+#include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/image.h"
 #include "teex/proto/sm.pb-c.h"
@@ -12,11 +14,13 @@
 #include "teex/ratls_channel.h"
 #include "teex/rpc_sync.h"
 #include "teex/sm_server.h"
+#include "teex/statements.h"
 
 #include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SREG "0x5151515151515151515151515151515151515151"
@@ -439,11 +443,293 @@ static void test_cert_refresh(void **state) {
   free(log);
 }
 
+/* sm.RegisterEnclave on w's session with evidence fresh for it. */
+static int register_enclave(struct fx *f, struct worker_conn *w,
+                            struct teex_err *err) {
+  struct teex_tee_binding b;
+  memset(&b, 0, sizeof b);
+  b.has_tls = 1;
+  memcpy(b.tls_spki_sha256, w->spki, 32);
+  b.has_secp256k1 = 1;
+  memcpy(b.secp256k1_pub, w->secp_pub, 64);
+  b.has_nonce = 1;
+  assert_int_equal(teex_sm_fresh_nonce(teex_rpc_sync_conn(w->c),
+                                       "sm.RegisterEnclave", b.nonce, err),
+                   0);
+  struct teex_buf ev, resp;
+  teex_buf_init(&ev, 16384, 0);
+  teex_buf_init(&resp, 4096, 0);
+  assert_int_equal(teex_tee_quote_binding(f->worker, &b, &ev, err), 0);
+  Teex__Sm__RegisterEnclaveRequest req =
+      TEEX__SM__REGISTER_ENCLAVE_REQUEST__INIT;
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t n = teex__sm__register_enclave_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n);
+  teex__sm__register_enclave_request__pack(&req, buf);
+  int rc =
+      teex_rpc_sync_call(w->c, "sm.RegisterEnclave", buf, n, 5000, &resp, err);
+  free(buf);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
+/* Evidence from the worker TEE bound to w's session for method. */
+static void fresh_evidence(struct fx *f, struct worker_conn *w,
+                           const char *method, struct teex_buf *ev) {
+  struct teex_tee_binding b;
+  struct teex_err err;
+  memset(&b, 0, sizeof b);
+  b.has_tls = 1;
+  memcpy(b.tls_spki_sha256, w->spki, 32);
+  b.has_secp256k1 = 1;
+  memcpy(b.secp256k1_pub, w->secp_pub, 64);
+  b.has_nonce = 1;
+  assert_int_equal(
+      teex_sm_fresh_nonce(teex_rpc_sync_conn(w->c), method, b.nonce, &err), 0);
+  teex_buf_init(ev, 16384, 0);
+  assert_int_equal(teex_tee_quote_binding(f->worker, &b, ev, &err), 0);
+}
+
+/* sm.FetchKeys for a service that does not exist: the evidence is checked
+ * first, so a trusted enclave gets TEEX_ENOTFOUND, a revoked one not. */
+static int fetch_probe(struct fx *f, struct worker_conn *w,
+                       struct teex_err *err) {
+  uint8_t zero[32] = {0};
+  struct teex_buf ev, resp;
+  fresh_evidence(f, w, "sm.FetchKeys", &ev);
+  teex_buf_init(&resp, 4096, 0);
+  Teex__Sm__FetchKeysRequest req = TEEX__SM__FETCH_KEYS_REQUEST__INIT;
+  req.service_id = (ProtobufCBinaryData){32, zero};
+  req.image_hash = (ProtobufCBinaryData){32, zero};
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t n = teex__sm__fetch_keys_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n);
+  teex__sm__fetch_keys_request__pack(&req, buf);
+  int rc = teex_rpc_sync_call(w->c, "sm.FetchKeys", buf, n, 5000, &resp, err);
+  free(buf);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
+/* sm.LeaseDataKey with an index past the task's datasets: checked after the
+ * evidence (TEEX_EINVAL for a trusted enclave). */
+static int lease_probe(struct fx *f, struct worker_conn *w,
+                       struct teex_err *err) {
+  uint8_t b20[20] = {0}, b32[32] = {0}, b65[65] = {0};
+  struct teex_buf ev, resp;
+  fresh_evidence(f, w, "sm.LeaseDataKey", &ev);
+  teex_buf_init(&resp, 4096, 0);
+  Teex__Sm__LeaseDataKeyRequest req = TEEX__SM__LEASE_DATA_KEY_REQUEST__INIT;
+  req.chain_id = 31337;
+  req.dispatcher = req.worker = req.user = (ProtobufCBinaryData){20, b20};
+  req.task_id = req.service_id = req.image_hash = req.price = req.datasets =
+      (ProtobufCBinaryData){32, b32};
+  req.dispatcher_sig = (ProtobufCBinaryData){65, b65};
+  req.index = 5;
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t n = teex__sm__lease_data_key_request__get_packed_size(&req);
+  uint8_t *buf = malloc(n);
+  teex__sm__lease_data_key_request__pack(&req, buf);
+  int rc =
+      teex_rpc_sync_call(w->c, "sm.LeaseDataKey", buf, n, 5000, &resp, err);
+  free(buf);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
+/* Runs `teex sm ARGS... --data-dir DIR --sm ADDR --sm-policy FILE`; returns
+ * the exit status, stdout in *out and stderr in *errout (malloc'd). */
+static int run_op(struct fx *f, const char *pol, char *const *args, size_t n,
+                  char **out, char **errout) {
+  char sm[64];
+  snprintf(sm, sizeof sm, "127.0.0.1:%d", f->client_port);
+  char *argv[16];
+  size_t k = 0;
+  argv[k++] = (char *)tu_teex_bin();
+  argv[k++] = "sm";
+  for (size_t i = 0; i < n; i++)
+    argv[k++] = args[i];
+  argv[k++] = "--data-dir";
+  argv[k++] = f->dir;
+  argv[k++] = "--sm";
+  argv[k++] = sm;
+  argv[k++] = "--sm-policy";
+  argv[k++] = (char *)pol;
+  argv[k] = NULL;
+  return tu_run(argv, NULL, 0, out, errout);
+}
+
+/* Checks that out holds the SM's EnclaveRevocation signature for enclave
+ * (hex as printed), made by the SM's address in the ready file. */
+static void check_revocation_line(struct fx *f, const char *out,
+                                  const char *hex, const uint8_t enclave[20]) {
+  char want[128];
+  snprintf(want, sizeof want, "revocation enclave=%s sm_signature=0x", hex);
+  const char *p = strstr(out, want);
+  if (p == NULL)
+    fail_msg("no revocation for %s in: %s", hex, out);
+  char sig_hex[131];
+  memcpy(sig_hex, p + strlen(want), 130);
+  sig_hex[130] = '\0';
+  uint8_t sig[65], digest[32], signer[20], sm[20];
+  size_t n = 0;
+  assert_int_equal(teex_hex_decode(sig_hex, sig, 65, &n), 0);
+  assert_int_equal(n, 65);
+  struct teex_domain d;
+  memset(&d, 0, sizeof d);
+  d.chain_id = 31337;
+  assert_int_equal(teex_eth_address_parse(EREG, d.verifying_contract), 0);
+  teex_stmt_enclave_revocation_digest(&d, enclave, digest);
+  assert_int_equal(teex_stmt_recover(digest, sig, signer), 0);
+  struct teex_config c;
+  struct teex_err err;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, f->ready, &err), 0);
+  assert_int_equal(
+      teex_eth_address_parse(teex_config_get(&c, "address", ""), sm), 0);
+  teex_config_free(&c);
+  assert_memory_equal(signer, sm, 20);
+}
+
+static void test_revoke_and_status(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  /* The operator's view of the SM: what `teex sm status` checks. */
+  char pol[4096], text[1024], root_hex[65], sm_hex[65], tok[4096];
+  snprintf(pol, sizeof pol, "%s/sm-policy.conf", f->dir);
+  struct teex_tee *sm_view = open_tee(f->dir, "sm", tu_teex_bin());
+  teex_hex_encode(f->root, 32, root_hex);
+  teex_hex_encode(teex_tee_self(sm_view)->mr_enclave, 32, sm_hex);
+  teex_tee_close(sm_view);
+  int tn = snprintf(text, sizeof text,
+                    "[policy]\nallow_simulated = true\nroles = sm\n[roots]\n"
+                    "net = %s\n[measurements]\nsm = %s\n",
+                    root_hex, sm_hex);
+  assert_int_equal(tu_write_file(pol, text, (size_t)tn), 0);
+  /* The token file is the host user's alone. */
+  snprintf(tok, sizeof tok, "%s/sm/operator.token", f->dir);
+  struct stat st;
+  assert_int_equal(stat(tok, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+
+  /* Two workers of the allowed build register. */
+  struct worker_conn a, b;
+  assert_int_equal(connect_worker(f, f->worker, &a, &err), 0);
+  assert_int_equal(connect_worker(f, f->worker, &b, &err), 0);
+  if (register_enclave(f, &a, &err) != 0)
+    fail_msg("register a: %s", err.msg);
+  assert_int_equal(register_enclave(f, &b, &err), 0);
+  uint8_t addr_a[20], addr_b[20];
+  teex_eth_address(a.secp_pub, addr_a);
+  teex_eth_address(b.secp_pub, addr_b);
+  char hex_a[43], hex_b[43], meas[65];
+  teex_eth_address_hex(addr_a, hex_a);
+  teex_eth_address_hex(addr_b, hex_b);
+  teex_hex_encode(teex_tee_self(f->worker)->mr_enclave, 32, meas);
+
+  char *out = NULL, *errout = NULL;
+  char *status[] = {"status"};
+  assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
+  char line[512];
+  snprintf(line, sizeof line, "enclave=%s role=worker measurement=%s", hex_a,
+           meas);
+  assert_non_null(strstr(out, line));
+  assert_non_null(strstr(out, "enclaves 2"));
+  assert_null(strstr(out, "state=revoked"));
+  free(out);
+  free(errout);
+
+  /* Someone without the token cannot revoke. */
+  char bad[4096];
+  snprintf(bad, sizeof bad, "%s/bad.token", f->dir);
+  assert_int_equal(tu_write_file(bad,
+                                 "00112233445566778899aabbccddeeff"
+                                 "00112233445566778899aabbccddeeff\n",
+                                 65),
+                   0);
+  char *revoke_bad[] = {"revoke", "--enclave", hex_a, "--token-file", bad};
+  assert_int_not_equal(run_op(f, pol, revoke_bad, 5, &out, &errout), 0);
+  assert_non_null(strstr(errout, "not the SM's operator"));
+  free(out);
+  free(errout);
+  assert_int_equal(register_enclave(f, &a, &err), 0);
+  assert_int_equal(fetch_probe(f, &a, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &a, &err), TEEX_EINVAL);
+
+  /* The operator revokes a's enclave: a is refused at once, b is not. */
+  char *revoke_a[] = {"revoke", "--enclave", hex_a, "--reason",
+                      "host compromised"};
+  if (run_op(f, pol, revoke_a, 5, &out, &errout) != 0)
+    fail_msg("revoke: %s", errout);
+  check_revocation_line(f, out, hex_a, addr_a);
+  assert_null(strstr(out, hex_b));
+  free(out);
+  free(errout);
+  assert_int_equal(register_enclave(f, &a, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
+  assert_int_equal(fetch_probe(f, &a, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
+  assert_int_equal(lease_probe(f, &a, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
+  assert_int_equal(register_enclave(f, &b, &err), 0);
+  assert_int_equal(fetch_probe(f, &b, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &b, &err), TEEX_EINVAL);
+  assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
+  char *la = strstr(out, hex_a);
+  assert_non_null(la);
+  char *eol = strchr(la, '\n');
+  assert_non_null(eol);
+  *eol = '\0';
+  assert_non_null(strstr(la, "state=revoked"));
+  assert_non_null(strstr(la, "reason=\"host compromised\""));
+  *eol = '\n';
+  char *lb = strstr(out, hex_b);
+  assert_non_null(lb);
+  eol = strchr(lb, '\n');
+  *eol = '\0';
+  assert_non_null(strstr(lb, "state=trusted"));
+  free(out);
+  free(errout);
+
+  /* The operator revokes the build: every worker of it is refused, and it
+   * holds across a restart of the SM. */
+  char *revoke_m[] = {"revoke", "--measurement", meas, "--reason",
+                      "vulnerable build"};
+  assert_int_equal(run_op(f, pol, revoke_m, 5, &out, &errout), 0);
+  /* Statements for every enclave of the build the SM knows. */
+  check_revocation_line(f, out, hex_a, addr_a);
+  check_revocation_line(f, out, hex_b, addr_b);
+  free(out);
+  free(errout);
+  assert_int_equal(register_enclave(f, &b, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "measurement revoked"));
+  assert_int_equal(fetch_probe(f, &b, &err), TEEX_EPOLICY);
+  worker_free(&a);
+  worker_free(&b);
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  start_sm(f);
+  struct worker_conn c;
+  assert_int_equal(connect_worker(f, f->worker, &c, &err), 0);
+  assert_int_equal(register_enclave(f, &c, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "vulnerable build"));
+  worker_free(&c);
+  assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
+  lb = strstr(out, hex_b);
+  assert_non_null(lb);
+  assert_non_null(strstr(lb, "reason=\"vulnerable build\""));
+  free(out);
+  free(errout);
+}
+
 int main(void) {
   assert_int_equal(teex_crypto_init(), 0);
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_deploy_then_fetch, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_revoke_and_status, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wrong_measurement_refused, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_cert_refresh, setup, teardown),
