@@ -532,7 +532,8 @@ static const char client_usage[] =
     "  --ttl MS          set: expire after MS milliseconds\n"
     "  --nx, --xx        set: only if absent / only if present\n"
     "  --limit N         scan: page size (default 100)\n"
-    "  --timeout MS      per operation, retries included (default 5000)\n";
+    "  --timeout MS      per operation, retries included (default 5000)\n"
+    "  --chain-conf FILE status: also the group's latest anchor on chain\n";
 
 static int copts_parse(struct copts *o, int argc, char **argv) {
   /* Retries through replicas that are down are expected: not worth a
@@ -737,9 +738,21 @@ static int ds_scan(int argc, char **argv) {
   return client_cmd(argc, argv, TEEX_DS_SCAN);
 }
 
+static char *take_opt(int *argc, char **argv, const char *name) {
+  for (int i = 1; i + 1 < *argc; i++)
+    if (strcmp(argv[i], name) == 0) {
+      char *v = argv[i + 1];
+      memmove(argv + i, argv + i + 2, sizeof(char *) * (size_t)(*argc - i - 1));
+      *argc -= 2;
+      return v;
+    }
+  return NULL;
+}
+
 static int ds_status(int argc, char **argv) {
   static struct copts o;
   memset(&o, 0, sizeof o);
+  const char *chain_conf = take_opt(&argc, argv, "--chain-conf");
   int rc = copts_parse(&o, argc, argv);
   if (rc != 0) {
     copts_free(&o);
@@ -789,6 +802,12 @@ static int ds_status(int argc, char **argv) {
     if (ok[i] && info[i].freshness[0])
       printf("replica %llu freshness: %s\n", (unsigned long long)info[i].id,
              info[i].freshness);
+  if (chain_conf != NULL) {
+    struct teex_err err;
+    teex_err_clear(&err);
+    if (teex_cli_ds_anchor_show(chain_conf, o.k.group.id, &err) != 0)
+      printf("chain anchor: unknown (%s)\n", err.msg);
+  }
   copts_free(&o);
   return healthy > 0 ? TEEX_EXIT_OK : TEEX_EXIT_FAIL;
 }
@@ -810,16 +829,6 @@ static const char anchor_usage[] =
     "group's anchorers, owned by --key-file; replicas run with --chain-conf\n"
     "and --anchor-payer then anchor by themselves.\n";
 
-static char *take_opt(int *argc, char **argv, const char *name) {
-  for (int i = 1; i + 1 < *argc; i++)
-    if (strcmp(argv[i], name) == 0) {
-      char *v = argv[i + 1];
-      memmove(argv + i, argv + i + 2, sizeof(char *) * (size_t)(*argc - i - 1));
-      *argc -= 2;
-      return v;
-    }
-  return NULL;
-}
 
 /* The anchorers are the replicas' enclave addresses, each read from the
  * secp256k1 key bound in the RA-TLS evidence that the group's policy just

@@ -177,3 +177,39 @@ done:
   teex_eth_rpc_close(rpc);
   return rc;
 }
+
+int teex_cli_ds_anchor_show(const char *chain_conf,
+                            const uint8_t ds_group_id[16],
+                            struct teex_err *err) {
+  char url[512];
+  struct teex_chain_addrs a;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_rpc_opts ro = {.timeout_ms = 10000};
+  struct teex_ds_anchor c;
+  uint8_t gid[32];
+  int rc = teex_cli_ds_chain_conf(chain_conf, url, sizeof url, &a, err);
+  if (rc != 0)
+    return rc;
+  teex_ds_anchor_group_id(ds_group_id, gid);
+  if ((rc = teex_eth_rpc_open(url, &ro, &rpc, err)) == 0) {
+    teex_chain_use_errors(rpc);
+    rc = teex_chain_ds_anchor_latest(rpc, &a, gid, &c, err);
+  }
+  teex_eth_rpc_close(rpc);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "reading the anchor");
+  if (c.index == 0) {
+    printf("chain anchor: none\n");
+    return 0;
+  }
+  char signer[41], digest[65], hash[65], chain[65];
+  teex_hex_encode(c.signer, 20, signer);
+  teex_hex_encode(c.state_digest, 32, digest);
+  teex_hex_encode(c.commitment_hash, 32, hash);
+  teex_hex_encode(c.applied_chain, 32, chain);
+  printf("chain anchor: index %" PRIu64 " term %" PRIu64 " at %" PRIu64
+         " signer 0x%s cid %s\n"
+         "chain anchor state_digest %s commitment_hash %s applied_chain %s\n",
+         c.index, c.term, c.anchored_at, signer, c.cid, digest, hash, chain);
+  return 0;
+}
