@@ -829,7 +829,6 @@ static const char anchor_usage[] =
     "group's anchorers, owned by --key-file; replicas run with --chain-conf\n"
     "and --anchor-payer then anchor by themselves.\n";
 
-
 /* The anchorers are the replicas' enclave addresses, each read from the
  * secp256k1 key bound in the RA-TLS evidence that the group's policy just
  * verified on a connection to that replica (role ds) — never from what a
@@ -840,8 +839,8 @@ static int ds_enroll(struct copts *o, const char *chain_conf,
   size_t n = 0;
   for (size_t i = 0; i < o->k.group.n_members; i++) {
     struct teex_rpc_sync *c = NULL;
-    int rc = teex_rpc_sync_connect(o->k.addrs[i], o->k.tls, o->timeout_ms, &c,
-                                   err);
+    int rc =
+        teex_rpc_sync_connect(o->k.addrs[i], o->k.tls, o->timeout_ms, &c, err);
     if (rc != 0)
       return teex_err_wrap(err, rc, "replica %s", o->k.addrs[i]);
     const struct teex_tee_identity *id =

@@ -310,7 +310,7 @@ struct srv {
   uv_timer_t anchor_timer;
   int anchor_timer_on;
   int anchor_busy;
-  uint64_t anchor_done;   /* highest index this replica anchored or read */
+  uint64_t anchor_done; /* highest index this replica anchored or read */
   uint64_t anchor_last_ms, anchor_retry_at, anchor_failures;
   struct teex_ds_anchor published; /* index 0: none by this replica */
 };
@@ -838,12 +838,13 @@ static int anchor_publish(const struct srv *s, struct teex_ds_anchor *c,
     rc = teex_chain_ds_anchor_submit(snd, &a, c, sig, 0, err);
   teex_eth_sender_free(snd);
   teex_eth_rpc_close(rpc);
-  return rc == 0 ? 0 : teex_err_wrap(err, rc, "anchor at index %llu",
-                                     (unsigned long long)c->index);
+  return rc == 0 ? 0
+                 : teex_err_wrap(err, rc, "anchor at index %llu",
+                                 (unsigned long long)c->index);
 }
 
-static void anchor_result(struct srv *s, const struct teex_ds_anchor *c,
-                          int rc, const struct teex_err *err) {
+static void anchor_result(struct srv *s, const struct teex_ds_anchor *c, int rc,
+                          const struct teex_err *err) {
   uint64_t now = uv_now(&s->loop);
   if (rc == 0) {
     s->anchor_done = c->index;
@@ -852,8 +853,8 @@ static void anchor_result(struct srv *s, const struct teex_ds_anchor *c,
     char addr[41];
     teex_hex_encode(s->anchor_addr, 20, addr);
     TEEX_INFO("ds", "anchored", "index=%llu term=%llu cid=%s signer=0x%s",
-              (unsigned long long)c->index, (unsigned long long)c->term,
-              c->cid, addr);
+              (unsigned long long)c->index, (unsigned long long)c->term, c->cid,
+              addr);
   } else {
     s->anchor_failures++;
     s->anchor_retry_at = now + 1000;
