@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int open_tee(const char *data_dir, int harden, struct teex_tee **tee) {
   struct teex_tee_config tc;
@@ -533,7 +534,8 @@ static const char client_usage[] =
     "  --nx, --xx        set: only if absent / only if present\n"
     "  --limit N         scan: page size (default 100)\n"
     "  --timeout MS      per operation, retries included (default 5000)\n"
-    "  --chain-conf FILE status: also the group's latest anchor on chain\n";
+    "  --chain-conf FILE status: also the group's latest anchor on chain\n"
+    "                    (default for the group of teex up: its chain)\n";
 
 static int copts_parse(struct copts *o, int argc, char **argv) {
   /* Retries through replicas that are down are expected: not worth a
@@ -753,6 +755,10 @@ static int ds_status(int argc, char **argv) {
   static struct copts o;
   memset(&o, 0, sizeof o);
   const char *chain_conf = take_opt(&argc, argv, "--chain-conf");
+  int own_group = 0; /* --state or --replica: not the group of teex up */
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--state") == 0 || strcmp(argv[i], "--replica") == 0)
+      own_group = 1;
   int rc = copts_parse(&o, argc, argv);
   if (rc != 0) {
     copts_free(&o);
@@ -802,6 +808,15 @@ static int ds_status(int argc, char **argv) {
     if (ok[i] && info[i].freshness[0])
       printf("replica %llu freshness: %s\n", (unsigned long long)info[i].id,
              info[i].freshness);
+  /* The group of teex up: its network's chain. */
+  char net_chain[PATH_MAX + 16];
+  if (chain_conf == NULL && !own_group) {
+    char data_dir[PATH_MAX];
+    teex_cli_data_dir(data_dir, sizeof data_dir);
+    snprintf(net_chain, sizeof net_chain, "%s/chain.conf", data_dir);
+    if (access(net_chain, R_OK) == 0)
+      chain_conf = net_chain;
+  }
   if (chain_conf != NULL) {
     struct teex_err err;
     teex_err_clear(&err);
