@@ -310,6 +310,7 @@ struct srv {
   uv_timer_t anchor_timer;
   int anchor_timer_on;
   int anchor_busy;
+  int stop_waiting;     /* a stop waits for the anchor job in flight */
   uint64_t anchor_done; /* highest index this replica anchored or read */
   uint64_t anchor_last_ms, anchor_retry_at, anchor_failures;
   struct teex_ds_anchor published; /* index 0: none by this replica */
@@ -863,6 +864,8 @@ static void anchor_result(struct srv *s, const struct teex_ds_anchor *c, int rc,
   }
 }
 
+static void finish_stop(struct srv *s);
+
 static void anchor_work(uv_work_t *w) {
   struct anchor_job *j = w->data;
   j->rc = anchor_publish(j->s, &j->c, &j->err);
@@ -874,7 +877,12 @@ static void anchor_after(uv_work_t *w, int status) {
   if (status != 0 && j->rc == 0)
     j->rc = teex_err_set(&j->err, TEEX_ECANCELED, "anchor job cancelled");
   anchor_result(j->s, &j->c, j->rc, &j->err);
+  struct srv *s = j->s;
   free(j);
+  if (s->stop_waiting) {
+    s->stop_waiting = 0;
+    finish_stop(s);
+  }
 }
 
 static int anchor_may(struct srv *s) {
@@ -924,6 +932,18 @@ static void anchor_at_stop(struct srv *s) {
   anchor_result(s, &c, rc, &err);
 }
 
+/* The rest of a clean stop, once no anchor job is in flight: the final
+ * anchor (no request arrives any more), then raft closes. */
+static void finish_stop(struct srv *s) {
+  anchor_at_stop(s);
+  uv_signal_stop(&s->sigterm);
+  uv_signal_stop(&s->sigint);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  if (s->raft_inited)
+    raft_close(&s->raft, raft_closed);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct srv *s = h->data;
   if (s->stopping)
@@ -939,13 +959,10 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_close((uv_handle_t *)&s->anchor_timer, NULL);
     s->anchor_timer_on = 0;
   }
-  anchor_at_stop(s);
-  uv_signal_stop(&s->sigterm);
-  uv_signal_stop(&s->sigint);
-  uv_close((uv_handle_t *)&s->sigterm, NULL);
-  uv_close((uv_handle_t *)&s->sigint, NULL);
-  if (s->raft_inited)
-    raft_close(&s->raft, raft_closed);
+  if (s->anchor_busy)
+    s->stop_waiting = 1; /* anchor_after finishes the stop */
+  else
+    finish_stop(s);
 }
 
 static int write_ready(const char *path, struct srv *s, struct teex_err *err) {
