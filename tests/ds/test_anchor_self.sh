@@ -101,9 +101,16 @@ chain_index() { # the latest anchor's index on chain (0: none)
 leader_applied() {
   "$teex" ds status "${C[@]}" | awk '$1 ~ /^[0-9]+$/ && $3 == "leader" { print $6 }'
 }
-wait_anchor_at_least() { # wait_anchor_at_least N WHAT
+replica_anchored() { # the highest index a replica says it anchored (0: none)
+  local v
+  v="$("$teex" ds status "${C[@]}" 2>/dev/null || true)"
+  v="$(echo "$v" | sed -n 's/.*anchored by this replica at index \([0-9]*\) .*/\1/p' | sort -n | tail -1)"
+  echo "${v:-0}"
+}
+wait_anchor_at_least() { # wait_anchor_at_least N WHAT: on chain, and the
+  # replica's job finished (so that none is in flight afterwards)
   for _ in $(seq 200); do
-    [ "$(chain_index)" -ge "$1" ] && return 0
+    [ "$(chain_index)" -ge "$1" ] && [ "$(replica_anchored)" -ge "$1" ] && return 0
     sleep 0.1
   done
   fail "$2: chain anchor $(chain_index), wanted >= $1"
@@ -164,7 +171,7 @@ before="$(chain_index)"
 fails="$(cat "$tmp"/r?.log | grep -c "anchoring failed")"
 for j in 11 12 13 14 15; do write "d$j" "v$j"; done
 [ "$("$teex" ds get d15 "${C[@]}")" = v15 ] || fail "read with the chain down"
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   [ "$(cat "$tmp"/r?.log | grep -c "anchoring failed")" -gt "$fails" ] && break
   sleep 0.1
 done
