@@ -311,6 +311,7 @@ struct srv {
   int anchor_timer_on;
   int anchor_busy;
   int stop_waiting;     /* a stop waits for the anchor job in flight */
+  int stop_anchored;    /* the final anchor was tried */
   uint64_t anchor_done; /* highest index this replica anchored or read */
   uint64_t anchor_last_ms, anchor_retry_at, anchor_failures;
   struct teex_ds_anchor published; /* index 0: none by this replica */
@@ -890,6 +891,24 @@ static int anchor_may(struct srv *s) {
          s->cons->ops->is_leader(s->cons) && !s->sio.rolled_back;
 }
 
+/* Queues a job for the current head; 1 when one was queued. */
+static int anchor_queue(struct srv *s) {
+  if (!anchor_may(s))
+    return 0;
+  struct anchor_job *j = calloc(1, sizeof(*j));
+  if (j == NULL)
+    return 0;
+  j->s = s;
+  j->w.data = j;
+  if (!anchor_fill(s, &j->c) ||
+      uv_queue_work(&s->loop, &j->w, anchor_work, anchor_after) != 0) {
+    free(j);
+    return 0;
+  }
+  s->anchor_busy = 1;
+  return 1;
+}
+
 static void anchor_tick(uv_timer_t *t) {
   struct srv *s = t->data;
   if (s->stopping || !anchor_may(s))
@@ -904,38 +923,20 @@ static void anchor_tick(uv_timer_t *t) {
   if (st.last_applied - s->anchor_done < s->cfg->anchor_every &&
       now - s->anchor_last_ms < s->cfg->anchor_interval_ms)
     return;
-  struct anchor_job *j = calloc(1, sizeof(*j));
-  if (j == NULL)
-    return;
-  j->s = s;
-  if (!anchor_fill(s, &j->c)) {
-    free(j);
-    return;
-  }
-  j->w.data = j;
-  if (uv_queue_work(&s->loop, &j->w, anchor_work, anchor_after) != 0) {
-    free(j);
-    return;
-  }
-  s->anchor_busy = 1;
+  anchor_queue(s);
 }
 
-/* At a clean stop the leader anchors what it applied (blocking: the replica
- * is no longer serving). */
-static void anchor_at_stop(struct srv *s) {
-  struct teex_ds_anchor c;
-  struct teex_err err;
-  if (!anchor_may(s) || !anchor_fill(s, &c))
-    return;
-  teex_err_clear(&err);
-  int rc = anchor_publish(s, &c, &err);
-  anchor_result(s, &c, rc, &err);
-}
-
-/* The rest of a clean stop, once no anchor job is in flight: the final
- * anchor (no request arrives any more), then raft closes. */
+/* The rest of a clean stop, once no anchor job is in flight: the leader
+ * anchors its final state (no request arrives any more) off the loop, so
+ * that it keeps leading meanwhile; then raft closes. */
 static void finish_stop(struct srv *s) {
-  anchor_at_stop(s);
+  if (!s->stop_anchored) {
+    s->stop_anchored = 1;
+    if (anchor_queue(s)) {
+      s->stop_waiting = 1; /* anchor_after comes back here */
+      return;
+    }
+  }
   uv_signal_stop(&s->sigterm);
   uv_signal_stop(&s->sigint);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
