@@ -771,6 +771,7 @@ struct anchor_job {
   uv_work_t w;
   struct srv *s;
   struct teex_ds_anchor c;
+  unsigned tx_timeout_ms; /* 0: TEEX_CHAIN_TX_TIMEOUT_MS */
   int rc;
   struct teex_err err;
 };
@@ -795,7 +796,7 @@ static int anchor_fill(struct srv *s, struct teex_ds_anchor *c) {
 /* Blocking: the document into IPFS, signed by the enclave key, submitted
  * (gas from the payer). Reads only what does not change while serving. */
 static int anchor_publish(const struct srv *s, struct teex_ds_anchor *c,
-                          struct teex_err *err) {
+                          unsigned tx_timeout_ms, struct teex_err *err) {
   const struct teex_ds_server_config *cfg = s->cfg;
   char doc[TEEX_DS_ANCHOR_DOC_MAX];
   int dn = teex_ds_anchor_document(c, doc, sizeof doc);
@@ -837,7 +838,7 @@ static int anchor_publish(const struct srv *s, struct teex_ds_anchor *c,
       rc = teex_err_set(err, TEEX_ECRYPTO, "signing the anchor");
   }
   if (rc == 0)
-    rc = teex_chain_ds_anchor_submit(snd, &a, c, sig, 0, err);
+    rc = teex_chain_ds_anchor_submit(snd, &a, c, sig, tx_timeout_ms, err);
   teex_eth_sender_free(snd);
   teex_eth_rpc_close(rpc);
   return rc == 0 ? 0
@@ -869,7 +870,7 @@ static void finish_stop(struct srv *s);
 
 static void anchor_work(uv_work_t *w) {
   struct anchor_job *j = w->data;
-  j->rc = anchor_publish(j->s, &j->c, &j->err);
+  j->rc = anchor_publish(j->s, &j->c, j->tx_timeout_ms, &j->err);
 }
 
 static void anchor_after(uv_work_t *w, int status) {
@@ -900,6 +901,8 @@ static int anchor_queue(struct srv *s) {
     return 0;
   j->s = s;
   j->w.data = j;
+  /* A stopping replica waits for the final receipt only so long. */
+  j->tx_timeout_ms = s->stopping ? 10000 : 0;
   if (!anchor_fill(s, &j->c) ||
       uv_queue_work(&s->loop, &j->w, anchor_work, anchor_after) != 0) {
     free(j);
