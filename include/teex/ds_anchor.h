@@ -44,6 +44,13 @@ void teex_ds_anchor_group_id(const uint8_t ds_group_id[16], uint8_t out[32]);
 void teex_ds_anchor_digest(const struct teex_domain *d,
                            const struct teex_ds_anchor *c, uint8_t out[32]);
 
+/* The commitment document (`teex/ds-anchor/v1`, text; nothing secret:
+ * hashes and numbers) for c into out; its keccak256 and CID go on chain.
+ * The length, or -1 when cap is too small. */
+#define TEEX_DS_ANCHOR_DOC_MAX 512
+int teex_ds_anchor_document(const struct teex_ds_anchor *c, char *out,
+                            size_t cap);
+
 /* 1 when a has a DsAnchor address. */
 int teex_chain_has_ds_anchor(const struct teex_chain_addrs *a);
 

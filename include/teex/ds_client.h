@@ -87,7 +87,7 @@ struct teex_ds_replica_info {
   char failure[256];
   uint8_t applied_chain[32]; /* after last_applied */
   uint64_t anchor_index;     /* the chain anchor it started with (0: none) */
-  char freshness[192];       /* "not anchored", "rolled back: ...", ... */
+  char freshness[320];       /* "not anchored", "rolled back: ...", ... */
 };
 
 /* Asks the replica at addr for its status (blocking). */

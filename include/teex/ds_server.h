@@ -77,7 +77,26 @@ struct teex_ds_server_config {
    * does not start. */
   const char *anchor_rpc;
   const uint8_t *anchor_contract; /* 20 bytes */
+  /* Publishing anchors (with anchor_rpc and anchor_contract): when
+   * anchor_payer_sk is set, the leader commits its log head by itself —
+   * after anchor_every applied entries (0: TEEX_DS_ANCHOR_EVERY) or
+   * anchor_interval_ms (0: TEEX_DS_ANCHOR_INTERVAL_MS) since the last
+   * anchor, and at a clean stop — signed by this replica's enclave key (the
+   * secp256k1 key sealed in the state directory and bound in its RA-TLS
+   * evidence), the document stored in IPFS (ipfs_api: a Kubo RPC URL, else
+   * the local block store ipfs_dir), the transaction paid by the account of
+   * anchor_payer_sk (32 bytes). Off the event loop; failures are logged and
+   * retried. */
+  const uint8_t *anchor_payer_sk;
+  uint32_t anchor_every;
+  uint32_t anchor_interval_ms;
+  const char *ipfs_dir;
+  const char *ipfs_api;
 };
+
+#define TEEX_DS_ANCHOR_EVERY 64
+#define TEEX_DS_ANCHOR_INTERVAL_MS 30000
+#define TEEX_DS_ANCHOR_KEY_FILE "anchor.key" /* sealed enclave key */
 
 /* Runs the replica until SIGTERM/SIGINT. Errors at start (bad state,
  * metadata disagreeing with the sealed record, no group key) return a code

@@ -6,6 +6,8 @@
 #include "teex/crypto.h"
 #include "teex/eip712.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "chain_internal.h"
@@ -26,6 +28,20 @@ static int need_contract(const struct teex_chain_addrs *a,
 int teex_chain_has_ds_anchor(const struct teex_chain_addrs *a) {
   static const uint8_t zero[20];
   return memcmp(a->ds_anchor, zero, 20) != 0;
+}
+
+int teex_ds_anchor_document(const struct teex_ds_anchor *c, char *out,
+                            size_t cap) {
+  char g[65], ch[65], dg[65];
+  teex_hex_encode(c->group_id, 32, g);
+  teex_hex_encode(c->applied_chain, 32, ch);
+  teex_hex_encode(c->state_digest, 32, dg);
+  int n = snprintf(out, cap,
+                   "teex/ds-anchor/v1\ngroup %s\nindex %" PRIu64
+                   "\nterm %" PRIu64 "\napplied_chain %s\nstate_digest %s\n"
+                   "time_ms %" PRIu64 "\n",
+                   g, c->index, c->term, ch, dg, c->time_ms);
+  return n > 0 && (size_t)n < cap ? n : -1;
 }
 
 void teex_ds_anchor_group_id(const uint8_t ds_group_id[16], uint8_t out[32]) {

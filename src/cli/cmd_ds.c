@@ -12,7 +12,10 @@
 #include "teex/ds_client.h"
 #include "teex/ds_server.h"
 #include "teex/log.h"
+#include "teex/mem.h"
+#include "teex/ds_anchor.h"
 #include "teex/ratls_channel.h"
+#include "teex/rpc_sync.h"
 #include "teex/tee.h"
 #include "teex/tee_policy.h"
 
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int open_tee(const char *data_dir, int harden, struct teex_tee **tee) {
   struct teex_tee_config tc;
@@ -299,10 +303,32 @@ static const char run_usage[] =
     "                         waits for the group to bring it up, and does "
     "not\n"
     "                         start if the chain cannot be read. Without it:\n"
-    "                         not anchored (teex ds status says so).\n";
+    "                         not anchored (teex ds status says so).\n"
+    "  --anchor-payer FILE    with --chain-conf: the leader anchors by itself\n"
+    "                         (signed by its enclave key, enrolled with teex\n"
+    "                         ds anchor --enroll); FILE is the hex key of the\n"
+    "                         account paying the gas\n"
+    "  --anchor-every N       anchor after N applied entries (default 64)\n"
+    "  --anchor-interval MS   or MS after the last anchor (default 30000);\n"
+    "                         and at a clean stop\n"
+    "  --ipfs-api URL         store commitment documents in this Kubo node\n"
+    "  --ipfs-store DIR       or this local block store (default\n"
+    "                         DATA_DIR/ipfs)\n";
 
 static int ds_run(int argc, char **argv) {
-  enum { O_STATE = 256, O_DATA, O_READY, O_ELECTION, O_KEYWAIT, O_CHAIN };
+  enum {
+    O_STATE = 256,
+    O_DATA,
+    O_READY,
+    O_ELECTION,
+    O_KEYWAIT,
+    O_CHAIN,
+    O_PAYER,
+    O_EVERY,
+    O_INTERVAL,
+    O_IPFS_API,
+    O_IPFS_STORE
+  };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
       {"data-dir", required_argument, NULL, O_DATA},
@@ -310,10 +336,16 @@ static int ds_run(int argc, char **argv) {
       {"election-timeout", required_argument, NULL, O_ELECTION},
       {"key-timeout", required_argument, NULL, O_KEYWAIT},
       {"chain-conf", required_argument, NULL, O_CHAIN},
+      {"anchor-payer", required_argument, NULL, O_PAYER},
+      {"anchor-every", required_argument, NULL, O_EVERY},
+      {"anchor-interval", required_argument, NULL, O_INTERVAL},
+      {"ipfs-api", required_argument, NULL, O_IPFS_API},
+      {"ipfs-store", required_argument, NULL, O_IPFS_STORE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  char data_dir[PATH_MAX], anchor_rpc[512];
-  const char *chain_conf = NULL;
+  char data_dir[PATH_MAX], anchor_rpc[512], ipfs_dir[PATH_MAX + 8];
+  const char *chain_conf = NULL, *payer_file = NULL;
+  uint8_t payer[32];
   struct teex_chain_addrs anchor_addrs;
   teex_cli_data_dir(data_dir, sizeof data_dir);
   struct teex_ds_server_config cfg;
@@ -345,6 +377,25 @@ static int ds_run(int argc, char **argv) {
     case O_CHAIN:
       chain_conf = optarg;
       break;
+    case O_PAYER:
+      payer_file = optarg;
+      break;
+    case O_EVERY:
+      if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > 1000000)
+        return teex_cli_fail("--anchor-every: 1..1000000 entries");
+      cfg.anchor_every = (uint32_t)v;
+      break;
+    case O_INTERVAL:
+      if (teex_parse_u64(optarg, &v) != 0 || v < 100 || v > 86400000)
+        return teex_cli_fail("--anchor-interval: 100..86400000 ms");
+      cfg.anchor_interval_ms = (uint32_t)v;
+      break;
+    case O_IPFS_API:
+      cfg.ipfs_api = optarg;
+      break;
+    case O_IPFS_STORE:
+      cfg.ipfs_dir = optarg;
+      break;
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;
@@ -366,9 +417,27 @@ static int ds_run(int argc, char **argv) {
     cfg.anchor_rpc = anchor_rpc;
     cfg.anchor_contract = anchor_addrs.ds_anchor;
   }
-  if (open_tee(data_dir, 1, &cfg.tee) != 0)
+  if (payer_file != NULL) {
+    if (chain_conf == NULL)
+      return teex_cli_fail("ds: --anchor-payer needs --chain-conf");
+    if (teex_cli_ds_read_key(payer_file, payer, &err) != 0)
+      return teex_cli_fail("ds: %s", err.msg);
+    cfg.anchor_payer_sk = payer;
+  }
+  if (cfg.anchor_every == 0)
+    cfg.anchor_every = TEEX_DS_ANCHOR_EVERY;
+  if (cfg.anchor_interval_ms == 0)
+    cfg.anchor_interval_ms = TEEX_DS_ANCHOR_INTERVAL_MS;
+  if (cfg.ipfs_dir == NULL) {
+    snprintf(ipfs_dir, sizeof ipfs_dir, "%s/ipfs", data_dir);
+    cfg.ipfs_dir = ipfs_dir;
+  }
+  if (open_tee(data_dir, 1, &cfg.tee) != 0) {
+    teex_wipe(payer, sizeof payer);
     return TEEX_EXIT_FAIL;
+  }
   int rc = teex_ds_serve(&cfg, &err);
+  teex_wipe(payer, sizeof payer);
   teex_tee_close(cfg.tee);
   if (rc != 0)
     return teex_cli_fail("ds: %s", err.msg);
@@ -464,7 +533,9 @@ static const char client_usage[] =
     "  --ttl MS          set: expire after MS milliseconds\n"
     "  --nx, --xx        set: only if absent / only if present\n"
     "  --limit N         scan: page size (default 100)\n"
-    "  --timeout MS      per operation, retries included (default 5000)\n";
+    "  --timeout MS      per operation, retries included (default 5000)\n"
+    "  --chain-conf FILE status: also the group's latest anchor on chain\n"
+    "                    (default for the group of teex up: its chain)\n";
 
 static int copts_parse(struct copts *o, int argc, char **argv) {
   /* Retries through replicas that are down are expected: not worth a
@@ -669,9 +740,25 @@ static int ds_scan(int argc, char **argv) {
   return client_cmd(argc, argv, TEEX_DS_SCAN);
 }
 
+static char *take_opt(int *argc, char **argv, const char *name) {
+  for (int i = 1; i + 1 < *argc; i++)
+    if (strcmp(argv[i], name) == 0) {
+      char *v = argv[i + 1];
+      memmove(argv + i, argv + i + 2, sizeof(char *) * (size_t)(*argc - i - 1));
+      *argc -= 2;
+      return v;
+    }
+  return NULL;
+}
+
 static int ds_status(int argc, char **argv) {
   static struct copts o;
   memset(&o, 0, sizeof o);
+  const char *chain_conf = take_opt(&argc, argv, "--chain-conf");
+  int own_group = 0; /* --state or --replica: not the group of teex up */
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--state") == 0 || strcmp(argv[i], "--replica") == 0)
+      own_group = 1;
   int rc = copts_parse(&o, argc, argv);
   if (rc != 0) {
     copts_free(&o);
@@ -721,12 +808,28 @@ static int ds_status(int argc, char **argv) {
     if (ok[i] && info[i].freshness[0])
       printf("replica %llu freshness: %s\n", (unsigned long long)info[i].id,
              info[i].freshness);
+  /* The group of teex up: its network's chain. */
+  char net_chain[PATH_MAX + 16];
+  if (chain_conf == NULL && !own_group) {
+    char data_dir[PATH_MAX];
+    teex_cli_data_dir(data_dir, sizeof data_dir);
+    snprintf(net_chain, sizeof net_chain, "%s/chain.conf", data_dir);
+    if (access(net_chain, R_OK) == 0)
+      chain_conf = net_chain;
+  }
+  if (chain_conf != NULL) {
+    struct teex_err err;
+    teex_err_clear(&err);
+    if (teex_cli_ds_anchor_show(chain_conf, o.k.group.id, &err) != 0)
+      printf("chain anchor: unknown (%s)\n", err.msg);
+  }
   copts_free(&o);
   return healthy > 0 ? TEEX_EXIT_OK : TEEX_EXIT_FAIL;
 }
 
 static const char anchor_usage[] =
     "usage: teex ds anchor --chain-conf FILE --key-file FILE [--doc FILE]\n"
+    "                      [--enroll]\n"
     "                      [--state DIR] [--cert FILE --key FILE]\n"
     "\n"
     "Commits the group's current log head (the leader's applied index, term\n"
@@ -735,17 +838,52 @@ static const char anchor_usage[] =
     "also pays the gas; the group's first anchor makes it the group's owner\n"
     "and anchorer). Replicas run with --chain-conf then refuse to serve a\n"
     "state below it. --doc: also write the commitment document (whose\n"
-    "keccak256 and CID are on chain) there.\n";
+    "keccak256 and CID are on chain) there.\n"
+    "--enroll: instead, make the replicas' enclave addresses (read from the\n"
+    "RA-TLS evidence of each, verified against the group's policy) the\n"
+    "group's anchorers, owned by --key-file; replicas run with --chain-conf\n"
+    "and --anchor-payer then anchor by themselves.\n";
 
-static char *take_opt(int *argc, char **argv, const char *name) {
-  for (int i = 1; i + 1 < *argc; i++)
-    if (strcmp(argv[i], name) == 0) {
-      char *v = argv[i + 1];
-      memmove(argv + i, argv + i + 2, sizeof(char *) * (size_t)(*argc - i - 1));
-      *argc -= 2;
-      return v;
-    }
-  return NULL;
+/* The anchorers are the replicas' enclave addresses, each read from the
+ * secp256k1 key bound in the RA-TLS evidence that the group's policy just
+ * verified on a connection to that replica (role ds) — never from what a
+ * replica or its host says about itself. */
+static int ds_enroll(struct copts *o, const char *chain_conf,
+                     const char *key_file, struct teex_err *err) {
+  uint8_t list[TEEX_DS_ANCHOR_MAX_ANCHORERS][20];
+  size_t n = 0;
+  for (size_t i = 0; i < o->k.group.n_members; i++) {
+    struct teex_rpc_sync *c = NULL;
+    int rc =
+        teex_rpc_sync_connect(o->k.addrs[i], o->k.tls, o->timeout_ms, &c, err);
+    if (rc != 0)
+      return teex_err_wrap(err, rc, "replica %s", o->k.addrs[i]);
+    const struct teex_tee_identity *id =
+        teex_ratls_channel_peer(teex_rpc_sync_conn(c));
+    if (id == NULL || strcmp(id->role, "ds") != 0 || !id->has_binding ||
+        !id->binding.has_secp256k1)
+      rc = teex_err_set(err, TEEX_EATTEST,
+                        "replica %s: its evidence binds no anchoring key",
+                        o->k.addrs[i]);
+    else if (n == TEEX_DS_ANCHOR_MAX_ANCHORERS)
+      rc = teex_err_set(err, TEEX_ETOOBIG, "more than %d replicas",
+                        TEEX_DS_ANCHOR_MAX_ANCHORERS);
+    else
+      memcpy(list[n++], id->binding.eth_address, 20);
+    teex_rpc_sync_close(c);
+    if (rc != 0)
+      return rc;
+  }
+  int rc = teex_cli_ds_anchor_enroll(chain_conf, key_file, o->k.group.id,
+                                     (const uint8_t(*)[20])list, n, err);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; i < n; i++) {
+    char hex[41];
+    teex_hex_encode(list[i], 20, hex);
+    printf("anchorer 0x%s (replica %s)\n", hex, o->k.addrs[i]);
+  }
+  return 0;
 }
 
 static int ds_anchor(int argc, char **argv) {
@@ -758,6 +896,14 @@ static int ds_anchor(int argc, char **argv) {
   const char *chain_conf = take_opt(&argc, argv, "--chain-conf");
   const char *key_file = take_opt(&argc, argv, "--key-file");
   const char *doc = take_opt(&argc, argv, "--doc");
+  int enroll = 0;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--enroll") == 0) {
+      memmove(argv + i, argv + i + 1, sizeof(char *) * (size_t)(argc - i));
+      argc--;
+      enroll = 1;
+      break;
+    }
   if (chain_conf == NULL || key_file == NULL) {
     fputs(anchor_usage, stderr);
     return TEEX_EXIT_USAGE;
@@ -772,6 +918,13 @@ static int ds_anchor(int argc, char **argv) {
   struct teex_err err;
   int found = 0;
   teex_err_clear(&err);
+  if (enroll) {
+    rc = ds_enroll(&o, chain_conf, key_file, &err);
+    copts_free(&o);
+    if (rc != 0)
+      return teex_cli_fail("ds anchor --enroll: %s", err.msg);
+    return TEEX_EXIT_OK;
+  }
   for (size_t i = 0; i < o.k.group.n_members && !found; i++)
     found = teex_ds_replica_info_get(o.k.tls, o.k.addrs[i], o.timeout_ms, &info,
                                      &err) == 0 &&

@@ -41,7 +41,8 @@ int teex_cli_ds_chain_conf(const char *path, char *rpc_url, size_t cap,
   return rc == 0 ? 0 : teex_err_wrap(err, rc, "%s", path);
 }
 
-static int read_key(const char *file, uint8_t sk[32], struct teex_err *err) {
+int teex_cli_ds_read_key(const char *file, uint8_t sk[32],
+                         struct teex_err *err) {
   char buf[160];
   size_t n;
   FILE *f = fopen(file, "r");
@@ -56,21 +57,6 @@ static int read_key(const char *file, uint8_t sk[32], struct teex_err *err) {
   if (r != 0 || n != 32)
     return teex_err_set(err, TEEX_EINVAL, "%s: not a 32-byte hex key", file);
   return 0;
-}
-
-/* The commitment document (text, nothing secret: hashes and numbers);
- * its keccak256 and CID go on chain. */
-static int document(const struct teex_ds_anchor *c, char *out, size_t cap) {
-  char g[65], ch[65], dg[65];
-  teex_hex_encode(c->group_id, 32, g);
-  teex_hex_encode(c->applied_chain, 32, ch);
-  teex_hex_encode(c->state_digest, 32, dg);
-  int n = snprintf(out, cap,
-                   "teex/ds-anchor/v1\ngroup %s\nindex %" PRIu64
-                   "\nterm %" PRIu64 "\napplied_chain %s\nstate_digest %s\n"
-                   "time_ms %" PRIu64 "\n",
-                   g, c->index, c->term, ch, dg, c->time_ms);
-  return n > 0 && (size_t)n < cap ? n : -1;
 }
 
 int teex_cli_ds_anchor_submit(const char *chain_conf, const char *key_file,
@@ -88,7 +74,7 @@ int teex_cli_ds_anchor_submit(const char *chain_conf, const char *key_file,
   uint8_t sk[32], pub[64], me[20], digest[32], sig[65];
   int rc = teex_cli_ds_chain_conf(chain_conf, url, sizeof url, &a, err);
   if (rc == 0)
-    rc = read_key(key_file, sk, err);
+    rc = teex_cli_ds_read_key(key_file, sk, err);
   if (rc != 0)
     return rc;
   if (teex_secp256k1_public(sk, pub) != 0) {
@@ -102,7 +88,7 @@ int teex_cli_ds_anchor_submit(const char *chain_conf, const char *key_file,
   c.term = term;
   c.time_ms = (uint64_t)time(NULL) * 1000;
   memcpy(c.applied_chain, applied_chain, 32);
-  int dn = document(&c, doc, sizeof doc);
+  int dn = teex_ds_anchor_document(&c, doc, sizeof doc);
   if (dn < 0) {
     rc = teex_err_set(err, TEEX_EINTERNAL, "commitment document");
     goto done;
@@ -152,4 +138,78 @@ done:
   teex_eth_sender_free(snd);
   teex_eth_rpc_close(rpc);
   return rc;
+}
+
+int teex_cli_ds_anchor_enroll(const char *chain_conf, const char *key_file,
+                              const uint8_t ds_group_id[16],
+                              const uint8_t (*enclaves)[20], size_t n,
+                              struct teex_err *err) {
+  char url[512];
+  struct teex_chain_addrs a;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *snd = NULL;
+  struct teex_eth_rpc_opts ro = {.timeout_ms = 20000};
+  uint8_t sk[32], gid[32];
+  if (n == 0 || n > TEEX_DS_ANCHOR_MAX_ANCHORERS)
+    return teex_err_set(err, TEEX_EINVAL, "1..%d anchorers",
+                        TEEX_DS_ANCHOR_MAX_ANCHORERS);
+  int rc = teex_cli_ds_chain_conf(chain_conf, url, sizeof url, &a, err);
+  if (rc == 0)
+    rc = teex_cli_ds_read_key(key_file, sk, err);
+  if (rc != 0)
+    return rc;
+  teex_ds_anchor_group_id(ds_group_id, gid);
+  if ((rc = teex_eth_rpc_open(url, &ro, &rpc, err)) != 0)
+    goto done;
+  teex_chain_use_errors(rpc);
+  if ((rc = teex_eth_sender_new(rpc, sk, NULL, &snd, err)) != 0)
+    goto done;
+  rc = teex_chain_ds_anchor_create_group(snd, &a, gid, enclaves, n, 0, err);
+  if (rc == TEEX_ECHAIN && strstr(err->msg, "GroupExists") != NULL) {
+    teex_err_clear(err);
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+      rc = teex_chain_ds_anchor_set(snd, &a, gid, enclaves[i], 1, 0, err);
+  }
+done:
+  teex_wipe(sk, sizeof sk);
+  teex_eth_sender_free(snd);
+  teex_eth_rpc_close(rpc);
+  return rc;
+}
+
+int teex_cli_ds_anchor_show(const char *chain_conf,
+                            const uint8_t ds_group_id[16],
+                            struct teex_err *err) {
+  char url[512];
+  struct teex_chain_addrs a;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_rpc_opts ro = {.timeout_ms = 10000};
+  struct teex_ds_anchor c;
+  uint8_t gid[32];
+  int rc = teex_cli_ds_chain_conf(chain_conf, url, sizeof url, &a, err);
+  if (rc != 0)
+    return rc;
+  teex_ds_anchor_group_id(ds_group_id, gid);
+  if ((rc = teex_eth_rpc_open(url, &ro, &rpc, err)) == 0) {
+    teex_chain_use_errors(rpc);
+    rc = teex_chain_ds_anchor_latest(rpc, &a, gid, &c, err);
+  }
+  teex_eth_rpc_close(rpc);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "reading the anchor");
+  if (c.index == 0) {
+    printf("chain anchor: none\n");
+    return 0;
+  }
+  char signer[41], digest[65], hash[65], chain[65];
+  teex_hex_encode(c.signer, 20, signer);
+  teex_hex_encode(c.state_digest, 32, digest);
+  teex_hex_encode(c.commitment_hash, 32, hash);
+  teex_hex_encode(c.applied_chain, 32, chain);
+  printf("chain anchor: index %" PRIu64 " term %" PRIu64 " at %" PRIu64
+         " signer 0x%s cid %s\n"
+         "chain anchor state_digest %s commitment_hash %s applied_chain %s\n",
+         c.index, c.term, c.anchored_at, signer, c.cid, digest, hash, chain);
+  return 0;
 }

@@ -23,4 +23,22 @@ int teex_cli_ds_anchor_submit(const char *chain_conf, const char *key_file,
                               uint64_t term, const uint8_t applied_chain[32],
                               const char *doc_out, struct teex_err *err);
 
+/* Prints the group's latest anchor on chain (index, term, signer, CID,
+ * state digest, commitment hash, applied chain), or that there is none. */
+int teex_cli_ds_anchor_show(const char *chain_conf,
+                            const uint8_t ds_group_id[16],
+                            struct teex_err *err);
+
+/* Reads a hex secp256k1 key file (one line) into sk. */
+int teex_cli_ds_read_key(const char *file, uint8_t sk[32],
+                         struct teex_err *err);
+
+/* The group's owner (key_file, which pays) lists the n enclave addresses
+ * as the group's anchorers: creates the group on chain with them, or, when
+ * it exists, allows each one (setAnchorer). */
+int teex_cli_ds_anchor_enroll(const char *chain_conf, const char *key_file,
+                              const uint8_t ds_group_id[16],
+                              const uint8_t (*enclaves)[20], size_t n,
+                              struct teex_err *err);
+
 #endif

@@ -525,13 +525,55 @@ static int ds_wait_leader(const struct net *n, int ms);
 
 /* Creates the group on the first up (ports chosen then stay in its
  * group.conf), starts the replicas and waits until each serves. */
-static int up_ds(const struct net *n, const char *sm_addr) {
-  char dsdir[PATH_MAX], cdir[PATH_MAX], self[PATH_MAX];
+/* The dev chain's account 5 (public key, chain id 31337 only): owns the
+ * group's anchors on chain and pays the replicas' anchoring gas. */
+#define DEV_DS_ANCHOR_KEY                                                      \
+  "8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"
+
+static int write_secret_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0)
+    return -1;
+  size_t len = strlen(text);
+  int ok = write(fd, text, len) == (ssize_t)len;
+  return close(fd) == 0 && ok ? 0 : -1;
+}
+
+/* Once per network: the replicas' attested enclave addresses become the
+ * group's anchorers on chain (teex ds anchor --enroll). */
+static int ds_enroll(const struct net *n, const char *chain,
+                     const char *payer) {
+  char marker[PATH_MAX], state[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+  snprintf(marker, sizeof marker, "%s/ds/anchor-enrolled", n->dir);
+  if (access(marker, F_OK) == 0)
+    return 0;
+  snprintf(state, sizeof state, "%s/ds/ds-1", n->dir);
+  snprintf(cert, sizeof cert, "%s/ds/client/client.pem", n->dir);
+  snprintf(key, sizeof key, "%s/ds/client/client.key", n->dir);
+  char *args[] = {"ds",          "anchor",     "--enroll",    "--chain-conf",
+                  (char *)chain, "--key-file", (char *)payer, "--state",
+                  state,         "--cert",     cert,          "--key",
+                  key,           NULL};
+  char out[1024];
+  if (run_self(n, args, out, sizeof out) != 0)
+    return teex_cli_fail("enrolling the TEE-DS replicas as anchorers failed");
+  if (write_secret_file(marker, out) != 0)
+    return teex_cli_fail("write %s: %s", marker, strerror(errno));
+  return 0;
+}
+
+static int up_ds(const struct net *n, const char *sm_addr, const char *chain) {
+  char dsdir[PATH_MAX], cdir[PATH_MAX], self[PATH_MAX], payer[PATH_MAX],
+      ipfs[PATH_MAX];
   snprintf(dsdir, sizeof dsdir, "%s/ds", n->dir);
   snprintf(cdir, sizeof cdir, "%s/ds/client", n->dir);
   snprintf(self, sizeof self, "%s/ds/ds-1/self.conf", n->dir);
   if (mkdir(dsdir, 0700) != 0 && errno != EEXIST)
     return teex_cli_fail("create %s: %s", dsdir, strerror(errno));
+  snprintf(payer, sizeof payer, "%s/ds/anchor-payer.key", n->dir);
+  snprintf(ipfs, sizeof ipfs, "%s/ipfs", n->dir);
+  if (write_secret_file(payer, DEV_DS_ANCHOR_KEY "\n") != 0)
+    return teex_cli_fail("write %s: %s", payer, strerror(errno));
   if (access(self, F_OK) != 0) {
     char spki[128] = "";
     char *key[] = {"ds", "client-key", "--out", cdir, NULL};
@@ -608,9 +650,15 @@ static int up_ds(const struct net *n, const char *sm_addr) {
     snprintf(state, sizeof state, "%s/ds/%s", n->dir, name);
     path_of(n, ready[i], sizeof ready[i], "run", name, "ready");
     unlink(ready[i]);
-    char *argv[] = {(char *)n->exe, "ds",      "run", "--data-dir",
-                    (char *)n->dir, "--state", state, "--ready-file",
-                    ready[i],       NULL};
+    char *argv[] = {(char *)n->exe, "ds",
+                    "run",          "--data-dir",
+                    (char *)n->dir, "--state",
+                    state,          "--ready-file",
+                    ready[i],       "--chain-conf",
+                    (char *)chain,  "--anchor-payer",
+                    payer,          "--ipfs-store",
+                    ipfs,           "--anchor-interval",
+                    "5000",         NULL};
     int rc = spawn(n, name, argv);
     if (rc != 0)
       return rc;
@@ -626,7 +674,7 @@ static int up_ds(const struct net *n, const char *sm_addr) {
     return teex_cli_fail("the TEE-DS group elected no leader; see "
                          "%s/logs/ds-*.log",
                          n->dir);
-  return 0;
+  return ds_enroll(n, chain, payer);
 }
 
 /* The operator's client context for the group of DIR (policy from ds-1). */
@@ -1057,7 +1105,7 @@ int teex_cmd_up(int argc, char **argv) {
   read_ready(dready, "user_port", &user_port);
 
   /* TEE-DS before the workers: they reach it for teex.kv. */
-  if ((rc = up_ds(&n, sm_addr)) != 0)
+  if ((rc = up_ds(&n, sm_addr, chain)) != 0)
     return rc;
   char ds_group[PATH_MAX];
   snprintf(ds_group, sizeof ds_group, "%s/ds/ds-1/group.conf", n.dir);

@@ -12,7 +12,10 @@
 #include "teex/crypto.h"
 #include "teex/ds.h"
 #include "teex/ds_anchor.h"
+#include "teex/eip712.h"
 #include "teex/eth_rpc.h"
+#include "teex/eth_sender.h"
+#include "teex/ipfs.h"
 #include "teex/log.h"
 #include "teex/mem.h"
 #include "teex/proto/ds.pb-c.h"
@@ -108,6 +111,47 @@ static int key_load(struct teex_tee *tee, const char *dir,
   teex_buf_free(&pt);
   free(blob);
   return rc == 0 ? 0 : teex_err_wrap(err, 0, "group key");
+}
+
+/* The replica's enclave anchoring key: unsealed from the state directory,
+ * or made and sealed (same-enclave policy) on the first run. */
+static const char anchor_key_ctx[] = "teex-ds anchor key v1";
+
+static int anchor_key_load(struct teex_tee *tee, const char *dir,
+                           uint8_t sk[32], struct teex_err *err) {
+  char path[4096];
+  path_of(path, sizeof(path), dir, TEEX_DS_ANCHOR_KEY_FILE);
+  char *blob;
+  size_t n;
+  int rc = read_small(path, 4096, &blob, &n, err);
+  if (rc == TEEX_ENOTFOUND) {
+    struct teex_buf out;
+    uint8_t pub[64];
+    teex_buf_init(&out, 4096, 0);
+    rc = teex_secp256k1_keypair(sk, pub);
+    if (rc != 0)
+      rc = teex_err_set(err, TEEX_ECRYPTO, "anchoring key generation");
+    if (rc == 0)
+      rc = teex_seal(tee, TEEX_SEAL_ENCLAVE, anchor_key_ctx,
+                     sizeof(anchor_key_ctx), sk, 32, &out, err);
+    if (rc == 0)
+      rc = teex_ds_write_atomic(path, out.data, out.len, err);
+    teex_buf_free(&out);
+    return rc == 0 ? 0 : teex_err_wrap(err, rc, "anchoring key");
+  }
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "anchoring key");
+  struct teex_buf pt;
+  teex_buf_init(&pt, 64, TEEX_BUF_SECRET);
+  rc = teex_unseal(tee, anchor_key_ctx, sizeof(anchor_key_ctx),
+                   (const uint8_t *)blob, n, &pt, err);
+  if (rc == 0 && pt.len != 32)
+    rc = teex_err_set(err, TEEX_EFORMAT, "%s: not an anchoring key", path);
+  if (rc == 0)
+    memcpy(sk, pt.data, 32);
+  teex_buf_free(&pt);
+  free(blob);
+  return rc == 0 ? 0 : teex_err_wrap(err, rc, "anchoring key");
 }
 
 int teex_ds_default_policy(struct teex_tee *tee, char *out, size_t cap,
@@ -255,6 +299,22 @@ struct srv {
   /* The chain anchor read at start (anchored = 0: no chain configured). */
   int anchored;
   struct teex_ds_anchor anchor;
+  /* This replica's enclave anchoring key (secret memory), sealed in the
+   * state directory and bound in its RA-TLS evidence. */
+  uint8_t *anchor_sk;
+  uint8_t anchor_pub[64], anchor_addr[20];
+  /* Publishing (publish = 1): the leader's anchors, one job at a time on
+   * libuv's threadpool. */
+  int publish;
+  const struct teex_ds_server_config *cfg;
+  uv_timer_t anchor_timer;
+  int anchor_timer_on;
+  int anchor_busy;
+  int stop_waiting;     /* a stop waits for the anchor job in flight */
+  int stop_anchored;    /* the final anchor was tried */
+  uint64_t anchor_done; /* highest index this replica anchored or read */
+  uint64_t anchor_last_ms, anchor_retry_at, anchor_failures;
+  struct teex_ds_anchor published; /* index 0: none by this replica */
 };
 
 struct read_op {
@@ -637,7 +697,7 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   r.read_barriers = s->barriers;
   r.reads = s->batched_reads;
   r.applied_chain = (ProtobufCBinaryData){32, st.applied_chain};
-  char fresh[192];
+  char fresh[448];
   if (!s->anchored)
     snprintf(fresh, sizeof fresh, "not anchored (no chain configured)");
   else if (s->sio.rolled_back)
@@ -656,6 +716,16 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
              : w == TEEX_DS_WATCH_SKIPPED ? "hash chain not comparable "
                                             "after a snapshot"
                                           : "hash chain not checked yet");
+  }
+  if (s->published.index > 0) {
+    size_t used = strlen(fresh);
+    snprintf(fresh + used, sizeof fresh - used,
+             "; anchored by this replica at index %llu (%s)",
+             (unsigned long long)s->published.index, s->published.cid);
+  } else if (s->anchor_failures > 0) {
+    size_t used = strlen(fresh);
+    snprintf(fresh + used, sizeof fresh - used, "; %llu anchoring failures",
+             (unsigned long long)s->anchor_failures);
   }
   r.freshness = fresh;
   r.anchor_index = s->anchor.index;
@@ -695,6 +765,189 @@ static void raft_closed(struct raft *r) {
   s->raft_closed = 1;
 }
 
+/* ---- anchors published by the leader ---- */
+
+struct anchor_job {
+  uv_work_t w;
+  struct srv *s;
+  struct teex_ds_anchor c;
+  unsigned tx_timeout_ms; /* 0: TEEX_CHAIN_TX_TIMEOUT_MS */
+  int rc;
+  struct teex_err err;
+};
+
+/* The commitment for the current log head (on the loop: the applied index,
+ * its hash chain and the state digest are read at the same instant). */
+static int anchor_fill(struct srv *s, struct teex_ds_anchor *c) {
+  struct teex_ds_status st;
+  teex_ds_replica_status(s->rep, &st);
+  if (st.failed || st.last_applied <= s->anchor_done)
+    return 0;
+  memset(c, 0, sizeof(*c));
+  teex_ds_anchor_group_id(s->group.id, c->group_id);
+  c->index = st.last_applied;
+  c->term = st.term;
+  c->time_ms = (uint64_t)time(NULL) * 1000;
+  memcpy(c->applied_chain, st.applied_chain, 32);
+  teex_ds_kv_digest(teex_ds_replica_kv(s->rep), c->state_digest);
+  return 1;
+}
+
+/* Blocking: the document into IPFS, signed by the enclave key, submitted
+ * (gas from the payer). Reads only what does not change while serving. */
+static int anchor_publish(const struct srv *s, struct teex_ds_anchor *c,
+                          unsigned tx_timeout_ms, struct teex_err *err) {
+  const struct teex_ds_server_config *cfg = s->cfg;
+  char doc[TEEX_DS_ANCHOR_DOC_MAX];
+  int dn = teex_ds_anchor_document(c, doc, sizeof doc);
+  if (dn < 0)
+    return teex_err_set(err, TEEX_EINTERNAL, "commitment document");
+  teex_keccak256(doc, (size_t)dn, c->commitment_hash);
+  struct teex_ipfs_backend *ipfs = NULL;
+  struct teex_cid cid;
+  int rc = cfg->ipfs_api != NULL
+               ? teex_ipfs_kubo_open(cfg->ipfs_api, &ipfs, err)
+               : teex_ipfs_store_open(cfg->ipfs_dir, &ipfs, err);
+  if (rc == 0)
+    rc = teex_ipfs_add_buffer(ipfs, doc, (size_t)dn, &cid, err);
+  teex_ipfs_close(ipfs);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "storing the commitment document in IPFS");
+  char cs[TEEX_CID_STR_SIZE];
+  teex_cid_to_string(&cid, cs);
+  if (snprintf(c->cid, sizeof c->cid, "%s", cs) >= (int)sizeof c->cid)
+    return teex_err_set(err, TEEX_EINTERNAL, "CID too long");
+  struct teex_eth_rpc_opts o = {.timeout_ms = 10000};
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *snd = NULL;
+  struct teex_chain_addrs a;
+  struct teex_domain d;
+  uint8_t digest[32], sig[65];
+  memset(&a, 0, sizeof a);
+  memcpy(a.ds_anchor, cfg->anchor_contract, 20);
+  rc = teex_eth_rpc_open(cfg->anchor_rpc, &o, &rpc, err);
+  if (rc == 0) {
+    teex_chain_use_errors(rpc);
+    rc = teex_eth_sender_new(rpc, cfg->anchor_payer_sk, NULL, &snd, err);
+  }
+  if (rc == 0) {
+    d.chain_id = teex_eth_sender_chain_id(snd);
+    memcpy(d.verifying_contract, a.ds_anchor, 20);
+    teex_ds_anchor_digest(&d, c, digest);
+    if (teex_eip712_sign(s->anchor_sk, digest, sig) != 0)
+      rc = teex_err_set(err, TEEX_ECRYPTO, "signing the anchor");
+  }
+  if (rc == 0)
+    rc = teex_chain_ds_anchor_submit(snd, &a, c, sig, tx_timeout_ms, err);
+  teex_eth_sender_free(snd);
+  teex_eth_rpc_close(rpc);
+  return rc == 0 ? 0
+                 : teex_err_wrap(err, rc, "anchor at index %llu",
+                                 (unsigned long long)c->index);
+}
+
+static void anchor_result(struct srv *s, const struct teex_ds_anchor *c, int rc,
+                          const struct teex_err *err) {
+  uint64_t now = uv_now(&s->loop);
+  if (rc == 0) {
+    s->anchor_done = c->index;
+    s->published = *c;
+    s->anchor_last_ms = now;
+    char addr[41];
+    teex_hex_encode(s->anchor_addr, 20, addr);
+    TEEX_INFO("ds", "anchored", "index=%llu term=%llu cid=%s signer=0x%s",
+              (unsigned long long)c->index, (unsigned long long)c->term, c->cid,
+              addr);
+  } else {
+    s->anchor_failures++;
+    s->anchor_retry_at = now + 1000;
+    TEEX_WARN("ds", "anchoring failed (still serving; retrying)", "err=%s",
+              err->msg);
+  }
+}
+
+static void finish_stop(struct srv *s);
+
+static void anchor_work(uv_work_t *w) {
+  struct anchor_job *j = w->data;
+  j->rc = anchor_publish(j->s, &j->c, j->tx_timeout_ms, &j->err);
+}
+
+static void anchor_after(uv_work_t *w, int status) {
+  struct anchor_job *j = w->data;
+  j->s->anchor_busy = 0;
+  if (status != 0 && j->rc == 0)
+    j->rc = teex_err_set(&j->err, TEEX_ECANCELED, "anchor job cancelled");
+  anchor_result(j->s, &j->c, j->rc, &j->err);
+  struct srv *s = j->s;
+  free(j);
+  if (s->stop_waiting) {
+    s->stop_waiting = 0;
+    finish_stop(s);
+  }
+}
+
+static int anchor_may(struct srv *s) {
+  return s->publish && !s->anchor_busy && s->raft_inited &&
+         s->cons->ops->is_leader(s->cons) && !s->sio.rolled_back;
+}
+
+/* Queues a job for the current head; 1 when one was queued. */
+static int anchor_queue(struct srv *s) {
+  if (!anchor_may(s))
+    return 0;
+  struct anchor_job *j = calloc(1, sizeof(*j));
+  if (j == NULL)
+    return 0;
+  j->s = s;
+  j->w.data = j;
+  /* A stopping replica waits for the final receipt only so long. */
+  j->tx_timeout_ms = s->stopping ? 10000 : 0;
+  if (!anchor_fill(s, &j->c) ||
+      uv_queue_work(&s->loop, &j->w, anchor_work, anchor_after) != 0) {
+    free(j);
+    return 0;
+  }
+  s->anchor_busy = 1;
+  return 1;
+}
+
+static void anchor_tick(uv_timer_t *t) {
+  struct srv *s = t->data;
+  if (s->stopping || !anchor_may(s))
+    return;
+  uint64_t now = uv_now(&s->loop);
+  if (now < s->anchor_retry_at)
+    return;
+  struct teex_ds_status st;
+  teex_ds_replica_status(s->rep, &st);
+  if (st.last_applied <= s->anchor_done)
+    return;
+  if (st.last_applied - s->anchor_done < s->cfg->anchor_every &&
+      now - s->anchor_last_ms < s->cfg->anchor_interval_ms)
+    return;
+  anchor_queue(s);
+}
+
+/* The rest of a clean stop, once no anchor job is in flight: the leader
+ * anchors its final state (no request arrives any more) off the loop, so
+ * that it keeps leading meanwhile; then raft closes. */
+static void finish_stop(struct srv *s) {
+  if (!s->stop_anchored) {
+    s->stop_anchored = 1;
+    if (anchor_queue(s)) {
+      s->stop_waiting = 1; /* anchor_after comes back here */
+      return;
+    }
+  }
+  uv_signal_stop(&s->sigterm);
+  uv_signal_stop(&s->sigint);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  if (s->raft_inited)
+    raft_close(&s->raft, raft_closed);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct srv *s = h->data;
   if (s->stopping)
@@ -705,12 +958,15 @@ static void on_signal(uv_signal_t *h, int signum) {
     teex_rpc_server_close(s->rpc);
     s->rpc = NULL;
   }
-  uv_signal_stop(&s->sigterm);
-  uv_signal_stop(&s->sigint);
-  uv_close((uv_handle_t *)&s->sigterm, NULL);
-  uv_close((uv_handle_t *)&s->sigint, NULL);
-  if (s->raft_inited)
-    raft_close(&s->raft, raft_closed);
+  if (s->anchor_timer_on) {
+    uv_timer_stop(&s->anchor_timer);
+    uv_close((uv_handle_t *)&s->anchor_timer, NULL);
+    s->anchor_timer_on = 0;
+  }
+  if (s->anchor_busy)
+    s->stop_waiting = 1; /* anchor_after finishes the stop */
+  else
+    finish_stop(s);
 }
 
 static int write_ready(const char *path, struct srv *s, struct teex_err *err) {
@@ -948,7 +1204,21 @@ int teex_ds_serve(const struct teex_ds_server_config *cfg,
   if (rc != 0)
     goto out;
   s->verifier.policy = &s->policy;
-  if ((rc = teex_ratls_identity_new(s->tee, NULL, &s->pkey, &s->cert, err)))
+  s->cfg = cfg;
+  s->anchor_sk = teex_secret_alloc(32);
+  if (s->anchor_sk == NULL) {
+    rc = teex_err_set(err, TEEX_ENOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = anchor_key_load(s->tee, s->state_dir, s->anchor_sk, err)) != 0)
+    goto out;
+  if (teex_secp256k1_public(s->anchor_sk, s->anchor_pub) != 0) {
+    rc = teex_err_set(err, TEEX_ECRYPTO, "anchoring key");
+    goto out;
+  }
+  teex_eth_address(s->anchor_pub, s->anchor_addr);
+  struct teex_ratls_keys rkeys = {.secp256k1_pub = s->anchor_pub};
+  if ((rc = teex_ratls_identity_new(s->tee, &rkeys, &s->pkey, &s->cert, err)))
     goto out;
   struct teex_tls_config peer = {.cert = s->cert,
                                  .key = s->pkey,
@@ -982,6 +1252,15 @@ int teex_ds_serve(const struct teex_ds_server_config *cfg,
   teex_rpc_server_register(s->rpc, TEEX_DS_METHOD_EXEC, on_exec, s);
   teex_rpc_server_register(s->rpc, TEEX_DS_METHOD_STATUS, on_status, s);
   s->started_ms = teex_rpc_now(&s->loop);
+  if (s->anchored && cfg->anchor_payer_sk != NULL) {
+    s->publish = 1;
+    s->anchor_done = s->anchor.index;
+    s->anchor_last_ms = uv_now(&s->loop);
+    uv_timer_init(&s->loop, &s->anchor_timer);
+    s->anchor_timer.data = s;
+    s->anchor_timer_on = 1;
+    uv_timer_start(&s->anchor_timer, anchor_tick, 200, 200);
+  }
   uv_signal_init(&s->loop, &s->sigterm);
   uv_signal_init(&s->loop, &s->sigint);
   s->sigterm.data = s->sigint.data = s;
@@ -998,6 +1277,8 @@ int teex_ds_serve(const struct teex_ds_server_config *cfg,
 out:
   if (s->rpc != NULL)
     teex_rpc_server_close(s->rpc);
+  if (s->anchor_timer_on)
+    uv_close((uv_handle_t *)&s->anchor_timer, NULL);
   if (s->raft_inited && !s->stopping) {
     s->stopping = 1;
     raft_close(&s->raft, raft_closed);
@@ -1028,6 +1309,7 @@ out:
   EVP_PKEY_free(s->pkey);
   X509_free(s->cert);
   teex_secret_free(s->key);
+  teex_secret_free(s->anchor_sk);
   free(s);
   return rc;
 }

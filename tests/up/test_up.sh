@@ -33,6 +33,13 @@ done
 [ "$("$teex" ds get greeting)" = hello ] || fail "ds get"
 "$teex" ds status > "$tmp/dss" || fail "ds status: $(cat "$tmp/dss")"
 [ "$(grep -c " ok$" "$tmp/dss")" = 3 ] || fail "ds status: $(cat "$tmp/dss")"
+# The group anchors itself on the network's chain (every 5 s here).
+for _ in $(seq 150); do
+  "$teex" ds status >"$tmp/dss" 2>&1 || true
+  grep -q "^chain anchor: index [1-9]" "$tmp/dss" && break
+  sleep 0.2
+done
+grep -q "^chain anchor: index [1-9][0-9]* .* signer 0x" "$tmp/dss" || fail "no anchor by the group: $(cat "$tmp/dss")"
 if "$teex" up > "$tmp/out" 2>&1; then fail "second up accepted"; fi
 grep -q "already up" "$tmp/out" || fail "second up: $(cat "$tmp/out")"
 
