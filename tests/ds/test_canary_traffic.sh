@@ -102,8 +102,15 @@ v="$("$teex" ds get "$key_canary" "${C[@]}")" || fail "get after overwrite"
 [ "$(grep -c "$scan_canary-value-" "$tmp/scan")" = 3 ] || fail "scan: $(cat "$tmp/scan")"
 "$teex" ds del "$scan_canary/1" "${C[@]}" >/dev/null || fail "del"
 
+# Clean stop (SIGTERM): every replica writes its final state to disk.
+for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+pids=()
 # Positive control on the wire: the same canary search must find a canary
-# that crossed loopback in the clear during this capture.
+# that crossed loopback in the clear during this capture. It is sent last
+# and the capture stops only once it is in the file: tcpdump reads the
+# kernel's buffer in order, so everything sent before it is in the file too
+# (stopping after a fixed sleep lost the tail under load).
 python3 - "$clear_canary" <<'PY'
 import socket, sys
 srv = socket.socket()
@@ -116,11 +123,10 @@ assert conn.recv(100) == sys.argv[1].encode()
 cli.close(); conn.close(); srv.close()
 PY
 
-# Clean stop (SIGTERM): every replica writes its final state to disk.
-for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-pids=()
-sleep 0.3
+for _ in $(seq 200); do
+  python3 "$find" "$clear_canary" "$tmp/lo.pcap" >/dev/null || break
+  sleep 0.1
+done
 kill "$cap_pid"; wait "$cap_pid" 2>/dev/null || true; cap_pid=""
 [ -s "$tmp/lo.pcap" ] || fail "no traffic captured"
 for i in 1 2 3; do

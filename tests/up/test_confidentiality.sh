@@ -91,11 +91,31 @@ for _ in $(seq 60); do
 done
 grep -q "batch settled" "$TEEX_HOME/logs/dispatcher.log" || fail "not settled"
 "$teex" down > /dev/null
-sleep 0.3
+# Positive control on the wire, sent last: a canary in the clear over
+# loopback. The capture stops only once it is in the file; tcpdump reads
+# the kernel's buffer in order, so all the network's traffic before it is
+# in the file too (a fixed sleep can lose the tail on a loaded machine).
+wire_canary="CANARY-WIRE-CLEAR-$$-$RANDOM"
+python3 - "$wire_canary" <<'PY'
+import socket, sys
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+cli = socket.create_connection(srv.getsockname())
+conn, _ = srv.accept()
+cli.sendall(sys.argv[1].encode())
+assert conn.recv(100) == sys.argv[1].encode()
+cli.close(); conn.close(); srv.close()
+PY
+for _ in $(seq 200); do
+  python3 "$find" "$wire_canary" "$tmp/lo.pcap" > /dev/null || break
+  sleep 0.1
+done
 kill "$cap_pid"; wait "$cap_pid" 2>/dev/null || true; cap_pid=""
 [ -s "$tmp/lo.pcap" ] || fail "no traffic captured"
 
 # The search finds what is there (positive controls) ...
+python3 "$find" "$wire_canary" "$tmp/lo.pcap" > /dev/null && fail "control: clear canary not found in the capture"
 python3 "$find" "$out_canary" "$tmp/screen" > /dev/null && fail "control: output canary not found on screen"
 echo "control $code_canary" > "$TEEX_HOME/control.txt"
 python3 "$find" "$code_canary" "$TEEX_HOME" > /dev/null && fail "control: clear canary not found"
