@@ -9,6 +9,8 @@
 #include "teex/rpc_sync.h"
 #include "teex/sm_server.h"
 
+#include "sm/sm_session.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -16,44 +18,74 @@
 
 #define SM_CLIENT_TIMEOUT_MS 20000
 
-int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
-                            const uint8_t secp256k1_pub[64],
-                            const char *sm_addr,
-                            const struct teex_tee_policy *sm_policy,
-                            struct teex_enclave_registration *out,
-                            struct teex_err *err) {
-  struct teex_ratls_verifier v = {.policy = sm_policy};
+int teex_sm__session_open(struct teex_sm__session *s, struct teex_tee *tee,
+                          X509 *cert, EVP_PKEY *key,
+                          const uint8_t *secp256k1_pub, const char *sm_addr,
+                          const struct teex_tee_policy *policy,
+                          const char *method, uint32_t timeout_ms,
+                          struct teex_buf *ev, struct teex_err *err) {
+  memset(s, 0, sizeof(*s));
+  s->v.policy = policy;
   struct teex_tls_config tc = {.cert = cert,
                                .key = key,
                                .mutual = 1,
                                .verify_peer = teex_ratls_channel_verify,
-                               .verify_arg = &v};
-  struct teex_tls_ctx *ctx = NULL;
-  struct teex_rpc_sync *c = NULL;
-  struct teex_buf ev, resp;
-  teex_buf_init(&ev, 16384, 0);
-  teex_buf_init(&resp, 4096, 0);
-  uint8_t *wire = NULL;
-  int rc = teex_tls_ctx_new(&ctx, &tc, 0, err);
+                               .verify_arg = &s->v};
+  int rc = teex_tls_ctx_new(&s->ctx, &tc, 0, err);
   if (rc == 0)
-    rc = teex_rpc_sync_connect(sm_addr, ctx, SM_CLIENT_TIMEOUT_MS, &c, err);
+    rc = teex_rpc_sync_connect(sm_addr, s->ctx, timeout_ms, &s->c, err);
   if (rc != 0) {
     teex_err_wrap(err, rc, "connect to the SM at %s", sm_addr);
-    goto out;
+    goto fail;
   }
   struct teex_tee_binding b;
   memset(&b, 0, sizeof b);
   b.has_tls = 1;
   if (teex_tls_cert_spki_sha256(cert, b.tls_spki_sha256) != 0) {
     rc = teex_err_set(err, TEEX_ECRYPTO, "certificate key");
-    goto out;
+    goto fail;
   }
   b.has_secp256k1 = 1;
-  memcpy(b.secp256k1_pub, secp256k1_pub, 64);
+  if (secp256k1_pub != NULL) {
+    memcpy(b.secp256k1_pub, secp256k1_pub, 64);
+  } else {
+    uint8_t sk[32];
+    teex_secp256k1_keypair(sk, b.secp256k1_pub);
+    teex_wipe(sk, sizeof sk);
+  }
   b.has_nonce = 1;
-  if ((rc = teex_sm_fresh_nonce(teex_rpc_sync_conn(c), "sm.RegisterEnclave",
-                                b.nonce, err)) != 0 ||
-      (rc = teex_tee_quote_binding(tee, &b, &ev, err)) != 0)
+  if ((rc = teex_sm_fresh_nonce(teex_rpc_sync_conn(s->c), method, b.nonce,
+                                err)) != 0 ||
+      (rc = teex_tee_quote_binding(tee, &b, ev, err)) != 0)
+    goto fail;
+  return 0;
+fail:
+  teex_sm__session_close(s);
+  return rc;
+}
+
+void teex_sm__session_close(struct teex_sm__session *s) {
+  teex_rpc_sync_close(s->c);
+  teex_tls_ctx_free(s->ctx);
+  s->c = NULL;
+  s->ctx = NULL;
+}
+
+int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+                            const uint8_t secp256k1_pub[64],
+                            const char *sm_addr,
+                            const struct teex_tee_policy *sm_policy,
+                            struct teex_enclave_registration *out,
+                            struct teex_err *err) {
+  struct teex_sm__session ss;
+  struct teex_buf ev, resp;
+  teex_buf_init(&ev, 16384, 0);
+  teex_buf_init(&resp, 4096, 0);
+  uint8_t *wire = NULL;
+  int rc = teex_sm__session_open(&ss, tee, cert, key, secp256k1_pub, sm_addr,
+                                 sm_policy, "sm.RegisterEnclave",
+                                 SM_CLIENT_TIMEOUT_MS, &ev, err);
+  if (rc != 0)
     goto out;
   Teex__Sm__RegisterEnclaveRequest req =
       TEEX__SM__REGISTER_ENCLAVE_REQUEST__INIT;
@@ -65,7 +97,7 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
     goto out;
   }
   teex__sm__register_enclave_request__pack(&req, wire);
-  rc = teex_rpc_sync_call(c, "sm.RegisterEnclave", wire, wn,
+  rc = teex_rpc_sync_call(ss.c, "sm.RegisterEnclave", wire, wn,
                           SM_CLIENT_TIMEOUT_MS, &resp, err);
   if (rc != 0) {
     teex_err_wrap(err, rc,
@@ -95,8 +127,7 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
     rc = teex_err_set(err, TEEX_EPROTO, "the SM signed for another address");
 out:
   free(wire);
-  teex_rpc_sync_close(c);
-  teex_tls_ctx_free(ctx);
+  teex_sm__session_close(&ss);
   teex_buf_free(&ev);
   teex_buf_free(&resp);
   return rc;
@@ -107,41 +138,17 @@ int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
                                 const struct teex_tee_policy *sm_policy,
                                 const uint8_t group_id[16],
                                 uint8_t group_key[32], struct teex_err *err) {
-  struct teex_ratls_verifier v = {.policy = sm_policy};
-  struct teex_tls_config tc = {.cert = cert,
-                               .key = key,
-                               .mutual = 1,
-                               .verify_peer = teex_ratls_channel_verify,
-                               .verify_arg = &v};
-  struct teex_tls_ctx *ctx = NULL;
-  struct teex_rpc_sync *c = NULL;
+  struct teex_sm__session ss;
   struct teex_buf ev, resp;
   teex_buf_init(&ev, 16384, 0);
   teex_buf_init(&resp, 4096, TEEX_BUF_SECRET);
-  uint8_t *wire = NULL, sk[32];
-  int rc = teex_tls_ctx_new(&ctx, &tc, 0, err);
-  if (rc == 0)
-    rc = teex_rpc_sync_connect(sm_addr, ctx, SM_CLIENT_TIMEOUT_MS, &c, err);
-  if (rc != 0) {
-    teex_err_wrap(err, rc, "connect to the SM at %s", sm_addr);
-    goto out;
-  }
-  /* The SM checks evidence that binds this session's TLS key and an
-   * enclave address; a replica has no address of its own: a throwaway one. */
-  struct teex_tee_binding b;
-  memset(&b, 0, sizeof b);
-  b.has_tls = 1;
-  if (teex_tls_cert_spki_sha256(cert, b.tls_spki_sha256) != 0) {
-    rc = teex_err_set(err, TEEX_ECRYPTO, "certificate key");
-    goto out;
-  }
-  b.has_secp256k1 = 1;
-  teex_secp256k1_keypair(sk, b.secp256k1_pub);
-  teex_wipe(sk, sizeof sk);
-  b.has_nonce = 1;
-  if ((rc = teex_sm_fresh_nonce(teex_rpc_sync_conn(c), "sm.DsGroupKey", b.nonce,
-                                err)) != 0 ||
-      (rc = teex_tee_quote_binding(tee, &b, &ev, err)) != 0)
+  uint8_t *wire = NULL;
+  /* A replica has no address of its own: the evidence binds a throwaway
+   * secp256k1 key beside this session's TLS key. */
+  int rc =
+      teex_sm__session_open(&ss, tee, cert, key, NULL, sm_addr, sm_policy,
+                            "sm.DsGroupKey", SM_CLIENT_TIMEOUT_MS, &ev, err);
+  if (rc != 0)
     goto out;
   Teex__Sm__DsGroupKeyRequest req = TEEX__SM__DS_GROUP_KEY_REQUEST__INIT;
   req.group_id = (ProtobufCBinaryData){16, (uint8_t *)group_id};
@@ -153,7 +160,7 @@ int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
     goto out;
   }
   teex__sm__ds_group_key_request__pack(&req, wire);
-  rc = teex_rpc_sync_call(c, "sm.DsGroupKey", wire, wn, SM_CLIENT_TIMEOUT_MS,
+  rc = teex_rpc_sync_call(ss.c, "sm.DsGroupKey", wire, wn, SM_CLIENT_TIMEOUT_MS,
                           &resp, err);
   if (rc != 0) {
     teex_err_wrap(err, rc, "the SM refused the group key");
@@ -172,8 +179,7 @@ int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   }
 out:
   free(wire);
-  teex_rpc_sync_close(c);
-  teex_tls_ctx_free(ctx);
+  teex_sm__session_close(&ss);
   teex_buf_free(&ev);
   teex_buf_free(&resp);
   return rc;

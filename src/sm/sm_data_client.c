@@ -8,6 +8,8 @@
 #include "teex/rpc_sync.h"
 #include "teex/sm_server.h"
 
+#include "sm/sm_session.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,14 +50,7 @@ int teex_sm_client_lease_data(
     const struct teex_tee_policy *sm_policy, const struct teex_assignment *a,
     const uint8_t dispatcher_sig[65], const uint8_t *dataset_ids, size_t n,
     size_t index, struct teex_sm_data_lease *out, struct teex_err *err) {
-  struct teex_ratls_verifier v = {.policy = sm_policy};
-  struct teex_tls_config tc = {.cert = cert,
-                               .key = key,
-                               .mutual = 1,
-                               .verify_peer = teex_ratls_channel_verify,
-                               .verify_arg = &v};
-  struct teex_tls_ctx *ctx = NULL;
-  struct teex_rpc_sync *c = NULL;
+  struct teex_sm__session ss = {0};
   struct teex_buf ev, resp;
   uint8_t *wire = NULL, price[32];
   size_t wn = 0;
@@ -65,26 +60,10 @@ int teex_sm_client_lease_data(
                         TEEX_SM_TASK_DATASETS_MAX);
   teex_buf_init(&ev, 16384, 0);
   teex_buf_init(&resp, 4096, TEEX_BUF_SECRET);
-  int rc = teex_tls_ctx_new(&ctx, &tc, 0, err);
-  if (rc == 0)
-    rc = teex_rpc_sync_connect(sm_addr, ctx, LEASE_TIMEOUT_MS, &c, err);
-  if (rc != 0) {
-    teex_err_wrap(err, rc, "connect to the SM at %s", sm_addr);
-    goto out;
-  }
-  struct teex_tee_binding b;
-  memset(&b, 0, sizeof b);
-  b.has_tls = 1;
-  if (teex_tls_cert_spki_sha256(cert, b.tls_spki_sha256) != 0) {
-    rc = teex_err_set(err, TEEX_ECRYPTO, "certificate key");
-    goto out;
-  }
-  b.has_secp256k1 = 1;
-  memcpy(b.secp256k1_pub, secp256k1_pub, 64);
-  b.has_nonce = 1;
-  if ((rc = teex_sm_fresh_nonce(teex_rpc_sync_conn(c), "sm.LeaseDataKey",
-                                b.nonce, err)) != 0 ||
-      (rc = teex_tee_quote_binding(tee, &b, &ev, err)) != 0)
+  int rc = teex_sm__session_open(&ss, tee, cert, key, secp256k1_pub, sm_addr,
+                                 sm_policy, "sm.LeaseDataKey", LEASE_TIMEOUT_MS,
+                                 &ev, err);
+  if (rc != 0)
     goto out;
   teex_amount_word(a->price, price);
   Teex__Sm__LeaseDataKeyRequest req = TEEX__SM__LEASE_DATA_KEY_REQUEST__INIT;
@@ -108,7 +87,7 @@ int teex_sm_client_lease_data(
     goto out;
   }
   teex__sm__lease_data_key_request__pack(&req, wire);
-  rc = teex_rpc_sync_call(c, "sm.LeaseDataKey", wire, wn, LEASE_TIMEOUT_MS,
+  rc = teex_rpc_sync_call(ss.c, "sm.LeaseDataKey", wire, wn, LEASE_TIMEOUT_MS,
                           &resp, err);
   if (rc != 0) {
     teex_err_wrap(err, rc, "the SM refused the data key");
@@ -117,8 +96,7 @@ int teex_sm_client_lease_data(
   rc = decode(&resp, out, err);
 out:
   free(wire);
-  teex_rpc_sync_close(c);
-  teex_tls_ctx_free(ctx);
+  teex_sm__session_close(&ss);
   teex_buf_free(&ev);
   teex_buf_free(&resp);
   return rc;
