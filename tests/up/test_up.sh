@@ -9,16 +9,9 @@
 # expected output; the dispatcher settles the batch on chain (escrow debited
 # exactly the price); `teex down` stops everything.
 set -euo pipefail
-teex="${TEEX_BIN:?}"
-src="${TEEX_SOURCE_DIR:?}"
-tmp="$(mktemp -d)"
-export TEEX_HOME="$tmp/net" TEEX_PASSWORD=pw
-cleanup() { "$teex" down >/dev/null 2>&1 || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -5 "$TEEX_HOME"/logs/*.log >&2 2>/dev/null || true; exit 1; }
+. "${TEEX_SOURCE_DIR:?}/tests/up/lib.sh"
 
-port=$((20000 + RANDOM % 12000))
-"$teex" up --chain-port "$port" > "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
+up_on_free_port "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
 grep -q "teex network up" "$tmp/up.out" || fail "up output"
 "$teex" status > "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^sm *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
