@@ -52,7 +52,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READY_TIMEOUT_MS 20000
+/* How long up waits for a component to be ready. A deadline for a broken
+ * component only (a component that exits is noticed at once): generous, as
+ * a loaded 2-core machine takes well over 20 s to start some of them. */
+#define READY_TIMEOUT_MS 60000
 
 struct net {
   char dir[PATH_MAX];

@@ -67,7 +67,10 @@ for i in 2 3; do "$teex" ds init --state "$tmp/r$i" --id "$i" --group "$tmp/r1/g
 
 # The capture starts before any replica does, so the group-key hand-over,
 # the raft traffic and the client RPCs are all in it.
-tcpdump -i lo -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
+# --immediate-mode: each packet reaches the file as it is captured; without
+# it libpcap hands packets over in blocks (up to 1 s old), and the block
+# pending when tcpdump is stopped is lost — the last packets of the run.
+tcpdump -i lo --immediate-mode -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
 cap_pid=$!
 for _ in $(seq 50); do [ -s "$tmp/lo.pcap" ] && break; sleep 0.1; done
 sleep 0.3

@@ -124,10 +124,11 @@ settled() {
     sed -n 's/^settled *\([0-9]*\) wei.*/\1/p'
 }
 
-# wait_settled WEI [TRIES]: until the chain records WEI settled (0.5 s a try).
+# wait_settled WEI [TRIES]: until the chain records WEI settled (0.5 s a
+# try; the default, 90 s and more, is a deadline for a loaded machine).
 wait_settled() {
   local s=""
-  for _ in $(seq "${2:-60}"); do
+  for _ in $(seq "${2:-180}"); do
     s="$(settled || true)"
     [ "$s" = "$1" ] && return 0
     sleep 0.5
@@ -135,9 +136,10 @@ wait_settled() {
   fail "settled ${s:-?} wei, expected $1"
 }
 
-# wait_log FILE TEXT [TRIES]: until FILE has a line with TEXT (0.05 s a try).
+# wait_log FILE TEXT [TRIES]: until FILE has a line with TEXT (0.05 s a
+# try; by default 60 s and more).
 wait_log() {
-  for _ in $(seq "${3:-400}"); do
+  for _ in $(seq "${3:-1200}"); do
     grep -q -- "$2" "$1" 2>/dev/null && return 0
     sleep 0.05
   done

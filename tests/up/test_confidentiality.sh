@@ -56,7 +56,10 @@ def main(data):
 P
 echo "{\"secret\": \"$in_canary\"}" > "$tmp/input.json"
 
-tcpdump -i lo -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
+# --immediate-mode: each packet reaches the file as it is captured; without
+# it libpcap hands packets over in blocks (up to 1 s old), and the block
+# pending when tcpdump is stopped is lost — the last packets of the run.
+tcpdump -i lo --immediate-mode -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
 cap_pid=$!
 sleep 0.5
 up_on_free_port "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
@@ -82,7 +85,7 @@ grep -q "$out_canary" "$tmp/screen" || fail "output: $(cat "$tmp/screen")"
 # the task read the dataset (its two lines) inside the worker
 grep -q ":2\$" "$tmp/screen" || fail "the task did not read the data: $(cat "$tmp/screen")"
 grep -q "data key leased" "$TEEX_HOME/logs/sm.log" || fail "no lease"
-for _ in $(seq 60); do
+for _ in $(seq 180); do
   grep -q "batch settled" "$TEEX_HOME/logs/dispatcher.log" && break
   sleep 0.5
 done

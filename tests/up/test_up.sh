@@ -61,7 +61,7 @@ cmp -s "$tmp/out" "$ex/expected_output.json" || \
   fail "output differs: $(head -c 300 "$tmp/out")"
 grep -q "receipt verified" "$tmp/err" || fail "invoke report: $(cat "$tmp/err")"
 # The dispatcher settles the batch on chain: exactly the price is debited.
-for _ in $(seq 60); do
+for _ in $(seq 180); do
   "$teex" withdraw "$disp" --status --from "$user" > "$tmp/st"
   grep -q "settled *1000000000000000 wei" "$tmp/st" && break
   sleep 0.5
@@ -71,7 +71,7 @@ grep -q "escrow *4000000000000000 wei" "$tmp/st" || fail "escrow: $(cat "$tmp/st
 # The user proves the task's receipt is in the batch settled on chain.
 task="$(sed -n 's/^task \(0x[0-9a-f]\{64\}\) ran on .*/\1/p' "$tmp/err")"
 [ -n "$task" ] || fail "no task id: $(cat "$tmp/err")"
-for _ in $(seq 20); do
+for _ in $(seq 120); do
   "$teex" task status "$task" > "$tmp/ts" 2>&1 && grep -q "state *settled" "$tmp/ts" && break
   sleep 0.5
 done
@@ -95,7 +95,7 @@ diff <(tr -d '\n' < "$tmp/out2") <(tr -d '\n' < "$ex/expected_output.json") >/de
 grep -q "ran on worker" "$tmp/err2" || fail "no failover: $(cat "$tmp/err2")"
 echo "after the kill: $(grep "ran on worker" "$tmp/err2")"
 if grep -qi "ran on worker $ran_on" "$tmp/err2"; then fail "ran on the dead worker"; fi
-for _ in $(seq 60); do
+for _ in $(seq 180); do
   "$teex" withdraw "$disp" --status --from "$user" > "$tmp/st"
   grep -q "settled *2000000000000000 wei" "$tmp/st" && break
   sleep 0.5
