@@ -48,13 +48,15 @@ NF void net_sleep_ms(int ms) {
 }
 
 /* NET_N*2 distinct loopback ports that were free a moment ago. They come
- * from 10000-19999, below the kernel's ephemeral range (32768+): a port
+ * from 10000-14999, below the kernel's ephemeral range (32768+): a port
  * freed here cannot be handed to another process's connect() or bind(0)
- * before the replica binds it. Blocks are picked at random per process
- * (the up tests use 20000-31999) and probed together, so two tests running
- * at once would have to pick the same block within the same moments. */
+ * before the replica binds it. The test scripts that pick ports take
+ * 15000-19999 (ds) and 20000-31999 (chain ports); blocks here are picked
+ * at random per process and probed together, so two tests running at once
+ * would have to pick the same block within the same moments. */
 #define NET_PORT_BASE 10000
-#define NET_PORT_BLOCKS (10000 / (2 * NET_N))
+#define NET_PORT_SPAN 5000
+#define NET_PORT_BLOCKS (NET_PORT_SPAN / (2 * NET_N))
 static void free_ports(int *ports, int n) {
   int fds[16];
   for (int attempt = 0; attempt < 200; attempt++) {
@@ -77,7 +79,7 @@ static void free_ports(int *ports, int n) {
       return;
   }
   fail_msg("no block of %d free loopback ports in %d-%d", n, NET_PORT_BASE,
-           NET_PORT_BASE + 9999);
+           NET_PORT_BASE + NET_PORT_SPAN - 1);
 }
 
 NF void net_dump_log(struct net *t, int i) {

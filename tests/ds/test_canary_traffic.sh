@@ -43,21 +43,7 @@ clear_canary="CLEARCANARY$(r)"
 
 # Six free loopback ports (raft and client per replica), below the kernel's
 # ephemeral range so that no outgoing connection takes one between restarts.
-read -r -a ports <<<"$(python3 -c '
-import random, socket
-got = []
-while len(got) < 6:
-    p = random.randrange(15000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    if p not in got:
-        got.append(p)
-print(" ".join(map(str, got)))')"
+read -r -a ports <<<"$(python3 "$src/tests/free_ports.py" 6)"
 "$teex" tee init >/dev/null
 spki="$("$teex" ds client-key --out "$tmp/cl")"
 m=()
