@@ -17,7 +17,7 @@ stop_net() {
     [ -f "$f" ] || continue
     pid="$(cat "$f" 2>/dev/null || true)"
     [[ "$pid" =~ ^[0-9]+$ ]] || continue
-    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$net"; then
+    if tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF -- "$net"; then
       echo "LEAK: $(basename "$f" .pid) (pid $pid) still running after teex down" >&2
       kill -KILL "$pid" 2>/dev/null || true
       leaked=1
