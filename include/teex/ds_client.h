@@ -19,6 +19,9 @@
 
 #define TEEX_DS_CLIENT_DEFAULT_TIMEOUT_MS 5000u
 #define TEEX_DS_CLIENT_MAX_REPLICAS 16
+/* Default bound on one attempt to reach a replica (TCP connect + RA-TLS
+ * handshake) before the operation moves on to the next replica. */
+#define TEEX_DS_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS 2000u
 
 struct teex_ds_client;
 
@@ -39,6 +42,11 @@ struct teex_ds_client_config {
   const uint8_t *grant;
   size_t grant_len;
   uint32_t timeout_ms; /* per operation, 0 = default; retries included */
+  /* Per attempt to reach one replica, 0 = default: a replica cut off by the
+   * network (packets dropped, not refused) costs an operation this much,
+   * not its whole timeout, before the next replica is tried. The attempt
+   * itself goes on in the background (the TLS handshake timeout ends it). */
+  uint32_t connect_timeout_ms;
 };
 
 /* Async, on a libuv loop: finds the leader, follows redirects, retries on a

@@ -52,7 +52,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READY_TIMEOUT_MS 20000
+/* How long up waits for a component to be ready. A deadline for a broken
+ * component only (a component that exits is noticed at once): generous, as
+ * a loaded 2-core machine takes well over 20 s to start some of them. */
+#define READY_TIMEOUT_MS 60000
 
 struct net {
   char dir[PATH_MAX];
@@ -507,18 +510,27 @@ static int wait_log(const char *path, const char *text, int ms) {
 
 #define UP_DS 3
 
+/* A loopback port free right now for a replica, written into the group's
+ * config and bound later: taken from 20000-31999, below the kernel's
+ * ephemeral range (32768+), so that no connect() or bind(0) of another
+ * process — another daemon of this very network — is handed it meanwhile. */
 static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int port = -1;
-  socklen_t l = sizeof a;
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-    port = ntohs(a.sin_port);
-  if (fd >= 0)
+  for (int tries = 0; tries < 200; tries++) {
+    uint32_t r;
+    teex_random(&r, sizeof r);
+    int port = 20000 + (int)(r % 12000);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+      return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
-  return port;
+    if (ok)
+      return port;
+  }
+  return -1;
 }
 
 static int ds_wait_leader(const struct net *n, int ms);

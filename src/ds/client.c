@@ -30,6 +30,7 @@ struct teex_ds_client {
   uint8_t grant[TEEX_DS_GRANT_MAX];
   size_t grant_len;
   uint32_t timeout_ms;
+  uint32_t connect_timeout_ms;
   struct conn conns[TEEX_DS_CLIENT_MAX_REPLICAS];
   size_t leader; /* where to send first */
   struct op *ops;
@@ -181,6 +182,18 @@ static void op_call(struct op *op, struct conn *k) {
   op->in_call = 1;
 }
 
+/* The replica op waits for did not complete its connect + handshake in
+ * time: try the next one (the connection attempt goes on; conn_state no
+ * longer concerns op). */
+static void op_connect_timer(uv_timer_t *t) {
+  struct op *op = t->data;
+  if (op->finished || !op->waiting)
+    return;
+  op->waiting = 0;
+  op->target = (op->target + 1) % op->c->n;
+  op_send(op);
+}
+
 static void op_send(struct op *op) {
   struct teex_ds_client *c = op->c;
   if (op->finished)
@@ -204,7 +217,12 @@ static void op_send(struct op *op) {
   }
   if (!k->ready) {
     op->waiting = 1;
-    return; /* conn_state sends it */
+    /* conn_state sends it, unless this replica takes too long to answer. */
+    uint64_t left = op->deadline - uv_now(c->loop);
+    uv_timer_start(&op->timer, op_connect_timer,
+                   left < c->connect_timeout_ms ? left : c->connect_timeout_ms,
+                   0);
+    return;
   }
   op_call(op, k);
 }
@@ -228,6 +246,7 @@ static void conn_state(struct teex_rpc_client *rpc, int code,
     if (!op->waiting || op->target != k->idx)
       continue;
     op->waiting = 0;
+    uv_timer_stop(&op->timer);
     if (c->closing)
       op_finish(op, TEEX_ECANCELED, NULL);
     else if (k->ready)
@@ -256,6 +275,9 @@ int teex_ds_client_new(uv_loop_t *loop, const struct teex_ds_client_config *cfg,
   c->n = cfg->n_replicas;
   c->timeout_ms =
       cfg->timeout_ms ? cfg->timeout_ms : TEEX_DS_CLIENT_DEFAULT_TIMEOUT_MS;
+  c->connect_timeout_ms = cfg->connect_timeout_ms
+                              ? cfg->connect_timeout_ms
+                              : TEEX_DS_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS;
   memcpy(c->ns, cfg->ns, strlen(cfg->ns) + 1);
   if (cfg->grant != NULL && cfg->grant_len > 0) {
     memcpy(c->grant, cfg->grant, cfg->grant_len);

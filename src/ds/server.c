@@ -1118,6 +1118,22 @@ static int read_anchor(struct srv *s, const struct teex_ds_server_config *cfg,
   return 0;
 }
 
+/* Why raft_start failed. libraft does not copy the transport's listen
+ * error (e.g. the peer port already in use) into any message, and its own
+ * message may still hold an earlier, harmless note; the transport's message
+ * is only ever set by a failure (and no peer is dialled before the start),
+ * so it comes first, then the sealed I/O's, then libraft's. */
+static const char *raft_start_errmsg(struct srv *s, int rv) {
+  if (s->transport.errmsg[0] != '\0')
+    return s->transport.errmsg;
+  if (s->sio.io.errmsg[0] != '\0')
+    return s->sio.io.errmsg;
+  const char *m = raft_errmsg(&s->raft);
+  if (m != NULL && m[0] != '\0')
+    return m;
+  return raft_strerror(rv);
+}
+
 static int start_raft(struct srv *s, uint32_t election_ms,
                       struct teex_err *err) {
   char dir[4096], rec[4096];
@@ -1184,7 +1200,7 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   rv = raft_start(&s->raft);
   if (rv != 0)
     return teex_err_set(err, rv == RAFT_CORRUPT ? TEEX_EROLLBACK : TEEX_EIO,
-                        "raft start: %s", raft_errmsg(&s->raft));
+                        "raft start: %s", raft_start_errmsg(s, rv));
   return 0;
 }
 

@@ -13,7 +13,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(python3 "${TEEX_SOURCE_DIR:?}/tests/free_ports.py" 1 20000 32000)"
 sm=0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199
 
 "$teex" chain --help | grep -q deploy || fail "chain --help"

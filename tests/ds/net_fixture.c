@@ -47,20 +47,39 @@ NF void net_sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-/* NET_N*2 distinct free loopback ports (held open together, then freed). */
+/* NET_N*2 distinct loopback ports that were free a moment ago. They come
+ * from 10000-14999, below the kernel's ephemeral range (32768+): a port
+ * freed here cannot be handed to another process's connect() or bind(0)
+ * before the replica binds it. The test scripts that pick ports take
+ * 15000-19999 (ds) and 20000-31999 (chain ports); blocks here are picked
+ * at random per process and probed together, so two tests running at once
+ * would have to pick the same block within the same moments. */
+#define NET_PORT_BASE 10000
+#define NET_PORT_SPAN 5000
+#define NET_PORT_BLOCKS (NET_PORT_SPAN / (2 * NET_N))
 static void free_ports(int *ports, int n) {
   int fds[16];
-  for (int i = 0; i < n; i++) {
-    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fds[i], (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(fds[i], (struct sockaddr *)&a, &l);
-    ports[i] = ntohs(a.sin_port);
+  for (int attempt = 0; attempt < 200; attempt++) {
+    uint32_t r;
+    teex_random(&r, sizeof r);
+    int base = NET_PORT_BASE + (int)(r % NET_PORT_BLOCKS) * n;
+    int ok = 1, k = 0;
+    for (; k < n && ok; k++) {
+      fds[k] = socket(AF_INET, SOCK_STREAM, 0);
+      struct sockaddr_in a = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)(base + k))};
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ok = fds[k] >= 0 && bind(fds[k], (struct sockaddr *)&a, sizeof a) == 0;
+      ports[k] = base + k;
+    }
+    for (int i = 0; i < k; i++)
+      if (fds[i] >= 0)
+        close(fds[i]);
+    if (ok)
+      return;
   }
-  for (int i = 0; i < n; i++)
-    close(fds[i]);
+  fail_msg("no block of %d free loopback ports in %d-%d", n, NET_PORT_BASE,
+           NET_PORT_BASE + NET_PORT_SPAN - 1);
 }
 
 NF void net_dump_log(struct net *t, int i) {

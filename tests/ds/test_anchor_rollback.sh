@@ -31,7 +31,7 @@ fail() {
   exit 1
 }
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(python3 "${TEEX_SOURCE_DIR:?}/tests/free_ports.py" 1 20000 32000)"
 "$teex" chain up --dir "$chain" --port "$port" >/dev/null || fail "chain up"
 "$teex" chain deploy --dir "$chain" --sm 0x8626f6940E2eb28930eFb4CeF49B2d1F2C9C1199 >/dev/null ||
   fail "deploy"
@@ -41,21 +41,7 @@ echo 7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6 >"$tmp/own
 
 # Six free loopback ports (raft and client per replica), below the kernel's
 # ephemeral range so that no outgoing connection takes one between restarts.
-read -r -a ports <<<"$(python3 -c '
-import random, socket
-got = []
-while len(got) < 6:
-    p = random.randrange(15000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    if p not in got:
-        got.append(p)
-print(" ".join(map(str, got)))')"
+read -r -a ports <<<"$(python3 "${TEEX_SOURCE_DIR:?}/tests/free_ports.py" 6)"
 "$teex" tee init >/dev/null
 spki="$("$teex" ds client-key --out "$tmp/cl")"
 m=()

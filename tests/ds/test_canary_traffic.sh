@@ -43,21 +43,7 @@ clear_canary="CLEARCANARY$(r)"
 
 # Six free loopback ports (raft and client per replica), below the kernel's
 # ephemeral range so that no outgoing connection takes one between restarts.
-read -r -a ports <<<"$(python3 -c '
-import random, socket
-got = []
-while len(got) < 6:
-    p = random.randrange(15000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    if p not in got:
-        got.append(p)
-print(" ".join(map(str, got)))')"
+read -r -a ports <<<"$(python3 "$src/tests/free_ports.py" 6)"
 "$teex" tee init >/dev/null
 spki="$("$teex" ds client-key --out "$tmp/cl")"
 m=()
@@ -67,7 +53,10 @@ for i in 2 3; do "$teex" ds init --state "$tmp/r$i" --id "$i" --group "$tmp/r1/g
 
 # The capture starts before any replica does, so the group-key hand-over,
 # the raft traffic and the client RPCs are all in it.
-tcpdump -i lo -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
+# --immediate-mode: each packet reaches the file as it is captured; without
+# it libpcap hands packets over in blocks (up to 1 s old), and the block
+# pending when tcpdump is stopped is lost — the last packets of the run.
+tcpdump -i lo --immediate-mode -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
 cap_pid=$!
 for _ in $(seq 50); do [ -s "$tmp/lo.pcap" ] && break; sleep 0.1; done
 sleep 0.3

@@ -1,7 +1,9 @@
 /* TEE-DS over the network, with real `teex ds run` processes: reads and
  * writes through the client library, follower reads, status, namespace and
  * client refusals, a tampered raft metadata file refused at start, a replica
- * without its sealed record kept from voting until it caught up, and no
+ * without its sealed record kept from voting until it caught up, a taken
+ * peer port named in the replica's error, a silent replica skipped by the
+ * client after its connect limit, and no
  * plaintext key or value in any replica's files (with a positive control). */
 #include "net_fixture.c"
 
@@ -332,6 +334,85 @@ static void test_tampered_metadata_refused(void **state) {
   teex_ds_sync_close(s);
 }
 
+/* The port of "127.0.0.1:PORT". */
+static int atoi_port(const char *addr) {
+  const char *c = strrchr(addr, ':');
+  assert_non_null(c);
+  return (int)strtol(c + 1, NULL, 10);
+}
+
+/* A loopback socket listening on port (0: any) that never accepts: TCP
+ * connects complete, nothing is ever answered. */
+static int listen_on(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      listen(fd, 8) != 0) {
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* A replica whose peer port is taken exits saying so (libraft leaves its
+ * own message empty for a listen error); and a client whose first replica
+ * accepts TCP but never answers the handshake moves on to the next one
+ * after its per-attempt connect limit, well before the operation's own
+ * timeout (the TLS handshake timeout alone, 10 s, is longer than it). */
+static void test_taken_port_and_silent_replica(void **state) {
+  struct net *t = *state;
+  int victim = (net_leader(t) + 1) % NET_N;
+  assert_int_equal(net_stop(t, victim, SIGTERM), 0);
+  int port = atoi_port(t->peer[victim]);
+  int hold = listen_on(port);
+  assert_true(hold >= 0);
+  assert_int_equal(net_start_nowait(t, victim, "5000"), 0);
+  int st = wait_exit(t->pid[victim], 20000);
+  t->pid[victim] = 0;
+  close(hold);
+  if (st == 0 || st == -1)
+    net_dump_log(t, victim);
+  assert_true(st > 0 && st < 128);
+  char want[128];
+  snprintf(want, sizeof want, "raft start: listen %s:", t->peer[victim]);
+  if (!log_has(t, victim, want))
+    net_dump_log(t, victim);
+  assert_true(log_has(t, victim, want));
+
+  int silent = listen_on(0);
+  assert_true(silent >= 0);
+  struct sockaddr_in a;
+  socklen_t l = sizeof a;
+  assert_int_equal(getsockname(silent, (struct sockaddr *)&a, &l), 0);
+  char silent_addr[64];
+  snprintf(silent_addr, sizeof silent_addr, "127.0.0.1:%d", ntohs(a.sin_port));
+  const char *addrs[NET_N];
+  size_t n = 0;
+  addrs[n++] = silent_addr; /* tried first */
+  for (int i = 0; i < NET_N; i++)
+    if (i != victim)
+      addrs[n++] = t->client[i];
+  struct teex_ds_client_config cc = {.replicas = addrs,
+                                     .n_replicas = n,
+                                     .tls = t->tls,
+                                     .ns = "app",
+                                     .timeout_ms = 6000,
+                                     .connect_timeout_ms = 1000};
+  struct teex_ds_sync *s = NULL;
+  struct teex_err err;
+  assert_int_equal(teex_ds_sync_open(&cc, &s, &err), 0);
+  NET_SET_OK(t, s, "app/past-silent", "1");
+  char v[16];
+  assert_int_equal(
+      net_get(s, "app/past-silent", TEEX_DS_READ_LINEARIZABLE, v, sizeof v), 0);
+  assert_string_equal(v, "1");
+  teex_ds_sync_close(s);
+  close(silent);
+}
+
 static void test_no_record_waits_before_voting(void **state) {
   struct net *t = *state;
   struct teex_ds_sync *s = net_client(t, "app", 10000);
@@ -453,6 +534,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_namespace_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_enclave_client, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tampered_metadata_refused, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_taken_port_and_silent_replica, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_no_record_waits_before_voting, setup,
                                       teardown),

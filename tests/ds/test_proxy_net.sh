@@ -25,11 +25,7 @@ fail() {
   exit 1
 }
 
-read -r -a ports < <(python3 -c '
-import socket
-ss=[socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+read -r -a ports < <(python3 "${TEEX_SOURCE_DIR:?}/tests/free_ports.py" 6)
 "$teex" tee init >/dev/null
 spki="$("$teex" ds client-key --out "$tmp/cl")"
 m=()

@@ -34,7 +34,7 @@ ok() { passed=$((passed + 1)); echo "ok: $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 "$src/tests/free_ports.py" 1 20000 32000
 }
 
 # ---- the js-ipfs daemon, offline, loopback only ----

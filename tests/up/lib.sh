@@ -6,9 +6,30 @@ src="${TEEX_SOURCE_DIR:?}"
 tmp="$(mktemp -d)"
 export TEEX_HOME="$tmp/net" TEEX_PASSWORD=pw
 net="$TEEX_HOME"
-cleanup() {
+# stop_net: `teex down`, then checks that nothing the network started is
+# still running: a process whose pid file is left and whose command line
+# names this network's folder is a leak of `teex down` — killed, so that
+# no daemon outlives its deleted folder, and reported (returns 1).
+stop_net() {
+  local f pid leaked=0
   "$teex" down >/dev/null 2>&1 || true
+  for f in "$net"/run/*.pid; do
+    [ -f "$f" ] || continue
+    pid="$(cat "$f" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    if tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF -- "$net"; then
+      echo "LEAK: $(basename "$f" .pid) (pid $pid) still running after teex down" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      leaked=1
+    fi
+  done
+  return "$leaked"
+}
+cleanup() {
+  local rc=$?
+  stop_net || rc=1
   [ -n "${KEEP:-}" ] || rm -rf "$tmp"
+  exit "$rc"
 }
 trap cleanup EXIT
 fail() {
@@ -26,19 +47,27 @@ fail() {
 PRICE=1000000000000000
 REMUNERATION=600000000000000
 
-# up [OPTIONS...]: a network on a random chain port (port in $chain_port),
-# below the kernel's ephemeral range (32768+) so that no outgoing
-# connection can hold it;
-# another port when that one turns out to be taken.
-up() {
-  local try
+# up_on_free_port OUT [OPTIONS...]: `teex up` on a random chain port (in
+# $chain_port), below the kernel's ephemeral range (32768+) so that no
+# outgoing connection can hold it; another port when that one turns out to
+# be taken (after stopping what the failed up started). Its output in OUT;
+# returns up's status.
+up_on_free_port() {
+  local out="$1" try
+  shift
   for try in 1 2 3; do
     chain_port=$((20000 + RANDOM % 12000))
-    "$teex" up --chain-port "$chain_port" "$@" > "$tmp/up.out" 2>&1 && break
+    "$teex" up --chain-port "$chain_port" "$@" > "$out" 2>&1 && return 0
     grep -qs "Address already in use" "$net/logs/anvil.log" && [ "$try" -lt 3 ] ||
-      fail "up: $(cat "$tmp/up.out")"
-    "$teex" down > /dev/null 2>&1 || true
+      return 1
+    stop_net || return 1
+    : > "$net/logs/anvil.log"
   done
+}
+
+# up [OPTIONS...]: up_on_free_port, or the test fails.
+up() {
+  up_on_free_port "$tmp/up.out" "$@" || fail "up: $(cat "$tmp/up.out")"
   disp="$(awk -F' = ' '$1 == "address" { print $2 }' "$net/run/dispatcher.ready")"
   sm_client="$(awk -F' = ' '$1 == "client" { print $2 }' "$net/network.conf")"
 }
@@ -95,10 +124,11 @@ settled() {
     sed -n 's/^settled *\([0-9]*\) wei.*/\1/p'
 }
 
-# wait_settled WEI [TRIES]: until the chain records WEI settled (0.5 s a try).
+# wait_settled WEI [TRIES]: until the chain records WEI settled (0.5 s a
+# try; the default, 90 s and more, is a deadline for a loaded machine).
 wait_settled() {
   local s=""
-  for _ in $(seq "${2:-60}"); do
+  for _ in $(seq "${2:-180}"); do
     s="$(settled || true)"
     [ "$s" = "$1" ] && return 0
     sleep 0.5
@@ -106,9 +136,10 @@ wait_settled() {
   fail "settled ${s:-?} wei, expected $1"
 }
 
-# wait_log FILE TEXT [TRIES]: until FILE has a line with TEXT (0.05 s a try).
+# wait_log FILE TEXT [TRIES]: until FILE has a line with TEXT (0.05 s a
+# try; by default 60 s and more).
 wait_log() {
-  for _ in $(seq "${3:-400}"); do
+  for _ in $(seq "${3:-1200}"); do
     grep -q -- "$2" "$1" 2>/dev/null && return 0
     sleep 0.05
   done

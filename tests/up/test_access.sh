@@ -80,7 +80,7 @@ settled_of() {
 # wait_settled_of ACCOUNT WEI
 wait_settled_of() {
   local s=""
-  for _ in $(seq 60); do
+  for _ in $(seq 180); do
     s="$(settled_of "$1" || true)"
     [ "$s" = "$2" ] && return 0
     sleep 0.5

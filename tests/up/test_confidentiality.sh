@@ -12,18 +12,16 @@
 # same search finds a canary written in the clear into the network folder,
 # and finds the output canary in the user's output.
 set -euo pipefail
-teex="${TEEX_BIN:?}"
-src="${TEEX_SOURCE_DIR:?}"
+. "${TEEX_SOURCE_DIR:?}/tests/up/lib.sh"
 find="$src/tests/up/find_canary.py"
-tmp="$(mktemp -d)"
-export TEEX_HOME="$tmp/net" TEEX_PASSWORD=pw
 cap_pid=""
 cleanup() {
+  local rc=$?
   [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null
-  "$teex" down >/dev/null 2>&1 || true
+  stop_net || rc=1
   [ -n "${KEEP:-}" ] || rm -rf "$tmp"
+  exit "$rc"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 r() { od -An -N6 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -58,11 +56,13 @@ def main(data):
 P
 echo "{\"secret\": \"$in_canary\"}" > "$tmp/input.json"
 
-port=$((20000 + RANDOM % 12000))
-tcpdump -i lo -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
+# --immediate-mode: each packet reaches the file as it is captured; without
+# it libpcap hands packets over in blocks (up to 1 s old), and the block
+# pending when tcpdump is stopped is lost — the last packets of the run.
+tcpdump -i lo --immediate-mode -U -w "$tmp/lo.pcap" -s 0 >/dev/null 2>&1 &
 cap_pid=$!
 sleep 0.5
-"$teex" up --chain-port "$port" > "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
+up_on_free_port "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
 echo 59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d > "$tmp/k1"
 echo 5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a > "$tmp/k2"
 prov="$("$teex" account import --private-key-file "$tmp/k1")"
@@ -85,7 +85,7 @@ grep -q "$out_canary" "$tmp/screen" || fail "output: $(cat "$tmp/screen")"
 # the task read the dataset (its two lines) inside the worker
 grep -q ":2\$" "$tmp/screen" || fail "the task did not read the data: $(cat "$tmp/screen")"
 grep -q "data key leased" "$TEEX_HOME/logs/sm.log" || fail "no lease"
-for _ in $(seq 60); do
+for _ in $(seq 180); do
   grep -q "batch settled" "$TEEX_HOME/logs/dispatcher.log" && break
   sleep 0.5
 done

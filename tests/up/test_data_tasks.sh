@@ -155,7 +155,7 @@ wait_settled "$paid" 120
 # batch settled on chain.
 task="$(task_of "$tmp/err")"
 [ -n "$task" ] || fail "no task id: $(cat "$tmp/err")"
-for _ in $(seq 20); do
+for _ in $(seq 120); do
   "$teex" task verify "$task" > "$tmp/tv" 2>&1 && break
   sleep 0.5
 done

@@ -22,7 +22,7 @@ printf 'during' > "$tmp/in"
 "$teex" invoke slow --input "$tmp/in" --account "$user" \
   > "$tmp/out" 2> "$tmp/err" &
 inv=$!
-for _ in $(seq 400); do
+for _ in $(seq 1200); do
   grep -q "task started" "$net"/logs/worker-*.log && break
   sleep 0.05
 done
@@ -58,7 +58,7 @@ grep -q "^chain *DOWN" "$tmp/st" || fail "status: $(cat "$tmp/st")"
 "$teex" up --restart chain > "$tmp/rc" 2>&1 || fail "restart chain: $(cat "$tmp/rc")"
 "$teex" status > "$tmp/st" 2>&1 || fail "status after the chain came back: $(cat "$tmp/st")"
 wait_settled "$PRICE"
-for _ in $(seq 50); do
+for _ in $(seq 300); do
   "$teex" task status "$task" > "$tmp/ts" 2>&1 && grep -q "state *settled" "$tmp/ts" && break
   sleep 0.2
 done

@@ -28,7 +28,7 @@ printf 'two' > "$tmp/in2"
 [ "$(cat "$tmp/out1")" = "slept:one" ] || fail "output: $(cat "$tmp/out1")"
 task1="$(task_of "$tmp/err1")"
 # The worker reports the receipt; the dispatcher records it (earned).
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   "$teex" task status "$task1" > "$tmp/ts" 2>&1 || true
   grep -q "state *earned" "$tmp/ts" && break
   sleep 0.1
@@ -60,7 +60,7 @@ grep -q "cumulative $((2 * PRICE))" "$tmp/err2" || fail "cumulative: $(cat "$tmp
 task2="$(task_of "$tmp/err2")"
 # Both workers registered again with the new process by themselves.
 for w in worker-1 worker-2; do
-  for _ in $(seq 150); do
+  for _ in $(seq 600); do
     [ "$(grep -c "registered with the dispatcher" "$net/logs/$w.log")" -ge 2 ] && break
     sleep 0.1
   done
@@ -69,7 +69,7 @@ for w in worker-1 worker-2; do
 done
 wait_settled "$((2 * PRICE))"
 for t in "$task1" "$task2"; do
-  for _ in $(seq 50); do
+  for _ in $(seq 300); do
     "$teex" task status "$t" > "$tmp/ts" 2>&1 && grep -q "state *settled" "$tmp/ts" && break
     sleep 0.2
   done
@@ -89,7 +89,7 @@ done
 task3="$(task_of "$tmp/err3")"
 task4="$(task_of "$tmp/err4")"
 wait_settled "$((4 * PRICE))"
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   [ -d "/proc/$dpid" ] && ! grep -q '^State:.*Z' "/proc/$dpid/status" 2>/dev/null || break
   sleep 0.1
 done
@@ -99,7 +99,7 @@ fi
 grep -q "batch settled" <(sed -n '/msg="serving"/h; /msg="serving"/!H; ${x;p}' "$net/logs/dispatcher.log") &&
   fail "the batch was recorded before the fault"
 "$teex" up --restart dispatcher > "$tmp/rs" 2>&1 || fail "restart: $(cat "$tmp/rs")"
-wait_log "$net/logs/dispatcher.log" "batch found on chain after a restart" 200
+wait_log "$net/logs/dispatcher.log" "batch found on chain after a restart" 1200
 for t in "$task3" "$task4"; do
   "$teex" task status "$t" > "$tmp/ts" 2>&1 || fail "status $t: $(cat "$tmp/ts")"
   grep -q "state *settled" "$tmp/ts" || fail "task $t after recovery: $(cat "$tmp/ts")"
@@ -108,7 +108,7 @@ done
 [ "$(settled)" = "$((4 * PRICE))" ] || fail "settled again: $(settled)"
 # The worker whose report of the last receipt lost its answer in the crash
 # reports it again; the dispatcher acknowledges it (settled), so it stops.
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   grep -q "receipt refused" <(sed -n '/msg="serving"/h; /msg="serving"/!H; ${x;p}' "$net/logs/dispatcher.log") &&
     fail "a settled receipt reported again was refused"
   n=0

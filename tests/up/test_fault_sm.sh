@@ -50,7 +50,7 @@ wait_log "$net/logs/worker-2.log" "registered with the dispatcher" 300
 # Only the fresh worker is left once the dispatcher forgets the silent ones
 # (worker-1 killed, worker-2's old key).
 kill -9 "$(cat "$net/run/worker-1.pid")"
-for _ in $(seq 300); do
+for _ in $(seq 600); do
   [ "$(grep -c "worker dropped" "$net/logs/dispatcher.log")" -ge 2 ] && break
   sleep 0.1
 done

@@ -23,7 +23,7 @@ printf 'hello' > "$tmp/in"
 inv=$!
 # The worker that started the task (each worker logs "task started").
 victim=""
-for _ in $(seq 400); do
+for _ in $(seq 1200); do
   for w in worker-1 worker-2; do
     if grep -q "task started" "$net/logs/$w.log"; then victim=$w; fi
   done
@@ -60,7 +60,7 @@ grep -q "state *settled" "$tmp/ts" || fail "task status: $(cat "$tmp/ts")"
 "$teex" up --restart "$victim" > "$tmp/rs" 2>&1 || fail "restart: $(cat "$tmp/rs")"
 wait_log "$net/logs/$victim.log" "registered with the dispatcher.*" 10
 n_reg() { grep -c "registered with the dispatcher" "$net/logs/$victim.log" || true; }
-for _ in $(seq 200); do [ "$(n_reg)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ "$(n_reg)" -ge 2 ] && break; sleep 0.1; done
 [ "$(n_reg)" -ge 2 ] || fail "$victim did not register again"
 "$teex" status > "$tmp/st" 2>&1 || fail "status after the restart: $(cat "$tmp/st")"
 grep -q "^$victim *ok" "$tmp/st" || fail "status: $(cat "$tmp/st")"

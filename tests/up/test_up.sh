@@ -9,16 +9,9 @@
 # expected output; the dispatcher settles the batch on chain (escrow debited
 # exactly the price); `teex down` stops everything.
 set -euo pipefail
-teex="${TEEX_BIN:?}"
-src="${TEEX_SOURCE_DIR:?}"
-tmp="$(mktemp -d)"
-export TEEX_HOME="$tmp/net" TEEX_PASSWORD=pw
-cleanup() { "$teex" down >/dev/null 2>&1 || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; tail -5 "$TEEX_HOME"/logs/*.log >&2 2>/dev/null || true; exit 1; }
+. "${TEEX_SOURCE_DIR:?}/tests/up/lib.sh"
 
-port=$((20000 + RANDOM % 12000))
-"$teex" up --chain-port "$port" > "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
+up_on_free_port "$tmp/up.out" || fail "up: $(cat "$tmp/up.out")"
 grep -q "teex network up" "$tmp/up.out" || fail "up output"
 "$teex" status > "$tmp/status" || fail "status: $(cat "$tmp/status")"
 grep -q "^sm *ok" "$tmp/status" || fail "status: $(cat "$tmp/status")"
@@ -75,7 +68,7 @@ cmp -s "$tmp/out" "$ex/expected_output.json" || \
   fail "output differs: $(head -c 300 "$tmp/out")"
 grep -q "receipt verified" "$tmp/err" || fail "invoke report: $(cat "$tmp/err")"
 # The dispatcher settles the batch on chain: exactly the price is debited.
-for _ in $(seq 60); do
+for _ in $(seq 180); do
   "$teex" withdraw "$disp" --status --from "$user" > "$tmp/st"
   grep -q "settled *1000000000000000 wei" "$tmp/st" && break
   sleep 0.5
@@ -85,7 +78,7 @@ grep -q "escrow *4000000000000000 wei" "$tmp/st" || fail "escrow: $(cat "$tmp/st
 # The user proves the task's receipt is in the batch settled on chain.
 task="$(sed -n 's/^task \(0x[0-9a-f]\{64\}\) ran on .*/\1/p' "$tmp/err")"
 [ -n "$task" ] || fail "no task id: $(cat "$tmp/err")"
-for _ in $(seq 20); do
+for _ in $(seq 120); do
   "$teex" task status "$task" > "$tmp/ts" 2>&1 && grep -q "state *settled" "$tmp/ts" && break
   sleep 0.5
 done
@@ -109,7 +102,7 @@ diff <(tr -d '\n' < "$tmp/out2") <(tr -d '\n' < "$ex/expected_output.json") >/de
 grep -q "ran on worker" "$tmp/err2" || fail "no failover: $(cat "$tmp/err2")"
 echo "after the kill: $(grep "ran on worker" "$tmp/err2")"
 if grep -qi "ran on worker $ran_on" "$tmp/err2"; then fail "ran on the dead worker"; fi
-for _ in $(seq 60); do
+for _ in $(seq 180); do
   "$teex" withdraw "$disp" --status --from "$user" > "$tmp/st"
   grep -q "settled *2000000000000000 wei" "$tmp/st" && break
   sleep 0.5
