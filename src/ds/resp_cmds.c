@@ -384,9 +384,11 @@ static int del_begin(struct teex_resp_session *s, struct teex_resp_call *c,
   return multi_begin(s, c, out, TEEX_DS_DEL, 0);
 }
 
-static int del_next(struct teex_resp_session *s, struct teex_resp_call *c,
-                    int status, const struct teex_ds_result *res,
-                    struct teex_buf *out) {
+/* DEL and EXISTS: one command per key, counting the keys found (DEL
+ * removed, EXISTS read); a missing key counts nothing. */
+static int count_next(struct teex_resp_session *s, struct teex_resp_call *c,
+                      int status, const struct teex_ds_result *res,
+                      struct teex_buf *out) {
   if (status < 0)
     return backend_err(out, c, status);
   if (res->status == 0)
@@ -399,18 +401,6 @@ static int del_next(struct teex_resp_session *s, struct teex_resp_call *c,
 static int exists_begin(struct teex_resp_session *s, struct teex_resp_call *c,
                         struct teex_buf *out) {
   return multi_begin(s, c, out, TEEX_DS_GET, 1);
-}
-
-static int exists_next(struct teex_resp_session *s, struct teex_resp_call *c,
-                       int status, const struct teex_ds_result *res,
-                       struct teex_buf *out) {
-  if (status < 0)
-    return backend_err(out, c, status);
-  if (res->status == 0)
-    c->acc++;
-  else if (res->status != TEEX_ENOTFOUND)
-    return status_err(out, res->status);
-  return multi_step(s, c, out, 1);
 }
 
 /* MGET replies as it goes: the array header first, then one element per
@@ -1091,9 +1081,9 @@ static const struct resp_command commands[] = {
     {"setex", 4, setex_begin, ok_next, 1},
     {"psetex", 4, psetex_begin, ok_next, 1},
     {"strlen", 2, get_begin, strlen_next, 0},
-    {"del", -2, del_begin, del_next, 1},
-    {"unlink", -2, del_begin, del_next, 1},
-    {"exists", -2, exists_begin, exists_next, 0},
+    {"del", -2, del_begin, count_next, 1},
+    {"unlink", -2, del_begin, count_next, 1},
+    {"exists", -2, exists_begin, count_next, 0},
     {"mget", -2, mget_begin, mget_next, 0},
     {"mset", -3, mset_begin, ok_next, 1},
     {"incr", 2, incr_begin, incr_next, 1},
