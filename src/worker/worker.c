@@ -13,7 +13,9 @@
  *                               the image archive (plaintext, sealed)
  *   "task/<id hex>"             expires_at (8, BE): the replay memory
  *   "rcpt/<id hex>"             a dispatcher.Receipt not yet acknowledged by
- * the dispatcher */
+ *                               the dispatcher
+ *   "rcpt-refused/<id hex>"     a receipt the dispatcher refused as invalid
+ *                               (kept for the operator, never re-sent) */
 #include "teex/worker.h"
 #include "teex/sm_client.h"
 
@@ -1364,15 +1366,32 @@ static void report_done(void *arg, int code, const char *msg,
   char tid[65];
   teex_hex_encode(r->task_id, 32, tid);
   /* Refusals no later report can change: another receipt earned the task,
-   * or it failed at the dispatcher (past its deadline). */
+   * or it failed at the dispatcher (past its deadline)... */
   int final = code == TEEX_EREPLAY || code == TEEX_EEXPIRED;
-  if (code == 0 || final) {
-    char key[5 + 65];
+  /* ...or the dispatcher found the receipt itself invalid (it does not
+   * match the task, its split or its datasets, or its signature): sending
+   * the same bytes again gets the same answer, so it is set aside sealed
+   * for the operator instead of being re-sent with every later report. */
+  int invalid = code == TEEX_EINVAL || code == TEEX_EBADSIG ||
+                code == TEEX_EPERM || code == TEEX_EFORMAT;
+  if (code == 0 || final || invalid) {
+    char key[5 + 65], aside[14 + 65];
     struct teex_err err;
     key_with_id("rcpt/", r->task_id, key);
+    if (invalid) {
+      key_with_id("rcpt-refused/", r->task_id, aside);
+      if (teex_store_put(w->store, aside, strlen(aside), r->payload, r->len,
+                         &err) != 0)
+        TEEX_WARN("worker", "refused receipt not set aside",
+                  "task=%s reason=\"%s\"", tid, err.msg);
+    }
     teex_store_del(w->store, key, strlen(key), &err);
     if (code == 0)
       TEEX_INFO("worker", "receipt reported", "task=%s", tid);
+    else if (invalid)
+      TEEX_ERROR("worker", "receipt refused as invalid; kept aside, not re-sent",
+                 "task=%s reason=\"%s\"", tid,
+                 msg ? msg : teex_err_name(code));
     else
       TEEX_ERROR("worker", "receipt refused for good; dropped",
                  "task=%s reason=\"%s\"", tid, msg ? msg : teex_err_name(code));

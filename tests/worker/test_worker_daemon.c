@@ -156,6 +156,9 @@ struct fake_disp {
   int port;
   pthread_mutex_t mu;
   int receipts;   /* well-formed, signed by the worker's key */
+  int refuse;     /* answer every receipt TEEX_EINVAL (a dispatcher that
+                     finds it invalid) */
+  int refused;    /* receipts answered so */
   int registered; /* dispatcher.Register from the attested worker */
   int heartbeats;
   char endpoint[64];
@@ -210,7 +213,17 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     ok = ok && peer_is_worker(d, call);
     pthread_mutex_lock(&d->mu);
     ok = ok && d->registered > 0;
+    int refuse = ok && d->refuse;
+    if (refuse)
+      d->refused++;
     pthread_mutex_unlock(&d->mu);
+    if (refuse) {
+      teex__dispatcher__receipt__free_unpacked(m, NULL);
+      teex_rpc_call_respond(call, TEEX_EINVAL,
+                            "receipt split does not match the service listing",
+                            NULL, 0);
+      return;
+    }
     if (ok) {
       pthread_mutex_lock(&d->mu);
       d->receipts++;
@@ -930,6 +943,67 @@ static void test_restart(void **state) {
   start_sm(f); /* for the tests that follow */
 }
 
+static int refused_count(void) {
+  pthread_mutex_lock(&g_disp->mu);
+  int n = g_disp->refused;
+  pthread_mutex_unlock(&g_disp->mu);
+  return n;
+}
+
+static void run_one(struct fx *f, struct teex_client_worker *c,
+                    struct teex_assignment *a) {
+  struct teex_client_expect ex;
+  expect(f, &ex);
+  uint8_t sig[65];
+  assignment(f, a, sig, NULL);
+  char *input = input_with_canary();
+  struct teex_client_result r;
+  struct teex_err err;
+  if (teex_client_run(c, a, sig, &ex, (uint8_t *)input, strlen(input), &r,
+                      &err) != 0)
+    fail_msg("run: %s", err.msg);
+  teex_client_result_free(&r);
+  free(input);
+}
+
+/* A receipt the dispatcher refuses as invalid is set aside, not re-sent
+ * with every later report or after a restart (it would get the same answer
+ * forever); a valid one after it is reported as usual. */
+static void test_receipt_refused(void **state) {
+  struct fx *f = *state;
+  if (f->sanitized)
+    skip();
+  struct teex_client_worker *c = connect_w(f, f->worker_port);
+  struct teex_assignment a;
+  int before = refused_count();
+  pthread_mutex_lock(&g_disp->mu);
+  g_disp->refuse = 1;
+  pthread_mutex_unlock(&g_disp->mu);
+  run_one(f, c, &a);
+  for (int i = 0; i < 1000 && refused_count() == before; i++)
+    usleep(10000);
+  assert_int_equal(refused_count(), before + 1);
+  /* A second task's report does not carry the first one again. */
+  run_one(f, c, &a);
+  for (int i = 0; i < 1000 && refused_count() == before + 1; i++)
+    usleep(10000);
+  usleep(300000); /* room for a re-send of the first, if there were one */
+  assert_int_equal(refused_count(), before + 2);
+  pthread_mutex_lock(&g_disp->mu);
+  g_disp->refuse = 0;
+  pthread_mutex_unlock(&g_disp->mu);
+  teex_client_close(c);
+  /* Nor does a restart bring them back. */
+  assert_int_equal(tu_stop(f->worker_pid, SIGTERM, 10000), 0);
+  f->worker_pid = start_worker(f, tu_teex_bin(), "w1", f->wready, f->wlog);
+  f->worker_port = read_port(f->wready, "port");
+  c = connect_w(f, f->worker_port);
+  run_one(f, c, &a);
+  assert_true(wait_receipt(a.task_id) >= 1);
+  assert_int_equal(refused_count(), before + 2);
+  teex_client_close(c);
+}
+
 /* Refusals come before any work: no executor is involved. */
 static void test_refusals(void **state) {
   struct fx *f = *state;
@@ -1379,6 +1453,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_invoke),
       cmocka_unit_test(test_restart),
+      cmocka_unit_test(test_receipt_refused),
       cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_kv),
       cmocka_unit_test(test_service_error),
