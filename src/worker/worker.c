@@ -1389,9 +1389,9 @@ static void report_done(void *arg, int code, const char *msg,
     if (code == 0)
       TEEX_INFO("worker", "receipt reported", "task=%s", tid);
     else if (invalid)
-      TEEX_ERROR("worker", "receipt refused as invalid; kept aside, not re-sent",
-                 "task=%s reason=\"%s\"", tid,
-                 msg ? msg : teex_err_name(code));
+      TEEX_ERROR("worker",
+                 "receipt refused as invalid; kept aside, not re-sent",
+                 "task=%s reason=\"%s\"", tid, msg ? msg : teex_err_name(code));
     else
       TEEX_ERROR("worker", "receipt refused for good; dropped",
                  "task=%s reason=\"%s\"", tid, msg ? msg : teex_err_name(code));
