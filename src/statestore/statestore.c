@@ -3,10 +3,12 @@
  * one LMDB write transaction (serialised, so it never conflicts). */
 #include "statestore_internal.h"
 
+#include "teex/crypto.h"
 #include "teex/log.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int teex_statestore__check_category(const char *category, size_t len) {
   if (len == 0 || len > TEEX_STATESTORE_CATEGORY_MAX)
@@ -134,9 +136,17 @@ static int run_ds(struct teex_statestore *s, teex_statestore_txn_fn fn,
     if (rc != TEEX_ESTATE)
       return rc;
     /* Something read changed (or the outcome is unknown): run again on
-     * fresh reads. */
+     * fresh reads, after a random pause that grows with the attempts, so
+     * two writers of one hot record do not keep colliding. */
     TEEX_DEBUG("statestore", "transaction conflict, retrying", "attempt=%d",
                attempt + 1);
+    if (attempt > 0) {
+      uint32_t r;
+      teex_random(&r, sizeof r);
+      long max_us = 500L << (attempt < 6 ? attempt : 6);
+      struct timespec ts = {0, (long)(r % (uint32_t)max_us) * 1000L};
+      nanosleep(&ts, NULL);
+    }
   }
   return teex_err_set(err, TEEX_EBUSY,
                       "state transaction still conflicting after %d attempts",
