@@ -68,8 +68,7 @@ struct teex_statestore_ds_config {
  * succeeds while the group is down. *out is owned by the caller.
  * TEEX_EINVAL (namespace, label), TEEX_ENOMEM. */
 int teex_statestore_open_ds(const struct teex_statestore_ds_config *cfg,
-                            struct teex_statestore **out,
-                            struct teex_err *err);
+                            struct teex_statestore **out, struct teex_err *err);
 
 /* Closes (and for TEE-DS wipes the derived keys). NULL-safe. */
 void teex_statestore_close(struct teex_statestore *s);
@@ -114,8 +113,7 @@ int teex_statestore_run(struct teex_statestore *s, teex_statestore_txn_fn fn,
 int teex_statestore_txn_get(struct teex_statestore_txn *txn, const char *name,
                             struct teex_buf *out, struct teex_err *err);
 int teex_statestore_txn_put(struct teex_statestore_txn *txn, const char *name,
-                            const void *val, size_t len,
-                            struct teex_err *err);
+                            const void *val, size_t len, struct teex_err *err);
 int teex_statestore_txn_del(struct teex_statestore_txn *txn, const char *name,
                             struct teex_err *err);
 

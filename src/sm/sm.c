@@ -801,8 +801,7 @@ static int migrate_to(struct teex_sm *sm, struct teex_statestore *ds,
   for (size_t c = 0; c < sizeof state_categories / sizeof *state_categories &&
                      rc == 0 && !m.oom;
        c++)
-    rc = teex_statestore_scan(sm->state, state_categories[c], collect, &m,
-                              err);
+    rc = teex_statestore_scan(sm->state, state_categories[c], collect, &m, err);
   if (rc == 0 && m.oom)
     rc = teex_err_set(err, TEEX_ENOMEM, "migrate SM state");
   for (size_t i = 0; rc == 0 && i < m.n; i++)
@@ -814,8 +813,7 @@ static int migrate_to(struct teex_sm *sm, struct teex_statestore *ds,
     struct teex_store_txn *txn;
     rc = teex_store_txn_begin(sm->store, 0, &txn, err);
     for (size_t i = 0; rc == 0 && i < m.n; i++)
-      rc = teex_store_txn_del(txn, m.recs[i].name, strlen(m.recs[i].name),
-                              err);
+      rc = teex_store_txn_del(txn, m.recs[i].name, strlen(m.recs[i].name), err);
     if (rc == 0)
       rc = teex_store_txn_commit(txn, err);
     else if (txn != NULL)
@@ -851,7 +849,6 @@ int teex_sm_use_ds(struct teex_sm *sm, const struct teex_ds_client_config *cc,
    * it, not the start. */
   struct teex_err e2;
   if (count_services(sm, &e2) != 0)
-    TEEX_WARN("sm", "TEE-DS state not reachable yet", "reason=\"%s\"",
-              e2.msg);
+    TEEX_WARN("sm", "TEE-DS state not reachable yet", "reason=\"%s\"", e2.msg);
   return 0;
 }

@@ -114,8 +114,8 @@ static int escrow_txn(struct teex_statestore_txn *txn, void *arg,
     /* Known: the same escrow again is a retry; anything else is refused
      * once listed (listings, leases and earlier tasks refer to this key).
      * Before a listing exists, the provider may replace it. */
-    int same = old.len == x->rec_len &&
-               teex_ct_equal(old.data, x->rec, x->rec_len);
+    int same =
+        old.len == x->rec_len && teex_ct_equal(old.data, x->rec, x->rec_len);
     if (same || !x->e->replace_unlisted) {
       if (!same)
         rc = teex_err_set(err, TEEX_EEXIST,
@@ -249,9 +249,8 @@ static int lease_txn(struct teex_statestore_txn *txn, void *arg,
   const struct teex_buf *rec = &x->rec;
   size_t cid_len =
       rec->len >= DS_REC_FIXED ? (size_t)get_be(rec->data + 92, 2) : 0;
-  size_t name_len = rec->len > DS_REC_FIXED + cid_len
-                        ? rec->data[DS_REC_FIXED + cid_len]
-                        : 0;
+  size_t name_len =
+      rec->len > DS_REC_FIXED + cid_len ? rec->data[DS_REC_FIXED + cid_len] : 0;
   if (rec->len < DS_REC_FIXED || cid_len > TEEX_SM_CID_MAX || name_len == 0 ||
       name_len > TEEX_SM_DATASET_NAME_MAX ||
       rec->len != DS_REC_FIXED + cid_len + 1 + name_len) {

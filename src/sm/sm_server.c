@@ -41,7 +41,7 @@ struct sm_server {
   struct teex_tee *tee;
   struct teex_ratls_verifier verifier;
   struct teex_tls_ctx *enclave_ctx, *client_ctx;
-  struct teex_tls_ctx *ds_ctx;           /* to TEE-DS, when state is there */
+  struct teex_tls_ctx *ds_ctx;            /* to TEE-DS, when state is there */
   struct teex_ratls_verifier ds_verifier; /* replicas: role ds */
   struct teex_tls_ctx **refresh_ctxs[3];  /* what the refresher renews */
   struct teex_rpc_server *enclave_srv, *client_srv;
@@ -553,8 +553,9 @@ static int write_ready(const char *path, struct sm_server *s,
 static int use_ds(struct sm_server *s, const struct teex_sm_server_config *cfg,
                   EVP_PKEY *key, X509 *cert, struct teex_err *err) {
   if (cfg->ds_policy == NULL)
-    return teex_err_set(err, TEEX_ECONFIG, "TEE-DS state needs a policy for "
-                                           "its replicas");
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "TEE-DS state needs a policy for "
+                        "its replicas");
   s->ds_verifier.policy = cfg->ds_policy;
   struct teex_tls_config tc = {.cert = cert,
                                .key = key,

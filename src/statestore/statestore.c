@@ -85,8 +85,7 @@ int teex_statestore_txn_get(struct teex_statestore_txn *txn, const char *name,
 }
 
 int teex_statestore_txn_put(struct teex_statestore_txn *txn, const char *name,
-                            const void *val, size_t len,
-                            struct teex_err *err) {
+                            const void *val, size_t len, struct teex_err *err) {
   int rc = teex_statestore__check_name(name, err);
   if (rc != 0)
     return rc;

@@ -21,7 +21,8 @@
 
 #define HASH_HEX 64
 /* "<ns>/<category>/<64 hex>" */
-#define DSKEY_MAX (TEEX_DS_NS_MAX + 1 + TEEX_STATESTORE_CATEGORY_MAX + 1 + HASH_HEX)
+#define DSKEY_MAX                                                              \
+  (TEEX_DS_NS_MAX + 1 + TEEX_STATESTORE_CATEGORY_MAX + 1 + HASH_HEX)
 #define SALT "teex statestore v1"
 
 struct teex_statestore__ds {
@@ -38,11 +39,11 @@ struct rec {
   int read, read_present; /* read from TEE-DS, and what was there */
   uint8_t *read_ct;       /* the ciphertext read (its version) */
   size_t read_ct_len;
-  int written, deleted;  /* what the commit writes */
-  uint8_t *write_ct;     /* the ciphertext to write */
+  int written, deleted; /* what the commit writes */
+  uint8_t *write_ct;    /* the ciphertext to write */
   size_t write_ct_len;
-  int present;           /* the transaction's view */
-  uint8_t *pt;           /* ... and its value (secret) */
+  int present; /* the transaction's view */
+  uint8_t *pt; /* ... and its value (secret) */
   size_t pt_len;
 };
 
@@ -77,9 +78,9 @@ int teex_statestore__ds_open(const struct teex_statestore_ds_config *cfg,
   d->cfg.grant_len = 0;
   char info[96];
   int il = snprintf(info, sizeof info, "%s state aead", cfg->label);
-  int rc = teex_hkdf_sha256((const uint8_t *)SALT, sizeof SALT - 1,
-                            cfg->secret, cfg->secret_len, (uint8_t *)info,
-                            (size_t)il, d->keys, 32);
+  int rc = teex_hkdf_sha256((const uint8_t *)SALT, sizeof SALT - 1, cfg->secret,
+                            cfg->secret_len, (uint8_t *)info, (size_t)il,
+                            d->keys, 32);
   il = snprintf(info, sizeof info, "%s state names", cfg->label);
   if (rc == 0)
     rc = teex_hkdf_sha256((const uint8_t *)SALT, sizeof SALT - 1, cfg->secret,
@@ -106,8 +107,7 @@ void teex_statestore__ds_close(struct teex_statestore__ds *d) {
 static int exec(struct teex_statestore__ds *d, const struct teex_ds_cmd *cmd,
                 struct teex_ds_result *res, struct teex_err *err) {
   int rc;
-  if (d->sync == NULL &&
-      (rc = teex_ds_sync_open(&d->cfg, &d->sync, err)) != 0)
+  if (d->sync == NULL && (rc = teex_ds_sync_open(&d->cfg, &d->sync, err)) != 0)
     return teex_err_wrap(err, rc, "TEE-DS state");
   rc = teex_ds_sync_exec(d->sync, cmd, TEEX_DS_READ_LINEARIZABLE, res, err);
   if (rc == TEEX_ETIMEDOUT || rc == TEEX_ECONN)
@@ -427,8 +427,7 @@ int teex_statestore__ds_scan(struct teex_statestore__ds *d,
         memcpy(name, pt + 2, nl);
         name[nl] = '\0';
         if (memchr(name, '\0', nl) != NULL || strchr(name, '/') == NULL)
-          rc = teex_err_set(err, TEEX_EAUTH,
-                            "TEE-DS state: record malformed");
+          rc = teex_err_set(err, TEEX_EAUTH, "TEE-DS state: record malformed");
         else {
           ds_key(d, name, &check);
           if (check.dskey_len != r.dskey_len ||

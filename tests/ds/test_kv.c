@@ -541,8 +541,12 @@ static void test_txn(void **state) {
   assert_null(get(kv, 1, "app/z"));
   struct teex_ds_pair pr = {S("app/z"), S("1")};
   uint8_t bad = 9;
-  struct teex_ds_cmd c = {.op = TEEX_DS_TXN, .grant = "app", .pairs = &pr,
-                          .n_pairs = 1, .expect = &bad, .expect_len = 1};
+  struct teex_ds_cmd c = {.op = TEEX_DS_TXN,
+                          .grant = "app",
+                          .pairs = &pr,
+                          .n_pairs = 1,
+                          .expect = &bad,
+                          .expect_len = 1};
   uint8_t *enc;
   size_t len;
   struct teex_err err;

@@ -53,16 +53,15 @@ static int teardown(void **state) {
 }
 
 static struct teex_statestore *open_state(struct fx *f, uint32_t timeout_ms) {
-  struct teex_statestore_ds_config dc = {
-      .client = {.replicas = f->t.addrs,
-                 .n_replicas = NET_N,
-                 .tls = f->ctx,
-                 .ns = "smns",
-                 .timeout_ms = timeout_ms,
-                 .connect_timeout_ms = 500},
-      .secret = f->secret,
-      .secret_len = sizeof f->secret,
-      .label = "sm"};
+  struct teex_statestore_ds_config dc = {.client = {.replicas = f->t.addrs,
+                                                    .n_replicas = NET_N,
+                                                    .tls = f->ctx,
+                                                    .ns = "smns",
+                                                    .timeout_ms = timeout_ms,
+                                                    .connect_timeout_ms = 500},
+                                         .secret = f->secret,
+                                         .secret_len = sizeof f->secret,
+                                         .label = "sm"};
   struct teex_statestore *s;
   struct teex_err err;
   assert_int_equal(teex_statestore_open_ds(&dc, &s, &err), 0);
@@ -95,9 +94,9 @@ static void test_encrypted_names_hidden(void **state) {
   struct fx *f = *state;
   struct teex_err err;
   struct teex_statestore *s = open_state(f, 10000);
-  assert_int_equal(teex_statestore_put(s, CANARY_NAME, CANARY_VAL,
-                                       strlen(CANARY_VAL), &err),
-                   0);
+  assert_int_equal(
+      teex_statestore_put(s, CANARY_NAME, CANARY_VAL, strlen(CANARY_VAL), &err),
+      0);
   assert_int_equal(teex_statestore_put(s, "svc/other", "x", 1, &err), 0);
   /* Positive control of the path: the SM reads its canary back. */
   struct teex_buf out;
@@ -126,14 +125,12 @@ static void test_encrypted_names_hidden(void **state) {
     const struct teex_ds_pair *p = &res.items[i];
     assert_int_equal(p->key_len, 5 + 4 + 64);
     assert_memory_equal(p->key, "smns/svc/", 9);
-    assert_false(tu_buf_contains_any_encoding(p->key, p->key_len,
-                                              (const uint8_t *)"canary-name",
-                                              11));
+    assert_false(tu_buf_contains_any_encoding(
+        p->key, p->key_len, (const uint8_t *)"canary-name", 11));
     assert_false(tu_buf_contains_any_encoding(
         p->val, p->val_len, (const uint8_t *)CANARY_VAL, strlen(CANARY_VAL)));
-    assert_false(tu_buf_contains_any_encoding(p->val, p->val_len,
-                                              (const uint8_t *)"canary-name",
-                                              11));
+    assert_false(tu_buf_contains_any_encoding(
+        p->val, p->val_len, (const uint8_t *)"canary-name", 11));
   }
   /* Swapping records: the canary's ciphertext under the other key does not
    * open (its TEE-DS key is the associated data). */
@@ -167,9 +164,9 @@ static void test_encrypted_names_hidden(void **state) {
     char hit[512];
     assert_int_equal(tu_tree_contains(f->t.state[i], "canary-name", 11, hit),
                      0);
-    assert_int_equal(tu_tree_contains(f->t.state[i], CANARY_VAL,
-                                      strlen(CANARY_VAL), hit),
-                     0);
+    assert_int_equal(
+        tu_tree_contains(f->t.state[i], CANARY_VAL, strlen(CANARY_VAL), hit),
+        0);
   }
   /* ... and the same search finds it written in clear (positive control). */
   char ctl[700];
@@ -276,8 +273,8 @@ static void test_conflicts_lose_nothing(void **state) {
   pthread_join(ta, NULL);
   pthread_join(tb, NULL);
   if (wa.other + wb.other != 0)
-    fail_msg("failed increments: %d (%s) %d (%s)", wa.other, wa.last,
-             wb.other, wb.last);
+    fail_msg("failed increments: %d (%s) %d (%s)", wa.other, wa.last, wb.other,
+             wb.last);
   assert_int_equal(wa.ok + wb.ok, 30);
   assert_int_equal(wa.refused + wb.refused, 10);
   assert_int_equal(read_count(a, "dsuse/limited"), 30);
