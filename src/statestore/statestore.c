@@ -129,10 +129,13 @@ static int run_ds(struct teex_statestore *s, teex_statestore_txn_fn fn,
     if (rc != 0)
       return teex_err_set(err, rc, NULL);
     rc = fn(&txn, arg, err);
-    if (rc == 0)
+    int conflict = 0;
+    if (rc == 0) {
       rc = teex_statestore__ds_txn_commit(txn.ds, err);
+      conflict = rc == TEEX_ESTATE; /* only the commit's: fn's are errors */
+    }
     teex_statestore__ds_txn_free(txn.ds);
-    if (rc != TEEX_ESTATE)
+    if (!conflict)
       return rc;
     /* Something read changed (or the outcome is unknown): run again on
      * fresh reads, after a random pause that grows with the attempts, so
