@@ -139,34 +139,77 @@ static void ds_key(const struct teex_statestore__ds *d, const char *name,
   r->dskey_len = (size_t)n;
 }
 
-/* Opens a TEE-DS value of r's key: the name inside must be name. */
-static int open_value(const struct teex_statestore__ds *d, const struct rec *r,
-                      const char *name, const uint8_t *ct, size_t ct_len,
-                      uint8_t **pt, size_t *pt_len, struct teex_err *err) {
-  if (ct_len < TEEX_XAEAD_OVERHEAD + 2)
-    return teex_err_set(err, TEEX_EAUTH, "TEE-DS state: record too short");
+int teex_statestore__record_seal(const uint8_t key[32], const char *dskey,
+                                 size_t dskey_len, const char *name,
+                                 const void *val, size_t len, uint8_t *out,
+                                 size_t *out_len) {
+  size_t nl = strlen(name);
+  size_t plain = 2 + nl + len;
+  uint8_t *msg = malloc(plain);
+  if (msg == NULL)
+    return TEEX_ENOMEM;
+  msg[0] = (uint8_t)(nl >> 8);
+  msg[1] = (uint8_t)nl;
+  memcpy(msg + 2, name, nl);
+  if (len > 0)
+    memcpy(msg + 2 + nl, val, len);
+  int rc = teex_xaead_seal(key, dskey, dskey_len, msg, plain, out);
+  teex_wipe(msg, plain);
+  free(msg);
+  *out_len = plain + TEEX_XAEAD_OVERHEAD;
+  return rc;
+}
+
+int teex_statestore__record_open(const uint8_t key[32], const char *dskey,
+                                 size_t dskey_len, const uint8_t *ct,
+                                 size_t ct_len,
+                                 char name[TEEX_STATESTORE_NAME_MAX + 1],
+                                 uint8_t **val, size_t *val_len,
+                                 struct teex_err *err) {
+  if (ct_len < TEEX_XAEAD_OVERHEAD + 2 ||
+      ct_len > TEEX_DS_VALUE_MAX + TEEX_XAEAD_OVERHEAD)
+    return teex_err_set(err, TEEX_EAUTH, "TEE-DS state: record size");
   size_t n = ct_len - TEEX_XAEAD_OVERHEAD;
   uint8_t *p = malloc(n);
   if (p == NULL)
     return teex_err_set(err, TEEX_ENOMEM, NULL);
-  if (teex_xaead_open(d->keys, r->dskey, r->dskey_len, ct, ct_len, p) != 0) {
+  if (teex_xaead_open(key, dskey, dskey_len, ct, ct_len, p) != 0) {
     free(p);
     return teex_err_set(err, TEEX_EAUTH,
                         "TEE-DS state: a record does not open under this "
                         "SM's key (tampered, moved, or another's)");
   }
+  /* Authentic, so written by us; checked all the same. */
   size_t nl = (size_t)p[0] << 8 | p[1];
-  size_t want = strlen(name);
-  if (nl != want || 2 + nl > n || memcmp(p + 2, name, nl) != 0) {
+  if (nl == 0 || nl > TEEX_STATESTORE_NAME_MAX || 2 + nl > n ||
+      memchr(p + 2, '\0', nl) != NULL) {
     teex_wipe(p, n);
     free(p);
-    return teex_err_set(err, TEEX_EAUTH,
-                        "TEE-DS state: record holds another name");
+    return teex_err_set(err, TEEX_EAUTH, "TEE-DS state: record malformed");
   }
+  memcpy(name, p + 2, nl);
+  name[nl] = '\0';
   memmove(p, p + 2 + nl, n - 2 - nl);
-  *pt_len = n - 2 - nl;
-  *pt = p;
+  *val_len = n - 2 - nl;
+  *val = p;
   return 0;
+}
+
+/* Opens a TEE-DS value of r's key: the name inside must be name. */
+static int open_value(const struct teex_statestore__ds *d, const struct rec *r,
+                      const char *name, const uint8_t *ct, size_t ct_len,
+                      uint8_t **pt, size_t *pt_len, struct teex_err *err) {
+  char inside[TEEX_STATESTORE_NAME_MAX + 1];
+  int rc = teex_statestore__record_open(d->keys, r->dskey, r->dskey_len, ct,
+                                        ct_len, inside, pt, pt_len, err);
+  if (rc == 0 && strcmp(inside, name) != 0) {
+    teex_wipe(*pt, *pt_len);
+    free(*pt);
+    *pt = NULL;
+    rc = teex_err_set(err, TEEX_EAUTH,
+                      "TEE-DS state: record holds another name");
+  }
+  return rc;
 }
 
 int teex_statestore__ds_txn_new(struct teex_statestore__ds *d,
@@ -273,31 +316,24 @@ int teex_statestore__ds_txn_put(struct teex_statestore__dstxn *t,
                         "state transaction touches more than %d records",
                         TEEX_STATESTORE_TXN_MAX);
   uint8_t *ct = NULL, *pt = NULL;
-  size_t nl = strlen(name), ct_len = 0;
+  size_t ct_len = 0;
   if (!del) {
-    size_t plain = 2 + nl + len;
-    uint8_t *msg = malloc(plain);
-    ct_len = plain + TEEX_XAEAD_OVERHEAD;
-    ct = malloc(ct_len);
+    ct = malloc(2 + strlen(name) + len + TEEX_XAEAD_OVERHEAD);
     pt = malloc(len ? len : 1);
-    if (msg == NULL || ct == NULL || pt == NULL) {
-      free(msg);
+    int rc =
+        ct == NULL || pt == NULL
+            ? TEEX_ENOMEM
+            : teex_statestore__record_seal(t->d->keys, r->dskey, r->dskey_len,
+                                           name, val, len, ct, &ct_len);
+    if (rc != 0) {
       free(ct);
       free(pt);
       if (is_new)
         t->n--;
-      return teex_err_set(err, TEEX_ENOMEM, NULL);
+      return teex_err_set(err, rc, "seal state record");
     }
-    msg[0] = (uint8_t)(nl >> 8);
-    msg[1] = (uint8_t)nl;
-    memcpy(msg + 2, name, nl);
-    if (len > 0) {
-      memcpy(msg + 2 + nl, val, len);
+    if (len > 0)
       memcpy(pt, val, len);
-    }
-    teex_xaead_seal(t->d->keys, r->dskey, r->dskey_len, msg, plain, ct);
-    teex_wipe(msg, plain);
-    free(msg);
   }
   free(r->write_ct);
   if (r->pt != NULL) {
@@ -405,41 +441,27 @@ int teex_statestore__ds_scan(struct teex_statestore__ds *d,
       r.dskey[p->key_len] = '\0';
       r.dskey_len = p->key_len;
       /* The name is inside; open, then check it hashes to this key. */
-      size_t n = p->val_len > TEEX_XAEAD_OVERHEAD + 2
-                     ? p->val_len - TEEX_XAEAD_OVERHEAD
-                     : 0;
-      uint8_t *pt = n ? malloc(n) : NULL;
-      if (n == 0 || pt == NULL ||
-          teex_xaead_open(d->keys, r.dskey, r.dskey_len, p->val, p->val_len,
-                          pt) != 0) {
-        free(pt);
-        rc = teex_err_set(err, TEEX_EAUTH,
-                          "TEE-DS state: a record does not open under this "
-                          "SM's key (tampered, moved, or another's)");
-        break;
-      }
-      size_t nl = (size_t)pt[0] << 8 | pt[1];
       char name[TEEX_STATESTORE_NAME_MAX + 1];
+      uint8_t *val;
+      size_t vl;
+      rc = teex_statestore__record_open(d->keys, r.dskey, r.dskey_len, p->val,
+                                        p->val_len, name, &val, &vl, err);
+      if (rc != 0)
+        break;
       struct rec check;
-      if (nl > TEEX_STATESTORE_NAME_MAX || 2 + nl > n) {
+      if (teex_statestore__check_name(name, NULL) != 0)
         rc = teex_err_set(err, TEEX_EAUTH, "TEE-DS state: record malformed");
-      } else {
-        memcpy(name, pt + 2, nl);
-        name[nl] = '\0';
-        if (memchr(name, '\0', nl) != NULL || strchr(name, '/') == NULL)
-          rc = teex_err_set(err, TEEX_EAUTH, "TEE-DS state: record malformed");
-        else {
-          ds_key(d, name, &check);
-          if (check.dskey_len != r.dskey_len ||
-              memcmp(check.dskey, r.dskey, r.dskey_len) != 0)
-            rc = teex_err_set(err, TEEX_EAUTH,
-                              "TEE-DS state: record holds another name");
-          else
-            stop = cb(name, pt + 2 + nl, n - 2 - nl, arg) != 0;
-        }
+      if (rc == 0) {
+        ds_key(d, name, &check);
+        if (check.dskey_len != r.dskey_len ||
+            memcmp(check.dskey, r.dskey, r.dskey_len) != 0)
+          rc = teex_err_set(err, TEEX_EAUTH,
+                            "TEE-DS state: record holds another name");
+        else
+          stop = cb(name, val, vl, arg) != 0;
       }
-      teex_wipe(pt, n);
-      free(pt);
+      teex_wipe(val, vl);
+      free(val);
     }
     more = res.more;
     if (res.n_items > 0) {

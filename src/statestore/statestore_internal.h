@@ -29,6 +29,25 @@ int teex_statestore__check_name(const char *name, struct teex_err *err);
 int teex_statestore__check_category(const char *category, size_t len);
 
 /* ---- the TEE-DS backend ---- */
+
+/* A record's TEE-DS value: XChaCha20-Poly1305 under key, dskey as
+ * associated data, over len(name) (u16 BE) | name | val. out holds
+ * 2 + strlen(name) + len + TEEX_XAEAD_OVERHEAD bytes (*out_len). 0 or
+ * TEEX_ENOMEM / TEEX_ECRYPTO. */
+int teex_statestore__record_seal(const uint8_t key[32], const char *dskey,
+                                 size_t dskey_len, const char *name,
+                                 const void *val, size_t len, uint8_t *out,
+                                 size_t *out_len);
+/* Opens a TEE-DS value found under dskey: the name inside (1..NAME_MAX
+ * bytes, no NUL) into name, the value into *val (malloc'd; the caller
+ * wipes and frees it). TEEX_EAUTH (does not open, or malformed inside),
+ * TEEX_ENOMEM. */
+int teex_statestore__record_open(const uint8_t key[32], const char *dskey,
+                                 size_t dskey_len, const uint8_t *ct,
+                                 size_t ct_len,
+                                 char name[TEEX_STATESTORE_NAME_MAX + 1],
+                                 uint8_t **val, size_t *val_len,
+                                 struct teex_err *err);
 int teex_statestore__ds_open(const struct teex_statestore_ds_config *cfg,
                              struct teex_statestore__ds **out,
                              struct teex_err *err);
