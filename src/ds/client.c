@@ -398,6 +398,9 @@ int teex_ds_sync_exec(struct teex_ds_sync *s, const struct teex_ds_cmd *cmd,
                       struct teex_err *err) {
   struct sync_wait w = {0, 0, NULL};
   memset(res, 0, sizeof(*res));
+  /* The private loop has not run since the last call: its cached time may
+   * be long past, and the operation's deadline would then be too. */
+  uv_update_time(&s->loop);
   int rc = teex_ds_client_exec(s->c, cmd, mode, sync_done, &w, err);
   if (rc != 0)
     return rc;
