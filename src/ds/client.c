@@ -32,9 +32,9 @@ struct teex_ds_client {
   uint32_t timeout_ms;
   uint32_t connect_timeout_ms;
   struct conn conns[TEEX_DS_CLIENT_MAX_REPLICAS];
-  size_t leader; /* where to send first */
+  size_t leader;             /* where to send first */
   struct op *ops, *ops_tail; /* in the order they were started */
-  unsigned live; /* connections open + operations alive */
+  unsigned live;             /* connections open + operations alive */
   int closing;
 };
 

@@ -63,9 +63,9 @@ struct conn {
   struct pcall *head, *tail; /* the pipeline, in request order */
   unsigned calls;            /* in the pipeline */
   unsigned pending;          /* backend calls pending */
-  struct pcall *hold; /* no new command begins while this one is deferred
-                         or, if heavy, until it is answered */
-  unsigned reads;     /* reads in the pipeline not yet answered */
+  struct pcall *hold;        /* no new command begins while this one is deferred
+                                or, if heavy, until it is answered */
+  unsigned reads;            /* reads in the pipeline not yet answered */
   struct teex_buf out;       /* replies not yet handed to the socket */
   size_t in_flight;          /* bytes handed to uv_write, not yet written */
   int reading;
@@ -361,9 +361,9 @@ static int name_in(const struct teex_resp_cmd *cmd, const char *const *set,
 /* Single-key commands with small replies may run beside others. */
 static int is_light(const struct teex_resp_cmd *cmd) {
   static const char *const light[] = {
-      "get",     "set",     "setnx",  "setex", "psetex", "strlen", "del",
-      "unlink",  "exists",  "incr",   "decr",  "incrby", "decrby", "expire",
-      "pexpire", "persist", "ttl",    "pttl",  "ping",   "echo"};
+      "get",     "set",     "setnx", "setex", "psetex", "strlen", "del",
+      "unlink",  "exists",  "incr",  "decr",  "incrby", "decrby", "expire",
+      "pexpire", "persist", "ttl",   "pttl",  "ping",   "echo"};
   size_t bytes = 0;
   for (size_t i = 0; i < cmd->argc; i++)
     bytes += cmd->argv[i].len + 16;
@@ -374,8 +374,7 @@ static int is_light(const struct teex_resp_cmd *cmd) {
 /* Light commands that only read. Any other command that reaches the
  * backend is taken for a write. */
 static int is_read(const struct teex_resp_cmd *cmd) {
-  static const char *const reads[] = {"get", "strlen", "exists", "ttl",
-                                      "pttl"};
+  static const char *const reads[] = {"get", "strlen", "exists", "ttl", "pttl"};
   return name_in(cmd, reads, sizeof(reads) / sizeof(reads[0]));
 }
 
