@@ -76,7 +76,7 @@ struct teex_rpc_session {
   struct rpc_entry **buckets; /* the entries by id (hash table) */
   unsigned n_buckets;         /* a power of two, or 0 */
   uint64_t min_deadline;      /* <= every entry's deadline */
-  size_t buffered; /* bytes held in partly received payloads */
+  size_t buffered;            /* bytes held in partly received payloads */
   int failed;      /* a protocol error was seen: close the connection */
   int in_delivery; /* re-entrancy guard depth */
 };

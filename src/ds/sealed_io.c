@@ -330,6 +330,8 @@ static int w_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
   s->inner->data = s;
   int rv = s->inner->start(s->inner, msecs, w_tick, w_recv);
   INNER_ERR(s, rv);
+  if (rv == 0 && s->vote_guard_ms > 0)
+    s->vote_guard_until = s->inner->time(s->inner) + s->vote_guard_ms;
   return rv;
 }
 
@@ -410,6 +412,12 @@ static int w_send(struct raft_io *io, struct raft_io_send *req,
       m.request_vote.last_log_term = 0;
       s->suppressed++;
     }
+  }
+  if (m.type == RAFT_IO_REQUEST_VOTE_RESULT &&
+      m.request_vote_result.vote_granted && s->vote_guard_until > 0 &&
+      s->inner->time(s->inner) < s->vote_guard_until) {
+    m.request_vote_result.vote_granted = false;
+    s->guarded++;
   }
   int rv = s->inner->send(s->inner, req, &m, cb);
   INNER_ERR(s, rv);
