@@ -55,7 +55,19 @@ struct teex_ds_sealed_io {
   raft_io_tick_cb tick;
   raft_io_recv_cb recv;
   raft_io_close_cb close_cb;
+  /* Coalescing (coalesce = 1, set before raft starts): AppendEntries that
+   * raft sends to one peer within a loop iteration and that continue each
+   * other (raft sends one per proposal) go out as one message, when the
+   * owner calls teex_ds_sealed_io_flush — from a uv_prepare and a uv_check
+   * handle, so nothing waits past the iteration. */
+  int coalesce;
+  struct sio_outq *outq; /* per peer; NULL until the first one */
+  unsigned n_outq;
+  uint64_t coalesced; /* AppendEntries merged into an earlier one */
 };
+
+/* Sends what coalescing holds (see above). */
+void teex_ds_sealed_io_flush(struct teex_ds_sealed_io *s);
 
 /* Wraps inner (raft_uv, initialised). The record lives at path (sealed by
  * tee, bound to group_id). Nothing is read until raft calls load. */

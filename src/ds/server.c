@@ -287,6 +287,11 @@ struct srv {
   struct raft_uv_transport transport;
   int transport_inited;
   struct teex_ds_sealed_io sio;
+  /* Flush the AppendEntries sealed_io coalesces, before the loop polls and
+   * after it ran the I/O callbacks (unreferenced: they keep nothing up). */
+  uv_prepare_t flush_prepare;
+  uv_check_t flush_check;
+  int flush_inited;
   struct teex_rpc_server *rpc;
   uv_signal_t sigterm, sigint;
   int stopping;
@@ -1197,6 +1202,16 @@ static const char *raft_start_errmsg(struct srv *s, int rv) {
   return raft_strerror(rv);
 }
 
+static void on_flush_prepare(uv_prepare_t *h) {
+  struct srv *s = h->data;
+  teex_ds_sealed_io_flush(&s->sio);
+}
+
+static void on_flush_check(uv_check_t *h) {
+  struct srv *s = h->data;
+  teex_ds_sealed_io_flush(&s->sio);
+}
+
 static int start_raft(struct srv *s, uint32_t election_ms,
                       struct teex_err *err) {
   char dir[4096], rec[4096];
@@ -1234,8 +1249,17 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   s->uv_inited = 1;
   teex_ds_sealed_io_init(&s->sio, &s->uv_io, s->tee, rec, s->group.id);
   s->sio.anchor_floor = s->anchor.index;
+  s->sio.coalesce = 1;
   if (s->lease_ms > 0)
     s->sio.vote_guard_ms = election_ms;
+  uv_prepare_init(&s->loop, &s->flush_prepare);
+  uv_check_init(&s->loop, &s->flush_check);
+  s->flush_prepare.data = s->flush_check.data = s;
+  uv_prepare_start(&s->flush_prepare, on_flush_prepare);
+  uv_check_start(&s->flush_check, on_flush_check);
+  uv_unref((uv_handle_t *)&s->flush_prepare);
+  uv_unref((uv_handle_t *)&s->flush_check);
+  s->flush_inited = 1;
   rv = raft_init(&s->raft, &s->sio.io, teex_ds_raft_fsm(s->cons), s->self_id,
                  s->self->peer);
   if (rv != 0)
@@ -1370,6 +1394,10 @@ out:
   if (!s->raft_inited && s->uv_inited)
     raft_uv_close(&s->uv_io);
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  if (s->flush_inited) {
+    uv_close((uv_handle_t *)&s->flush_prepare, NULL);
+    uv_close((uv_handle_t *)&s->flush_check, NULL);
+  }
   if (s->raft_inited)
     raft_uv_close(&s->uv_io);
   if (s->transport_inited)
