@@ -15,6 +15,7 @@
 #   PIPELINES: comma-separated -P values (default 1,16)
 # BENCH_PERF=DIR: also `perf record -g` the leader during the first
 # pipeline's linearizable SET and GET, and write its summary to DIR.
+# DS_RUN_ARGS: more `teex ds run` arguments (e.g. --no-read-lease).
 set -euo pipefail
 teex="$(realpath "${1:-build/release/teex}")"
 n="${2:-20000}"
@@ -49,7 +50,9 @@ for i in 1 2 3; do m+=(--member "$i=127.0.0.1:${ports[$((i - 1))]},127.0.0.1:${p
 "$teex" ds init --state "$dir/r1" --id 1 --new-group "${m[@]}" --client "bench=$spki:bench" >/dev/null
 for i in 2 3; do "$teex" ds init --state "$dir/r$i" --id "$i" --group "$dir/r1/group.conf" >/dev/null; done
 for i in 1 2 3; do
-  "$teex" ds run --state "$dir/r$i" --ready-file "$dir/r$i.ready" >"$dir/r$i.log" 2>&1 &
+  # shellcheck disable=SC2086
+  "$teex" ds run --state "$dir/r$i" --ready-file "$dir/r$i.ready" ${DS_RUN_ARGS:-} \
+    >"$dir/r$i.log" 2>&1 &
   pids+=($!)
 done
 for i in 1 2 3; do
@@ -91,7 +94,7 @@ echo "redis:    $(redis-server --version | cut -d' ' -f1-3), appendonly yes, app
 echo "teex:     teex ds proxy over 3 'teex ds run' replicas on loopback (raft over mutual RA-TLS," \
   "raft_uv log on disk: fsync of each append batch on a majority before a write is acknowledged);" \
   "$clients clients; up to 64 commands in flight per proxy connection; linearizable reads under" \
-  "the leader lease (barrier when a write is in flight or the lease lapsed)"
+  "the leader lease (barrier when a write is in flight or the lease lapsed); ds run args: '${DS_RUN_ARGS:-}'"
 echo "machine:  $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)"
 first=1
 IFS=, read -r -a plist <<<"$pipelines"
