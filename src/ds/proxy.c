@@ -347,13 +347,10 @@ static void on_done(void *arg, int status, struct teex_ds_result *res) {
 
 static int name_in(const struct teex_resp_cmd *cmd, const char *const *set,
                    size_t n) {
-  if (cmd->argv[0].len >= 16)
-    return 0;
-  char name[16];
-  memcpy(name, cmd->argv[0].p, cmd->argv[0].len);
-  name[cmd->argv[0].len] = '\0';
+  size_t len = cmd->argv[0].len;
+  const char *name = (const char *)cmd->argv[0].p;
   for (size_t i = 0; i < n; i++)
-    if (strcasecmp(name, set[i]) == 0)
+    if (strlen(set[i]) == len && strncasecmp(name, set[i], len) == 0)
       return 1;
   return 0;
 }
