@@ -466,6 +466,7 @@ int teex_ds_replica_info_get(struct teex_tls_ctx *tls, const char *addr,
       out->read_barriers = m->read_barriers;
       out->reads = m->reads;
       out->lease_reads = m->lease_reads;
+      out->coalesced = m->coalesced;
       if (m->applied_chain.len == 32)
         memcpy(out->applied_chain, m->applied_chain.data, 32);
       out->anchor_index = m->anchor_index;

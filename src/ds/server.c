@@ -764,6 +764,7 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   r.read_barriers = s->barriers;
   r.reads = s->batched_reads;
   r.lease_reads = s->lease_reads;
+  r.coalesced = s->sio.coalesced;
   r.applied_chain = (ProtobufCBinaryData){32, st.applied_chain};
   char fresh[448];
   if (!s->anchored)
