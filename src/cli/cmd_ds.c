@@ -818,6 +818,15 @@ static int ds_status(int argc, char **argv) {
     if (ok[i] && info[i].freshness[0])
       printf("replica %llu freshness: %s\n", (unsigned long long)info[i].id,
              info[i].freshness);
+  for (size_t i = 0; i < o.k.group.n_members; i++)
+    if (ok[i] && info[i].leader)
+      printf("leader %llu linearizable reads: %llu under the lease, %llu "
+             "confirmed by %llu barriers; %llu AppendEntries coalesced\n",
+             (unsigned long long)info[i].id,
+             (unsigned long long)info[i].lease_reads,
+             (unsigned long long)info[i].reads,
+             (unsigned long long)info[i].read_barriers,
+             (unsigned long long)info[i].coalesced);
   /* The group of teex up: its network's chain. */
   char net_chain[PATH_MAX + 16];
   if (chain_conf == NULL && !own_group) {
