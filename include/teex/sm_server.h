@@ -32,6 +32,11 @@ struct teex_sm_server_config {
                                  * STATE_DIR/operator.token. Whoever can read it
                                  * is the SM's operator. */
   const char *operator_token_file;
+  /* With chain_rpc: revocations are submitted to the EnclaveRegistry from
+   * the SM's own enclave account (which must hold gas), retried every
+   * chain_retry_ms (0: 5000) until mined; no_chain_revoke turns it off. */
+  unsigned chain_retry_ms;
+  int no_chain_revoke;
 };
 
 #define TEEX_SM_OPERATOR_TOKEN_FILE "operator.token"

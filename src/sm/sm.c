@@ -192,6 +192,10 @@ struct teex_store *teex_sm__store(struct teex_sm *sm) {
   return sm->store;
 }
 
+const uint8_t *teex_sm__secp256k1_sk(const struct teex_sm *sm) {
+  return sm->secrets;
+}
+
 void teex_sm_register_digest(const struct teex_sm_register *r,
                              uint64_t chain_id, const uint8_t sm_addr[20],
                              uint8_t out[32]) {
