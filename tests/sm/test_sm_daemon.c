@@ -13,6 +13,7 @@
 #include "teex/ratls.h"
 #include "teex/ratls_channel.h"
 #include "teex/rpc_sync.h"
+#include "teex/sm_client.h"
 #include "teex/sm_server.h"
 #include "teex/statements.h"
 
@@ -32,6 +33,7 @@ struct fx {
   uint8_t root[32];
   int pid;
   const char *cert_refresh; /* --cert-refresh for the next start, or NULL */
+  const char *attest_valid; /* --attest-valid for the next start, or NULL */
   int client_port, enclave_port;
   struct teex_tee *worker;
   struct teex_tee_policy sm_policy; /* what clients require of the SM */
@@ -77,11 +79,17 @@ static void start_sm(struct fx *f) {
                   f->ready,
                   NULL,
                   NULL,
+                  NULL,
+                  NULL,
                   NULL};
+  size_t end = sizeof argv / sizeof *argv - 5;
   if (f->cert_refresh != NULL) {
-    size_t end = sizeof argv / sizeof *argv - 3;
-    argv[end] = "--cert-refresh";
-    argv[end + 1] = (char *)f->cert_refresh;
+    argv[end++] = "--cert-refresh";
+    argv[end++] = (char *)f->cert_refresh;
+  }
+  if (f->attest_valid != NULL) {
+    argv[end++] = "--attest-valid";
+    argv[end++] = (char *)f->attest_valid;
   }
   f->pid = tu_spawn(argv, f->log);
   assert_true(f->pid > 0);
@@ -594,6 +602,147 @@ static void check_revocation_line(struct fx *f, const char *out,
   assert_memory_equal(signer, sm, 20);
 }
 
+/* The operator's policy for the SM (what `teex sm status` checks) in pol. */
+static void write_op_policy(struct fx *f, char pol[4096]) {
+  char text[1024], root_hex[65], sm_hex[65];
+  snprintf(pol, 4096, "%s/sm-policy.conf", f->dir);
+  struct teex_tee *sm_view = open_tee(f->dir, "sm", tu_teex_bin());
+  teex_hex_encode(f->root, 32, root_hex);
+  teex_hex_encode(teex_tee_self(sm_view)->mr_enclave, 32, sm_hex);
+  teex_tee_close(sm_view);
+  int tn = snprintf(text, sizeof text,
+                    "[policy]\nallow_simulated = true\nroles = sm\n[roots]\n"
+                    "net = %s\n[measurements]\nsm = %s\n",
+                    root_hex, sm_hex);
+  assert_int_equal(tu_write_file(pol, text, (size_t)tn), 0);
+}
+
+/* The line of `teex sm status` about hex (cut at its end, in place). */
+static char *status_line(char *out, const char *hex) {
+  char key[64];
+  snprintf(key, sizeof key, "enclave=%s", hex);
+  char *l = strstr(out, key);
+  if (l == NULL)
+    fail_msg("no status line for %s in: %s", hex, out);
+  char *eol = strchr(l, '\n');
+  if (eol != NULL)
+    *eol = '\0';
+  return l;
+}
+
+/* A new session for the enclave address of old (a new TLS identity whose
+ * evidence binds the same secp256k1 key). */
+static int reconnect(struct fx *f, const struct worker_conn *old,
+                     struct worker_conn *w, struct teex_err *err) {
+  memset(w, 0, sizeof *w);
+  memcpy(w->secp_pub, old->secp_pub, 64);
+  struct teex_ratls_keys keys = {.secp256k1_pub = w->secp_pub};
+  assert_int_equal(
+      teex_ratls_identity_new(f->worker, &keys, &w->key, &w->cert, err), 0);
+  unsigned char *der = NULL;
+  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(w->cert), &der);
+  teex_sha256(der, (size_t)n, w->spki);
+  OPENSSL_free(der);
+  struct teex_tls_config tc = {.cert = w->cert,
+                               .key = w->key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  assert_int_equal(teex_tls_ctx_new(&w->ctx, &tc, 0, err), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->enclave_port);
+  return teex_rpc_sync_connect(addr, w->ctx, 5000, &w->c, err);
+}
+
+/* Evidence expires: with a 4-second window, a worker that stops
+ * re-attesting is refused keys and leases ("attestation expired at"),
+ * until it re-attests; one that re-attests every second keeps working. */
+static void test_attestation_window(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  f->attest_valid = "4";
+  start_sm(f);
+  char sm_addr[64], pol[4096];
+  snprintf(sm_addr, sizeof sm_addr, "127.0.0.1:%d", f->enclave_port);
+  write_op_policy(f, pol);
+
+  struct worker_conn lapsed, renewing;
+  assert_int_equal(connect_worker(f, f->worker, &lapsed, &err), 0);
+  assert_int_equal(connect_worker(f, f->worker, &renewing, &err), 0);
+  assert_int_equal(register_enclave(f, &lapsed, &err), 0);
+  assert_int_equal(register_enclave(f, &renewing, &err), 0);
+  /* Both pass every check (then find no such service / dataset index). */
+  assert_int_equal(fetch_probe(f, &lapsed, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &lapsed, &err), TEEX_EINVAL);
+  assert_int_equal(fetch_probe(f, &renewing, &err), TEEX_ENOTFOUND);
+
+  /* Five seconds: the renewing one re-attests every second. */
+  uint64_t until = 0, first_until = 0;
+  for (int i = 0; i < 5; i++) {
+    sleep(1);
+    if (teex_sm_client_attest(f->worker, renewing.cert, renewing.key,
+                              renewing.secp_pub, sm_addr, &f->sm_policy, &until,
+                              &err) != 0)
+      fail_msg("re-attest: %s", err.msg);
+    if (first_until == 0)
+      first_until = until;
+  }
+  assert_true(until > first_until); /* each one moved the window */
+  /* New sessions, as a worker makes for each fetch (same addresses). */
+  struct worker_conn l2, r2;
+  assert_int_equal(reconnect(f, &lapsed, &l2, &err), 0);
+  assert_int_equal(reconnect(f, &renewing, &r2, &err), 0);
+  worker_free(&lapsed);
+  worker_free(&renewing);
+  lapsed = l2;
+  renewing = r2;
+  assert_int_equal(fetch_probe(f, &renewing, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &renewing, &err), TEEX_EINVAL);
+  /* The lapsed one is refused, with a clear reason, for keys and leases. */
+  assert_int_equal(fetch_probe(f, &lapsed, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "attestation expired at"));
+  assert_int_equal(lease_probe(f, &lapsed, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "attestation expired at"));
+
+  /* The operator sees which is which. */
+  uint8_t addr[20];
+  char hex_l[43], hex_r[43];
+  teex_eth_address(lapsed.secp_pub, addr);
+  teex_eth_address_hex(addr, hex_l);
+  teex_eth_address(renewing.secp_pub, addr);
+  teex_eth_address_hex(addr, hex_r);
+  char *out = NULL, *errout = NULL;
+  char *status[] = {"status"};
+  assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
+  assert_non_null(strstr(out, "attestation valid 4s"));
+  char *copy = strdup(out);
+  assert_non_null(strstr(status_line(out, hex_l), "state=expired"));
+  assert_non_null(strstr(status_line(copy, hex_r), "state=trusted"));
+  free(copy);
+  free(out);
+  free(errout);
+
+  /* Re-attesting brings the lapsed one back. */
+  if (teex_sm_client_attest(f->worker, lapsed.cert, lapsed.key, lapsed.secp_pub,
+                            sm_addr, &f->sm_policy, &until, &err) != 0)
+    fail_msg("re-attest: %s", err.msg);
+  assert_int_equal(fetch_probe(f, &lapsed, &err), TEEX_ENOTFOUND);
+
+  /* A revoked enclave cannot re-attest its way back. */
+  char *revoke[] = {"revoke", "--enclave", hex_l};
+  assert_int_equal(run_op(f, pol, revoke, 3, &out, &errout), 0);
+  free(out);
+  free(errout);
+  assert_int_equal(teex_sm_client_attest(f->worker, lapsed.cert, lapsed.key,
+                                         lapsed.secp_pub, sm_addr,
+                                         &f->sm_policy, &until, &err),
+                   TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
+  worker_free(&lapsed);
+  worker_free(&renewing);
+}
+
 static void test_revoke_and_status(void **state) {
   struct fx *f = *state;
   struct teex_err err;
@@ -733,6 +882,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wrong_measurement_refused, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_cert_refresh, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_attestation_window, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
