@@ -94,4 +94,14 @@ grep -q "holds service=$svc_id.*key was held by revoked enclave $w; the provider
 grep -q "holds lease dataset=$ds_id.*re-publishes the dataset under a new key" "$tmp/w2" ||
   fail "data key rotation hint: $(cat "$tmp/w2")"
 
+# The dispatcher reads the registry again (every 10 s by default, at the
+# worker's heartbeats) and drops W: the next tasks run on the other
+# worker, and W's later heartbeats and registrations are refused.
+wait_log "$net/logs/dispatcher.log" "worker revoked on chain: dropped" 800
+for i in 1 2 3; do
+  inv "$tmp/out$i" "$tmp/err$i" || fail "invoke after revocation: $(cat "$tmp/err$i")"
+  [ "$(cat "$tmp/out$i")" = "rows=3" ] || fail "output: $(cat "$tmp/out$i")"
+  grep -q "ran on worker $w" "$tmp/err$i" && fail "a task ran on the revoked worker: $(cat "$tmp/err$i")"
+done
+
 echo "PASS"
