@@ -309,6 +309,15 @@ int teex_sm_note_attestation(struct teex_sm *sm, const uint8_t enclave[20],
 int teex_sm_check_attestation(struct teex_sm *sm, const uint8_t enclave[20],
                               uint64_t now, struct teex_err *err);
 
+/* As teex_sm_ds_grant, but the grant also ends with worker's attestation
+ * window (at most TEEX_SM_DS_GRANT_TTL_S from now): a worker that stops
+ * re-attesting, or is revoked and so cannot, loses teex.kv access when its
+ * window closes. TEEX_ECRYPTO. */
+int teex_sm_ds_grant_bounded(struct teex_sm *sm, const uint8_t service_id[32],
+                             const uint8_t worker[20], uint64_t now,
+                             uint8_t *out, size_t *out_len,
+                             uint64_t *expires_at, struct teex_err *err);
+
 /* The time of enclave's last attestation (0 when none). */
 int teex_sm_attested_at(struct teex_sm *sm, const uint8_t enclave[20],
                         uint64_t *at, struct teex_err *err);

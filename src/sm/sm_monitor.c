@@ -15,6 +15,7 @@
 
 #include "teex/buf.h"
 #include "teex/crypto.h"
+#include "teex/ds.h"
 #include "teex/store.h"
 
 #include <stdio.h>
@@ -154,6 +155,27 @@ int teex_sm_check_attestation(struct teex_sm *sm, const uint8_t enclave[20],
                         "valid %u s): re-attest with sm.Attest",
                         (unsigned long long)until, (unsigned long long)at,
                         teex_sm_attest_valid(sm));
+  return 0;
+}
+
+int teex_sm_ds_grant_bounded(struct teex_sm *sm, const uint8_t service_id[32],
+                             const uint8_t worker[20], uint64_t now,
+                             uint8_t *out, size_t *out_len,
+                             uint64_t *expires_at, struct teex_err *err) {
+  uint64_t at;
+  int rc = teex_sm_attested_at(sm, worker, &at, err);
+  if (rc != 0)
+    return rc;
+  uint64_t until = now + TEEX_SM_DS_GRANT_TTL_S;
+  if (at != 0 && at + teex_sm_attest_valid(sm) < until)
+    until = at + teex_sm_attest_valid(sm);
+  char ns[TEEX_DS_SERVICE_NS_LEN + 1];
+  teex_ds_service_ns(service_id, ns);
+  rc = teex_ds_grant_sign(teex_sm__secp256k1_sk(sm), worker, ns, until, out,
+                          out_len);
+  if (rc != 0)
+    return teex_err_set(err, rc, "sign TEE-DS grant");
+  *expires_at = until;
   return 0;
 }
 

@@ -292,12 +292,15 @@ static void on_fetch_keys(struct teex_rpc_call *call, const uint8_t *p,
   resp.service_x25519 = (ProtobufCBinaryData){32, keys.service_x25519};
   resp.version = keys.version;
   resp.provider = (ProtobufCBinaryData){20, keys.provider};
-  /* The worker's way into the service's TEE-DS namespace, and no other. */
+  /* The worker's way into the service's TEE-DS namespace, and no other,
+   * until its attestation window closes (so a revoked worker loses it). */
   uint8_t grant[TEEX_DS_GRANT_MAX];
   size_t grant_len = 0;
   uint64_t expires = 0;
-  if (teex_sm_ds_grant(s->sm, req->service_id.data, id.binding.eth_address,
-                       grant, &grant_len, &expires) == 0) {
+  struct teex_err gerr;
+  if (teex_sm_ds_grant_bounded(s->sm, req->service_id.data,
+                               id.binding.eth_address, (uint64_t)time(NULL),
+                               grant, &grant_len, &expires, &gerr) == 0) {
     resp.ds_grant = (ProtobufCBinaryData){grant_len, grant};
     resp.ds_grant_expires = expires;
   }

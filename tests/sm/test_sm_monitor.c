@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include "teex/crypto.h"
+#include "teex/ds.h"
 #include "teex/sm.h"
 
 #include <stdio.h>
@@ -252,12 +253,44 @@ static void test_chain_revocation_queue(void **state) {
   assert_int_equal(r.state, TEEX_SM_CHAIN_CONFIRMED);
 }
 
+/* A TEE-DS grant ends with the worker's attestation window. */
+static void test_grant_bounded(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  uint8_t w[20], sid[32], sm_addr[20], grant[TEEX_DS_GRANT_MAX];
+  memset(w, 0xA1, 20);
+  memset(sid, 0x42, 32);
+  teex_sm_address(f->sm, sm_addr);
+  char ns[TEEX_DS_SERVICE_NS_LEN + 1];
+  teex_ds_service_ns(sid, ns);
+  const uint64_t t0 = 1700000000;
+  size_t len = 0;
+  uint64_t until = 0;
+  /* Not attested yet: the full TTL. */
+  assert_int_equal(
+      teex_sm_ds_grant_bounded(f->sm, sid, w, t0, grant, &len, &until, &err),
+      0);
+  assert_int_equal(until, t0 + TEEX_SM_DS_GRANT_TTL_S);
+  /* Attested at t0 with a 100 s window: the grant ends at t0 + 100. */
+  assert_int_equal(teex_sm_note_attestation(f->sm, w, t0, NULL, &err), 0);
+  assert_int_equal(teex_sm_ds_grant_bounded(f->sm, sid, w, t0 + 10, grant, &len,
+                                            &until, &err),
+                   0);
+  assert_int_equal(until, t0 + 100);
+  assert_int_equal(
+      teex_ds_grant_verify(grant, len, sm_addr, w, ns, t0 + 99, &err), 0);
+  assert_int_equal(
+      teex_ds_grant_verify(grant, len, sm_addr, w, ns, t0 + 101, &err),
+      TEEX_EEXPIRED);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_attestation_window, setup, teardown),
       cmocka_unit_test_setup_teardown(test_holdings, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chain_revocation_queue, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_grant_bounded, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
