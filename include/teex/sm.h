@@ -343,10 +343,16 @@ struct teex_sm_holding {
 };
 
 /* Records that h was released to enclave at now (a repeat updates last_at
- * and expires_at). Expired lease records of the enclave are dropped. */
+ * and expires_at). One write; ended leases stay until
+ * teex_sm_prune_holdings. */
 int teex_sm_note_holding(struct teex_sm *sm, const uint8_t enclave[20],
                          const struct teex_sm_holding *h, uint64_t now,
                          struct teex_err *err);
+
+/* Drops every lease record that ended by now (one scan of all holdings, in
+ * one transaction; the daemon runs it every minute). */
+int teex_sm_prune_holdings(struct teex_sm *sm, uint64_t now,
+                           struct teex_err *err);
 
 /* Calls cb for what enclave holds at now: every service and group key it
  * was given (those cannot be taken back) and its unexpired leases. cb

@@ -267,18 +267,14 @@ int teex_sm_note_holding(struct teex_sm *sm, const uint8_t enclave[20],
   rc = rec_put(sm, key, kl, rec, sizeof rec, err);
   if (rc != 0)
     return teex_err_wrap(err, rc, "record holding");
-  if (h->kind == TEEX_SM_HELD_LEASE) {
-    /* Leases are per task: drop this enclave's ended ones as new come. */
-    char prefix[HOLD_KEY_MAX];
-    size_t pl = hold_prefix(enclave, prefix);
-    prefix[pl++] = '0' + TEEX_SM_HELD_LEASE;
-    prefix[pl] = '\0';
-    struct prune_ctx pc = {now};
-    rc = rec_scan(sm, prefix, 1, prune_cb, &pc, err);
-    if (rc != 0)
-      return teex_err_wrap(err, rc, "drop ended leases");
-  }
   return 0;
+}
+
+int teex_sm_prune_holdings(struct teex_sm *sm, uint64_t now,
+                           struct teex_err *err) {
+  struct prune_ctx pc = {now};
+  int rc = rec_scan(sm, HOLD_PREFIX, 1, prune_cb, &pc, err);
+  return rc != 0 ? teex_err_wrap(err, rc, "drop ended leases") : 0;
 }
 
 struct list_ctx {

@@ -48,7 +48,17 @@ struct sm_server {
   struct teex_sm_data_ctx data;     /* datasets: sm_data_server.c */
   uint8_t operator_token[32];       /* sm.Revoke, sm.Status */
   struct teex_sm__revoker *revoker; /* NULL: no chain to revoke on */
+  uv_timer_t prune;                 /* drops ended lease records */
 };
+
+#define PRUNE_INTERVAL_MS 60000
+
+static void on_prune(uv_timer_t *t) {
+  struct sm_server *s = t->data;
+  struct teex_err err;
+  if (teex_sm_prune_holdings(s->sm, (uint64_t)time(NULL), &err) != 0)
+    TEEX_WARN("sm", "ended leases not dropped", "reason=\"%s\"", err.msg);
+}
 
 int teex_sm_fresh_nonce(struct teex_tls_conn *c, const char *method,
                         uint8_t nonce[32], struct teex_err *err) {
@@ -806,6 +816,10 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
     teex_eth_address_hex(a, hex);
     TEEX_INFO("sm", "revocations submitted on chain", "account=%s", hex);
   }
+  uv_timer_init(&loop, &s.prune);
+  s.prune.data = &s;
+  uv_timer_start(&s.prune, on_prune, PRUNE_INTERVAL_MS, PRUNE_INTERVAL_MS);
+  uv_unref((uv_handle_t *)&s.prune);
   s.started_ms = teex_rpc_now(&loop);
   uv_signal_init(&loop, &s.sigterm);
   uv_signal_init(&loop, &s.sigint);
@@ -842,6 +856,8 @@ out:
     teex_rpc_server_close(s.client_srv);
   teex_ratls_refresher_close(refresher);
   teex_sm__revoker_close(s.revoker);
+  if (s.prune.type == UV_TIMER) /* initialised (s was zeroed) */
+    uv_close((uv_handle_t *)&s.prune, NULL);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
   teex_tls_ctx_free(s.enclave_ctx);

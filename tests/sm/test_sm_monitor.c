@@ -174,11 +174,19 @@ static void test_holdings(void **state) {
   assert_null(find(&g, TEEX_SM_HELD_LEASE, 0x33, 0x44));
   assert_non_null(find(&g, TEEX_SM_HELD_LEASE, 0x33, 0x55));
 
-  /* A new lease drops ended ones from the store; across a restart. */
+  /* Pruning drops ended leases from the store (of every enclave), and
+   * keeps the rest; across a restart. */
   struct teex_sm_holding l3 = l1;
   memset(l3.sub, 0x77, 32);
   l3.expires_at = t0 + 1000;
   assert_int_equal(teex_sm_note_holding(f->sm, w, &l3, t0 + 600, &err), 0);
+  struct teex_sm_holding lo = l1;
+  lo.expires_at = t0 + 5;
+  assert_int_equal(teex_sm_note_holding(f->sm, other, &lo, t0, &err), 0);
+  memset(&g, 0, sizeof g);
+  assert_int_equal(teex_sm_holdings(f->sm, w, 0, collect, &g, &err), 0);
+  assert_int_equal(g.n, 5); /* before pruning, "now" 0 shows them all */
+  assert_int_equal(teex_sm_prune_holdings(f->sm, t0 + 600, &err), 0);
   reopen(f);
   memset(&g, 0, sizeof g);
   assert_int_equal(teex_sm_holdings(f->sm, w, 0, collect, &g, &err), 0);
@@ -186,9 +194,10 @@ static void test_holdings(void **state) {
   assert_non_null(find(&g, TEEX_SM_HELD_LEASE, 0x33, 0x77));
   assert_null(find(&g, TEEX_SM_HELD_LEASE, 0x33, 0x55));
 
-  /* Nothing is attributed to another enclave. */
+  /* Nothing of w is attributed to another enclave (whose ended lease was
+   * pruned too). */
   memset(&g, 0, sizeof g);
-  assert_int_equal(teex_sm_holdings(f->sm, other, t0, collect, &g, &err), 0);
+  assert_int_equal(teex_sm_holdings(f->sm, other, 0, collect, &g, &err), 0);
   assert_int_equal(g.n, 0);
 }
 
