@@ -220,6 +220,15 @@ void teex_sm__on_lease_data_key(struct teex_rpc_call *call, const uint8_t *p,
     rc =
         teex_sm_lease_data_key(ctx->sm, &r, &t, (uint64_t)time(NULL), &l, &err);
   if (rc == 0) {
+    /* Recorded before it leaves: the SM never gave what it cannot show. */
+    struct teex_sm_holding h = {.kind = TEEX_SM_HELD_LEASE,
+                                .expires_at = l.expires_at};
+    memcpy(h.id, r.dataset_ids + 32 * r.index, 32);
+    memcpy(h.sub, r.assignment.task_id, 32);
+    rc =
+        teex_sm_note_holding(ctx->sm, r.worker, &h, (uint64_t)time(NULL), &err);
+  }
+  if (rc == 0) {
     Teex__Sm__LeaseDataKeyResponse resp =
         TEEX__SM__LEASE_DATA_KEY_RESPONSE__INIT;
     resp.data_key = (ProtobufCBinaryData){32, l.data_key};
@@ -240,15 +249,6 @@ void teex_sm__on_lease_data_key(struct teex_rpc_call *call, const uint8_t *p,
     teex_hex_encode(r.dataset_ids + 32 * r.index, 32, ds);
     TEEX_INFO("sm", "data key leased", "worker=%s dataset=%s uses=%u", who, ds,
               l.uses);
-    struct teex_sm_holding h = {.kind = TEEX_SM_HELD_LEASE,
-                                .expires_at = l.expires_at};
-    memcpy(h.id, r.dataset_ids + 32 * r.index, 32);
-    memcpy(h.sub, r.assignment.task_id, 32);
-    struct teex_err e2;
-    if (teex_sm_note_holding(ctx->sm, r.worker, &h, (uint64_t)time(NULL),
-                             &e2) != 0)
-      TEEX_WARN("sm", "holding not recorded", "worker=%s reason=\"%s\"", who,
-                e2.msg);
   } else {
     TEEX_WARN("sm", "data key lease refused", "peer=%s reason=\"%s\"",
               teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);

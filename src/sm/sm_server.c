@@ -314,21 +314,18 @@ static void on_fetch_keys(struct teex_rpc_call *call, const uint8_t *p,
     resp.ds_grant = (ProtobufCBinaryData){grant_len, grant};
     resp.ds_grant_expires = expires;
   }
+  /* Recorded before it leaves: the SM never gave what it cannot show. */
+  struct teex_sm_holding h = {.kind = TEEX_SM_HELD_SERVICE,
+                              .expires_at = expires};
+  memcpy(h.id, req->service_id.data, 32);
+  memcpy(h.sub, req->image_hash.data, 32);
+  if ((rc = teex_sm_note_holding(s->sm, id.binding.eth_address, &h,
+                                 (uint64_t)time(NULL), &err)) != 0)
+    goto out;
   respond_msg(call, &resp.base);
   char who[43];
   teex_eth_address_hex(id.binding.eth_address, who);
   TEEX_INFO("sm", "keys released", "worker=%s version=%u", who, keys.version);
-  {
-    struct teex_sm_holding h = {.kind = TEEX_SM_HELD_SERVICE,
-                                .expires_at = expires};
-    memcpy(h.id, req->service_id.data, 32);
-    memcpy(h.sub, req->image_hash.data, 32);
-    struct teex_err e2;
-    if (teex_sm_note_holding(s->sm, id.binding.eth_address, &h,
-                             (uint64_t)time(NULL), &e2) != 0)
-      TEEX_WARN("sm", "holding not recorded", "worker=%s reason=\"%s\"", who,
-                e2.msg);
-  }
 out:
   if (rc != 0) {
     TEEX_WARN("sm", "key release refused", "peer=%s reason=\"%s\"",
@@ -393,19 +390,18 @@ static void on_ds_group_key(struct teex_rpc_call *call, const uint8_t *p,
   if (rc == 0)
     rc = teex_sm_ds_group_key(s->sm, req->group_id.data, key, &err);
   if (rc == 0) {
+    struct teex_sm_holding h = {.kind = TEEX_SM_HELD_GROUP};
+    memcpy(h.id, req->group_id.data, 16);
+    rc = teex_sm_note_holding(s->sm, id.binding.eth_address, &h,
+                              (uint64_t)time(NULL), &err);
+  }
+  if (rc == 0) {
     Teex__Sm__DsGroupKeyResponse resp = TEEX__SM__DS_GROUP_KEY_RESPONSE__INIT;
     resp.group_key = (ProtobufCBinaryData){32, key};
     respond_msg(call, &resp.base);
     char gid[33];
     teex_hex_encode(req->group_id.data, 16, gid);
     TEEX_INFO("sm", "ds group key released", "group=%s", gid);
-    struct teex_sm_holding h = {.kind = TEEX_SM_HELD_GROUP};
-    memcpy(h.id, req->group_id.data, 16);
-    struct teex_err e2;
-    if (teex_sm_note_holding(s->sm, id.binding.eth_address, &h,
-                             (uint64_t)time(NULL), &e2) != 0)
-      TEEX_WARN("sm", "holding not recorded", "group=%s reason=\"%s\"", gid,
-                e2.msg);
   } else {
     TEEX_WARN("sm", "ds group key refused", "peer=%s reason=\"%s\"",
               teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);
