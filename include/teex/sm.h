@@ -134,6 +134,13 @@ int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
                    const uint8_t *value, const char *reason, uint64_t now,
                    struct teex_err *err);
 
+/* Whether value (an enclave address, or a measurement) is revoked: 0 and
+ * *at, reason filled when it is, TEEX_ENOTFOUND when not. */
+int teex_sm_revocation_of(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
+                          const uint8_t *value, uint64_t *at,
+                          char reason[TEEX_SM_REASON_MAX + 1],
+                          struct teex_err *err);
+
 /* The SM's EIP-712 EnclaveRevocation signature for enclave (settlement v1,
  * the registration domain): anyone may submit it to the EnclaveRegistry,
  * which then refuses the address for good. */
@@ -393,6 +400,13 @@ int teex_sm_chain_revocation_result(struct teex_sm *sm,
 int teex_sm_chain_revocation_get(struct teex_sm *sm, const uint8_t enclave[20],
                                  struct teex_sm_chain_revocation *out,
                                  struct teex_err *err);
+
+/* Calls cb for every revocation queued for the chain, pending or
+ * confirmed; cb returning non-zero stops. */
+int teex_sm_chain_revocations(
+    struct teex_sm *sm,
+    int (*cb)(const struct teex_sm_chain_revocation *r, void *arg), void *arg,
+    struct teex_err *err);
 
 /* Calls cb for every pending revocation; cb returning non-zero stops. */
 int teex_sm_chain_revocations_pending(

@@ -452,6 +452,13 @@ int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
   return 0;
 }
 
+int teex_sm_revocation_of(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
+                          const uint8_t *value, uint64_t *at,
+                          char reason[TEEX_SM_REASON_MAX + 1],
+                          struct teex_err *err) {
+  return revocation(sm, kind, value, at, reason, err);
+}
+
 int teex_sm_sign_revocation(const struct teex_sm *sm, const uint8_t enclave[20],
                             uint8_t sig[65]) {
   uint8_t digest[32];

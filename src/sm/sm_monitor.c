@@ -392,6 +392,7 @@ int teex_sm_chain_revocation_result(struct teex_sm *sm,
 struct pending_ctx {
   int (*cb)(const struct teex_sm_chain_revocation *r, void *arg);
   void *arg;
+  int all; /* confirmed ones too */
 };
 
 static int pending_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
@@ -400,7 +401,7 @@ static int pending_cb(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
   size_t pl = strlen(ONREV_PREFIX), n;
   struct teex_sm_chain_revocation r;
   if (kl != pl + 40 || vl < ONREV_HDR || vl > ONREV_REC_MAX ||
-      v[0] != TEEX_SM_CHAIN_PENDING)
+      (!c->all && v[0] != TEEX_SM_CHAIN_PENDING))
     return 0;
   char hex[41];
   memcpy(hex, k + pl, 40);
@@ -421,6 +422,14 @@ int teex_sm_chain_revocations_pending(
     struct teex_sm *sm,
     int (*cb)(const struct teex_sm_chain_revocation *r, void *arg), void *arg,
     struct teex_err *err) {
-  struct pending_ctx c = {cb, arg};
+  struct pending_ctx c = {cb, arg, 0};
+  return rec_scan(sm, ONREV_PREFIX, 0, pending_cb, &c, err);
+}
+
+int teex_sm_chain_revocations(
+    struct teex_sm *sm,
+    int (*cb)(const struct teex_sm_chain_revocation *r, void *arg), void *arg,
+    struct teex_err *err) {
+  struct pending_ctx c = {cb, arg, 1};
   return rec_scan(sm, ONREV_PREFIX, 0, pending_cb, &c, err);
 }

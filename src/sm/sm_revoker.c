@@ -13,6 +13,7 @@
 #include "teex/eth_sender.h"
 #include "teex/log.h"
 #include "teex/mem.h"
+#include "teex/statements.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,9 +96,22 @@ static void rv_work(uv_work_t *w) {
     int x = teex_chain_revoke_enclave(r->sender, &r->addrs, it->enclave,
                                       it->sig, REVOKER_TX_TIMEOUT_MS, &e);
     /* Revoked already (by us before a restart, or by anyone holding the
-     * signature): the registry says what we wanted. */
+     * signature): the registry says what we wanted. Either way it is
+     * confirmed only once the registry reads it inactive in both roles (a
+     * transaction to a wrong address is mined too). */
     if (x == 0 || strstr(e.msg, "EnclaveWasRevoked") != NULL) {
-      it->confirmed = 1;
+      int as_worker = 1, as_disp = 1;
+      teex_err_clear(&e);
+      if (teex_chain_enclave_active(r->rpc, &r->addrs, it->enclave,
+                                    TEEX_ENCLAVE_WORKER, &as_worker, &e) == 0 &&
+          teex_chain_enclave_active(r->rpc, &r->addrs, it->enclave,
+                                    TEEX_ENCLAVE_DISPATCHER, &as_disp,
+                                    &e) == 0 &&
+          !as_worker && !as_disp)
+        it->confirmed = 1;
+      else
+        snprintf(it->error, sizeof it->error, "mined, but the registry %s",
+                 e.msg[0] ? e.msg : "still reads it active");
     } else {
       snprintf(it->error, sizeof it->error, "%s", e.msg);
       if (x == TEEX_ECONN || x == TEEX_ETIMEDOUT) {

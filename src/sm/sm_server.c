@@ -607,6 +607,22 @@ static int status_monitor(struct sm_server *s, const struct teex_sm_enclave *e,
   return 0;
 }
 
+struct unseen_ctx {
+  struct status_rows *r;
+  size_t seen; /* rows from enclave records */
+};
+
+static int unseen_row(const struct teex_sm_chain_revocation *c, void *arg) {
+  struct unseen_ctx *u = arg;
+  for (size_t i = 0; i < u->seen; i++)
+    if (memcmp(u->r->e[i].address, c->enclave, 20) == 0)
+      return 0;
+  struct teex_sm_enclave e;
+  memset(&e, 0, sizeof e);
+  memcpy(e.address, c->enclave, 20);
+  return status_row(&e, u->r);
+}
+
 static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                       void *arg) {
   struct sm_server *s = arg;
@@ -627,6 +643,20 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   int rc = check_operator(s, &req->operator_token, &err);
   if (rc == 0)
     rc = teex_sm_enclaves(s->sm, status_row, &r, &err);
+  /* Revoked addresses the SM never checked (revoked ahead, or known only
+   * on chain) have no enclave record: a row each, for their chain state. */
+  size_t seen = r.n;
+  struct unseen_ctx uc = {&r, seen};
+  if (rc == 0)
+    rc = teex_sm_chain_revocations(s->sm, unseen_row, &uc, &err);
+  for (size_t i = seen; rc == 0 && i < r.n; i++) {
+    r.e[i].revoked = 1;
+    snprintf(r.e[i].role, sizeof r.e[i].role, "unseen");
+    int x = teex_sm_revocation_of(s->sm, TEEX_SM_REVOKE_ENCLAVE, r.e[i].address,
+                                  &r.e[i].revoked_at, r.e[i].reason, &err);
+    if (x != 0 && x != TEEX_ENOTFOUND)
+      rc = x;
+  }
   if (rc == 0 && r.n > 0) {
     rows = calloc(r.n, sizeof *rows);
     ptrs = calloc(r.n, sizeof *ptrs);

@@ -6,7 +6,9 @@
  * operator's `teex sm revoke` / `teex sm status` against the running SM. */
 #include "testutil.h"
 
+#include "teex/chain.h"
 #include "teex/config.h"
+#include "teex/eth_sender.h"
 #include "teex/crypto.h"
 #include "teex/image.h"
 #include "teex/proto/sm.pb-c.h"
@@ -34,6 +36,9 @@ struct fx {
   int pid;
   const char *cert_refresh; /* --cert-refresh for the next start, or NULL */
   const char *attest_valid; /* --attest-valid for the next start, or NULL */
+  const char *ereg;         /* --enclave-registry (NULL: EREG) */
+  const char *chain_rpc;    /* --chain-rpc for the next start, or NULL */
+  int chain_up;             /* `teex chain up --dir DIR` ran: down at end */
   int client_port, enclave_port;
   struct teex_tee *worker;
   struct teex_tee_policy sm_policy; /* what clients require of the SM */
@@ -74,15 +79,25 @@ static void start_sm(struct fx *f) {
                   "--service-registry",
                   SREG,
                   "--enclave-registry",
-                  EREG,
+                  f->ereg != NULL ? (char *)f->ereg : EREG,
                   "--ready-file",
                   f->ready,
                   NULL,
                   NULL,
                   NULL,
                   NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
                   NULL};
-  size_t end = sizeof argv / sizeof *argv - 5;
+  size_t end = sizeof argv / sizeof *argv - 9;
+  if (f->chain_rpc != NULL) {
+    argv[end++] = "--chain-rpc";
+    argv[end++] = (char *)f->chain_rpc;
+    argv[end++] = "--chain-retry";
+    argv[end++] = "200";
+  }
   if (f->cert_refresh != NULL) {
     argv[end++] = "--cert-refresh";
     argv[end++] = (char *)f->cert_refresh;
@@ -149,6 +164,14 @@ static int teardown(void **state) {
   struct fx *f = *state;
   if (f->pid > 0)
     tu_stop(f->pid, SIGKILL, 1000);
+  if (f->chain_up) {
+    char *down[] = {
+        (char *)tu_teex_bin(), "chain", "down", "--dir", f->dir, NULL};
+    char *o = NULL, *e = NULL;
+    tu_run(down, NULL, 0, &o, &e);
+    free(o);
+    free(e);
+  }
   teex_tee_close(f->worker);
   tu_rmtree(f->dir);
   free(f->dir);
@@ -602,6 +625,12 @@ static void check_revocation_line(struct fx *f, const char *out,
   assert_memory_equal(signer, sm, 20);
 }
 
+static const char *sm_enclave_addr(struct fx *f) {
+  static char a[64];
+  snprintf(a, sizeof a, "127.0.0.1:%d", f->enclave_port);
+  return a;
+}
+
 /* The operator's policy for the SM (what `teex sm status` checks) in pol. */
 static void write_op_policy(struct fx *f, char pol[4096]) {
   char text[1024], root_hex[65], sm_hex[65];
@@ -741,6 +770,171 @@ static void test_attestation_window(void **state) {
   assert_non_null(strstr(err.msg, "enclave revoked"));
   worker_free(&lapsed);
   worker_free(&renewing);
+}
+
+/* The SM submits revocations to the EnclaveRegistry itself (a real anvil
+ * node, `teex chain up`): a registered worker revoked at the SM becomes
+ * inactive on chain from the SM's own account and status says
+ * chain=confirmed; an address that never registered stays pending with
+ * the registry's reason, retried; the daemon stops cleanly with the
+ * retries under way (so, in the ASan build, no leak or use after free in
+ * the revoker's thread-pool job). */
+static void test_chain_revocation(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  char *out = NULL, *errout = NULL, pol[4096], conf[4096], ereg[43], url[128];
+  int up = -1;
+  for (int i = 0; i < 5 && up != 0; i++) {
+    char port[16];
+    uint8_t rb[2];
+    teex_random(rb, 2);
+    snprintf(port, sizeof port, "%d", 20000 + (rb[0] << 8 | rb[1]) % 12000);
+    char *argv[] = {(char *)tu_teex_bin(),
+                    "chain",
+                    "up",
+                    "--dir",
+                    f->dir,
+                    "--port",
+                    port,
+                    NULL};
+    up = tu_run(argv, NULL, 0, &out, &errout);
+    free(out);
+    free(errout);
+  }
+  assert_int_equal(up, 0);
+  f->chain_up = 1;
+  uint8_t sm_addr[20];
+  char sm_hex[43];
+  struct teex_config c;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, f->ready, &err), 0);
+  assert_int_equal(
+      teex_eth_address_parse(teex_config_get(&c, "address", ""), sm_addr), 0);
+  teex_config_free(&c);
+  teex_eth_address_hex(sm_addr, sm_hex);
+  char *deploy[] = {(char *)tu_teex_bin(),
+                    "chain",
+                    "deploy",
+                    "--dir",
+                    f->dir,
+                    "--sm",
+                    sm_hex,
+                    NULL};
+  if (tu_run(deploy, NULL, 0, &out, &errout) != 0)
+    fail_msg("deploy: %s", errout);
+  free(out);
+  free(errout);
+  snprintf(conf, sizeof conf, "%s/chain.conf", f->dir);
+  struct teex_chain_addrs ca;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, conf, &err), 0);
+  assert_int_equal(teex_chain_addrs_from_config(&c, &ca, &err), 0);
+  snprintf(url, sizeof url, "%s", teex_config_get(&c, "rpc_url", ""));
+  teex_config_free(&c);
+  teex_eth_address_hex(ca.enclave_registry, ereg);
+
+  /* The SM with the chain, for those contracts. */
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  f->ereg = ereg;
+  f->chain_rpc = url;
+  start_sm(f);
+  write_op_policy(f, pol);
+
+  /* Anvil's account 0 (a public dev key) funds the SM and pays for the
+   * worker's registration, as `teex up` does. */
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *dev = NULL;
+  uint8_t dev_sk[32];
+  size_t n;
+  assert_int_equal(
+      teex_hex_decode(
+          "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+          dev_sk, 32, &n),
+      0);
+  assert_int_equal(teex_eth_rpc_open(url, NULL, &rpc, &err), 0);
+  teex_chain_use_errors(rpc);
+  assert_int_equal(teex_eth_sender_new(rpc, dev_sk, NULL, &dev, &err), 0);
+  struct teex_eth_request tx;
+  memset(&tx, 0, sizeof tx);
+  tx.has_to = 1;
+  memcpy(tx.to, sm_addr, 20);
+  teex_u256_from_u64(tx.value, 1000000000000000000ull);
+  tx.gas_limit = 21000;
+  struct teex_eth_receipt rcpt;
+  if (teex_eth_sender_transact(dev, &tx, 60000, &rcpt, &err) != 0)
+    fail_msg("fund the SM: %s", err.msg);
+  teex_eth_receipt_clear(&rcpt);
+
+  /* A worker registers with the SM and (its operator) on chain. */
+  struct worker_conn w;
+  assert_int_equal(connect_worker(f, f->worker, &w, &err), 0);
+  struct teex_enclave_registration reg;
+  if (teex_sm_client_register(f->worker, w.cert, w.key, w.secp_pub,
+                              sm_enclave_addr(f), &f->sm_policy, &reg,
+                              &err) != 0)
+    fail_msg("register with the SM: %s", err.msg);
+  if (teex_chain_register_enclave(dev, &ca, reg.enclave, reg.role,
+                                  reg.measurement, reg.issued_at, reg.signature,
+                                  0, &err) != 0)
+    fail_msg("register on chain: %s", err.msg);
+  int active = 0;
+  assert_int_equal(teex_chain_enclave_active(rpc, &ca, reg.enclave,
+                                             TEEX_ENCLAVE_WORKER, &active,
+                                             &err),
+                   0);
+  assert_true(active);
+  char hex_w[43], hex_x[43];
+  teex_eth_address_hex(reg.enclave, hex_w);
+  uint8_t stranger[20];
+  memset(stranger, 0x5c, 20);
+  teex_eth_address_hex(stranger, hex_x);
+
+  char *revoke_w[] = {"revoke", "--enclave", hex_w};
+  char *revoke_x[] = {"revoke", "--enclave", hex_x};
+  assert_int_equal(run_op(f, pol, revoke_w, 3, &out, &errout), 0);
+  free(out);
+  free(errout);
+  assert_int_equal(run_op(f, pol, revoke_x, 3, &out, &errout), 0);
+  free(out);
+  free(errout);
+  for (int i = 0; i < 300 && active; i++) {
+    usleep(100 * 1000);
+    assert_int_equal(teex_chain_enclave_active(rpc, &ca, reg.enclave,
+                                               TEEX_ENCLAVE_WORKER, &active,
+                                               &err),
+                     0);
+  }
+  assert_false(active);
+  /* Status: confirmed for w; pending, with the registry's reason and
+   * more than one attempt, for the address that never registered. */
+  char *status[] = {"status"};
+  int confirmed = 0, retried = 0;
+  for (int i = 0; i < 300 && !(confirmed && retried); i++) {
+    assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
+    char *copy = strdup(out);
+    confirmed = strstr(status_line(out, hex_w), "chain=confirmed") != NULL;
+    const char *lx = status_line(copy, hex_x);
+    retried = strstr(lx, "chain=pending chain_attempts=") != NULL &&
+              strstr(lx, "chain_attempts=1 ") == NULL &&
+              strstr(lx, "EnclaveNotRegistered") != NULL;
+    free(copy);
+    free(out);
+    free(errout);
+    if (!(confirmed && retried))
+      usleep(100 * 1000);
+  }
+  assert_true(confirmed);
+  assert_true(retried);
+  size_t ln;
+  char *log = (char *)tu_read_file(f->log, &ln);
+  assert_non_null(strstr(log, "revoked on chain"));
+  free(log);
+  /* A clean stop while the stranger's revocation is still being retried. */
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 10000), 0);
+  f->pid = 0;
+  worker_free(&w);
+  teex_eth_sender_free(dev);
+  teex_eth_rpc_close(rpc);
 }
 
 static void test_revoke_and_status(void **state) {
@@ -883,6 +1077,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_cert_refresh, setup, teardown),
       cmocka_unit_test_setup_teardown(test_attestation_window, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_chain_revocation, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
