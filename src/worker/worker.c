@@ -165,6 +165,7 @@ struct worker {
   uv_work_t reattest_work;
   int reattest_on, reattest_busy, reattest_rc;
   uint64_t attest_valid_until; /* what the SM said last (0: unknown) */
+  uint64_t reattest_every_s;   /* --reattest */
   struct teex_err reattest_err;
 };
 
@@ -1706,15 +1707,26 @@ static void reattest_work(uv_work_t *wk) {
     w->attest_valid_until = until;
 }
 
+static void on_reattest(uv_timer_t *t);
+
 static void reattest_done(uv_work_t *wk, int status) {
   struct worker *w = wk->data;
   w->reattest_busy = 0;
   if (status != 0)
     return;
-  if (w->reattest_rc == 0)
+  if (w->reattest_rc == 0) {
     TEEX_INFO("worker", "re-attested with the SM", "valid_until=%llu",
               (unsigned long long)w->attest_valid_until);
-  else
+    /* Well inside the SM's window, whatever the flag says: at most half of
+     * what is left of it. */
+    uint64_t now = (uint64_t)time(NULL), next = w->reattest_every_s;
+    if (w->attest_valid_until > now && (w->attest_valid_until - now) / 2 < next)
+      next = (w->attest_valid_until - now) / 2;
+    if (next == 0)
+      next = 1;
+    if (w->reattest_on && !w->stopping)
+      uv_timer_start(&w->reattest, on_reattest, next * 1000, next * 1000);
+  } else
     TEEX_ERROR("worker", "re-attestation refused or failed",
                "measurement=%s reason=\"%s\"", w->measurement_hex,
                w->reattest_err.msg);
@@ -1836,10 +1848,12 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
   if (!cfg->no_reattest) {
     unsigned every =
         cfg->reattest_s ? cfg->reattest_s : TEEX_WORKER_REATTEST_DEFAULT_S;
+    w.reattest_every_s = every;
     uv_timer_init(&loop, &w.reattest);
     w.reattest.data = &w;
-    uv_timer_start(&w.reattest, on_reattest, (uint64_t)every * 1000,
-                   (uint64_t)every * 1000);
+    /* The first one soon, to learn the SM's window; then every `every`
+     * seconds, or sooner when the window asks (reattest_done). */
+    uv_timer_start(&w.reattest, on_reattest, 1000, (uint64_t)every * 1000);
     w.reattest_on = 1;
   }
   if ((rc = write_ready(&w, err)) != 0)
