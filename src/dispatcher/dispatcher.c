@@ -877,16 +877,24 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     goto out;
   /* Nothing from a worker revoked on chain is settled: its receipt is
    * refused (the task then fails at its deadline and costs the user
-   * nothing). A chain that cannot be read refuses for now; the worker
-   * reports again. */
+   * nothing). A chain that cannot be read is no verdict: the receipt of a
+   * worker the registry said active at the last read is recorded (it
+   * settles once the chain is back); of one never read, refused for now
+   * (the worker reports again). */
   {
     struct dsp_worker *pw = worker_by_addr(d, peer);
-    if ((rc = worker_on_chain(d, peer, pw, &err)) != 0) {
-      if (rc == TEEX_EPERM && pw != NULL)
-        drop_worker(d, pw);
-      teex_err_wrap(&err, rc, "receipt refused");
+    struct teex_err cerr;
+    teex_err_clear(&cerr);
+    int crc = worker_on_chain(d, peer, pw, &cerr);
+    if (crc == TEEX_EPERM && pw != NULL)
+      drop_worker(d, pw);
+    if (crc != 0 && (crc == TEEX_EPERM || pw == NULL || pw->chain_ok_ms == 0)) {
+      rc = teex_err_set(&err, crc, "receipt refused: %s", cerr.msg);
       goto out;
     }
+    if (crc != 0)
+      TEEX_WARN("dispatcher", "receipt recorded on the last registry read",
+                "reason=\"%s\"", cerr.msg);
   }
   rc = teex_ledger_complete(d->ledger, r.task_id);
   if (rc != 0) {
