@@ -148,6 +148,8 @@ void teex_dispatcher_batch_id(const uint8_t dispatcher[20], uint64_t seq,
 
 /* ---- the daemon ---- */
 
+#define TEEX_DISPATCHER_WORKER_RECHECK_DEFAULT_S 10u
+
 struct teex_dispatcher_config {
   struct teex_tee *tee;               /* role "dispatcher"; borrowed */
   const char *state_dir;              /* sealed store (created) */
@@ -167,6 +169,11 @@ struct teex_dispatcher_config {
   uint32_t receipt_grace_s;           /* after expiry a task fails; 0: 60 */
   uint32_t max_workers;               /* 0: 10000 */
   uint32_t max_tasks;                 /* 0: 100000 */
+  /* With a chain that has worker_active: a registered worker is read
+   * again from the EnclaveRegistry at most this often (seconds; 0:
+   * TEEX_DISPATCHER_WORKER_RECHECK_DEFAULT_S), at its heartbeats and receipts;
+   * once revoked there it is dropped and its receipts refused. */
+  uint32_t worker_recheck_s;
   /* When sm_addr is set: at start, get this dispatcher's EnclaveRegistration
    * signed by the SM (its enclave endpoint, verified against sm_policy) and
    * write it to registration_file for the operator to submit on chain. */

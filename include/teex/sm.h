@@ -26,7 +26,13 @@ struct teex_sm_config {
   struct teex_domain listing;      /* chain id + ServiceRegistry address */
   struct teex_domain registration; /* chain id + EnclaveRegistry address */
   struct teex_tee_policy policy;   /* what enclaves must prove */
+  /* How long an enclave's attestation (sm.Attest, or its first check)
+   * lets it receive keys and leases (0: TEEX_SM_ATTEST_VALID_DEFAULT_S);
+   * see teex_sm_check_attestation. */
+  uint32_t attest_valid_s;
 };
+
+#define TEEX_SM_ATTEST_VALID_DEFAULT_S (4u * 3600)
 
 /* Opens the SM over tee (role "sm"): its sealed store (sealing key of the
  * signer policy, so a newer build of the same signer keeps the keys) and its
@@ -129,6 +135,13 @@ enum teex_sm_revoke_kind {
 int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
                    const uint8_t *value, const char *reason, uint64_t now,
                    struct teex_err *err);
+
+/* Whether value (an enclave address, or a measurement) is revoked: 0 and
+ * *at, reason filled when it is, TEEX_ENOTFOUND when not. */
+int teex_sm_revocation_of(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
+                          const uint8_t *value, uint64_t *at,
+                          char reason[TEEX_SM_REASON_MAX + 1],
+                          struct teex_err *err);
 
 /* The SM's EIP-712 EnclaveRevocation signature for enclave (settlement v1,
  * the registration domain): anyone may submit it to the EnclaveRegistry,
@@ -307,5 +320,138 @@ int teex_sm_use_ds(struct teex_sm *sm, const struct teex_ds_client_config *cc,
 
 /* "local" or "tee-ds". */
 const char *teex_sm_state_backend(const struct teex_sm *sm);
+
+/* ---- the monitor's records (src/sm/sm_monitor.c) ----
+ * What the SM knows of each enclave beyond its enc/ record: its standing
+ * attestation (renewed on the enclave's timer with sm.Attest), what it was
+ * given, and whether its revocation reached the chain. */
+
+/* The validity window in force (cfg.attest_valid_s or the default). */
+uint32_t teex_sm_attest_valid(const struct teex_sm *sm);
+
+/* Records an attestation of enclave at now: fresh evidence that
+ * teex_sm_check_enclave accepted (sm.Attest, sm.RegisterEnclave,
+ * sm.DsGroupKey). Starts a new validity window; *valid_until (may be NULL)
+ * is its end. */
+int teex_sm_note_attestation(struct teex_sm *sm, const uint8_t enclave[20],
+                             uint64_t now, uint64_t *valid_until,
+                             struct teex_err *err);
+
+/* Whether enclave may receive a key or a lease at now: its last
+ * attestation is less than teex_sm_attest_valid seconds old. An enclave
+ * never attested before is admitted, and this check is recorded as its
+ * first attestation. TEEX_EPOLICY "attestation expired at T (...)" when
+ * the window has passed: the enclave must call sm.Attest again. */
+int teex_sm_check_attestation(struct teex_sm *sm, const uint8_t enclave[20],
+                              uint64_t now, struct teex_err *err);
+
+/* As teex_sm_ds_grant, but the grant also ends with worker's attestation
+ * window (at most TEEX_SM_DS_GRANT_TTL_S from now): a worker that stops
+ * re-attesting, or is revoked and so cannot, loses teex.kv access when its
+ * window closes. TEEX_ECRYPTO. */
+int teex_sm_ds_grant_bounded(struct teex_sm *sm, const uint8_t service_id[32],
+                             const uint8_t worker[20], uint64_t now,
+                             uint8_t *out, size_t *out_len,
+                             uint64_t *expires_at, struct teex_err *err);
+
+/* The time of enclave's last attestation (0 when none). */
+int teex_sm_attested_at(struct teex_sm *sm, const uint8_t enclave[20],
+                        uint64_t *at, struct teex_err *err);
+
+/* What an enclave was given. */
+enum teex_sm_held_kind {
+  TEEX_SM_HELD_SERVICE = 1, /* service keys and image key: id = service id,
+                               sub = image hash; expires_at = end of the
+                               TEE-DS grant that came with them */
+  TEEX_SM_HELD_LEASE = 2,   /* a data key: id = dataset id, sub = task id;
+                               expires_at = end of the lease */
+  TEEX_SM_HELD_GROUP = 3,   /* a TEE-DS group key: id = group id (16 bytes,
+                               zero-padded) */
+};
+
+struct teex_sm_holding {
+  uint8_t kind; /* enum teex_sm_held_kind */
+  uint8_t id[32];
+  uint8_t sub[32];
+  uint64_t first_at;   /* first release */
+  uint64_t last_at;    /* latest release */
+  uint64_t expires_at; /* 0: does not expire */
+};
+
+/* Records that h was released to enclave at now (a repeat updates last_at
+ * and expires_at). One write; ended leases stay until
+ * teex_sm_prune_holdings. */
+int teex_sm_note_holding(struct teex_sm *sm, const uint8_t enclave[20],
+                         const struct teex_sm_holding *h, uint64_t now,
+                         struct teex_err *err);
+
+/* Drops every lease record that ended by now (one scan of all holdings, in
+ * one transaction; the daemon runs it every minute). */
+int teex_sm_prune_holdings(struct teex_sm *sm, uint64_t now,
+                           struct teex_err *err);
+
+/* Calls cb for what enclave holds at now: every service and group key it
+ * was given (those cannot be taken back) and its unexpired leases. cb
+ * returning non-zero stops. */
+int teex_sm_holdings(struct teex_sm *sm, const uint8_t enclave[20],
+                     uint64_t now,
+                     int (*cb)(const struct teex_sm_holding *h, void *arg),
+                     void *arg, struct teex_err *err);
+
+/* Where an enclave's revocation stands on chain. */
+enum teex_sm_chain_state {
+  TEEX_SM_CHAIN_NONE = 0,      /* not revoked, or no chain configured */
+  TEEX_SM_CHAIN_PENDING = 1,   /* to be submitted, or being retried */
+  TEEX_SM_CHAIN_CONFIRMED = 2, /* EnclaveRegistry.revoke mined */
+};
+
+struct teex_sm_chain_revocation {
+  uint8_t enclave[20];
+  uint8_t state;     /* enum teex_sm_chain_state */
+  uint32_t attempts; /* submissions tried */
+  uint64_t updated;  /* last attempt or confirmation */
+  char last_error[TEEX_SM_REASON_MAX + 1];
+};
+
+/* Queues enclave's revocation for submission (a no-op when queued or
+ * confirmed already). */
+int teex_sm_chain_revocation_queue(struct teex_sm *sm,
+                                   const uint8_t enclave[20], uint64_t now,
+                                   struct teex_err *err);
+
+/* Records an attempt: confirmed, or failed with error (kept pending). */
+int teex_sm_chain_revocation_result(struct teex_sm *sm,
+                                    const uint8_t enclave[20], int confirmed,
+                                    const char *error, uint64_t now,
+                                    struct teex_err *err);
+
+/* The record of enclave (state NONE when there is none). */
+int teex_sm_chain_revocation_get(struct teex_sm *sm, const uint8_t enclave[20],
+                                 struct teex_sm_chain_revocation *out,
+                                 struct teex_err *err);
+
+/* Calls cb for every revocation queued for the chain, pending or
+ * confirmed; cb returning non-zero stops. */
+int teex_sm_chain_revocations(
+    struct teex_sm *sm,
+    int (*cb)(const struct teex_sm_chain_revocation *r, void *arg), void *arg,
+    struct teex_err *err);
+
+/* Calls cb for every pending revocation; cb returning non-zero stops. */
+int teex_sm_chain_revocations_pending(
+    struct teex_sm *sm,
+    int (*cb)(const struct teex_sm_chain_revocation *r, void *arg), void *arg,
+    struct teex_err *err);
+
+/* The SM's secp256k1 secret key (internal: the daemon's chain account,
+ * which pays for the revocations it submits). Borrowed, locked memory. */
+const uint8_t *teex_sm__secp256k1_sk(const struct teex_sm *sm);
+
+/* The SM's sealed local store (internal): the bootstrap set, with the
+ * enclave records, revocations and the monitor's records
+ * (src/sm/sm_monitor.c), which stay local even when the rest of the state
+ * is in TEE-DS (they are read on the group-key path, before any group is
+ * up). */
+struct teex_store *teex_sm__local_store(struct teex_sm *sm);
 
 #endif

@@ -43,6 +43,16 @@ int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
                                 const uint8_t group_id[16],
                                 uint8_t group_key[32], struct teex_err *err);
 
+/* Re-attests this enclave with the SM (sm.Attest): fresh evidence over a
+ * new session, which renews the enclave's validity window. *valid_until
+ * gets its end (keys and leases are refused from then until the next
+ * attestation). The SM's refusal (revoked, not in its policy) comes back
+ * with its code and reason. */
+int teex_sm_client_attest(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+                          const uint8_t secp256k1_pub[64], const char *sm_addr,
+                          const struct teex_tee_policy *sm_policy,
+                          uint64_t *valid_until, struct teex_err *err);
+
 /* The statement file (key = value lines: enclave, role, measurement,
  * issued_at, signature), written atomically. */
 int teex_enclave_registration_write(const struct teex_enclave_registration *r,

@@ -42,6 +42,11 @@ struct teex_sm_server_config {
   const struct teex_tee_policy *ds_policy;
   const char *ds_ns;
   uint32_t ds_timeout_ms; /* per state operation; 0: 3000 */
+  /* With chain_rpc: revocations are submitted to the EnclaveRegistry from
+   * the SM's own enclave account (which must hold gas), retried every
+   * chain_retry_ms (0: 5000) until mined; no_chain_revoke turns it off. */
+  unsigned chain_retry_ms;
+  int no_chain_revoke;
 };
 
 #define TEEX_SM_OPERATOR_TOKEN_FILE "operator.token"

@@ -26,6 +26,7 @@
  * the worker remembers task ids until their assignment expires, so this
  * bounds that memory's lifetime (seconds). */
 #define TEEX_WORKER_MAX_ASSIGNMENT_TTL (24u * 3600u)
+#define TEEX_WORKER_REATTEST_DEFAULT_S 3600u
 
 /* The TLS exporter label of the SM's freshness proof (= TEEX_SM_FRESH_LABEL;
  * see include/teex/sm_server.h). */
@@ -69,6 +70,12 @@ struct teex_worker_config {
   const char *const *ds_replicas;
   size_t n_ds_replicas;
   const struct teex_tee_policy *ds_policy;
+  /* Re-attestation with the SM (sm.Attest) every reattest_s seconds (0:
+   * TEEX_WORKER_REATTEST_DEFAULT_S, a quarter of the SM's default validity
+   * window); no_reattest: never (the SM then refuses keys and leases once
+   * the window since registration has passed). */
+  unsigned reattest_s;
+  int no_reattest;
   unsigned slots;            /* executors per image; 0: 2 */
   int accept_weaker_sandbox; /* run executors without Landlock */
 };

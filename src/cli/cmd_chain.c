@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 
 #include "teex/chain.h"
+#include "teex/statements.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/mem.h"
@@ -576,12 +577,65 @@ done:
   return rc;
 }
 
+/* teex chain enclave ADDR: the EnclaveRegistry's word on one enclave. */
+static int chain_enclave(int argc, char **argv) {
+  static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                       {"rpc", required_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  const char *rpc_flag = NULL;
+  char dir[PATH_MAX];
+  int c, rc = TEEX_EXIT_FAIL;
+  struct teex_config cfg;
+  struct teex_err err = {0};
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_chain_addrs a;
+  uint8_t enclave[20];
+  teex_cli_data_dir(dir, sizeof dir);
+  optind = 0;
+  while ((c = getopt_long(argc, argv, "d:r:h", opts, NULL)) != -1) {
+    if (c == 'd')
+      snprintf(dir, sizeof dir, "%s", optarg);
+    else if (c == 'r')
+      rpc_flag = optarg;
+    else {
+      printf("usage: teex chain enclave ADDR [--dir DIR] [--rpc URL]\n\n"
+             "Shows whether the EnclaveRegistry holds ADDR as an active "
+             "worker\nor dispatcher (registered and not revoked).\n");
+      return c == 'h' ? TEEX_EXIT_OK : TEEX_EXIT_USAGE;
+    }
+  }
+  if (optind + 1 != argc || teex_eth_address_parse(argv[optind], enclave) != 0)
+    return teex_cli_fail("chain enclave: give one enclave address");
+  int worker = 0, dispatcher = 0;
+  if (load_chain_conf(dir, &cfg, &err) != 0 ||
+      teex_chain_addrs_from_config(&cfg, &a, &err) != 0 ||
+      open_rpc(rpc_url(&cfg, rpc_flag), &rpc, &err) != 0 ||
+      teex_chain_enclave_active(rpc, &a, enclave, TEEX_ENCLAVE_WORKER, &worker,
+                                &err) != 0 ||
+      teex_chain_enclave_active(rpc, &a, enclave, TEEX_ENCLAVE_DISPATCHER,
+                                &dispatcher, &err) != 0) {
+    teex_cli_fail("chain enclave: %s", teex_err_msg(&err));
+  } else {
+    char hex[43];
+    teex_eth_address_hex(enclave, hex);
+    printf("enclave=%s worker=%s dispatcher=%s\n", hex,
+           worker ? "active" : "inactive", dispatcher ? "active" : "inactive");
+    rc = TEEX_EXIT_OK;
+  }
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&cfg);
+  return rc;
+}
+
 static const struct teex_cli_cmd chain_cmds[] = {
     {"up", chain_up, "start the local development chain (anvil)"},
     {"down", chain_down, "stop the local development chain"},
     {"deploy", chain_deploy, "deploy the teex contracts, record addresses"},
     {"status", chain_status, "show the chain and the contracts"},
     {"services", chain_services, "list the services on chain (the app store)"},
+    {"enclave", chain_enclave,
+     "an enclave's registration: active worker or dispatcher"},
     {NULL, NULL, NULL},
 };
 

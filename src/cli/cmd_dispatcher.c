@@ -56,6 +56,10 @@ static const char run_usage[] =
     "  --max-tasks N             tasks held (running and unsettled; default\n"
     "                            100000)\n"
     "  --max-workers N           workers registered (default 10000)\n"
+    "  --worker-recheck S        with --chain-conf: read a worker's\n"
+    "                            registration again at most every S seconds\n"
+    "                            (default 10); once revoked on chain it gets\n"
+    "                            no tasks and its receipts are refused\n"
     "  --ready-file FILE         write ports and address here once serving\n"
     "  --cert-refresh SECONDS    renew the RA-TLS certificate this often\n"
     "                            (default 21600: a quarter of the default\n"
@@ -97,7 +101,8 @@ static int dispatcher_run(int argc, char **argv) {
     O_SM,
     O_SMPOL,
     O_REGOUT,
-    O_CERTREF
+    O_CERTREF,
+    O_RECHECK
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -118,6 +123,7 @@ static int dispatcher_run(int argc, char **argv) {
       {"ready-file", required_argument, NULL, O_READY},
       {"cert-refresh", required_argument, NULL, O_CERTREF},
       {"max-tasks", required_argument, NULL, O_MAXT},
+      {"worker-recheck", required_argument, NULL, O_RECHECK},
       {"max-workers", required_argument, NULL, O_MAXW},
       {"sm", required_argument, NULL, O_SM},
       {"sm-policy", required_argument, NULL, O_SMPOL},
@@ -215,6 +221,11 @@ static int dispatcher_run(int argc, char **argv) {
     case O_MAXT:
       if (parse_u32(optarg, &cfg.max_tasks) != 0 || cfg.max_tasks > 10000000)
         return teex_cli_fail("--max-tasks must be 1..10000000");
+      break;
+    case O_RECHECK:
+      if (parse_u32(optarg, &cfg.worker_recheck_s) != 0 ||
+          cfg.worker_recheck_s > 86400)
+        return teex_cli_fail("--worker-recheck must be 1..86400 seconds");
       break;
     case O_MAXW:
       if (parse_u32(optarg, &cfg.max_workers) != 0 || cfg.max_workers > 1000000)

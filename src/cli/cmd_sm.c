@@ -64,7 +64,14 @@ static const char run_usage[] =
     "  --ds-policy FILE          what the replicas must prove (role ds;\n"
     "                            default: policy.conf beside group.conf)\n"
     "  --ds-namespace NS         the group's namespace for the SM's role\n"
-    "                            (group.conf [enclaves]; default sm)\n";
+    "                            (group.conf [enclaves]; default sm)\n"
+    "  --attest-valid SECONDS    an enclave's attestation (sm.Attest) lets it\n"
+    "                            receive keys and leases this long (default\n"
+    "                            14400); workers re-attest well inside it\n"
+    "  --chain-retry MS          with --chain-rpc: revocations are submitted\n"
+    "                            to the EnclaveRegistry from the SM's own\n"
+    "                            account, retried this often (default 5000)\n"
+    "  --no-chain-revoke         do not submit revocations on chain\n";
 
 static int sm_run(int argc, char **argv) {
   enum {
@@ -82,7 +89,10 @@ static int sm_run(int argc, char **argv) {
     O_DREG,
     O_DSGROUP,
     O_DSPOL,
-    O_DSNS
+    O_DSNS,
+    O_ATTEST,
+    O_RETRY,
+    O_NOREV
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -100,6 +110,9 @@ static int sm_run(int argc, char **argv) {
       {"ds-group", required_argument, NULL, O_DSGROUP},
       {"ds-policy", required_argument, NULL, O_DSPOL},
       {"ds-namespace", required_argument, NULL, O_DSNS},
+      {"attest-valid", required_argument, NULL, O_ATTEST},
+      {"chain-retry", required_argument, NULL, O_RETRY},
+      {"no-chain-revoke", no_argument, NULL, O_NOREV},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
@@ -166,6 +179,24 @@ static int sm_run(int argc, char **argv) {
       break;
     case O_DSNS:
       cfg.ds_ns = optarg;
+      break;
+    case O_ATTEST: {
+      uint64_t secs;
+      if (teex_parse_u64(optarg, &secs) != 0 || secs == 0 ||
+          secs > 86400u * 365)
+        return teex_cli_fail("--attest-valid must be 1..31536000 seconds");
+      cfg.sm.attest_valid_s = (uint32_t)secs;
+      break;
+    }
+    case O_RETRY: {
+      uint64_t ms;
+      if (teex_parse_u64(optarg, &ms) != 0 || ms == 0 || ms > 3600000)
+        return teex_cli_fail("--chain-retry must be 1..3600000 ms");
+      cfg.chain_retry_ms = (unsigned)ms;
+      break;
+    }
+    case O_NOREV:
+      cfg.no_chain_revoke = 1;
       break;
     case 'h':
       fputs(run_usage, stdout);
@@ -514,8 +545,11 @@ static const char status_usage[] =
     "usage: teex sm status --sm-policy FILE [options]\n"
     "\n"
     "Shows the enclaves the running SM has checked: address, role,\n"
-    "measurement, first and last fresh attestation, and whether they are\n"
-    "trusted or revoked (when, why). Only the SM's operator can.\n"
+    "measurement, first and last fresh evidence, their standing attestation\n"
+    "and its validity window, whether they are trusted, expired (must\n"
+    "re-attest) or revoked (when, why, and whether the revocation is\n"
+    "confirmed on chain), and what each holds: service keys, live data-key\n"
+    "leases, TEE-DS group keys. Only the SM's operator can.\n"
     "\n" OP_USAGE_COMMON;
 
 static int sm_status(int argc, char **argv) {
@@ -563,7 +597,11 @@ static int sm_status(int argc, char **argv) {
   if (r == NULL)
     return teex_cli_fail("sm status: malformed answer");
   uint64_t now = (uint64_t)time(NULL);
-  printf("services %u, enclaves %zu\n", r->services, r->n_enclaves);
+  printf("services %u, enclaves %zu, attestation valid %us, revocations on "
+         "chain: %s\n",
+         r->services, r->n_enclaves, r->attest_valid,
+         r->chain_revocations ? "yes" : "no");
+  static const char *const chain_states[] = {"none", "pending", "confirmed"};
   for (size_t i = 0; i < r->n_enclaves; i++) {
     const Teex__Sm__EnclaveStatus *e = r->enclaves[i];
     if (e->address.len != 20 || e->measurement.len != 32)
@@ -572,16 +610,66 @@ static int sm_status(int argc, char **argv) {
     teex_eth_address_hex(e->address.data, addr);
     teex_hex_encode(e->measurement.data, 32, mr);
     printf("enclave=%s role=%s measurement=%s first_seen=%llu "
-           "last_attested=%llu age=%llus ",
+           "last_attested=%llu age=%llus attested_at=%llu "
+           "attest_valid_until=%llu ",
            addr, e->role, mr, (unsigned long long)e->first_seen,
            (unsigned long long)e->last_attested,
            (unsigned long long)(now > e->last_attested ? now - e->last_attested
-                                                       : 0));
+                                                       : 0),
+           (unsigned long long)e->attested_at,
+           (unsigned long long)e->attest_valid_until);
     if (e->revoked)
-      printf("state=revoked revoked_at=%llu reason=\"%s\"\n",
-             (unsigned long long)e->revoked_at, e->reason);
+      printf("state=revoked revoked_at=%llu reason=\"%s\" chain=%s",
+             (unsigned long long)e->revoked_at, e->reason,
+             chain_states[e->chain_state < 3 ? e->chain_state : 0]);
+    else if (e->attest_valid_until != 0 && now >= e->attest_valid_until)
+      printf("state=expired");
     else
-      printf("state=trusted\n");
+      printf("state=trusted");
+    if (e->revoked && e->chain_state == 1 && e->chain_error[0] != '\0')
+      printf(" chain_attempts=%u chain_error=\"%s\"", e->chain_attempts,
+             e->chain_error);
+    printf(" holds=%zu\n", e->n_holdings);
+    /* What it holds: one indented line each. */
+    for (size_t k = 0; k < e->n_holdings; k++) {
+      const Teex__Sm__Holding *h = e->holdings[k];
+      if (h->id.len != 32 || h->sub.len != 32)
+        continue;
+      char id[65], sub[65];
+      teex_hex_encode(h->id.data, 32, id);
+      teex_hex_encode(h->sub.data, 32, sub);
+      if (h->kind == TEEX_SM_HELD_SERVICE)
+        printf("  holds service=0x%s image=0x%s released_at=%llu "
+               "ds_grant_expires=%llu",
+               id, sub, (unsigned long long)h->last_at,
+               (unsigned long long)h->expires_at);
+      else if (h->kind == TEEX_SM_HELD_LEASE)
+        printf("  holds lease dataset=0x%s task=0x%s released_at=%llu "
+               "expires=%llu",
+               id, sub, (unsigned long long)h->last_at,
+               (unsigned long long)h->expires_at);
+      else if (h->kind == TEEX_SM_HELD_GROUP)
+        printf("  holds ds_group=%.32s released_at=%llu", id,
+               (unsigned long long)h->last_at);
+      else
+        continue;
+      /* A revoked enclave keeps what it was given: say what rotates it. */
+      if (e->revoked && h->kind == TEEX_SM_HELD_SERVICE)
+        printf(" rotate=\"key was held by revoked enclave %s; the provider "
+               "re-publishes the service (new id, new keys) to rotate; its "
+               "TEE-DS grant is not renewed\"",
+               addr);
+      else if (e->revoked && h->kind == TEEX_SM_HELD_LEASE)
+        printf(" rotate=\"key was held by revoked enclave %s; the data "
+               "provider re-publishes the dataset under a new key to "
+               "rotate\"",
+               addr);
+      else if (e->revoked && h->kind == TEEX_SM_HELD_GROUP)
+        printf(" rotate=\"group key was held by revoked enclave %s; "
+               "re-keying the group is not automatic\"",
+               addr);
+      printf("\n");
+    }
   }
   teex__sm__status_response__free_unpacked(r, NULL);
   return TEEX_EXIT_OK;

@@ -423,6 +423,65 @@ static int read_ready(const char *path, const char *key, uint64_t *v) {
   "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 #define ENCLAVE_FUNDING_WEI 10000000000000000000ull /* 10 ether, for gas */
 
+/* Funds addr_hex for gas from the dev operator account (dev chain only; up
+ * to ENCLAVE_FUNDING_WEI once: an address that has it already is left). */
+static int fund_on_chain(const char *chain_conf, const char *addr_hex) {
+  struct teex_err err;
+  struct teex_config c;
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *s = NULL;
+  uint8_t sk[32], to[20];
+  teex_u256 bal;
+  size_t n;
+  memset(sk, 0, sizeof sk);
+  teex_config_init(&c);
+  int rc = teex_config_load(&c, chain_conf, &err);
+  uint64_t id = 0;
+  if (rc == 0)
+    rc = teex_config_get_u64(&c, "chain_id", 31337, &id, &err);
+  if (rc == 0 && id != 31337)
+    goto done; /* not the dev chain: the operator funds the SM */
+  if (rc == 0 && teex_eth_address_parse(addr_hex, to) != 0)
+    rc = teex_err_set(&err, TEEX_EINVAL, "not an address: %s", addr_hex);
+  if (rc == 0)
+    rc = teex_eth_rpc_open(
+        teex_config_get(&c, "rpc_url", TEEX_CHAIN_DEFAULT_RPC), NULL, &rpc,
+        &err);
+  if (rc == 0)
+    rc = teex_eth_get_balance(rpc, to, "latest", bal, &err);
+  if (rc == 0) {
+    teex_u256 want;
+    teex_u256_from_u64(want, ENCLAVE_FUNDING_WEI / 2);
+    if (teex_u256_cmp(bal, want) >= 0)
+      goto done;
+  }
+  if (rc == 0 &&
+      (teex_hex_decode(DEV_OPERATOR_KEY, sk, 32, &n) != 0 || n != 32))
+    rc = teex_err_set(&err, TEEX_EINTERNAL, "dev key");
+  if (rc == 0)
+    rc = teex_eth_sender_new(rpc, sk, NULL, &s, &err);
+  if (rc == 0) {
+    struct teex_eth_request req;
+    memset(&req, 0, sizeof req);
+    req.has_to = 1;
+    memcpy(req.to, to, 20);
+    teex_u256_from_u64(req.value, ENCLAVE_FUNDING_WEI);
+    req.gas_limit = 21000;
+    struct teex_eth_receipt r;
+    rc = teex_eth_sender_transact(s, &req, 60000, &r, &err);
+    if (rc == 0)
+      teex_eth_receipt_clear(&r);
+  }
+done:
+  teex_wipe(sk, sizeof sk);
+  teex_eth_sender_free(s);
+  teex_eth_rpc_close(rpc);
+  teex_config_free(&c);
+  if (rc != 0)
+    return teex_cli_fail("fund %s on chain: %s", addr_hex, err.msg);
+  return 0;
+}
+
 /* Submits an SM-signed registration statement to the EnclaveRegistry and
  * funds the enclave's address for gas, from the dev operator account. */
 static int register_on_chain(const char *chain_conf, const char *reg_file) {
@@ -1083,16 +1142,20 @@ int teex_cmd_up(int argc, char **argv) {
            sm_ds_group);
   }
   /* Datasets: the SM reads their listings from the chain at each lease. */
+  /* Revocations: the SM submits them to the EnclaveRegistry itself, from
+   * its own account (funded below), so it needs the chain too. */
   const char *ds_reg = teex_config_get(&cc, "dataset_registry", NULL);
   const char *crpc = teex_config_get(&cc, "rpc_url", NULL);
-  if (ds_reg != NULL && crpc != NULL) {
+  if (crpc != NULL) {
     size_t k = 0;
     while (sm_argv[k] != NULL) /* the first free slot; 4 + NULL remain */
       k++;
     sm_argv[k++] = "--chain-rpc";
     sm_argv[k++] = (char *)crpc;
-    sm_argv[k++] = "--dataset-registry";
-    sm_argv[k++] = (char *)ds_reg;
+    if (ds_reg != NULL) {
+      sm_argv[k++] = "--dataset-registry";
+      sm_argv[k++] = (char *)ds_reg;
+    }
   }
   rc = spawn(&n, "sm", sm_argv);
   char rpc_url[256];
@@ -1106,6 +1169,8 @@ int teex_cmd_up(int argc, char **argv) {
   if (wait_file(ready, read_pid(&n, "sm"), READY_TIMEOUT_MS) != 0)
     return teex_cli_fail(
         "the Service Manager did not start; see %s/logs/sm.log", n.dir);
+  if ((rc = fund_on_chain(chain, sm_addr)) != 0)
+    return rc;
   uint64_t client_port = 0, enclave_port = 0;
   read_ready(ready, "client_port", &client_port);
   read_ready(ready, "enclave_port", &enclave_port);

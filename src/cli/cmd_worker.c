@@ -71,7 +71,11 @@ static const char run_usage[] =
     "                             ADDRS; default: policy.conf beside FILE)\n"
     "  --cert-refresh SECONDS     renew the RA-TLS certificate this often\n"
     "                             (default 21600: a quarter of the default\n"
-    "                             policy max_age)\n";
+    "                             policy max_age)\n"
+    "  --reattest SECONDS|off     re-attest with the SM this often (default\n"
+    "                             3600: a quarter of the SM's default\n"
+    "                             --attest-valid); off: never, so the SM\n"
+    "                             refuses keys once its window has passed\n";
 
 static int worker_run(int argc, char **argv) {
   enum {
@@ -96,7 +100,8 @@ static int worker_run(int argc, char **argv) {
     O_CHAINCONF,
     O_CERTREF,
     O_DSGROUP,
-    O_DSPOL
+    O_DSPOL,
+    O_REATTEST
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -118,6 +123,7 @@ static int worker_run(int argc, char **argv) {
       {"registration-file", required_argument, NULL, O_REG},
       {"ready-file", required_argument, NULL, O_READY},
       {"cert-refresh", required_argument, NULL, O_CERTREF},
+      {"reattest", required_argument, NULL, O_REATTEST},
       {"ds-group", required_argument, NULL, O_DSGROUP},
       {"ds-policy", required_argument, NULL, O_DSPOL},
       {"chain-conf", required_argument, NULL, O_CHAINCONF},
@@ -225,6 +231,18 @@ static int worker_run(int argc, char **argv) {
     case O_CHAINCONF:
       chain_conf = optarg;
       break;
+    case O_REATTEST: {
+      uint64_t secs;
+      if (strcmp(optarg, "off") == 0) {
+        cfg.no_reattest = 1;
+        break;
+      }
+      if (teex_parse_u64(optarg, &secs) != 0 || secs == 0 ||
+          secs > 86400u * 365)
+        return teex_cli_fail("--reattest must be 1..31536000 seconds or off");
+      cfg.reattest_s = (unsigned)secs;
+      break;
+    }
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;

@@ -50,6 +50,7 @@ struct dsp_worker {
   uint32_t capacity;
   uint32_t load; /* as reported */
   char endpoint[DSP_ENDPOINT_MAX + 1];
+  uint64_t chain_ok_ms; /* when the chain last said active (0: not yet) */
 };
 
 struct dsp {
@@ -235,6 +236,51 @@ static struct dsp_worker *worker_slot(struct dsp *d) {
 }
 
 /* ---- persistence ---- */
+
+/* Forgets worker w: out of the scheduler, its tasks' slots released,
+ * its record deleted (its running tasks fail at their deadline). */
+static void drop_worker(struct dsp *d, struct dsp_worker *w) {
+  struct teex_err err;
+  teex_sched_worker_remove(d->sched, w->handle);
+  for (uint32_t k = 0; k < d->max_tasks; k++)
+    if (d->tasks[k] != NULL && d->tasks[k]->holds_slot &&
+        d->tasks[k]->handle == w->handle)
+      d->tasks[k]->holds_slot = 0;
+  char key[2 + 40 + 1];
+  memcpy(key, "w/", 2);
+  teex_hex_encode(w->addr, 20, key + 2);
+  teex_err_clear(&err);
+  teex_store_del(d->store, key, strlen(key), &err);
+  memset(w, 0, sizeof *w);
+}
+
+/* Whether the EnclaveRegistry still holds addr as an active worker, read
+ * at most every worker_recheck_s (w, when known, caches the last yes).
+ * 0 when it does (or there is no chain to ask), TEEX_EPERM when revoked or
+ * not registered, the chain's error when it cannot be read. */
+static int worker_on_chain(struct dsp *d, const uint8_t addr[20],
+                           struct dsp_worker *w, struct teex_err *err) {
+  const struct teex_dispatcher_chain *ch = &d->cfg->chain;
+  if (ch->ops->worker_active == NULL)
+    return 0;
+  uint64_t every = (uint64_t)(d->cfg->worker_recheck_s
+                                  ? d->cfg->worker_recheck_s
+                                  : TEEX_DISPATCHER_WORKER_RECHECK_DEFAULT_S) *
+                   1000;
+  uint64_t now = now_ms(d);
+  if (w != NULL && w->chain_ok_ms != 0 && now - w->chain_ok_ms < every)
+    return 0;
+  int active = 0;
+  int rc = ch->ops->worker_active(ch->arg, addr, &active, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "cannot read the enclave registry");
+  if (!active)
+    return teex_err_set(err, TEEX_EPERM,
+                        "worker is not registered on chain (or revoked)");
+  if (w != NULL)
+    w->chain_ok_ms = now;
+  return 0;
+}
 
 static void task_key(const struct dsp_task *t, char out[19]) {
   snprintf(out, 19, "t/%016llx", (unsigned long long)t->seq);
@@ -564,19 +610,8 @@ static void on_register(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   if ((rc =
            warm_list(req->warm_images, req->n_warm_images, warm, &nwarm, &err)))
     goto out;
-  const struct teex_dispatcher_chain *ch = &d->cfg->chain;
-  if (ch->ops->worker_active != NULL) {
-    int active = 0;
-    if ((rc = ch->ops->worker_active(ch->arg, who, &active, &err)) != 0) {
-      teex_err_wrap(&err, rc, "cannot read the enclave registry");
-      goto out;
-    }
-    if (!active) {
-      rc = teex_err_set(&err, TEEX_EPERM,
-                        "worker is not registered on chain (or revoked)");
-      goto out;
-    }
-  }
+  if ((rc = worker_on_chain(d, who, NULL, &err)) != 0)
+    goto out;
   struct dsp_worker *w = worker_by_addr(d, who);
   if (w == NULL && (w = worker_slot(d)) == NULL) {
     rc = teex_err_set(&err, TEEX_ETOOBIG, "too many workers registered");
@@ -592,6 +627,7 @@ static void on_register(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   memcpy(w->addr, who, 20);
   w->handle = h;
   w->capacity = req->capacity;
+  w->chain_ok_ms = now_ms(d);
   snprintf(w->endpoint, sizeof w->endpoint, "%s", req->endpoint);
   /* Remembered so that a restarted dispatcher still knows it until it is
    * silent past the timeout. */
@@ -651,6 +687,25 @@ static void on_heartbeat(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     rc = teex_err_set(&err, TEEX_ENOTFOUND,
                       "worker not registered (dropped or dispatcher "
                       "restarted): call dispatcher.Register");
+  /* A worker revoked on chain since it registered gets no more tasks. A
+   * chain that cannot be read keeps the worker (an outage is no verdict). */
+  if (rc == 0) {
+    struct teex_err cerr;
+    teex_err_clear(&cerr);
+    int crc = worker_on_chain(d, who, w, &cerr);
+    if (crc == TEEX_EPERM) {
+      char wh[43];
+      hex_addr(who, wh);
+      TEEX_WARN("dispatcher", "worker revoked on chain: dropped", "worker=%s",
+                wh);
+      drop_worker(d, w);
+      w = NULL;
+      rc = teex_err_set(&err, TEEX_EPERM, "%s", cerr.msg);
+    } else if (crc != 0) {
+      TEEX_WARN("dispatcher", "worker not rechecked on chain", "reason=\"%s\"",
+                cerr.msg);
+    }
+  }
   if (rc == 0 && teex_sched_worker_heartbeat(d->sched, w->handle, now_ms(d),
                                              warm, nwarm) != 0)
     rc = teex_err_set(&err, TEEX_ENOTFOUND,
@@ -820,6 +875,27 @@ static void on_receipt(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   if ((rc = check_receipt(d, t, &r, sig, peer, &err)))
     goto out;
+  /* Nothing from a worker revoked on chain is settled: its receipt is
+   * refused (the task then fails at its deadline and costs the user
+   * nothing). A chain that cannot be read is no verdict: the receipt of a
+   * worker the registry said active at the last read is recorded (it
+   * settles once the chain is back); of one never read, refused for now
+   * (the worker reports again). */
+  {
+    struct dsp_worker *pw = worker_by_addr(d, peer);
+    struct teex_err cerr;
+    teex_err_clear(&cerr);
+    int crc = worker_on_chain(d, peer, pw, &cerr);
+    if (crc == TEEX_EPERM && pw != NULL)
+      drop_worker(d, pw);
+    if (crc != 0 && (crc == TEEX_EPERM || pw == NULL || pw->chain_ok_ms == 0)) {
+      rc = teex_err_set(&err, crc, "receipt refused: %s", cerr.msg);
+      goto out;
+    }
+    if (crc != 0)
+      TEEX_WARN("dispatcher", "receipt recorded on the last registry read",
+                "reason=\"%s\"", cerr.msg);
+  }
   rc = teex_ledger_complete(d->ledger, r.task_id);
   if (rc != 0) {
     teex_err_set(&err, rc, "ledger refused the receipt");
@@ -1855,16 +1931,7 @@ static void on_tick(uv_timer_t *h) {
       hex_addr(w->addr, wh);
       TEEX_WARN("dispatcher", "worker dropped (silent past the timeout)",
                 "worker=%s", wh);
-      for (uint32_t k = 0; k < d->max_tasks; k++)
-        if (d->tasks[k] != NULL && d->tasks[k]->holds_slot &&
-            d->tasks[k]->handle == w->handle)
-          d->tasks[k]->holds_slot = 0;
-      char key[2 + 40 + 1];
-      memcpy(key, "w/", 2);
-      teex_hex_encode(w->addr, 20, key + 2);
-      teex_err_clear(&err);
-      teex_store_del(d->store, key, strlen(key), &err);
-      memset(w, 0, sizeof *w);
+      drop_worker(d, w); /* removed from the scheduler already: harmless */
     }
     if (nd < 64)
       break;

@@ -204,8 +204,16 @@ struct teex_statestore *teex_sm__state(struct teex_sm *sm) {
   return sm->state;
 }
 
+struct teex_store *teex_sm__local_store(struct teex_sm *sm) {
+  return sm->store;
+}
+
 const char *teex_sm_state_backend(const struct teex_sm *sm) {
   return teex_statestore_backend(sm->state);
+}
+
+const uint8_t *teex_sm__secp256k1_sk(const struct teex_sm *sm) {
+  return sm->secrets;
 }
 
 void teex_sm_register_digest(const struct teex_sm_register *r,
@@ -472,6 +480,13 @@ int teex_sm_revoke(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
             kind == TEEX_SM_REVOKE_ENCLAVE ? "enclave" : "measurement", key + 6,
             rlen > 0 ? reason : "");
   return 0;
+}
+
+int teex_sm_revocation_of(struct teex_sm *sm, enum teex_sm_revoke_kind kind,
+                          const uint8_t *value, uint64_t *at,
+                          char reason[TEEX_SM_REASON_MAX + 1],
+                          struct teex_err *err) {
+  return revocation(sm, kind, value, at, reason, err);
 }
 
 int teex_sm_sign_revocation(const struct teex_sm *sm, const uint8_t enclave[20],

@@ -133,6 +133,51 @@ out:
   return rc;
 }
 
+int teex_sm_client_attest(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
+                          const uint8_t secp256k1_pub[64], const char *sm_addr,
+                          const struct teex_tee_policy *sm_policy,
+                          uint64_t *valid_until, struct teex_err *err) {
+  struct teex_sm__session ss;
+  struct teex_buf ev, resp;
+  teex_buf_init(&ev, 16384, 0);
+  teex_buf_init(&resp, 4096, 0);
+  uint8_t *wire = NULL;
+  int rc = teex_sm__session_open(&ss, tee, cert, key, secp256k1_pub, sm_addr,
+                                 sm_policy, "sm.Attest", SM_CLIENT_TIMEOUT_MS,
+                                 &ev, err);
+  if (rc != 0)
+    goto out;
+  Teex__Sm__AttestRequest req = TEEX__SM__ATTEST_REQUEST__INIT;
+  req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
+  size_t wn = teex__sm__attest_request__get_packed_size(&req);
+  wire = malloc(wn);
+  if (wire == NULL) {
+    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+    goto out;
+  }
+  teex__sm__attest_request__pack(&req, wire);
+  rc = teex_rpc_sync_call(ss.c, "sm.Attest", wire, wn, SM_CLIENT_TIMEOUT_MS,
+                          &resp, err);
+  if (rc != 0) {
+    teex_err_wrap(err, rc, "the SM refused the re-attestation");
+    goto out;
+  }
+  Teex__Sm__AttestResponse *r =
+      teex__sm__attest_response__unpack(NULL, resp.len, resp.data);
+  if (r == NULL) {
+    rc = teex_err_set(err, TEEX_EPROTO, "malformed SM answer");
+    goto out;
+  }
+  *valid_until = r->valid_until;
+  teex__sm__attest_response__free_unpacked(r, NULL);
+out:
+  free(wire);
+  teex_sm__session_close(&ss);
+  teex_buf_free(&ev);
+  teex_buf_free(&resp);
+  return rc;
+}
+
 int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
                                 const char *sm_addr,
                                 const struct teex_tee_policy *sm_policy,

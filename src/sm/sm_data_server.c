@@ -220,6 +220,15 @@ void teex_sm__on_lease_data_key(struct teex_rpc_call *call, const uint8_t *p,
     rc =
         teex_sm_lease_data_key(ctx->sm, &r, &t, (uint64_t)time(NULL), &l, &err);
   if (rc == 0) {
+    /* Recorded before it leaves: the SM never gave what it cannot show. */
+    struct teex_sm_holding h = {.kind = TEEX_SM_HELD_LEASE,
+                                .expires_at = l.expires_at};
+    memcpy(h.id, r.dataset_ids + 32 * r.index, 32);
+    memcpy(h.sub, r.assignment.task_id, 32);
+    rc =
+        teex_sm_note_holding(ctx->sm, r.worker, &h, (uint64_t)time(NULL), &err);
+  }
+  if (rc == 0) {
     Teex__Sm__LeaseDataKeyResponse resp =
         TEEX__SM__LEASE_DATA_KEY_RESPONSE__INIT;
     resp.data_key = (ProtobufCBinaryData){32, l.data_key};

@@ -8,6 +8,8 @@
 #include "teex/rpc.h"
 #include "teex/sm.h"
 
+#include <uv.h>
+
 /* The chain as the dataset handlers read it (rpc NULL: no chain
  * endpoint configured, leases are refused). */
 struct teex_sm_data_ctx {
@@ -36,5 +38,17 @@ int teex_sm__data_terms(struct teex_sm_data_ctx *ctx,
                         const uint8_t dataset_id[32],
                         const struct teex_assignment *a,
                         struct teex_sm_data_terms *t, struct teex_err *err);
+
+/* The chain revoker (sm_revoker.c): submits queued revocations
+ * (teex_sm_chain_revocation_queue) to the EnclaveRegistry at url from the
+ * SM's own account, every interval_ms (0: 5000) until confirmed. */
+struct teex_sm__revoker;
+int teex_sm__revoker_start(uv_loop_t *loop, struct teex_sm *sm, const char *url,
+                           const struct teex_chain_addrs *a,
+                           unsigned interval_ms, struct teex_sm__revoker **out,
+                           struct teex_err *err);
+/* Looks for pending revocations now (after a new one was queued). */
+void teex_sm__revoker_kick(struct teex_sm__revoker *r);
+void teex_sm__revoker_close(struct teex_sm__revoker *r); /* NULL-safe */
 
 #endif

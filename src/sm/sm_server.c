@@ -47,9 +47,20 @@ struct sm_server {
   struct teex_rpc_server *enclave_srv, *client_srv;
   uv_signal_t sigterm, sigint;
   uint64_t started_ms;
-  struct teex_sm_data_ctx data; /* datasets: sm_data_server.c */
-  uint8_t operator_token[32];   /* sm.Revoke, sm.Status */
+  struct teex_sm_data_ctx data;     /* datasets: sm_data_server.c */
+  uint8_t operator_token[32];       /* sm.Revoke, sm.Status */
+  struct teex_sm__revoker *revoker; /* NULL: no chain to revoke on */
+  uv_timer_t prune;                 /* drops ended lease records */
 };
+
+#define PRUNE_INTERVAL_MS 60000
+
+static void on_prune(uv_timer_t *t) {
+  struct sm_server *s = t->data;
+  struct teex_err err;
+  if (teex_sm_prune_holdings(s->sm, (uint64_t)time(NULL), &err) != 0)
+    TEEX_WARN("sm", "ended leases not dropped", "reason=\"%s\"", err.msg);
+}
 
 int teex_sm_fresh_nonce(struct teex_tls_conn *c, const char *method,
                         uint8_t nonce[32], struct teex_err *err) {
@@ -202,8 +213,53 @@ int teex_sm__check_caller(struct teex_sm *sm, struct teex_rpc_call *call,
     return rc;
   if (teex_tls_peer_spki_sha256(c, spki) != 0)
     return teex_err_set(err, TEEX_EATTEST, "no peer certificate");
-  return teex_sm_check_enclave(sm, evidence, len, nonce, spki, role,
-                               (uint64_t)time(NULL), id, err);
+  uint64_t now = (uint64_t)time(NULL);
+  rc =
+      teex_sm_check_enclave(sm, evidence, len, nonce, spki, role, now, id, err);
+  if (rc != 0)
+    return rc;
+  /* The monitor: these methods are the enclave's (re-)attestation; every
+   * other release needs one that is still within its validity window. */
+  if (strcmp(method, "sm.Attest") == 0 ||
+      strcmp(method, "sm.RegisterEnclave") == 0 ||
+      strcmp(method, "sm.DsGroupKey") == 0)
+    return teex_sm_note_attestation(sm, id->binding.eth_address, now, NULL,
+                                    err);
+  return teex_sm_check_attestation(sm, id->binding.eth_address, now, err);
+}
+
+/* sm.Attest: an enclave's periodic re-attestation (any enclave role). */
+static void on_attest(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                      void *arg) {
+  struct sm_server *s = arg;
+  struct teex_err err;
+  teex_err_clear(&err);
+  struct teex_tee_identity id;
+  Teex__Sm__AttestRequest *req = teex__sm__attest_request__unpack(NULL, n, p);
+  if (req == NULL) {
+    teex_rpc_call_respond(call, TEEX_EFORMAT, "malformed request", NULL, 0);
+    return;
+  }
+  int rc = teex_sm__check_caller(s->sm, call, "sm.Attest", req->evidence.data,
+                                 req->evidence.len, NULL, &id, &err);
+  uint64_t at = 0;
+  if (rc == 0)
+    rc = teex_sm_attested_at(s->sm, id.binding.eth_address, &at, &err);
+  if (rc == 0) {
+    Teex__Sm__AttestResponse resp = TEEX__SM__ATTEST_RESPONSE__INIT;
+    resp.attested_at = at;
+    resp.valid_until = at + teex_sm_attest_valid(s->sm);
+    respond_msg(call, &resp.base);
+    char who[43];
+    teex_eth_address_hex(id.binding.eth_address, who);
+    TEEX_INFO("sm", "enclave attested", "enclave=%s role=%s valid_until=%llu",
+              who, id.role, (unsigned long long)resp.valid_until);
+  } else {
+    TEEX_WARN("sm", "attestation refused", "peer=%s reason=\"%s\"",
+              teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);
+    respond_err(call, rc, &err);
+  }
+  teex__sm__attest_request__free_unpacked(req, NULL);
 }
 
 /* Verifies the caller's fresh evidence for method; fills id. */
@@ -248,15 +304,26 @@ static void on_fetch_keys(struct teex_rpc_call *call, const uint8_t *p,
   resp.service_x25519 = (ProtobufCBinaryData){32, keys.service_x25519};
   resp.version = keys.version;
   resp.provider = (ProtobufCBinaryData){20, keys.provider};
-  /* The worker's way into the service's TEE-DS namespace, and no other. */
+  /* The worker's way into the service's TEE-DS namespace, and no other,
+   * until its attestation window closes (so a revoked worker loses it). */
   uint8_t grant[TEEX_DS_GRANT_MAX];
   size_t grant_len = 0;
   uint64_t expires = 0;
-  if (teex_sm_ds_grant(s->sm, req->service_id.data, id.binding.eth_address,
-                       grant, &grant_len, &expires) == 0) {
+  struct teex_err gerr;
+  if (teex_sm_ds_grant_bounded(s->sm, req->service_id.data,
+                               id.binding.eth_address, (uint64_t)time(NULL),
+                               grant, &grant_len, &expires, &gerr) == 0) {
     resp.ds_grant = (ProtobufCBinaryData){grant_len, grant};
     resp.ds_grant_expires = expires;
   }
+  /* Recorded before it leaves: the SM never gave what it cannot show. */
+  struct teex_sm_holding h = {.kind = TEEX_SM_HELD_SERVICE,
+                              .expires_at = expires};
+  memcpy(h.id, req->service_id.data, 32);
+  memcpy(h.sub, req->image_hash.data, 32);
+  if ((rc = teex_sm_note_holding(s->sm, id.binding.eth_address, &h,
+                                 (uint64_t)time(NULL), &err)) != 0)
+    goto out;
   respond_msg(call, &resp.base);
   char who[43];
   teex_eth_address_hex(id.binding.eth_address, who);
@@ -324,6 +391,12 @@ static void on_ds_group_key(struct teex_rpc_call *call, const uint8_t *p,
         check_caller(s, call, "sm.DsGroupKey", &req->evidence, "ds", &id, &err);
   if (rc == 0)
     rc = teex_sm_ds_group_key(s->sm, req->group_id.data, key, &err);
+  if (rc == 0) {
+    struct teex_sm_holding h = {.kind = TEEX_SM_HELD_GROUP};
+    memcpy(h.id, req->group_id.data, 16);
+    rc = teex_sm_note_holding(s->sm, id.binding.eth_address, &h,
+                              (uint64_t)time(NULL), &err);
+  }
   if (rc == 0) {
     Teex__Sm__DsGroupKeyResponse resp = TEEX__SM__DS_GROUP_KEY_RESPONSE__INIT;
     resp.group_key = (ProtobufCBinaryData){32, key};
@@ -441,6 +514,10 @@ static void on_revoke(struct teex_rpc_call *call, const uint8_t *p, size_t n,
       teex_err_set(&err, rc, "sign revocation");
       break;
     }
+    if (s->revoker != NULL &&
+        (rc = teex_sm_chain_revocation_queue(s->sm, who, (uint64_t)time(NULL),
+                                             &err)) != 0)
+      break;
     teex__sm__revocation__init(&revs[nrev]);
     revs[nrev].enclave = (ProtobufCBinaryData){20, (uint8_t *)who};
     revs[nrev].signature = (ProtobufCBinaryData){65, sigs[nrev]};
@@ -448,6 +525,7 @@ static void on_revoke(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     nrev++;
   }
   if (rc == 0) {
+    teex_sm__revoker_kick(s->revoker);
     Teex__Sm__RevokeResponse resp = TEEX__SM__REVOKE_RESPONSE__INIT;
     resp.n_revocations = nrev;
     resp.revocations = ptrs;
@@ -464,6 +542,89 @@ static void on_revoke(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   teex__sm__revoke_request__free_unpacked(req, NULL);
 }
 
+/* What one enclave holds, for sm.Status (at most STATUS_HOLDINGS_MAX). */
+#define STATUS_HOLDINGS_MAX 1024
+
+struct held_rows {
+  struct teex_sm_holding *h;
+  size_t n, cap;
+};
+
+static int held_row(const struct teex_sm_holding *h, void *arg) {
+  struct held_rows *r = arg;
+  if (r->n == STATUS_HOLDINGS_MAX)
+    return 1;
+  if (r->n == r->cap) {
+    size_t nc = r->cap ? r->cap * 2 : 8;
+    struct teex_sm_holding *nh = realloc(r->h, nc * sizeof *nh);
+    if (nh == NULL)
+      return 1;
+    r->h = nh;
+    r->cap = nc;
+  }
+  r->h[r->n++] = *h;
+  return 0;
+}
+
+/* One row's monitor fields: attestation, holdings, chain state. The
+ * holdings' memory is in *held and *hp (the caller frees both). */
+static int status_monitor(struct sm_server *s, const struct teex_sm_enclave *e,
+                          Teex__Sm__EnclaveStatus *row,
+                          struct teex_sm_chain_revocation *cr,
+                          struct held_rows *held, Teex__Sm__Holding **hmsg,
+                          Teex__Sm__Holding ***hp, uint64_t now,
+                          struct teex_err *err) {
+  uint64_t at = 0;
+  int rc = teex_sm_attested_at(s->sm, e->address, &at, err);
+  if (rc == 0)
+    rc = teex_sm_holdings(s->sm, e->address, now, held_row, held, err);
+  if (rc == 0)
+    rc = teex_sm_chain_revocation_get(s->sm, e->address, cr, err);
+  if (rc != 0)
+    return rc;
+  row->attested_at = at;
+  row->attest_valid_until = at != 0 ? at + teex_sm_attest_valid(s->sm) : 0;
+  row->chain_state = cr->state;
+  row->chain_attempts = cr->attempts;
+  row->chain_error = cr->last_error;
+  if (held->n == 0)
+    return 0;
+  *hmsg = calloc(held->n, sizeof **hmsg);
+  *hp = calloc(held->n, sizeof **hp);
+  if (*hmsg == NULL || *hp == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "status");
+  for (size_t k = 0; k < held->n; k++) {
+    Teex__Sm__Holding *m = &(*hmsg)[k];
+    teex__sm__holding__init(m);
+    m->kind = held->h[k].kind;
+    m->id = (ProtobufCBinaryData){32, held->h[k].id};
+    m->sub = (ProtobufCBinaryData){32, held->h[k].sub};
+    m->first_at = held->h[k].first_at;
+    m->last_at = held->h[k].last_at;
+    m->expires_at = held->h[k].expires_at;
+    (*hp)[k] = m;
+  }
+  row->n_holdings = held->n;
+  row->holdings = *hp;
+  return 0;
+}
+
+struct unseen_ctx {
+  struct status_rows *r;
+  size_t seen; /* rows from enclave records */
+};
+
+static int unseen_row(const struct teex_sm_chain_revocation *c, void *arg) {
+  struct unseen_ctx *u = arg;
+  for (size_t i = 0; i < u->seen; i++)
+    if (memcmp(u->r->e[i].address, c->enclave, 20) == 0)
+      return 0;
+  struct teex_sm_enclave e;
+  memset(&e, 0, sizeof e);
+  memcpy(e.address, c->enclave, 20);
+  return status_row(&e, u->r);
+}
+
 static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                       void *arg) {
   struct sm_server *s = arg;
@@ -477,39 +638,78 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   struct status_rows r;
   memset(&r, 0, sizeof r);
   Teex__Sm__EnclaveStatus *rows = NULL, **ptrs = NULL;
+  struct teex_sm_chain_revocation *crs = NULL;
+  struct held_rows *held = NULL;
+  Teex__Sm__Holding **hmsg = NULL, ***hp = NULL;
+  uint64_t now = (uint64_t)time(NULL);
   int rc = check_operator(s, &req->operator_token, &err);
   if (rc == 0)
     rc = teex_sm_enclaves(s->sm, status_row, &r, &err);
+  /* Revoked addresses the SM never checked (revoked ahead, or known only
+   * on chain) have no enclave record: a row each, for their chain state. */
+  size_t seen = r.n;
+  struct unseen_ctx uc = {&r, seen};
+  if (rc == 0)
+    rc = teex_sm_chain_revocations(s->sm, unseen_row, &uc, &err);
+  for (size_t i = seen; rc == 0 && i < r.n; i++) {
+    r.e[i].revoked = 1;
+    snprintf(r.e[i].role, sizeof r.e[i].role, "unseen");
+    int x = teex_sm_revocation_of(s->sm, TEEX_SM_REVOKE_ENCLAVE, r.e[i].address,
+                                  &r.e[i].revoked_at, r.e[i].reason, &err);
+    if (x != 0 && x != TEEX_ENOTFOUND)
+      rc = x;
+  }
   if (rc == 0 && r.n > 0) {
     rows = calloc(r.n, sizeof *rows);
     ptrs = calloc(r.n, sizeof *ptrs);
-    if (rows == NULL || ptrs == NULL)
+    crs = calloc(r.n, sizeof *crs);
+    held = calloc(r.n, sizeof *held);
+    hmsg = calloc(r.n, sizeof *hmsg);
+    hp = calloc(r.n, sizeof *hp);
+    if (rows == NULL || ptrs == NULL || crs == NULL || held == NULL ||
+        hmsg == NULL || hp == NULL)
       rc = teex_err_set(&err, TEEX_ENOMEM, "status");
   }
+  for (size_t i = 0; rc == 0 && i < r.n; i++) {
+    Teex__Sm__EnclaveStatus *row = &rows[i];
+    teex__sm__enclave_status__init(row);
+    row->address = (ProtobufCBinaryData){20, r.e[i].address};
+    row->role = r.e[i].role;
+    row->measurement = (ProtobufCBinaryData){32, r.e[i].mr_enclave};
+    row->first_seen = r.e[i].first_seen;
+    row->last_attested = r.e[i].last_attested;
+    row->revoked = r.e[i].revoked != 0;
+    row->revoked_at = r.e[i].revoked_at;
+    row->reason = r.e[i].reason;
+    rc = status_monitor(s, &r.e[i], row, &crs[i], &held[i], &hmsg[i], &hp[i],
+                        now, &err);
+    ptrs[i] = row;
+  }
   if (rc == 0) {
-    for (size_t i = 0; i < r.n; i++) {
-      Teex__Sm__EnclaveStatus *row = &rows[i];
-      teex__sm__enclave_status__init(row);
-      row->address = (ProtobufCBinaryData){20, r.e[i].address};
-      row->role = r.e[i].role;
-      row->measurement = (ProtobufCBinaryData){32, r.e[i].mr_enclave};
-      row->first_seen = r.e[i].first_seen;
-      row->last_attested = r.e[i].last_attested;
-      row->revoked = r.e[i].revoked != 0;
-      row->revoked_at = r.e[i].revoked_at;
-      row->reason = r.e[i].reason;
-      ptrs[i] = row;
-    }
     Teex__Sm__StatusResponse resp = TEEX__SM__STATUS_RESPONSE__INIT;
     resp.n_enclaves = r.n;
     resp.enclaves = ptrs;
     resp.services = teex_sm_service_count(s->sm);
+    resp.attest_valid = teex_sm_attest_valid(s->sm);
+    resp.chain_revocations = s->revoker != NULL;
     respond_msg(call, &resp.base);
   } else {
     TEEX_WARN("sm", "status refused", "peer=%s reason=\"%s\"",
               teex_tls_peer_addr(teex_rpc_call_conn(call)), err.msg);
     respond_err(call, rc, &err);
   }
+  for (size_t i = 0; i < r.n; i++) {
+    if (held != NULL)
+      free(held[i].h);
+    if (hmsg != NULL)
+      free(hmsg[i]);
+    if (hp != NULL)
+      free(hp[i]);
+  }
+  free(held);
+  free(hmsg);
+  free(hp);
+  free(crs);
   free(rows);
   free(ptrs);
   free(r.e);
@@ -657,6 +857,7 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
   teex_rpc_server_register(s.enclave_srv, "sm.LeaseDataKey",
                            teex_sm__on_lease_data_key, &s.data);
   teex_rpc_server_register(s.enclave_srv, "sm.DsGroupKey", on_ds_group_key, &s);
+  teex_rpc_server_register(s.enclave_srv, "sm.Attest", on_attest, &s);
   teex_rpc_server_register(s.client_srv, "teex.Health", on_health, &s);
   teex_rpc_server_register(s.client_srv, "sm.Info", on_info, &s);
   teex_rpc_server_register(s.client_srv, "sm.RegisterService",
@@ -665,6 +866,23 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
                            teex_sm__on_escrow_data_key, &s.data);
   teex_rpc_server_register(s.client_srv, "sm.Revoke", on_revoke, &s);
   teex_rpc_server_register(s.client_srv, "sm.Status", on_status, &s);
+  /* Revocations go on chain from the SM's own account (funded by the
+   * operator) when the chain is known. */
+  if (cfg->chain_rpc != NULL && !cfg->no_chain_revoke) {
+    if ((rc = teex_sm__revoker_start(&loop, s.sm, cfg->chain_rpc, &s.data.addrs,
+                                     cfg->chain_retry_ms, &s.revoker, err)) !=
+        0)
+      goto out;
+    uint8_t a[20];
+    char hex[43];
+    teex_sm_address(s.sm, a);
+    teex_eth_address_hex(a, hex);
+    TEEX_INFO("sm", "revocations submitted on chain", "account=%s", hex);
+  }
+  uv_timer_init(&loop, &s.prune);
+  s.prune.data = &s;
+  uv_timer_start(&s.prune, on_prune, PRUNE_INTERVAL_MS, PRUNE_INTERVAL_MS);
+  uv_unref((uv_handle_t *)&s.prune);
   s.started_ms = teex_rpc_now(&loop);
   uv_signal_init(&loop, &s.sigterm);
   uv_signal_init(&loop, &s.sigint);
@@ -700,6 +918,9 @@ out:
   if (s.client_srv)
     teex_rpc_server_close(s.client_srv);
   teex_ratls_refresher_close(refresher);
+  teex_sm__revoker_close(s.revoker);
+  if (s.prune.type == UV_TIMER) /* initialised (s was zeroed) */
+    uv_close((uv_handle_t *)&s.prune, NULL);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
   teex_sm_close(s.sm); /* before ds_ctx: its TEE-DS client uses it */

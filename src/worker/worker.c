@@ -161,6 +161,14 @@ struct worker {
   int hb_on;
   char endpoint[256]; /* the public endpoint given to the dispatcher */
   int persist_busy;
+  /* Re-attestation with the SM (sm.Attest) on a timer, well inside the
+   * SM's validity window. */
+  uv_timer_t reattest;
+  uv_work_t reattest_work;
+  int reattest_on, reattest_busy, reattest_rc;
+  uint64_t attest_valid_until; /* what the SM said last (0: unknown) */
+  uint64_t reattest_every_s;   /* --reattest */
+  struct teex_err reattest_err;
 };
 
 struct report {
@@ -1669,6 +1677,11 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_close((uv_handle_t *)&w->hb, NULL);
     w->hb_on = 0;
   }
+  if (w->reattest_on) {
+    uv_timer_stop(&w->reattest);
+    uv_close((uv_handle_t *)&w->reattest, NULL);
+    w->reattest_on = 0;
+  }
   uv_signal_stop(&w->sigterm);
   uv_signal_stop(&w->sigint);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
@@ -1690,6 +1703,63 @@ static int write_ready(struct worker *w, struct teex_err *err) {
   if (fclose(f) != 0 || rename(tmp, path) != 0)
     return teex_err_set(err, TEEX_EIO, "write %s", path);
   return 0;
+}
+
+/* ---- re-attestation (thread pool) ---- */
+
+static void reattest_work(uv_work_t *wk) {
+  struct worker *w = wk->data;
+  EVP_PKEY *key = NULL;
+  X509 *cert = NULL;
+  struct teex_ratls_keys keys = {.secp256k1_pub = w->pub};
+  uint64_t until = 0;
+  teex_err_clear(&w->reattest_err);
+  int rc = teex_ratls_identity_new(w->cfg->tee, &keys, &key, &cert,
+                                   &w->reattest_err);
+  if (rc == 0)
+    rc = teex_sm_client_attest(w->cfg->tee, cert, key, w->pub, w->cfg->sm_addr,
+                               w->cfg->sm_policy, &until, &w->reattest_err);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  w->reattest_rc = rc;
+  if (rc == 0)
+    w->attest_valid_until = until;
+}
+
+static void on_reattest(uv_timer_t *t);
+
+static void reattest_done(uv_work_t *wk, int status) {
+  struct worker *w = wk->data;
+  w->reattest_busy = 0;
+  if (status != 0)
+    return;
+  if (w->reattest_rc == 0) {
+    TEEX_INFO("worker", "re-attested with the SM", "valid_until=%llu",
+              (unsigned long long)w->attest_valid_until);
+    /* Well inside the SM's window, whatever the flag says: at most half of
+     * what is left of it. */
+    uint64_t now = (uint64_t)time(NULL), next = w->reattest_every_s;
+    if (w->attest_valid_until > now && (w->attest_valid_until - now) / 2 < next)
+      next = (w->attest_valid_until - now) / 2;
+    if (next == 0)
+      next = 1;
+    if (w->reattest_on && !w->stopping)
+      uv_timer_start(&w->reattest, on_reattest, next * 1000, next * 1000);
+  } else
+    TEEX_ERROR("worker", "re-attestation refused or failed",
+               "measurement=%s reason=\"%s\"", w->measurement_hex,
+               w->reattest_err.msg);
+}
+
+static void on_reattest(uv_timer_t *t) {
+  struct worker *w = t->data;
+  if (w->stopping || w->reattest_busy)
+    return;
+  w->reattest_busy = 1;
+  w->reattest_work.data = w;
+  if (uv_queue_work(w->loop, &w->reattest_work, reattest_work, reattest_done) !=
+      0)
+    w->reattest_busy = 0;
 }
 
 int teex_worker_serve(const struct teex_worker_config *cfg,
@@ -1791,6 +1861,20 @@ int teex_worker_serve(const struct teex_worker_config *cfg,
       goto out;
     disp_flush(&w); /* connect and register now */
   }
+  /* Registration was this worker's first attestation; the timer renews
+   * it before the SM's window (TEEX_SM_ATTEST_VALID_DEFAULT_S unless the
+   * SM says otherwise) closes. */
+  if (!cfg->no_reattest) {
+    unsigned every =
+        cfg->reattest_s ? cfg->reattest_s : TEEX_WORKER_REATTEST_DEFAULT_S;
+    w.reattest_every_s = every;
+    uv_timer_init(&loop, &w.reattest);
+    w.reattest.data = &w;
+    /* The first one soon, to learn the SM's window; then every `every`
+     * seconds, or sooner when the window asks (reattest_done). */
+    uv_timer_start(&w.reattest, on_reattest, 1000, (uint64_t)every * 1000);
+    w.reattest_on = 1;
+  }
   if ((rc = write_ready(&w, err)) != 0)
     goto out;
   TEEX_INFO("worker", "serving", "address=%s port=%d measurement=%s",
@@ -1810,6 +1894,10 @@ out:
   if (w.hb_on) {
     uv_timer_stop(&w.hb);
     uv_close((uv_handle_t *)&w.hb, NULL);
+  }
+  if (w.reattest_on) {
+    uv_timer_stop(&w.reattest);
+    uv_close((uv_handle_t *)&w.reattest, NULL);
   }
   teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* thread-pool jobs end; handles close */

@@ -152,6 +152,8 @@ static void start(struct fx *f) {
   if (f->conf[0] != '\0') {
     argv[n++] = "--chain-conf";
     argv[n++] = f->conf;
+    argv[n++] = "--worker-recheck";
+    argv[n++] = "1";
   } else {
     argv[n++] = "--settlement";
     argv[n++] = SETTLEMENT;
@@ -1264,6 +1266,32 @@ static void test_settle_on_anvil(void **state) {
       teex_chain_get_credits(an.rpc, &an.ca, an.addr[PROVIDER], &cp, &err), 0);
   assert_true(cw == 1400 && cp == 600);
   assert_true(base_of(f, &f->u1) == 2000);
+
+  /* The SM revokes the worker on chain while it runs a task: once the
+   * dispatcher reads the registry again (every second here) the receipt
+   * is refused, so nothing of that task is settled or charged. */
+  struct task late;
+  struct teex_receipt lr;
+  uint8_t lsig[65];
+  make_auth(f, &f->u1, &late, 1000, 3000);
+  if (submit(f, &late, NULL, &as, &err) != 0)
+    fail_msg("submit: %s", err.msg);
+  teex__dispatcher__submit_response__free_unpacked(as, NULL);
+  teex_stmt_enclave_revocation_digest(&d, f->w[0].addr, digest);
+  assert_int_equal(teex_stmt_sign(an.sm_sk, digest, sig65), 0);
+  if (teex_chain_revoke_enclave(an.snd[STRANGER], &an.ca, f->w[0].addr, sig65,
+                                0, &err) != 0)
+    fail_msg("revoke on chain: %s", err.msg);
+  usleep(1200 * 1000);
+  make_receipt(f, &late, &f->w[0], &lr, lsig, 700);
+  assert_int_equal(send_receipt(f, &f->w[0], &lr, lsig, &err), TEEX_EPERM);
+  assert_non_null(strstr(err.msg, "not registered on chain (or revoked)"));
+  st = status(f, &late);
+  assert_string_not_equal(st->state, "earned");
+  assert_string_not_equal(st->state, "settled");
+  teex__dispatcher__status_response__free_unpacked(st, NULL);
+  /* and it cannot register again */
+  assert_int_equal(do_register(f, &f->w[0], f->w[0].addr, &err), TEEX_EPERM);
 }
 
 /* Lists a dataset from account `who` (price per use), approving `pairs`. */

@@ -6,13 +6,16 @@
  * operator's `teex sm revoke` / `teex sm status` against the running SM. */
 #include "testutil.h"
 
+#include "teex/chain.h"
 #include "teex/config.h"
+#include "teex/eth_sender.h"
 #include "teex/crypto.h"
 #include "teex/image.h"
 #include "teex/proto/sm.pb-c.h"
 #include "teex/ratls.h"
 #include "teex/ratls_channel.h"
 #include "teex/rpc_sync.h"
+#include "teex/sm_client.h"
 #include "teex/sm_server.h"
 #include "teex/statements.h"
 
@@ -32,6 +35,10 @@ struct fx {
   uint8_t root[32];
   int pid;
   const char *cert_refresh; /* --cert-refresh for the next start, or NULL */
+  const char *attest_valid; /* --attest-valid for the next start, or NULL */
+  const char *ereg;         /* --enclave-registry (NULL: EREG) */
+  const char *chain_rpc;    /* --chain-rpc for the next start, or NULL */
+  int chain_up;             /* `teex chain up --dir DIR` ran: down at end */
   int client_port, enclave_port;
   struct teex_tee *worker;
   struct teex_tee_policy sm_policy; /* what clients require of the SM */
@@ -72,16 +79,32 @@ static void start_sm(struct fx *f) {
                   "--service-registry",
                   SREG,
                   "--enclave-registry",
-                  EREG,
+                  f->ereg != NULL ? (char *)f->ereg : EREG,
                   "--ready-file",
                   f->ready,
                   NULL,
                   NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
+                  NULL,
                   NULL};
+  size_t end = sizeof argv / sizeof *argv - 9;
+  if (f->chain_rpc != NULL) {
+    argv[end++] = "--chain-rpc";
+    argv[end++] = (char *)f->chain_rpc;
+    argv[end++] = "--chain-retry";
+    argv[end++] = "200";
+  }
   if (f->cert_refresh != NULL) {
-    size_t end = sizeof argv / sizeof *argv - 3;
-    argv[end] = "--cert-refresh";
-    argv[end + 1] = (char *)f->cert_refresh;
+    argv[end++] = "--cert-refresh";
+    argv[end++] = (char *)f->cert_refresh;
+  }
+  if (f->attest_valid != NULL) {
+    argv[end++] = "--attest-valid";
+    argv[end++] = (char *)f->attest_valid;
   }
   f->pid = tu_spawn(argv, f->log);
   assert_true(f->pid > 0);
@@ -141,6 +164,14 @@ static int teardown(void **state) {
   struct fx *f = *state;
   if (f->pid > 0)
     tu_stop(f->pid, SIGKILL, 1000);
+  if (f->chain_up) {
+    char *down[] = {
+        (char *)tu_teex_bin(), "chain", "down", "--dir", f->dir, NULL};
+    char *o = NULL, *e = NULL;
+    tu_run(down, NULL, 0, &o, &e);
+    free(o);
+    free(e);
+  }
   teex_tee_close(f->worker);
   tu_rmtree(f->dir);
   free(f->dir);
@@ -594,6 +625,318 @@ static void check_revocation_line(struct fx *f, const char *out,
   assert_memory_equal(signer, sm, 20);
 }
 
+static const char *sm_enclave_addr(struct fx *f) {
+  static char a[64];
+  snprintf(a, sizeof a, "127.0.0.1:%d", f->enclave_port);
+  return a;
+}
+
+/* The operator's policy for the SM (what `teex sm status` checks) in pol. */
+static void write_op_policy(struct fx *f, char pol[4096]) {
+  char text[1024], root_hex[65], sm_hex[65];
+  snprintf(pol, 4096, "%s/sm-policy.conf", f->dir);
+  struct teex_tee *sm_view = open_tee(f->dir, "sm", tu_teex_bin());
+  teex_hex_encode(f->root, 32, root_hex);
+  teex_hex_encode(teex_tee_self(sm_view)->mr_enclave, 32, sm_hex);
+  teex_tee_close(sm_view);
+  int tn = snprintf(text, sizeof text,
+                    "[policy]\nallow_simulated = true\nroles = sm\n[roots]\n"
+                    "net = %s\n[measurements]\nsm = %s\n",
+                    root_hex, sm_hex);
+  assert_int_equal(tu_write_file(pol, text, (size_t)tn), 0);
+}
+
+/* The line of `teex sm status` about hex (cut at its end, in place). */
+static char *status_line(char *out, const char *hex) {
+  char key[64];
+  snprintf(key, sizeof key, "enclave=%s", hex);
+  char *l = strstr(out, key);
+  if (l == NULL)
+    fail_msg("no status line for %s in: %s", hex, out);
+  char *eol = strchr(l, '\n');
+  if (eol != NULL)
+    *eol = '\0';
+  return l;
+}
+
+/* A new session for the enclave address of old (a new TLS identity whose
+ * evidence binds the same secp256k1 key). */
+static int reconnect(struct fx *f, const struct worker_conn *old,
+                     struct worker_conn *w, struct teex_err *err) {
+  memset(w, 0, sizeof *w);
+  memcpy(w->secp_pub, old->secp_pub, 64);
+  struct teex_ratls_keys keys = {.secp256k1_pub = w->secp_pub};
+  assert_int_equal(
+      teex_ratls_identity_new(f->worker, &keys, &w->key, &w->cert, err), 0);
+  unsigned char *der = NULL;
+  int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(w->cert), &der);
+  teex_sha256(der, (size_t)n, w->spki);
+  OPENSSL_free(der);
+  struct teex_tls_config tc = {.cert = w->cert,
+                               .key = w->key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &f->verifier};
+  assert_int_equal(teex_tls_ctx_new(&w->ctx, &tc, 0, err), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", f->enclave_port);
+  return teex_rpc_sync_connect(addr, w->ctx, 5000, &w->c, err);
+}
+
+/* Evidence expires: with a 4-second window, a worker that stops
+ * re-attesting is refused keys and leases ("attestation expired at"),
+ * until it re-attests; one that re-attests every second keeps working. */
+static void test_attestation_window(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  f->attest_valid = "4";
+  start_sm(f);
+  char sm_addr[64], pol[4096];
+  snprintf(sm_addr, sizeof sm_addr, "127.0.0.1:%d", f->enclave_port);
+  write_op_policy(f, pol);
+
+  struct worker_conn lapsed, renewing;
+  assert_int_equal(connect_worker(f, f->worker, &lapsed, &err), 0);
+  assert_int_equal(connect_worker(f, f->worker, &renewing, &err), 0);
+  assert_int_equal(register_enclave(f, &lapsed, &err), 0);
+  assert_int_equal(register_enclave(f, &renewing, &err), 0);
+  /* Both pass every check (then find no such service / dataset index). */
+  assert_int_equal(fetch_probe(f, &lapsed, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &lapsed, &err), TEEX_EINVAL);
+  assert_int_equal(fetch_probe(f, &renewing, &err), TEEX_ENOTFOUND);
+
+  /* Five seconds: the renewing one re-attests every second. */
+  uint64_t until = 0, first_until = 0;
+  for (int i = 0; i < 5; i++) {
+    sleep(1);
+    if (teex_sm_client_attest(f->worker, renewing.cert, renewing.key,
+                              renewing.secp_pub, sm_addr, &f->sm_policy, &until,
+                              &err) != 0)
+      fail_msg("re-attest: %s", err.msg);
+    if (first_until == 0)
+      first_until = until;
+  }
+  assert_true(until > first_until); /* each one moved the window */
+  /* New sessions, as a worker makes for each fetch (same addresses). */
+  struct worker_conn l2, r2;
+  assert_int_equal(reconnect(f, &lapsed, &l2, &err), 0);
+  assert_int_equal(reconnect(f, &renewing, &r2, &err), 0);
+  worker_free(&lapsed);
+  worker_free(&renewing);
+  lapsed = l2;
+  renewing = r2;
+  assert_int_equal(fetch_probe(f, &renewing, &err), TEEX_ENOTFOUND);
+  assert_int_equal(lease_probe(f, &renewing, &err), TEEX_EINVAL);
+  /* The lapsed one is refused, with a clear reason, for keys and leases. */
+  assert_int_equal(fetch_probe(f, &lapsed, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "attestation expired at"));
+  assert_int_equal(lease_probe(f, &lapsed, &err), TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "attestation expired at"));
+
+  /* The operator sees which is which. */
+  uint8_t addr[20];
+  char hex_l[43], hex_r[43];
+  teex_eth_address(lapsed.secp_pub, addr);
+  teex_eth_address_hex(addr, hex_l);
+  teex_eth_address(renewing.secp_pub, addr);
+  teex_eth_address_hex(addr, hex_r);
+  char *out = NULL, *errout = NULL;
+  char *status[] = {"status"};
+  assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
+  assert_non_null(strstr(out, "attestation valid 4s"));
+  char *copy = strdup(out);
+  assert_non_null(strstr(status_line(out, hex_l), "state=expired"));
+  assert_non_null(strstr(status_line(copy, hex_r), "state=trusted"));
+  free(copy);
+  free(out);
+  free(errout);
+
+  /* Re-attesting brings the lapsed one back. */
+  if (teex_sm_client_attest(f->worker, lapsed.cert, lapsed.key, lapsed.secp_pub,
+                            sm_addr, &f->sm_policy, &until, &err) != 0)
+    fail_msg("re-attest: %s", err.msg);
+  assert_int_equal(fetch_probe(f, &lapsed, &err), TEEX_ENOTFOUND);
+
+  /* A revoked enclave cannot re-attest its way back. */
+  char *revoke[] = {"revoke", "--enclave", hex_l};
+  assert_int_equal(run_op(f, pol, revoke, 3, &out, &errout), 0);
+  free(out);
+  free(errout);
+  assert_int_equal(teex_sm_client_attest(f->worker, lapsed.cert, lapsed.key,
+                                         lapsed.secp_pub, sm_addr,
+                                         &f->sm_policy, &until, &err),
+                   TEEX_EPOLICY);
+  assert_non_null(strstr(err.msg, "enclave revoked"));
+  worker_free(&lapsed);
+  worker_free(&renewing);
+}
+
+/* The SM submits revocations to the EnclaveRegistry itself (a real anvil
+ * node, `teex chain up`): a registered worker revoked at the SM becomes
+ * inactive on chain from the SM's own account and status says
+ * chain=confirmed; an address that never registered stays pending with
+ * the registry's reason, retried; the daemon stops cleanly with the
+ * retries under way (so, in the ASan build, no leak or use after free in
+ * the revoker's thread-pool job). */
+static void test_chain_revocation(void **state) {
+  struct fx *f = *state;
+  struct teex_err err;
+  char *out = NULL, *errout = NULL, pol[4096], conf[4096], ereg[43], url[128];
+  int up = -1;
+  for (int i = 0; i < 5 && up != 0; i++) {
+    char port[16];
+    uint8_t rb[2];
+    teex_random(rb, 2);
+    snprintf(port, sizeof port, "%d", 20000 + (rb[0] << 8 | rb[1]) % 12000);
+    char *argv[] = {(char *)tu_teex_bin(),
+                    "chain",
+                    "up",
+                    "--dir",
+                    f->dir,
+                    "--port",
+                    port,
+                    NULL};
+    up = tu_run(argv, NULL, 0, &out, &errout);
+    free(out);
+    free(errout);
+  }
+  assert_int_equal(up, 0);
+  f->chain_up = 1;
+  uint8_t sm_addr[20];
+  char sm_hex[43];
+  struct teex_config c;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, f->ready, &err), 0);
+  assert_int_equal(
+      teex_eth_address_parse(teex_config_get(&c, "address", ""), sm_addr), 0);
+  teex_config_free(&c);
+  teex_eth_address_hex(sm_addr, sm_hex);
+  char *deploy[] = {(char *)tu_teex_bin(),
+                    "chain",
+                    "deploy",
+                    "--dir",
+                    f->dir,
+                    "--sm",
+                    sm_hex,
+                    NULL};
+  if (tu_run(deploy, NULL, 0, &out, &errout) != 0)
+    fail_msg("deploy: %s", errout);
+  free(out);
+  free(errout);
+  snprintf(conf, sizeof conf, "%s/chain.conf", f->dir);
+  struct teex_chain_addrs ca;
+  teex_config_init(&c);
+  assert_int_equal(teex_config_load(&c, conf, &err), 0);
+  assert_int_equal(teex_chain_addrs_from_config(&c, &ca, &err), 0);
+  snprintf(url, sizeof url, "%s", teex_config_get(&c, "rpc_url", ""));
+  teex_config_free(&c);
+  teex_eth_address_hex(ca.enclave_registry, ereg);
+
+  /* The SM with the chain, for those contracts. */
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 5000), 0);
+  f->ereg = ereg;
+  f->chain_rpc = url;
+  start_sm(f);
+  write_op_policy(f, pol);
+
+  /* Anvil's account 0 (a public dev key) funds the SM and pays for the
+   * worker's registration, as `teex up` does. */
+  struct teex_eth_rpc *rpc = NULL;
+  struct teex_eth_sender *dev = NULL;
+  uint8_t dev_sk[32];
+  size_t n;
+  assert_int_equal(
+      teex_hex_decode(
+          "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+          dev_sk, 32, &n),
+      0);
+  assert_int_equal(teex_eth_rpc_open(url, NULL, &rpc, &err), 0);
+  teex_chain_use_errors(rpc);
+  assert_int_equal(teex_eth_sender_new(rpc, dev_sk, NULL, &dev, &err), 0);
+  struct teex_eth_request tx;
+  memset(&tx, 0, sizeof tx);
+  tx.has_to = 1;
+  memcpy(tx.to, sm_addr, 20);
+  teex_u256_from_u64(tx.value, 1000000000000000000ull);
+  tx.gas_limit = 21000;
+  struct teex_eth_receipt rcpt;
+  if (teex_eth_sender_transact(dev, &tx, 60000, &rcpt, &err) != 0)
+    fail_msg("fund the SM: %s", err.msg);
+  teex_eth_receipt_clear(&rcpt);
+
+  /* A worker registers with the SM and (its operator) on chain. */
+  struct worker_conn w;
+  assert_int_equal(connect_worker(f, f->worker, &w, &err), 0);
+  struct teex_enclave_registration reg;
+  if (teex_sm_client_register(f->worker, w.cert, w.key, w.secp_pub,
+                              sm_enclave_addr(f), &f->sm_policy, &reg,
+                              &err) != 0)
+    fail_msg("register with the SM: %s", err.msg);
+  if (teex_chain_register_enclave(dev, &ca, reg.enclave, reg.role,
+                                  reg.measurement, reg.issued_at, reg.signature,
+                                  0, &err) != 0)
+    fail_msg("register on chain: %s", err.msg);
+  int active = 0;
+  assert_int_equal(teex_chain_enclave_active(rpc, &ca, reg.enclave,
+                                             TEEX_ENCLAVE_WORKER, &active,
+                                             &err),
+                   0);
+  assert_true(active);
+  char hex_w[43], hex_x[43];
+  teex_eth_address_hex(reg.enclave, hex_w);
+  uint8_t stranger[20];
+  memset(stranger, 0x5c, 20);
+  teex_eth_address_hex(stranger, hex_x);
+
+  char *revoke_w[] = {"revoke", "--enclave", hex_w};
+  char *revoke_x[] = {"revoke", "--enclave", hex_x};
+  assert_int_equal(run_op(f, pol, revoke_w, 3, &out, &errout), 0);
+  free(out);
+  free(errout);
+  assert_int_equal(run_op(f, pol, revoke_x, 3, &out, &errout), 0);
+  free(out);
+  free(errout);
+  for (int i = 0; i < 300 && active; i++) {
+    usleep(100 * 1000);
+    assert_int_equal(teex_chain_enclave_active(rpc, &ca, reg.enclave,
+                                               TEEX_ENCLAVE_WORKER, &active,
+                                               &err),
+                     0);
+  }
+  assert_false(active);
+  /* Status: confirmed for w; pending, with the registry's reason and
+   * more than one attempt, for the address that never registered. */
+  char *status[] = {"status"};
+  int confirmed = 0, retried = 0;
+  for (int i = 0; i < 300 && !(confirmed && retried); i++) {
+    assert_int_equal(run_op(f, pol, status, 1, &out, &errout), 0);
+    char *copy = strdup(out);
+    confirmed = strstr(status_line(out, hex_w), "chain=confirmed") != NULL;
+    const char *lx = status_line(copy, hex_x);
+    retried = strstr(lx, "chain=pending chain_attempts=") != NULL &&
+              strstr(lx, "chain_attempts=1 ") == NULL &&
+              strstr(lx, "EnclaveNotRegistered") != NULL;
+    free(copy);
+    free(out);
+    free(errout);
+    if (!(confirmed && retried))
+      usleep(100 * 1000);
+  }
+  assert_true(confirmed);
+  assert_true(retried);
+  size_t ln;
+  char *log = (char *)tu_read_file(f->log, &ln);
+  assert_non_null(strstr(log, "revoked on chain"));
+  free(log);
+  /* A clean stop while the stranger's revocation is still being retried. */
+  assert_int_equal(tu_stop(f->pid, SIGTERM, 10000), 0);
+  f->pid = 0;
+  worker_free(&w);
+  teex_eth_sender_free(dev);
+  teex_eth_rpc_close(rpc);
+}
+
 static void test_revoke_and_status(void **state) {
   struct fx *f = *state;
   struct teex_err err;
@@ -733,6 +1076,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wrong_measurement_refused, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_cert_refresh, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_attestation_window, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_chain_revocation, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

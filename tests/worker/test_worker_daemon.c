@@ -105,6 +105,11 @@ static void wait_ready(const char *ready, const char *log, const char *what) {
   }
 }
 
+/* --attest-valid for the SM's next start (NULL: its default). */
+static const char *g_sm_attest_valid;
+/* --reattest for the next worker started (NULL: its default). */
+static const char *g_worker_reattest;
+
 static void start_sm(struct fx *f) {
   char state[4096];
   snprintf(state, sizeof state, "%s/sm", f->dir);
@@ -131,7 +136,13 @@ static void start_sm(struct fx *f) {
                   EREG,
                   "--ready-file",
                   f->ready,
+                  NULL,
+                  NULL,
                   NULL};
+  if (g_sm_attest_valid != NULL) {
+    argv[sizeof argv / sizeof *argv - 3] = "--attest-valid";
+    argv[sizeof argv / sizeof *argv - 2] = (char *)g_sm_attest_valid;
+  }
   f->sm_pid = tu_spawn(argv, f->log);
   assert_true(f->sm_pid > 0);
   wait_ready(f->ready, f->log, "sm");
@@ -413,12 +424,18 @@ static int start_worker(struct fx *f, const char *exe, const char *tag,
                   NULL,
                   NULL,
                   NULL,
+                  NULL,
+                  NULL,
                   NULL};
   char ep[64], pol[4096];
+  size_t a = 0;
+  while (argv[a] != NULL)
+    a++;
+  if (g_worker_reattest != NULL) {
+    argv[a++] = "--reattest";
+    argv[a++] = (char *)g_worker_reattest;
+  }
   if (g_disp != NULL) {
-    size_t a = 0;
-    while (argv[a] != NULL)
-      a++;
     snprintf(ep, sizeof ep, "127.0.0.1:%d", g_disp->port);
     snprintf(pol, sizeof pol, "%s/dispatcher.policy", f->dir);
     argv[a++] = "--dispatcher-endpoint";
@@ -1409,6 +1426,55 @@ static void test_wrong_measurement(void **state) {
   free(l);
 }
 
+/* Evidence expires: under an SM whose attestation window is 4 s, a worker
+ * started with --reattest off is refused its keys once the window since
+ * its registration has passed (its log says why), while one re-attesting
+ * every second loads the same service and proves its key. */
+static void test_reattest(void **state) {
+  struct fx *f = *state;
+  if (f->sanitized)
+    skip();
+  struct teex_err err;
+  assert_int_equal(tu_stop(f->sm_pid, SIGTERM, 5000), 0);
+  g_sm_attest_valid = "4";
+  start_sm(f);
+  char rd_off[4096], log_off[4096], rd_on[4096], log_on[4096];
+  g_worker_reattest = "off";
+  int off = start_worker(f, tu_teex_bin(), "woff", rd_off, log_off);
+  g_worker_reattest = "1";
+  int on = start_worker(f, tu_teex_bin(), "won", rd_on, log_on);
+  g_worker_reattest = NULL;
+  sleep(6); /* past the window of woff's registration */
+  struct teex_client_worker *c_on = connect_w(f, read_port(rd_on, "port"));
+  if (teex_client_hello(c_on, f->service_id, f->image_hash, f->signing_key,
+                        &err) != 0)
+    fail_msg("re-attesting worker refused: %s", err.msg);
+  teex_client_close(c_on);
+  struct teex_client_worker *c_off = connect_w(f, read_port(rd_off, "port"));
+  assert_int_not_equal(teex_client_hello(c_off, f->service_id, f->image_hash,
+                                         f->signing_key, &err),
+                       0);
+  teex_client_close(c_off);
+  assert_int_equal(tu_stop(off, SIGTERM, 5000), 0);
+  assert_int_equal(tu_stop(on, SIGTERM, 5000), 0);
+  size_t n;
+  char *l = (char *)tu_read_file(log_off, &n);
+  assert_non_null(l);
+  if (strstr(l, "attestation expired at") == NULL)
+    fail_msg("no clear reason in the worker's log: %s", l);
+  assert_null(strstr(l, "re-attested with the SM"));
+  free(l);
+  l = (char *)tu_read_file(log_on, &n);
+  assert_non_null(l);
+  assert_non_null(strstr(l, "re-attested with the SM"));
+  assert_null(strstr(l, "attestation expired"));
+  free(l);
+  /* The SM as the other tests had it. */
+  assert_int_equal(tu_stop(f->sm_pid, SIGTERM, 5000), 0);
+  g_sm_attest_valid = NULL;
+  start_sm(f);
+}
+
 /* Run last: after every task above, the canary that was in the inputs and
  * outputs is in no file of the network's data directories nor in any log
  * (plain, hex, base64); a canary written in the clear is found. */
@@ -1460,6 +1526,7 @@ int main(void) {
       cmocka_unit_test(test_timeout_and_crash),
       cmocka_unit_test(test_cli_invoke),
       cmocka_unit_test(test_wrong_measurement),
+      cmocka_unit_test(test_reattest),
       cmocka_unit_test(test_confidentiality),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
