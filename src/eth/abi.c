@@ -384,7 +384,7 @@ static int decode_seq(struct dec *d, const struct teex_abi_type *const *types,
     const struct teex_abi_type *t = types ? types[i] : elem;
     int rc;
     if (teex_abi_type_is_dynamic(t)) {
-      size_t off;
+      size_t off = 0; /* set by read_size; gcc -O3 cannot see it */
       if ((rc = read_size(d, pos, d->len - start, &off)) != 0)
         return rc;
       rc = decode_at(d, t, start + off, &items[i]);
