@@ -53,6 +53,10 @@ struct teex_ds_init_config {
    * fetch it at the first `run` from the SM when one is configured, else
    * from a replica that has it, over mutual RA-TLS. */
   int create_key;
+  /* Joins a running group (teex ds init --join): the replica never
+   * bootstraps a configuration; the leader adds it (teex ds add-replica)
+   * once it shows up attested. Written as `join = true` in self.conf. */
+  int join;
 };
 
 /* Creates the state directory (which must not hold a replica yet).

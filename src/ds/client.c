@@ -145,6 +145,15 @@ static void call_done(void *arg, int code, const char *msg,
     for (size_t i = 0; i < c->n; i++)
       if (r.leader_addr[0] && strcmp(c->replicas[i], r.leader_addr) == 0)
         hint = i;
+    /* A leader this client was not configured with (a replica added since
+     * it started): learn it, while there is room. */
+    if (hint == c->n && r.leader_addr[0] &&
+        c->n < TEEX_DS_CLIENT_MAX_REPLICAS &&
+        (c->replicas[c->n] = strdup(r.leader_addr)) != NULL) {
+      c->conns[c->n].c = c;
+      c->conns[c->n].idx = c->n;
+      hint = c->n++;
+    }
     if (hint < c->n && hint != op->target) {
       op->target = hint;
       c->leader = hint;
