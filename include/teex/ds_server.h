@@ -73,6 +73,9 @@ struct teex_ds_server_config {
   const char *ready_file;       /* written once serving (ports), or NULL */
   uint32_t election_timeout_ms; /* 0: TEEX_DS_DEFAULT_ELECTION_MS */
   uint32_t key_timeout_ms;      /* waiting for the group key; 0: 30 s */
+  /* Entries between snapshots (0: 1024); a quarter of it (at least 2)
+   * stays in the log after one. */
+  uint32_t snapshot_threshold;
   /* Freshness anchor (include/teex/ds_anchor.h): the chain's JSON-RPC URL
    * and the DsAnchor contract, or NULL: not anchored (works as before).
    * When set, the latest anchor of the group is read before raft starts; a

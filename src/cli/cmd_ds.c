@@ -345,13 +345,14 @@ static int ds_init(int argc, char **argv) {
 static const char run_usage[] =
     "usage: teex ds run --state DIR [--data-dir DIR] [--ready-file FILE]\n"
     "                   [--election-timeout MS] [--key-timeout MS]\n"
-    "                   [--chain-conf FILE]\n"
+    "                   [--chain-conf FILE] [--snapshot-threshold N]\n"
     "\n"
     "Runs one TEE-DS replica until SIGTERM: raft over mutual RA-TLS with the\n"
     "group's other replicas, the client RPC on its client address.\n"
     "  --election-timeout MS  raft election timeout (default 150)\n"
     "  --key-timeout MS       how long a new replica waits for the group key\n"
     "                         from the others (default 30000)\n"
+    "  --snapshot-threshold N entries between snapshots (default 1024)\n"
     "  --chain-conf FILE      check freshness against the group's anchor in\n"
     "                         the DsAnchor contract of this chain.conf "
     "(rpc_url,\n"
@@ -383,7 +384,8 @@ static int ds_run(int argc, char **argv) {
     O_EVERY,
     O_INTERVAL,
     O_IPFS_API,
-    O_IPFS_STORE
+    O_IPFS_STORE,
+    O_SNAPSHOT
   };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
@@ -397,6 +399,7 @@ static int ds_run(int argc, char **argv) {
       {"anchor-interval", required_argument, NULL, O_INTERVAL},
       {"ipfs-api", required_argument, NULL, O_IPFS_API},
       {"ipfs-store", required_argument, NULL, O_IPFS_STORE},
+      {"snapshot-threshold", required_argument, NULL, O_SNAPSHOT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], anchor_rpc[512], ipfs_dir[PATH_MAX + 8];
@@ -429,6 +432,11 @@ static int ds_run(int argc, char **argv) {
       if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > 3600000)
         return teex_cli_fail("--key-timeout: 1..3600000 ms");
       cfg.key_timeout_ms = (uint32_t)v;
+      break;
+    case O_SNAPSHOT:
+      if (teex_parse_u64(optarg, &v) != 0 || v < 8 || v > 1000000)
+        return teex_cli_fail("--snapshot-threshold: 8..1000000 entries");
+      cfg.snapshot_threshold = (uint32_t)v;
       break;
     case O_CHAIN:
       chain_conf = optarg;

@@ -732,11 +732,12 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     enum teex_ds_watch w = teex_ds_replica_watch_result(s->rep);
     snprintf(fresh, sizeof fresh, "at or past the anchored index %llu (%s)",
              (unsigned long long)s->anchor.index,
-             w == TEEX_DS_WATCH_MATCHED   ? "hash chain matches the anchor"
-             : w == TEEX_DS_WATCH_FORKED  ? "FORKED: hash chain differs"
-             : w == TEEX_DS_WATCH_SKIPPED ? "hash chain not comparable "
-                                            "after a snapshot"
-                                          : "hash chain not checked yet");
+             w == TEEX_DS_WATCH_MATCHED  ? "hash chain matches the anchor"
+             : w == TEEX_DS_WATCH_FORKED ? "FORKED: hash chain differs"
+             : w == TEEX_DS_WATCH_SKIPPED
+                 ? "hash chain not comparable: the anchored index is older "
+                   "than the chain points of the restored snapshot"
+                 : "hash chain not checked yet");
   }
   if (s->published.index > 0) {
     size_t used = strlen(fresh);
@@ -1543,8 +1544,10 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   raft_set_election_timeout(&s->raft, election_ms);
   raft_set_heartbeat_timeout(&s->raft, election_ms / 5 ? election_ms / 5 : 1);
   raft_set_pre_vote(&s->raft, true);
-  raft_set_snapshot_threshold(&s->raft, 1024);
-  raft_set_snapshot_trailing(&s->raft, 256);
+  unsigned snap =
+      s->cfg->snapshot_threshold ? s->cfg->snapshot_threshold : 1024;
+  raft_set_snapshot_threshold(&s->raft, snap);
+  raft_set_snapshot_trailing(&s->raft, snap / 4 > 2 ? snap / 4 : 2);
   /* A replica that joins a running group never bootstraps: its first
    * configuration comes from the leader that added it (a bootstrap entry
    * at index 1 would look like the group's own and never be replaced). The
@@ -1572,9 +1575,16 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   teex_ds_raft_attach(s->cons, &s->raft);
   teex_ds_replica_bind(s->rep, s->cons);
   rv = raft_start(&s->raft);
-  if (rv != 0)
+  if (rv != 0) {
+    /* A snapshot the replica refused (e.g. its hash chain differs from the
+     * anchor's): the replica's own reason. */
+    struct teex_ds_status st;
+    teex_ds_replica_status(s->rep, &st);
+    if (st.failed)
+      return teex_err_set(err, st.failed, "raft start: %s", st.failure);
     return teex_err_set(err, rv == RAFT_CORRUPT ? TEEX_EROLLBACK : TEEX_EIO,
                         "raft start: %s", raft_start_errmsg(s, rv));
+  }
   return 0;
 }
 
