@@ -292,11 +292,17 @@ static int halt(struct teex_ds_replica *r, int code, uint64_t index,
   return code;
 }
 
-/* chain = SHA-256(chain | index | status | found | num | val): equal on two
- * replicas iff they applied the same entries with the same results. */
+/* chain = SHA-256(chain | index | status | found | num | val_len |
+ *                 SHA-256(sealed entry) | val | items): equal on two
+ * replicas iff they applied the same entries (the sealed bytes, so a fork
+ * whose commands happen to give the same results still differs) with the
+ * same results. */
 static void chain_result(struct teex_ds_replica *r, uint64_t index,
+                         const uint8_t *entry, size_t entry_len,
                          const struct teex_ds_result *res) {
   struct teex_sha256_ctx h;
+  uint8_t eh[32];
+  teex_sha256(entry, entry_len, eh);
   uint8_t b[8 + 4 + 4 + 8 + 8];
   put_u64(b, index);
   put_u64(b + 8, (uint64_t)(uint32_t)res->status |
@@ -306,6 +312,7 @@ static void chain_result(struct teex_ds_replica *r, uint64_t index,
   teex_sha256_init(&h);
   teex_sha256_update(&h, r->chain, 32);
   teex_sha256_update(&h, b, 32);
+  teex_sha256_update(&h, eh, 32);
   if (res->val_len)
     teex_sha256_update(&h, res->val, res->val_len);
   for (size_t i = 0; i < res->n_items; i++) {
@@ -402,7 +409,7 @@ out:
     teex_ds_result_free(res);
     goto done;
   }
-  chain_result(r, index, res);
+  chain_result(r, index, data, len, res);
   if (watch_pending(r) && index == r->watch_index &&
       (rc = watch_check(r, r->chain, index)) != 0) {
     teex_ds_result_free(res);

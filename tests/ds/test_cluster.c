@@ -293,10 +293,33 @@ static void test_wrong_group_key_halts_not_diverges(void **state) {
   tc_close(&t);
 }
 
-/* The freshness anchor's chain check: two runs of the same deterministic
- * group apply the same entries with the same hash chain; in the second, a
- * replica told the right chain at an index goes on, one told another chain
- * halts there as forked rather than serve a state the anchor disowns. */
+/* Replays replica 0's committed command entries, unpadded as the
+ * consensus hands them to the state machine, into r (stopping at the first
+ * one it refuses); returns how many it applied. */
+static int replay_into(struct tc *t, struct teex_ds_replica *r) {
+  struct raft_log *log = &raft_fixture_get(&t->f, 0)->log;
+  int applied = 0;
+  uint64_t index = log->offset;
+  for (size_t k = log->front; k != log->back; k = (k + 1) % log->size) {
+    index++;
+    const struct raft_entry *e = &log->entries[k];
+    if (e->type != RAFT_COMMAND)
+      continue;
+    const uint8_t *p = e->buf.base;
+    size_t n = e->buf.len - p[e->buf.len - 1]; /* data | zeros | pad */
+    void *res = NULL;
+    if (teex_ds_replica_hooks.apply(r, index, p, n, &res) != 0)
+      return applied;
+    teex_ds_replica_hooks.result_free(r, res);
+    applied++;
+  }
+  return applied;
+}
+
+/* The freshness anchor's chain check: replicas that apply the group's
+ * entries compute its hash chain; one told the right chain at an index goes
+ * on, one told another chain halts there as forked rather than serve a
+ * state the anchor disowns. */
 static void test_anchor_chain_watch(void **state) {
   (void)state;
   struct tc t;
@@ -314,35 +337,50 @@ static void test_anchor_chain_watch(void **state) {
   teex_ds_replica_status(t.rep[0], &st);
   at = st.last_applied;
   memcpy(want, st.applied_chain, 32);
-  tc_close(&t);
-
-  memcpy(wrong, want, 32);
-  wrong[7] ^= 1;
-  tc_init(&t, 3);
-  teex_ds_replica_watch(t.rep[1], at, want);
-  teex_ds_replica_watch(t.rep[2], at, wrong);
-  assert_int_equal(teex_ds_replica_watch_result(t.rep[1]),
-                   TEEX_DS_WATCH_PENDING);
-  for (int i = 0; i < 4; i++) {
-    struct teex_ds_cmd c = tc_set_cmd("app/w", i % 2 ? "odd" : "even");
-    assert_int_equal(tc_run(&t, &c, &op), 0);
-    tc_op_clear(&op);
-  }
   struct teex_ds_cmd c = tc_set_cmd("app/after", "x");
   assert_int_equal(tc_run(&t, &c, &op), 0);
   tc_op_clear(&op);
-  raft_fixture_step_until_elapsed(&t.f, 2000);
-  teex_ds_replica_status(t.rep[1], &s1);
-  teex_ds_replica_status(t.rep[2], &s2);
-  assert_int_equal(teex_ds_replica_watch_result(t.rep[1]),
-                   TEEX_DS_WATCH_MATCHED);
+  tc_settle(&t);
+  teex_ds_replica_status(t.rep[0], &st);
+
+  memcpy(wrong, want, 32);
+  wrong[7] ^= 1;
+  struct teex_ds_replica_config cfg = {.group_key = tc_key};
+  memcpy(cfg.group_id, tc_group_id, 16);
+  struct teex_err err;
+  struct teex_ds_replica *good, *bad;
+  assert_int_equal(teex_ds_replica_new(&cfg, &good, &err), 0);
+  assert_int_equal(teex_ds_replica_new(&cfg, &bad, &err), 0);
+  teex_ds_replica_watch(good, at, want);
+  teex_ds_replica_watch(bad, at, wrong);
+  assert_int_equal(teex_ds_replica_watch_result(good), TEEX_DS_WATCH_PENDING);
+  assert_int_equal(replay_into(&t, good), 5);
+  assert_int_equal(replay_into(&t, bad), 3); /* halts at the 4th */
+  teex_ds_replica_status(good, &s1);
+  teex_ds_replica_status(bad, &s2);
+  assert_int_equal(teex_ds_replica_watch_result(good), TEEX_DS_WATCH_MATCHED);
   assert_int_equal(s1.failed, 0);
-  assert_true(s1.last_applied > at);
-  assert_int_equal(teex_ds_replica_watch_result(t.rep[2]),
-                   TEEX_DS_WATCH_FORKED);
+  assert_memory_equal(s1.applied_chain, st.applied_chain, 32);
+  assert_int_equal(teex_ds_replica_watch_result(bad), TEEX_DS_WATCH_FORKED);
   assert_int_equal(s2.failed, TEEX_EROLLBACK);
   assert_non_null(strstr(s2.failure, "forked"));
-  assert_true(s2.last_applied < s1.last_applied);
+  /* The chain binds the entries themselves: the same commands proposed
+   * again (another run, other nonces) give another chain, although every
+   * result is the same. */
+  tc_close(&t);
+  tc_init(&t, 3);
+  for (int i = 0; i < 4; i++) {
+    struct teex_ds_cmd c2 = tc_set_cmd("app/w", i % 2 ? "odd" : "even");
+    assert_int_equal(tc_run(&t, &c2, &op), 0);
+    tc_op_clear(&op);
+  }
+  tc_settle(&t);
+  struct teex_ds_status again;
+  teex_ds_replica_status(t.rep[0], &again);
+  assert_int_equal(again.last_applied, at);
+  assert_memory_not_equal(again.applied_chain, want, 32);
+  teex_ds_replica_free(good);
+  teex_ds_replica_free(bad);
   tc_close(&t);
 }
 
