@@ -1035,6 +1035,11 @@ static void print_members(const struct teex_ds_member_list *l) {
 static int member_cmd(int argc, char **argv, uint32_t op) {
   static struct copts o;
   memset(&o, 0, sizeof o);
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(member_usage, stdout);
+      return TEEX_EXIT_OK;
+    }
   const char *wait = take_opt(&argc, argv, "--wait");
   uint64_t wait_ms = TEEX_DS_MEMBER_DEFAULT_WAIT_MS;
   if (wait != NULL && (teex_parse_u64(wait, &wait_ms) != 0 || wait_ms == 0 ||

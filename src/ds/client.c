@@ -181,6 +181,12 @@ static void conn_state(struct teex_rpc_client *rpc, int code,
 
 static void op_call(struct op *op, struct conn *k) {
   uint64_t now = uv_now(op->c->loop);
+  if (now >= op->deadline) {
+    /* A connection that became ready after the deadline (conn_state, which
+     * frees op after): the remaining time would wrap to ~49 days. */
+    op_finish(op, TEEX_ETIMEDOUT, NULL);
+    return;
+  }
   uint32_t left = (uint32_t)(op->deadline - now);
   struct teex_err err;
   if (teex_rpc_client_call(k->rpc, TEEX_DS_METHOD_EXEC, op->req, op->req_len,
