@@ -61,8 +61,14 @@ NF void net_sleep_ms(int ms) {
  * 15000-19999 (ds) and 20000-31999 (chain ports); blocks here are picked
  * at random per process and probed together, so two tests running at once
  * would have to pick the same block within the same moments. */
+/* Fixtures of another size (NET_N) take their own sub-range, so that one
+ * test's block never straddles a port another test just freed (and is
+ * about to take again, e.g. to hold it): 10000-13999 for 3 replicas,
+ * tests/ds/test_net_member.c sets 14000-14999 for 5. */
+#ifndef NET_PORT_BASE
 #define NET_PORT_BASE 10000
-#define NET_PORT_SPAN 5000
+#define NET_PORT_SPAN 4000
+#endif
 #define NET_PORT_BLOCKS (NET_PORT_SPAN / (2 * NET_N))
 static void free_ports(int *ports, int n) {
   int fds[16];

@@ -9,6 +9,8 @@
  * that is not an operator cannot change the membership. */
 #define NET_N 5
 #define NET_INITIAL 3
+#define NET_PORT_BASE 14000
+#define NET_PORT_SPAN 1000
 #include "net_fixture.c"
 
 #include "linearizability.c"
