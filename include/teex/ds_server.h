@@ -53,6 +53,10 @@ struct teex_ds_init_config {
    * fetch it at the first `run` from the SM when one is configured, else
    * from a replica that has it, over mutual RA-TLS. */
   int create_key;
+  /* Joins a running group (teex ds init --join): the replica never
+   * bootstraps a configuration; the leader adds it (teex ds add-replica)
+   * once it shows up attested. Written as `join = true` in self.conf. */
+  int join;
 };
 
 /* Creates the state directory (which must not hold a replica yet).
@@ -75,6 +79,9 @@ struct teex_ds_server_config {
    * docs/internals/ds.md, "Reads and clocks", and docs/threat-model.md);
    * no_read_lease: every one waits for a raft barrier instead. */
   int no_read_lease;
+  /* Entries between snapshots (0: 1024); a quarter of it (at least 2)
+   * stays in the log after one. */
+  uint32_t snapshot_threshold;
   /* Freshness anchor (include/teex/ds_anchor.h): the chain's JSON-RPC URL
    * and the DsAnchor contract, or NULL: not anchored (works as before).
    * When set, the latest anchor of the group is read before raft starts; a

@@ -6,6 +6,7 @@
 #include "cli/cmd_ds_anchor.h"
 
 #include "ds/group.h"
+#include "ds/membership.h"
 #include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/ds.h"
@@ -65,8 +66,9 @@ static const char init_usage[] =
     "                    [--client LABEL=SPKI:NS]... [--policy FILE]\n"
     "                    [--enclave ROLE=NS]... [--client-policy FILE]\n"
     "                    [--sm ADDR --sm-policy FILE] [--grant-signer ADDR]\n"
+    "                    [--operator LABEL]...\n"
     "       teex ds init --state DIR --id N --group FILE [--policy FILE]\n"
-    "                    [--sm ADDR --sm-policy FILE]\n"
+    "                    [--sm ADDR --sm-policy FILE] [--join PEER,CLIENT]\n"
     "\n"
     "Creates a TEE-DS replica's state directory. The group's first replica\n"
     "is made with --new-group (a new group id, and without --sm a group\n"
@@ -92,6 +94,11 @@ static const char init_usage[] =
     "  --sm-policy FILE          what the SM's evidence must satisfy\n"
     "  --policy FILE             evidence peers must present (default: this\n"
     "                            build in role ds on this platform)\n"
+    "  --operator LABEL          the --client LABEL may add and remove\n"
+    "                            replicas (teex ds add-replica; repeat)\n"
+    "  --join PEER,CLIENT        a new replica for a running group: N is\n"
+    "                            not in --group's file yet; run it, then\n"
+    "                            teex ds add-replica N PEER CLIENT\n"
     "  --data-dir DIR            teex data directory with the sim platform\n";
 
 static int ds_init(int argc, char **argv) {
@@ -108,7 +115,9 @@ static int ds_init(int argc, char **argv) {
     O_CPOLICY,
     O_SM,
     O_SMPOLICY,
-    O_SIGNER
+    O_SIGNER,
+    O_OPERATOR,
+    O_JOIN
   };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
@@ -124,6 +133,8 @@ static int ds_init(int argc, char **argv) {
       {"sm", required_argument, NULL, O_SM},
       {"sm-policy", required_argument, NULL, O_SMPOLICY},
       {"grant-signer", required_argument, NULL, O_SIGNER},
+      {"operator", required_argument, NULL, O_OPERATOR},
+      {"join", required_argument, NULL, O_JOIN},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX];
@@ -132,6 +143,7 @@ static int ds_init(int argc, char **argv) {
   const char *sm = NULL, *smpolicy = NULL;
   uint64_t id = 0;
   int new_group = 0;
+  const char *join = NULL;
   static struct teex_ds_group g;
   memset(&g, 0, sizeof g);
   struct teex_err err;
@@ -189,6 +201,18 @@ static int ds_init(int argc, char **argv) {
     case O_GROUP:
       group = optarg;
       break;
+    case O_OPERATOR: {
+      size_t used = strlen(g.operators), add = strlen(optarg);
+      if (add == 0 || strchr(optarg, ',') != NULL ||
+          used + add + 2 > sizeof g.operators)
+        return teex_cli_fail("--operator: a client label");
+      snprintf(g.operators + used, sizeof g.operators - used, "%s%s",
+               used ? "," : "", optarg);
+      break;
+    }
+    case O_JOIN:
+      join = optarg;
+      break;
     case O_DATA:
       snprintf(data_dir, sizeof data_dir, "%s", optarg);
       break;
@@ -208,10 +232,41 @@ static int ds_init(int argc, char **argv) {
   char *gtext = NULL, *ptext = NULL;
   size_t glen = 0, plen = 0;
   char *made = NULL;
+  if (join != NULL && group == NULL)
+    return teex_cli_fail("--join needs --group (the running group's "
+                         "group.conf)");
   if (group != NULL) {
     if ((gtext = slurp(group, &glen)) == NULL)
       return teex_cli_fail("%s: cannot read", group);
-  } else {
+  }
+  if (join != NULL) {
+    /* The running group's members plus this new one. */
+    static struct teex_ds_group jg;
+    char spec[512];
+    snprintf(spec, sizeof spec, "%llu=%s", (unsigned long long)id, join);
+    int jrc = teex_ds_group_parse(&jg, gtext, glen, &err);
+    free(gtext);
+    gtext = NULL;
+    if (jrc != 0)
+      return teex_cli_fail("%s: %s", group, err.msg);
+    if (teex_ds_group_member(&jg, id) != NULL)
+      return teex_cli_fail("--join: id %llu is already a member of the group",
+                           (unsigned long long)id);
+    if (jg.n_members == TEEX_DS_GROUP_MAX_MEMBERS)
+      return teex_cli_fail("--join: the group has %d members already",
+                           TEEX_DS_GROUP_MAX_MEMBERS);
+    if (teex_ds_member_parse(spec, &jg.members[jg.n_members], &err) != 0)
+      return teex_cli_fail("--join: %s", err.msg);
+    jg.n_members++;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.group.tmp", state);
+    if (teex_ds_group_save(&jg, tmp, &err) != 0)
+      return teex_cli_fail("%s", err.msg);
+    gtext = slurp(tmp, &glen);
+    remove(tmp);
+    if (gtext == NULL)
+      return teex_cli_fail("group config");
+  } else if (group == NULL) {
     teex_random(g.id, sizeof g.id);
     /* Render through the group writer so both paths parse the same text. */
     char tmp[PATH_MAX];
@@ -272,7 +327,8 @@ static int ds_init(int argc, char **argv) {
                                      .sm_addr = sm,
                                      .sm_policy_text = smtext,
                                      .sm_policy_len = smlen,
-                                     .create_key = new_group};
+                                     .create_key = new_group,
+                                     .join = join != NULL};
     if (teex_ds_init(&ic, &err) != 0)
       rc = teex_cli_fail("ds init: %s", err.msg);
     else
@@ -290,6 +346,7 @@ static const char run_usage[] =
     "usage: teex ds run --state DIR [--data-dir DIR] [--ready-file FILE]\n"
     "                   [--election-timeout MS] [--key-timeout MS]\n"
     "                   [--no-read-lease] [--chain-conf FILE]\n"
+    "                   [--snapshot-threshold N]\n"
     "\n"
     "Runs one TEE-DS replica until SIGTERM: raft over mutual RA-TLS with the\n"
     "group's other replicas, the client RPC on its client address.\n"
@@ -301,6 +358,7 @@ static const char run_usage[] =
     "                         under a lease of half the election timeout,\n"
     "                         which assumes the replicas' clocks run at rates\n"
     "                         within a third of each other\n"
+    "  --snapshot-threshold N entries between snapshots (default 1024)\n"
     "  --chain-conf FILE      check freshness against the group's anchor in\n"
     "                         the DsAnchor contract of this chain.conf "
     "(rpc_url,\n"
@@ -333,7 +391,8 @@ static int ds_run(int argc, char **argv) {
     O_INTERVAL,
     O_IPFS_API,
     O_IPFS_STORE,
-    O_NO_LEASE
+    O_NO_LEASE,
+    O_SNAPSHOT
   };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
@@ -348,6 +407,7 @@ static int ds_run(int argc, char **argv) {
       {"ipfs-api", required_argument, NULL, O_IPFS_API},
       {"ipfs-store", required_argument, NULL, O_IPFS_STORE},
       {"no-read-lease", no_argument, NULL, O_NO_LEASE},
+      {"snapshot-threshold", required_argument, NULL, O_SNAPSHOT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], anchor_rpc[512], ipfs_dir[PATH_MAX + 8];
@@ -383,6 +443,11 @@ static int ds_run(int argc, char **argv) {
       break;
     case O_NO_LEASE:
       cfg.no_read_lease = 1;
+      break;
+    case O_SNAPSHOT:
+      if (teex_parse_u64(optarg, &v) != 0 || v < 8 || v > 1000000)
+        return teex_cli_fail("--snapshot-threshold: 8..1000000 entries");
+      cfg.snapshot_threshold = (uint32_t)v;
       break;
     case O_CHAIN:
       chain_conf = optarg;
@@ -961,6 +1026,105 @@ static int ds_anchor(int argc, char **argv) {
   return TEEX_EXIT_OK;
 }
 
+/* ---- membership ---- */
+
+static const char member_usage[] =
+    "usage: teex ds add-replica [--state DIR] [--cert FILE --key FILE]\n"
+    "                           [--wait MS] ID PEER CLIENT\n"
+    "       teex ds remove-replica [--state DIR] [--cert FILE --key FILE] ID\n"
+    "       teex ds members [--state DIR] [--cert FILE --key FILE]\n"
+    "\n"
+    "Changes the membership of a running TEE-DS group through its leader\n"
+    "(the certificate must be one of the group's operators). add-replica\n"
+    "waits for the new replica (teex ds init --join, then teex ds run) to\n"
+    "show up with evidence the group's policy accepts, adds it as a spare,\n"
+    "lets it catch up and makes it a voter. remove-replica removes a\n"
+    "replica (the leader first hands leadership over); stop its process\n"
+    "afterwards. Every replica rewrites [members] of its group.conf.\n"
+    "  --wait MS   add: how long to wait for the replica (default 60000)\n";
+
+static void print_members(const struct teex_ds_member_list *l) {
+  for (size_t i = 0; i < l->n; i++)
+    printf("%llu %s %s %s\n", (unsigned long long)l->m[i].id, l->m[i].peer,
+           l->m[i].client,
+           l->role[i] == TEEX_DS_ROLE_VOTER     ? "voter"
+           : l->role[i] == TEEX_DS_ROLE_STANDBY ? "standby"
+                                                : "spare");
+}
+
+static int member_cmd(int argc, char **argv, uint32_t op) {
+  static struct copts o;
+  memset(&o, 0, sizeof o);
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs(member_usage, stdout);
+      return TEEX_EXIT_OK;
+    }
+  const char *wait = take_opt(&argc, argv, "--wait");
+  uint64_t wait_ms = TEEX_DS_MEMBER_DEFAULT_WAIT_MS;
+  if (wait != NULL && (teex_parse_u64(wait, &wait_ms) != 0 || wait_ms == 0 ||
+                       wait_ms > 3600000))
+    return teex_cli_fail("--wait: 1..3600000 ms");
+  int rc = copts_parse(&o, argc, argv);
+  if (rc != 0) {
+    copts_free(&o);
+    return rc < 0 ? TEEX_EXIT_OK : rc;
+  }
+  int nargs = argc - optind;
+  char **args = argv + optind;
+  int want = op == TEEX_DS_MEMBER_ADD ? 3 : op == TEEX_DS_MEMBER_REMOVE ? 1 : 0;
+  struct teex_ds_member_req r;
+  memset(&r, 0, sizeof r);
+  r.op = op;
+  if (nargs != want ||
+      (want > 0 && (teex_parse_u64(args[0], &r.id) != 0 || r.id == 0))) {
+    copts_free(&o);
+    fputs(member_usage, stderr);
+    return TEEX_EXIT_USAGE;
+  }
+  if (op == TEEX_DS_MEMBER_ADD) {
+    if (!teex_ds_member_addr_ok(args[1]) || !teex_ds_member_addr_ok(args[2])) {
+      copts_free(&o);
+      return teex_cli_fail("PEER and CLIENT: HOST:PORT addresses");
+    }
+    snprintf(r.peer, sizeof r.peer, "%s", args[1]);
+    snprintf(r.client, sizeof r.client, "%s", args[2]);
+    r.wait_ms = (uint32_t)wait_ms;
+  }
+  uint32_t timeout = op == TEEX_DS_MEMBER_ADD      ? (uint32_t)wait_ms + 40000
+                     : op == TEEX_DS_MEMBER_REMOVE ? o.timeout_ms + 10000
+                                                   : o.timeout_ms;
+  struct teex_ds_member_list l;
+  struct teex_err err;
+  teex_err_clear(&err);
+  rc = teex_ds_member_call(o.k.tls, o.k.addrs, o.k.group.n_members, &r, timeout,
+                           &l, &err);
+  copts_free(&o);
+  if (rc != 0)
+    return teex_cli_fail("ds %s: %s",
+                         op == TEEX_DS_MEMBER_ADD      ? "add-replica"
+                         : op == TEEX_DS_MEMBER_REMOVE ? "remove-replica"
+                                                       : "members",
+                         err.msg);
+  if (op == TEEX_DS_MEMBER_ADD)
+    printf("replica %llu added\n", (unsigned long long)r.id);
+  else if (op == TEEX_DS_MEMBER_REMOVE)
+    printf("replica %llu removed (stop its process)\n",
+           (unsigned long long)r.id);
+  print_members(&l);
+  return TEEX_EXIT_OK;
+}
+
+static int ds_add_replica(int argc, char **argv) {
+  return member_cmd(argc, argv, TEEX_DS_MEMBER_ADD);
+}
+static int ds_remove_replica(int argc, char **argv) {
+  return member_cmd(argc, argv, TEEX_DS_MEMBER_REMOVE);
+}
+static int ds_members(int argc, char **argv) {
+  return member_cmd(argc, argv, TEEX_DS_MEMBER_LIST);
+}
+
 static const struct teex_cli_cmd ds_commands[] = {
     {"init", ds_init, "create a replica's state directory"},
     {"run", ds_run, "run one replica of a TEE-DS group"},
@@ -971,6 +1135,10 @@ static const struct teex_cli_cmd ds_commands[] = {
     {"scan", ds_scan, "list keys under a prefix"},
     {"status", ds_status, "leader, term, lag and health of each replica"},
     {"anchor", ds_anchor, "commit the group's log head to the chain"},
+    {"add-replica", ds_add_replica, "add a replica to a running group"},
+    {"remove-replica", ds_remove_replica,
+     "remove a replica from a running group"},
+    {"members", ds_members, "the group's raft configuration"},
     {"proxy", teex_cmd_ds_proxy,
      "serve a namespace to local Redis tools (RESP)"},
     {NULL, NULL, NULL},

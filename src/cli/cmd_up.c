@@ -719,6 +719,8 @@ static int up_ds(const struct net *n, const char *sm_addr, const char *chain) {
                      member[2],
                      "--client",
                      client,
+                     "--operator",
+                     "operator",
                      "--enclave",
                      "worker=*",
                      "--enclave",

@@ -147,6 +147,15 @@ static void call_done(void *arg, int code, const char *msg,
     for (size_t i = 0; i < c->n; i++)
       if (r.leader_addr[0] && strcmp(c->replicas[i], r.leader_addr) == 0)
         hint = i;
+    /* A leader this client was not configured with (a replica added since
+     * it started): learn it, while there is room. */
+    if (hint == c->n && r.leader_addr[0] &&
+        c->n < TEEX_DS_CLIENT_MAX_REPLICAS &&
+        (c->replicas[c->n] = strdup(r.leader_addr)) != NULL) {
+      c->conns[c->n].c = c;
+      c->conns[c->n].idx = c->n;
+      hint = c->n++;
+    }
     if (hint < c->n && hint != op->target) {
       op->target = hint;
       c->leader = hint;
@@ -174,6 +183,12 @@ static void conn_state(struct teex_rpc_client *rpc, int code,
 
 static void op_call(struct op *op, struct conn *k) {
   uint64_t now = uv_now(op->c->loop);
+  if (now >= op->deadline) {
+    /* A connection that became ready after the deadline (conn_state, which
+     * frees op after): the remaining time would wrap to ~49 days. */
+    op_finish(op, TEEX_ETIMEDOUT, NULL);
+    return;
+  }
   uint32_t left = (uint32_t)(op->deadline - now);
   struct teex_err err;
   if (teex_rpc_client_call(k->rpc, TEEX_DS_METHOD_EXEC, op->req, op->req_len,

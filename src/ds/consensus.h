@@ -68,6 +68,11 @@ struct teex_ds_consensus_ops {
   /* Sticky error of this replica (a failed apply), or 0. */
   int (*failed)(struct teex_ds_consensus *c);
   void (*free)(struct teex_ds_consensus *c);
+  /* On the leader: hand leadership to voter `to` (0: the most up-to-date
+   * one). cb(0) once this replica is no longer leader (a new one may still
+   * be elected); TEEX_ESTATE if not leader. */
+  int (*transfer)(struct teex_ds_consensus *c, uint64_t to,
+                  teex_ds_change_cb cb, void *arg);
 };
 
 struct teex_ds_consensus {

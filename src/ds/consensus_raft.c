@@ -58,6 +58,15 @@ static int map_err(int rv) {
     return TEEX_ECANCELED;
   case RAFT_TOOBIG:
     return TEEX_ETOOBIG;
+  case RAFT_CANTCHANGE:
+    return TEEX_EAGAIN; /* another membership change is in progress */
+  case RAFT_NOCONNECTION:
+    return TEEX_ECONN; /* a promotion whose server did not catch up */
+  case RAFT_DUPLICATEID:
+  case RAFT_DUPLICATEADDRESS:
+    return TEEX_EEXIST;
+  case RAFT_BADID:
+    return TEEX_ENOTFOUND;
   default:
     return TEEX_EINTERNAL;
   }
@@ -311,6 +320,38 @@ static int op_remove(struct teex_ds_consensus *base, uint64_t id,
   return 0;
 }
 
+struct transfer_req {
+  struct raft_transfer req;
+  teex_ds_change_cb cb;
+  void *arg;
+};
+
+static void transfer_done(struct raft_transfer *req) {
+  struct transfer_req *t = req->data;
+  if (t->cb)
+    t->cb(t->arg, 0);
+  free(t);
+}
+
+static int op_transfer(struct teex_ds_consensus *base, uint64_t to,
+                       teex_ds_change_cb cb, void *arg) {
+  struct craft *c = (struct craft *)base;
+  if (c->raft == NULL || raft_state(c->raft) != RAFT_LEADER)
+    return TEEX_ESTATE;
+  struct transfer_req *t = calloc(1, sizeof(*t));
+  if (t == NULL)
+    return TEEX_ENOMEM;
+  t->req.data = t;
+  t->cb = cb;
+  t->arg = arg;
+  int rv = raft_transfer(c->raft, &t->req, to, transfer_done);
+  if (rv != 0) {
+    free(t);
+    return rv == RAFT_BADID ? TEEX_ENOTFOUND : map_err(rv);
+  }
+  return 0;
+}
+
 static int op_is_leader(struct teex_ds_consensus *base) {
   struct craft *c = (struct craft *)base;
   return c->raft != NULL && raft_state(c->raft) == RAFT_LEADER;
@@ -371,6 +412,7 @@ static const struct teex_ds_consensus_ops raft_ops = {
     .remove = op_remove,
     .failed = op_failed,
     .free = op_free,
+    .transfer = op_transfer,
 };
 
 int teex_ds_raft_new(const struct teex_ds_sm_hooks *hooks, void *sm,

@@ -128,6 +128,11 @@ int teex_ds_group_parse(struct teex_ds_group *g, const char *text, size_t len,
       if (teex_eth_address_parse(v, g->sm_address) != 0)
         rc = teex_err_set(err, TEEX_ECONFIG, "group.sm: want an address");
       g->has_sm = 1;
+    } else if (strcmp(k, "group.operators") == 0) {
+      if (strlen(v) >= sizeof(g->operators))
+        rc = teex_err_set(err, TEEX_ECONFIG, "group.operators: too long");
+      else
+        memcpy(g->operators, v, strlen(v) + 1);
     } else if (strncmp(k, "members.", 8) == 0) {
       if (g->n_members == TEEX_DS_GROUP_MAX_MEMBERS)
         rc = teex_err_set(err, TEEX_ECONFIG, "more than %d members",
@@ -165,9 +170,38 @@ int teex_ds_group_parse(struct teex_ds_group *g, const char *text, size_t len,
                         "enclaves.%s = *: grants need group.sm (the SM "
                         "address)",
                         g->enclaves[i].label);
+  /* Every operator must be a listed certificate client. */
+  for (const char *o = g->operators; rc == 0 && *o != '\0';) {
+    size_t n = strcspn(o, ",");
+    int found = 0;
+    for (size_t i = 0; i < g->n_clients && !found; i++)
+      found = strlen(g->clients[i].label) == n &&
+              memcmp(g->clients[i].label, o, n) == 0;
+    if (!found)
+      rc = teex_err_set(err, TEEX_ECONFIG,
+                        "group.operators: '%.*s' is not a listed client",
+                        (int)(n < 64 ? n : 64), o);
+    o += n;
+    if (*o == ',')
+      o++;
+  }
 out:
   teex_config_free(&c);
   return rc;
+}
+
+int teex_ds_group_is_operator(const struct teex_ds_group *g,
+                              const char *label) {
+  size_t len = strlen(label);
+  for (const char *o = g->operators; len > 0 && *o != '\0';) {
+    size_t n = strcspn(o, ",");
+    if (n == len && memcmp(o, label, n) == 0)
+      return 1;
+    o += n;
+    if (*o == ',')
+      o++;
+  }
+  return 0;
 }
 
 int teex_ds_group_load(struct teex_ds_group *g, const char *path,
@@ -207,6 +241,8 @@ int teex_ds_group_save(const struct teex_ds_group *g, const char *path,
     teex_eth_address_hex(g->sm_address, sm);
     o += (size_t)snprintf(t + o, cap - o, "sm = %s\n", sm);
   }
+  if (g->operators[0] != '\0')
+    o += (size_t)snprintf(t + o, cap - o, "operators = %s\n", g->operators);
   o += (size_t)snprintf(t + o, cap - o, "[members]\n");
   for (size_t i = 0; i < g->n_members; i++)
     o += (size_t)snprintf(t + o, cap - o, "%llu = %s %s\n",

@@ -9,7 +9,11 @@
  *   [enclaves]                  # role of an enclave client whose RA-TLS
  *   sm = sm                     # evidence passes clients-policy.conf = ns
  *   worker = *                  # "*": only the namespace of an SM grant
- * and, in [group], `sm = 0x...`: the SM address whose grants are honoured.
+ * and, in [group], `sm = 0x...`: the SM address whose grants are honoured,
+ * and `operators = LABEL,...`: the certificate clients (labels of
+ * [clients]) that may add and remove replicas (teex ds add-replica).
+ * [members] follows the raft configuration: each replica rewrites it when
+ * a membership change commits.
  */
 #ifndef TEEX_DS_GROUP_H
 #define TEEX_DS_GROUP_H
@@ -50,7 +54,12 @@ struct teex_ds_group {
    * namespace to an enclave whose role maps to TEEX_DS_NS_BY_GRANT. */
   int has_sm;
   uint8_t sm_address[20];
+  /* Client labels allowed to change membership: "a,b" (empty: none). */
+  char operators[256];
 };
+
+/* 1 if the certificate client `label` may change the membership. */
+int teex_ds_group_is_operator(const struct teex_ds_group *g, const char *label);
 
 /* An enclave role's namespace "*": none of its own, only SM grants. */
 #define TEEX_DS_NS_BY_GRANT "*"

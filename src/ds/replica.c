@@ -21,15 +21,28 @@ struct teex_ds_replica {
   uint64_t last_term, last_seq; /* last applied entry's (term, seq) */
   uint64_t refused;
   uint8_t chain[32]; /* hash chain over every applied entry and its result */
-  /* Freshness anchor: the chain expected after entry watch_index (0: none).
-   * Only comparable while the chain was computed from the first entry (a
-   * snapshot does not carry it). */
+  /* The chain after each of the last CHAIN_RING applied commands (ring,
+   * oldest at ring_head once full): carried in snapshots, so a replica
+   * restored from one still knows the chain at recent indexes. */
+  struct chain_point *ring;
+  size_t ring_n, ring_head;
+  /* Freshness anchor: the chain expected as of log index watch_index (0:
+   * none). Comparable while chain_valid: the chain was computed from the
+   * first entry, or restored from a snapshot that carries it (a TXS1
+   * snapshot, of an older build, does not). */
   uint64_t watch_index;
   uint8_t watch_chain[32];
-  int chain_from_start; /* 0 once a snapshot was restored */
-  int watch_result;     /* enum teex_ds_watch */
+  int chain_valid;
+  int watch_result; /* enum teex_ds_watch */
   int failed;
   char failure[256];
+};
+
+#define CHAIN_RING 1024
+#define CHAIN_POINT_LEN 40 /* index u64 | chain 32 */
+struct chain_point {
+  uint64_t index;
+  uint8_t chain[32];
 };
 
 static uint64_t realtime_ms(void *arg) {
@@ -58,7 +71,8 @@ int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
   if (r == NULL)
     return teex_err_set(err, TEEX_ENOMEM, "ds replica: out of memory");
   r->key = teex_secret_alloc(32);
-  if (r->key == NULL || teex_ds_kv_new(&r->kv) != 0) {
+  r->ring = calloc(CHAIN_RING, sizeof(*r->ring));
+  if (r->key == NULL || r->ring == NULL || teex_ds_kv_new(&r->kv) != 0) {
     teex_ds_replica_free(r);
     return teex_err_set(err, TEEX_ENOMEM, "ds replica: out of memory");
   }
@@ -66,7 +80,7 @@ int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
   memcpy(r->group_id, cfg->group_id, 16);
   r->clock_ms = cfg->clock_ms ? cfg->clock_ms : realtime_ms;
   r->clock_arg = cfg->clock_arg;
-  r->chain_from_start = 1;
+  r->chain_valid = 1;
   *out = r;
   return 0;
 }
@@ -76,6 +90,7 @@ void teex_ds_replica_free(struct teex_ds_replica *r) {
     return;
   teex_secret_free(r->key);
   teex_ds_kv_free(r->kv);
+  free(r->ring);
   free(r);
 }
 
@@ -277,11 +292,17 @@ static int halt(struct teex_ds_replica *r, int code, uint64_t index,
   return code;
 }
 
-/* chain = SHA-256(chain | index | status | found | num | val): equal on two
- * replicas iff they applied the same entries with the same results. */
+/* chain = SHA-256(chain | index | status | found | num | val_len |
+ *                 SHA-256(sealed entry) | val | items): equal on two
+ * replicas iff they applied the same entries (the sealed bytes, so a fork
+ * whose commands happen to give the same results still differs) with the
+ * same results. */
 static void chain_result(struct teex_ds_replica *r, uint64_t index,
+                         const uint8_t *entry, size_t entry_len,
                          const struct teex_ds_result *res) {
   struct teex_sha256_ctx h;
+  uint8_t eh[32];
+  teex_sha256(entry, entry_len, eh);
   uint8_t b[8 + 4 + 4 + 8 + 8];
   put_u64(b, index);
   put_u64(b + 8, (uint64_t)(uint32_t)res->status |
@@ -291,6 +312,7 @@ static void chain_result(struct teex_ds_replica *r, uint64_t index,
   teex_sha256_init(&h);
   teex_sha256_update(&h, r->chain, 32);
   teex_sha256_update(&h, b, 32);
+  teex_sha256_update(&h, eh, 32);
   if (res->val_len)
     teex_sha256_update(&h, res->val, res->val_len);
   for (size_t i = 0; i < res->n_items; i++) {
@@ -298,6 +320,35 @@ static void chain_result(struct teex_ds_replica *r, uint64_t index,
     teex_sha256_update(&h, res->items[i].val, res->items[i].val_len);
   }
   teex_sha256_final(&h, r->chain);
+  struct chain_point *pt = &r->ring[(r->ring_head + r->ring_n) % CHAIN_RING];
+  if (r->ring_n == CHAIN_RING)
+    r->ring_head = (r->ring_head + 1) % CHAIN_RING; /* overwrite the oldest */
+  else
+    r->ring_n++;
+  pt->index = index;
+  memcpy(pt->chain, r->chain, 32);
+}
+
+/* Compares chain (the applied chain as of the watched index) with the
+ * anchor's: 0 if it matches (or cannot be compared: recorded as skipped),
+ * TEEX_EROLLBACK (replica halted) if it differs. */
+static int watch_check(struct teex_ds_replica *r, const uint8_t chain[32],
+                       uint64_t index) {
+  if (!r->chain_valid) {
+    r->watch_result = TEEX_DS_WATCH_SKIPPED;
+  } else if (!teex_ct_equal(chain, r->watch_chain, 32)) {
+    r->watch_result = TEEX_DS_WATCH_FORKED;
+    return halt(r, TEEX_EROLLBACK, index,
+                "forked: the applied hash chain differs from the group's "
+                "anchor at this index");
+  } else {
+    r->watch_result = TEEX_DS_WATCH_MATCHED;
+  }
+  return 0;
+}
+
+static int watch_pending(const struct teex_ds_replica *r) {
+  return r->watch_index != 0 && r->watch_result == TEEX_DS_WATCH_PENDING;
 }
 
 static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
@@ -350,20 +401,19 @@ static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
   if (rc != 0)
     goto done;
 out:
-  chain_result(r, index, res);
-  if (r->watch_index != 0 && index == r->watch_index) {
-    if (!r->chain_from_start) {
-      r->watch_result = TEEX_DS_WATCH_SKIPPED;
-    } else if (!teex_ct_equal(r->chain, r->watch_chain, 32)) {
-      r->watch_result = TEEX_DS_WATCH_FORKED;
-      rc = halt(r, TEEX_EROLLBACK, index,
-                "forked: the applied hash chain differs from the group's "
-                "anchor at this index");
-      teex_ds_result_free(res);
-      goto done;
-    } else {
-      r->watch_result = TEEX_DS_WATCH_MATCHED;
-    }
+  /* The anchored index may be an entry that is no command (a barrier, a
+   * configuration): the chain as of it is then the chain before the first
+   * command after it. */
+  if (watch_pending(r) && index > r->watch_index &&
+      (rc = watch_check(r, r->chain, r->watch_index)) != 0) {
+    teex_ds_result_free(res);
+    goto done;
+  }
+  chain_result(r, index, data, len, res);
+  if (watch_pending(r) && index == r->watch_index &&
+      (rc = watch_check(r, r->chain, index)) != 0) {
+    teex_ds_result_free(res);
+    goto done;
   }
   *result = res;
   res = NULL;
@@ -383,21 +433,41 @@ static void hook_result_free(void *sm, void *result) {
   free(result);
 }
 
-/* Snapshot: "TXS1" | group_id | last_term | last_seq | sealed(kv snapshot),
- * the 36-byte header as associated data. */
+/* Snapshot: "TXS2" | group_id | last_term | last_seq | sealed(plaintext),
+ * the 36-byte header as associated data, where
+ *   plaintext = chain_valid u8 | n u32 | n x (index u64 | chain 32) | kv
+ * the chain points oldest first (the last is the chain at the snapshot).
+ * "TXS1" (no chain points: plaintext = kv) is still restored. */
 static int hook_snapshot(void *sm, uint8_t **out, size_t *out_len) {
   struct teex_ds_replica *r = sm;
-  uint8_t *snap;
-  size_t len;
-  int rc = teex_ds_kv_snapshot(r->kv, &snap, &len);
+  uint8_t *kv;
+  size_t kv_len;
+  int rc = teex_ds_kv_snapshot(r->kv, &kv, &kv_len);
   if (rc != 0)
     return rc;
+  size_t len = 5 + r->ring_n * CHAIN_POINT_LEN + kv_len;
+  uint8_t *snap = malloc(len);
   uint8_t *e = malloc(TEEX_DS_ENTRY_HDR + len + TEEX_XAEAD_OVERHEAD);
-  if (e == NULL) {
+  if (snap == NULL || e == NULL) {
+    free(e);
     rc = TEEX_ENOMEM;
+    teex_wipe(kv, kv_len);
+    free(kv);
+    len = 0;
     goto done;
   }
-  memcpy(e, "TXS1", 4);
+  snap[0] = (uint8_t)r->chain_valid;
+  for (int i = 0; i < 4; i++)
+    snap[1 + i] = (uint8_t)(r->ring_n >> (8 * i));
+  for (size_t i = 0; i < r->ring_n; i++) {
+    const struct chain_point *p = &r->ring[(r->ring_head + i) % CHAIN_RING];
+    put_u64(snap + 5 + i * CHAIN_POINT_LEN, p->index);
+    memcpy(snap + 5 + i * CHAIN_POINT_LEN + 8, p->chain, 32);
+  }
+  memcpy(snap + 5 + r->ring_n * CHAIN_POINT_LEN, kv, kv_len);
+  teex_wipe(kv, kv_len);
+  free(kv);
+  memcpy(e, "TXS2", 4);
   memcpy(e + 4, r->group_id, 16);
   put_u64(e + 20, r->last_term);
   put_u64(e + 28, r->last_seq);
@@ -410,15 +480,41 @@ static int hook_snapshot(void *sm, uint8_t **out, size_t *out_len) {
   *out = e;
   *out_len = TEEX_DS_ENTRY_HDR + len + TEEX_XAEAD_OVERHEAD;
 done:
-  teex_wipe(snap, len);
+  if (snap != NULL)
+    teex_wipe(snap, len);
   free(snap);
   return rc;
 }
 
+/* Before a restore replaces anything: an anchored index the snapshot's
+ * chain points cover is checked now against the chain as of it (the point
+ * of the last command at or before it); one beyond them is compared when
+ * applied; one older than them cannot be (recorded as skipped). points:
+ * n x (index u64 | chain 32), indexes increasing. */
+static int restore_watch(struct teex_ds_replica *r, const uint8_t *points,
+                         size_t n, int valid) {
+  if (!watch_pending(r) || n == 0)
+    return 0;
+  uint64_t first = get_u64(points),
+           last = get_u64(points + (n - 1) * CHAIN_POINT_LEN);
+  if (r->watch_index > last)
+    return 0;
+  if (r->watch_index < first || !valid) {
+    r->watch_result = TEEX_DS_WATCH_SKIPPED;
+    return 0;
+  }
+  size_t k = n - 1;
+  while (get_u64(points + k * CHAIN_POINT_LEN) > r->watch_index)
+    k--;
+  return watch_check(r, points + k * CHAIN_POINT_LEN + 8, r->watch_index);
+}
+
 static int hook_restore(void *sm, const uint8_t *data, size_t len) {
   struct teex_ds_replica *r = sm;
+  int v2 = len >= 4 && memcmp(data, "TXS2", 4) == 0;
   if (len < TEEX_DS_ENTRY_HDR + TEEX_XAEAD_OVERHEAD ||
-      memcmp(data, "TXS1", 4) != 0 || !teex_ct_equal(data + 4, r->group_id, 16))
+      (!v2 && memcmp(data, "TXS1", 4) != 0) ||
+      !teex_ct_equal(data + 4, r->group_id, 16))
     return halt(r, TEEX_EFORMAT, 0, "not a snapshot of this group");
   size_t pt_len = len - TEEX_DS_ENTRY_HDR - TEEX_XAEAD_OVERHEAD;
   uint8_t *pt = malloc(pt_len ? pt_len : 1);
@@ -430,15 +526,50 @@ static int hook_restore(void *sm, const uint8_t *data, size_t len) {
   if (rc != 0) {
     rc = halt(r, TEEX_EAUTH, 0, "cannot decrypt snapshot");
   } else {
+    /* The chain points (TXS2), checked before anything is replaced. */
+    size_t off = 0, n = 0;
+    int valid = 0;
+    if (v2) {
+      if (pt_len < 5 || pt[0] > 1)
+        rc = TEEX_EFORMAT;
+      else {
+        valid = pt[0];
+        n = (size_t)pt[1] | (size_t)pt[2] << 8 | (size_t)pt[3] << 16 |
+            (size_t)pt[4] << 24;
+        if (n > CHAIN_RING || pt_len - 5 < n * CHAIN_POINT_LEN)
+          rc = TEEX_EFORMAT;
+        off = 5 + n * CHAIN_POINT_LEN;
+      }
+      for (size_t i = 1; rc == 0 && i < n; i++)
+        if (get_u64(pt + 5 + i * CHAIN_POINT_LEN) <=
+            get_u64(pt + 5 + (i - 1) * CHAIN_POINT_LEN))
+          rc = TEEX_EFORMAT; /* indexes must increase */
+      if (rc != 0)
+        halt(r, rc, 0, "snapshot: bad hash chain points");
+      else
+        rc = restore_watch(r, pt + 5, n, valid);
+    }
     struct teex_err e;
     teex_err_clear(&e);
-    rc = teex_ds_kv_restore(r->kv, pt, pt_len, &e);
-    if (rc != 0) {
+    if (rc == 0 &&
+        (rc = teex_ds_kv_restore(r->kv, pt + off, pt_len - off, &e)) != 0) {
       halt(r, rc, 0, teex_err_msg(&e));
-    } else {
+    } else if (rc == 0) {
       r->last_term = get_u64(data + 20);
       r->last_seq = get_u64(data + 28);
-      r->chain_from_start = 0;
+      r->chain_valid = valid;
+      r->ring_head = 0;
+      r->ring_n = n;
+      for (size_t i = 0; i < n; i++) {
+        r->ring[i].index = get_u64(pt + 5 + i * CHAIN_POINT_LEN);
+        memcpy(r->ring[i].chain, pt + 5 + i * CHAIN_POINT_LEN + 8, 32);
+      }
+      if (n > 0)
+        memcpy(r->chain, r->ring[n - 1].chain, 32);
+      else
+        memset(r->chain, 0, 32);
+      if (!valid && watch_pending(r))
+        r->watch_result = TEEX_DS_WATCH_SKIPPED;
     }
   }
   teex_wipe(pt, pt_len);

@@ -3,6 +3,7 @@
 
 #include "ds/consensus.h"
 #include "ds/group.h"
+#include "ds/membership.h"
 #include "ds/replica.h"
 #include "ds/sealed_io.h"
 #include "ds/transport.h"
@@ -255,8 +256,9 @@ int teex_ds_init(const struct teex_ds_init_config *cfg, struct teex_err *err) {
       return rc;
   }
   char self[64];
-  int n = snprintf(self, sizeof(self), "id = %llu\n",
-                   (unsigned long long)cfg->self_id);
+  int n = snprintf(self, sizeof(self), "id = %llu\n%s",
+                   (unsigned long long)cfg->self_id,
+                   cfg->join ? "join = true\n" : "");
   path_of(path, sizeof(path), cfg->state_dir, TEEX_DS_SELF_FILE);
   return teex_ds_write_atomic(path, self, (size_t)n, err);
 }
@@ -273,8 +275,18 @@ struct srv {
   struct teex_tee_policy client_policy; /* enclave clients */
   int have_client_policy;
   uint64_t self_id;
-  const struct teex_ds_member *self;
-  uint8_t *key; /* secret memory */
+  const struct teex_ds_member *self; /* &self_m */
+  struct teex_ds_member self_m;
+  /* Membership (docs/internals/ds.md, "Membership"): join = this replica
+   * was initialised to join a running group (never bootstraps); group.conf
+   * [members] follows the committed raft configuration. */
+  int join;
+  uv_timer_t member_timer;
+  int member_timer_on;
+  uint64_t synced_conf; /* configuration index written to group.conf */
+  int was_member;
+  struct member_op *mop; /* the membership change in flight (leader) */
+  uint8_t *key;          /* secret memory */
   EVP_PKEY *pkey;
   X509 *cert;
   struct teex_tls_ctx *peer_srv, *peer_cli, *client_srv;
@@ -329,6 +341,15 @@ struct srv {
   uint64_t anchor_done; /* highest index this replica anchored or read */
   uint64_t anchor_last_ms, anchor_retry_at, anchor_failures;
   struct teex_ds_anchor published; /* index 0: none by this replica */
+};
+
+/* A membership change the leader is carrying out (one at a time). */
+struct member_op {
+  struct srv *s;
+  struct teex_rpc_call *call;
+  struct teex_ds_member_req req;
+  uint64_t deadline, started;
+  int phase; /* 0: waiting for the new replica to show up; 1: raft change */
 };
 
 struct read_op {
@@ -780,11 +801,12 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     enum teex_ds_watch w = teex_ds_replica_watch_result(s->rep);
     snprintf(fresh, sizeof fresh, "at or past the anchored index %llu (%s)",
              (unsigned long long)s->anchor.index,
-             w == TEEX_DS_WATCH_MATCHED   ? "hash chain matches the anchor"
-             : w == TEEX_DS_WATCH_FORKED  ? "FORKED: hash chain differs"
-             : w == TEEX_DS_WATCH_SKIPPED ? "hash chain not comparable "
-                                            "after a snapshot"
-                                          : "hash chain not checked yet");
+             w == TEEX_DS_WATCH_MATCHED  ? "hash chain matches the anchor"
+             : w == TEEX_DS_WATCH_FORKED ? "FORKED: hash chain differs"
+             : w == TEEX_DS_WATCH_SKIPPED
+                 ? "hash chain not comparable: the anchored index is older "
+                   "than the chain points of the restored snapshot"
+                 : "hash chain not checked yet");
   }
   if (s->published.index > 0) {
     size_t used = strlen(fresh);
@@ -1017,12 +1039,26 @@ static void finish_stop(struct srv *s) {
     raft_close(&s->raft, raft_closed);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  struct srv *s = h->data;
+static void stop_replica(struct srv *s, const char *why) {
   if (s->stopping)
     return;
   s->stopping = 1;
-  TEEX_INFO("ds", "stopping", "signal=%d", signum);
+  TEEX_INFO("ds", "stopping", "reason=\"%s\"", why);
+  if (s->member_timer_on) {
+    uv_timer_stop(&s->member_timer);
+    uv_close((uv_handle_t *)&s->member_timer, NULL);
+    s->member_timer_on = 0;
+  }
+  if (s->mop != NULL) {
+    /* Its change may still complete in raft: answer now, never later. */
+    struct member_op *op = s->mop;
+    s->mop = NULL;
+    if (op->phase == 0) {
+      teex_rpc_call_respond(op->call, TEEX_ECANCELED, "replica stopping", NULL,
+                            0);
+      free(op);
+    } /* else raft calls member_change_done at its close, which frees it */
+  }
   if (s->rpc) {
     teex_rpc_server_close(s->rpc);
     s->rpc = NULL;
@@ -1036,6 +1072,11 @@ static void on_signal(uv_signal_t *h, int signum) {
     s->stop_waiting = 1; /* anchor_after finishes the stop */
   else
     finish_stop(s);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)signum;
+  stop_replica(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 static int write_ready(const char *path, struct srv *s, struct teex_err *err) {
@@ -1073,13 +1114,19 @@ static int load_state(struct srv *s, struct teex_err *err) {
   rc = teex_config_load(&c, path, err);
   if (rc == 0)
     rc = teex_config_get_u64(&c, "id", 0, &s->self_id, err);
+  if (rc == 0)
+    s->join = strcmp(teex_config_get(&c, "join", "false"), "true") == 0;
   teex_config_free(&c);
   if (rc != 0)
     return teex_err_wrap(err, 0, "%s (run teex ds init first)", path);
-  s->self = teex_ds_group_member(&s->group, s->self_id);
-  if (s->self == NULL)
-    return teex_err_set(err, TEEX_ECONFIG, "id %llu is not a group member",
+  const struct teex_ds_member *me = teex_ds_group_member(&s->group, s->self_id);
+  if (me == NULL)
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "id %llu is not a group member (removed from the "
+                        "group?)",
                         (unsigned long long)s->self_id);
+  s->self_m = *me;
+  s->self = &s->self_m;
   return 0;
 }
 
@@ -1146,8 +1193,8 @@ static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
       addrs[n++] = s->group.members[i].peer;
   TEEX_INFO("ds", "asking the group for its key", "replicas=%zu", n);
   uint8_t gid[16];
-  rc = teex_ds_fetch_group_key(s->peer_cli, addrs, n, s->self_id, timeout_ms,
-                               gid, s->key, err);
+  rc = teex_ds_fetch_group_key(s->peer_cli, addrs, n, s->self_id, s->self->peer,
+                               timeout_ms, gid, s->key, err);
   if (rc == 0 && memcmp(gid, s->group.id, 16) != 0)
     rc = teex_err_set(err, TEEX_EAUTH, "a replica answered for another group");
   if (rc == 0)
@@ -1213,6 +1260,321 @@ static void on_flush_check(uv_check_t *h) {
   teex_ds_sealed_io_flush(&s->sio);
 }
 
+/* ---- membership (docs/internals/ds.md, "Membership") ---- */
+
+/* The transport's member check: the live raft configuration (any role, so
+ * a replica added as a spare can fetch the key and be caught up), or
+ * group.conf before raft has one (a joining replica). */
+static int transport_member(void *arg, uint64_t id) {
+  struct srv *s = arg;
+  if (s->raft_inited && s->raft.configuration.n > 0) {
+    for (unsigned i = 0; i < s->raft.configuration.n; i++)
+      if (s->raft.configuration.servers[i].id == id)
+        return 1;
+    return 0;
+  }
+  return teex_ds_group_member(&s->group, id) != NULL;
+}
+
+/* The current raft configuration as members (the client address from the
+ * configuration's "PEER CLIENT", or group.conf for a group bootstrapped
+ * before configurations carried it). */
+static void conf_list(struct srv *s, struct teex_ds_member_list *l) {
+  memset(l, 0, sizeof(*l));
+  const struct raft_configuration *c = &s->raft.configuration;
+  for (unsigned i = 0; i < c->n && l->n < TEEX_DS_GROUP_MAX_MEMBERS; i++) {
+    struct teex_ds_member *m = &l->m[l->n];
+    m->id = c->servers[i].id;
+    teex_ds_addr_peer(c->servers[i].address, m->peer, sizeof(m->peer));
+    const char *sp = strchr(c->servers[i].address, ' ');
+    const struct teex_ds_member *old = teex_ds_group_member(&s->group, m->id);
+    snprintf(m->client, sizeof(m->client), "%s",
+             sp    ? sp + 1
+             : old ? old->client
+                   : "");
+    l->role[l->n] = c->servers[i].role == RAFT_VOTER     ? TEEX_DS_ROLE_VOTER
+                    : c->servers[i].role == RAFT_STANDBY ? TEEX_DS_ROLE_STANDBY
+                                                         : TEEX_DS_ROLE_SPARE;
+    l->n++;
+  }
+}
+
+static void stop_replica(struct srv *s, const char *why);
+
+/* Keeps group.conf [members] equal to the committed configuration, so a
+ * client or replica started later finds the members; stops this replica
+ * once a committed configuration no longer lists it. */
+static void member_sync(struct srv *s) {
+  if (!s->raft_inited || s->raft.configuration_index == 0 ||
+      s->raft.configuration_uncommitted_index != 0 ||
+      s->raft.configuration_index == s->synced_conf)
+    return;
+  struct teex_ds_member_list l;
+  conf_list(s, &l);
+  s->synced_conf = s->raft.configuration_index;
+  int self_in = 0, same = l.n == s->group.n_members;
+  for (size_t i = 0; i < l.n; i++) {
+    self_in |= l.m[i].id == s->self_id;
+    const struct teex_ds_member *g = teex_ds_group_member(&s->group, l.m[i].id);
+    same = same && g != NULL && strcmp(g->peer, l.m[i].peer) == 0 &&
+           strcmp(g->client, l.m[i].client) == 0;
+  }
+  if (!same && l.n > 0) {
+    memcpy(s->group.members, l.m, l.n * sizeof(l.m[0]));
+    s->group.n_members = l.n;
+    char path[4096];
+    struct teex_err err;
+    path_of(path, sizeof(path), s->state_dir, TEEX_DS_GROUP_FILE);
+    if (teex_ds_group_save(&s->group, path, &err) != 0)
+      TEEX_WARN("ds", "cannot update group.conf", "reason=\"%s\"", err.msg);
+    else
+      TEEX_INFO("ds", "membership changed", "members=%zu conf_index=%llu", l.n,
+                (unsigned long long)s->synced_conf);
+  }
+  if (self_in)
+    s->was_member = 1;
+  else if (s->was_member)
+    stop_replica(s, "removed from the group");
+}
+
+static void member_respond_list(struct srv *s, struct teex_rpc_call *call,
+                                int not_leader) {
+  struct teex_ds_member_list l;
+  conf_list(s, &l);
+  l.not_leader = not_leader;
+  if (not_leader) {
+    const char *a = leader_client_addr(s, &l.leader_id);
+    snprintf(l.leader_addr, sizeof(l.leader_addr), "%s", a);
+  }
+  uint8_t *buf = NULL;
+  size_t n = 0;
+  struct teex_err err;
+  if (teex_ds_member_resp_encode(&l, &buf, &n, &err) != 0)
+    teex_rpc_call_respond(call, TEEX_ENOMEM, err.msg, NULL, 0);
+  else
+    teex_rpc_call_respond(call, 0, NULL, buf, n);
+  free(buf);
+}
+
+static void member_finish(struct member_op *op, int rc, const char *msg) {
+  struct srv *s = op->s;
+  if (rc == 0)
+    member_respond_list(s, op->call, 0);
+  else
+    teex_rpc_call_respond(op->call, rc, msg, NULL, 0);
+  if (s->mop == op)
+    s->mop = NULL;
+  free(op);
+}
+
+static void member_change_done(void *arg, int status) {
+  struct member_op *op = arg;
+  char m[512];
+  const struct teex_ds_member_req *r = &op->req;
+  if (status == 0) {
+    TEEX_INFO("ds",
+              r->op == TEEX_DS_MEMBER_ADD ? "replica added" : "replica removed",
+              "id=%llu", (unsigned long long)r->id);
+    /* Write group.conf now rather than at the next tick. */
+    member_sync(op->s);
+    member_finish(op, 0, NULL);
+    return;
+  }
+  if (r->op == TEEX_DS_MEMBER_ADD)
+    snprintf(m, sizeof m,
+             "replica %llu was added as a spare but not made a voter: %s "
+             "(it did not catch up, or leadership changed; remove it with "
+             "teex ds remove-replica %llu and try again)",
+             (unsigned long long)r->id, teex_strerror(status),
+             (unsigned long long)r->id);
+  else
+    snprintf(m, sizeof m, "removing replica %llu: %s",
+             (unsigned long long)r->id, teex_strerror(status));
+  member_finish(op, status, m);
+}
+
+/* Phase 0 of an add, every tick: has the new replica shown up, attested
+ * (it asks the members for the group key with evidence the policy
+ * accepted)? Only then is it added, so a replica whose evidence fails is
+ * refused with the reason instead of sitting in the configuration. */
+static void member_add_poll(struct srv *s, struct member_op *op) {
+  char addr[TEEX_DS_ADDR_MAX + 1], m[768];
+  uint64_t seen = 0, now = uv_now(&s->loop);
+  if (!s->cons->ops->is_leader(s->cons)) {
+    member_finish(op, TEEX_ESTATE,
+                  "leadership lost before the replica was added: retry");
+    return;
+  }
+  if (teex_ds_transport_joiner(&s->transport, op->req.id, addr, sizeof addr,
+                               &seen) &&
+      seen + 5000 >= op->started) {
+    if (strcmp(addr, op->req.peer) != 0) {
+      snprintf(m, sizeof m,
+               "replica %llu announces raft address %s, not %s: not added",
+               (unsigned long long)op->req.id, addr, op->req.peer);
+      member_finish(op, TEEX_EINVAL, m);
+      return;
+    }
+    char conf_addr[2 * TEEX_DS_ADDR_MAX + 2];
+    snprintf(conf_addr, sizeof conf_addr, "%s %s", op->req.peer,
+             op->req.client);
+    op->phase = 1;
+    TEEX_INFO("ds", "adding replica", "id=%llu peer=%s client=%s",
+              (unsigned long long)op->req.id, op->req.peer, op->req.client);
+    int rc = s->cons->ops->add_voter(s->cons, op->req.id, conf_addr,
+                                     member_change_done, op);
+    if (rc != 0) {
+      snprintf(m, sizeof m, "adding replica %llu: %s",
+               (unsigned long long)op->req.id, teex_strerror(rc));
+      member_finish(op, rc, m);
+    }
+    return;
+  }
+  if (now < op->deadline)
+    return;
+  char refusal[320] = "";
+  int refused =
+      teex_ds_transport_last_refusal(&s->transport, refusal, sizeof refusal);
+  snprintf(m, sizeof m,
+           "replica %llu did not show up with evidence the group's policy "
+           "accepts (is `teex ds run` running for it, initialised with "
+           "--join?)%s%s; nothing was changed",
+           (unsigned long long)op->req.id,
+           refused ? "; last refused replica connection: " : "",
+           refused ? refusal : "");
+  member_finish(op, TEEX_EPOLICY, m);
+}
+
+static void member_tick(uv_timer_t *t) {
+  struct srv *s = t->data;
+  member_sync(s);
+  if (s->mop != NULL && s->mop->phase == 0)
+    member_add_poll(s, s->mop);
+}
+
+static void member_transfer_done(void *arg, int status) {
+  struct member_op *op = arg;
+  struct srv *s = op->s;
+  (void)status;
+  /* The leader to remove stepped down: the caller retries on the new one. */
+  member_respond_list(s, op->call, 1);
+  if (s->mop == op)
+    s->mop = NULL;
+  free(op);
+}
+
+static void on_member(struct teex_rpc_call *call, const uint8_t *p, size_t n,
+                      void *arg) {
+  struct srv *s = arg;
+  struct teex_err err;
+  char m[512];
+  teex_err_clear(&err);
+  /* Operators only: certificate clients group.conf names in operators. */
+  struct teex_tls_conn *conn = teex_rpc_call_conn(call);
+  const struct teex_ds_client_grant *g = conn ? teex_tls_peer_info(conn) : NULL;
+  int is_cert = g != NULL && g >= s->group.clients &&
+                g < s->group.clients + s->group.n_clients;
+  if (!is_cert || !teex_ds_group_is_operator(&s->group, g->label)) {
+    TEEX_WARN("ds", "membership change refused", "client=%s",
+              g ? g->label : "?");
+    teex_rpc_call_respond(call, TEEX_EPERM,
+                          "membership changes are for the group's operators "
+                          "(group.conf operators)",
+                          NULL, 0);
+    return;
+  }
+  struct teex_ds_member_req req;
+  int rc = teex_ds_member_req_decode(p, n, &req, &err);
+  if (rc != 0) {
+    teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
+    return;
+  }
+  if (req.op == TEEX_DS_MEMBER_LIST) {
+    member_respond_list(s, call, 0);
+    return;
+  }
+  if (!s->cons->ops->is_leader(s->cons)) {
+    member_respond_list(s, call, 1);
+    return;
+  }
+  if (s->mop != NULL) {
+    teex_rpc_call_respond(call, TEEX_EAGAIN,
+                          "another membership change is in progress", NULL, 0);
+    return;
+  }
+  struct teex_ds_member_list cur;
+  conf_list(s, &cur);
+  int found = 0;
+  size_t voters = 0;
+  for (size_t i = 0; i < cur.n; i++) {
+    found |= cur.m[i].id == req.id;
+    voters += cur.role[i] == TEEX_DS_ROLE_VOTER;
+    if (req.op == TEEX_DS_MEMBER_ADD && cur.m[i].id != req.id &&
+        (strcmp(cur.m[i].peer, req.peer) == 0 ||
+         strcmp(cur.m[i].client, req.client) == 0)) {
+      snprintf(m, sizeof m, "replica %llu already uses that address",
+               (unsigned long long)cur.m[i].id);
+      teex_rpc_call_respond(call, TEEX_EEXIST, m, NULL, 0);
+      return;
+    }
+  }
+  if (req.op == TEEX_DS_MEMBER_ADD && found) {
+    snprintf(m, sizeof m, "replica %llu is already a member",
+             (unsigned long long)req.id);
+    teex_rpc_call_respond(call, TEEX_EEXIST, m, NULL, 0);
+    return;
+  }
+  if (req.op == TEEX_DS_MEMBER_ADD && cur.n >= TEEX_DS_GROUP_MAX_MEMBERS) {
+    snprintf(m, sizeof m, "a group has at most %d replicas",
+             TEEX_DS_GROUP_MAX_MEMBERS);
+    teex_rpc_call_respond(call, TEEX_ETOOBIG, m, NULL, 0);
+    return;
+  }
+  if (req.op == TEEX_DS_MEMBER_REMOVE && !found) {
+    snprintf(m, sizeof m, "replica %llu is not a member",
+             (unsigned long long)req.id);
+    teex_rpc_call_respond(call, TEEX_ENOTFOUND, m, NULL, 0);
+    return;
+  }
+  if (req.op == TEEX_DS_MEMBER_REMOVE && voters <= 1 && req.id == s->self_id) {
+    teex_rpc_call_respond(call, TEEX_EINVAL, "cannot remove the last voter",
+                          NULL, 0);
+    return;
+  }
+  struct member_op *op = calloc(1, sizeof(*op));
+  if (op == NULL) {
+    teex_rpc_call_respond(call, TEEX_ENOMEM, "out of memory", NULL, 0);
+    return;
+  }
+  op->s = s;
+  op->call = call;
+  op->req = req;
+  op->started = uv_now(&s->loop);
+  op->deadline = op->started +
+                 (req.wait_ms ? req.wait_ms : TEEX_DS_MEMBER_DEFAULT_WAIT_MS);
+  s->mop = op;
+  if (req.op == TEEX_DS_MEMBER_ADD) {
+    member_add_poll(s, op); /* phase 0, then every tick */
+    return;
+  }
+  op->phase = 1;
+  if (req.id == s->self_id) {
+    /* Removing the leader: hand leadership over first; the operator's
+     * client follows the not_leader answer and asks the new leader. */
+    TEEX_INFO("ds", "handing leadership over before removal", "id=%llu",
+              (unsigned long long)req.id);
+    rc = s->cons->ops->transfer(s->cons, 0, member_transfer_done, op);
+  } else {
+    TEEX_INFO("ds", "removing replica", "id=%llu", (unsigned long long)req.id);
+    rc = s->cons->ops->remove(s->cons, req.id, member_change_done, op);
+  }
+  if (rc != 0) {
+    snprintf(m, sizeof m, "removing replica %llu: %s",
+             (unsigned long long)req.id, teex_strerror(rc));
+    member_finish(op, rc, m);
+  }
+}
+
 static int start_raft(struct srv *s, uint32_t election_ms,
                       struct teex_err *err) {
   char dir[4096], rec[4096];
@@ -1238,6 +1600,8 @@ static int start_raft(struct srv *s, uint32_t election_ms,
                                         .bind_addr = s->self->peer,
                                         .members = members,
                                         .n_members = s->group.n_members,
+                                        .is_member = transport_member,
+                                        .member_arg = s,
                                         .group_id = s->group.id,
                                         .group_key = s->key};
   if ((rc = teex_ds_transport_init(&s->transport, &tc, err)) != 0)
@@ -1270,27 +1634,47 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   raft_set_election_timeout(&s->raft, election_ms);
   raft_set_heartbeat_timeout(&s->raft, election_ms / 5 ? election_ms / 5 : 1);
   raft_set_pre_vote(&s->raft, true);
-  raft_set_snapshot_threshold(&s->raft, 1024);
-  raft_set_snapshot_trailing(&s->raft, 256);
-  struct raft_configuration conf;
-  raft_configuration_init(&conf);
-  for (size_t i = 0; i < s->group.n_members; i++)
-    if (raft_configuration_add(&conf, s->group.members[i].id,
-                               s->group.members[i].peer, RAFT_VOTER) != 0) {
-      raft_configuration_close(&conf);
-      return teex_err_set(err, TEEX_ENOMEM, "raft configuration");
+  unsigned snap =
+      s->cfg->snapshot_threshold ? s->cfg->snapshot_threshold : 1024;
+  raft_set_snapshot_threshold(&s->raft, snap);
+  raft_set_snapshot_trailing(&s->raft, snap / 4 > 2 ? snap / 4 : 2);
+  /* A replica that joins a running group never bootstraps: its first
+   * configuration comes from the leader that added it (a bootstrap entry
+   * at index 1 would look like the group's own and never be replaced). The
+   * configuration's addresses carry the client address too ("PEER
+   * CLIENT"), so every replica learns where new members serve clients. */
+  if (!s->join) {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (size_t i = 0; i < s->group.n_members; i++) {
+      char a[2 * TEEX_DS_ADDR_MAX + 2];
+      snprintf(a, sizeof a, "%s %s", s->group.members[i].peer,
+               s->group.members[i].client);
+      if (raft_configuration_add(&conf, s->group.members[i].id, a,
+                                 RAFT_VOTER) != 0) {
+        raft_configuration_close(&conf);
+        return teex_err_set(err, TEEX_ENOMEM, "raft configuration");
+      }
     }
-  rv = raft_bootstrap(&s->raft, &conf);
-  raft_configuration_close(&conf);
-  if (rv != 0 && rv != RAFT_CANTBOOTSTRAP)
-    return teex_err_set(err, TEEX_EIO, "raft bootstrap: %s",
-                        raft_errmsg(&s->raft));
+    rv = raft_bootstrap(&s->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP)
+      return teex_err_set(err, TEEX_EIO, "raft bootstrap: %s",
+                          raft_errmsg(&s->raft));
+  }
   teex_ds_raft_attach(s->cons, &s->raft);
   teex_ds_replica_bind(s->rep, s->cons);
   rv = raft_start(&s->raft);
-  if (rv != 0)
+  if (rv != 0) {
+    /* A snapshot the replica refused (e.g. its hash chain differs from the
+     * anchor's): the replica's own reason. */
+    struct teex_ds_status st;
+    teex_ds_replica_status(s->rep, &st);
+    if (st.failed)
+      return teex_err_set(err, st.failed, "raft start: %s", st.failure);
     return teex_err_set(err, rv == RAFT_CORRUPT ? TEEX_EROLLBACK : TEEX_EIO,
                         "raft start: %s", raft_start_errmsg(s, rv));
+  }
   return 0;
 }
 
@@ -1360,6 +1744,11 @@ int teex_ds_serve(const struct teex_ds_server_config *cfg,
   teex_rpc_server_register(s->rpc, "teex.Health", on_health, s);
   teex_rpc_server_register(s->rpc, TEEX_DS_METHOD_EXEC, on_exec, s);
   teex_rpc_server_register(s->rpc, TEEX_DS_METHOD_STATUS, on_status, s);
+  teex_rpc_server_register(s->rpc, TEEX_DS_METHOD_MEMBER, on_member, s);
+  uv_timer_init(&s->loop, &s->member_timer);
+  s->member_timer.data = s;
+  s->member_timer_on = 1;
+  uv_timer_start(&s->member_timer, member_tick, 200, 200);
   s->started_ms = teex_rpc_now(&s->loop);
   if (s->anchored && cfg->anchor_payer_sk != NULL) {
     s->publish = 1;
@@ -1388,6 +1777,8 @@ out:
     teex_rpc_server_close(s->rpc);
   if (s->anchor_timer_on)
     uv_close((uv_handle_t *)&s->anchor_timer, NULL);
+  if (s->member_timer_on)
+    uv_close((uv_handle_t *)&s->member_timer, NULL);
   if (s->raft_inited && !s->stopping) {
     s->stopping = 1;
     raft_close(&s->raft, raft_closed);

@@ -37,6 +37,14 @@ struct tr {
   uv_timer_t done_timer; /* closed last: its close callback ends close() */
   raft_uv_transport_close_cb close_cb;
   uint64_t refused;
+  /* Non-members that asked for the key with accepted evidence (a small
+   * ring), and the last refusal, for the leader's membership checks. */
+  struct joiner {
+    uint64_t id, seen_ms;
+    char addr[TEEX_DS_ADDR_MAX + 1];
+  } joiners[8];
+  size_t n_joiners;
+  char last_refusal[320];
 };
 
 struct link {
@@ -277,10 +285,54 @@ int teex_ds_preamble_feed(struct teex_ds_preamble *pr, const uint8_t *p,
 }
 
 static int is_member(const struct tr *tr, uint64_t id) {
+  if (tr->cfg.is_member != NULL)
+    return tr->cfg.is_member(tr->cfg.member_arg, id);
   for (size_t i = 0; i < tr->cfg.n_members; i++)
     if (tr->members[i] == id)
       return 1;
   return 0;
+}
+
+/* Remembers a non-member that asked for the key with accepted evidence. */
+static void note_joiner(struct tr *tr, uint64_t id, const char *addr) {
+  size_t i = 0;
+  while (i < tr->n_joiners && tr->joiners[i].id != id)
+    i++;
+  if (i == tr->n_joiners) {
+    if (tr->n_joiners < sizeof(tr->joiners) / sizeof(tr->joiners[0]))
+      tr->n_joiners++;
+    else
+      i = 0; /* full: replace the first (oldest-ish) entry */
+  }
+  tr->joiners[i].id = id;
+  tr->joiners[i].seen_ms = uv_now(tr->cfg.loop);
+  snprintf(tr->joiners[i].addr, sizeof(tr->joiners[i].addr), "%s", addr);
+}
+
+int teex_ds_transport_joiner(const struct raft_uv_transport *t, uint64_t id,
+                             char *addr, size_t cap, uint64_t *seen_ms) {
+  const struct tr *tr = t->impl;
+  for (size_t i = 0; tr != NULL && i < tr->n_joiners; i++)
+    if (tr->joiners[i].id == id) {
+      snprintf(addr, cap, "%s", tr->joiners[i].addr);
+      *seen_ms = tr->joiners[i].seen_ms;
+      return 1;
+    }
+  return 0;
+}
+
+int teex_ds_transport_last_refusal(const struct raft_uv_transport *t, char *out,
+                                   size_t cap) {
+  const struct tr *tr = t->impl;
+  if (tr == NULL || tr->last_refusal[0] == '\0')
+    return 0;
+  snprintf(out, cap, "%s", tr->last_refusal);
+  return 1;
+}
+
+void teex_ds_addr_peer(const char *conf_addr, char *out, size_t cap) {
+  size_t n = strcspn(conf_addr, " ");
+  snprintf(out, cap, "%.*s", (int)n, conf_addr);
 }
 
 static int refusal(int code) {
@@ -361,6 +413,11 @@ static void link_close(struct teex_tls_conn *c, int code, const char *reason,
     l->tr->refused++;
     TEEX_WARN("ds", "replica connection refused", "peer_id=%llu reason=\"%s\"",
               (unsigned long long)l->peer_id, reason ? reason : "");
+    snprintf(l->tr->last_refusal, sizeof(l->tr->last_refusal), "%s (%s %s)",
+             reason ? reason : "refused", l->req != NULL ? "to" : "from",
+             l->req != NULL ? l->addr
+             : c != NULL    ? teex_tls_peer_addr(c)
+                            : "?");
   }
   if (l->req != NULL && !l->tr->closing && !refusal(code) &&
       uv_now(l->tr->cfg.loop) < l->deadline && retry_later(l) == 0) {
@@ -388,10 +445,10 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
   l->req = req;
   req->cb = cb;
   l->peer_id = id;
-  snprintf(l->addr, sizeof(l->addr), "%s", address);
+  teex_ds_addr_peer(address, l->addr, sizeof(l->addr));
   l->deadline = uv_now(tr->cfg.loop) + RETRY_WINDOW_MS;
   struct teex_err err;
-  if (teex_tls_connect(tr->cfg.loop, tr->cfg.client_ctx, address, &out_cbs, l,
+  if (teex_tls_connect(tr->cfg.loop, tr->cfg.client_ctx, l->addr, &out_cbs, l,
                        &l->conn, &err) != 0) {
     l->req = NULL;
     l->conn = NULL;
@@ -428,6 +485,8 @@ static void in_data(struct teex_tls_conn *c, const uint8_t *p, size_t n,
   l->peer_id = l->pre.id;
   const char *addr = l->pre.addr;
   if (!is_member(tr, l->peer_id)) {
+    if (kind == TEEX_DS_KIND_KEY)
+      note_joiner(tr, l->peer_id, addr);
     tr->refused++;
     TEEX_WARN("ds", "replica connection refused",
               "peer=%s id=%llu reason=\"not a member of the group\"",
@@ -580,6 +639,7 @@ struct fetch {
   const char *const *addrs;
   size_t n, next;
   uint64_t self_id;
+  const char *self_addr;
   uint64_t deadline;
   uv_timer_t timer;
   uint8_t got[48];
@@ -593,7 +653,8 @@ static void fetch_try(struct fetch *f);
 static void fetch_ready(struct teex_tls_conn *c, void *arg) {
   struct fetch *f = arg;
   uint8_t pre[PREAMBLE_FIXED + TEEX_DS_ADDR_MAX];
-  size_t n = teex_ds_preamble_encode(pre, TEEX_DS_KIND_KEY, f->self_id, "key");
+  size_t n =
+      teex_ds_preamble_encode(pre, TEEX_DS_KIND_KEY, f->self_id, f->self_addr);
   struct teex_err err;
   if (teex_tls_write(c, pre, n, &err) != 0)
     teex_tls_close(c);
@@ -650,9 +711,9 @@ static void fetch_try(struct fetch *f) {
 
 int teex_ds_fetch_group_key(struct teex_tls_ctx *client_ctx,
                             const char *const *addrs, size_t n_addrs,
-                            uint64_t self_id, uint32_t timeout_ms,
-                            uint8_t group_id[16], uint8_t key[32],
-                            struct teex_err *err) {
+                            uint64_t self_id, const char *self_addr,
+                            uint32_t timeout_ms, uint8_t group_id[16],
+                            uint8_t key[32], struct teex_err *err) {
   if (n_addrs == 0)
     return teex_err_set(err, TEEX_EINVAL, "no replica to ask for the key");
   struct fetch *f = calloc(1, sizeof(*f));
@@ -666,6 +727,9 @@ int teex_ds_fetch_group_key(struct teex_tls_ctx *client_ctx,
   f->addrs = addrs;
   f->n = n_addrs;
   f->self_id = self_id;
+  f->self_addr = self_addr != NULL && strlen(self_addr) <= TEEX_DS_ADDR_MAX
+                     ? self_addr
+                     : "key";
   f->deadline = uv_now(&f->loop) + timeout_ms;
   uv_timer_init(&f->loop, &f->timer);
   f->timer.data = f;

@@ -6,7 +6,8 @@
  * the handshake, so a refused peer never sends or receives a byte). After
  * the handshake the connecting side sends a preamble
  *   "TXR1" | kind u8 | id u64 | addr_len u16 | addr
- * (big-endian); kind 1 relays a raft stream, kind 2 asks for the group key.
+ * (big-endian); kind 1 relays a raft stream, kind 2 asks for the group key
+ * (addr: the asking replica's raft address).
  * A raft stream is relayed through a socketpair: raft reads and writes a
  * plain uv_pipe_t, and this module moves the bytes to and from TLS. */
 #ifndef TEEX_DS_TRANSPORT_H
@@ -55,9 +56,12 @@ struct teex_ds_transport_config {
   struct teex_tls_ctx *server_ctx; /* mutual RA-TLS, role ds */
   struct teex_tls_ctx *client_ctx; /* presents our RA-TLS identity */
   const char *bind_addr;           /* this replica's raft address */
-  /* Members allowed to open raft streams (ids). */
+  /* Members allowed to open raft streams (ids): is_member(member_arg, id)
+   * when set (the live raft configuration), else this fixed list. */
   const uint64_t *members;
   size_t n_members;
+  int (*is_member)(void *member_arg, uint64_t id);
+  void *member_arg;
   /* Answer for kind-2 requests: group id and key (NULL: refuse). Borrowed. */
   const uint8_t *group_id;  /* 16 */
   const uint8_t *group_key; /* 32 */
@@ -74,13 +78,30 @@ void teex_ds_transport_free(struct raft_uv_transport *t);
 /* Refused handshakes and preambles so far (for status and tests). */
 uint64_t teex_ds_transport_refused(const struct raft_uv_transport *t);
 
+/* A replica that is not a member (yet) asked this one for the group key
+ * with evidence the policy accepted (so it is running and attested): its id,
+ * the raft address it announced and when (uv_now of the loop). Returns 1 if
+ * id was seen, 0 otherwise. This is what a leader checks before adding it. */
+int teex_ds_transport_joiner(const struct raft_uv_transport *t, uint64_t id,
+                             char *addr, size_t cap, uint64_t *seen_ms);
+
+/* The last connection refused by policy (handshake or preamble), if any:
+ * copies "REASON (from ADDR)" into out and returns 1, else 0. */
+int teex_ds_transport_last_refusal(const struct raft_uv_transport *t, char *out,
+                                   size_t cap);
+
+/* The raft address part of a configuration address "PEER CLIENT" (a
+ * configuration entry also carries the member's client address, so every
+ * replica learns it): copies PEER into out. */
+void teex_ds_addr_peer(const char *conf_addr, char *out, size_t cap);
+
 /* Asks the replicas at addrs (in turn, until one answers or timeout_ms
  * passes) for the group key over mutual RA-TLS with client_ctx; runs its own
  * loop. TEEX_ETIMEDOUT when none answered. key is wiped by the caller. */
 int teex_ds_fetch_group_key(struct teex_tls_ctx *client_ctx,
                             const char *const *addrs, size_t n_addrs,
-                            uint64_t self_id, uint32_t timeout_ms,
-                            uint8_t group_id[16], uint8_t key[32],
-                            struct teex_err *err);
+                            uint64_t self_id, const char *self_addr,
+                            uint32_t timeout_ms, uint8_t group_id[16],
+                            uint8_t key[32], struct teex_err *err);
 
 #endif

@@ -293,10 +293,33 @@ static void test_wrong_group_key_halts_not_diverges(void **state) {
   tc_close(&t);
 }
 
-/* The freshness anchor's chain check: two runs of the same deterministic
- * group apply the same entries with the same hash chain; in the second, a
- * replica told the right chain at an index goes on, one told another chain
- * halts there as forked rather than serve a state the anchor disowns. */
+/* Replays replica 0's committed command entries, unpadded as the
+ * consensus hands them to the state machine, into r (stopping at the first
+ * one it refuses); returns how many it applied. */
+static int replay_into(struct tc *t, struct teex_ds_replica *r) {
+  struct raft_log *log = &raft_fixture_get(&t->f, 0)->log;
+  int applied = 0;
+  uint64_t index = log->offset;
+  for (size_t k = log->front; k != log->back; k = (k + 1) % log->size) {
+    index++;
+    const struct raft_entry *e = &log->entries[k];
+    if (e->type != RAFT_COMMAND)
+      continue;
+    const uint8_t *p = e->buf.base;
+    size_t n = e->buf.len - p[e->buf.len - 1]; /* data | zeros | pad */
+    void *res = NULL;
+    if (teex_ds_replica_hooks.apply(r, index, p, n, &res) != 0)
+      return applied;
+    teex_ds_replica_hooks.result_free(r, res);
+    applied++;
+  }
+  return applied;
+}
+
+/* The freshness anchor's chain check: replicas that apply the group's
+ * entries compute its hash chain; one told the right chain at an index goes
+ * on, one told another chain halts there as forked rather than serve a
+ * state the anchor disowns. */
 static void test_anchor_chain_watch(void **state) {
   (void)state;
   struct tc t;
@@ -314,35 +337,50 @@ static void test_anchor_chain_watch(void **state) {
   teex_ds_replica_status(t.rep[0], &st);
   at = st.last_applied;
   memcpy(want, st.applied_chain, 32);
-  tc_close(&t);
-
-  memcpy(wrong, want, 32);
-  wrong[7] ^= 1;
-  tc_init(&t, 3);
-  teex_ds_replica_watch(t.rep[1], at, want);
-  teex_ds_replica_watch(t.rep[2], at, wrong);
-  assert_int_equal(teex_ds_replica_watch_result(t.rep[1]),
-                   TEEX_DS_WATCH_PENDING);
-  for (int i = 0; i < 4; i++) {
-    struct teex_ds_cmd c = tc_set_cmd("app/w", i % 2 ? "odd" : "even");
-    assert_int_equal(tc_run(&t, &c, &op), 0);
-    tc_op_clear(&op);
-  }
   struct teex_ds_cmd c = tc_set_cmd("app/after", "x");
   assert_int_equal(tc_run(&t, &c, &op), 0);
   tc_op_clear(&op);
-  raft_fixture_step_until_elapsed(&t.f, 2000);
-  teex_ds_replica_status(t.rep[1], &s1);
-  teex_ds_replica_status(t.rep[2], &s2);
-  assert_int_equal(teex_ds_replica_watch_result(t.rep[1]),
-                   TEEX_DS_WATCH_MATCHED);
+  tc_settle(&t);
+  teex_ds_replica_status(t.rep[0], &st);
+
+  memcpy(wrong, want, 32);
+  wrong[7] ^= 1;
+  struct teex_ds_replica_config cfg = {.group_key = tc_key};
+  memcpy(cfg.group_id, tc_group_id, 16);
+  struct teex_err err;
+  struct teex_ds_replica *good, *bad;
+  assert_int_equal(teex_ds_replica_new(&cfg, &good, &err), 0);
+  assert_int_equal(teex_ds_replica_new(&cfg, &bad, &err), 0);
+  teex_ds_replica_watch(good, at, want);
+  teex_ds_replica_watch(bad, at, wrong);
+  assert_int_equal(teex_ds_replica_watch_result(good), TEEX_DS_WATCH_PENDING);
+  assert_int_equal(replay_into(&t, good), 5);
+  assert_int_equal(replay_into(&t, bad), 3); /* halts at the 4th */
+  teex_ds_replica_status(good, &s1);
+  teex_ds_replica_status(bad, &s2);
+  assert_int_equal(teex_ds_replica_watch_result(good), TEEX_DS_WATCH_MATCHED);
   assert_int_equal(s1.failed, 0);
-  assert_true(s1.last_applied > at);
-  assert_int_equal(teex_ds_replica_watch_result(t.rep[2]),
-                   TEEX_DS_WATCH_FORKED);
+  assert_memory_equal(s1.applied_chain, st.applied_chain, 32);
+  assert_int_equal(teex_ds_replica_watch_result(bad), TEEX_DS_WATCH_FORKED);
   assert_int_equal(s2.failed, TEEX_EROLLBACK);
   assert_non_null(strstr(s2.failure, "forked"));
-  assert_true(s2.last_applied < s1.last_applied);
+  /* The chain binds the entries themselves: the same commands proposed
+   * again (another run, other nonces) give another chain, although every
+   * result is the same. */
+  tc_close(&t);
+  tc_init(&t, 3);
+  for (int i = 0; i < 4; i++) {
+    struct teex_ds_cmd c2 = tc_set_cmd("app/w", i % 2 ? "odd" : "even");
+    assert_int_equal(tc_run(&t, &c2, &op), 0);
+    tc_op_clear(&op);
+  }
+  tc_settle(&t);
+  struct teex_ds_status again;
+  teex_ds_replica_status(t.rep[0], &again);
+  assert_int_equal(again.last_applied, at);
+  assert_memory_not_equal(again.applied_chain, want, 32);
+  teex_ds_replica_free(good);
+  teex_ds_replica_free(bad);
   tc_close(&t);
 }
 
@@ -634,6 +672,13 @@ static void test_add_voter_catches_up_from_sealed_snapshot(void **state) {
   teex_ds_kv_digest(teex_ds_replica_kv(t.rep[3]), d3);
   assert_memory_equal(d0, d3, 32);
   assert_int_equal(teex_ds_kv_count(teex_ds_replica_kv(t.rep[3])), 31);
+  /* The snapshot carried the applied hash chain: the newcomer's chain is
+   * the group's, although it never applied the first entries. */
+  struct teex_ds_status sl, s3;
+  teex_ds_replica_status(t.rep[l], &sl);
+  teex_ds_replica_status(t.rep[3], &s3);
+  assert_int_equal(s3.last_applied, sl.last_applied);
+  assert_memory_equal(s3.applied_chain, sl.applied_chain, 32);
   /* it caught up by installing the sealed snapshot, not by replay alone */
   assert_true(raft_fixture_get(&t.f, 3)->log.snapshot.last_index > 0);
   /* and it can be removed again */
@@ -642,6 +687,86 @@ static void test_add_voter_catches_up_from_sealed_snapshot(void **state) {
   for (int i = 0; i < 200000 && !d.done; i++)
     raft_fixture_step(&t.f);
   assert_int_equal(d.status, 0);
+  tc_close(&t);
+}
+
+/* A sealed snapshot carries the applied hash chain and its recent points:
+ * a replica restored from it checks an anchor the snapshot covers (the
+ * honest chain matches; another chain halts it as forked, refusing the
+ * snapshot), and its chain continues as the group's. */
+static void test_snapshot_carries_hash_chain(void **state) {
+  (void)state;
+  struct tc t;
+  struct tc_op op;
+  char k[16];
+  tc_init(&t, 3);
+  for (int i = 0; i < 20; i++) {
+    snprintf(k, sizeof(k), "app/c%d", i);
+    struct teex_ds_cmd c = tc_set_cmd(k, "v");
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  tc_settle(&t);
+  unsigned l = tc_leader(&t);
+  struct teex_ds_status a, b;
+  teex_ds_replica_status(t.rep[l], &a); /* the anchor: (index, chain) */
+  for (int i = 20; i < 30; i++) {
+    snprintf(k, sizeof(k), "app/c%d", i);
+    struct teex_ds_cmd c = tc_set_cmd(k, "v");
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    tc_op_clear(&op);
+  }
+  tc_settle(&t);
+  teex_ds_replica_status(t.rep[l], &b);
+  assert_true(b.last_applied > a.last_applied);
+  uint8_t *sealed;
+  size_t sealed_len;
+  assert_int_equal(
+      teex_ds_replica_hooks.snapshot(t.rep[l], &sealed, &sealed_len), 0);
+  assert_memory_equal(sealed, "TXS2", 4);
+  struct teex_ds_replica_config cfg = {.group_key = tc_key};
+  memcpy(cfg.group_id, tc_group_id, 16);
+  struct teex_err err;
+  struct teex_ds_replica *honest, *forked, *later, *plain;
+  assert_int_equal(teex_ds_replica_new(&cfg, &honest, &err), 0);
+  assert_int_equal(teex_ds_replica_new(&cfg, &forked, &err), 0);
+  assert_int_equal(teex_ds_replica_new(&cfg, &later, &err), 0);
+  assert_int_equal(teex_ds_replica_new(&cfg, &plain, &err), 0);
+  /* Honest: the anchor below the snapshot is checked at restore. */
+  teex_ds_replica_watch(honest, a.last_applied, a.applied_chain);
+  assert_int_equal(teex_ds_replica_hooks.restore(honest, sealed, sealed_len),
+                   0);
+  assert_int_equal(teex_ds_replica_watch_result(honest), TEEX_DS_WATCH_MATCHED);
+  struct teex_ds_status h;
+  teex_ds_replica_status(honest, &h);
+  assert_memory_equal(h.applied_chain, b.applied_chain, 32);
+  assert_int_equal(h.failed, 0);
+  /* Tampered or rolled back: another chain at the anchored index. */
+  uint8_t wrong[32];
+  memcpy(wrong, a.applied_chain, 32);
+  wrong[3] ^= 0x40;
+  teex_ds_replica_watch(forked, a.last_applied, wrong);
+  assert_int_equal(teex_ds_replica_hooks.restore(forked, sealed, sealed_len),
+                   TEEX_EROLLBACK);
+  assert_int_equal(teex_ds_replica_watch_result(forked), TEEX_DS_WATCH_FORKED);
+  struct teex_ds_status f;
+  teex_ds_replica_status(forked, &f);
+  assert_int_equal(f.failed, TEEX_EROLLBACK);
+  assert_non_null(strstr(f.failure, "forked"));
+  assert_int_equal(teex_ds_kv_count(teex_ds_replica_kv(forked)), 0);
+  /* An anchor past the snapshot stays pending until applied. */
+  teex_ds_replica_watch(later, b.last_applied + 5, wrong);
+  assert_int_equal(teex_ds_replica_hooks.restore(later, sealed, sealed_len), 0);
+  assert_int_equal(teex_ds_replica_watch_result(later), TEEX_DS_WATCH_PENDING);
+  /* Every snapshot byte is authenticated: one flipped bit is refused. */
+  sealed[sealed_len / 2] ^= 1;
+  assert_int_equal(teex_ds_replica_hooks.restore(plain, sealed, sealed_len),
+                   TEEX_EAUTH);
+  teex_ds_replica_free(honest);
+  teex_ds_replica_free(forked);
+  teex_ds_replica_free(later);
+  teex_ds_replica_free(plain);
+  free(sealed);
   tc_close(&t);
 }
 
@@ -659,6 +784,7 @@ int main(void) {
       cmocka_unit_test(test_expire_count_replicated),
       cmocka_unit_test(test_concurrent_incr_and_cas),
       cmocka_unit_test(test_add_voter_catches_up_from_sealed_snapshot),
+      cmocka_unit_test(test_snapshot_carries_hash_chain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

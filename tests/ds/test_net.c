@@ -433,6 +433,11 @@ static int listen_on(int port) {
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  /* The stopped replica's closed connections may leave this port in
+   * TIME_WAIT; like libuv's listeners, take it anyway. */
+  int one = 1;
+  if (fd >= 0)
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
       listen(fd, 8) != 0) {
     if (fd >= 0)
