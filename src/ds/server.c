@@ -874,6 +874,12 @@ static int anchor_fill(struct srv *s, struct teex_ds_anchor *c) {
   teex_ds_replica_status(s->rep, &st);
   if (st.failed || st.last_applied <= s->anchor_done)
     return 0;
+  /* Only raft's own entries (barriers, configurations) applied so far: no
+   * command, so no state to vouch for and no hash chain yet (the contract
+   * refuses a zero one). The first write starts it. */
+  static const uint8_t none[32];
+  if (memcmp(st.applied_chain, none, 32) == 0)
+    return 0;
   memset(c, 0, sizeof(*c));
   teex_ds_anchor_group_id(s->group.id, c->group_id);
   c->index = st.last_applied;
