@@ -48,9 +48,10 @@ enum teex_ds_op {
    * marker, FROZEN refuses every write to the namespace with TEEX_EBUSY
    * (reads go on), MOVED answers every command on it with TEEX_EMOVED
    * (res->val = the record, carrying the signed directory) and deletes all
-   * its keys. A record of a lower epoch than the current one is refused
-   * (TEEX_ESTATE). key must be empty. The replicas take it only from an
-   * operator client (group.conf [clients]). num = keys deleted. */
+   * its keys. Refused (TEEX_ESTATE): a record of a lower epoch than the
+   * current one, and FROZEN/OWNED at the epoch that MOVED it. found/val:
+   * the previous record. key must be empty. The replicas take it only from
+   * an operator client (group.conf [clients]). num = keys deleted. */
   TEEX_DS_PLACE = 32,
 };
 

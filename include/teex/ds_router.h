@@ -69,10 +69,12 @@ int teex_ds_router_exec(struct teex_ds_router *r, const struct teex_ds_cmd *cmd,
                         void *arg, struct teex_err *err);
 
 /* The group the router currently sends to, the directory epoch it holds,
- * and how many moves it followed. */
+ * how many moves it followed. */
 uint64_t teex_ds_router_group(const struct teex_ds_router *r);
 uint64_t teex_ds_router_epoch(const struct teex_ds_router *r);
 uint64_t teex_ds_router_moves(const struct teex_ds_router *r);
+/* Attempts refused because the namespace was frozen (then retried). */
+uint64_t teex_ds_router_waits(const struct teex_ds_router *r);
 
 /* Ends pending operations with TEEX_ECANCELED and frees the router once
  * its handles are closed. NULL-safe. */

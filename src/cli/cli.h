@@ -75,6 +75,8 @@ int teex_cmd_worker(int argc, char **argv);      /* cmd_worker.c */
 int teex_cmd_invoke(int argc, char **argv);      /* cmd_invoke.c */
 int teex_cmd_ds(int argc, char **argv);          /* cmd_ds.c */
 int teex_cmd_ds_proxy(int argc, char **argv);    /* cmd_ds_proxy.c */
+int teex_cmd_ds_place(int argc, char **argv);    /* cmd_ds_place.c */
+int teex_cmd_ds_move(int argc, char **argv);     /* cmd_ds_place.c */
 /* `teex tee serve` / `teex tee connect` (src/cli/cmd_tee_net.c). */
 int teex_cmd_tee_serve(int argc, char **argv);
 int teex_cmd_tee_connect(int argc, char **argv);

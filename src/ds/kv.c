@@ -575,12 +575,22 @@ static int do_place(struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
   int found;
   size_t at = lower_bound(kv, k, kl, &found);
   if (found) {
+    /* The previous record goes back, so a resumed move knows where the
+     * interrupted one got to. */
+    const struct item *it = &kv->items[at];
     struct teex_ds_place_record cur;
     res->found = 1;
-    /* A stale command (an older epoch) never undoes a newer placement. */
-    if (teex_ds_place_record_parse(kv->items[at].val, kv->items[at].val_len,
-                                   &cur) == 0 &&
-        r.epoch < cur.epoch) {
+    res->val = dup_bytes(it->val, it->val_len);
+    if (res->val == NULL)
+      return TEEX_ENOMEM;
+    res->val_len = it->val_len;
+    /* A stale command (an older epoch) never undoes a newer placement, and
+     * a namespace whose data was dropped is not frozen or owned again at
+     * the epoch that moved it. */
+    if (teex_ds_place_record_parse(it->val, it->val_len, &cur) == 0 &&
+        (r.epoch < cur.epoch ||
+         (r.epoch == cur.epoch && cur.state == TEEX_DS_PLACE_MOVED &&
+          r.state != TEEX_DS_PLACE_MOVED))) {
       res->status = TEEX_ESTATE;
       return 0;
     }

@@ -32,7 +32,7 @@ struct teex_ds_router {
   void *on_directory_arg;
   struct gclient clients[TEEX_DS_DIR_GROUPS_MAX];
   size_t n_clients;
-  uint64_t moves;
+  uint64_t moves, waits;
   struct rop *ops;
   unsigned live;
   int closing;
@@ -244,6 +244,7 @@ static void rop_done(void *arg, int status, struct teex_ds_result *res) {
   } else if (status == 0 && res->status == TEEX_EBUSY &&
              uv_now(r->loop) + op->busy_ms < op->deadline) {
     /* Frozen for a move: nothing was applied; wait for the move to end. */
+    r->waits++;
     teex_ds_result_free(res);
     free(res);
     uv_timer_start(&op->timer, rop_timer, op->busy_ms, 0);
@@ -349,6 +350,10 @@ uint64_t teex_ds_router_epoch(const struct teex_ds_router *r) {
 
 uint64_t teex_ds_router_moves(const struct teex_ds_router *r) {
   return r->moves;
+}
+
+uint64_t teex_ds_router_waits(const struct teex_ds_router *r) {
+  return r->waits;
 }
 
 void teex_ds_router_close(struct teex_ds_router *r) {

@@ -303,6 +303,9 @@ static void test_kv_place(void **state) {
   assert_int_equal(get(kv, "other", "other/x", &res), 0);
   teex_ds_result_free(&res);
 
+  /* the epoch that moved it cannot freeze or own it again */
+  assert_int_equal(place(kv, "app", TEEX_DS_PLACE_FROZEN, 2, NULL),
+                   TEEX_ESTATE);
   /* an older epoch never undoes it */
   assert_int_equal(place(kv, "app", TEEX_DS_PLACE_OWNED, 1, NULL), TEEX_ESTATE);
   assert_int_equal(set(kv, "app", "app/z"), TEEX_EMOVED);
