@@ -8,9 +8,7 @@
  * and holds none of the data; a client started from the old directory
  * follows; forged, altered and unsigned directories are refused, also when
  * a group hands one out in a "moved" answer; only operator clients may
- * change placement. ctest-label: nosan (six replicas and a mover under
- * ASan exceed the machine; the I/O-free parts run under ASan in
- * test_place.c). */
+ * change placement. */
 #include "net_fixture.c"
 
 #include "teex/ds_place.h"
