@@ -534,6 +534,119 @@ static void test_scale(void **state) {
   assert_int_equal(rget(w2, "app2", "app2/during", &r), 0);
   teex_ds_result_free(&r);
 
+  /* a move interrupted after the source marked it moved (the file still
+   * at epoch 1): running it again writes the directory the source holds */
+  char resf[600];
+  snprintf(resf, sizeof resf, "%s/resume-directory", ga.dir);
+  text = read_dir(dir0p, &dn);
+  assert_int_equal(tu_write_file(resf, text, dn), 0);
+  free(text);
+  mv[7] = resf;
+  out = NULL;
+  assert_int_equal(teex_cli(mv, &out), 0);
+  assert_non_null(strstr(out, "had already moved"));
+  free(out);
+  size_t rn, dn2;
+  uint8_t *rt = read_dir(resf, &rn), *dt = read_dir(dirp, &dn2);
+  assert_int_equal(rn, dn2);
+  assert_memory_equal(rt, dt, rn);
+  free(rt);
+  free(dt);
+
+  /* the CLI: a routed read from a stale file follows and rewrites it */
+  char stalef[600];
+  snprintf(stalef, sizeof stalef, "%s/cli-directory", ga.dir);
+  text = read_dir(dir0p, &dn);
+  assert_int_equal(tu_write_file(stalef, text, dn), 0);
+  free(text);
+  char *cg[] = {(char *)tu_teex_bin(),
+                "ds",
+                "place",
+                "get",
+                "--dir",
+                stalef,
+                "--pub",
+                pubp,
+                "--cert",
+                certp,
+                "--key",
+                ckeyp,
+                "--policy",
+                pola,
+                "--policy",
+                polb,
+                "--ns",
+                "app",
+                "k5",
+                NULL};
+  out = NULL;
+  assert_int_equal(teex_cli(cg, &out), 0);
+  assert_string_equal(out, "v5\n");
+  free(out);
+  text = read_dir(stalef, &dn);
+  assert_non_null(strstr((char *)text, "epoch 2\n"));
+  free(text);
+  /* pin: explicit placements at the next epoch */
+  char *pin[] = {(char *)tu_teex_bin(), "ds", "place", "pin",  "--dir", dirp,
+                 "--place-key",         keyp, "app",   "app2", NULL};
+  assert_int_equal(teex_cli(pin, NULL), 0);
+  text = read_dir(dirp, &dn);
+  assert_non_null(strstr((char *)text, "epoch 3\n"));
+  free(text);
+  /* --abort unfreezes a namespace left frozen */
+  struct teex_ds_client_config ac = {.replicas = gb.addrs,
+                                     .n_replicas = NET_N,
+                                     .tls = tls2b,
+                                     .ns = "app2",
+                                     .timeout_ms = 5000};
+  struct teex_ds_sync *as = NULL;
+  assert_int_equal(teex_ds_sync_open(&ac, &as, &err), 0);
+  struct teex_ds_place_record frz = {TEEX_DS_PLACE_FROZEN, 1, 4, NULL, 0};
+  uint8_t *fb;
+  size_t fbn;
+  assert_int_equal(teex_ds_place_record_encode(&frz, &fb, &fbn), 0);
+  struct teex_ds_cmd fc = {
+      .op = TEEX_DS_PLACE, .grant = "app2", .val = fb, .val_len = fbn};
+  assert_int_equal(
+      teex_ds_sync_exec(as, &fc, TEEX_DS_READ_LINEARIZABLE, &r, &err), 0);
+  assert_int_equal(r.status, 0);
+  teex_ds_result_free(&r);
+  free(fb);
+  struct teex_ds_cmd wy = {.op = TEEX_DS_SET,
+                           .grant = "app2",
+                           .key = (const uint8_t *)"app2/y",
+                           .key_len = 6,
+                           .val = (const uint8_t *)"1",
+                           .val_len = 1};
+  assert_int_equal(
+      teex_ds_sync_exec(as, &wy, TEEX_DS_READ_LINEARIZABLE, &r, &err), 0);
+  assert_int_equal(r.status, TEEX_EBUSY);
+  teex_ds_result_free(&r);
+  char *ab[] = {(char *)tu_teex_bin(),
+                "ds",
+                "move",
+                "app2",
+                "--abort",
+                "--dir",
+                dirp,
+                "--place-key",
+                keyp,
+                "--cert",
+                cert2p,
+                "--key",
+                ckey2p,
+                "--policy",
+                pola,
+                "--policy",
+                polb,
+                NULL};
+  assert_int_equal(teex_cli(ab, NULL), 0);
+  assert_int_equal(
+      teex_ds_sync_exec(as, &wy, TEEX_DS_READ_LINEARIZABLE, &r, &err), 0);
+  assert_int_equal(r.status, 0);
+  teex_ds_result_free(&r);
+  teex_ds_sync_close(as);
+
   /* a group handing out a directory the placement key did not sign (an
    * operator certificate without the placement key): the router refuses
    * to follow it */
