@@ -14,6 +14,7 @@
 #include "teex/ds.h"
 #include "teex/ds_client.h"
 #include "teex/ds_place.h"
+#include "teex/ds_proxy.h"
 #include "teex/error.h"
 #include "teex/tls.h"
 
@@ -79,6 +80,14 @@ uint64_t teex_ds_router_waits(const struct teex_ds_router *r);
 /* Ends pending operations with TEEX_ECANCELED and frees the router once
  * its handles are closed. NULL-safe. */
 void teex_ds_router_close(struct teex_ds_router *r);
+
+/* The RESP proxy's backend over a router (src/ds/backend_router.c): the
+ * proxy's namespace on whichever group the directory names, following
+ * moves. The caller owns *out (its ops->free). */
+int teex_ds_backend_router_new(uv_loop_t *loop,
+                               const struct teex_ds_router_config *cfg,
+                               struct teex_ds_backend **out,
+                               struct teex_err *err);
 
 /* ---- blocking wrapper: one router on a private loop ---- */
 struct teex_ds_router_sync;

@@ -1126,3 +1126,67 @@ int teex_cmd_ds_move(int argc, char **argv) {
     }
   return ds_move_impl(argc, argv, abort_);
 }
+
+/* ---- the RESP proxy over the directory (cmd_ds_proxy.c --dir) ---- */
+
+int teex_cli_ds_place_proxy_backend(uv_loop_t *loop, const char *dir,
+                                    const char *pub, const char *cert,
+                                    const char *key,
+                                    const char *const *policies,
+                                    size_t n_policies, const char *ns,
+                                    unsigned timeout_ms,
+                                    struct teex_ds_backend **out, void **hold) {
+  *out = NULL;
+  *hold = NULL;
+  if (ns == NULL || pub == NULL || n_policies == 0 || n_policies > MAX_POLICIES)
+    return teex_cli_fail("ds proxy --dir: give --ns, --pub and --policy "
+                         "(1..%d, one per group policy)",
+                         MAX_POLICIES);
+  struct conn *k = calloc(1, sizeof(*k));
+  if (k == NULL)
+    return teex_cli_fail("out of memory");
+  k->cert = cert;
+  k->key = key;
+  for (size_t i = 0; i < n_policies; i++)
+    k->policy_files[i] = policies[i];
+  k->n_policies = n_policies;
+  uint8_t pk[32];
+  static struct teex_ds_dir d;
+  uint8_t *text = NULL;
+  size_t len = 0;
+  int rc = load_pk(pub, pk);
+  if (rc == 0)
+    rc = load_dir(dir, pk, &d, &text, &len);
+  if (rc == 0)
+    rc = conn_open(k);
+  if (rc == 0) {
+    struct teex_ds_router_config rc_ = {.dir = text,
+                                        .dir_len = len,
+                                        .placement_pk = pk,
+                                        .tls = k->tls,
+                                        .n_tls = k->n_policies,
+                                        .ns = ns,
+                                        .timeout_ms = timeout_ms,
+                                        .on_directory = save_newer,
+                                        .on_directory_arg = (void *)dir};
+    struct teex_err err;
+    teex_err_clear(&err);
+    if (teex_ds_backend_router_new(loop, &rc_, out, &err) != 0)
+      rc = teex_cli_fail("%s", err.msg);
+  }
+  free(text);
+  if (rc != 0) {
+    conn_close(k);
+    free(k);
+    return rc;
+  }
+  *hold = k;
+  return 0;
+}
+
+void teex_cli_ds_place_proxy_release(void *hold) {
+  if (hold == NULL)
+    return;
+  conn_close(hold);
+  free(hold);
+}

@@ -268,6 +268,34 @@ static void frozen_write(void) {
   free(f.rec);
 }
 
+/* One RESP request on a fresh connection to the proxy; the reply in out. */
+static void resp_call(int port, const char *req, char *out, size_t cap) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  size_t n = strlen(req);
+  assert_int_equal(write(fd, req, n), (ssize_t)n);
+  size_t got = 0;
+  /* replies here are one line, or a bulk header line and its data line */
+  while (got < cap - 1) {
+    ssize_t r = read(fd, out + got, cap - 1 - got);
+    if (r <= 0)
+      break;
+    got += (size_t)r;
+    out[got] = 0;
+    int lines = 0;
+    for (size_t i = 0; i + 1 < got; i++)
+      lines += out[i] == '\r' && out[i + 1] == '\n';
+    if (lines >= (out[0] == '$' && out[1] != '-' ? 2 : 1))
+      break;
+  }
+  out[got] = 0;
+  close(fd);
+}
+
 static void setup(void) {
   struct teex_err err;
   net_prepare(&ga);
@@ -552,6 +580,63 @@ static void test_scale(void **state) {
   assert_memory_equal(rt, dt, rn);
   free(rt);
   free(dt);
+
+  /* the RESP proxy over the directory, started from the stale file:
+   * redirected by group 1, it serves app from group 2 and keeps the newer
+   * directory */
+  char pxdir[600], pxready[600], pxlog[600];
+  snprintf(pxdir, sizeof pxdir, "%s/proxy-directory", ga.dir);
+  snprintf(pxready, sizeof pxready, "%s/proxy.ready", ga.dir);
+  snprintf(pxlog, sizeof pxlog, "%s/proxy.log", ga.dir);
+  text = read_dir(dir0p, &dn);
+  assert_int_equal(tu_write_file(pxdir, text, dn), 0);
+  free(text);
+  char *px[] = {(char *)tu_teex_bin(),
+                "ds",
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--ready-file",
+                pxready,
+                "--dir",
+                pxdir,
+                "--pub",
+                pubp,
+                "--ns",
+                "app",
+                "--cert",
+                certp,
+                "--key",
+                ckeyp,
+                "--policy",
+                pola,
+                "--policy",
+                polb,
+                NULL};
+  int pxpid = tu_spawn(px, pxlog);
+  assert_true(pxpid > 0);
+  if (tu_wait_file(pxready, 20000) != 0) {
+    char *plog = (char *)tu_read_file(pxlog, &dn);
+    fail_msg("proxy did not start: %s", plog ? plog : "");
+  }
+  char *pt = (char *)tu_read_file(pxready, &dn);
+  uint64_t port64 = 0;
+  pt[strcspn(pt, "\n")] = 0;
+  assert_int_equal(teex_parse_u64(pt, &port64), 0);
+  int port = (int)port64;
+  free(pt);
+  char reply[256];
+  resp_call(port, "*2\r\n$3\r\nGET\r\n$2\r\nk7\r\n", reply, sizeof reply);
+  assert_string_equal(reply, "$2\r\nv7\r\n");
+  resp_call(port, "*3\r\n$3\r\nSET\r\n$2\r\npx\r\n$3\r\nvia\r\n", reply,
+            sizeof reply);
+  assert_string_equal(reply, "+OK\r\n");
+  assert_int_equal(tu_stop(pxpid, SIGTERM, 10000), 0);
+  assert_int_equal(gget(&gb, "app/px", &r), 0);
+  teex_ds_result_free(&r);
+  text = read_dir(pxdir, &dn);
+  assert_non_null(strstr((char *)text, "epoch 2\n"));
+  free(text);
 
   /* the CLI: a routed read from a stale file follows and rewrites it */
   char stalef[600];
