@@ -275,7 +275,7 @@ struct popts {
   size_t n_groups;
   const char *places[MAX_GROUP_ARGS];
   size_t n_places;
-  int hash, nohash;
+  int hash, nohash, force;
   uint32_t timeout_ms;
   uint64_t ttl_ms;
   struct conn k;
@@ -297,7 +297,8 @@ enum {
   P_TO,
   P_NS,
   P_TTL,
-  P_PLACE
+  P_PLACE,
+  P_FORCE
 };
 
 static int popts_parse(struct popts *o, int argc, char **argv,
@@ -318,6 +319,7 @@ static int popts_parse(struct popts *o, int argc, char **argv,
       {"ns", required_argument, NULL, P_NS},
       {"ttl", required_argument, NULL, P_TTL},
       {"place", required_argument, NULL, P_PLACE},
+      {"force", no_argument, NULL, P_FORCE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   teex_log_set_level(TEEX_LOG_ERROR);
@@ -352,6 +354,9 @@ static int popts_parse(struct popts *o, int argc, char **argv,
       break;
     case P_HASH:
       o->hash = 1;
+      break;
+    case P_FORCE:
+      o->force = 1;
       break;
     case P_NOHASH:
       o->nohash = 1;
@@ -516,11 +521,13 @@ static int place_init(int argc, char **argv) {
 
 static const char add_usage[] =
     "usage: teex ds place add-group --dir DIRECTORY --place-key KEY\n"
-    "                               --group ID=STATE_DIR [--hash]\n"
+    "                               --group ID=STATE_DIR [--hash] [--force]\n"
     "Adds (or updates) a group at the next epoch. Without --hash the group\n"
     "takes only namespaces moved to it explicitly, so no namespace changes\n"
     "owner; with --hash it joins rendezvous placement and about 1/n of the\n"
-    "unplaced namespaces would belong to it: move or pin them first.\n";
+    "unplaced namespaces would belong to it, without their data: pin them\n"
+    "first (teex ds place pin). A change into or out of hash placement is\n"
+    "refused without --force. Also updates a group's members and policy.\n";
 
 static int place_add_group(int argc, char **argv) {
   static struct popts o;
@@ -540,6 +547,18 @@ static int place_add_group(int argc, char **argv) {
   struct teex_ds_dir_group g;
   if ((rc = group_from_state(o.groups[0], o.hash, &g)) != 0)
     return rc;
+  /* Joining or leaving hash placement changes the owner of namespaces
+   * without an explicit placement, and data does not follow by itself. */
+  const struct teex_ds_dir_group *old = teex_ds_dir_group(&d, g.id);
+  int was_hashed = old != NULL && old->hashed;
+  if (g.hashed != was_hashed && !o.force)
+    return teex_cli_fail(
+        "this %s group %llu %s hash placement: about 1/n of the namespaces "
+        "that have no explicit placement would change owner WITHOUT their "
+        "data moving; pin the namespaces that exist first (teex ds place pin "
+        "NS...), then repeat with --force",
+        old ? "takes" : "adds", (unsigned long long)g.id,
+        g.hashed ? "into" : "out of");
   struct teex_err err;
   if (teex_ds_dir_put_group(&d, &g, &err) != 0)
     return teex_cli_fail("%s", err.msg);

@@ -684,6 +684,22 @@ static void test_scale(void **state) {
   text = read_dir(dirp, &dn);
   assert_non_null(strstr((char *)text, "epoch 3\n"));
   free(text);
+  /* add-group: updating group 2 as it is is fine (epoch 4); taking it out
+   * of hash placement is refused without --force */
+  char g2s[700];
+  snprintf(g2s, sizeof g2s, "2=%s", gb.state[0]);
+  char *ag[] = {
+      (char *)tu_teex_bin(), "ds", "place",   "add-group", "--dir",  dirp,
+      "--place-key",         keyp, "--group", g2s,         "--hash", NULL};
+  assert_int_equal(teex_cli(ag, NULL), 0);
+  ag[10] = NULL; /* without --hash */
+  char *eo = NULL;
+  assert_int_not_equal(net_run_teex(ag, NULL, &eo), 0);
+  assert_non_null(strstr(eo, "--force"));
+  free(eo);
+  text = read_dir(dirp, &dn);
+  assert_non_null(strstr((char *)text, "epoch 4\n"));
+  free(text);
   /* --abort unfreezes a namespace left frozen */
   struct teex_ds_client_config ac = {.replicas = gb.addrs,
                                      .n_replicas = NET_N,
