@@ -244,10 +244,61 @@ static struct teex_tls_ctx *conn_tls(struct conn *k,
   return NULL;
 }
 
-/* A plain group client (no routing) for ns on group g. */
+/* A plain group client (no routing) for ns on group g, on a private loop,
+ * that runs a batch of commands concurrently (the move's reads of a page:
+ * the leader confirms reads queued together with one barrier). */
+struct gconn {
+  uv_loop_t loop;
+  struct teex_ds_client *c;
+};
+
+static void gconn_close(struct gconn *g) {
+  if (g == NULL)
+    return;
+  teex_ds_client_close(g->c);
+  uv_run(&g->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&g->loop);
+  free(g);
+}
+
+struct gslot {
+  int *pending;
+  int *status;
+  struct teex_ds_result *res;
+};
+
+static void gslot_done(void *arg, int status, struct teex_ds_result *res) {
+  struct gslot *sl = arg;
+  *sl->status = status;
+  if (res != NULL) {
+    *sl->res = *res;
+    free(res);
+  }
+  --*sl->pending;
+}
+
+/* Runs cmds[0..n) at once (n <= TEEX_DS_MSET_MAX) and waits for all:
+ * status[i] is each call's status, res[i] its result when 0 (the caller
+ * frees those). */
+static void gconn_exec_many(struct gconn *g, const struct teex_ds_cmd *cmds,
+                            size_t n, int *status, struct teex_ds_result *res) {
+  struct gslot sl[TEEX_DS_MSET_MAX];
+  int pending = 0;
+  for (size_t i = 0; i < n; i++) {
+    memset(&res[i], 0, sizeof res[i]);
+    sl[i] = (struct gslot){&pending, &status[i], &res[i]};
+    struct teex_err err;
+    status[i] = teex_ds_client_exec(g->c, &cmds[i], TEEX_DS_READ_LINEARIZABLE,
+                                    gslot_done, &sl[i], &err);
+    pending += status[i] == 0;
+  }
+  while (pending > 0)
+    uv_run(&g->loop, UV_RUN_ONCE);
+}
+
 static int group_client(struct conn *k, const struct teex_ds_dir_group *g,
                         const char *ns, uint32_t timeout_ms,
-                        struct teex_ds_sync **out) {
+                        struct gconn **out) {
   struct teex_tls_ctx *tls = conn_tls(k, g);
   if (tls == NULL)
     return teex_cli_fail("group %llu: none of the --policy files is its "
@@ -262,8 +313,17 @@ static int group_client(struct conn *k, const struct teex_ds_dir_group *g,
                                      .ns = ns,
                                      .timeout_ms = timeout_ms};
   struct teex_err err;
-  if (teex_ds_sync_open(&cc, out, &err) != 0)
+  struct gconn *gc = calloc(1, sizeof(*gc));
+  if (gc == NULL || uv_loop_init(&gc->loop) != 0) {
+    free(gc);
+    return teex_cli_fail("out of memory");
+  }
+  if (teex_ds_client_new(&gc->loop, &cc, &gc->c, &err) != 0) {
+    uv_loop_close(&gc->loop);
+    free(gc);
     return teex_cli_fail("group %llu: %s", (unsigned long long)g->id, err.msg);
+  }
+  *out = gc;
   return 0;
 }
 
@@ -841,16 +901,19 @@ int teex_cmd_ds_place(int argc, char **argv) {
 
 /* ---- move ---- */
 
-static int run_cmd(struct teex_ds_sync *s, const struct teex_ds_cmd *c,
+static int run_cmd(struct gconn *s, const struct teex_ds_cmd *c,
                    struct teex_ds_result *res, const char *what) {
-  struct teex_err err;
-  teex_err_clear(&err);
-  if (teex_ds_sync_exec(s, c, TEEX_DS_READ_LINEARIZABLE, res, &err) != 0)
-    return teex_cli_fail("%s: %s", what, err.msg);
+  int st;
+  gconn_exec_many(s, c, 1, &st, res);
+  if (st != 0)
+    return teex_cli_fail("%s: %s%s", what, teex_strerror(st),
+                         st == TEEX_EPERM ? " (the certificate is not the "
+                                            "namespace's client there)"
+                                          : "");
   return 0;
 }
 
-static int send_place(struct teex_ds_sync *s, const char *ns, uint8_t state,
+static int send_place(struct gconn *s, const char *ns, uint8_t state,
                       uint64_t group, uint64_t epoch, const uint8_t *dir,
                       size_t dir_len, struct teex_ds_result *res,
                       const char *what) {
@@ -866,8 +929,7 @@ static int send_place(struct teex_ds_sync *s, const char *ns, uint8_t state,
   return rc;
 }
 
-static int count_ns(struct teex_ds_sync *s, const char *ns, int64_t *n,
-                    int *status) {
+static int count_ns(struct gconn *s, const char *ns, int64_t *n, int *status) {
   char pre[TEEX_DS_NS_MAX + 2];
   int pn = snprintf(pre, sizeof pre, "%s/", ns);
   struct teex_ds_cmd c = {.op = TEEX_DS_COUNT,
@@ -886,8 +948,8 @@ static int count_ns(struct teex_ds_sync *s, const char *ns, int64_t *n,
 
 /* Copies every live key of ns from src to dst with its remaining TTL (on
  * the source group's clock). Keys without a TTL go 64 to a multi-set. */
-static int copy_ns(struct teex_ds_sync *src, struct teex_ds_sync *dst,
-                   const char *ns, uint64_t *copied) {
+static int copy_ns(struct gconn *src, struct gconn *dst, const char *ns,
+                   uint64_t *copied) {
   char pre[TEEX_DS_NS_MAX + 2];
   int pn = snprintf(pre, sizeof pre, "%s/", ns);
   static uint8_t after[TEEX_DS_KEY_MAX];
@@ -912,15 +974,25 @@ static int copy_ns(struct teex_ds_sync *src, struct teex_ds_sync *dst,
     }
     struct teex_ds_pair plain[TEEX_DS_MSET_MAX];
     size_t np = 0;
-    for (size_t i = 0; i < page.n_items && rc == 0; i++) {
+    /* Every key's expiry, read all at once (a scan item has none). */
+    struct teex_ds_cmd gets[TEEX_DS_MSET_MAX];
+    struct teex_ds_result grs[TEEX_DS_MSET_MAX];
+    int gst[TEEX_DS_MSET_MAX];
+    size_t ng =
+        page.n_items < TEEX_DS_MSET_MAX ? page.n_items : TEEX_DS_MSET_MAX;
+    for (size_t i = 0; i < ng; i++)
+      gets[i] = (struct teex_ds_cmd){.op = TEEX_DS_GET,
+                                     .grant = ns,
+                                     .key = page.items[i].key,
+                                     .key_len = page.items[i].key_len};
+    gconn_exec_many(src, gets, ng, gst, grs);
+    for (size_t i = 0; i < ng; i++)
+      if (gst[i] != 0 && rc == 0)
+        rc = teex_cli_fail("read a key's TTL: %s", teex_strerror(gst[i]));
+    for (size_t i = 0; i < ng && rc == 0; i++) {
       const struct teex_ds_pair *it = &page.items[i];
-      struct teex_ds_cmd g = {.op = TEEX_DS_GET,
-                              .grant = ns,
-                              .key = it->key,
-                              .key_len = it->key_len};
-      struct teex_ds_result gr;
-      if ((rc = run_cmd(src, &g, &gr, "read a key's TTL")) != 0)
-        break;
+      struct teex_ds_result gr = grs[i];
+      memset(&grs[i], 0, sizeof grs[i]);
       if (gr.status == 0 && gr.expire_at_ms == 0) {
         plain[np++] = *it;
       } else if (gr.status == 0 && gr.expire_at_ms > gr.clock_ms) {
@@ -942,6 +1014,8 @@ static int copy_ns(struct teex_ds_sync *src, struct teex_ds_sync *dst,
       } /* else expired or gone since the scan: nothing to copy */
       teex_ds_result_free(&gr);
     }
+    for (size_t i = 0; i < ng; i++)
+      teex_ds_result_free(&grs[i]); /* those not consumed after an error */
     if (rc == 0 && np > 0) {
       struct teex_ds_cmd m = {
           .op = TEEX_DS_MSET, .grant = ns, .pairs = plain, .n_pairs = np};
@@ -1005,7 +1079,7 @@ static int ds_move_impl(int argc, char **argv, int abort_) {
   uint8_t *sk;
   if ((rc = load_sk(o.place_key, &sk)) != 0)
     return rc;
-  struct teex_ds_sync *src = NULL, *dst = NULL;
+  struct gconn *src = NULL, *dst = NULL;
   if ((rc = conn_open(&o.k)) != 0 ||
       (rc = group_client(&o.k, teex_ds_dir_group(&d, from), ns, o.timeout_ms,
                          &src)) != 0 ||
@@ -1126,8 +1200,8 @@ static int ds_move_impl(int argc, char **argv, int abort_) {
   printf("4/4 directory %s: epoch %llu, %s -> group %llu\n", o.dir,
          (unsigned long long)epoch, ns, (unsigned long long)to);
 out:
-  teex_ds_sync_close(src);
-  teex_ds_sync_close(dst);
+  gconn_close(src);
+  gconn_close(dst);
   conn_close(&o.k);
   teex_secret_free(sk);
   return rc;
