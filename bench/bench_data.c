@@ -19,6 +19,7 @@
 #include "teex/image.h"
 #include "teex/mem.h"
 #include "teex/sm.h"
+#include "teex/statestore.h"
 #include "teex/store.h"
 #include "teex/tee.h"
 
@@ -224,8 +225,8 @@ static void bench_sm(int n) {
   t0 = now_ms();
   for (int i = 0; i < n; i++) {
     char key[32];
-    int kl = snprintf(key, sizeof key, "bench/%d", i);
-    if (teex_store_put(teex_sm__store(sm), key, (size_t)kl, "v", 1, &err))
+    snprintf(key, sizeof key, "bench/%d", i);
+    if (teex_statestore_put(teex_sm__state(sm), key, "v", 1, &err))
       die("put", &err);
   }
   double put_ms = now_ms() - t0;

@@ -18,7 +18,7 @@
 #define TEEX_DS_NS_MAX 64             /* namespace name, bytes */
 #define TEEX_DS_KEY_MAX 512           /* full key "ns/rest", bytes */
 #define TEEX_DS_VALUE_MAX (64 * 1024) /* one value, bytes */
-#define TEEX_DS_MSET_MAX 64           /* pairs in one multi-set */
+#define TEEX_DS_MSET_MAX 64           /* pairs in one multi-set or txn */
 #define TEEX_DS_SCAN_MAX 256          /* items in one scan page */
 #define TEEX_DS_KEYS_MAX (1u << 20)   /* live keys in one group */
 #define TEEX_DS_TTL_MAX_MS (10ull * 365 * 24 * 3600 * 1000)
@@ -42,6 +42,14 @@ enum teex_ds_op {
   /* Number of live keys under the prefix `key` (which must start with
    * "grant/"), in num. Read-only, like GET and SCAN. */
   TEEX_DS_COUNT = 9,
+  /* Atomic conditional multi-key write (an optimistic transaction's
+   * commit): pairs[i] is acted on as expect[i] says (expect_len ==
+   * n_pairs, one TEEX_DS_TXN_* byte per pair). Every check is evaluated
+   * against the state before the command; only if all hold are the writes
+   * applied, in order (a later write of the same key wins). Otherwise
+   * status TEEX_ESTATE, nothing changes, and num is the index of the first
+   * check that failed. On success num is the number of writes. */
+  TEEX_DS_TXN = 10,
   /* Placement of the grant's namespace on this group (scale-out,
    * include/teex/ds_place.h). val is a placement record
    * (teex_ds_place_record_encode): state OWNED clears the namespace's
@@ -54,6 +62,12 @@ enum teex_ds_op {
    * an operator client (group.conf [clients]). num = keys deleted. */
   TEEX_DS_PLACE = 32,
 };
+
+/* TEEX_DS_TXN pair kinds. */
+#define TEEX_DS_TXN_EQ 1     /* check: the key holds exactly val (live) */
+#define TEEX_DS_TXN_ABSENT 2 /* check: the key does not exist (val unused) */
+#define TEEX_DS_TXN_PUT 3    /* write: set the key to val, no expiry */
+#define TEEX_DS_TXN_DEL 4    /* write: delete the key (absent is fine) */
 
 /* SET flags. */
 #define TEEX_DS_IF_ABSENT 0x01  /* only if the key does not exist (NX) */
@@ -76,6 +90,7 @@ struct teex_ds_pair {
  * be "grant/..." or the command is refused with TEEX_EPERM.
  * key: GET/SET/DEL/CAS/INCR: the key; SCAN: the prefix (must itself start
  * with "grant/"). val: SET value, CAS new value. expect: CAS expected value.
+ * TXN: pairs, and expect holds one kind byte per pair.
  * delta: INCR. ttl_ms: SET/CAS/INCR/MSET, 0 = no expiry. after: SCAN cursor
  * (the last key of the previous page, or empty). limit: SCAN page size
  * (1..TEEX_DS_SCAN_MAX). */

@@ -90,6 +90,8 @@ struct teex_ds_replica_info {
   uint64_t id, leader_id, term, last_index, last_applied, keys, clock_ms;
   uint64_t catch_up_to;
   uint64_t read_barriers, reads; /* barriers proposed / reads they confirmed */
+  uint64_t lease_reads; /* linearizable reads served under the leader lease */
+  uint64_t coalesced;   /* AppendEntries merged into one (leader) */
   int leader, voting, failed;
   char leader_addr[128];
   char failure[256];

@@ -69,6 +69,12 @@ struct teex_ds_server_config {
   const char *ready_file;       /* written once serving (ports), or NULL */
   uint32_t election_timeout_ms; /* 0: TEEX_DS_DEFAULT_ELECTION_MS */
   uint32_t key_timeout_ms;      /* waiting for the group key; 0: 30 s */
+  /* Linearizable reads: by default the leader serves them under a lease of
+   * half the election timeout when no write is in flight, assuming the
+   * replicas' clocks run at rates within a third of each other (see
+   * docs/internals/ds.md, "Reads and clocks", and docs/threat-model.md);
+   * no_read_lease: every one waits for a raft barrier instead. */
+  int no_read_lease;
   /* Freshness anchor (include/teex/ds_anchor.h): the chain's JSON-RPC URL
    * and the DsAnchor contract, or NULL: not anchored (works as before).
    * When set, the latest anchor of the group is read before raft starts; a

@@ -73,7 +73,10 @@ struct teex_rpc_session {
   uint64_t next_id;
   struct rpc_entry *entries;
   unsigned n_entries;
-  size_t buffered; /* bytes held in partly received payloads */
+  struct rpc_entry **buckets; /* the entries by id (hash table) */
+  unsigned n_buckets;         /* a power of two, or 0 */
+  uint64_t min_deadline;      /* <= every entry's deadline */
+  size_t buffered;            /* bytes held in partly received payloads */
   int failed;      /* a protocol error was seen: close the connection */
   int in_delivery; /* re-entrancy guard depth */
 };

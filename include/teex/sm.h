@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "teex/ds_client.h"
 #include "teex/error.h"
 #include "teex/statements.h"
 #include "teex/tee.h"
@@ -18,6 +19,7 @@
 #define TEEX_SM_CID_MAX 128
 
 struct teex_sm;
+struct teex_statestore;
 
 struct teex_sm_config {
   const char *state_dir;           /* sealed store directory (created) */
@@ -279,7 +281,31 @@ int teex_sm_lease_data_key(struct teex_sm *sm,
 int teex_sm_data_uses(struct teex_sm *sm, const uint8_t dataset_id[32],
                       uint32_t *uses, struct teex_err *err);
 
-/* The sealed store behind the SM core, for sm_data.c (internal). */
-struct teex_store *teex_sm__store(struct teex_sm *sm);
+/* Where the SM's state (keys, grants, counters) lives, for sm_data.c
+ * (internal): the sealed local store, or TEE-DS after teex_sm_use_ds. */
+struct teex_statestore *teex_sm__state(struct teex_sm *sm);
+
+/* ---- state in TEE-DS ----
+ * Without a group the SM keeps everything in its sealed local store. With
+ * one, the local store keeps only the bootstrap set — the SM's identity
+ * (from which the TEE-DS state keys are derived), the TEE-DS group keys it
+ * provisions (replicas must get them before any group is up), enclave
+ * records and revocations (checked on the group-key path too) — and
+ * services, image keys, data keys, use counters and leases live in TEE-DS,
+ * encrypted by the SM (include/teex/statestore.h). No fallback: while the
+ * group is unreachable, requests that need that state fail with a clear
+ * error and nothing is changed. */
+
+/* Moves the SM's state to the TEE-DS group of cc (namespace cc->ns; the
+ * replicas and cc->tls borrowed, must outlive the SM). Records of those
+ * kinds still in the local store (an SM that ran without a group) are
+ * migrated once: copied into TEE-DS (a record TEE-DS already holds must be
+ * identical, else TEEX_EEXIST and nothing changes), then deleted locally.
+ * Needs the group only when there is something to migrate. */
+int teex_sm_use_ds(struct teex_sm *sm, const struct teex_ds_client_config *cc,
+                   struct teex_err *err);
+
+/* "local" or "tee-ds". */
+const char *teex_sm_state_backend(const struct teex_sm *sm);
 
 #endif

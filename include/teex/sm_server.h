@@ -32,6 +32,16 @@ struct teex_sm_server_config {
                                  * STATE_DIR/operator.token. Whoever can read it
                                  * is the SM's operator. */
   const char *operator_token_file;
+  /* State in TEE-DS (docs/internals/sm.md, "State"): the client addresses
+   * of the group's replicas (n_ds_replicas 0: the sealed local store
+   * only), what their evidence must satisfy (role ds), and the namespace
+   * the group maps the SM's role to (NULL: "sm"). The SM connects with
+   * its own RA-TLS certificate. */
+  const char *const *ds_replicas;
+  size_t n_ds_replicas;
+  const struct teex_tee_policy *ds_policy;
+  const char *ds_ns;
+  uint32_t ds_timeout_ms; /* per state operation; 0: 3000 */
 };
 
 #define TEEX_SM_OPERATOR_TOKEN_FILE "operator.token"

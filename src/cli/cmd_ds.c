@@ -289,13 +289,18 @@ static int ds_init(int argc, char **argv) {
 static const char run_usage[] =
     "usage: teex ds run --state DIR [--data-dir DIR] [--ready-file FILE]\n"
     "                   [--election-timeout MS] [--key-timeout MS]\n"
-    "                   [--chain-conf FILE]\n"
+    "                   [--no-read-lease] [--chain-conf FILE]\n"
     "\n"
     "Runs one TEE-DS replica until SIGTERM: raft over mutual RA-TLS with the\n"
     "group's other replicas, the client RPC on its client address.\n"
     "  --election-timeout MS  raft election timeout (default 150)\n"
     "  --key-timeout MS       how long a new replica waits for the group key\n"
     "                         from the others (default 30000)\n"
+    "  --no-read-lease        confirm every linearizable read with a raft\n"
+    "                         barrier; by default the leader serves them\n"
+    "                         under a lease of half the election timeout,\n"
+    "                         which assumes the replicas' clocks run at rates\n"
+    "                         within a third of each other\n"
     "  --chain-conf FILE      check freshness against the group's anchor in\n"
     "                         the DsAnchor contract of this chain.conf "
     "(rpc_url,\n"
@@ -327,7 +332,8 @@ static int ds_run(int argc, char **argv) {
     O_EVERY,
     O_INTERVAL,
     O_IPFS_API,
-    O_IPFS_STORE
+    O_IPFS_STORE,
+    O_NO_LEASE
   };
   static const struct option longopts[] = {
       {"state", required_argument, NULL, O_STATE},
@@ -341,6 +347,7 @@ static int ds_run(int argc, char **argv) {
       {"anchor-interval", required_argument, NULL, O_INTERVAL},
       {"ipfs-api", required_argument, NULL, O_IPFS_API},
       {"ipfs-store", required_argument, NULL, O_IPFS_STORE},
+      {"no-read-lease", no_argument, NULL, O_NO_LEASE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], anchor_rpc[512], ipfs_dir[PATH_MAX + 8];
@@ -373,6 +380,9 @@ static int ds_run(int argc, char **argv) {
       if (teex_parse_u64(optarg, &v) != 0 || v == 0 || v > 3600000)
         return teex_cli_fail("--key-timeout: 1..3600000 ms");
       cfg.key_timeout_ms = (uint32_t)v;
+      break;
+    case O_NO_LEASE:
+      cfg.no_read_lease = 1;
       break;
     case O_CHAIN:
       chain_conf = optarg;
@@ -808,6 +818,15 @@ static int ds_status(int argc, char **argv) {
     if (ok[i] && info[i].freshness[0])
       printf("replica %llu freshness: %s\n", (unsigned long long)info[i].id,
              info[i].freshness);
+  for (size_t i = 0; i < o.k.group.n_members; i++)
+    if (ok[i] && info[i].leader)
+      printf("leader %llu linearizable reads: %llu under the lease, %llu "
+             "confirmed by %llu barriers; %llu AppendEntries coalesced\n",
+             (unsigned long long)info[i].id,
+             (unsigned long long)info[i].lease_reads,
+             (unsigned long long)info[i].reads,
+             (unsigned long long)info[i].read_barriers,
+             (unsigned long long)info[i].coalesced);
   /* The group of teex up: its network's chain. */
   char net_chain[PATH_MAX + 16];
   if (chain_conf == NULL && !own_group) {

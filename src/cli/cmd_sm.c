@@ -1,5 +1,6 @@
 /* `teex sm`: the Service Manager daemon. */
 #include "cli/cli.h"
+#include "cli/ds_group_arg.h"
 
 #include "teex/config.h"
 #include "teex/crypto.h"
@@ -49,7 +50,21 @@ static const char run_usage[] =
     "  --ready-file FILE         write ports and address here once serving\n"
     "  --cert-refresh SECONDS    renew the RA-TLS certificate this often\n"
     "                            (default 21600: a quarter of the default\n"
-    "                            policy max_age)\n";
+    "                            policy max_age)\n"
+    "  --ds-group FILE|ADDRS     keep the state (service and image keys,\n"
+    "                            data keys, use counters) in this TEE-DS\n"
+    "                            group, encrypted by the SM: a group.conf or\n"
+    "                            host:port,... of its replicas. Locally only\n"
+    "                            the SM's identity, the TEE-DS group keys it\n"
+    "                            provisions, enclave records and revocations.\n"
+    "                            Local records are migrated at the first\n"
+    "                            start with a group. While the group is down,\n"
+    "                            requests that need the state fail (nothing\n"
+    "                            falls back to local).\n"
+    "  --ds-policy FILE          what the replicas must prove (role ds;\n"
+    "                            default: policy.conf beside group.conf)\n"
+    "  --ds-namespace NS         the group's namespace for the SM's role\n"
+    "                            (group.conf [enclaves]; default sm)\n";
 
 static int sm_run(int argc, char **argv) {
   enum {
@@ -64,7 +79,10 @@ static int sm_run(int argc, char **argv) {
     O_READY,
     O_CERTREF,
     O_RPC,
-    O_DREG
+    O_DREG,
+    O_DSGROUP,
+    O_DSPOL,
+    O_DSNS
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -79,12 +97,16 @@ static int sm_run(int argc, char **argv) {
       {"cert-refresh", required_argument, NULL, O_CERTREF},
       {"chain-rpc", required_argument, NULL, O_RPC},
       {"dataset-registry", required_argument, NULL, O_DREG},
+      {"ds-group", required_argument, NULL, O_DSGROUP},
+      {"ds-policy", required_argument, NULL, O_DSPOL},
+      {"ds-namespace", required_argument, NULL, O_DSNS},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX];
   teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = '\0';
   const char *policy = NULL, *sreg = NULL, *ereg = NULL, *dreg = NULL;
+  const char *ds_group = NULL, *ds_policy = NULL;
   struct teex_sm_server_config cfg;
   memset(&cfg, 0, sizeof cfg);
   cfg.enclave_listen = "127.0.0.1:7100";
@@ -136,6 +158,15 @@ static int sm_run(int argc, char **argv) {
     case O_DREG:
       dreg = optarg;
       break;
+    case O_DSGROUP:
+      ds_group = optarg;
+      break;
+    case O_DSPOL:
+      ds_policy = optarg;
+      break;
+    case O_DSNS:
+      cfg.ds_ns = optarg;
+      break;
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;
@@ -164,6 +195,21 @@ static int sm_run(int argc, char **argv) {
   teex_tee_policy_init(&cfg.sm.policy);
   if (teex_tee_policy_load(&cfg.sm.policy, policy, &err) != 0)
     return teex_cli_fail("policy: %s", err.msg);
+  static struct teex_cli_ds_group_arg dsg;
+  static struct teex_tee_policy dsp;
+  if (ds_group != NULL) {
+    int rc = teex_cli_ds_group_arg(ds_group, ds_policy, &dsg);
+    if (rc != 0)
+      return rc;
+    teex_tee_policy_init(&dsp);
+    if (teex_tee_policy_load(&dsp, dsg.policy, &err) != 0)
+      return teex_cli_fail("--ds-policy: %s", err.msg);
+    cfg.ds_replicas = dsg.list;
+    cfg.n_ds_replicas = dsg.n;
+    cfg.ds_policy = &dsp;
+  } else if (ds_policy != NULL || cfg.ds_ns != NULL) {
+    return teex_cli_fail("--ds-policy and --ds-namespace need --ds-group");
+  }
   /* The enclave process: no core dumps, not traceable, secrets locked. */
   if (teex_harden_process(0, &err) != 0)
     return teex_cli_fail("harden: %s", err.msg);

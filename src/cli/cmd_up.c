@@ -379,6 +379,19 @@ static int write_policies(const struct net *n) {
           "[roots]\nnet = %s\n[measurements]\nworker = %s\ndispatcher = %s\n",
           r, w, d);
   fclose(f);
+  /* TEE-DS's enclave clients: workers (teex.kv, by SM grant) and the SM
+   * (its own state, namespace sm). */
+  snprintf(p, sizeof p, "%s/policy/ds-clients.conf", n->dir);
+  f = fopen(p, "w");
+  if (f == NULL)
+    return teex_cli_fail("write %s", p);
+  fprintf(f,
+          "# Which enclaves may be TEE-DS clients (group.conf [enclaves]\n"
+          "# says which namespace each role reaches).\n"
+          "[policy]\nallow_simulated = true\nroles = worker, sm\n"
+          "[roots]\nnet = %s\n[measurements]\nworker = %s\nsm = %s\n",
+          r, w, s);
+  fclose(f);
   snprintf(p, sizeof p, "%s/policy/sm.conf", n->dir);
   f = fopen(p, "w");
   if (f == NULL)
@@ -574,6 +587,19 @@ static int ds_enroll(const struct net *n, const char *chain,
   return 0;
 }
 
+/* 1 when the group.conf at path maps the SM's role to a namespace. */
+static int ds_has_sm_namespace(const char *path) {
+  static struct teex_ds_group g;
+  struct teex_err err;
+  if (teex_ds_group_load(&g, path, &err) != 0)
+    return 0;
+  for (size_t i = 0; i < g.n_enclaves; i++)
+    if (strcmp(g.enclaves[i].label, "sm") == 0 &&
+        strcmp(g.enclaves[i].ns, "sm") == 0)
+      return 1;
+  return 0;
+}
+
 static int up_ds(const struct net *n, const char *sm_addr, const char *chain) {
   char dsdir[PATH_MAX], cdir[PATH_MAX], self[PATH_MAX], payer[PATH_MAX],
       ipfs[PATH_MAX];
@@ -613,9 +639,10 @@ static int up_ds(const struct net *n, const char *sm_addr, const char *chain) {
     }
     snprintf(client, sizeof client, "operator=%s:dev", spki);
     /* Workers (evidence as the SM requires it) reach a service's
-     * namespace only with the SM's grant (teex.kv). */
+     * namespace only with the SM's grant (teex.kv); the SM keeps its own
+     * state in namespace sm. */
     char cpol[PATH_MAX];
-    snprintf(cpol, sizeof cpol, "%s/policy/enclaves.conf", n->dir);
+    snprintf(cpol, sizeof cpol, "%s/policy/ds-clients.conf", n->dir);
     char *init1[] = {"ds",
                      "init",
                      "--data-dir",
@@ -635,6 +662,8 @@ static int up_ds(const struct net *n, const char *sm_addr, const char *chain) {
                      client,
                      "--enclave",
                      "worker=*",
+                     "--enclave",
+                     "sm=sm",
                      "--grant-signer",
                      (char *)sm_addr,
                      "--client-policy",
@@ -1006,6 +1035,13 @@ int teex_cmd_up(int argc, char **argv) {
   const char *ereg = teex_config_get(&cc, "enclave_registry", NULL);
   if (sreg == NULL || ereg == NULL)
     return teex_cli_fail("%s lacks the contract addresses", chain);
+  /* TEE-DS before the SM, which keeps its state there, and before the
+   * workers (teex.kv). The group key is made by the first replica here (no
+   * --sm), so the group needs no SM to come up. */
+  if ((rc = up_ds(&n, sm_addr, chain)) != 0)
+    return rc;
+  char sm_ds_group[PATH_MAX];
+  snprintf(sm_ds_group, sizeof sm_ds_group, "%s/ds/ds-1/group.conf", n.dir);
   char *sm_argv[] = {n.exe,
                      "sm",
                      "run",
@@ -1031,12 +1067,28 @@ int teex_cmd_up(int argc, char **argv) {
                      NULL,
                      NULL,
                      NULL,
+                     NULL,
+                     NULL,
                      NULL};
+  /* The SM's state in the group, when the group maps the SM's role to a
+   * namespace (a network made before that keeps it in the SM's sealed
+   * store: said so, not silently). */
+  if (ds_has_sm_namespace(sm_ds_group)) {
+    size_t k = sizeof sm_argv / sizeof sm_argv[0] - 7;
+    sm_argv[k] = "--ds-group";
+    sm_argv[k + 1] = sm_ds_group;
+  } else {
+    printf("note: %s maps no namespace to the SM: the SM keeps its state "
+           "in its sealed local store\n",
+           sm_ds_group);
+  }
   /* Datasets: the SM reads their listings from the chain at each lease. */
   const char *ds_reg = teex_config_get(&cc, "dataset_registry", NULL);
   const char *crpc = teex_config_get(&cc, "rpc_url", NULL);
   if (ds_reg != NULL && crpc != NULL) {
-    size_t k = sizeof sm_argv / sizeof sm_argv[0] - 5;
+    size_t k = 0;
+    while (sm_argv[k] != NULL) /* the first free slot; 4 + NULL remain */
+      k++;
     sm_argv[k++] = "--chain-rpc";
     sm_argv[k++] = (char *)crpc;
     sm_argv[k++] = "--dataset-registry";
@@ -1116,9 +1168,6 @@ int teex_cmd_up(int argc, char **argv) {
   read_ready(dready, "worker_port", &worker_port);
   read_ready(dready, "user_port", &user_port);
 
-  /* TEE-DS before the workers: they reach it for teex.kv. */
-  if ((rc = up_ds(&n, sm_addr, chain)) != 0)
-    return rc;
   char ds_group[PATH_MAX];
   snprintf(ds_group, sizeof ds_group, "%s/ds/ds-1/group.conf", n.dir);
 

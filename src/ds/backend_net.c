@@ -1,9 +1,10 @@
 /* The network backend of the RESP proxy (include/teex/ds_proxy.h): the
  * TEE-DS client library (include/teex/ds_client.h) on the proxy's loop.
  * One client, so one RPC connection per replica shared by every proxy
- * connection; the proxy itself keeps one command in flight per Redis
- * connection, which is what orders a connection's commands (see
- * docs/internals/ds.md, "Ordering"). */
+ * connection; the client library sends operations in the order they are
+ * started, which with the proxy's rules keeps a pipelined connection's
+ * commands in order (see docs/internals/ds.md, "Ordering and failures over
+ * the network"). */
 #include "teex/ds_proxy.h"
 
 #include "teex/ds_client.h"

@@ -32,9 +32,9 @@ struct teex_ds_client {
   uint32_t timeout_ms;
   uint32_t connect_timeout_ms;
   struct conn conns[TEEX_DS_CLIENT_MAX_REPLICAS];
-  size_t leader; /* where to send first */
-  struct op *ops;
-  unsigned live; /* connections open + operations alive */
+  size_t leader;             /* where to send first */
+  struct op *ops, *ops_tail; /* in the order they were started */
+  unsigned live;             /* connections open + operations alive */
   int closing;
 };
 
@@ -89,6 +89,8 @@ static void op_finish(struct op *op, int status, struct teex_ds_result *res) {
     c->ops = op->next;
   if (op->next)
     op->next->prev = op->prev;
+  else
+    c->ops_tail = op->prev;
   uv_timer_stop(&op->timer);
   uv_close((uv_handle_t *)&op->timer, timer_closed);
   op->cb(op->arg, status, res);
@@ -327,10 +329,14 @@ int teex_ds_client_exec(struct teex_ds_client *c, const struct teex_ds_cmd *cmd,
                    : c->leader;
   uv_timer_init(c->loop, &op->timer);
   op->timer.data = op;
-  op->next = c->ops;
-  if (c->ops)
-    c->ops->prev = op;
-  c->ops = op;
+  /* Appended: operations waiting for a connection are sent in the order
+   * they were started, so a pipeline's commands reach the leader in order. */
+  op->prev = c->ops_tail;
+  if (c->ops_tail)
+    c->ops_tail->next = op;
+  else
+    c->ops = op;
+  c->ops_tail = op;
   c->live++;
   /* Start from the loop, so cb never runs inside this call. */
   uv_timer_start(&op->timer, op_timer, 0, 0);
@@ -398,6 +404,9 @@ int teex_ds_sync_exec(struct teex_ds_sync *s, const struct teex_ds_cmd *cmd,
                       struct teex_err *err) {
   struct sync_wait w = {0, 0, NULL};
   memset(res, 0, sizeof(*res));
+  /* The private loop has not run since the last call: its cached time may
+   * be long past, and the operation's deadline would then be too. */
+  uv_update_time(&s->loop);
   int rc = teex_ds_client_exec(s->c, cmd, mode, sync_done, &w, err);
   if (rc != 0)
     return rc;
@@ -459,6 +468,8 @@ int teex_ds_replica_info_get(struct teex_tls_ctx *tls, const char *addr,
       out->catch_up_to = m->catch_up_to;
       out->read_barriers = m->read_barriers;
       out->reads = m->reads;
+      out->lease_reads = m->lease_reads;
+      out->coalesced = m->coalesced;
       if (m->applied_chain.len == 32)
         memcpy(out->applied_chain, m->applied_chain.data, 32);
       out->anchor_index = m->anchor_index;

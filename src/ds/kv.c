@@ -76,7 +76,7 @@ static int grant_valid(const char *g) {
 }
 
 static int cmd_validate(const struct teex_ds_cmd *c, struct teex_err *err) {
-  if ((c->op < TEEX_DS_GET || c->op > TEEX_DS_COUNT) && c->op != TEEX_DS_PLACE)
+  if ((c->op < TEEX_DS_GET || c->op > TEEX_DS_TXN) && c->op != TEEX_DS_PLACE)
     return teex_err_set(err, TEEX_EINVAL, "unknown op %u", c->op);
   if (c->flags & ~0x0f)
     return teex_err_set(err, TEEX_EINVAL, "unknown flags 0x%x", c->flags);
@@ -92,7 +92,7 @@ static int cmd_validate(const struct teex_ds_cmd *c, struct teex_err *err) {
     return teex_err_set(err, TEEX_EINVAL, "null buffer");
   if (c->ttl_ms > TEEX_DS_TTL_MAX_MS)
     return teex_err_set(err, TEEX_EINVAL, "ttl too long");
-  if (c->op == TEEX_DS_MSET) {
+  if (c->op == TEEX_DS_MSET || c->op == TEEX_DS_TXN) {
     if (c->n_pairs == 0 || c->n_pairs > TEEX_DS_MSET_MAX || !c->pairs)
       return teex_err_set(err, TEEX_ETOOBIG, "multi-set of %zu pairs",
                           c->n_pairs);
@@ -102,6 +102,16 @@ static int cmd_validate(const struct teex_ds_cmd *c, struct teex_err *err) {
         return teex_err_set(err, TEEX_ETOOBIG, "key or value too large");
   } else if (c->n_pairs != 0) {
     return teex_err_set(err, TEEX_EINVAL, "pairs on a single-key command");
+  }
+  if (c->op == TEEX_DS_TXN) {
+    /* One kind byte per pair; the single-key fields stay empty. */
+    if (c->expect_len != c->n_pairs || c->key_len != 0 || c->val_len != 0 ||
+        c->ttl_ms != 0 || c->flags != 0)
+      return teex_err_set(err, TEEX_EINVAL, "malformed transaction");
+    for (size_t i = 0; i < c->n_pairs; i++)
+      if (c->expect[i] < TEEX_DS_TXN_EQ || c->expect[i] > TEEX_DS_TXN_DEL)
+        return teex_err_set(err, TEEX_EINVAL, "transaction pair kind %u",
+                            c->expect[i]);
   }
   if (c->op == TEEX_DS_SCAN && (c->limit == 0 || c->limit > TEEX_DS_SCAN_MAX))
     return teex_err_set(err, TEEX_EINVAL, "scan limit %u", c->limit);
@@ -397,7 +407,7 @@ static int in_grant(const char *grant, const uint8_t *key, size_t len) {
 static int cmd_keys_in_grant(const struct teex_ds_cmd *c) {
   if (c->op == TEEX_DS_PLACE) /* names the grant itself, no key */
     return c->key_len == 0;
-  if (c->op == TEEX_DS_MSET) {
+  if (c->op == TEEX_DS_MSET || c->op == TEEX_DS_TXN) {
     for (size_t i = 0; i < c->n_pairs; i++)
       if (!in_grant(c->grant, c->pairs[i].key, c->pairs[i].key_len))
         return 0;
@@ -617,6 +627,78 @@ static int do_place(struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
   return 0;
 }
 
+/* Keys the writes of c would add (for the key-count limit, before any
+ * write). */
+static size_t new_keys(const struct teex_ds_kv *kv,
+                       const struct teex_ds_cmd *c) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->n_pairs; i++) {
+    if (c->op == TEEX_DS_TXN && c->expect[i] != TEEX_DS_TXN_PUT)
+      continue;
+    int found;
+    lower_bound(kv, c->pairs[i].key, c->pairs[i].key_len, &found);
+    n += !found;
+  }
+  return n;
+}
+
+/* 0 when the key-count limit allows c's writes (purging expired items if
+ * that makes room), TEEX_ENOSPC when not. */
+static int room_for(struct teex_ds_kv *kv, const struct teex_ds_cmd *c) {
+  if (kv->n + new_keys(kv, c) <= TEEX_DS_KEYS_MAX)
+    return 0;
+  purge_expired(kv);
+  return kv->n + new_keys(kv, c) <= TEEX_DS_KEYS_MAX ? 0 : TEEX_ENOSPC;
+}
+
+/* TEEX_DS_TXN: all checks first, then all writes, or nothing. */
+static int do_txn(struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
+                  struct teex_ds_result *res) {
+  int64_t writes = 0;
+  for (size_t i = 0; i < c->n_pairs; i++) {
+    const struct teex_ds_pair *p = &c->pairs[i];
+    const struct item *it;
+    switch (c->expect[i]) {
+    case TEEX_DS_TXN_EQ:
+      it = find(kv, p->key, p->key_len);
+      if (it == NULL || it->val_len != p->val_len ||
+          (p->val_len > 0 && memcmp(it->val, p->val, p->val_len) != 0)) {
+        res->status = TEEX_ESTATE;
+        res->num = (int64_t)i;
+        return 0;
+      }
+      break;
+    case TEEX_DS_TXN_ABSENT:
+      if (find(kv, p->key, p->key_len) != NULL) {
+        res->status = TEEX_ESTATE;
+        res->num = (int64_t)i;
+        return 0;
+      }
+      break;
+    default:
+      writes++;
+    }
+  }
+  if (room_for(kv, c) != 0) {
+    res->status = TEEX_ENOSPC;
+    return 0;
+  }
+  int rc = 0;
+  for (size_t i = 0; i < c->n_pairs && rc == 0; i++) {
+    const struct teex_ds_pair *p = &c->pairs[i];
+    if (c->expect[i] == TEEX_DS_TXN_PUT) {
+      rc = put(kv, p->key, p->key_len, p->val, p->val_len, 0);
+    } else if (c->expect[i] == TEEX_DS_TXN_DEL) {
+      int found;
+      size_t at = lower_bound(kv, p->key, p->key_len, &found);
+      if (found)
+        remove_at(kv, at);
+    }
+  }
+  res->num = writes;
+  return rc;
+}
+
 int teex_ds_kv_read(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
                     struct teex_ds_result *res) {
   memset(res, 0, sizeof(*res));
@@ -771,24 +853,9 @@ int teex_ds_kv_apply(struct teex_ds_kv *kv, uint64_t index, uint64_t clock_ms,
   }
   case TEEX_DS_MSET: {
     /* All or nothing: a key-count overflow is checked before any write. */
-    size_t new_keys = 0;
-    for (size_t i = 0; i < c->n_pairs; i++) {
-      int found;
-      lower_bound(kv, c->pairs[i].key, c->pairs[i].key_len, &found);
-      new_keys += !found;
-    }
-    if (kv->n + new_keys > TEEX_DS_KEYS_MAX) {
-      purge_expired(kv);
-      new_keys = 0;
-      for (size_t i = 0; i < c->n_pairs; i++) {
-        int found;
-        lower_bound(kv, c->pairs[i].key, c->pairs[i].key_len, &found);
-        new_keys += !found;
-      }
-      if (kv->n + new_keys > TEEX_DS_KEYS_MAX) {
-        res->status = TEEX_ENOSPC;
-        break;
-      }
+    if (room_for(kv, c) != 0) {
+      res->status = TEEX_ENOSPC;
+      break;
     }
     for (size_t i = 0; i < c->n_pairs && rc == 0; i++)
       rc = put(kv, c->pairs[i].key, c->pairs[i].key_len, c->pairs[i].val,
@@ -796,6 +863,9 @@ int teex_ds_kv_apply(struct teex_ds_kv *kv, uint64_t index, uint64_t clock_ms,
     res->num = (int64_t)c->n_pairs;
     break;
   }
+  case TEEX_DS_TXN:
+    rc = do_txn(kv, c, res);
+    break;
   default:
     res->status = TEEX_EINVAL;
   }

@@ -1,10 +1,16 @@
 /* The RESP proxy (include/teex/ds_proxy.h): a libuv TCP server on
- * loopback. Each connection parses requests as they arrive (resp.c), runs
- * them one after another through the backend (resp_cmds.c decides what to
- * run and what to reply), and writes the replies in order; a pipeline of
- * requests in one read is answered in one write where possible. One command
- * at a time per connection keeps Redis's per-connection ordering whatever
- * the backend does with concurrent calls. */
+ * loopback. Each connection parses requests as they arrive (resp.c) and
+ * pipelines them: up to PIPE_MAX commands of one connection run through
+ * the backend at once (resp_cmds.c decides what to run and what to reply),
+ * each with its own reply buffer, and replies are written strictly in
+ * request order; a pipeline answered in one read is written in one write
+ * where possible. Commands are begun (parsed, checked, session state
+ * changed) in request order, and the backend receives them in that order;
+ * what that guarantees about the order they take effect in is in
+ * docs/internals/ds.md ("Ordering"). A heavy command (MGET, MSET, SCAN,
+ * KEYS, INFO, DBSIZE, or any request over LIGHT_MAX bytes) runs alone:
+ * it waits for the commands before it and holds the ones after it, so a
+ * connection buffers at most one large request and one large reply. */
 #include "teex/ds_proxy.h"
 
 #include "ds/resp.h"
@@ -18,13 +24,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define READ_CHUNK (64 * 1024)
 /* Replies waiting in a connection's buffer before they are handed to the
  * socket; one reply may be up to a full MGET. */
 #define OUT_MAX ((size_t)TEEX_RESP_ARGS_MAX * (TEEX_DS_VALUE_MAX + 64))
+/* Commands of one connection in flight at once, and the largest request
+ * that may run beside others (a SET of a full value with a full key). */
+#define PIPE_MAX 64u
+#define LIGHT_MAX (TEEX_DS_VALUE_MAX + TEEX_DS_KEY_MAX + 256u)
+/* A reply of a light command (a GET of a full value) fits in this. */
+#define LIGHT_OUT_MAX (TEEX_DS_VALUE_MAX + 1024u)
 
 struct teex_ds_proxy;
+struct conn;
+
+/* One command of a connection's pipeline, from its parse to its reply. */
+struct pcall {
+  struct pcall *next;
+  struct conn *c;
+  struct teex_resp_call call;
+  struct teex_buf out; /* its reply, until those before it are written */
+  int busy;            /* a backend call is pending */
+  int deferred;        /* begun; runs once it is the head (see process) */
+  int heavy;           /* runs alone */
+  int read;            /* a read: a write after it waits for its answer */
+  int done;            /* the reply is complete */
+};
 
 struct conn {
   uv_tcp_t tcp;
@@ -32,11 +59,15 @@ struct conn {
   struct conn *prev, *next;
   struct teex_resp_parser parser;
   struct teex_resp_session sess;
-  struct teex_resp_call *call;
   struct teex_resp_cmd *cmd;
-  struct teex_buf out; /* replies not yet handed to the socket */
-  size_t in_flight;    /* bytes handed to uv_write, not yet written */
-  int busy;            /* a backend call is pending */
+  struct pcall *head, *tail; /* the pipeline, in request order */
+  unsigned calls;            /* in the pipeline */
+  unsigned pending;          /* backend calls pending */
+  struct pcall *hold;        /* no new command begins while this one is deferred
+                                or, if heavy, until it is answered */
+  unsigned reads;            /* reads in the pipeline not yet answered */
+  struct teex_buf out;       /* replies not yet handed to the socket */
+  size_t in_flight;          /* bytes handed to uv_write, not yet written */
   int reading;
   int closing;       /* uv_close requested */
   int handle_closed; /* its close callback ran */
@@ -71,6 +102,12 @@ static void maybe_free_proxy(struct teex_ds_proxy *px) {
     free(px);
 }
 
+static void pcall_free(struct pcall *p) {
+  teex_resp_call_reset(&p->call);
+  teex_buf_free(&p->out); /* TEEX_BUF_SECRET: wiped */
+  free(p);
+}
+
 static void conn_free(struct conn *c) {
   struct teex_ds_proxy *px = c->px;
   if (c->prev)
@@ -81,8 +118,11 @@ static void conn_free(struct conn *c) {
     c->next->prev = c->prev;
   px->open--;
   teex_resp_parser_free(&c->parser);
-  teex_resp_call_reset(c->call);
-  free(c->call);
+  while (c->head != NULL) {
+    struct pcall *p = c->head;
+    c->head = p->next;
+    pcall_free(p);
+  }
   free(c->cmd);
   if (c->out.data)
     teex_wipe(c->out.data, c->out.len);
@@ -94,7 +134,7 @@ static void conn_free(struct conn *c) {
 static void on_conn_closed(uv_handle_t *h) {
   struct conn *c = h->data;
   c->handle_closed = 1;
-  if (!c->busy)
+  if (c->pending == 0)
     conn_free(c);
 }
 
@@ -109,6 +149,11 @@ static void conn_close(struct conn *c) {
 static void process(struct conn *c);
 static void update_reading(struct conn *c);
 
+/* Everything answered and written: a QUIT or a protocol error may close. */
+static int drained(const struct conn *c) {
+  return c->calls == 0 && c->in_flight == 0 && c->out.len == 0;
+}
+
 static void on_written(uv_write_t *req, int status) {
   struct write_req *w = (struct write_req *)req;
   struct conn *c = w->c;
@@ -122,7 +167,7 @@ static void on_written(uv_write_t *req, int status) {
     conn_close(c);
     return;
   }
-  if (c->close_after_write && c->in_flight == 0 && c->out.len == 0) {
+  if (c->close_after_write && drained(c)) {
     conn_close(c);
     return;
   }
@@ -158,6 +203,34 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   buf->len = sizeof(c->px->read_buf);
 }
 
+static struct pcall *pcall_new(struct conn *c, size_t out_max) {
+  struct pcall *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return NULL;
+  p->c = c;
+  teex_buf_init(&p->out, out_max, TEEX_BUF_SECRET);
+  if (c->tail)
+    c->tail->next = p;
+  else
+    c->head = p;
+  c->tail = p;
+  c->calls++;
+  return p;
+}
+
+/* Redis answers a protocol error after the replies before it, then closes
+ * the connection: the error takes its place in the pipeline. */
+static void queue_protocol_error(struct conn *c, const char *msg) {
+  c->close_after_write = 1;
+  struct pcall *p = pcall_new(c, 1024);
+  if (p == NULL) {
+    conn_close(c);
+    return;
+  }
+  teex_resp_error(&p->out, "ERR %s", msg);
+  p->done = 1;
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   struct conn *c = s->data;
   if (n < 0) {
@@ -169,12 +242,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   int rc =
       teex_resp_parser_feed(&c->parser, (const uint8_t *)buf->base, (size_t)n);
   teex_wipe(buf->base, (size_t)n);
-  if (rc != 0) {
-    teex_resp_error(&c->out, "ERR Protocol error: request too large");
-    c->close_after_write = 1;
-    flush(c);
-    return;
-  }
+  if (rc != 0)
+    queue_protocol_error(c, "Protocol error: request too large");
   process(c);
 }
 
@@ -197,76 +266,169 @@ static void update_reading(struct conn *c) {
 static void on_done(void *arg, int status, struct teex_ds_result *res);
 
 /* Runs the call while it asks for backend commands; returns with the call
- * pending (busy) or finished. rc: what begin/next returned. Negative: the
- * connection cannot go on (out of memory, reply buffer full). */
-static int drive(struct conn *c, int rc) {
+ * pending (busy) or finished (done). rc: what begin/next returned.
+ * Negative: the connection cannot go on (out of memory, reply too big). */
+static int drive(struct pcall *p, int rc) {
+  struct conn *c = p->c;
   while (rc == TEEX_RESP_EXEC) {
     struct teex_err err;
     teex_err_clear(&err);
-    c->busy = 1;
-    int r = c->px->backend->ops->exec(c->px->backend, &c->call->cmd,
-                                      c->call->read_mode, on_done, c, &err);
+    p->busy = 1;
+    c->pending++;
+    int r = c->px->backend->ops->exec(c->px->backend, &p->call.cmd,
+                                      p->call.read_mode, on_done, p, &err);
     if (r == 0)
       return 0; /* on_done continues */
-    c->busy = 0;
-    rc = teex_resp_call_next(&c->sess, c->call, r, NULL, &c->out);
+    p->busy = 0;
+    c->pending--;
+    rc = teex_resp_call_next(&c->sess, &p->call, r, NULL, &p->out);
+  }
+  if (rc == TEEX_RESP_DONE) {
+    p->done = 1;
+    if (p->read)
+      c->reads--;
   }
   return rc;
 }
 
+/* Moves the replies at the head of the pipeline, complete and in order, to
+ * the connection's output, and starts a heavy command once it is the head.
+ * Negative: the connection cannot go on. */
+static int deliver(struct conn *c) {
+  while (c->head != NULL && !c->closing) {
+    struct pcall *p = c->head;
+    if (p->deferred) {
+      p->deferred = 0;
+      int rc = drive(p, TEEX_RESP_EXEC);
+      if (rc < 0)
+        return rc;
+    }
+    if (c->hold == p && !p->heavy)
+      c->hold = NULL; /* running: those after it may begin */
+    if (!p->done)
+      break;
+    if (teex_buf_append(&c->out, p->out.data, p->out.len) != 0)
+      return TEEX_ETOOBIG;
+    c->head = p->next;
+    if (c->head == NULL)
+      c->tail = NULL;
+    c->calls--;
+    if (c->hold == p)
+      c->hold = NULL;
+    pcall_free(p);
+  }
+  return 0;
+}
+
 static void on_done(void *arg, int status, struct teex_ds_result *res) {
-  struct conn *c = arg;
-  c->busy = 0;
+  struct pcall *p = arg;
+  struct conn *c = p->c;
+  p->busy = 0;
+  c->pending--;
   int rc = 0;
   if (!c->closing)
-    rc = teex_resp_call_next(&c->sess, c->call, status, res, &c->out);
+    rc = teex_resp_call_next(&c->sess, &p->call, status, res, &p->out);
   if (res != NULL) {
     teex_ds_result_free(res);
     free(res);
   }
   if (c->closing) {
-    teex_resp_call_reset(c->call);
-    if (c->handle_closed)
+    if (c->handle_closed && c->pending == 0)
       conn_free(c);
     return;
   }
-  rc = drive(c, rc);
+  rc = drive(p, rc);
   if (rc < 0) {
     conn_close(c);
     return;
   }
-  if (!c->busy)
-    process(c);
+  process(c);
 }
 
-/* Runs the parsed requests in order until one waits for the backend. */
+static int name_in(const struct teex_resp_cmd *cmd, const char *const *set,
+                   size_t n) {
+  size_t len = cmd->argv[0].len;
+  const char *name = (const char *)cmd->argv[0].p;
+  for (size_t i = 0; i < n; i++)
+    if (strlen(set[i]) == len && strncasecmp(name, set[i], len) == 0)
+      return 1;
+  return 0;
+}
+
+/* Single-key commands with small replies may run beside others. */
+static int is_light(const struct teex_resp_cmd *cmd) {
+  static const char *const light[] = {
+      "get",     "set",     "setnx", "setex", "psetex", "strlen", "del",
+      "unlink",  "exists",  "incr",  "decr",  "incrby", "decrby", "expire",
+      "pexpire", "persist", "ttl",   "pttl",  "ping",   "echo"};
+  size_t bytes = 0;
+  for (size_t i = 0; i < cmd->argc; i++)
+    bytes += cmd->argv[i].len + 16;
+  return bytes <= LIGHT_MAX &&
+         name_in(cmd, light, sizeof(light) / sizeof(light[0]));
+}
+
+/* Light commands that only read. Any other command that reaches the
+ * backend is taken for a write. */
+static int is_read(const struct teex_resp_cmd *cmd) {
+  static const char *const reads[] = {"get", "strlen", "exists", "ttl", "pttl"};
+  return name_in(cmd, reads, sizeof(reads) / sizeof(reads[0]));
+}
+
+/* Begins the parsed requests in order, while the pipeline has room. */
 static void process(struct conn *c) {
-  while (!c->busy && !c->closing && !c->close_after_write) {
-    int rc = teex_resp_parser_next(&c->parser, c->cmd);
+  int rc = deliver(c);
+  while (rc >= 0 && !c->closing && !c->close_after_write && c->hold == NULL &&
+         c->calls < PIPE_MAX) {
+    rc = teex_resp_parser_next(&c->parser, c->cmd);
     if (rc == 0)
       break;
     if (rc < 0) {
-      /* Redis answers a protocol error and closes the connection. */
-      teex_resp_error(&c->out, "ERR %s", c->parser.err);
-      c->close_after_write = 1;
+      queue_protocol_error(c, c->parser.err);
+      rc = 0;
       break;
     }
-    rc = teex_resp_call_begin(&c->sess, c->call, c->cmd, &c->out);
-    rc = drive(c, rc);
-    if (rc < 0) {
-      flush(c);
-      conn_close(c);
-      return;
+    int heavy = !is_light(c->cmd);
+    struct pcall *p = pcall_new(c, heavy ? OUT_MAX : LIGHT_OUT_MAX);
+    if (p == NULL) {
+      rc = TEEX_ENOMEM;
+      break;
     }
+    p->heavy = heavy;
+    int read = !heavy && is_read(c->cmd);
+    rc = teex_resp_call_begin(&c->sess, &p->call, c->cmd, &p->out);
+    if (rc == TEEX_RESP_EXEC && read) {
+      p->read = 1;
+      c->reads++;
+    } else if (rc == TEEX_RESP_EXEC && (heavy || c->reads > 0)) {
+      /* A heavy command runs alone: after those before it, before those
+       * after it. A write waits for the reads before it: the replica
+       * answers a read at a state with every write it received before the
+       * read, and possibly later ones, so a write sent while an earlier
+       * read waits could show in that read's answer. */
+      c->hold = p;
+      if (p != c->head)
+        p->deferred = 1;
+    }
+    if (!p->deferred)
+      rc = drive(p, rc);
+    if (rc < 0)
+      break;
     if (c->sess.quit)
       c->close_after_write = 1;
+    rc = deliver(c);
     /* a long pipeline: hand replies over as they accumulate */
     if (c->out.len >= READ_CHUNK)
       flush(c);
   }
+  if (rc >= 0)
+    rc = deliver(c);
   flush(c);
-  if (c->close_after_write && !c->busy && c->in_flight == 0 &&
-      c->out.len == 0) {
+  if (rc < 0) {
+    conn_close(c);
+    return;
+  }
+  if (c->close_after_write && drained(c)) {
     conn_close(c);
     return;
   }
@@ -287,7 +449,6 @@ static void on_connection(uv_stream_t *server, int status) {
   if (c == NULL)
     return;
   c->px = px;
-  c->call = calloc(1, sizeof(*c->call));
   c->cmd = malloc(sizeof(*c->cmd));
   teex_resp_parser_init(&c->parser);
   teex_buf_init(&c->out, OUT_MAX, TEEX_BUF_SECRET);
@@ -298,8 +459,7 @@ static void on_connection(uv_stream_t *server, int status) {
     px->conns->prev = c;
   px->conns = c;
   px->open++;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || c->call == NULL ||
-      c->cmd == NULL ||
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || c->cmd == NULL ||
       teex_resp_session_init(&c->sess, px->ns, ++px->accepted) != 0) {
     conn_close(c);
     return;

@@ -167,6 +167,9 @@ static int w_init(struct raft_io *io, raft_id id, const char *address) {
 
 static void w_closed(struct raft_io *inner) {
   struct teex_ds_sealed_io *s = inner->data;
+  free(s->outq);
+  s->outq = NULL;
+  s->n_outq = 0;
   if (s->close_cb != NULL)
     s->close_cb(&s->io);
 }
@@ -180,6 +183,7 @@ static void w_close(struct raft_io *io, raft_io_close_cb cb) {
       TEEX_ERROR("ds", "cannot write the sealed raft record", "reason=\"%s\"",
                  err.msg);
   }
+  teex_ds_sealed_io_flush(s); /* raft_uv cancels what it cannot send */
   s->close_cb = cb;
   s->inner->data = s;
   s->inner->close(s->inner, w_closed);
@@ -330,6 +334,8 @@ static int w_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
   s->inner->data = s;
   int rv = s->inner->start(s->inner, msecs, w_tick, w_recv);
   INNER_ERR(s, rv);
+  if (rv == 0 && s->vote_guard_ms > 0)
+    s->vote_guard_until = s->inner->time(s->inner) + s->vote_guard_ms;
   return rv;
 }
 
@@ -395,9 +401,184 @@ static int w_set_vote(struct raft_io *io, raft_id server_id) {
   return rv;
 }
 
+/* ---- coalescing AppendEntries ----
+ * raft (0.15) sends an AppendEntries to every follower for each proposal.
+ * Messages to one peer that continue each other (same term, each one's
+ * prev_log_index the end of the one before) are merged into one carrying
+ * all their entries and the latest commit index, which is what raft itself
+ * would send for a batch; each original send is completed when the merged
+ * one is. raft keeps entry buffers alive until its send callback, so
+ * holding them until the flush is safe. Any other message to that peer
+ * first flushes what is held, so the order per peer is unchanged. */
+#define OUTQ_MAX 16               /* peers */
+#define OUTQ_ENTRIES_MAX 4096     /* entries in one merged message */
+#define OUTQ_BYTES_MAX (4u << 20) /* entry bytes in one merged message */
+
+struct sio_orig {
+  struct raft_io_send *req;
+  raft_io_send_cb cb;
+};
+
+struct sio_outq {
+  raft_id id;
+  int active;
+  struct raft_message msg; /* entries: ents */
+  char addr[256];
+  struct raft_entry *ents;
+  unsigned n_ents, cap_ents;
+  size_t bytes;
+  struct sio_orig *origs;
+  unsigned n_origs, cap_origs;
+};
+
+struct sio_merged {
+  struct raft_io_send req;
+  struct raft_entry *ents;
+  struct sio_orig *origs;
+  unsigned n_origs;
+};
+
+static void merged_done(struct raft_io_send *req, int status) {
+  struct sio_merged *m = req->data;
+  for (unsigned i = 0; i < m->n_origs; i++)
+    if (m->origs[i].cb)
+      m->origs[i].cb(m->origs[i].req, status);
+  free(m->ents);
+  free(m->origs);
+  free(m);
+}
+
+static void outq_reset(struct sio_outq *q) {
+  q->active = 0;
+  q->ents = NULL;
+  q->n_ents = q->cap_ents = 0;
+  q->origs = NULL;
+  q->n_origs = q->cap_origs = 0;
+  q->bytes = 0;
+}
+
+static void outq_send(struct teex_ds_sealed_io *s, struct sio_outq *q) {
+  if (!q->active)
+    return;
+  struct sio_merged *m = calloc(1, sizeof(*m));
+  int rv = RAFT_NOMEM;
+  if (m != NULL) {
+    m->ents = q->ents;
+    m->origs = q->origs;
+    m->n_origs = q->n_origs;
+    m->req.data = m;
+    q->msg.append_entries.entries = q->ents;
+    q->msg.append_entries.n_entries = q->n_ents;
+    q->msg.server_address = q->addr;
+    rv = s->inner->send(s->inner, &m->req, &q->msg, merged_done);
+  }
+  if (rv != 0) {
+    /* The originals were accepted: they learn the failure now. */
+    for (unsigned i = 0; i < q->n_origs; i++)
+      if (q->origs[i].cb)
+        q->origs[i].cb(q->origs[i].req, rv);
+    free(q->ents);
+    free(q->origs);
+    free(m);
+  }
+  outq_reset(q);
+}
+
+void teex_ds_sealed_io_flush(struct teex_ds_sealed_io *s) {
+  for (unsigned i = 0; i < s->n_outq; i++)
+    outq_send(s, &s->outq[i]);
+}
+
+static struct sio_outq *outq_of(struct teex_ds_sealed_io *s, raft_id id) {
+  for (unsigned i = 0; i < s->n_outq; i++)
+    if (s->outq[i].id == id)
+      return &s->outq[i];
+  if (s->outq == NULL) {
+    s->outq = calloc(OUTQ_MAX, sizeof(*s->outq));
+    if (s->outq == NULL)
+      return NULL;
+  }
+  if (s->n_outq == OUTQ_MAX)
+    return NULL;
+  struct sio_outq *q = &s->outq[s->n_outq++];
+  q->id = id;
+  return q;
+}
+
+/* Holds m (an AppendEntries) for its peer: 0, or a raft error (then the
+ * caller sends it directly). */
+static int outq_hold(struct teex_ds_sealed_io *s, struct raft_io_send *req,
+                     const struct raft_message *m, raft_io_send_cb cb) {
+  const struct raft_append_entries *ae = &m->append_entries;
+  struct sio_outq *q = outq_of(s, m->server_id);
+  if (q == NULL || strlen(m->server_address) >= sizeof(q->addr))
+    return RAFT_NOMEM;
+  size_t bytes = 0;
+  for (unsigned i = 0; i < ae->n_entries; i++)
+    bytes += ae->entries[i].buf.len;
+  if (q->active) {
+    const struct raft_append_entries *h = &q->msg.append_entries;
+    int joins = h->term == ae->term &&
+                h->prev_log_index + q->n_ents == ae->prev_log_index &&
+                strcmp(q->addr, m->server_address) == 0 &&
+                q->n_ents + ae->n_entries <= OUTQ_ENTRIES_MAX &&
+                q->bytes + bytes <= OUTQ_BYTES_MAX;
+    if (!joins)
+      outq_send(s, q);
+  }
+  if (q->n_ents + ae->n_entries > q->cap_ents) {
+    unsigned cap = q->cap_ents ? q->cap_ents : 8;
+    while (cap < q->n_ents + ae->n_entries)
+      cap *= 2;
+    struct raft_entry *e = realloc(q->ents, cap * sizeof(*e));
+    if (e == NULL)
+      return RAFT_NOMEM;
+    q->ents = e;
+    q->cap_ents = cap;
+  }
+  if (q->n_origs == q->cap_origs) {
+    unsigned cap = q->cap_origs ? 2 * q->cap_origs : 8;
+    struct sio_orig *o = realloc(q->origs, cap * sizeof(*o));
+    if (o == NULL)
+      return RAFT_NOMEM;
+    q->origs = o;
+    q->cap_origs = cap;
+  }
+  if (!q->active) {
+    q->active = 1;
+    q->msg = *m;
+    snprintf(q->addr, sizeof q->addr, "%s", m->server_address);
+  } else {
+    s->coalesced++;
+    if (ae->leader_commit > q->msg.append_entries.leader_commit)
+      q->msg.append_entries.leader_commit = ae->leader_commit;
+  }
+  if (ae->n_entries > 0)
+    memcpy(q->ents + q->n_ents, ae->entries,
+           ae->n_entries * sizeof(*ae->entries));
+  q->n_ents += ae->n_entries;
+  q->bytes += bytes;
+  req->cb = cb;
+  q->origs[q->n_origs].req = req;
+  q->origs[q->n_origs].cb = cb;
+  q->n_origs++;
+  return 0;
+}
+
 static int w_send(struct raft_io *io, struct raft_io_send *req,
                   const struct raft_message *message, raft_io_send_cb cb) {
   struct teex_ds_sealed_io *s = SIO(io);
+  if (s->coalesce) {
+    if (message->type == RAFT_IO_APPEND_ENTRIES &&
+        outq_hold(s, req, message, cb) == 0)
+      return 0;
+    struct sio_outq *q = NULL;
+    for (unsigned i = 0; i < s->n_outq; i++)
+      if (s->outq[i].id == message->server_id)
+        q = &s->outq[i];
+    if (q != NULL)
+      outq_send(s, q); /* keep this peer's messages in order */
+  }
   struct raft_message m = *message;
   if (!s->fresh) {
     /* raft_uv encodes the message before send returns: a copy is enough. */
@@ -410,6 +591,12 @@ static int w_send(struct raft_io *io, struct raft_io_send *req,
       m.request_vote.last_log_term = 0;
       s->suppressed++;
     }
+  }
+  if (m.type == RAFT_IO_REQUEST_VOTE_RESULT &&
+      m.request_vote_result.vote_granted && s->vote_guard_until > 0 &&
+      s->inner->time(s->inner) < s->vote_guard_until) {
+    m.request_vote_result.vote_granted = false;
+    s->guarded++;
   }
   int rv = s->inner->send(s->inner, req, &m, cb);
   INNER_ERR(s, rv);

@@ -43,11 +43,31 @@ struct teex_ds_sealed_io {
    * a log ending below it means the state was rolled back. */
   uint64_t anchor_floor;
   int rolled_back; /* below the anchor at load, not yet caught up */
-  int commit_seen; /* catch_up_to took a leader's commit index */
+  /* Leader leases (docs/internals/ds.md, "Reads and clocks"): after a start
+   * this replica grants no vote for vote_guard_ms (set before raft starts;
+   * 0: none), as if it had just heard from a leader — a leader's lease
+   * counts on every replica that acknowledged it refusing votes for an
+   * election timeout, which a restart would otherwise forget. */
+  uint64_t vote_guard_ms;
+  uint64_t vote_guard_until; /* raft_io time */
+  uint64_t guarded;          /* vote grants refused by the guard */
+  int commit_seen;           /* catch_up_to took a leader's commit index */
   raft_io_tick_cb tick;
   raft_io_recv_cb recv;
   raft_io_close_cb close_cb;
+  /* Coalescing (coalesce = 1, set before raft starts): AppendEntries that
+   * raft sends to one peer within a loop iteration and that continue each
+   * other (raft sends one per proposal) go out as one message, when the
+   * owner calls teex_ds_sealed_io_flush — from a uv_prepare and a uv_check
+   * handle, so nothing waits past the iteration. */
+  int coalesce;
+  struct sio_outq *outq; /* per peer; NULL until the first one */
+  unsigned n_outq;
+  uint64_t coalesced; /* AppendEntries merged into an earlier one */
 };
+
+/* Sends what coalescing holds (see above). */
+void teex_ds_sealed_io_flush(struct teex_ds_sealed_io *s);
 
 /* Wraps inner (raft_uv, initialised). The record lives at path (sealed by
  * tee, bound to group_id). Nothing is read until raft calls load. */

@@ -287,6 +287,11 @@ struct srv {
   struct raft_uv_transport transport;
   int transport_inited;
   struct teex_ds_sealed_io sio;
+  /* Flush the AppendEntries sealed_io coalesces, before the loop polls and
+   * after it ran the I/O callbacks (unreferenced: they keep nothing up). */
+  uv_prepare_t flush_prepare;
+  uv_check_t flush_check;
+  int flush_inited;
   struct teex_rpc_server *rpc;
   uv_signal_t sigterm, sigint;
   int stopping;
@@ -296,6 +301,15 @@ struct srv {
   struct read_op *reads_next, **reads_tail, *reads_batch;
   int barrier_busy;
   uint64_t barriers, batched_reads;
+  uint64_t barrier_ns, barrier_term; /* when the barrier in flight began */
+  /* Leader lease (docs/internals/ds.md, "Reads and clocks"): an entry this
+   * leader appended at lease_ns (monotonic clock) in lease_term has
+   * committed, so a majority heard from it at or after lease_ns and none of
+   * them votes for another before an election timeout passes on its own
+   * clock. Until lease_ns + lease_ms a linearizable read with no write in
+   * flight runs on the local state without a barrier. lease_ms 0: off. */
+  uint64_t lease_ms, lease_ns, lease_term;
+  uint64_t lease_reads;
   /* The chain anchor read at start (anchored = 0: no chain configured). */
   int anchored;
   struct teex_ds_anchor anchor;
@@ -426,10 +440,35 @@ static void respond_not_leader(struct srv *s, struct teex_rpc_call *call) {
 struct exec_op {
   struct srv *s;
   struct teex_rpc_call *call;
+  uint64_t ns, term; /* when it was proposed */
 };
+
+/* An entry appended at ns in term committed: extend the lease. */
+static void lease_renew(struct srv *s, uint64_t ns, uint64_t term) {
+  if (s->lease_ms == 0 || term != s->cons->ops->term(s->cons) ||
+      !s->cons->ops->is_leader(s->cons))
+    return;
+  if (term != s->lease_term || ns > s->lease_ns) {
+    s->lease_term = term;
+    s->lease_ns = ns;
+  }
+}
+
+/* Nanoseconds of lease left now (0: not held). Not while a leadership
+ * transfer is under way: its target may be elected at once. */
+static uint64_t lease_left(struct srv *s) {
+  if (s->lease_ms == 0 || s->lease_ns == 0 || s->raft.transfer != NULL ||
+      !s->cons->ops->is_leader(s->cons) ||
+      s->lease_term != s->cons->ops->term(s->cons))
+    return 0;
+  uint64_t end = s->lease_ns + s->lease_ms * 1000000u, now = uv_hrtime();
+  return now < end ? end - now : 0;
+}
 
 static void exec_done(void *arg, int status, struct teex_ds_result *res) {
   struct exec_op *op = arg;
+  if (status == 0)
+    lease_renew(op->s, op->ns, op->term);
   if (status == 0) {
     respond_result(op->call, res, 0, 0, NULL);
     teex_ds_result_free(res);
@@ -458,6 +497,8 @@ static void read_op_free(struct read_op *r) {
 
 static void barrier_done(void *arg, int status) {
   struct srv *s = arg;
+  if (status == 0)
+    lease_renew(s, s->barrier_ns, s->barrier_term);
   struct read_op *batch = s->reads_batch;
   s->reads_batch = NULL;
   s->barrier_busy = 0;
@@ -497,6 +538,8 @@ static void start_barrier(struct srv *s) {
   struct read_op *batch = s->reads_next;
   s->reads_next = NULL;
   s->reads_tail = &s->reads_next;
+  s->barrier_ns = uv_hrtime();
+  s->barrier_term = s->cons->ops->term(s->cons);
   int rc = s->cons->ops->barrier(s->cons, barrier_done, s);
   if (rc != 0) {
     while (batch != NULL) {
@@ -665,6 +708,28 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
     goto out;
   }
   if (is_read(req->view.cmd.op)) {
+    uint64_t left = lease_left(s);
+    if (left > 0 && s->cons->ops->last_applied(s->cons) ==
+                        s->cons->ops->last_index(s->cons)) {
+      /* Under the lease, with nothing in flight: every write acknowledged
+       * before this read arrived is applied here, and no other leader can
+       * have been elected. A write still in flight (possibly this client's
+       * own, pipelined before the read) sends the read to a barrier, which
+       * comes after that write in the log. */
+      struct teex_ds_result res;
+      rc = teex_ds_replica_read_local(s->rep, &req->view.cmd, &res);
+      if (rc != 0)
+        teex_rpc_call_respond(call, rc, teex_strerror(rc), NULL, 0);
+      else
+        respond_result(call, &res, 0, 0, NULL);
+      teex_ds_result_free(&res);
+      s->lease_reads++;
+      /* Renew ahead of expiry with an empty barrier, so steady reads keep
+       * the lease without waiting for one. */
+      if (left < s->lease_ms * 500000u && !s->barrier_busy)
+        start_barrier(s);
+      goto out;
+    }
     rc = queue_read(s, call, &req->view.cmd, &err);
     if (rc != 0)
       teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
@@ -677,6 +742,8 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   op->s = s;
   op->call = call;
+  op->ns = uv_hrtime();
+  op->term = s->cons->ops->term(s->cons);
   rc = teex_ds_replica_submit(s->rep, &req->view.cmd, exec_done, op, &err);
   if (rc != 0) {
     free(op);
@@ -715,6 +782,8 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   r.group_id = (ProtobufCBinaryData){16, s->group.id};
   r.read_barriers = s->barriers;
   r.reads = s->batched_reads;
+  r.lease_reads = s->lease_reads;
+  r.coalesced = s->sio.coalesced;
   r.applied_chain = (ProtobufCBinaryData){32, st.applied_chain};
   char fresh[448];
   if (!s->anchored)
@@ -1153,6 +1222,16 @@ static const char *raft_start_errmsg(struct srv *s, int rv) {
   return raft_strerror(rv);
 }
 
+static void on_flush_prepare(uv_prepare_t *h) {
+  struct srv *s = h->data;
+  teex_ds_sealed_io_flush(&s->sio);
+}
+
+static void on_flush_check(uv_check_t *h) {
+  struct srv *s = h->data;
+  teex_ds_sealed_io_flush(&s->sio);
+}
+
 static int start_raft(struct srv *s, uint32_t election_ms,
                       struct teex_err *err) {
   char dir[4096], rec[4096];
@@ -1190,6 +1269,17 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   s->uv_inited = 1;
   teex_ds_sealed_io_init(&s->sio, &s->uv_io, s->tee, rec, s->group.id);
   s->sio.anchor_floor = s->anchor.index;
+  s->sio.coalesce = 1;
+  if (s->lease_ms > 0)
+    s->sio.vote_guard_ms = election_ms;
+  uv_prepare_init(&s->loop, &s->flush_prepare);
+  uv_check_init(&s->loop, &s->flush_check);
+  s->flush_prepare.data = s->flush_check.data = s;
+  uv_prepare_start(&s->flush_prepare, on_flush_prepare);
+  uv_check_start(&s->flush_check, on_flush_check);
+  uv_unref((uv_handle_t *)&s->flush_prepare);
+  uv_unref((uv_handle_t *)&s->flush_check);
+  s->flush_inited = 1;
   rv = raft_init(&s->raft, &s->sio.io, teex_ds_raft_fsm(s->cons), s->self_id,
                  s->self->peer);
   if (rv != 0)
@@ -1277,6 +1367,9 @@ int teex_ds_serve(const struct teex_ds_server_config *cfg,
     goto out;
   uint32_t election = cfg->election_timeout_ms ? cfg->election_timeout_ms
                                                : TEEX_DS_DEFAULT_ELECTION_MS;
+  /* Half the election timeout: safe while clocks' rates differ by less
+   * than a third (docs/internals/ds.md, "Reads and clocks"). */
+  s->lease_ms = cfg->no_read_lease ? 0 : election / 2;
   if ((rc = start_raft(s, election, err)) != 0)
     goto out;
   struct teex_rpc_limits lim = {.max_message = TEEX_DS_WIRE_MAX};
@@ -1321,6 +1414,10 @@ out:
   if (!s->raft_inited && s->uv_inited)
     raft_uv_close(&s->uv_io);
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  if (s->flush_inited) {
+    uv_close((uv_handle_t *)&s->flush_prepare, NULL);
+    uv_close((uv_handle_t *)&s->flush_check, NULL);
+  }
   if (s->raft_inited)
     raft_uv_close(&s->uv_io);
   if (s->transport_inited)

@@ -1,5 +1,11 @@
 /* RPC server and client over TLS connections (include/teex/rpc.h): glue
- * between the libuv/TLS layer and the I/O-free session state machine. */
+ * between the libuv/TLS layer and the I/O-free session state machine.
+ *
+ * Output is written once per loop iteration: frames a session produces are
+ * handed to TLS from a uv_prepare handle, which runs before the loop polls,
+ * so many calls or answers made in one iteration (a proxy's pipelines, a
+ * batch of reads confirmed together) become one TLS record and one write
+ * instead of one each, and none waits past the iteration. */
 #include "teex/rpc.h"
 
 #include "teex/log.h"
@@ -24,9 +30,11 @@ struct teex_rpc_server {
   size_t n_methods, cap_methods;
   struct srv_conn *conns;
   unsigned n_conns;
-  uv_timer_t timer; /* the earliest deadline over all connections */
+  uv_timer_t timer;  /* the earliest deadline over all connections */
+  uv_prepare_t prep; /* writes what connections produced (see the top) */
+  int prep_active;
   int closing;
-  int timer_closed;
+  int timer_closed, prep_closed;
   int port;
 };
 
@@ -46,6 +54,7 @@ struct srv_conn {
   struct teex_rpc_call *calls;
   int in_feed; /* defer flushing until the input is consumed */
   int ready;
+  int dirty; /* output waits for the prepare handle */
 };
 
 uint64_t teex_rpc_now(uv_loop_t *loop) {
@@ -55,7 +64,8 @@ uint64_t teex_rpc_now(uv_loop_t *loop) {
 /* ---- server ---- */
 
 static void server_maybe_free(struct teex_rpc_server *srv) {
-  if (!srv->closing || srv->n_conns > 0 || !srv->timer_closed)
+  if (!srv->closing || srv->n_conns > 0 || !srv->timer_closed ||
+      !srv->prep_closed)
     return;
   for (size_t i = 0; i < srv->n_methods; i++)
     free(srv->methods[i].name);
@@ -99,14 +109,42 @@ static void server_arm_timer(struct teex_rpc_server *srv) {
   uv_timer_start(&srv->timer, server_on_timer, d > now ? d - now : 0, 0);
 }
 
-static void conn_flush(struct srv_conn *sc) {
-  if (sc->in_feed || sc->sess.out.len == 0 || sc->tls == NULL)
+static void conn_flush_now(struct srv_conn *sc) {
+  sc->dirty = 0;
+  if (sc->sess.out.len == 0 || sc->tls == NULL)
     return;
   struct teex_err err;
   teex_err_clear(&err);
   if (teex_tls_write(sc->tls, sc->sess.out.data, sc->sess.out.len, &err) != 0)
     teex_tls_close_error(sc->tls, err.code, teex_err_msg(&err));
   teex_buf_reset(&sc->sess.out);
+}
+
+static void server_on_prep(uv_prepare_t *h) {
+  struct teex_rpc_server *srv = h->data;
+  uv_prepare_stop(&srv->prep);
+  srv->prep_active = 0;
+  for (struct srv_conn *sc = srv->conns, *next; sc; sc = next) {
+    next = sc->next;
+    if (sc->dirty)
+      conn_flush_now(sc);
+  }
+}
+
+/* Marks sc's output for the prepare handle (see the top). */
+static void conn_flush(struct srv_conn *sc) {
+  if (sc->in_feed || sc->sess.out.len == 0 || sc->tls == NULL)
+    return;
+  struct teex_rpc_server *srv = sc->srv;
+  if (srv->closing) {
+    conn_flush_now(sc);
+    return;
+  }
+  sc->dirty = 1;
+  if (!srv->prep_active) {
+    uv_prepare_start(&srv->prep, server_on_prep);
+    srv->prep_active = 1;
+  }
 }
 
 static void call_unlink(struct srv_conn *sc, struct teex_rpc_call *call) {
@@ -267,6 +305,8 @@ int teex_rpc_server_new(uv_loop_t *loop, struct teex_tls_ctx *ctx,
   srv->port = teex_tls_listener_port(srv->listener);
   uv_timer_init(loop, &srv->timer);
   srv->timer.data = srv;
+  uv_prepare_init(loop, &srv->prep);
+  srv->prep.data = srv;
   *out = srv;
   return 0;
 }
@@ -308,15 +348,25 @@ static void server_timer_closed(uv_handle_t *h) {
   server_maybe_free(srv);
 }
 
+static void server_prep_closed(uv_handle_t *h) {
+  struct teex_rpc_server *srv = h->data;
+  srv->prep_closed = 1;
+  server_maybe_free(srv);
+}
+
 void teex_rpc_server_close(struct teex_rpc_server *srv) {
   if (srv == NULL || srv->closing)
     return;
   srv->closing = 1;
   teex_tls_listener_close(srv->listener);
   srv->listener = NULL;
-  for (struct srv_conn *sc = srv->conns; sc; sc = sc->next)
+  for (struct srv_conn *sc = srv->conns; sc; sc = sc->next) {
+    if (sc->dirty)
+      conn_flush_now(sc); /* answers already given go out first */
     teex_tls_close(sc->tls);
+  }
   uv_close((uv_handle_t *)&srv->timer, server_timer_closed);
+  uv_close((uv_handle_t *)&srv->prep, server_prep_closed);
 }
 
 void teex_rpc_call_respond(struct teex_rpc_call *call, int code,
@@ -369,20 +419,40 @@ struct teex_rpc_client {
   struct teex_tls_conn *tls;
   struct teex_rpc_session sess;
   uv_timer_t timer;
+  uv_prepare_t prep; /* writes the calls made in this iteration */
+  int prep_active;
+  int handles; /* timer and prep not yet closed */
   teex_rpc_client_state_fn state;
   void *arg;
   int ready;
   int in_feed;
 };
 
-static void client_flush(struct teex_rpc_client *c) {
-  if (c->in_feed || c->sess.out.len == 0 || c->tls == NULL || !c->ready)
+static void client_flush_now(struct teex_rpc_client *c) {
+  if (c->sess.out.len == 0 || c->tls == NULL || !c->ready)
     return;
   struct teex_err err;
   teex_err_clear(&err);
   if (teex_tls_write(c->tls, c->sess.out.data, c->sess.out.len, &err) != 0)
     teex_tls_close_error(c->tls, err.code, teex_err_msg(&err));
   teex_buf_reset(&c->sess.out);
+}
+
+static void client_on_prep(uv_prepare_t *h) {
+  struct teex_rpc_client *c = h->data;
+  uv_prepare_stop(&c->prep);
+  c->prep_active = 0;
+  client_flush_now(c);
+}
+
+/* Leaves the output to the prepare handle (see the top). */
+static void client_flush(struct teex_rpc_client *c) {
+  if (c->in_feed || c->sess.out.len == 0 || c->tls == NULL || !c->ready)
+    return;
+  if (!c->prep_active) {
+    uv_prepare_start(&c->prep, client_on_prep);
+    c->prep_active = 1;
+  }
 }
 
 static void client_arm_timer(struct teex_rpc_client *c);
@@ -434,8 +504,10 @@ static void client_on_data(struct teex_tls_conn *tc, const uint8_t *p, size_t n,
   client_arm_timer(c);
 }
 
-static void client_timer_closed(uv_handle_t *h) {
-  free(h->data);
+static void client_handle_closed(uv_handle_t *h) {
+  struct teex_rpc_client *c = h->data;
+  if (--c->handles == 0)
+    free(c);
 }
 
 static void client_on_close(struct teex_tls_conn *tc, int code,
@@ -447,7 +519,8 @@ static void client_on_close(struct teex_tls_conn *tc, int code,
   teex_rpc_session_close(&c->sess, reason);
   if (c->state)
     c->state(c, code ? code : TEEX_ECLOSED, reason, c->arg);
-  uv_close((uv_handle_t *)&c->timer, client_timer_closed);
+  uv_close((uv_handle_t *)&c->timer, client_handle_closed);
+  uv_close((uv_handle_t *)&c->prep, client_handle_closed);
 }
 
 int teex_rpc_client_connect(uv_loop_t *loop, struct teex_tls_ctx *ctx,
@@ -473,6 +546,9 @@ int teex_rpc_client_connect(uv_loop_t *loop, struct teex_tls_ctx *ctx,
   }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
+  uv_prepare_init(loop, &c->prep);
+  c->prep.data = c;
+  c->handles = 2;
   *out = c;
   return 0;
 }
@@ -499,6 +575,8 @@ struct teex_tls_conn *teex_rpc_client_conn(const struct teex_rpc_client *c) {
 }
 
 void teex_rpc_client_close(struct teex_rpc_client *c) {
-  if (c && c->tls)
+  if (c && c->tls) {
+    client_flush_now(c); /* calls already made go out first */
     teex_tls_close(c->tls);
+  }
 }

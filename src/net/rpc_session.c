@@ -24,6 +24,7 @@ enum entry_phase {
 
 struct rpc_entry {
   struct rpc_entry *next, *prev;
+  struct rpc_entry *hnext; /* the next one in its id bucket */
   uint64_t id;
   uint64_t deadline;
   uint32_t timeout_ms;
@@ -69,15 +70,51 @@ void teex_rpc_session_init(struct teex_rpc_session *s, enum teex_rpc_role role,
 
 /* ---- entries ---- */
 
+/* Entries are also kept in a hash table by id (ids are mostly sequential,
+ * so the low bits spread them), and the session keeps a lower bound of
+ * their deadlines: with hundreds of calls in flight on one connection, a
+ * list walk per frame and per timer re-arm cost more than the calls. */
+#define BUCKETS_MIN 16u
+
+static struct rpc_entry **bucket_of(const struct teex_rpc_session *s,
+                                    uint64_t id) {
+  return &s->buckets[id & (s->n_buckets - 1)];
+}
+
 static struct rpc_entry *entry_find(struct teex_rpc_session *s, uint64_t id) {
-  for (struct rpc_entry *e = s->entries; e; e = e->next)
+  if (s->buckets == NULL)
+    return NULL;
+  for (struct rpc_entry *e = *bucket_of(s, id); e; e = e->hnext)
     if (e->id == id)
       return e;
   return NULL;
 }
 
+/* Grows the table to at least twice the entries; 0 or TEEX_ENOMEM. */
+static int buckets_grow(struct teex_rpc_session *s) {
+  unsigned n = s->n_buckets ? s->n_buckets : BUCKETS_MIN;
+  while (n < 2u * (s->n_entries + 1u))
+    n *= 2;
+  if (n == s->n_buckets)
+    return 0;
+  struct rpc_entry **b = calloc(n, sizeof *b);
+  if (b == NULL)
+    return TEEX_ENOMEM;
+  free(s->buckets);
+  s->buckets = b;
+  s->n_buckets = n;
+  for (struct rpc_entry *e = s->entries; e; e = e->next) {
+    struct rpc_entry **h = bucket_of(s, e->id);
+    e->hnext = *h;
+    *h = e;
+  }
+  return 0;
+}
+
 static struct rpc_entry *entry_add(struct teex_rpc_session *s, uint64_t id,
                                    enum entry_phase phase, uint64_t deadline) {
+  if (s->n_buckets < 2u * (s->n_entries + 1u) && buckets_grow(s) != 0)
+    return NULL;
   struct rpc_entry *e = calloc(1, sizeof *e);
   if (e == NULL)
     return NULL;
@@ -90,10 +127,19 @@ static struct rpc_entry *entry_add(struct teex_rpc_session *s, uint64_t id,
     s->entries->prev = e;
   s->entries = e;
   s->n_entries++;
+  struct rpc_entry **h = bucket_of(s, id);
+  e->hnext = *h;
+  *h = e;
+  if (deadline < s->min_deadline || s->n_entries == 1)
+    s->min_deadline = deadline;
   return e;
 }
 
 static void entry_remove(struct teex_rpc_session *s, struct rpc_entry *e) {
+  struct rpc_entry **h = bucket_of(s, e->id);
+  while (*h != e)
+    h = &(*h)->hnext;
+  *h = e->hnext;
   if (e->prev)
     e->prev->next = e->next;
   else
@@ -672,14 +718,18 @@ void teex_rpc_session_tick(struct teex_rpc_session *s, uint64_t now_ms) {
     /* A callback may have changed the list: start again from the head. */
     e = s->entries;
   }
+  /* The bound becomes exact again (entries removed since may have held it). */
+  uint64_t d = UINT64_MAX;
+  for (e = s->entries; e; e = e->next)
+    if (e->deadline < d)
+      d = e->deadline;
+  s->min_deadline = d;
 }
 
 uint64_t teex_rpc_session_next_deadline(const struct teex_rpc_session *s) {
-  uint64_t d = UINT64_MAX;
-  for (const struct rpc_entry *e = s->entries; e; e = e->next)
-    if (e->deadline < d)
-      d = e->deadline;
-  return d;
+  /* A lower bound, exact after each tick: a timer armed on it may fire
+   * early (the tick then finds nothing due and tightens it), never late. */
+  return s->entries ? s->min_deadline : UINT64_MAX;
 }
 
 void teex_rpc_session_close(struct teex_rpc_session *s, const char *why) {
@@ -697,5 +747,8 @@ void teex_rpc_session_close(struct teex_rpc_session *s, const char *why) {
   }
   teex_frame_reader_free(&s->reader);
   teex_buf_free(&s->out);
+  free(s->buckets);
+  s->buckets = NULL;
+  s->n_buckets = 0;
   s->failed = 1;
 }

@@ -1,7 +1,13 @@
 /* The Service Manager's core (see include/teex/sm.h).
  *
- * Sealed store layout (values sealed by the store, keys hashed by it):
+ * Records. The bootstrap set is always in the sealed local store (values
+ * sealed by the store, keys hashed by it): "sm/identity", "ds/<group id>"
+ * (TEE-DS group keys, sm.DsGroupKey), "enc/...", "rev/...". The state —
+ * "svc/", "img/" here, "ds/<dataset id>", "dsuse/", "dslease/" in
+ * sm_data.c — goes through sm->state: the same local store, or TEE-DS
+ * (teex_sm_use_ds; encrypted by the SM, names hashed: statestore.h).
  *   "sm/identity"            secp256k1 sk (32) | X25519 sk (32)
+ *   "ds/<group id hex (32)>" TEE-DS group key (32)
  *   "svc/<id hex>"           provider (20) | latest version (u32 BE) |
  *                            secp256k1 sk (32) | X25519 sk (32)
  *   "img/<id hex>/<image hex>" version (u32 BE) | image key (32) |
@@ -19,6 +25,7 @@
 #include "teex/image.h"
 #include "teex/log.h"
 #include "teex/mem.h"
+#include "teex/statestore.h"
 #include "teex/store.h"
 
 #include <errno.h>
@@ -37,7 +44,10 @@
 struct teex_sm {
   struct teex_tee *tee; /* borrowed */
   struct teex_sm_config cfg;
-  struct teex_store *store;
+  struct teex_store *store;      /* sealed, local: the bootstrap set, and all
+                                    the state without a TEE-DS group */
+  struct teex_statestore *state; /* services, keys, counters: over store, or
+                                    TEE-DS (teex_sm_use_ds) */
   uint8_t *secrets; /* locked: secp256k1 sk (32) | X25519 sk (32) */
   uint8_t secp_pub[64];
   uint8_t x25519_pub[32];
@@ -70,23 +80,21 @@ static void img_key(const uint8_t id[32], const uint8_t image[32],
   teex_hex_encode(image, 32, out + 69);
 }
 
+static int count_one(const char *name, const uint8_t *val, size_t len,
+                     void *arg) {
+  (void)name;
+  (void)val;
+  (void)len;
+  (*(uint32_t *)arg)++;
+  return 0;
+}
+
 static int count_services(struct teex_sm *sm, struct teex_err *err) {
-  struct teex_store_txn *txn;
-  struct teex_store_iter *it;
-  int rc = teex_store_txn_begin(sm->store, TEEX_STORE_TXN_RDONLY, &txn, err);
-  if (rc != 0)
-    return rc;
-  rc = teex_store_iter_begin(txn, "svc/", 4, &it, err);
-  if (rc == 0) {
-    const uint8_t *k, *v;
-    size_t kl, vl;
-    sm->services = 0;
-    while ((rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1)
-      sm->services++;
-    teex_store_iter_free(it);
-  }
-  teex_store_txn_abort(txn);
-  return rc < 0 ? rc : 0;
+  uint32_t n = 0;
+  int rc = teex_statestore_scan(sm->state, "svc", count_one, &n, err);
+  if (rc == 0)
+    sm->services = n;
+  return rc;
 }
 
 int teex_sm_open(struct teex_tee *tee, const struct teex_sm_config *cfg,
@@ -150,6 +158,9 @@ int teex_sm_open(struct teex_tee *tee, const struct teex_sm_config *cfg,
     goto fail;
   }
   teex_eth_address(sm->secp_pub, sm->address);
+  rc = teex_statestore_open_local(sm->store, &sm->state, err);
+  if (rc != 0)
+    goto fail;
   rc = count_services(sm, err);
   if (rc != 0)
     goto fail;
@@ -165,6 +176,7 @@ fail:
 void teex_sm_close(struct teex_sm *sm) {
   if (sm == NULL)
     return;
+  teex_statestore_close(sm->state);
   teex_store_close(sm->store);
   teex_secret_free(sm->secrets);
   free(sm);
@@ -188,8 +200,12 @@ const struct teex_sm_config *teex_sm_config(const struct teex_sm *sm) {
   return &sm->cfg;
 }
 
-struct teex_store *teex_sm__store(struct teex_sm *sm) {
-  return sm->store;
+struct teex_statestore *teex_sm__state(struct teex_sm *sm) {
+  return sm->state;
+}
+
+const char *teex_sm_state_backend(const struct teex_sm *sm) {
+  return teex_statestore_backend(sm->state);
 }
 
 void teex_sm_register_digest(const struct teex_sm_register *r,
@@ -239,6 +255,93 @@ static int check_image(const struct teex_sm_register *r, struct teex_err *err) {
   return 0;
 }
 
+/* A registration's read-modify-write (it may run again after a conflict,
+ * so it starts from scratch each time). */
+struct reg_txn {
+  const struct teex_sm_register *r;
+  const char *skey, *ikey;
+  uint8_t rec[SVC_REC_LEN]; /* the service record (secret keys) */
+  int created, retry;
+};
+
+static int register_txn(struct teex_statestore_txn *txn, void *arg,
+                        struct teex_err *err) {
+  struct reg_txn *x = arg;
+  const struct teex_sm_register *r = x->r;
+  struct teex_buf svc, img;
+  teex_buf_init(&svc, SVC_REC_LEN, TEEX_BUF_SECRET);
+  teex_buf_init(&img, IMG_REC_MAX, TEEX_BUF_SECRET);
+  x->created = x->retry = 0;
+  int rc = teex_statestore_txn_get(txn, x->skey, &svc, err);
+  if (rc == TEEX_ENOTFOUND) {
+    if (r->version != 1) {
+      rc = teex_err_set(err, TEEX_EINVAL,
+                        "unknown service: the first version must be 1");
+      goto out;
+    }
+    memcpy(x->rec, r->provider, 20);
+    be32(x->rec + 20, 0);
+    uint8_t pub[64];
+    if ((rc = teex_secp256k1_keypair(x->rec + 24, pub)) != 0 ||
+        (rc = teex_x25519_keypair(pub, x->rec + 56)) != 0) {
+      teex_err_set(err, rc, "create service keys");
+      goto out;
+    }
+    x->created = 1;
+  } else if (rc != 0) {
+    goto out;
+  } else if (svc.len != SVC_REC_LEN) {
+    rc = teex_err_set(err, TEEX_EFORMAT, "service record has %zu bytes",
+                      svc.len);
+    goto out;
+  } else {
+    memcpy(x->rec, svc.data, SVC_REC_LEN);
+    if (memcmp(x->rec, r->provider, 20) != 0) {
+      rc = teex_err_set(err, TEEX_EPERM,
+                        "service id belongs to another provider");
+      goto out;
+    }
+  }
+  uint32_t latest = rd32(x->rec + 20);
+  rc = teex_statestore_txn_get(txn, x->ikey, &img, err);
+  if (rc == 0) {
+    /* This image is registered already: a retry of the same request is
+     * answered as before; anything else is refused. */
+    if (img.len < 38 || rd32(img.data) != r->version ||
+        !teex_ct_equal(img.data + 4, r->image_key, 32)) {
+      rc = teex_err_set(err, TEEX_EEXIST,
+                        "image already registered as version %u",
+                        img.len >= 4 ? rd32(img.data) : 0);
+      goto out;
+    }
+    x->retry = 1;
+    goto out;
+  } else if (rc != TEEX_ENOTFOUND) {
+    goto out;
+  } else if (r->version != latest + 1) {
+    rc =
+        teex_err_set(err, TEEX_EINVAL, "version %u out of sequence: next is %u",
+                     r->version, latest + 1);
+    goto out;
+  }
+  uint8_t irec[IMG_REC_MAX];
+  size_t cid_len = strlen(r->image_cid);
+  be32(irec, r->version);
+  memcpy(irec + 4, r->image_key, 32);
+  irec[36] = (uint8_t)(cid_len >> 8);
+  irec[37] = (uint8_t)cid_len;
+  memcpy(irec + 38, r->image_cid, cid_len);
+  be32(x->rec + 20, r->version);
+  rc = teex_statestore_txn_put(txn, x->ikey, irec, 38 + cid_len, err);
+  teex_wipe(irec, sizeof irec);
+  if (rc == 0)
+    rc = teex_statestore_txn_put(txn, x->skey, x->rec, sizeof x->rec, err);
+out:
+  teex_buf_free(&svc);
+  teex_buf_free(&img);
+  return rc;
+}
+
 int teex_sm_register_service(struct teex_sm *sm,
                              const struct teex_sm_register *r,
                              struct teex_sm_registered *out,
@@ -260,88 +363,14 @@ int teex_sm_register_service(struct teex_sm *sm,
   char skey[4 + 65], ikey[4 + 64 + 1 + 65];
   svc_key(r->service_id, skey);
   img_key(r->service_id, r->image_hash, ikey);
-  struct teex_store_txn *txn = NULL;
-  struct teex_buf svc, img;
-  teex_buf_init(&svc, SVC_REC_LEN, TEEX_BUF_SECRET);
-  teex_buf_init(&img, IMG_REC_MAX, TEEX_BUF_SECRET);
-  uint8_t rec[SVC_REC_LEN];
-  int created = 0;
-  rc = teex_store_txn_begin(sm->store, 0, &txn, err);
+  struct reg_txn x = {.r = r, .skey = skey, .ikey = ikey};
+  uint8_t *rec = x.rec;
+  rc = teex_statestore_run(sm->state, register_txn, &x, err);
   if (rc != 0)
     goto out;
-  rc = teex_store_txn_get(txn, skey, strlen(skey), &svc, err);
-  if (rc == TEEX_ENOTFOUND) {
-    if (r->version != 1) {
-      rc = teex_err_set(err, TEEX_EINVAL,
-                        "unknown service: the first version must be 1");
-      goto out;
-    }
-    memcpy(rec, r->provider, 20);
-    be32(rec + 20, 0);
-    uint8_t pub[64];
-    if ((rc = teex_secp256k1_keypair(rec + 24, pub)) != 0 ||
-        (rc = teex_x25519_keypair(pub, rec + 56)) != 0) {
-      teex_err_set(err, rc, "create service keys");
-      goto out;
-    }
-    created = 1;
-  } else if (rc != 0) {
-    goto out;
-  } else if (svc.len != SVC_REC_LEN) {
-    rc = teex_err_set(err, TEEX_EFORMAT, "service record has %zu bytes",
-                      svc.len);
-    goto out;
-  } else {
-    memcpy(rec, svc.data, SVC_REC_LEN);
-    if (memcmp(rec, r->provider, 20) != 0) {
-      rc = teex_err_set(err, TEEX_EPERM,
-                        "service id belongs to another provider");
-      goto out;
-    }
-  }
-  uint32_t latest = rd32(rec + 20);
-  rc = teex_store_txn_get(txn, ikey, strlen(ikey), &img, err);
-  int retry = 0;
-  if (rc == 0) {
-    /* This image is registered already: a retry of the same request is
-     * answered as before; anything else is refused. */
-    if (img.len < 38 || rd32(img.data) != r->version ||
-        !teex_ct_equal(img.data + 4, r->image_key, 32)) {
-      rc = teex_err_set(err, TEEX_EEXIST,
-                        "image already registered as version %u",
-                        img.len >= 4 ? rd32(img.data) : 0);
-      goto out;
-    }
-    retry = 1;
-  } else if (rc != TEEX_ENOTFOUND) {
-    goto out;
-  } else if (r->version != latest + 1) {
-    rc =
-        teex_err_set(err, TEEX_EINVAL, "version %u out of sequence: next is %u",
-                     r->version, latest + 1);
-    goto out;
-  }
-  if (!retry) {
-    uint8_t irec[IMG_REC_MAX];
-    size_t cid_len = strlen(r->image_cid);
-    be32(irec, r->version);
-    memcpy(irec + 4, r->image_key, 32);
-    irec[36] = (uint8_t)(cid_len >> 8);
-    irec[37] = (uint8_t)cid_len;
-    memcpy(irec + 38, r->image_cid, cid_len);
-    be32(rec + 20, r->version);
-    rc = teex_store_txn_put(txn, ikey, strlen(ikey), irec, 38 + cid_len, err);
-    teex_wipe(irec, sizeof irec);
-    if (rc == 0)
-      rc = teex_store_txn_put(txn, skey, strlen(skey), rec, sizeof rec, err);
-    if (rc != 0)
-      goto out;
-    rc = teex_store_txn_commit(txn, err);
-    txn = NULL;
-    if (rc != 0)
-      goto out;
-    sm->services += (uint32_t)created;
-  }
+  int retry = x.retry;
+  if (!retry)
+    sm->services += (uint32_t)x.created;
 
   struct teex_service_listing l;
   uint8_t pub[64];
@@ -367,10 +396,7 @@ int teex_sm_register_service(struct teex_sm *sm,
               id_hex, r->version, img_hex);
   }
 out:
-  teex_store_txn_abort(txn);
-  teex_wipe(rec, sizeof rec);
-  teex_buf_free(&svc);
-  teex_buf_free(&img);
+  teex_wipe(&x, sizeof x);
   return rc;
 }
 
@@ -602,50 +628,54 @@ int teex_sm_ds_grant(const struct teex_sm *sm, const uint8_t service_id[32],
   return teex_ds_grant_sign(sm->secrets, worker, ns, *expires_at, out, out_len);
 }
 
+struct fetch_txn {
+  const char *skey, *ikey;
+  struct teex_buf svc, img;
+};
+
+static int fetch_txn(struct teex_statestore_txn *txn, void *arg,
+                     struct teex_err *err) {
+  struct fetch_txn *x = arg;
+  int rc = teex_statestore_txn_get(txn, x->skey, &x->svc, err);
+  if (rc == TEEX_ENOTFOUND)
+    return teex_err_set(err, rc, "unknown service");
+  if (rc == 0)
+    rc = teex_statestore_txn_get(txn, x->ikey, &x->img, err);
+  if (rc == TEEX_ENOTFOUND)
+    return teex_err_set(err, rc, "unknown image for this service");
+  return rc;
+}
+
 int teex_sm_fetch_keys(struct teex_sm *sm, const uint8_t service_id[32],
                        const uint8_t image_hash[32], struct teex_sm_keys *out,
                        struct teex_err *err) {
   char skey[4 + 65], ikey[4 + 64 + 1 + 65];
   svc_key(service_id, skey);
   img_key(service_id, image_hash, ikey);
-  struct teex_buf svc, img;
-  teex_buf_init(&svc, SVC_REC_LEN, TEEX_BUF_SECRET);
-  teex_buf_init(&img, IMG_REC_MAX, TEEX_BUF_SECRET);
-  struct teex_store_txn *txn;
-  int rc = teex_store_txn_begin(sm->store, TEEX_STORE_TXN_RDONLY, &txn, err);
-  if (rc != 0)
-    goto out_bufs;
-  rc = teex_store_txn_get(txn, skey, strlen(skey), &svc, err);
-  if (rc == TEEX_ENOTFOUND) {
-    teex_err_set(err, rc, "unknown service");
-    goto out;
-  }
-  if (rc == 0)
-    rc = teex_store_txn_get(txn, ikey, strlen(ikey), &img, err);
-  if (rc == TEEX_ENOTFOUND) {
-    teex_err_set(err, rc, "unknown image for this service");
-    goto out;
-  }
+  struct fetch_txn x = {.skey = skey, .ikey = ikey};
+  teex_buf_init(&x.svc, SVC_REC_LEN, TEEX_BUF_SECRET);
+  teex_buf_init(&x.img, IMG_REC_MAX, TEEX_BUF_SECRET);
+  int rc = teex_statestore_run(sm->state, fetch_txn, &x, err);
   if (rc != 0)
     goto out;
-  size_t cid_len = img.len >= 38 ? (size_t)img.data[36] << 8 | img.data[37] : 0;
-  if (svc.len != SVC_REC_LEN || img.len < 38 || img.len != 38 + cid_len ||
+  const struct teex_buf *svc = &x.svc, *img = &x.img;
+  size_t cid_len =
+      img->len >= 38 ? (size_t)img->data[36] << 8 | img->data[37] : 0;
+  if (svc->len != SVC_REC_LEN || img->len < 38 || img->len != 38 + cid_len ||
       cid_len > TEEX_SM_CID_MAX) {
     rc = teex_err_set(err, TEEX_EFORMAT, "service record malformed");
     goto out;
   }
-  out->version = rd32(img.data);
-  memcpy(out->image_key, img.data + 4, 32);
-  memcpy(out->image_cid, img.data + 38, cid_len);
+  out->version = rd32(img->data);
+  memcpy(out->image_key, img->data + 4, 32);
+  memcpy(out->image_cid, img->data + 38, cid_len);
   out->image_cid[cid_len] = '\0';
-  memcpy(out->provider, svc.data, 20);
-  memcpy(out->service_secp256k1, svc.data + 24, 32);
-  memcpy(out->service_x25519, svc.data + 56, 32);
+  memcpy(out->provider, svc->data, 20);
+  memcpy(out->service_secp256k1, svc->data + 24, 32);
+  memcpy(out->service_x25519, svc->data + 56, 32);
 out:
-  teex_store_txn_abort(txn);
-out_bufs:
-  teex_buf_free(&svc);
-  teex_buf_free(&img);
+  teex_buf_free(&x.svc);
+  teex_buf_free(&x.img);
   return rc;
 }
 
@@ -695,4 +725,130 @@ int teex_sm_ds_group_key(struct teex_sm *sm, const uint8_t group_id[16],
   }
   teex_buf_free(&val);
   return rc;
+}
+
+/* ---- state in TEE-DS ---- */
+
+/* Local records that belong in TEE-DS once a group is configured: every
+ * category of the state but the TEE-DS group keys ("ds/" + 32 hex digits,
+ * bootstrap), which share the "ds" category with datasets ("ds/" + 64). */
+static const char *const state_categories[] = {"svc", "img", "ds", "dsuse",
+                                               "dslease"};
+
+static int is_state_record(const char *name) {
+  return strncmp(name, "ds/", 3) != 0 || strlen(name) != 3 + 32;
+}
+
+struct migrate_rec {
+  char name[TEEX_STATESTORE_NAME_MAX + 1];
+  uint8_t *val;
+  size_t len;
+};
+
+struct migrate {
+  struct migrate_rec *recs;
+  size_t n, cap;
+  int oom;
+};
+
+static int collect(const char *name, const uint8_t *val, size_t len,
+                   void *arg) {
+  struct migrate *m = arg;
+  if (!is_state_record(name))
+    return 0;
+  if (m->n == m->cap) {
+    size_t nc = m->cap ? 2 * m->cap : 16;
+    struct migrate_rec *nr = realloc(m->recs, nc * sizeof *nr);
+    if (nr == NULL)
+      return m->oom = 1;
+    m->recs = nr, m->cap = nc;
+  }
+  struct migrate_rec *r = &m->recs[m->n];
+  r->val = malloc(len ? len : 1);
+  if (r->val == NULL)
+    return m->oom = 1;
+  snprintf(r->name, sizeof r->name, "%s", name);
+  if (len > 0)
+    memcpy(r->val, val, len);
+  r->len = len;
+  m->n++;
+  return 0;
+}
+
+/* Copies one record into TEE-DS unless it is there already (identical). */
+static int migrate_one(struct teex_statestore_txn *txn, void *arg,
+                       struct teex_err *err) {
+  const struct migrate_rec *r = arg;
+  struct teex_buf cur;
+  teex_buf_init(&cur, TEEX_STATESTORE_VALUE_MAX, TEEX_BUF_SECRET);
+  int rc = teex_statestore_txn_get(txn, r->name, &cur, err);
+  if (rc == TEEX_ENOTFOUND)
+    rc = teex_statestore_txn_put(txn, r->name, r->val, r->len, err);
+  else if (rc == 0 &&
+           (cur.len != r->len || !teex_ct_equal(cur.data, r->val, r->len)))
+    rc = teex_err_set(err, TEEX_EEXIST,
+                      "local record %.*s.. differs from the one in TEE-DS "
+                      "(two SMs' state in one namespace?): nothing migrated",
+                      (int)(strchr(r->name, '/') - r->name + 1), r->name);
+  teex_buf_free(&cur);
+  return rc;
+}
+
+static int migrate_to(struct teex_sm *sm, struct teex_statestore *ds,
+                      struct teex_err *err) {
+  struct migrate m = {0};
+  int rc = 0;
+  for (size_t c = 0; c < sizeof state_categories / sizeof *state_categories &&
+                     rc == 0 && !m.oom;
+       c++)
+    rc = teex_statestore_scan(sm->state, state_categories[c], collect, &m, err);
+  if (rc == 0 && m.oom)
+    rc = teex_err_set(err, TEEX_ENOMEM, "migrate SM state");
+  for (size_t i = 0; rc == 0 && i < m.n; i++)
+    rc = teex_statestore_run(ds, migrate_one, &m.recs[i], err);
+  if (rc == 0 && m.n > 0) {
+    /* All copied: now the local copies go, in one transaction. A crash
+     * before this commit leaves both; the next start copies again (the
+     * records are identical) and deletes. */
+    struct teex_store_txn *txn;
+    rc = teex_store_txn_begin(sm->store, 0, &txn, err);
+    for (size_t i = 0; rc == 0 && i < m.n; i++)
+      rc = teex_store_txn_del(txn, m.recs[i].name, strlen(m.recs[i].name), err);
+    if (rc == 0)
+      rc = teex_store_txn_commit(txn, err);
+    else if (txn != NULL)
+      teex_store_txn_abort(txn);
+    if (rc == 0)
+      TEEX_INFO("sm", "state migrated to TEE-DS", "records=%zu", m.n);
+  }
+  for (size_t i = 0; i < m.n; i++) {
+    teex_wipe(m.recs[i].val, m.recs[i].len);
+    free(m.recs[i].val);
+  }
+  free(m.recs);
+  return rc != 0 ? teex_err_wrap(err, rc, "migrate SM state to TEE-DS") : 0;
+}
+
+int teex_sm_use_ds(struct teex_sm *sm, const struct teex_ds_client_config *cc,
+                   struct teex_err *err) {
+  if (strcmp(teex_statestore_backend(sm->state), "local") != 0)
+    return teex_err_set(err, TEEX_ESTATE, "SM state is in TEE-DS already");
+  struct teex_statestore_ds_config dc = {
+      .client = *cc, .secret = sm->secrets, .secret_len = 64, .label = "sm"};
+  struct teex_statestore *ds;
+  int rc = teex_statestore_open_ds(&dc, &ds, err);
+  if (rc != 0)
+    return rc;
+  if ((rc = migrate_to(sm, ds, err)) != 0) {
+    teex_statestore_close(ds);
+    return rc;
+  }
+  teex_statestore_close(sm->state);
+  sm->state = ds;
+  /* The count is informational (sm.Info): a group that is down now costs
+   * it, not the start. */
+  struct teex_err e2;
+  if (count_services(sm, &e2) != 0)
+    TEEX_WARN("sm", "TEE-DS state not reachable yet", "reason=\"%s\"", e2.msg);
+  return 0;
 }

@@ -3,7 +3,8 @@
  * the use counter. Decisions only: the daemon (sm_server.c) proves the
  * worker's fresh evidence and reads the listing from the chain.
  *
- * Sealed store layout (values sealed by the store, keys hashed by it):
+ * Records, through the SM's statestore (the sealed local store, or TEE-DS
+ * encrypted by the SM: include/teex/statestore.h):
  *   "ds/<id hex>"                 provider (20) | data key (32) |
  *                                 plaintext hash (32) | size (u64 BE) |
  *                                 cid length (u16 BE) | cid |
@@ -18,7 +19,7 @@
 #include "teex/image.h"
 #include "teex/log.h"
 #include "teex/mem.h"
-#include "teex/store.h"
+#include "teex/statestore.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -94,6 +95,45 @@ static int check_data(const struct teex_sm_escrow *e, struct teex_err *err) {
   return 0;
 }
 
+struct escrow_txn {
+  const struct teex_sm_escrow *e;
+  const char *key;
+  uint8_t rec[DS_REC_MAX]; /* the record to keep (secret: the data key) */
+  size_t rec_len;
+  int wrote;
+};
+
+static int escrow_txn(struct teex_statestore_txn *txn, void *arg,
+                      struct teex_err *err) {
+  struct escrow_txn *x = arg;
+  struct teex_buf old;
+  teex_buf_init(&old, DS_REC_MAX, TEEX_BUF_SECRET);
+  x->wrote = 0;
+  int rc = teex_statestore_txn_get(txn, x->key, &old, err);
+  if (rc == 0) {
+    /* Known: the same escrow again is a retry; anything else is refused
+     * once listed (listings, leases and earlier tasks refer to this key).
+     * Before a listing exists, the provider may replace it. */
+    int same =
+        old.len == x->rec_len && teex_ct_equal(old.data, x->rec, x->rec_len);
+    if (same || !x->e->replace_unlisted) {
+      if (!same)
+        rc = teex_err_set(err, TEEX_EEXIST,
+                          "dataset %s already escrowed with another key or "
+                          "terms (and listed, or the SM cannot tell)",
+                          x->e->name);
+      goto out;
+    }
+  } else if (rc != TEEX_ENOTFOUND) {
+    goto out;
+  }
+  rc = teex_statestore_txn_put(txn, x->key, x->rec, x->rec_len, err);
+  x->wrote = rc == 0;
+out:
+  teex_buf_free(&old);
+  return rc;
+}
+
 int teex_sm_escrow_data_key(struct teex_sm *sm, const struct teex_sm_escrow *e,
                             struct teex_err *err) {
   uint8_t digest[32], signer[20], id[32], addr[20];
@@ -122,54 +162,25 @@ int teex_sm_escrow_data_key(struct teex_sm *sm, const struct teex_sm_escrow *e,
     return rc;
 
   char key[80];
-  size_t kl = rec_key(key, sizeof key, "ds/", e->dataset_id, NULL);
-  uint8_t rec[DS_REC_MAX];
-  struct teex_buf old;
-  struct teex_store_txn *txn = NULL;
-  teex_buf_init(&old, DS_REC_MAX, TEEX_BUF_SECRET);
-  memcpy(rec, e->provider, 20);
-  memcpy(rec + 20, e->data_key, 32);
-  memcpy(rec + 52, e->plaintext_hash, 32);
-  put_be(rec + 84, e->plaintext_size, 8);
-  put_be(rec + 92, cid_len, 2);
-  memcpy(rec + DS_REC_FIXED, e->cid, cid_len);
-  rec[DS_REC_FIXED + cid_len] = (uint8_t)name_len;
-  memcpy(rec + DS_REC_FIXED + cid_len + 1, e->name, name_len);
-  size_t rec_len = DS_REC_FIXED + cid_len + 1 + name_len;
-  rc = teex_store_txn_begin(teex_sm__store(sm), 0, &txn, err);
-  if (rc == 0)
-    rc = teex_store_txn_get(txn, key, kl, &old, err);
-  if (rc == 0) {
-    /* Known: the same escrow again is a retry; anything else is refused
-     * once listed (listings, leases and earlier tasks refer to this key).
-     * Before a listing exists, the provider may replace it. */
-    int same = old.len == rec_len && teex_ct_equal(old.data, rec, rec_len);
-    if (same || !e->replace_unlisted) {
-      if (!same)
-        rc = teex_err_set(err, TEEX_EEXIST,
-                          "dataset %s already escrowed with another key or "
-                          "terms (and listed, or the SM cannot tell)",
-                          e->name);
-      goto out;
-    }
-  } else if (rc != TEEX_ENOTFOUND) {
-    goto out;
-  }
-  rc = teex_store_txn_put(txn, key, kl, rec, rec_len, err);
-  if (rc == 0) {
-    rc = teex_store_txn_commit(txn, err);
-    txn = NULL;
-  }
-  if (rc == 0) {
+  rec_key(key, sizeof key, "ds/", e->dataset_id, NULL);
+  struct escrow_txn x = {.e = e, .key = key};
+  memcpy(x.rec, e->provider, 20);
+  memcpy(x.rec + 20, e->data_key, 32);
+  memcpy(x.rec + 52, e->plaintext_hash, 32);
+  put_be(x.rec + 84, e->plaintext_size, 8);
+  put_be(x.rec + 92, cid_len, 2);
+  memcpy(x.rec + DS_REC_FIXED, e->cid, cid_len);
+  x.rec[DS_REC_FIXED + cid_len] = (uint8_t)name_len;
+  memcpy(x.rec + DS_REC_FIXED + cid_len + 1, e->name, name_len);
+  x.rec_len = DS_REC_FIXED + cid_len + 1 + name_len;
+  rc = teex_statestore_run(teex_sm__state(sm), escrow_txn, &x, err);
+  if (rc == 0 && x.wrote) {
     char idh[65];
     teex_hex_encode(e->dataset_id, 32, idh);
     TEEX_INFO("sm", "data key escrowed", "dataset=%s size=%llu", idh,
               (unsigned long long)e->plaintext_size);
   }
-out:
-  teex_store_txn_abort(txn);
-  teex_wipe(rec, sizeof rec);
-  teex_buf_free(&old);
+  teex_wipe(&x, sizeof x);
   return rc;
 }
 
@@ -204,64 +215,57 @@ static int check_assignment(struct teex_sm *sm,
   return 0;
 }
 
-int teex_sm_lease_data_key(struct teex_sm *sm,
-                           const struct teex_sm_lease_req *req,
-                           const struct teex_sm_data_terms *t, uint64_t now,
-                           struct teex_sm_data_lease *out,
-                           struct teex_err *err) {
-  const struct teex_assignment *a = &req->assignment;
-  uint8_t h[32];
-  char dkey[80], ukey[80], lkey[160], idh[65];
-  struct teex_buf rec, use, lease;
-  struct teex_store_txn *txn = NULL;
-  int rc;
-  memset(out, 0, sizeof *out);
-  if (req->n_datasets == 0 || req->n_datasets > TEEX_SM_TASK_DATASETS_MAX ||
-      req->index >= req->n_datasets)
-    return teex_err_set(err, TEEX_EINVAL, "1 to %d datasets per task",
-                        TEEX_SM_TASK_DATASETS_MAX);
-  if ((rc = check_assignment(sm, req, t, now, err)) != 0)
-    return teex_err_wrap(err, rc, "lease");
-  teex_stmt_datasets_hash(req->dataset_ids, req->n_datasets, h);
-  if (!teex_ct_equal(h, a->datasets_hash, 32))
-    return teex_err_set(err, TEEX_EPERM,
-                        "lease: the assignment does not name these datasets");
-  const uint8_t *id = req->dataset_ids + 32 * req->index;
-  teex_hex_encode(id, 32, idh);
+/* A lease's read-modify-write: the escrowed record, the chain's terms, and
+ * the use counter, counted once per task. It may run again after a
+ * conflict (another lease of the same dataset counted first), from
+ * scratch: two leases never count as one. */
+struct lease_txn {
+  const struct teex_sm_lease_req *req;
+  const struct teex_sm_data_terms *t;
+  uint64_t now;
+  const char *idh;
+  char dkey[80], ukey[80], lkey[160];
+  struct teex_buf rec; /* out: the dataset record */
+  size_t cid_len, name_len;
+  uint32_t uses;
+};
 
-  teex_buf_init(&rec, DS_REC_MAX, TEEX_BUF_SECRET);
+static int lease_txn(struct teex_statestore_txn *txn, void *arg,
+                     struct teex_err *err) {
+  struct lease_txn *x = arg;
+  const struct teex_assignment *a = &x->req->assignment;
+  const struct teex_sm_data_terms *t = x->t;
+  const char *idh = x->idh;
+  struct teex_buf use, lease;
   teex_buf_init(&use, 4, 0);
   teex_buf_init(&lease, 8, 0);
-  size_t dl = rec_key(dkey, sizeof dkey, "ds/", id, NULL);
-  size_t ul = rec_key(ukey, sizeof ukey, "dsuse/", id, NULL);
-  size_t ll = rec_key(lkey, sizeof lkey, "dslease/", id, a->task_id);
-  rc = teex_store_txn_begin(teex_sm__store(sm), 0, &txn, err);
-  if (rc != 0)
-    goto out;
-  rc = teex_store_txn_get(txn, dkey, dl, &rec, err);
+  int rc = teex_statestore_txn_get(txn, x->dkey, &x->rec, err);
   if (rc == TEEX_ENOTFOUND) {
     teex_err_set(err, rc, "no key escrowed for dataset 0x%.16s..", idh);
     goto out;
   }
   if (rc != 0)
     goto out;
+  const struct teex_buf *rec = &x->rec;
   size_t cid_len =
-      rec.len >= DS_REC_FIXED ? (size_t)get_be(rec.data + 92, 2) : 0;
+      rec->len >= DS_REC_FIXED ? (size_t)get_be(rec->data + 92, 2) : 0;
   size_t name_len =
-      rec.len > DS_REC_FIXED + cid_len ? rec.data[DS_REC_FIXED + cid_len] : 0;
-  if (rec.len < DS_REC_FIXED || cid_len > TEEX_SM_CID_MAX || name_len == 0 ||
+      rec->len > DS_REC_FIXED + cid_len ? rec->data[DS_REC_FIXED + cid_len] : 0;
+  if (rec->len < DS_REC_FIXED || cid_len > TEEX_SM_CID_MAX || name_len == 0 ||
       name_len > TEEX_SM_DATASET_NAME_MAX ||
-      rec.len != DS_REC_FIXED + cid_len + 1 + name_len) {
+      rec->len != DS_REC_FIXED + cid_len + 1 + name_len) {
     rc = teex_err_set(err, TEEX_EFORMAT, "dataset record malformed");
     goto out;
   }
+  x->cid_len = cid_len;
+  x->name_len = name_len;
   /* The chain's word on the listing. */
   if (!t->listed) {
     rc = teex_err_set(err, TEEX_ENOTFOUND, "dataset 0x%.16s.. is not listed",
                       idh);
     goto out;
   }
-  if (memcmp(t->provider, rec.data, 20) != 0) {
+  if (memcmp(t->provider, rec->data, 20) != 0) {
     rc = teex_err_set(err, TEEX_EPERM,
                       "listed by another account than the one that escrowed "
                       "its key");
@@ -271,7 +275,7 @@ int teex_sm_lease_data_key(struct teex_sm *sm,
     rc = teex_err_set(err, TEEX_EPOLICY, "dataset 0x%.16s.. was revoked", idh);
     goto out;
   }
-  if (t->expires_at != 0 && now >= t->expires_at) {
+  if (t->expires_at != 0 && x->now >= t->expires_at) {
     rc = teex_err_set(err, TEEX_EEXPIRED, "dataset 0x%.16s.. listing expired",
                       idh);
     goto out;
@@ -287,68 +291,92 @@ int teex_sm_lease_data_key(struct teex_sm *sm,
     goto out;
   }
   /* Uses: a task is counted once, however often its worker asks. */
-  uint32_t uses = 0;
-  rc = teex_store_txn_get(txn, ukey, ul, &use, err);
+  x->uses = 0;
+  rc = teex_statestore_txn_get(txn, x->ukey, &use, err);
   if (rc == 0 && use.len == 4)
-    uses = (uint32_t)get_be(use.data, 4);
-  else if (rc == 0 || rc != TEEX_ENOTFOUND)
-    goto out_bad;
-  rc = teex_store_txn_get(txn, lkey, ll, &lease, err);
+    x->uses = (uint32_t)get_be(use.data, 4);
+  else if (rc == 0)
+    rc = teex_err_set(err, TEEX_EFORMAT, "use counter malformed");
+  if (rc != 0 && rc != TEEX_ENOTFOUND)
+    goto out;
+  rc = teex_statestore_txn_get(txn, x->lkey, &lease, err);
   if (rc == TEEX_ENOTFOUND) {
-    if (t->max_uses != 0 && uses >= t->max_uses) {
+    if (t->max_uses != 0 && x->uses >= t->max_uses) {
       rc = teex_err_set(err, TEEX_EPOLICY,
                         "dataset 0x%.16s.. used %u of %u times: no use left",
-                        idh, uses, t->max_uses);
+                        idh, x->uses, t->max_uses);
       goto out;
     }
     uint8_t u[4], exp[8];
-    uses++;
-    put_be(u, uses, 4);
+    x->uses++;
+    put_be(u, x->uses, 4);
     put_be(exp, a->expires_at, 8);
-    rc = teex_store_txn_put(txn, ukey, ul, u, 4, err);
+    rc = teex_statestore_txn_put(txn, x->ukey, u, 4, err);
     if (rc == 0)
-      rc = teex_store_txn_put(txn, lkey, ll, exp, 8, err);
-    if (rc == 0) {
-      rc = teex_store_txn_commit(txn, err);
-      txn = NULL;
-    }
-    if (rc != 0)
-      goto out;
-  } else if (rc != 0) {
-    goto out;
+      rc = teex_statestore_txn_put(txn, x->lkey, exp, 8, err);
   }
-  memcpy(out->data_key, rec.data + 20, 32);
-  memcpy(out->plaintext_hash, rec.data + 52, 32);
-  out->plaintext_size = get_be(rec.data + 84, 8);
-  memcpy(out->cid, rec.data + DS_REC_FIXED, cid_len);
-  out->cid[cid_len] = 0;
-  memcpy(out->name, rec.data + DS_REC_FIXED + cid_len + 1, name_len);
-  out->name[name_len] = 0;
-  memcpy(out->provider, rec.data, 20);
-  out->price = t->price;
-  out->max_output_bytes = t->max_output_bytes;
-  out->expires_at = a->expires_at;
-  out->uses = uses;
-  goto out;
-out_bad:
-  if (rc == 0)
-    rc = teex_err_set(err, TEEX_EFORMAT, "use counter malformed");
 out:
-  teex_store_txn_abort(txn);
-  teex_buf_free(&rec);
   teex_buf_free(&use);
   teex_buf_free(&lease);
+  return rc;
+}
+
+int teex_sm_lease_data_key(struct teex_sm *sm,
+                           const struct teex_sm_lease_req *req,
+                           const struct teex_sm_data_terms *t, uint64_t now,
+                           struct teex_sm_data_lease *out,
+                           struct teex_err *err) {
+  const struct teex_assignment *a = &req->assignment;
+  uint8_t h[32];
+  char idh[65];
+  int rc;
+  memset(out, 0, sizeof *out);
+  if (req->n_datasets == 0 || req->n_datasets > TEEX_SM_TASK_DATASETS_MAX ||
+      req->index >= req->n_datasets)
+    return teex_err_set(err, TEEX_EINVAL, "1 to %d datasets per task",
+                        TEEX_SM_TASK_DATASETS_MAX);
+  if ((rc = check_assignment(sm, req, t, now, err)) != 0)
+    return teex_err_wrap(err, rc, "lease");
+  teex_stmt_datasets_hash(req->dataset_ids, req->n_datasets, h);
+  if (!teex_ct_equal(h, a->datasets_hash, 32))
+    return teex_err_set(err, TEEX_EPERM,
+                        "lease: the assignment does not name these datasets");
+  const uint8_t *id = req->dataset_ids + 32 * req->index;
+  teex_hex_encode(id, 32, idh);
+
+  struct lease_txn x = {.req = req, .t = t, .now = now, .idh = idh};
+  rec_key(x.dkey, sizeof x.dkey, "ds/", id, NULL);
+  rec_key(x.ukey, sizeof x.ukey, "dsuse/", id, NULL);
+  rec_key(x.lkey, sizeof x.lkey, "dslease/", id, a->task_id);
+  teex_buf_init(&x.rec, DS_REC_MAX, TEEX_BUF_SECRET);
+  rc = teex_statestore_run(teex_sm__state(sm), lease_txn, &x, err);
+  if (rc == 0) {
+    const struct teex_buf *rec = &x.rec;
+    memcpy(out->data_key, rec->data + 20, 32);
+    memcpy(out->plaintext_hash, rec->data + 52, 32);
+    out->plaintext_size = get_be(rec->data + 84, 8);
+    memcpy(out->cid, rec->data + DS_REC_FIXED, x.cid_len);
+    out->cid[x.cid_len] = 0;
+    memcpy(out->name, rec->data + DS_REC_FIXED + x.cid_len + 1, x.name_len);
+    out->name[x.name_len] = 0;
+    memcpy(out->provider, rec->data, 20);
+    out->price = t->price;
+    out->max_output_bytes = t->max_output_bytes;
+    out->expires_at = a->expires_at;
+    out->uses = x.uses;
+  }
+  teex_buf_free(&x.rec);
   return rc;
 }
 
 int teex_sm_data_uses(struct teex_sm *sm, const uint8_t dataset_id[32],
                       uint32_t *uses, struct teex_err *err) {
   char ukey[80];
-  size_t ul = rec_key(ukey, sizeof ukey, "dsuse/", dataset_id, NULL);
+  rec_key(ukey, sizeof ukey, "dsuse/", dataset_id, NULL);
   struct teex_buf use;
   teex_buf_init(&use, 4, 0);
   *uses = 0;
-  int rc = teex_store_get(teex_sm__store(sm), ukey, ul, &use, err);
+  int rc = teex_statestore_get(teex_sm__state(sm), ukey, &use, err);
   if (rc == 0 && use.len == 4)
     *uses = (uint32_t)get_be(use.data, 4);
   else if (rc == 0)

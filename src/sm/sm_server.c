@@ -41,7 +41,9 @@ struct sm_server {
   struct teex_tee *tee;
   struct teex_ratls_verifier verifier;
   struct teex_tls_ctx *enclave_ctx, *client_ctx;
-  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
+  struct teex_tls_ctx *ds_ctx;            /* to TEE-DS, when state is there */
+  struct teex_ratls_verifier ds_verifier; /* replicas: role ds */
+  struct teex_tls_ctx **refresh_ctxs[3];  /* what the refresher renews */
   struct teex_rpc_server *enclave_srv, *client_srv;
   uv_signal_t sigterm, sigint;
   uint64_t started_ms;
@@ -545,6 +547,38 @@ static int write_ready(const char *path, struct sm_server *s,
   return 0;
 }
 
+/* The SM's state goes to TEE-DS: a mutual RA-TLS client context (our
+ * certificate; replicas checked against ds_policy), then teex_sm_use_ds
+ * (which migrates local records once). */
+static int use_ds(struct sm_server *s, const struct teex_sm_server_config *cfg,
+                  EVP_PKEY *key, X509 *cert, struct teex_err *err) {
+  if (cfg->ds_policy == NULL)
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "TEE-DS state needs a policy for "
+                        "its replicas");
+  s->ds_verifier.policy = cfg->ds_policy;
+  struct teex_tls_config tc = {.cert = cert,
+                               .key = key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &s->ds_verifier};
+  int rc = teex_tls_ctx_new(&s->ds_ctx, &tc, 0, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "TEE-DS client context");
+  struct teex_ds_client_config cc = {
+      .replicas = cfg->ds_replicas,
+      .n_replicas = cfg->n_ds_replicas,
+      .tls = s->ds_ctx,
+      .ns = cfg->ds_ns != NULL ? cfg->ds_ns : "sm",
+      .timeout_ms = cfg->ds_timeout_ms ? cfg->ds_timeout_ms : 3000,
+      .connect_timeout_ms = 1000};
+  if ((rc = teex_sm_use_ds(s->sm, &cc, err)) != 0)
+    return teex_err_wrap(err, rc, "SM state in TEE-DS");
+  TEEX_INFO("sm", "state in TEE-DS", "replicas=%zu ns=%s", cfg->n_ds_replicas,
+            cc.ns);
+  return 0;
+}
+
 int teex_sm_serve(const struct teex_sm_server_config *cfg,
                   struct teex_err *err) {
   struct sm_server s;
@@ -603,8 +637,11 @@ int teex_sm_serve(const struct teex_sm_server_config *cfg,
     goto out;
   s.refresh_ctxs[0] = &s.enclave_ctx;
   s.refresh_ctxs[1] = &s.client_ctx;
+  s.refresh_ctxs[2] = &s.ds_ctx;
+  if (cfg->n_ds_replicas > 0 && (rc = use_ds(&s, cfg, key, cert, err)) != 0)
+    goto out;
   if ((rc = teex_ratls_refresher_start(&loop, cfg->tee, &keys, key, cert,
-                                       cfg->cert_refresh_s, s.refresh_ctxs, 2,
+                                       cfg->cert_refresh_s, s.refresh_ctxs, 3,
                                        &refresher, err)) != 0)
     goto out;
   if ((rc = teex_rpc_server_new(&loop, s.enclave_ctx, cfg->enclave_listen, NULL,
@@ -665,12 +702,14 @@ out:
   teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
+  teex_sm_close(s.sm); /* before ds_ctx: its TEE-DS client uses it */
+  s.sm = NULL;
   teex_tls_ctx_free(s.enclave_ctx);
   teex_tls_ctx_free(s.client_ctx);
+  teex_tls_ctx_free(s.ds_ctx);
   EVP_PKEY_free(key);
   X509_free(cert);
   teex_eth_rpc_close(s.data.rpc);
-  teex_sm_close(s.sm);
   teex_wipe(s.operator_token, sizeof s.operator_token);
   return rc;
 }

@@ -40,6 +40,7 @@ struct net {
   struct teex_tee *enclave;  /* this test process as an enclave of role sm */
   char client_grant[160];    /* --client LABEL=SPKI:NS of the test client */
   const char *init_extra[4]; /* more `ds init --new-group` arguments */
+  int no_lease;              /* run replicas with --no-read-lease */
 };
 
 NF void net_sleep_ms(int ms) {
@@ -260,6 +261,7 @@ NF int net_start_nowait(struct net *t, int i, const char *key_timeout) {
                   "150",
                   "--key-timeout",
                   (char *)key_timeout,
+                  t->no_lease ? "--no-read-lease" : NULL,
                   NULL};
   t->pid[i] = tu_spawn(argv, t->log[i]);
   return t->pid[i] > 0 ? 0 : -1;

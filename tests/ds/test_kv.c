@@ -480,6 +480,95 @@ static void test_count(void **state) {
   teex_ds_kv_free(kv);
 }
 
+/* TEEX_DS_TXN: checks against the state before the command, writes only if
+ * every check holds, nothing at all otherwise; deterministic replicas. */
+static struct teex_ds_result txn(struct teex_ds_kv *kv, const char *kinds,
+                                 const char *const *kvs) {
+  struct teex_ds_pair pairs[8];
+  size_t n = strlen(kinds);
+  for (size_t i = 0; i < n; i++)
+    pairs[i] = (struct teex_ds_pair){S(kvs[2 * i]), S(kvs[2 * i + 1])};
+  struct teex_ds_cmd c = {.op = TEEX_DS_TXN, .grant = "app"};
+  c.pairs = pairs;
+  c.n_pairs = n;
+  c.expect = (const uint8_t *)kinds;
+  c.expect_len = n;
+  return run(kv, 1, &c);
+}
+
+static void test_txn(void **state) {
+  (void)state;
+  struct teex_ds_kv *kv, *kv2;
+  assert_int_equal(teex_ds_kv_new(&kv), 0);
+  assert_int_equal(teex_ds_kv_new(&kv2), 0);
+  static const char E = TEEX_DS_TXN_EQ, A = TEEX_DS_TXN_ABSENT,
+                    P = TEEX_DS_TXN_PUT, D = TEEX_DS_TXN_DEL;
+  char k1[] = {A, P, P, 0};
+  const char *v1[] = {"app/n", "", "app/n", "1", "app/x", "a"};
+  struct teex_ds_result r = txn(kv, k1, v1);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.num, 2);
+  assert_string_equal(get(kv, 1, "app/n"), "1");
+  /* A stale read: the first check fails, nothing of it is written. */
+  char k2[] = {E, E, P, D, 0};
+  const char *v2[] = {"app/n", "1", "app/x", "b", "app/n", "2", "app/x", ""};
+  r = txn(kv, k2, v2);
+  assert_int_equal(r.status, TEEX_ESTATE);
+  assert_int_equal(r.num, 1);
+  assert_string_equal(get(kv, 1, "app/n"), "1");
+  assert_string_equal(get(kv, 1, "app/x"), "a");
+  /* An absent check on a present key fails too. */
+  char k3[] = {A, P, 0};
+  const char *v3[] = {"app/x", "", "app/y", "y"};
+  r = txn(kv, k3, v3);
+  assert_int_equal(r.status, TEEX_ESTATE);
+  assert_int_equal(r.num, 0);
+  assert_null(get(kv, 1, "app/y"));
+  /* Fresh reads: both writes land, a delete of an absent key is fine. */
+  const char *v4[] = {"app/n", "1", "app/x", "a", "app/n", "2", "app/x", ""};
+  r = txn(kv, k2, v4);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(r.num, 2);
+  assert_string_equal(get(kv, 1, "app/n"), "2");
+  assert_null(get(kv, 1, "app/x"));
+  char k5[] = {D, 0};
+  const char *v5[] = {"app/x", ""};
+  assert_int_equal(txn(kv, k5, v5).status, 0);
+  /* Outside the grant, and malformed: refused, nothing written. */
+  char k6[] = {P, P, 0};
+  const char *v6[] = {"app/z", "1", "other/z", "1"};
+  assert_int_equal(txn(kv, k6, v6).status, TEEX_EPERM);
+  assert_null(get(kv, 1, "app/z"));
+  struct teex_ds_pair pr = {S("app/z"), S("1")};
+  uint8_t bad = 9;
+  struct teex_ds_cmd c = {.op = TEEX_DS_TXN,
+                          .grant = "app",
+                          .pairs = &pr,
+                          .n_pairs = 1,
+                          .expect = &bad,
+                          .expect_len = 1};
+  uint8_t *enc;
+  size_t len;
+  struct teex_err err;
+  assert_int_equal(teex_ds_cmd_encode(&c, &enc, &len, &err), TEEX_EINVAL);
+  c.expect_len = 0;
+  assert_int_equal(teex_ds_cmd_encode(&c, &enc, &len, &err), TEEX_EINVAL);
+  /* Determinism: the same commands on another replica, the same state. */
+  assert_int_equal(txn(kv2, k1, v1).status, 0);
+  assert_int_equal(txn(kv2, k2, v2).status, TEEX_ESTATE);
+  assert_int_equal(txn(kv2, k3, v3).status, TEEX_ESTATE);
+  assert_int_equal(txn(kv2, k2, v4).status, 0);
+  assert_int_equal(txn(kv2, k5, v5).status, 0);
+  assert_int_equal(txn(kv2, k6, v6).status, TEEX_EPERM);
+  uint8_t d1[32], d2[32];
+  /* Same clock on both (get() above ran at clock 1 too). */
+  teex_ds_kv_digest(kv, d1);
+  teex_ds_kv_digest(kv2, d2);
+  assert_memory_equal(d1, d2, 32);
+  teex_ds_kv_free(kv);
+  teex_ds_kv_free(kv2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_set_get_flags),
@@ -491,6 +580,7 @@ int main(void) {
       cmocka_unit_test(test_snapshot_roundtrip),
       cmocka_unit_test(test_expire_and_ttl),
       cmocka_unit_test(test_count),
+      cmocka_unit_test(test_txn),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -390,6 +390,83 @@ static void test_isolated_follower_refuses_reads(void **state) {
   teex_ds_sync_close(fs);
 }
 
+/* ---- leader lease ---- */
+
+/* Linearizable reads on a leader are served under a lease (no barrier)
+ * while no write is in flight; a leader that was paused past its lease
+ * while the others elected a new leader and wrote must not answer from its
+ * old state when it comes back — the read it finds waiting must go to a
+ * barrier, which fails, not to the local state. */
+static void test_deposed_leader_serves_no_stale_read(void **state) {
+  struct net *t = *state;
+  net_start_all(t);
+  int l = net_leader(t);
+  net_warm_up(t);
+  struct teex_ds_sync *s = net_client(t, "app", 10000);
+  NET_SET_OK(t, s, "app/lease", "v1");
+  teex_ds_sync_close(s);
+
+  /* Reads through the leader alone: most are served under the lease. */
+  struct teex_ds_sync *ls = client_of(t, l, 2000);
+  struct teex_ds_replica_info before, after;
+  assert_int_equal(net_info(t, l, &before), 0);
+  char v[16];
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(
+        net_get(ls, "app/lease", TEEX_DS_READ_LINEARIZABLE, v, sizeof v), 0);
+    assert_string_equal(v, "v1");
+  }
+  assert_int_equal(net_info(t, l, &after), 0);
+  uint64_t batched = after.reads - before.reads;
+  uint64_t leased = after.lease_reads - before.lease_reads;
+  print_message(
+      "100 linearizable reads: %llu under the lease, %llu through "
+      "%llu barriers\n",
+      (unsigned long long)leased, (unsigned long long)batched,
+      (unsigned long long)(after.read_barriers - before.read_barriers));
+  assert_int_equal(leased + batched, 100);
+  assert_true(leased > 0);
+
+  /* Pause it; the others elect a new leader, which writes v2. */
+  assert_int_equal(kill(t->pid[l], SIGSTOP), 0);
+  int nl = -1;
+  for (int tries = 0; tries < 100 && nl < 0; tries++) {
+    for (int i = 0; i < NET_N; i++) {
+      struct teex_ds_replica_info info;
+      if (i != l && net_info(t, i, &info) == 0 && info.leader)
+        nl = i;
+    }
+    if (nl < 0)
+      net_sleep_ms(50);
+  }
+  assert_true(nl >= 0);
+  struct teex_ds_sync *ns = client_of(t, nl, 5000);
+  NET_SET_OK(t, ns, "app/lease", "v2");
+  teex_ds_sync_close(ns);
+
+  /* A read waits in the old leader's socket; it resumes 300 ms later. */
+  pid_t h = fork();
+  assert_true(h >= 0);
+  if (h == 0) {
+    net_sleep_ms(300);
+    kill(t->pid[l], SIGCONT);
+    _exit(0);
+  }
+  int rc = net_get(ls, "app/lease", TEEX_DS_READ_LINEARIZABLE, v, sizeof v);
+  int st;
+  waitpid(h, &st, 0);
+  kill(t->pid[l], SIGCONT); /* in any case */
+  print_message("read on the resumed old leader: %s%s%s\n", teex_strerror(rc),
+                rc == 0 ? " " : "", rc == 0 ? v : "");
+  if (rc == 0 && strcmp(v, "v1") == 0) {
+    for (int i = 0; i < NET_N; i++)
+      net_dump_log(t, i);
+    fail_msg("the deposed leader served the stale value v1");
+  }
+  assert_true(rc != 0 || strcmp(v, "v2") == 0);
+  teex_ds_sync_close(ls);
+}
+
 /* ---- a replica whose evidence the policy refuses ---- */
 
 static void test_bad_evidence_cannot_join(void **state) {
@@ -457,6 +534,8 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_evidence_cannot_join, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_deposed_leader_serves_no_stale_read,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,16 +109,20 @@ static const char *cli(const char *args) {
   return out;
 }
 
-static int raw_connect(void) {
+static int raw_connect_port(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)srv.port)};
+                          .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
   struct timeval tv = {.tv_sec = 30};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   return fd;
+}
+
+static int raw_connect(void) {
+  return raw_connect_port(srv.port);
 }
 
 static void send_all(int fd, const void *p, size_t n) {
@@ -240,6 +244,144 @@ static void test_pipelining_raw(void **state) {
                    0);
   assert_non_null(strstr(out, "errors: 0, replies: 300"));
   assert_string_equal(cli("GET user:299"), "299");
+}
+
+/* ---- a backend that answers out of order ----
+ * It runs each command on the in-process group at once (so in the order
+ * the proxy sent them) and hands the result back after a pseudo-random
+ * 0-3 ms, so answers overtake each other. It records how many calls the
+ * proxy had out at once and every write sent while a read was out. */
+struct shuffle {
+  struct teex_ds_backend base;
+  struct teex_ds_backend *inner;
+  uv_loop_t *loop;
+  unsigned seed;
+  int out, max_out, reads_out, writes_behind_reads;
+};
+
+struct shuffle_call {
+  struct shuffle *sh;
+  teex_ds_done_cb cb;
+  void *arg;
+  int read, status;
+  struct teex_ds_result *res;
+  uv_timer_t t;
+};
+
+static void shuffle_call_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+static void shuffle_deliver(uv_timer_t *t) {
+  struct shuffle_call *k = t->data;
+  k->sh->out--;
+  if (k->read)
+    k->sh->reads_out--;
+  k->cb(k->arg, k->status, k->res);
+  uv_close((uv_handle_t *)&k->t, shuffle_call_closed);
+}
+
+static void shuffle_inner_done(void *arg, int status,
+                               struct teex_ds_result *res) {
+  struct shuffle_call *k = arg;
+  k->status = status;
+  k->res = res;
+  k->sh->seed = k->sh->seed * 1103515245u + 12345u;
+  uv_timer_start(&k->t, shuffle_deliver, (k->sh->seed >> 16) % 4u, 0);
+}
+
+static int shuffle_exec(struct teex_ds_backend *b,
+                        const struct teex_ds_cmd *cmd, int read_mode,
+                        teex_ds_done_cb cb, void *arg, struct teex_err *err) {
+  struct shuffle *sh = (struct shuffle *)b;
+  struct shuffle_call *k = calloc(1, sizeof(*k));
+  if (k == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  k->sh = sh;
+  k->cb = cb;
+  k->arg = arg;
+  k->read = cmd->op == TEEX_DS_GET || cmd->op == TEEX_DS_SCAN ||
+            cmd->op == TEEX_DS_COUNT;
+  if (!k->read && sh->reads_out > 0)
+    sh->writes_behind_reads++;
+  int rc = sh->inner->ops->exec(sh->inner, cmd, read_mode, shuffle_inner_done,
+                                k, err);
+  if (rc != 0) {
+    free(k);
+    return rc;
+  }
+  uv_timer_init(sh->loop, &k->t);
+  k->t.data = k;
+  sh->out++;
+  if (sh->out > sh->max_out)
+    sh->max_out = sh->out;
+  if (k->read)
+    sh->reads_out++;
+  return 0;
+}
+
+static void shuffle_free(struct teex_ds_backend *b) {
+  struct shuffle *sh = (struct shuffle *)b;
+  sh->inner->ops->free(sh->inner);
+}
+
+static const struct teex_ds_backend_ops shuffle_ops = {.exec = shuffle_exec,
+                                                       .free = shuffle_free};
+
+/* A pipeline whose answers come back out of order: replies are written in
+ * request order, several commands are out at once, and no write is sent
+ * while a read before it is unanswered (so reads never see later writes). */
+static void test_pipeline_out_of_order_answers(void **state) {
+  (void)state;
+  static struct shuffle sh;
+  static struct server s2;
+  struct teex_err err;
+  memset(&sh, 0, sizeof sh);
+  memset(&s2, 0, sizeof s2);
+  assert_int_equal(uv_loop_init(&s2.loop), 0);
+  assert_int_equal(
+      teex_ds_backend_local_new(&s2.loop, 3, test_clock, NULL, &sh.inner, &err),
+      0);
+  sh.base.ops = &shuffle_ops;
+  sh.loop = &s2.loop;
+  sh.seed = 7;
+  s2.backend = &sh.base;
+  struct teex_ds_proxy_config cfg = {
+      .listen = "127.0.0.1:0", .ns = "app", .backend = &sh.base};
+  assert_int_equal(teex_ds_proxy_start(&s2.loop, &cfg, &s2.px, &err), 0);
+  s2.port = teex_ds_proxy_port(s2.px);
+  uv_async_init(&s2.loop, &s2.stop, on_stop);
+  s2.stop.data = &s2;
+  assert_int_equal(pthread_create(&s2.thread, NULL, loop_main, &s2), 0);
+
+  static char req[32768], want[32768], got[32768];
+  size_t rn = 0, wn = 0;
+  for (int i = 0; i < 60; i++) {
+    rn += (size_t)snprintf(req + rn, sizeof(req) - rn,
+                           "SET q %d\r\nGET q\r\nINCR c\r\nGET c\r\n"
+                           "EXISTS q\r\nPING\r\n",
+                           i);
+    wn += (size_t)snprintf(want + wn, sizeof(want) - wn,
+                           "+OK\r\n$%d\r\n%d\r\n:%d\r\n$%d\r\n%d\r\n:1\r\n"
+                           "+PONG\r\n",
+                           i < 10 ? 1 : 2, i, i + 1, i + 1 < 10 ? 1 : 2, i + 1);
+  }
+  int fd = raw_connect_port(s2.port);
+  send_all(fd, req, rn);
+  int closed;
+  size_t n = recv_upto(fd, got, sizeof(got), wn, &closed);
+  close(fd);
+  uv_async_send(&s2.stop);
+  pthread_join(s2.thread, NULL);
+  assert_int_equal(uv_loop_close(&s2.loop), 0);
+  print_message("at most %d commands out at once; %d writes sent behind a "
+                "read\n",
+                sh.max_out, sh.writes_behind_reads);
+  assert_false(closed);
+  assert_int_equal(n, wn);
+  assert_string_equal(got, want);
+  assert_true(sh.max_out > 1);
+  assert_int_equal(sh.writes_behind_reads, 0);
 }
 
 /* SCAN pages with opaque cursors; every key exactly once. */
@@ -466,6 +608,7 @@ int main(void) {
       cmocka_unit_test(test_redis_cli_round_trips),
       cmocka_unit_test(test_ttl_on_group_clock),
       cmocka_unit_test(test_pipelining_raw),
+      cmocka_unit_test(test_pipeline_out_of_order_answers),
       cmocka_unit_test(test_scan_pages),
       cmocka_unit_test(test_malformed_requests),
       cmocka_unit_test(test_oversized_key_and_value),

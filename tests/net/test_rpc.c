@@ -28,7 +28,7 @@ struct pair {
   struct teex_rpc_session cli, srv;
   int requests;
   int hold; /* do not answer: remember the ids */
-  struct held held[128];
+  struct held held[1024];
   int n_held;
   int gone, gone_why;
 };
@@ -161,6 +161,78 @@ static void test_session_concurrent_calls(void **state) {
   pump(&pr, 1);
   assert_int_equal(bad.code, TEEX_ENOTFOUND);
   assert_string_equal(bad.msg, "no such method");
+  pair_free(&pr);
+}
+
+/* 1000 calls in flight on one session, answered in a scrambled order:
+ * each answer reaches its own call (calls are found by id in a hash table
+ * that grows as they come), and the next deadline the session reports is
+ * never later than the earliest open call's, and exact after a tick. */
+static void test_session_many_calls_out_of_order(void **state) {
+  (void)state;
+  enum { N = 1000 };
+  static struct pair pr;
+  static struct result res[N];
+  static uint64_t ids[N];
+  struct teex_err err;
+  pair_init(&pr, NULL);
+  pr.hold = 1;
+  memset(res, 0, sizeof res);
+  for (int i = 0; i < N; i++)
+    assert_int_equal(teex_rpc_session_call(&pr.cli, "echo", NULL, 0,
+                                           10000 + (uint32_t)i, 0, on_done,
+                                           NULL, &res[i], &ids[i], &err),
+                     0);
+  pump(&pr, 0);
+  assert_int_equal(pr.n_held, N);
+  assert_int_equal(teex_rpc_session_next_deadline(&pr.cli), 10000);
+  assert_int_equal(teex_rpc_session_next_deadline(&pr.srv), 10000);
+  /* the server's ids are the client's, in the order sent */
+  for (int i = 0; i < N; i++)
+    assert_int_equal(pr.held[i].id, ids[i]);
+  /* answer half, scrambled (7919 is prime to N): each carries its id */
+  int answered[N] = {0};
+  for (int k = 0; k < N / 2; k++) {
+    int i = (int)(((unsigned)k * 7919u) % N);
+    uint8_t body[8];
+    memcpy(body, &ids[i], 8);
+    assert_int_equal(
+        teex_rpc_session_respond(&pr.srv, ids[i], 0, NULL, body, sizeof body),
+        0);
+    answered[i] = 1;
+  }
+  pump(&pr, 0);
+  uint64_t min_open = UINT64_MAX;
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(res[i].done, answered[i]);
+    if (answered[i]) {
+      assert_int_equal(res[i].len, 8);
+      assert_memory_equal(res[i].data, &ids[i], 8);
+    } else if (10000u + (uint64_t)i < min_open) {
+      min_open = 10000u + (uint64_t)i;
+    }
+  }
+  assert_true(teex_rpc_session_next_deadline(&pr.cli) <= min_open);
+  teex_rpc_session_tick(&pr.cli, min_open - 1); /* nothing is due */
+  assert_int_equal(teex_rpc_session_next_deadline(&pr.cli), min_open);
+  for (int i = 0; i < N; i++)
+    if (!answered[i]) {
+      assert_int_equal(res[i].done, 0);
+      uint8_t body[8];
+      memcpy(body, &ids[i], 8);
+      assert_int_equal(
+          teex_rpc_session_respond(&pr.srv, ids[i], 0, NULL, body, sizeof body),
+          0);
+    }
+  pump(&pr, 0);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(res[i].done, 1);
+    assert_int_equal(res[i].len, 8);
+    assert_memory_equal(res[i].data, &ids[i], 8);
+    free(res[i].data);
+  }
+  assert_int_equal(pr.cli.n_entries, 0);
+  assert_int_equal(teex_rpc_session_next_deadline(&pr.cli), UINT64_MAX);
   pair_free(&pr);
 }
 
@@ -761,6 +833,7 @@ static void test_tls_rpc_conn_cap(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_session_concurrent_calls),
+      cmocka_unit_test(test_session_many_calls_out_of_order),
       cmocka_unit_test(test_session_byte_by_byte_and_truncated),
       cmocka_unit_test(test_session_bad_frames),
       cmocka_unit_test(test_session_deadlines),
