@@ -50,6 +50,17 @@ enum teex_ds_op {
    * status TEEX_ESTATE, nothing changes, and num is the index of the first
    * check that failed. On success num is the number of writes. */
   TEEX_DS_TXN = 10,
+  /* Placement of the grant's namespace on this group (scale-out,
+   * include/teex/ds_place.h). val is a placement record
+   * (teex_ds_place_record_encode): state OWNED clears the namespace's
+   * marker, FROZEN refuses every write to the namespace with TEEX_EBUSY
+   * (reads go on), MOVED answers every command on it with TEEX_EMOVED
+   * (res->val = the record, carrying the signed directory) and deletes all
+   * its keys. Refused (TEEX_ESTATE): a record of a lower epoch than the
+   * current one, and FROZEN/OWNED at the epoch that MOVED it. found/val:
+   * the previous record. key must be empty. The replicas take it only from
+   * an operator client (group.conf [clients]). num = keys deleted. */
+  TEEX_DS_PLACE = 32,
 };
 
 /* TEEX_DS_TXN pair kinds. */
@@ -109,7 +120,10 @@ struct teex_ds_cmd {
  * TEEX_ESTATE (CAS mismatch: val holds the current value, or found = 0);
  * TEEX_EFORMAT (INCR on a non-integer value); TEEX_EINVAL (INCR overflow,
  * invalid command); TEEX_EPERM (key outside the grant); TEEX_ENOSPC (key
- * count limit); TEEX_EREPLAY (an entry replayed or out of order in the log).
+ * count limit); TEEX_EREPLAY (an entry replayed or out of order in the log);
+ * TEEX_EBUSY (a write to a namespace frozen while it moves to another group:
+ * nothing was applied, retry) and TEEX_EMOVED (the namespace lives in
+ * another group now) — both with val = the placement record (ds_place.h).
  * found: the key existed (live) before the command.
  * val: GET value, CAS current value on mismatch. num: INCR new value, DEL 1
  * or 0. items/n_items/more: SCAN page (more = 1 if another page follows; the

@@ -45,7 +45,8 @@
   X(ECONFIG, -31, "bad configuration")                                         \
   X(EFUNDS, -32, "insufficient funds")                                         \
   X(EREMOTE, -33, "remote error")                                              \
-  X(EINTERNAL, -34, "internal error")
+  X(EINTERNAL, -34, "internal error")                                          \
+  X(EMOVED, -35, "moved to another group")
 
 enum teex_error_code {
 #define TEEX_X_ENUM(name, value, text) TEEX_##name = (value),

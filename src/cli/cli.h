@@ -75,6 +75,22 @@ int teex_cmd_worker(int argc, char **argv);      /* cmd_worker.c */
 int teex_cmd_invoke(int argc, char **argv);      /* cmd_invoke.c */
 int teex_cmd_ds(int argc, char **argv);          /* cmd_ds.c */
 int teex_cmd_ds_proxy(int argc, char **argv);    /* cmd_ds_proxy.c */
+int teex_cmd_ds_place(int argc, char **argv);    /* cmd_ds_place.c */
+int teex_cmd_ds_move(int argc, char **argv);     /* cmd_ds_place.c */
+/* The RESP proxy's backend over a placement directory (cmd_ds_place.c):
+ * the TLS contexts live in *hold until teex_cli_ds_place_proxy_release,
+ * after the backend is freed and the loop has run out. Prints the reason
+ * and returns an exit status on failure. */
+struct teex_ds_backend;
+struct uv_loop_s;
+int teex_cli_ds_place_proxy_backend(struct uv_loop_s *loop, const char *dir,
+                                    const char *pub, const char *cert,
+                                    const char *key,
+                                    const char *const *policies,
+                                    size_t n_policies, const char *ns,
+                                    unsigned timeout_ms,
+                                    struct teex_ds_backend **out, void **hold);
+void teex_cli_ds_place_proxy_release(void *hold);
 /* `teex tee serve` / `teex tee connect` (src/cli/cmd_tee_net.c). */
 int teex_cmd_tee_serve(int argc, char **argv);
 int teex_cmd_tee_connect(int argc, char **argv);

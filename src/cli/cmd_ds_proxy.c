@@ -35,6 +35,12 @@ static const char proxy_usage[] =
     "                      DATA_DIR/ds/client/client.{pem,key})\n"
     "  --timeout MS        per command, retries included (default 5000)\n"
     "\n"
+    "Several groups (docs/operations.md, \"Growing TEE-DS\"): serve NS from\n"
+    "whichever group a signed placement directory names, following moves\n"
+    "(a newer directory learnt from a group is written back to FILE):\n"
+    "  --dir FILE --pub PUB --ns NS --cert C --key K --policy FILE...\n"
+    "                      (--policy once per distinct group policy)\n"
+    "\n"
     "  --listen ADDR       host:port to listen on (default 127.0.0.1:6379;\n"
     "                      port 0 picks a free one)\n"
     "  --ns NS             namespace (a-z 0-9 _ - ., at most 64 bytes;\n"
@@ -53,18 +59,32 @@ static const char proxy_usage[] =
     "Commands, semantics and limits: docs/internals/ds.md, \"Redis protocol\n"
     "at the edge\".\n";
 
+#define PROXY_MAX_POLICIES 8
+
 struct proxy_opts {
   const char *listen, *ns, *ready_file;
+  /* several groups: a placement directory (cmd_ds_place.c) */
+  const char *dir, *pub;
+  const char *policies[PROXY_MAX_POLICIES];
+  size_t n_policies;
+  void *place_hold;
   int local, read_mode;
   unsigned replicas, max_clients, timeout_ms;
   struct teex_cli_ds_conn k; /* the network group */
 };
 
 /* The one place that picks the backend the proxy runs commands through. */
-static int make_backend(uv_loop_t *loop, const struct proxy_opts *o,
+static int make_backend(uv_loop_t *loop, struct proxy_opts *o,
                         struct teex_ds_backend **out, struct teex_err *err) {
   if (o->local)
     return teex_ds_backend_local_new(loop, o->replicas, NULL, NULL, out, err);
+  if (o->dir != NULL) {
+    /* prints its own reason */
+    int rc = teex_cli_ds_place_proxy_backend(
+        loop, o->dir, o->pub, o->k.cert, o->k.key, o->policies, o->n_policies,
+        o->ns, o->timeout_ms, out, (void **)&o->place_hold);
+    return rc == 0 ? 0 : teex_err_set(err, TEEX_ECONFIG, "placement directory");
+  }
   struct teex_ds_client_config cc = {.replicas = o->k.addrs,
                                      .n_replicas = o->k.n_addrs,
                                      .tls = o->k.tls,
@@ -111,7 +131,9 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
     O_POLICY,
     O_CERT,
     O_KEY,
-    O_TIMEOUT
+    O_TIMEOUT,
+    O_DIR,
+    O_PUB
   };
   static const struct option longopts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
@@ -127,6 +149,8 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
       {"cert", required_argument, NULL, O_CERT},
       {"key", required_argument, NULL, O_KEY},
       {"timeout", required_argument, NULL, O_TIMEOUT},
+      {"dir", required_argument, NULL, O_DIR},
+      {"pub", required_argument, NULL, O_PUB},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   static struct proxy_opts o;
@@ -172,6 +196,15 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
       break;
     case O_POLICY:
       o.k.policy = optarg;
+      if (o.n_policies == PROXY_MAX_POLICIES)
+        return teex_cli_fail("--policy: at most %d", PROXY_MAX_POLICIES);
+      o.policies[o.n_policies++] = optarg;
+      break;
+    case O_DIR:
+      o.dir = optarg;
+      break;
+    case O_PUB:
+      o.pub = optarg;
       break;
     case O_CERT:
       o.k.cert = optarg;
@@ -201,7 +234,11 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
   teex_err_clear(&err);
   if (teex_ds_proxy_check_listen(o.listen, NULL, NULL, &ss, &err) != 0)
     return teex_cli_fail("ds proxy: %s", err.msg);
-  if (!o.local) {
+  if (o.dir != NULL &&
+      (o.local || o.ns == NULL || o.k.cert == NULL || o.k.key == NULL))
+    return teex_cli_fail("ds proxy --dir: give --ns, --cert and --key (and "
+                         "not --local)");
+  if (!o.local && o.dir == NULL) {
     o.k.ns = o.ns;
     if (teex_cli_ds_conn_open(&o.k) != 0) {
       teex_cli_ds_conn_free(&o.k);
@@ -232,6 +269,7 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     teex_cli_ds_conn_free(&o.k);
+    teex_cli_ds_place_proxy_release(o.place_hold);
     return teex_cli_fail("%s", err.msg);
   }
   int port = teex_ds_proxy_port(r.px);
@@ -258,5 +296,6 @@ int teex_cmd_ds_proxy(int argc, char **argv) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   teex_cli_ds_conn_free(&o.k);
+  teex_cli_ds_place_proxy_release(o.place_hold);
   return TEEX_EXIT_OK;
 }

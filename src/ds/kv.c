@@ -9,6 +9,7 @@
 #include "teex/ds.h"
 
 #include "teex/crypto.h"
+#include "teex/ds_place.h"
 #include "teex/mem.h"
 
 #include <inttypes.h>
@@ -75,7 +76,7 @@ static int grant_valid(const char *g) {
 }
 
 static int cmd_validate(const struct teex_ds_cmd *c, struct teex_err *err) {
-  if (c->op < TEEX_DS_GET || c->op > TEEX_DS_TXN)
+  if ((c->op < TEEX_DS_GET || c->op > TEEX_DS_TXN) && c->op != TEEX_DS_PLACE)
     return teex_err_set(err, TEEX_EINVAL, "unknown op %u", c->op);
   if (c->flags & ~0x0f)
     return teex_err_set(err, TEEX_EINVAL, "unknown flags 0x%x", c->flags);
@@ -404,6 +405,8 @@ static int in_grant(const char *grant, const uint8_t *key, size_t len) {
 }
 
 static int cmd_keys_in_grant(const struct teex_ds_cmd *c) {
+  if (c->op == TEEX_DS_PLACE) /* names the grant itself, no key */
+    return c->key_len == 0;
   if (c->op == TEEX_DS_MSET || c->op == TEEX_DS_TXN) {
     for (size_t i = 0; i < c->n_pairs; i++)
       if (!in_grant(c->grant, c->pairs[i].key, c->pairs[i].key_len))
@@ -521,6 +524,109 @@ static int do_scan(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
   return 0;
 }
 
+/* ---- placement (scale-out, include/teex/ds_place.h) ----
+ * A namespace that is moving away or has moved keeps a placement record in
+ * the map under PLACE_KEY_PREFIX | ns. No client key can start with that
+ * byte (namespaces are [a-z0-9_.-]), so no command but TEEX_DS_PLACE reaches
+ * it; it travels in snapshots and the digest like any item. */
+#define PLACE_KEY_PREFIX "\x01place/"
+
+static size_t place_key(const char *grant, uint8_t out[96]) {
+  size_t pl = sizeof(PLACE_KEY_PREFIX) - 1, gl = strlen(grant);
+  memcpy(out, PLACE_KEY_PREFIX, pl);
+  memcpy(out + pl, grant, gl);
+  return pl + gl;
+}
+
+static int is_place_key(const struct item *it) {
+  return it->key_len > 0 && it->key[0] == 0x01;
+}
+
+static int is_write(uint8_t op) {
+  return op != TEEX_DS_GET && op != TEEX_DS_SCAN && op != TEEX_DS_COUNT;
+}
+
+/* Answers c here when its namespace is frozen (writes: TEEX_EBUSY) or moved
+ * (everything: TEEX_EMOVED); the record goes back in res->val so the client
+ * learns where to. Returns 1 when answered (*rc: 0 or TEEX_ENOMEM). */
+static int place_gate(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
+                      struct teex_ds_result *res, int *rc) {
+  if (c->op == TEEX_DS_PLACE)
+    return 0;
+  uint8_t k[96];
+  size_t kl = place_key(c->grant, k);
+  const struct item *it = find(kv, k, kl);
+  struct teex_ds_place_record r;
+  if (it == NULL || teex_ds_place_record_parse(it->val, it->val_len, &r) != 0)
+    return 0;
+  if (r.state == TEEX_DS_PLACE_FROZEN && !is_write(c->op))
+    return 0;
+  if (r.state == TEEX_DS_PLACE_OWNED)
+    return 0;
+  res->status = r.state == TEEX_DS_PLACE_MOVED ? TEEX_EMOVED : TEEX_EBUSY;
+  res->val = dup_bytes(it->val, it->val_len);
+  res->val_len = it->val_len;
+  *rc = res->val ? 0 : TEEX_ENOMEM;
+  if (*rc != 0)
+    teex_ds_result_free(res);
+  return 1;
+}
+
+/* TEEX_DS_PLACE: see ds.h. */
+static int do_place(struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
+                    struct teex_ds_result *res) {
+  struct teex_ds_place_record r;
+  if (teex_ds_place_record_parse(c->val, c->val_len, &r) != 0) {
+    res->status = TEEX_EINVAL;
+    return 0;
+  }
+  uint8_t k[96];
+  size_t kl = place_key(c->grant, k);
+  int found;
+  size_t at = lower_bound(kv, k, kl, &found);
+  if (found) {
+    /* The previous record goes back, so a resumed move knows where the
+     * interrupted one got to. */
+    const struct item *it = &kv->items[at];
+    struct teex_ds_place_record cur;
+    res->found = 1;
+    res->val = dup_bytes(it->val, it->val_len);
+    if (res->val == NULL)
+      return TEEX_ENOMEM;
+    res->val_len = it->val_len;
+    /* A stale command (an older epoch) never undoes a newer placement, and
+     * a namespace whose data was dropped is not frozen or owned again at
+     * the epoch that moved it. */
+    if (teex_ds_place_record_parse(it->val, it->val_len, &cur) == 0 &&
+        (r.epoch < cur.epoch ||
+         (r.epoch == cur.epoch && cur.state == TEEX_DS_PLACE_MOVED &&
+          r.state != TEEX_DS_PLACE_MOVED))) {
+      res->status = TEEX_ESTATE;
+      return 0;
+    }
+  }
+  if (r.state == TEEX_DS_PLACE_OWNED) {
+    if (found)
+      remove_at(kv, at);
+    return 0;
+  }
+  int rc = put(kv, k, kl, c->val, c->val_len, 0);
+  if (rc != 0 || r.state != TEEX_DS_PLACE_MOVED)
+    return rc;
+  /* Moved: the data left with the copy; drop every key of the namespace. */
+  uint8_t pre[TEEX_DS_NS_MAX + 1];
+  size_t gl = strlen(c->grant);
+  memcpy(pre, c->grant, gl);
+  pre[gl] = '/';
+  size_t i = lower_bound(kv, pre, gl + 1, &found);
+  while (i < kv->n && kv->items[i].key_len > gl &&
+         memcmp(kv->items[i].key, pre, gl + 1) == 0) {
+    res->num++;
+    remove_at(kv, i);
+  }
+  return 0;
+}
+
 /* Keys the writes of c would add (for the key-count limit, before any
  * write). */
 static size_t new_keys(const struct teex_ds_kv *kv,
@@ -606,6 +712,8 @@ int teex_ds_kv_read(const struct teex_ds_kv *kv, const struct teex_ds_cmd *c,
     return 0;
   }
   int rc = 0;
+  if (place_gate(kv, c, res, &rc))
+    return rc;
   if (c->op == TEEX_DS_GET)
     rc = do_get(kv, c, res);
   else if (c->op == TEEX_DS_SCAN)
@@ -636,8 +744,13 @@ int teex_ds_kv_apply(struct teex_ds_kv *kv, uint64_t index, uint64_t clock_ms,
     return 0;
   }
   int rc = 0;
+  if (place_gate(kv, c, res, &rc))
+    return rc;
   struct item *it;
   switch (c->op) {
+  case TEEX_DS_PLACE:
+    rc = do_place(kv, c, res);
+    break;
   case TEEX_DS_GET:
     rc = do_get(kv, c, res);
     break;
@@ -768,7 +881,7 @@ int teex_ds_kv_apply(struct teex_ds_kv *kv, uint64_t index, uint64_t clock_ms,
 size_t teex_ds_kv_count(const struct teex_ds_kv *kv) {
   size_t n = 0;
   for (size_t i = 0; i < kv->n; i++)
-    n += live(kv, &kv->items[i]);
+    n += live(kv, &kv->items[i]) && !is_place_key(&kv->items[i]);
   return n;
 }
 

@@ -170,6 +170,13 @@ static int status_err(struct teex_buf *out, int st) {
   case TEEX_EREPLAY:
     return teex_resp_error(out, "ERR TEE-DS refused the entry as a replay; "
                                 "retry");
+  case TEEX_EBUSY: /* scale-out: frozen while it moves (nothing written) */
+    return teex_resp_error(out, "TRYAGAIN TEE-DS namespace is moving to "
+                                "another group; nothing was written, retry");
+  case TEEX_EMOVED: /* scale-out: and the proxy could not follow */
+    return teex_resp_error(out, "MOVED TEE-DS namespace moved to another "
+                                "group; serve it with --dir (the placement "
+                                "directory)");
   default:
     return teex_resp_error(out, "ERR TEE-DS: %s", teex_strerror(st));
   }

@@ -629,6 +629,15 @@ static int is_read(uint8_t op) {
   return op == TEEX_DS_GET || op == TEEX_DS_SCAN || op == TEEX_DS_COUNT;
 }
 
+/* A certificate client listed in group.conf [clients] (not an enclave). */
+static int operator_client(const struct srv *s,
+                           const struct teex_ds_client_grant *g) {
+  for (size_t i = 0; g != NULL && i < s->group.n_clients; i++)
+    if (g == &s->group.clients[i])
+      return 1;
+  return 0;
+}
+
 static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                     void *arg) {
   struct srv *s = arg;
@@ -672,6 +681,16 @@ static void on_exec(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   } else {
     /* The grant comes from the verified identity, never from the request. */
     req->view.cmd.grant = g->ns;
+  }
+  if (req->view.cmd.op == TEEX_DS_PLACE && !operator_client(s, g)) {
+    /* Freezing or moving a namespace is the operator's (scale-out). */
+    TEEX_WARN("ds", "placement change refused", "client=%s ns=%s",
+              g ? g->label : "?", req->ns);
+    teex_rpc_call_respond(call, TEEX_EPERM,
+                          "placement changes are for operator clients "
+                          "(group.conf [clients])",
+                          NULL, 0);
+    goto out;
   }
   if (s->sio.rolled_back) {
     char m[160];

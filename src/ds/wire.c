@@ -184,6 +184,8 @@ static int status_valid(int s) {
   case TEEX_EREPLAY:
   case TEEX_ETOOBIG:
   case TEEX_ENOMEM:
+  case TEEX_EBUSY:  /* namespace frozen: moving to another group */
+  case TEEX_EMOVED: /* namespace moved: val is the placement record */
     return 1;
   default:
     return 0;

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include "ds/resp_cmds.h"
+#include "teex/ds_place.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -443,6 +444,36 @@ static void test_backend_failure(void **state) {
   env_free(e);
 }
 
+/* Scale-out: a namespace frozen for a move refuses writes with Redis
+ * Cluster's -TRYAGAIN (reads go on); once moved, -MOVED. */
+static void test_moving_namespace(void **state) {
+  (void)state;
+  struct env *e = env_new("app");
+  assert_string_equal(req(e, "SET k v"), "+OK\r\n");
+  for (uint8_t st = TEEX_DS_PLACE_FROZEN; st <= TEEX_DS_PLACE_MOVED; st++) {
+    struct teex_ds_place_record r = {st, 2, 2, NULL, 0};
+    uint8_t *b;
+    size_t n;
+    assert_int_equal(teex_ds_place_record_encode(&r, &b, &n), 0);
+    struct teex_ds_cmd c = {
+        .op = TEEX_DS_PLACE, .grant = "app", .val = b, .val_len = n};
+    struct teex_ds_result res;
+    assert_int_equal(teex_ds_kv_apply(e->kv, ++e->index, e->clock, &c, &res),
+                     0);
+    assert_int_equal(res.status, 0);
+    teex_ds_result_free(&res);
+    free(b);
+    if (st == TEEX_DS_PLACE_FROZEN) {
+      assert_string_equal(req(e, "GET k"), "$1\r\nv\r\n");
+      assert_true(strncmp(req(e, "SET k w"), "-TRYAGAIN ", 10) == 0);
+    } else {
+      assert_true(strncmp(req(e, "GET k"), "-MOVED ", 7) == 0);
+      assert_true(strncmp(req(e, "SET k w"), "-MOVED ", 7) == 0);
+    }
+  }
+  env_free(e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_get_set_options),
@@ -455,6 +486,7 @@ int main(void) {
       cmocka_unit_test(test_glob),
       cmocka_unit_test(test_server_commands),
       cmocka_unit_test(test_backend_failure),
+      cmocka_unit_test(test_moving_namespace),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
