@@ -71,6 +71,20 @@ void teex_sm__session_close(struct teex_sm__session *s) {
   s->ctx = NULL;
 }
 
+int teex_sm__session_call(struct teex_sm__session *s, const char *method,
+                          const ProtobufCMessage *req, uint32_t timeout_ms,
+                          const char *refused, struct teex_buf *resp,
+                          struct teex_err *err) {
+  size_t n = protobuf_c_message_get_packed_size(req);
+  uint8_t *wire = malloc(n ? n : 1);
+  if (wire == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, NULL);
+  protobuf_c_message_pack(req, wire);
+  int rc = teex_rpc_sync_call(s->c, method, wire, n, timeout_ms, resp, err);
+  free(wire);
+  return rc == 0 ? 0 : teex_err_wrap(err, rc, "%s", refused);
+}
+
 int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
                             const uint8_t secp256k1_pub[64],
                             const char *sm_addr,
@@ -81,7 +95,6 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   struct teex_buf ev, resp;
   teex_buf_init(&ev, 16384, 0);
   teex_buf_init(&resp, 4096, 0);
-  uint8_t *wire = NULL;
   int rc = teex_sm__session_open(&ss, tee, cert, key, secp256k1_pub, sm_addr,
                                  sm_policy, "sm.RegisterEnclave",
                                  SM_CLIENT_TIMEOUT_MS, &ev, err);
@@ -90,21 +103,13 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   Teex__Sm__RegisterEnclaveRequest req =
       TEEX__SM__REGISTER_ENCLAVE_REQUEST__INIT;
   req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
-  size_t wn = teex__sm__register_enclave_request__get_packed_size(&req);
-  wire = malloc(wn);
-  if (wire == NULL) {
-    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+  rc = teex_sm__session_call(&ss, "sm.RegisterEnclave", &req.base,
+                             SM_CLIENT_TIMEOUT_MS,
+                             "the SM refused (is this enclave's measurement "
+                             "in its policy?)",
+                             &resp, err);
+  if (rc != 0)
     goto out;
-  }
-  teex__sm__register_enclave_request__pack(&req, wire);
-  rc = teex_rpc_sync_call(ss.c, "sm.RegisterEnclave", wire, wn,
-                          SM_CLIENT_TIMEOUT_MS, &resp, err);
-  if (rc != 0) {
-    teex_err_wrap(err, rc,
-                  "the SM refused (is this enclave's measurement in its "
-                  "policy?)");
-    goto out;
-  }
   Teex__Sm__RegisterEnclaveResponse *r =
       teex__sm__register_enclave_response__unpack(NULL, resp.len, resp.data);
   if (r == NULL || r->enclave.len != 20 || r->measurement.len != 32 ||
@@ -126,7 +131,6 @@ int teex_sm_client_register(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   if (memcmp(mine, out->enclave, 20) != 0)
     rc = teex_err_set(err, TEEX_EPROTO, "the SM signed for another address");
 out:
-  free(wire);
   teex_sm__session_close(&ss);
   teex_buf_free(&ev);
   teex_buf_free(&resp);
@@ -141,7 +145,6 @@ int teex_sm_client_attest(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   struct teex_buf ev, resp;
   teex_buf_init(&ev, 16384, 0);
   teex_buf_init(&resp, 4096, 0);
-  uint8_t *wire = NULL;
   int rc = teex_sm__session_open(&ss, tee, cert, key, secp256k1_pub, sm_addr,
                                  sm_policy, "sm.Attest", SM_CLIENT_TIMEOUT_MS,
                                  &ev, err);
@@ -149,19 +152,10 @@ int teex_sm_client_attest(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
     goto out;
   Teex__Sm__AttestRequest req = TEEX__SM__ATTEST_REQUEST__INIT;
   req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
-  size_t wn = teex__sm__attest_request__get_packed_size(&req);
-  wire = malloc(wn);
-  if (wire == NULL) {
-    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+  rc = teex_sm__session_call(&ss, "sm.Attest", &req.base, SM_CLIENT_TIMEOUT_MS,
+                             "the SM refused the re-attestation", &resp, err);
+  if (rc != 0)
     goto out;
-  }
-  teex__sm__attest_request__pack(&req, wire);
-  rc = teex_rpc_sync_call(ss.c, "sm.Attest", wire, wn, SM_CLIENT_TIMEOUT_MS,
-                          &resp, err);
-  if (rc != 0) {
-    teex_err_wrap(err, rc, "the SM refused the re-attestation");
-    goto out;
-  }
   Teex__Sm__AttestResponse *r =
       teex__sm__attest_response__unpack(NULL, resp.len, resp.data);
   if (r == NULL) {
@@ -171,7 +165,6 @@ int teex_sm_client_attest(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   *valid_until = r->valid_until;
   teex__sm__attest_response__free_unpacked(r, NULL);
 out:
-  free(wire);
   teex_sm__session_close(&ss);
   teex_buf_free(&ev);
   teex_buf_free(&resp);
@@ -187,7 +180,6 @@ int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   struct teex_buf ev, resp;
   teex_buf_init(&ev, 16384, 0);
   teex_buf_init(&resp, 4096, TEEX_BUF_SECRET);
-  uint8_t *wire = NULL;
   /* A replica has no address of its own: the evidence binds a throwaway
    * secp256k1 key beside this session's TLS key. */
   int rc =
@@ -198,19 +190,11 @@ int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
   Teex__Sm__DsGroupKeyRequest req = TEEX__SM__DS_GROUP_KEY_REQUEST__INIT;
   req.group_id = (ProtobufCBinaryData){16, (uint8_t *)group_id};
   req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
-  size_t wn = teex__sm__ds_group_key_request__get_packed_size(&req);
-  wire = malloc(wn);
-  if (wire == NULL) {
-    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+  rc = teex_sm__session_call(&ss, "sm.DsGroupKey", &req.base,
+                             SM_CLIENT_TIMEOUT_MS,
+                             "the SM refused the group key", &resp, err);
+  if (rc != 0)
     goto out;
-  }
-  teex__sm__ds_group_key_request__pack(&req, wire);
-  rc = teex_rpc_sync_call(ss.c, "sm.DsGroupKey", wire, wn, SM_CLIENT_TIMEOUT_MS,
-                          &resp, err);
-  if (rc != 0) {
-    teex_err_wrap(err, rc, "the SM refused the group key");
-    goto out;
-  }
   Teex__Sm__DsGroupKeyResponse *r =
       teex__sm__ds_group_key_response__unpack(NULL, resp.len, resp.data);
   if (r == NULL || r->group_key.len != 32) {
@@ -223,7 +207,6 @@ int teex_sm_client_ds_group_key(struct teex_tee *tee, X509 *cert, EVP_PKEY *key,
     teex__sm__ds_group_key_response__free_unpacked(r, NULL);
   }
 out:
-  free(wire);
   teex_sm__session_close(&ss);
   teex_buf_free(&ev);
   teex_buf_free(&resp);

@@ -52,8 +52,7 @@ int teex_sm_client_lease_data(
     size_t index, struct teex_sm_data_lease *out, struct teex_err *err) {
   struct teex_sm__session ss = {0};
   struct teex_buf ev, resp;
-  uint8_t *wire = NULL, price[32];
-  size_t wn = 0;
+  uint8_t price[32];
   memset(out, 0, sizeof *out);
   if (n == 0 || n > TEEX_SM_TASK_DATASETS_MAX || index >= n)
     return teex_err_set(err, TEEX_EINVAL, "1 to %d datasets per task",
@@ -80,22 +79,13 @@ int teex_sm_client_lease_data(
   req.datasets = (ProtobufCBinaryData){32 * n, (uint8_t *)dataset_ids};
   req.index = (uint32_t)index;
   req.evidence = (ProtobufCBinaryData){ev.len, ev.data};
-  wn = teex__sm__lease_data_key_request__get_packed_size(&req);
-  wire = malloc(wn);
-  if (wire == NULL) {
-    rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+  rc =
+      teex_sm__session_call(&ss, "sm.LeaseDataKey", &req.base, LEASE_TIMEOUT_MS,
+                            "the SM refused the data key", &resp, err);
+  if (rc != 0)
     goto out;
-  }
-  teex__sm__lease_data_key_request__pack(&req, wire);
-  rc = teex_rpc_sync_call(ss.c, "sm.LeaseDataKey", wire, wn, LEASE_TIMEOUT_MS,
-                          &resp, err);
-  if (rc != 0) {
-    teex_err_wrap(err, rc, "the SM refused the data key");
-    goto out;
-  }
   rc = decode(&resp, out, err);
 out:
-  free(wire);
   teex_sm__session_close(&ss);
   teex_buf_free(&ev);
   teex_buf_free(&resp);

@@ -14,6 +14,7 @@
 #include "teex/tee_policy.h"
 
 #include <openssl/evp.h>
+#include <protobuf-c/protobuf-c.h>
 #include <openssl/x509.h>
 
 struct teex_sm__session {
@@ -34,6 +35,14 @@ int teex_sm__session_open(struct teex_sm__session *s, struct teex_tee *tee,
                           const struct teex_tee_policy *policy,
                           const char *method, uint32_t timeout_ms,
                           struct teex_buf *ev, struct teex_err *err);
+
+/* Sends req (packed here) as `method` and waits for the answer into resp.
+ * A refusal is wrapped with `refused` ("the SM refused the group key").
+ * Errors: TEEX_ENOMEM, the RPC's and the SM's. */
+int teex_sm__session_call(struct teex_sm__session *s, const char *method,
+                          const ProtobufCMessage *req, uint32_t timeout_ms,
+                          const char *refused, struct teex_buf *resp,
+                          struct teex_err *err);
 
 /* Closes the connection and frees the context. Safe on a closed session. */
 void teex_sm__session_close(struct teex_sm__session *s);
