@@ -128,7 +128,7 @@ static double run(int sealed, unsigned long n, size_t value_bytes) {
   c.val = val;
   c.val_len = value_bytes;
   /* the baseline's entries are as large as the sealed ones */
-  size_t plain_len = TEEX_DS_ENTRY_HDR + TEEX_XAEAD_OVERHEAD + 8 + 4 + 5 + 4 +
+  size_t plain_len = TEEX_DS_ENTRY_HDR2 + TEEX_XAEAD_OVERHEAD + 8 + 4 + 5 + 4 +
                      16 + 4 + value_bytes + 4 + 8 + 8 + 4 + 4 + 4;
   uint8_t *plain = calloc(1, plain_len);
   g_done = 0;

@@ -14,8 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *enc = NULL;
   size_t n = 0;
   if (teex_ds_member_req_decode(data, size, &r, &err) == 0) {
-    if (r.op < TEEX_DS_MEMBER_ADD || r.op > TEEX_DS_MEMBER_LIST ||
-        (r.op != TEEX_DS_MEMBER_LIST && r.id == 0) ||
+    if (r.op < TEEX_DS_MEMBER_ADD || r.op > TEEX_DS_MEMBER_ROTATE ||
+        ((r.op == TEEX_DS_MEMBER_ADD || r.op == TEEX_DS_MEMBER_REMOVE) &&
+         r.id == 0) ||
         (r.op == TEEX_DS_MEMBER_ADD && (!teex_ds_member_addr_ok(r.peer) ||
                                         !teex_ds_member_addr_ok(r.client))))
       abort();

@@ -225,6 +225,17 @@ struct teex_ds_replica_config {
   /* 32-byte group key (provisioned by the SM to attested replicas); copied
    * into locked memory and wiped on free. */
   const uint8_t *group_key;
+  /* Or, with rotation: the group's keys per epoch (src/ds/keyset.h
+   * encoding); when set, group_key is ignored. New entries and snapshots
+   * are sealed under the last (current) epoch. */
+  const uint8_t *group_keys;
+  size_t group_keys_len;
+  /* Called (from apply or restore) for an entry or snapshot sealed under
+   * an epoch this replica lacks: fetch it and hand it over with
+   * teex_ds_replica_add_keys, then return 0. NULL, or an error: the
+   * replica halts (never skips the entry). */
+  int (*need_key)(void *arg, struct teex_ds_replica *r, uint32_t epoch);
+  void *need_key_arg;
   /* The proposing leader's clock in ms (Unix time). NULL: CLOCK_REALTIME.
    * Only the leader reads it, when proposing; replicas never do. */
   uint64_t (*clock_ms)(void *arg);
@@ -234,6 +245,21 @@ struct teex_ds_replica_config {
 /* Creates a replica with an empty state. TEEX_EINVAL, TEEX_ENOMEM. */
 int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
                         struct teex_ds_replica **out, struct teex_err *err);
+/* Group key rotation. add_keys merges encoded keys (keyset.h) into the
+ * replica's set (TEEX_EAUTH if an epoch it holds has another key);
+ * rotate adds epoch current+1 with key and makes it current: entries and
+ * snapshots this replica seals from then on use it. keys_encode writes the
+ * whole set (at most TEEX_DS_KEYS_ENC_MAX bytes) into out, returning its
+ * length; the caller wipes it. */
+#define TEEX_DS_KEYS_ENC_MAX (8 + 64 * 36)
+int teex_ds_replica_add_keys(struct teex_ds_replica *r, const uint8_t *keys,
+                             size_t len, struct teex_err *err);
+int teex_ds_replica_rotate(struct teex_ds_replica *r, const uint8_t key[32],
+                           uint32_t *epoch, struct teex_err *err);
+size_t teex_ds_replica_keys_encode(const struct teex_ds_replica *r,
+                                   uint8_t *out);
+uint32_t teex_ds_replica_key_epoch(const struct teex_ds_replica *r);
+
 /* Frees the replica (not its consensus) and wipes the group key. */
 void teex_ds_replica_free(struct teex_ds_replica *r);
 

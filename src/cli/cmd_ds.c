@@ -1033,6 +1033,7 @@ static const char member_usage[] =
     "                           [--wait MS] ID PEER CLIENT\n"
     "       teex ds remove-replica [--state DIR] [--cert FILE --key FILE] ID\n"
     "       teex ds members [--state DIR] [--cert FILE --key FILE]\n"
+    "       teex ds rotate-key [--state DIR] [--cert FILE --key FILE]\n"
     "\n"
     "Changes the membership of a running TEE-DS group through its leader\n"
     "(the certificate must be one of the group's operators). add-replica\n"
@@ -1041,6 +1042,11 @@ static const char member_usage[] =
     "lets it catch up and makes it a voter. remove-replica removes a\n"
     "replica (the leader first hands leadership over); stop its process\n"
     "afterwards. Every replica rewrites [members] of its group.conf.\n"
+    "rotate-key makes a new group key epoch on the leader: entries and\n"
+    "snapshots written from then on are sealed under it, and only the\n"
+    "current members receive it (do it after removing a replica or\n"
+    "revoking a replica's build; what a removed replica already held\n"
+    "stays readable to it).\n"
     "  --wait MS   add: how long to wait for the replica (default 60000)\n";
 
 static void print_members(const struct teex_ds_member_list *l) {
@@ -1104,6 +1110,7 @@ static int member_cmd(int argc, char **argv, uint32_t op) {
     return teex_cli_fail("ds %s: %s",
                          op == TEEX_DS_MEMBER_ADD      ? "add-replica"
                          : op == TEEX_DS_MEMBER_REMOVE ? "remove-replica"
+                         : op == TEEX_DS_MEMBER_ROTATE ? "rotate-key"
                                                        : "members",
                          err.msg);
   if (op == TEEX_DS_MEMBER_ADD)
@@ -1111,6 +1118,8 @@ static int member_cmd(int argc, char **argv, uint32_t op) {
   else if (op == TEEX_DS_MEMBER_REMOVE)
     printf("replica %llu removed (stop its process)\n",
            (unsigned long long)r.id);
+  else if (op == TEEX_DS_MEMBER_ROTATE)
+    printf("group key rotated (the members below receive the new epoch)\n");
   print_members(&l);
   return TEEX_EXIT_OK;
 }
@@ -1120,6 +1129,9 @@ static int ds_add_replica(int argc, char **argv) {
 }
 static int ds_remove_replica(int argc, char **argv) {
   return member_cmd(argc, argv, TEEX_DS_MEMBER_REMOVE);
+}
+static int ds_rotate_key(int argc, char **argv) {
+  return member_cmd(argc, argv, TEEX_DS_MEMBER_ROTATE);
 }
 static int ds_members(int argc, char **argv) {
   return member_cmd(argc, argv, TEEX_DS_MEMBER_LIST);
@@ -1139,6 +1151,8 @@ static const struct teex_cli_cmd ds_commands[] = {
     {"remove-replica", ds_remove_replica,
      "remove a replica from a running group"},
     {"members", ds_members, "the group's raft configuration"},
+    {"rotate-key", ds_rotate_key,
+     "new group key epoch, handed to the current members only"},
     {"place", teex_cmd_ds_place,
      "groups and namespace placement (several groups)"},
     {"move", teex_cmd_ds_move, "move a namespace to another group online"},

@@ -37,10 +37,11 @@ int teex_ds_member_req_decode(const uint8_t *p, size_t n,
   out->op = m->op;
   out->id = m->id;
   out->wait_ms = m->wait_ms;
-  if (m->op < TEEX_DS_MEMBER_ADD || m->op > TEEX_DS_MEMBER_LIST)
+  if (m->op < TEEX_DS_MEMBER_ADD || m->op > TEEX_DS_MEMBER_ROTATE)
     rc = teex_err_set(err, TEEX_EINVAL, "unknown membership operation %u",
                       (unsigned)m->op);
-  else if (m->op != TEEX_DS_MEMBER_LIST && m->id == 0)
+  else if ((m->op == TEEX_DS_MEMBER_ADD || m->op == TEEX_DS_MEMBER_REMOVE) &&
+           m->id == 0)
     rc = teex_err_set(err, TEEX_EINVAL, "replica id must be positive");
   else if (m->op == TEEX_DS_MEMBER_ADD && (!teex_ds_member_addr_ok(m->peer) ||
                                            !teex_ds_member_addr_ok(m->client)))

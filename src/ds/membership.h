@@ -16,6 +16,9 @@
 #define TEEX_DS_MEMBER_ADD 1
 #define TEEX_DS_MEMBER_REMOVE 2
 #define TEEX_DS_MEMBER_LIST 3
+/* Group key rotation (teex ds rotate-key): a new key epoch made by the
+ * leader; the answer is the member list, as for list. */
+#define TEEX_DS_MEMBER_ROTATE 4
 #define TEEX_DS_MEMBER_MSG_MAX 4096
 /* Default wait of an add: for the new replica to show up attested, then to
  * catch up (libraft gives a promotion 30 s of catch-up rounds). */

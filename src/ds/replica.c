@@ -2,6 +2,8 @@
  * them, and opens, checks and applies committed entries in log order. */
 #include "ds/replica.h"
 
+#include "ds/keyset.h"
+
 #include "teex/crypto.h"
 #include "teex/mem.h"
 
@@ -12,7 +14,9 @@
 
 struct teex_ds_replica {
   uint8_t group_id[16];
-  uint8_t *key; /* 32 bytes, locked memory */
+  struct teex_ds_keyset *keys; /* locked memory; the last is current */
+  int (*need_key)(void *, struct teex_ds_replica *, uint32_t);
+  void *need_key_arg;
   uint64_t (*clock_ms)(void *);
   void *clock_arg;
   struct teex_ds_kv *kv;
@@ -65,18 +69,30 @@ static uint64_t get_u64(const uint8_t *p) {
 
 int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
                         struct teex_ds_replica **out, struct teex_err *err) {
-  if (cfg == NULL || cfg->group_key == NULL)
+  if (cfg == NULL || (cfg->group_key == NULL && cfg->group_keys == NULL))
     return teex_err_set(err, TEEX_EINVAL, "ds replica: no group key");
   struct teex_ds_replica *r = calloc(1, sizeof(*r));
   if (r == NULL)
     return teex_err_set(err, TEEX_ENOMEM, "ds replica: out of memory");
-  r->key = teex_secret_alloc(32);
+  r->keys = teex_secret_alloc(sizeof(*r->keys));
   r->ring = calloc(CHAIN_RING, sizeof(*r->ring));
-  if (r->key == NULL || r->ring == NULL || teex_ds_kv_new(&r->kv) != 0) {
+  if (r->keys == NULL || r->ring == NULL || teex_ds_kv_new(&r->kv) != 0) {
     teex_ds_replica_free(r);
     return teex_err_set(err, TEEX_ENOMEM, "ds replica: out of memory");
   }
-  memcpy(r->key, cfg->group_key, 32);
+  if (cfg->group_keys != NULL) {
+    int rc = teex_ds_keyset_decode(cfg->group_keys, cfg->group_keys_len,
+                                   r->keys, err);
+    if (rc != 0) {
+      teex_ds_replica_free(r);
+      return teex_err_wrap(err, 0, "ds replica");
+    }
+  } else {
+    r->keys->n = 1;
+    memcpy(r->keys->key[0], cfg->group_key, 32);
+  }
+  r->need_key = cfg->need_key;
+  r->need_key_arg = cfg->need_key_arg;
   memcpy(r->group_id, cfg->group_id, 16);
   r->clock_ms = cfg->clock_ms ? cfg->clock_ms : realtime_ms;
   r->clock_arg = cfg->clock_arg;
@@ -88,7 +104,7 @@ int teex_ds_replica_new(const struct teex_ds_replica_config *cfg,
 void teex_ds_replica_free(struct teex_ds_replica *r) {
   if (r == NULL)
     return;
-  teex_secret_free(r->key);
+  teex_secret_free(r->keys);
   teex_ds_kv_free(r->kv);
   free(r->ring);
   free(r);
@@ -97,6 +113,67 @@ void teex_ds_replica_free(struct teex_ds_replica *r) {
 void teex_ds_replica_bind(struct teex_ds_replica *r,
                           struct teex_ds_consensus *c) {
   r->c = c;
+}
+
+int teex_ds_replica_add_keys(struct teex_ds_replica *r, const uint8_t *keys,
+                             size_t len, struct teex_err *err) {
+  struct teex_ds_keyset *k = teex_secret_alloc(sizeof(*k));
+  if (k == NULL)
+    return teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  int rc = teex_ds_keyset_decode(keys, len, k, err);
+  if (rc == 0) {
+    /* all or nothing: merge into a copy */
+    struct teex_ds_keyset *m = teex_secret_alloc(sizeof(*m));
+    if (m == NULL)
+      rc = teex_err_set(err, TEEX_ENOMEM, "out of memory");
+    else {
+      memcpy(m, r->keys, sizeof(*m));
+      rc = teex_ds_keyset_merge(m, k, err);
+      if (rc == 0)
+        memcpy(r->keys, m, sizeof(*m));
+      teex_secret_free(m);
+    }
+  }
+  teex_secret_free(k);
+  return rc;
+}
+
+int teex_ds_replica_rotate(struct teex_ds_replica *r, const uint8_t key[32],
+                           uint32_t *epoch, struct teex_err *err) {
+  uint32_t cur = teex_ds_keyset_current(r->keys);
+  if (cur == UINT32_MAX)
+    return teex_err_set(err, TEEX_ETOOBIG, "no key epoch left");
+  int rc = teex_ds_keyset_add(r->keys, cur + 1, key, err);
+  if (rc == 0 && epoch != NULL)
+    *epoch = cur + 1;
+  return rc;
+}
+
+size_t teex_ds_replica_keys_encode(const struct teex_ds_replica *r,
+                                   uint8_t *out) {
+  return teex_ds_keyset_encode(r->keys, out);
+}
+
+uint32_t teex_ds_replica_key_epoch(const struct teex_ds_replica *r) {
+  return teex_ds_keyset_current(r->keys);
+}
+
+/* The key of epoch e, asking need_key once if this replica lacks it. */
+static const uint8_t *key_of(struct teex_ds_replica *r, uint32_t e) {
+  const uint8_t *k = teex_ds_keyset_get(r->keys, e);
+  if (k == NULL && r->need_key != NULL &&
+      r->need_key(r->need_key_arg, r, e) == 0)
+    k = teex_ds_keyset_get(r->keys, e);
+  return k;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
 }
 
 const struct teex_ds_kv *teex_ds_replica_kv(const struct teex_ds_replica *r) {
@@ -114,25 +191,28 @@ static int seal_entry(struct teex_ds_replica *r, const struct teex_ds_cmd *cmd,
     return rc;
   size_t pt_len = 8 + enc_len;
   uint8_t *pt = malloc(pt_len);
-  uint8_t *e = malloc(TEEX_DS_ENTRY_HDR + pt_len + TEEX_XAEAD_OVERHEAD);
+  uint8_t *e = malloc(TEEX_DS_ENTRY_HDR2 + pt_len + TEEX_XAEAD_OVERHEAD);
   if (pt == NULL || e == NULL) {
     rc = teex_err_set(err, TEEX_ENOMEM, "seal entry: out of memory");
     goto done;
   }
   put_u64(pt, r->clock_ms(r->clock_arg));
   memcpy(pt + 8, enc, enc_len);
-  memcpy(e, TEEX_DS_ENTRY_MAGIC, 4);
+  /* Sealed under the current (last) epoch: TXD2. */
+  uint32_t ep = teex_ds_keyset_current(r->keys);
+  memcpy(e, TEEX_DS_ENTRY_MAGIC2, 4);
   memcpy(e + 4, r->group_id, 16);
-  put_u64(e + 20, term);
-  put_u64(e + 28, seq);
-  rc = teex_xaead_seal(r->key, e, TEEX_DS_ENTRY_HDR, pt, pt_len,
-                       e + TEEX_DS_ENTRY_HDR);
+  put_u32(e + 20, ep);
+  put_u64(e + 24, term);
+  put_u64(e + 32, seq);
+  rc = teex_xaead_seal(teex_ds_keyset_get(r->keys, ep), e, TEEX_DS_ENTRY_HDR2,
+                       pt, pt_len, e + TEEX_DS_ENTRY_HDR2);
   if (rc != 0) {
     rc = teex_err_set(err, rc, "seal entry: %s", teex_strerror(rc));
     goto done;
   }
   *out = e;
-  *out_len = TEEX_DS_ENTRY_HDR + pt_len + TEEX_XAEAD_OVERHEAD;
+  *out_len = TEEX_DS_ENTRY_HDR2 + pt_len + TEEX_XAEAD_OVERHEAD;
   e = NULL;
 done:
   teex_wipe(enc, enc_len);
@@ -355,12 +435,21 @@ static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
                       void **result) {
   struct teex_ds_replica *r = sm;
   *result = NULL;
-  if (len < TEEX_DS_ENTRY_HDR + TEEX_XAEAD_OVERHEAD + 8 ||
-      memcmp(data, TEEX_DS_ENTRY_MAGIC, 4) != 0)
+  int v2 = len >= 4 && memcmp(data, TEEX_DS_ENTRY_MAGIC2, 4) == 0;
+  size_t hdr = v2 ? TEEX_DS_ENTRY_HDR2 : TEEX_DS_ENTRY_HDR;
+  if (len < hdr + TEEX_XAEAD_OVERHEAD + 8 ||
+      (!v2 && memcmp(data, TEEX_DS_ENTRY_MAGIC, 4) != 0))
     return halt(r, TEEX_EFORMAT, index, "not a TEE-DS entry");
   if (!teex_ct_equal(data + 4, r->group_id, 16))
     return halt(r, TEEX_EAUTH, index, "entry of another group");
-  size_t pt_len = len - TEEX_DS_ENTRY_HDR - TEEX_XAEAD_OVERHEAD;
+  uint32_t epoch = v2 ? get_u32(data + 20) : 0;
+  const uint8_t *key = key_of(r, epoch);
+  if (key == NULL) {
+    char m[96];
+    snprintf(m, sizeof m, "no group key of epoch %u here", epoch);
+    return halt(r, TEEX_EAUTH, index, m);
+  }
+  size_t pt_len = len - hdr - TEEX_XAEAD_OVERHEAD;
   uint8_t *pt = malloc(pt_len);
   struct teex_ds_cmd_view *v = malloc(sizeof(*v));
   struct teex_ds_result *res = calloc(1, sizeof(*res));
@@ -369,13 +458,12 @@ static int hook_apply(void *sm, uint64_t index, const uint8_t *data, size_t len,
     rc = TEEX_ENOMEM;
     goto done;
   }
-  if (teex_xaead_open(r->key, data, TEEX_DS_ENTRY_HDR, data + TEEX_DS_ENTRY_HDR,
-                      len - TEEX_DS_ENTRY_HDR, pt) != 0) {
+  if (teex_xaead_open(key, data, hdr, data + hdr, len - hdr, pt) != 0) {
     rc = halt(r, TEEX_EAUTH, index,
               "cannot decrypt (wrong group key or tampered entry)");
     goto done;
   }
-  uint64_t term = get_u64(data + 20), seq = get_u64(data + 28);
+  uint64_t term = get_u64(data + hdr - 16), seq = get_u64(data + hdr - 8);
   /* Entries are in log order, terms never decrease along the log, and one
    * leader numbers its entries increasingly within its term: a (term, seq)
    * that does not increase is a replay or a reordering. Every replica sees
@@ -447,7 +535,7 @@ static int hook_snapshot(void *sm, uint8_t **out, size_t *out_len) {
     return rc;
   size_t len = 5 + r->ring_n * CHAIN_POINT_LEN + kv_len;
   uint8_t *snap = malloc(len);
-  uint8_t *e = malloc(TEEX_DS_ENTRY_HDR + len + TEEX_XAEAD_OVERHEAD);
+  uint8_t *e = malloc(TEEX_DS_ENTRY_HDR2 + len + TEEX_XAEAD_OVERHEAD);
   if (snap == NULL || e == NULL) {
     free(e);
     rc = TEEX_ENOMEM;
@@ -467,18 +555,20 @@ static int hook_snapshot(void *sm, uint8_t **out, size_t *out_len) {
   memcpy(snap + 5 + r->ring_n * CHAIN_POINT_LEN, kv, kv_len);
   teex_wipe(kv, kv_len);
   free(kv);
-  memcpy(e, "TXS2", 4);
+  uint32_t ep = teex_ds_keyset_current(r->keys);
+  memcpy(e, "TXS3", 4);
   memcpy(e + 4, r->group_id, 16);
-  put_u64(e + 20, r->last_term);
-  put_u64(e + 28, r->last_seq);
-  rc = teex_xaead_seal(r->key, e, TEEX_DS_ENTRY_HDR, snap, len,
-                       e + TEEX_DS_ENTRY_HDR);
+  put_u32(e + 20, ep);
+  put_u64(e + 24, r->last_term);
+  put_u64(e + 32, r->last_seq);
+  rc = teex_xaead_seal(teex_ds_keyset_get(r->keys, ep), e, TEEX_DS_ENTRY_HDR2,
+                       snap, len, e + TEEX_DS_ENTRY_HDR2);
   if (rc != 0) {
     free(e);
     goto done;
   }
   *out = e;
-  *out_len = TEEX_DS_ENTRY_HDR + len + TEEX_XAEAD_OVERHEAD;
+  *out_len = TEEX_DS_ENTRY_HDR2 + len + TEEX_XAEAD_OVERHEAD;
 done:
   if (snap != NULL)
     teex_wipe(snap, len);
@@ -511,18 +601,22 @@ static int restore_watch(struct teex_ds_replica *r, const uint8_t *points,
 
 static int hook_restore(void *sm, const uint8_t *data, size_t len) {
   struct teex_ds_replica *r = sm;
-  int v2 = len >= 4 && memcmp(data, "TXS2", 4) == 0;
-  if (len < TEEX_DS_ENTRY_HDR + TEEX_XAEAD_OVERHEAD ||
+  int v3 = len >= 4 && memcmp(data, "TXS3", 4) == 0;
+  int v2 = v3 || (len >= 4 && memcmp(data, "TXS2", 4) == 0);
+  size_t hdr = v3 ? TEEX_DS_ENTRY_HDR2 : TEEX_DS_ENTRY_HDR;
+  if (len < hdr + TEEX_XAEAD_OVERHEAD ||
       (!v2 && memcmp(data, "TXS1", 4) != 0) ||
       !teex_ct_equal(data + 4, r->group_id, 16))
     return halt(r, TEEX_EFORMAT, 0, "not a snapshot of this group");
-  size_t pt_len = len - TEEX_DS_ENTRY_HDR - TEEX_XAEAD_OVERHEAD;
+  uint32_t epoch = v3 ? get_u32(data + 20) : 0;
+  const uint8_t *key = key_of(r, epoch);
+  if (key == NULL)
+    return halt(r, TEEX_EAUTH, 0, "no group key of the snapshot's epoch here");
+  size_t pt_len = len - hdr - TEEX_XAEAD_OVERHEAD;
   uint8_t *pt = malloc(pt_len ? pt_len : 1);
   if (pt == NULL)
     return TEEX_ENOMEM;
-  int rc =
-      teex_xaead_open(r->key, data, TEEX_DS_ENTRY_HDR, data + TEEX_DS_ENTRY_HDR,
-                      len - TEEX_DS_ENTRY_HDR, pt);
+  int rc = teex_xaead_open(key, data, hdr, data + hdr, len - hdr, pt);
   if (rc != 0) {
     rc = halt(r, TEEX_EAUTH, 0, "cannot decrypt snapshot");
   } else {
@@ -555,8 +649,8 @@ static int hook_restore(void *sm, const uint8_t *data, size_t len) {
         (rc = teex_ds_kv_restore(r->kv, pt + off, pt_len - off, &e)) != 0) {
       halt(r, rc, 0, teex_err_msg(&e));
     } else if (rc == 0) {
-      r->last_term = get_u64(data + 20);
-      r->last_seq = get_u64(data + 28);
+      r->last_term = get_u64(data + hdr - 16);
+      r->last_seq = get_u64(data + hdr - 8);
       r->chain_valid = valid;
       r->ring_head = 0;
       r->ring_n = n;

@@ -3,6 +3,7 @@
 
 #include "ds/consensus.h"
 #include "ds/group.h"
+#include "ds/keyset.h"
 #include "ds/membership.h"
 #include "ds/replica.h"
 #include "ds/sealed_io.h"
@@ -70,16 +71,19 @@ static int read_small(const char *path, size_t max, char **out, size_t *len,
   return 0;
 }
 
+/* group.key: the group's keys per epoch (src/ds/keyset.h encoding; a bare
+ * 32-byte key, epoch 0, from before rotation), sealed to this enclave. */
 static int key_save(struct teex_tee *tee, const char *dir,
-                    const uint8_t group_id[16], const uint8_t key[32],
-                    struct teex_err *err) {
+                    const uint8_t group_id[16], const uint8_t *keys,
+                    size_t keys_len, struct teex_err *err) {
   uint8_t ctx[sizeof(key_ctx) + 16];
   memcpy(ctx, key_ctx, sizeof(key_ctx));
   memcpy(ctx + sizeof(key_ctx), group_id, 16);
   struct teex_buf out;
   teex_buf_init(&out, 4096, 0);
   int rc =
-      teex_seal(tee, TEEX_SEAL_ENCLAVE, ctx, sizeof(ctx), key, 32, &out, err);
+      teex_seal(tee, TEEX_SEAL_ENCLAVE, ctx, sizeof(ctx), keys, keys_len, &out,
+                err);
   char path[4096];
   path_of(path, sizeof(path), dir, TEEX_DS_KEY_FILE);
   if (rc == 0)
@@ -88,15 +92,16 @@ static int key_save(struct teex_tee *tee, const char *dir,
   return rc;
 }
 
-/* 0 with the key, TEEX_ENOTFOUND when there is no key file yet. */
+/* 0 with the keys (TEEX_DS_KEYS_ENC_MAX bytes), TEEX_ENOTFOUND when there
+ * is no key file yet. */
 static int key_load(struct teex_tee *tee, const char *dir,
-                    const uint8_t group_id[16], uint8_t key[32],
-                    struct teex_err *err) {
+                    const uint8_t group_id[16], uint8_t *keys,
+                    size_t *keys_len, struct teex_err *err) {
   char path[4096];
   path_of(path, sizeof(path), dir, TEEX_DS_KEY_FILE);
   char *blob;
   size_t n;
-  int rc = read_small(path, 4096, &blob, &n, err);
+  int rc = read_small(path, 2 * TEEX_DS_KEYS_ENC_MAX + 4096, &blob, &n, err);
   if (rc != 0)
     return rc;
   uint8_t ctx[sizeof(key_ctx) + 16];
@@ -105,10 +110,17 @@ static int key_load(struct teex_tee *tee, const char *dir,
   struct teex_buf pt;
   teex_buf_init(&pt, 64, TEEX_BUF_SECRET);
   rc = teex_unseal(tee, ctx, sizeof(ctx), (const uint8_t *)blob, n, &pt, err);
-  if (rc == 0 && pt.len != 32)
+  struct teex_ds_keyset *ks = rc == 0 ? teex_secret_alloc(sizeof(*ks)) : NULL;
+  if (rc == 0 && ks == NULL)
+    rc = teex_err_set(err, TEEX_ENOMEM, "out of memory");
+  if (rc == 0 && (pt.len > TEEX_DS_KEYS_ENC_MAX ||
+                  teex_ds_keyset_decode(pt.data, pt.len, ks, NULL) != 0))
     rc = teex_err_set(err, TEEX_EFORMAT, "%s: not a group key", path);
-  if (rc == 0)
-    memcpy(key, pt.data, 32);
+  teex_secret_free(ks);
+  if (rc == 0) {
+    memcpy(keys, pt.data, pt.len);
+    *keys_len = pt.len;
+  }
   teex_buf_free(&pt);
   free(blob);
   return rc == 0 ? 0 : teex_err_wrap(err, 0, "group key");
@@ -250,7 +262,7 @@ int teex_ds_init(const struct teex_ds_init_config *cfg, struct teex_err *err) {
     if (key == NULL)
       return teex_err_set(err, TEEX_ENOMEM, "out of memory");
     teex_random(key, 32);
-    rc = key_save(cfg->tee, cfg->state_dir, g.id, key, err);
+    rc = key_save(cfg->tee, cfg->state_dir, g.id, key, 32, err);
     teex_secret_free(key);
     if (rc != 0)
       return rc;
@@ -286,7 +298,8 @@ struct srv {
   uint64_t synced_conf; /* configuration index written to group.conf */
   int was_member;
   struct member_op *mop; /* the membership change in flight (leader) */
-  uint8_t *key;          /* secret memory */
+  uint8_t *keys;         /* secret memory: keyset.h encoding */
+  size_t keys_len;
   EVP_PKEY *pkey;
   X509 *cert;
   struct teex_tls_ctx *peer_srv, *peer_cli, *client_srv;
@@ -1183,7 +1196,7 @@ static int key_from_sm(struct srv *s, uint32_t timeout_ms,
   uint64_t deadline = uv_now(loop) + timeout_ms;
   for (;;) {
     rc = teex_sm_client_ds_group_key(s->tee, s->cert, s->pkey, addr, &sp,
-                                     s->group.id, s->key, err);
+                                     s->group.id, s->keys, err);
     uv_update_time(loop);
     if (rc == 0 || rc == TEEX_EPOLICY || rc == TEEX_EATTEST ||
         uv_now(loop) >= deadline)
@@ -1192,7 +1205,8 @@ static int key_from_sm(struct srv *s, uint32_t timeout_ms,
   }
   if (rc != 0)
     return teex_err_wrap(err, 0, "group key from the SM");
-  rc = key_save(s->tee, s->state_dir, s->group.id, s->key, err);
+  s->keys_len = 32; /* epoch 0 */
+  rc = key_save(s->tee, s->state_dir, s->group.id, s->keys, s->keys_len, err);
   if (rc == 0)
     TEEX_INFO("ds", "group key received from the SM and sealed", "id=%llu",
               (unsigned long long)s->self_id);
@@ -1200,10 +1214,11 @@ static int key_from_sm(struct srv *s, uint32_t timeout_ms,
 }
 
 static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
-  s->key = teex_secret_alloc(32);
-  if (s->key == NULL)
+  s->keys = teex_secret_alloc(TEEX_DS_KEYS_ENC_MAX);
+  if (s->keys == NULL)
     return teex_err_set(err, TEEX_ENOMEM, "out of memory");
-  int rc = key_load(s->tee, s->state_dir, s->group.id, s->key, err);
+  int rc =
+      key_load(s->tee, s->state_dir, s->group.id, s->keys, &s->keys_len, err);
   if (rc != TEEX_ENOTFOUND)
     return rc;
   teex_err_clear(err);
@@ -1219,11 +1234,12 @@ static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
   TEEX_INFO("ds", "asking the group for its key", "replicas=%zu", n);
   uint8_t gid[16];
   rc = teex_ds_fetch_group_key(s->peer_cli, addrs, n, s->self_id, s->self->peer,
-                               timeout_ms, gid, s->key, err);
+                               timeout_ms, gid, s->keys, &s->keys_len, err);
   if (rc == 0 && memcmp(gid, s->group.id, 16) != 0)
     rc = teex_err_set(err, TEEX_EAUTH, "a replica answered for another group");
   if (rc == 0)
-    rc = key_save(s->tee, s->state_dir, s->group.id, s->key, err);
+    rc = key_save(s->tee, s->state_dir, s->group.id, s->keys, s->keys_len,
+                  err);
   if (rc == 0)
     TEEX_INFO("ds", "group key received and sealed", "id=%llu",
               (unsigned long long)s->self_id);
@@ -1488,6 +1504,138 @@ static void member_transfer_done(void *arg, int status) {
   free(op);
 }
 
+/* ---- group key rotation (docs/internals/ds.md, "Group key rotation") ---- */
+
+/* The replica's keys into s->keys, sealed into group.key. */
+static int keys_sync(struct srv *s, struct teex_err *err) {
+  s->keys_len = teex_ds_replica_keys_encode(s->rep, s->keys);
+  return key_save(s->tee, s->state_dir, s->group.id, s->keys, s->keys_len,
+                  err);
+}
+
+/* An entry or snapshot sealed under an epoch this replica lacks: ask each
+ * other member in turn (over mutual RA-TLS; a member answers only ids in
+ * its raft configuration) until one hands over a set that holds it. Blocks
+ * this replica's loop meanwhile (at most ~2 s a member); failing, the
+ * replica halts at this entry and retries at its next start. */
+static int need_key(void *arg, struct teex_ds_replica *r, uint32_t epoch) {
+  struct srv *s = arg;
+  struct teex_err err;
+  teex_err_clear(&err);
+  uint8_t *buf = teex_secret_alloc(TEEX_DS_KEYS_ENC_MAX);
+  if (buf == NULL)
+    return TEEX_ENOMEM;
+  int rc = TEEX_ENOTFOUND;
+  for (size_t i = 0; i < s->group.n_members && rc != 0; i++) {
+    if (s->group.members[i].id == s->self_id)
+      continue;
+    const char *addr = s->group.members[i].peer;
+    uint8_t gid[16];
+    size_t len = 0;
+    int frc = teex_ds_fetch_group_key(s->peer_cli, &addr, 1, s->self_id,
+                                      s->self->peer, 2000, gid, buf, &len,
+                                      &err);
+    if (frc == 0 && memcmp(gid, s->group.id, 16) != 0)
+      frc = teex_err_set(&err, TEEX_EAUTH, "a replica answered for another "
+                                           "group");
+    if (frc == 0)
+      frc = teex_ds_replica_add_keys(r, buf, len, &err);
+    if (frc == 0 && teex_ds_replica_key_epoch(r) >= epoch &&
+        (frc = keys_sync(s, &err)) == 0)
+      rc = 0;
+    if (frc != 0)
+      TEEX_WARN("ds", "group key epoch not received", "epoch=%u from=%s err=%s",
+                epoch, addr, err.msg);
+  }
+  teex_secret_free(buf);
+  if (rc == 0)
+    TEEX_INFO("ds", "group key epoch received and sealed", "epoch=%u",
+              epoch);
+  return rc;
+}
+
+struct rotate_op {
+  struct srv *s;
+  struct teex_rpc_call *call;
+  uint32_t epoch;
+};
+
+static void rotate_marker_done(void *arg, int status,
+                               struct teex_ds_result *res) {
+  struct rotate_op *op = arg;
+  if (res != NULL) {
+    teex_ds_result_free(res);
+    free(res);
+  }
+  if (status != 0) {
+    char m[200];
+    snprintf(m, sizeof m,
+             "group key epoch %u is in use on the leader, but its first "
+             "entry did not commit (%s); it is current all the same",
+             op->epoch, teex_strerror(status));
+    teex_rpc_call_respond(op->call, status, m, NULL, 0);
+  } else {
+    TEEX_INFO("ds", "group key rotated", "epoch=%u", op->epoch);
+    member_respond_list(op->s, op->call, 0);
+  }
+  free(op);
+}
+
+/* On the leader: a fresh key as epoch current+1, sealed into group.key
+ * first (it must outlive a crash once an entry uses it), then current;
+ * answered once an entry sealed under it (a harmless GET) has committed.
+ * Followers fetch the key when they apply that entry. */
+static void rotate_key(struct srv *s, struct teex_rpc_call *call) {
+  struct teex_err err;
+  teex_err_clear(&err);
+  struct teex_ds_keyset *ks = teex_secret_alloc(sizeof(*ks));
+  uint8_t *enc = teex_secret_alloc(TEEX_DS_KEYS_ENC_MAX);
+  struct rotate_op *op = calloc(1, sizeof(*op));
+  int rc = ks && enc && op ? 0 : TEEX_ENOMEM;
+  if (rc == 0)
+    rc = teex_ds_keyset_decode(s->keys, s->keys_len, ks, &err);
+  uint32_t epoch = rc == 0 ? teex_ds_keyset_current(ks) + 1 : 0;
+  if (rc == 0 && epoch == 0)
+    rc = teex_err_set(&err, TEEX_ETOOBIG, "no key epoch left");
+  if (rc == 0) {
+    uint8_t k[32];
+    teex_random(k, sizeof k);
+    rc = teex_ds_keyset_add(ks, epoch, k, &err);
+    teex_wipe(k, sizeof k);
+  }
+  size_t len = 0;
+  if (rc == 0) {
+    len = teex_ds_keyset_encode(ks, enc);
+    rc = key_save(s->tee, s->state_dir, s->group.id, enc, len, &err);
+  }
+  if (rc == 0)
+    rc = teex_ds_replica_add_keys(s->rep, enc, len, &err);
+  if (rc == 0) {
+    memcpy(s->keys, enc, len);
+    s->keys_len = len;
+  }
+  teex_secret_free(ks);
+  teex_secret_free(enc);
+  if (rc != 0) {
+    free(op);
+    teex_rpc_call_respond(call, rc, err.msg[0] ? err.msg : teex_strerror(rc),
+                          NULL, 0);
+    return;
+  }
+  op->s = s;
+  op->call = call;
+  op->epoch = epoch;
+  static const char marker[] = "keyrot";
+  struct teex_ds_cmd c = {.op = TEEX_DS_GET, .grant = "teex.ds"};
+  c.key = (const uint8_t *)marker;
+  c.key_len = sizeof marker - 1;
+  rc = teex_ds_replica_submit(s->rep, &c, rotate_marker_done, op, &err);
+  if (rc != 0) {
+    free(op);
+    teex_rpc_call_respond(call, rc, err.msg, NULL, 0);
+  }
+}
+
 static void on_member(struct teex_rpc_call *call, const uint8_t *p, size_t n,
                       void *arg) {
   struct srv *s = arg;
@@ -1520,6 +1668,10 @@ static void on_member(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   }
   if (!s->cons->ops->is_leader(s->cons)) {
     member_respond_list(s, call, 1);
+    return;
+  }
+  if (req.op == TEEX_DS_MEMBER_ROTATE) {
+    rotate_key(s, call);
     return;
   }
   if (s->mop != NULL) {
@@ -1607,7 +1759,10 @@ static int start_raft(struct srv *s, uint32_t election_ms,
   path_of(rec, sizeof(rec), s->state_dir, TEEX_DS_RECORD_FILE);
   if (mkdir(dir, 0700) != 0 && errno != EEXIST)
     return teex_err_set(err, TEEX_EIO, "mkdir %s", dir);
-  struct teex_ds_replica_config rc_cfg = {.group_key = s->key};
+  struct teex_ds_replica_config rc_cfg = {.group_keys = s->keys,
+                                          .group_keys_len = s->keys_len,
+                                          .need_key = need_key,
+                                          .need_key_arg = s};
   memcpy(rc_cfg.group_id, s->group.id, 16);
   int rc = teex_ds_replica_new(&rc_cfg, &s->rep, err);
   if (rc != 0)
@@ -1628,7 +1783,8 @@ static int start_raft(struct srv *s, uint32_t election_ms,
                                         .is_member = transport_member,
                                         .member_arg = s,
                                         .group_id = s->group.id,
-                                        .group_key = s->key};
+                                        .group_keys = s->keys,
+                                        .group_keys_len = &s->keys_len};
   if ((rc = teex_ds_transport_init(&s->transport, &tc, err)) != 0)
     return rc;
   s->transport_inited = 1;
@@ -1837,7 +1993,7 @@ out:
   teex_tls_ctx_free(s->client_srv);
   EVP_PKEY_free(s->pkey);
   X509_free(s->cert);
-  teex_secret_free(s->key);
+  teex_secret_free(s->keys);
   teex_secret_free(s->anchor_sk);
   free(s);
   return rc;

@@ -1,5 +1,6 @@
 /* raft's stream transport over mutual RA-TLS (see transport.h). */
 #include "ds/transport.h"
+#include "ds/keyset.h"
 
 #include "teex/log.h"
 #include "teex/mem.h"
@@ -496,14 +497,16 @@ static void in_data(struct teex_tls_conn *c, const uint8_t *p, size_t n,
   }
   if (kind == TEEX_DS_KIND_KEY) {
     struct teex_err err;
-    if (tr->cfg.group_key == NULL) {
+    size_t klen = tr->cfg.group_keys_len ? *tr->cfg.group_keys_len : 0;
+    if (tr->cfg.group_keys == NULL || klen == 0 ||
+        klen > TEEX_DS_KEYS_ENC_MAX) {
       teex_tls_close_error(c, TEEX_ESTATE, "ds peer: no group key here");
       return;
     }
-    uint8_t out[48];
+    uint8_t out[16 + TEEX_DS_KEYS_ENC_MAX];
     memcpy(out, tr->cfg.group_id, 16);
-    memcpy(out + 16, tr->cfg.group_key, 32);
-    rc = teex_tls_write(c, out, sizeof(out), &err);
+    memcpy(out + 16, tr->cfg.group_keys, klen);
+    rc = teex_tls_write(c, out, 16 + klen, &err);
     teex_wipe(out, sizeof(out));
     TEEX_INFO("ds", "group key handed to an attested replica", "id=%llu",
               (unsigned long long)l->peer_id);
@@ -642,7 +645,7 @@ struct fetch {
   const char *self_addr;
   uint64_t deadline;
   uv_timer_t timer;
-  uint8_t got[48];
+  uint8_t got[16 + TEEX_DS_KEYS_ENC_MAX];
   size_t got_len;
   int done;
   char last[256];
@@ -679,13 +682,18 @@ static void fetch_close(struct teex_tls_conn *c, int code, const char *reason,
                         void *arg) {
   (void)c;
   struct fetch *f = arg;
-  if (f->got_len == sizeof(f->got)) {
+  struct teex_ds_keyset *ks = teex_secret_alloc(sizeof(*ks));
+  int ok = code == 0 && ks != NULL && f->got_len > 16 &&
+           teex_ds_keyset_decode(f->got + 16, f->got_len - 16, ks, NULL) == 0;
+  teex_secret_free(ks);
+  if (ok) {
     f->done = 1;
     uv_close((uv_handle_t *)&f->timer, NULL);
     return;
   }
   f->got_len = 0;
-  snprintf(f->last, sizeof(f->last), "%s", code ? reason : "closed");
+  snprintf(f->last, sizeof(f->last), "%s",
+           code ? reason : "closed (not a group key set)");
   if (uv_now(&f->loop) >= f->deadline) {
     uv_close((uv_handle_t *)&f->timer, NULL);
     return;
@@ -713,7 +721,8 @@ int teex_ds_fetch_group_key(struct teex_tls_ctx *client_ctx,
                             const char *const *addrs, size_t n_addrs,
                             uint64_t self_id, const char *self_addr,
                             uint32_t timeout_ms, uint8_t group_id[16],
-                            uint8_t key[32], struct teex_err *err) {
+                            uint8_t *keys, size_t *keys_len,
+                            struct teex_err *err) {
   if (n_addrs == 0)
     return teex_err_set(err, TEEX_EINVAL, "no replica to ask for the key");
   struct fetch *f = calloc(1, sizeof(*f));
@@ -739,7 +748,8 @@ int teex_ds_fetch_group_key(struct teex_tls_ctx *client_ctx,
   int rc = 0;
   if (f->done) {
     memcpy(group_id, f->got, 16);
-    memcpy(key, f->got + 16, 32);
+    memcpy(keys, f->got + 16, f->got_len - 16);
+    *keys_len = f->got_len - 16;
   } else {
     rc = teex_err_set(err, TEEX_ETIMEDOUT,
                       "no replica handed over the group key (last: %s)",

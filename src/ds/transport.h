@@ -13,6 +13,7 @@
 #ifndef TEEX_DS_TRANSPORT_H
 #define TEEX_DS_TRANSPORT_H
 
+#include "teex/ds.h"
 #include "teex/error.h"
 #include "teex/tls.h"
 
@@ -62,9 +63,12 @@ struct teex_ds_transport_config {
   size_t n_members;
   int (*is_member)(void *member_arg, uint64_t id);
   void *member_arg;
-  /* Answer for kind-2 requests: group id and key (NULL: refuse). Borrowed. */
-  const uint8_t *group_id;  /* 16 */
-  const uint8_t *group_key; /* 32 */
+  /* Answer for kind-2 requests: group id and the group's keys per epoch
+   * (src/ds/keyset.h encoding, *group_keys_len bytes; NULL: refuse).
+   * Borrowed, and read at each request (rotation changes them). */
+  const uint8_t *group_id;         /* 16 */
+  const uint8_t *group_keys;       /* TEEX_DS_KEYS_ENC_MAX */
+  const size_t *group_keys_len;
 };
 
 /* Fills t (zeroed first) as a raft_uv_transport over RA-TLS. The transport
@@ -96,12 +100,16 @@ int teex_ds_transport_last_refusal(const struct raft_uv_transport *t, char *out,
 void teex_ds_addr_peer(const char *conf_addr, char *out, size_t cap);
 
 /* Asks the replicas at addrs (in turn, until one answers or timeout_ms
- * passes) for the group key over mutual RA-TLS with client_ctx; runs its own
- * loop. TEEX_ETIMEDOUT when none answered. key is wiped by the caller. */
+ * passes) for the group's keys over mutual RA-TLS with client_ctx; runs its
+ * own loop. keys (TEEX_DS_KEYS_ENC_MAX bytes) receives the keyset.h
+ * encoding (a bare 32-byte key from a replica of an older build), checked
+ * to decode; *keys_len its length. TEEX_ETIMEDOUT when none answered. keys
+ * is wiped by the caller. */
 int teex_ds_fetch_group_key(struct teex_tls_ctx *client_ctx,
                             const char *const *addrs, size_t n_addrs,
                             uint64_t self_id, const char *self_addr,
                             uint32_t timeout_ms, uint8_t group_id[16],
-                            uint8_t key[32], struct teex_err *err);
+                            uint8_t *keys, size_t *keys_len,
+                            struct teex_err *err);
 
 #endif

@@ -723,7 +723,7 @@ static void test_snapshot_carries_hash_chain(void **state) {
   size_t sealed_len;
   assert_int_equal(
       teex_ds_replica_hooks.snapshot(t.rep[l], &sealed, &sealed_len), 0);
-  assert_memory_equal(sealed, "TXS2", 4);
+  assert_memory_equal(sealed, "TXS3", 4);
   struct teex_ds_replica_config cfg = {.group_key = tc_key};
   memcpy(cfg.group_id, tc_group_id, 16);
   struct teex_err err;
