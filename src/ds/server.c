@@ -81,9 +81,8 @@ static int key_save(struct teex_tee *tee, const char *dir,
   memcpy(ctx + sizeof(key_ctx), group_id, 16);
   struct teex_buf out;
   teex_buf_init(&out, 4096, 0);
-  int rc =
-      teex_seal(tee, TEEX_SEAL_ENCLAVE, ctx, sizeof(ctx), keys, keys_len, &out,
-                err);
+  int rc = teex_seal(tee, TEEX_SEAL_ENCLAVE, ctx, sizeof(ctx), keys, keys_len,
+                     &out, err);
   char path[4096];
   path_of(path, sizeof(path), dir, TEEX_DS_KEY_FILE);
   if (rc == 0)
@@ -95,8 +94,8 @@ static int key_save(struct teex_tee *tee, const char *dir,
 /* 0 with the keys (TEEX_DS_KEYS_ENC_MAX bytes), TEEX_ENOTFOUND when there
  * is no key file yet. */
 static int key_load(struct teex_tee *tee, const char *dir,
-                    const uint8_t group_id[16], uint8_t *keys,
-                    size_t *keys_len, struct teex_err *err) {
+                    const uint8_t group_id[16], uint8_t *keys, size_t *keys_len,
+                    struct teex_err *err) {
   char path[4096];
   path_of(path, sizeof(path), dir, TEEX_DS_KEY_FILE);
   char *blob;
@@ -1238,8 +1237,7 @@ static int get_key(struct srv *s, uint32_t timeout_ms, struct teex_err *err) {
   if (rc == 0 && memcmp(gid, s->group.id, 16) != 0)
     rc = teex_err_set(err, TEEX_EAUTH, "a replica answered for another group");
   if (rc == 0)
-    rc = key_save(s->tee, s->state_dir, s->group.id, s->keys, s->keys_len,
-                  err);
+    rc = key_save(s->tee, s->state_dir, s->group.id, s->keys, s->keys_len, err);
   if (rc == 0)
     TEEX_INFO("ds", "group key received and sealed", "id=%llu",
               (unsigned long long)s->self_id);
@@ -1509,8 +1507,7 @@ static void member_transfer_done(void *arg, int status) {
 /* The replica's keys into s->keys, sealed into group.key. */
 static int keys_sync(struct srv *s, struct teex_err *err) {
   s->keys_len = teex_ds_replica_keys_encode(s->rep, s->keys);
-  return key_save(s->tee, s->state_dir, s->group.id, s->keys, s->keys_len,
-                  err);
+  return key_save(s->tee, s->state_dir, s->group.id, s->keys, s->keys_len, err);
 }
 
 /* An entry or snapshot sealed under an epoch this replica lacks: ask each
@@ -1532,12 +1529,13 @@ static int need_key(void *arg, struct teex_ds_replica *r, uint32_t epoch) {
     const char *addr = s->group.members[i].peer;
     uint8_t gid[16];
     size_t len = 0;
-    int frc = teex_ds_fetch_group_key(s->peer_cli, &addr, 1, s->self_id,
-                                      s->self->peer, 2000, gid, buf, &len,
-                                      &err);
+    int frc =
+        teex_ds_fetch_group_key(s->peer_cli, &addr, 1, s->self_id,
+                                s->self->peer, 2000, gid, buf, &len, &err);
     if (frc == 0 && memcmp(gid, s->group.id, 16) != 0)
-      frc = teex_err_set(&err, TEEX_EAUTH, "a replica answered for another "
-                                           "group");
+      frc = teex_err_set(&err, TEEX_EAUTH,
+                         "a replica answered for another "
+                         "group");
     if (frc == 0)
       frc = teex_ds_replica_add_keys(r, buf, len, &err);
     if (frc == 0 && teex_ds_replica_key_epoch(r) >= epoch &&
@@ -1549,8 +1547,7 @@ static int need_key(void *arg, struct teex_ds_replica *r, uint32_t epoch) {
   }
   teex_secret_free(buf);
   if (rc == 0)
-    TEEX_INFO("ds", "group key epoch received and sealed", "epoch=%u",
-              epoch);
+    TEEX_INFO("ds", "group key epoch received and sealed", "epoch=%u", epoch);
   return rc;
 }
 

@@ -66,8 +66,8 @@ struct teex_ds_transport_config {
   /* Answer for kind-2 requests: group id and the group's keys per epoch
    * (src/ds/keyset.h encoding, *group_keys_len bytes; NULL: refuse).
    * Borrowed, and read at each request (rotation changes them). */
-  const uint8_t *group_id;         /* 16 */
-  const uint8_t *group_keys;       /* TEEX_DS_KEYS_ENC_MAX */
+  const uint8_t *group_id;   /* 16 */
+  const uint8_t *group_keys; /* TEEX_DS_KEYS_ENC_MAX */
   const size_t *group_keys_len;
 };
 

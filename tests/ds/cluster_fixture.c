@@ -17,7 +17,33 @@ struct tc {
   unsigned n;
   struct teex_ds_replica *rep[TC_MAX];
   struct teex_ds_consensus *cons[TC_MAX];
+  /* Group key rotation: replica i is handed a key epoch it lacks (copied
+   * from a replica holding it, as the members' key hand-over does) unless
+   * no_handover[i]; handed counts hand-overs. */
+  int no_handover[TC_MAX];
+  unsigned handed;
 };
+
+static int tc_need_key(void *arg, struct teex_ds_replica *r, uint32_t epoch) {
+  struct tc *t = arg;
+  unsigned self = 0;
+  while (self < t->n && t->rep[self] != r)
+    self++;
+  if (self == t->n || t->no_handover[self])
+    return TEEX_EPERM;
+  static uint8_t buf[TEEX_DS_KEYS_ENC_MAX];
+  for (unsigned i = 0; i < t->n; i++) {
+    if (i == self || teex_ds_replica_key_epoch(t->rep[i]) < epoch)
+      continue;
+    size_t n = teex_ds_replica_keys_encode(t->rep[i], buf);
+    int rc = teex_ds_replica_add_keys(r, buf, n, NULL);
+    memset(buf, 0, sizeof buf);
+    if (rc == 0)
+      t->handed++;
+    return rc;
+  }
+  return TEEX_ENOTFOUND;
+}
 
 /* The leader's clock: the fixture's global time, so TTLs are testable. */
 TC_FN uint64_t tc_clock(void *arg) {
@@ -33,8 +59,11 @@ TC_FN void tc_init_keys(struct tc *t, unsigned n, const uint8_t *keys[]) {
   t->n = n;
   assert_int_equal(raft_fixture_initialize(&t->f), 0);
   for (unsigned i = 0; i < n; i++) {
-    struct teex_ds_replica_config cfg = {
-        .group_key = keys[i], .clock_ms = tc_clock, .clock_arg = t};
+    struct teex_ds_replica_config cfg = {.group_key = keys[i],
+                                         .clock_ms = tc_clock,
+                                         .clock_arg = t,
+                                         .need_key = tc_need_key,
+                                         .need_key_arg = t};
     memcpy(cfg.group_id, tc_group_id, 16);
     struct teex_err err;
     assert_int_equal(teex_ds_replica_new(&cfg, &t->rep[i], &err), 0);

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include "ds/cluster_fixture.c"
+#include "teex/crypto.h"
 
 #include <stdio.h>
 
@@ -770,6 +771,94 @@ static void test_snapshot_carries_hash_chain(void **state) {
   tc_close(&t);
 }
 
+/* Group key rotation: the leader makes epoch 1 under client writes; the
+ * follower handed the key applies on, every entry before and after the
+ * rotation (no acknowledged write lost, states equal); the follower that
+ * is refused the key (as a removed replica is) halts at the first entry
+ * sealed under epoch 1 rather than skip it or read it; snapshots are then
+ * sealed under epoch 1 (TXS3) and restore only where that key is held. */
+static void test_key_rotation(void **state) {
+  (void)state;
+  struct tc t;
+  struct tc_op op;
+  char k[32], v[32];
+  tc_init(&t, 3);
+  unsigned l = tc_leader(&t), kept = (l + 1) % 3, cut = (l + 2) % 3;
+  t.no_handover[cut] = 1;
+  for (int i = 0; i < 40; i++) {
+    if (i == 20) {
+      uint8_t nk[32];
+      teex_random(nk, sizeof nk);
+      uint32_t epoch = 0;
+      struct teex_err err;
+      assert_int_equal(teex_ds_replica_rotate(t.rep[l], nk, &epoch, &err), 0);
+      assert_int_equal(epoch, 1);
+      assert_int_equal(teex_ds_replica_key_epoch(t.rep[l]), 1);
+    }
+    snprintf(k, sizeof k, "app/k%d", i);
+    snprintf(v, sizeof v, "v%d", i);
+    struct teex_ds_cmd c = tc_set_cmd(k, v);
+    assert_int_equal(tc_run(&t, &c, &op), 0);
+    assert_int_equal(op.status, 0);
+    tc_op_clear(&op);
+  }
+  unsigned li = tc_leader(&t);
+  raft_index idx = raft_last_index(raft_fixture_get(&t.f, li));
+  assert_true(raft_fixture_step_until_applied(&t.f, kept, idx, 20000));
+  /* kept: handed epoch 1 once, same state as the leader */
+  assert_int_equal(t.handed, 1);
+  assert_int_equal(teex_ds_replica_key_epoch(t.rep[kept]), 1);
+  uint8_t d0[32], d1[32];
+  teex_ds_kv_digest(teex_ds_replica_kv(t.rep[li]), d0);
+  teex_ds_kv_digest(teex_ds_replica_kv(t.rep[kept]), d1);
+  assert_memory_equal(d0, d1, 32);
+  struct teex_ds_status st;
+  teex_ds_replica_status(t.rep[kept], &st);
+  assert_int_equal(st.keys, 40);
+  assert_int_equal(st.failed, 0);
+  /* cut: halted at the first epoch-1 entry, holding epoch 0 only, with
+   * exactly the 20 writes before the rotation */
+  for (int i = 0; i < 200; i++)
+    raft_fixture_step(&t.f);
+  teex_ds_replica_status(t.rep[cut], &st);
+  assert_int_equal(st.failed, TEEX_EAUTH);
+  assert_non_null(strstr(st.failure, "no group key of epoch 1"));
+  assert_int_equal(st.keys, 20);
+  assert_int_equal(teex_ds_replica_key_epoch(t.rep[cut]), 0);
+  /* a snapshot is sealed under epoch 1 */
+  uint8_t *sealed;
+  size_t sealed_len;
+  assert_int_equal(
+      teex_ds_replica_hooks.snapshot(t.rep[kept], &sealed, &sealed_len), 0);
+  assert_memory_equal(sealed, "TXS3", 4);
+  assert_int_equal(sealed[20], 1);
+  struct teex_ds_replica_config cfg = {.group_key = tc_key};
+  memcpy(cfg.group_id, tc_group_id, 16);
+  struct teex_err err;
+  struct teex_ds_replica *old, *fresh;
+  assert_int_equal(teex_ds_replica_new(&cfg, &old, &err), 0);
+  assert_int_equal(teex_ds_replica_hooks.restore(old, sealed, sealed_len),
+                   TEEX_EAUTH);
+  static uint8_t keys[TEEX_DS_KEYS_ENC_MAX];
+  size_t kn = teex_ds_replica_keys_encode(t.rep[kept], keys);
+  assert_int_equal(kn, 8 + 2 * 36);
+  cfg.group_keys = keys;
+  cfg.group_keys_len = kn;
+  assert_int_equal(teex_ds_replica_new(&cfg, &fresh, &err), 0);
+  assert_int_equal(teex_ds_replica_hooks.restore(fresh, sealed, sealed_len), 0);
+  teex_ds_kv_digest(teex_ds_replica_kv(fresh), d1);
+  assert_memory_equal(d0, d1, 32);
+  /* an epoch already held with another key is refused, nothing merged */
+  keys[12] ^= 1;
+  assert_int_equal(teex_ds_replica_add_keys(fresh, keys, kn, &err), TEEX_EAUTH);
+  assert_int_equal(teex_ds_replica_key_epoch(fresh), 1);
+  memset(keys, 0, sizeof keys);
+  teex_ds_replica_free(old);
+  teex_ds_replica_free(fresh);
+  free(sealed);
+  tc_close(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_replicate_same_order_same_results),
@@ -785,6 +874,7 @@ int main(void) {
       cmocka_unit_test(test_concurrent_incr_and_cas),
       cmocka_unit_test(test_add_voter_catches_up_from_sealed_snapshot),
       cmocka_unit_test(test_snapshot_carries_hash_chain),
+      cmocka_unit_test(test_key_rotation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
