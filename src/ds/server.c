@@ -107,7 +107,7 @@ static int key_load(struct teex_tee *tee, const char *dir,
   memcpy(ctx, key_ctx, sizeof(key_ctx));
   memcpy(ctx + sizeof(key_ctx), group_id, 16);
   struct teex_buf pt;
-  teex_buf_init(&pt, 64, TEEX_BUF_SECRET);
+  teex_buf_init(&pt, TEEX_DS_KEYS_ENC_MAX + 64, TEEX_BUF_SECRET);
   rc = teex_unseal(tee, ctx, sizeof(ctx), (const uint8_t *)blob, n, &pt, err);
   struct teex_ds_keyset *ks = rc == 0 ? teex_secret_alloc(sizeof(*ks)) : NULL;
   if (rc == 0 && ks == NULL)

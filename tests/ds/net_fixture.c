@@ -48,6 +48,8 @@ struct net {
   char client_grant[160];    /* --client LABEL=SPKI:NS of the test client */
   const char *init_extra[4]; /* more `ds init --new-group` arguments */
   int no_lease;              /* run replicas with --no-read-lease */
+  const char
+      *snapshot_threshold; /* ds run --snapshot-threshold (NULL: default) */
 };
 
 NF void net_sleep_ms(int ms) {
@@ -274,8 +276,17 @@ NF int net_start_nowait(struct net *t, int i, const char *key_timeout) {
                   "150",
                   "--key-timeout",
                   (char *)key_timeout,
-                  t->no_lease ? "--no-read-lease" : NULL,
+                  NULL,
+                  NULL,
+                  NULL,
                   NULL};
+  int n = 13; /* the fixed arguments above */
+  if (t->no_lease)
+    argv[n++] = "--no-read-lease";
+  if (t->snapshot_threshold != NULL) {
+    argv[n++] = "--snapshot-threshold";
+    argv[n++] = (char *)t->snapshot_threshold;
+  }
   t->pid[i] = tu_spawn(argv, t->log[i]);
   return t->pid[i] > 0 ? 0 : -1;
 }
