@@ -167,8 +167,11 @@ int teex_sm_enclaves(struct teex_sm *sm,
                      int (*cb)(const struct teex_sm_enclave *e, void *arg),
                      void *arg, struct teex_err *err);
 
-/* How long a TEE-DS grant the SM signs with a service's keys lasts. */
-#define TEEX_SM_DS_GRANT_TTL_S (24u * 3600)
+/* How long a TEE-DS grant the SM signs with a service's keys lasts: short,
+ * so that revoking a worker reaches TEE-DS within it (the worker renews it
+ * through sm.FetchKeys, which a revoked enclave no longer passes, when
+ * less than a minute is left; the replicas check it on every command). */
+#define TEEX_SM_DS_GRANT_TTL_S (5u * 60)
 
 /* Signs, with the SM's key, the TEE-DS grant that opens service_id's
  * namespace (teex_ds_service_ns) to the attested worker address `worker`

@@ -280,6 +280,14 @@ static void test_grant_bounded(void **state) {
       teex_sm_ds_grant_bounded(f->sm, sid, w, t0, grant, &len, &until, &err),
       0);
   assert_int_equal(until, t0 + TEEX_SM_DS_GRANT_TTL_S);
+  /* Short-lived (a revoked worker, refused a new one, loses TEE-DS within
+   * 5 minutes): valid at t0 + 299, refused by a replica at t0 + 301. */
+  assert_int_equal(TEEX_SM_DS_GRANT_TTL_S, 300);
+  assert_int_equal(
+      teex_ds_grant_verify(grant, len, sm_addr, w, ns, t0 + 299, &err), 0);
+  assert_int_equal(
+      teex_ds_grant_verify(grant, len, sm_addr, w, ns, t0 + 301, &err),
+      TEEX_EEXPIRED);
   /* Attested at t0 with a 100 s window: the grant ends at t0 + 100. */
   assert_int_equal(teex_sm_note_attestation(f->sm, w, t0, NULL, &err), 0);
   assert_int_equal(teex_sm_ds_grant_bounded(f->sm, sid, w, t0 + 10, grant, &len,
