@@ -442,8 +442,8 @@ int teex_statestore__ds_scan(struct teex_statestore__ds *d,
       r.dskey_len = p->key_len;
       /* The name is inside; open, then check it hashes to this key. */
       char name[TEEX_STATESTORE_NAME_MAX + 1];
-      uint8_t *val;
-      size_t vl;
+      uint8_t *val = NULL;
+      size_t vl = 0;
       rc = teex_statestore__record_open(d->keys, r.dskey, r.dskey_len, p->val,
                                         p->val_len, name, &val, &vl, err);
       if (rc != 0)
