@@ -57,8 +57,8 @@ struct dsp_worker {
 struct dsp {
   const struct teex_dispatcher_config *cfg;
   uv_loop_t *loop;
-  struct teex_store *store;      /* sealed; the bootstrap set (identity) */
-  struct teex_statestore *ss;    /* the rest: over store, or TEE-DS */
+  struct teex_store *store;   /* sealed; the bootstrap set (identity) */
+  struct teex_statestore *ss; /* the rest: over store, or TEE-DS */
   struct teex_sched *sched;
   struct teex_ledger *ledger;
   uint8_t *sk; /* locked: the enclave's secp256k1 key */
@@ -1677,8 +1677,7 @@ static int recorded_leaf(struct dsp *d, const uint8_t id[32],
     rc = teex_err_set(err, TEEX_ESTATE,
                       "in-flight batch: a task is no longer earned");
   if (rc == 0)
-    rc = settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, shares,
-                       err);
+    rc = settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, shares, err);
   if (rc == 0 && (val.len < 32 || memcmp(val.data, batch_id, 32) != 0))
     rc = teex_err_set(err, TEEX_ESTATE,
                       "in-flight batch: a task was settled in another batch");
@@ -2099,13 +2098,12 @@ static int restore_worker(const char *name, const uint8_t *v, size_t vl,
     return 0;
   if (teex_hex_decode(name + 2, w->addr, 20, &al) != 0 || al != 20)
     return 0;
-  w->capacity = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
-                (uint32_t)v[2] << 8 | v[3];
+  w->capacity =
+      (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
   memcpy(w->endpoint, v + 4, vl - 4);
   w->endpoint[vl - 4] = '\0';
-  if (w->capacity == 0 ||
-      teex_sched_worker_add(d->sched, w->addr, w->capacity, now_ms(d),
-                            &w->handle) != 0)
+  if (w->capacity == 0 || teex_sched_worker_add(d->sched, w->addr, w->capacity,
+                                                now_ms(d), &w->handle) != 0)
     return 0;
   w->used = 1;
   return 0;
