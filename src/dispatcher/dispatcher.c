@@ -70,7 +70,9 @@ struct dsp {
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;
   uint64_t started_ms;
-  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
+  struct teex_tls_ctx *ds_ctx;            /* to TEE-DS, when state is there */
+  struct teex_ratls_verifier ds_verifier; /* replicas: role ds */
+  struct teex_tls_ctx **refresh_ctxs[3];  /* what the refresher renews */
   /* tasks: slots of allocated records, and an open-addressing index by task
    * id; gens counts each slot's reuse (scheduler references) */
   struct dsp_task **tasks;
@@ -2215,6 +2217,143 @@ done:
   return rc;
 }
 
+/* ---- state in TEE-DS ---- */
+
+/* What moves to TEE-DS: everything but the identity (d/identity). */
+static const char *const ds_categories[] = {"d", "t", "s", "u", "w", "f"};
+
+struct mig_rec {
+  char name[TEEX_STATESTORE_NAME_MAX + 1];
+  uint8_t *val;
+  size_t len;
+};
+
+struct migrate {
+  struct mig_rec *recs;
+  size_t n, cap;
+  int oom;
+};
+
+static int mig_collect(const char *name, const uint8_t *val, size_t len,
+                       void *arg) {
+  struct migrate *m = arg;
+  if (strcmp(name, "d/identity") == 0)
+    return 0;
+  if (m->n == m->cap) {
+    size_t nc = m->cap ? 2 * m->cap : 64;
+    struct mig_rec *nr = realloc(m->recs, nc * sizeof *nr);
+    if (nr == NULL)
+      return m->oom = 1;
+    m->recs = nr, m->cap = nc;
+  }
+  struct mig_rec *r = &m->recs[m->n];
+  if ((r->val = malloc(len ? len : 1)) == NULL)
+    return m->oom = 1;
+  snprintf(r->name, sizeof r->name, "%s", name);
+  memcpy(r->val, val, len);
+  r->len = len;
+  m->n++;
+  return 0;
+}
+
+/* Copies one record unless TEE-DS holds it already (identical). */
+static int mig_one(struct teex_statestore_txn *txn, void *arg,
+                   struct teex_err *err) {
+  const struct mig_rec *r = arg;
+  struct teex_buf cur;
+  teex_buf_init(&cur, TEEX_STATESTORE_VALUE_MAX, TEEX_BUF_SECRET);
+  int rc = teex_statestore_txn_get(txn, r->name, &cur, err);
+  if (rc == TEEX_ENOTFOUND)
+    rc = teex_statestore_txn_put(txn, r->name, r->val, r->len, err);
+  else if (rc == 0 &&
+           (cur.len != r->len || !teex_ct_equal(cur.data, r->val, r->len)))
+    rc = teex_err_set(err, TEEX_EEXIST,
+                      "local record %.*s.. differs from the one in TEE-DS "
+                      "(two dispatchers' state in one namespace?): nothing "
+                      "migrated",
+                      (int)(strchr(r->name, '/') - r->name + 1), r->name);
+  teex_buf_free(&cur);
+  return rc;
+}
+
+/* Moves the local records (but the identity) to ds once: all copied, then
+ * the local copies deleted in one transaction. A crash between leaves
+ * both; the next start copies again (identical: skipped) and deletes. */
+static int migrate_to_ds(struct dsp *d, struct teex_statestore *ds,
+                         struct teex_err *err) {
+  struct migrate m = {0};
+  int rc = 0;
+  for (size_t c = 0;
+       c < sizeof ds_categories / sizeof *ds_categories && rc == 0 && !m.oom;
+       c++)
+    rc = teex_statestore_scan(d->ss, ds_categories[c], mig_collect, &m, err);
+  if (rc == 0 && m.oom)
+    rc = teex_err_set(err, TEEX_ENOMEM, "migrate dispatcher state");
+  for (size_t i = 0; rc == 0 && i < m.n; i++)
+    rc = teex_statestore_run(ds, mig_one, &m.recs[i], err);
+  if (rc == 0 && m.n > 0) {
+    struct teex_store_txn *txn;
+    rc = teex_store_txn_begin(d->store, 0, &txn, err);
+    for (size_t i = 0; rc == 0 && i < m.n; i++)
+      rc = teex_store_txn_del(txn, m.recs[i].name, strlen(m.recs[i].name), err);
+    if (rc == 0)
+      rc = teex_store_txn_commit(txn, err);
+    else if (txn != NULL)
+      teex_store_txn_abort(txn);
+    if (rc == 0)
+      TEEX_INFO("dispatcher", "state migrated to TEE-DS", "records=%zu", m.n);
+  }
+  for (size_t i = 0; i < m.n; i++) {
+    teex_wipe(m.recs[i].val, m.recs[i].len);
+    free(m.recs[i].val);
+  }
+  free(m.recs);
+  return rc != 0 ? teex_err_wrap(err, rc, "migrate dispatcher state to TEE-DS")
+                 : 0;
+}
+
+/* The state goes to TEE-DS: a mutual RA-TLS client context (our
+ * certificate; replicas checked against ds_policy), a statestore keyed by
+ * the dispatcher's identity, the local records migrated once. */
+static int use_ds(struct dsp *d, EVP_PKEY *key, X509 *cert,
+                  struct teex_err *err) {
+  const struct teex_dispatcher_config *cfg = d->cfg;
+  if (cfg->ds_policy == NULL)
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "TEE-DS state needs a policy for its replicas");
+  d->ds_verifier.policy = cfg->ds_policy;
+  struct teex_tls_config tc = {.cert = cert,
+                               .key = key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &d->ds_verifier};
+  int rc = teex_tls_ctx_new(&d->ds_ctx, &tc, 0, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "TEE-DS client context");
+  struct teex_statestore_ds_config dc = {
+      .client = {.replicas = cfg->ds_replicas,
+                 .n_replicas = cfg->n_ds_replicas,
+                 .tls = d->ds_ctx,
+                 .ns = cfg->ds_ns != NULL ? cfg->ds_ns : "dispatcher",
+                 .timeout_ms = cfg->ds_timeout_ms ? cfg->ds_timeout_ms : 3000,
+                 .connect_timeout_ms = 1000},
+      .secret = d->sk,
+      .secret_len = 32,
+      .label = "dispatcher"};
+  struct teex_statestore *ds;
+  if ((rc = teex_statestore_open_ds(&dc, &ds, err)) != 0)
+    return rc;
+  if ((rc = migrate_to_ds(d, ds, err)) != 0) {
+    teex_statestore_close(ds);
+    return rc;
+  }
+  teex_statestore_close(d->ss);
+  d->ss = ds;
+  TEEX_INFO("dispatcher", "state in TEE-DS", "replicas=%zu ns=%s",
+            cfg->n_ds_replicas, dc.client.ns);
+  return 0;
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
   struct dsp *d = h->data;
   TEEX_INFO("dispatcher", "stopping", "signal=%d", signum);
@@ -2338,11 +2477,16 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
     rc = teex_err_set(err, TEEX_ENOMEM, "ledger");
     goto out;
   }
-  if ((rc = restore(&d, err)) != 0)
-    goto out;
   struct teex_ratls_keys keys = {.secp256k1_pub = d.pub};
   if ((rc = teex_ratls_identity_new(cfg.tee, &keys, &key, &cert, err)) != 0)
     goto out;
+  if (cfg.n_ds_replicas > 0 && (rc = use_ds(&d, key, cert, err)) != 0)
+    goto out;
+  if ((rc = restore(&d, err)) != 0) {
+    teex_err_wrap(err, rc, "restore dispatcher state (%s)",
+                  teex_statestore_backend(d.ss));
+    goto out;
+  }
   d.verifier.policy = &cfg.policy;
   if (cfg.sm_addr != NULL) {
     struct teex_enclave_registration reg;
@@ -2368,8 +2512,9 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
     goto out;
   d.refresh_ctxs[0] = &d.worker_ctx;
   d.refresh_ctxs[1] = &d.user_ctx;
+  d.refresh_ctxs[2] = &d.ds_ctx;
   if ((rc = teex_ratls_refresher_start(&loop, cfg.tee, &keys, key, cert,
-                                       cfg.cert_refresh_s, d.refresh_ctxs, 2,
+                                       cfg.cert_refresh_s, d.refresh_ctxs, 3,
                                        &refresher, err)) != 0)
     goto out;
   if ((rc = teex_rpc_server_new(&loop, d.worker_ctx, cfg.worker_listen, NULL,
@@ -2428,13 +2573,14 @@ out:
   teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
+  teex_statestore_close(d.ss); /* before the TLS context it borrows */
   teex_tls_ctx_free(d.worker_ctx);
   teex_tls_ctx_free(d.user_ctx);
+  teex_tls_ctx_free(d.ds_ctx);
   EVP_PKEY_free(key);
   X509_free(cert);
   teex_ledger_free(d.ledger);
   teex_sched_free(d.sched);
-  teex_statestore_close(d.ss);
   teex_store_close(d.store);
   teex_secret_free(d.sk);
   for (uint32_t i = 0; d.tasks != NULL && i < d.max_tasks; i++)
