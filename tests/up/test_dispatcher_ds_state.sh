@@ -10,7 +10,9 @@
 #  - a canary (the task's id, in every task record) is in no replica file,
 #    in raw bytes or hex;
 #  - the group down (every replica stopped): Submit fails with a clear error
-#    naming the group; the group back: a new task runs and settles.
+#    naming the group; the group back: a new task runs and settles;
+#  - a crash in the middle of a batch's chunked record: recovered after a
+#    restart, each task settled once.
 set -euo pipefail
 . "${TEEX_SOURCE_DIR:?}/tests/up/lib.sh"
 
@@ -117,6 +119,48 @@ printf 'five' > "$tmp/in5"
 "$teex" invoke quick --input "$tmp/in5" --account "$user" \
   > "$tmp/out5" 2> "$tmp/err5" || fail "invoke 5: $(cat "$tmp/err5")"
 wait_settled "$((4 * PRICE))"
+
+# A crash in the middle of a chunked record (TEE-DS takes at most 64 writes
+# in one transaction; a batch writes more): the dispatcher records in
+# chunks of 3 writes (TEEX_FAULT_RECORD_CHUNK) and dies after the first —
+# one receipt recorded and its task forgotten, the other not. Restarted,
+# it finds the batch on chain, takes the forgotten task from its record,
+# finishes; nothing is settled twice, and the next batch settles.
+TEEX_FAULT_RECORD_CHUNK=3 "$teex" up --restart dispatcher > "$tmp/rs" 2>&1 ||
+  fail "restart (fault): $(cat "$tmp/rs")"
+dpid="$(cat "$net/run/dispatcher.pid")"
+for i in 6 7; do
+  printf 'n%s' "$i" > "$tmp/in$i"
+  "$teex" invoke quick --input "$tmp/in$i" --account "$user" \
+    > "$tmp/out$i" 2> "$tmp/err$i" || fail "invoke $i: $(cat "$tmp/err$i")"
+done
+task6="$(task_of "$tmp/err6")"
+task7="$(task_of "$tmp/err7")"
+wait_settled "$((6 * PRICE))"
+for _ in $(seq 300); do
+  [ -d "/proc/$dpid" ] && ! grep -q '^State:.*Z' "/proc/$dpid/status" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -d "/proc/$dpid" ] && ! grep -q '^State:.*Z' "/proc/$dpid/status"; then
+  fail "the dispatcher did not stop in the record"
+fi
+"$teex" up --restart dispatcher > "$tmp/rs" 2>&1 || fail "restart: $(cat "$tmp/rs")"
+grep 'msg="state restored"' "$net/logs/dispatcher.log" | tail -1 > "$tmp/restored2"
+grep -q "tasks=1 unsettled_receipts=1 " "$tmp/restored2" ||
+  fail "not a partial record: $(cat "$tmp/restored2")"
+wait_log "$net/logs/dispatcher.log" "batch found on chain after a restart" 1200
+for t in "$task6" "$task7"; do
+  "$teex" task status "$t" > "$tmp/ts" 2>&1 || fail "status $t: $(cat "$tmp/ts")"
+  grep -q "state *settled" "$tmp/ts" || fail "task $t after recovery: $(cat "$tmp/ts")"
+  "$teex" task verify "$t" > "$tmp/tv" 2>&1 || fail "verify $t: $(cat "$tmp/tv")"
+done
+[ "$(settled)" = "$((6 * PRICE))" ] || fail "settled again: $(settled)"
+for i in 8 9; do
+  printf 'n%s' "$i" > "$tmp/in$i"
+  "$teex" invoke quick --input "$tmp/in$i" --account "$user" \
+    > "$tmp/out$i" 2> "$tmp/err$i" || fail "invoke $i: $(cat "$tmp/err$i")"
+done
+wait_settled "$((8 * PRICE))"
 echo "restored: $(cat "$tmp/restored")"
 echo "group down: $(tail -2 "$tmp/err3")"
 echo "dispatcher state in TEE-DS: ok"
