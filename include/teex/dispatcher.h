@@ -180,6 +180,17 @@ struct teex_dispatcher_config {
   const char *sm_addr;
   const struct teex_tee_policy *sm_policy;
   const char *registration_file;
+  /* State in TEE-DS (docs/internals/dispatcher.md, "State"): the client
+   * addresses of the group's replicas (n_ds_replicas 0: the sealed local
+   * store only), what their evidence must satisfy (role ds), and the
+   * namespace the group maps the dispatcher's role to (NULL:
+   * "dispatcher"). Only the identity stays in the sealed store; local
+   * records are moved to TEE-DS once, at the first start with a group. */
+  const char *const *ds_replicas;
+  size_t n_ds_replicas;
+  const struct teex_tee_policy *ds_policy;
+  const char *ds_ns;
+  uint32_t ds_timeout_ms; /* per state operation; 0: 3000 */
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. 0 on a clean stop. */

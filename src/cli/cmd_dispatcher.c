@@ -1,5 +1,6 @@
 /* `teex dispatcher`: the task dispatcher daemon. */
 #include "cli/cli.h"
+#include "cli/ds_group_arg.h"
 
 #include "teex/chain.h"
 #include "teex/config.h"
@@ -68,7 +69,21 @@ static const char run_usage[] =
     "this\n"
     "                            dispatcher's registration signed by the SM\n"
     "  --sm-policy FILE          what the SM must prove (with --sm)\n"
-    "  --registration-out FILE   where the signed registration goes\n";
+    "  --registration-out FILE   where the signed registration goes\n"
+    "  --ds-group FILE|ADDRS     keep the state (tasks, receipts, settled\n"
+    "                            amounts, workers, batches in flight) in this\n"
+    "                            TEE-DS group, encrypted by the dispatcher: a\n"
+    "                            group.conf or host:port,... of its replicas.\n"
+    "                            Locally only the dispatcher's identity.\n"
+    "                            Local records are migrated at the first\n"
+    "                            start with a group. While the group is down,\n"
+    "                            requests that change the state fail (nothing\n"
+    "                            falls back to local).\n"
+    "  --ds-policy FILE          what the replicas must prove (role ds;\n"
+    "                            default: policy.conf beside group.conf)\n"
+    "  --ds-namespace NS         the group's namespace for the dispatcher's\n"
+    "                            role (group.conf [enclaves]; default\n"
+    "                            dispatcher)\n";
 
 static int parse_u32(const char *s, uint32_t *out) {
   uint64_t v;
@@ -102,7 +117,10 @@ static int dispatcher_run(int argc, char **argv) {
     O_SMPOL,
     O_REGOUT,
     O_CERTREF,
-    O_RECHECK
+    O_RECHECK,
+    O_DSGROUP,
+    O_DSPOL,
+    O_DSNS
   };
   static const struct option longopts[] = {
       {"data-dir", required_argument, NULL, O_DATA},
@@ -128,13 +146,17 @@ static int dispatcher_run(int argc, char **argv) {
       {"sm", required_argument, NULL, O_SM},
       {"sm-policy", required_argument, NULL, O_SMPOL},
       {"registration-out", required_argument, NULL, O_REGOUT},
+      {"ds-group", required_argument, NULL, O_DSGROUP},
+      {"ds-policy", required_argument, NULL, O_DSPOL},
+      {"ds-namespace", required_argument, NULL, O_DSNS},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   char data_dir[PATH_MAX], state[PATH_MAX], ipfs_dir[PATH_MAX];
   teex_cli_data_dir(data_dir, sizeof data_dir);
   state[0] = ipfs_dir[0] = '\0';
   const char *policy = NULL, *settlement = NULL, *chain_file = NULL,
-             *chain_conf = NULL, *sm_policy_file = NULL;
+             *chain_conf = NULL, *sm_policy_file = NULL, *ds_group = NULL,
+             *ds_policy = NULL;
   static struct teex_tee_policy sm_policy;
   struct teex_dispatcher_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -231,6 +253,15 @@ static int dispatcher_run(int argc, char **argv) {
       if (parse_u32(optarg, &cfg.max_workers) != 0 || cfg.max_workers > 1000000)
         return teex_cli_fail("--max-workers must be 1..1000000");
       break;
+    case O_DSGROUP:
+      ds_group = optarg;
+      break;
+    case O_DSPOL:
+      ds_policy = optarg;
+      break;
+    case O_DSNS:
+      cfg.ds_ns = optarg;
+      break;
     case 'h':
       fputs(run_usage, stdout);
       return TEEX_EXIT_OK;
@@ -252,6 +283,21 @@ static int dispatcher_run(int argc, char **argv) {
     snprintf(ipfs_dir, sizeof ipfs_dir, "%s/ipfs", data_dir);
   struct teex_err err;
   teex_err_clear(&err);
+  static struct teex_cli_ds_group_arg dsg;
+  static struct teex_tee_policy dsp;
+  if (ds_group != NULL) {
+    int rc = teex_cli_ds_group_arg(ds_group, ds_policy, &dsg);
+    if (rc != 0)
+      return rc;
+    teex_tee_policy_init(&dsp);
+    if (teex_tee_policy_load(&dsp, dsg.policy, &err) != 0)
+      return teex_cli_fail("--ds-policy: %s", err.msg);
+    cfg.ds_replicas = dsg.list;
+    cfg.n_ds_replicas = dsg.n;
+    cfg.ds_policy = &dsp;
+  } else if (ds_policy != NULL || cfg.ds_ns != NULL) {
+    return teex_cli_fail("--ds-policy and --ds-namespace need --ds-group");
+  }
   if (sm_policy_file != NULL) {
     teex_tee_policy_init(&sm_policy);
     if (teex_tee_policy_load(&sm_policy, sm_policy_file, &err) != 0)

@@ -379,8 +379,8 @@ static int write_policies(const struct net *n) {
           "[roots]\nnet = %s\n[measurements]\nworker = %s\ndispatcher = %s\n",
           r, w, d);
   fclose(f);
-  /* TEE-DS's enclave clients: workers (teex.kv, by SM grant) and the SM
-   * (its own state, namespace sm). */
+  /* TEE-DS's enclave clients: workers (teex.kv, by SM grant), the SM and
+   * the dispatcher (their own state, namespaces sm and dispatcher). */
   snprintf(p, sizeof p, "%s/policy/ds-clients.conf", n->dir);
   f = fopen(p, "w");
   if (f == NULL)
@@ -388,9 +388,10 @@ static int write_policies(const struct net *n) {
   fprintf(f,
           "# Which enclaves may be TEE-DS clients (group.conf [enclaves]\n"
           "# says which namespace each role reaches).\n"
-          "[policy]\nallow_simulated = true\nroles = worker, sm\n"
-          "[roots]\nnet = %s\n[measurements]\nworker = %s\nsm = %s\n",
-          r, w, s);
+          "[policy]\nallow_simulated = true\nroles = worker, sm, dispatcher\n"
+          "[roots]\nnet = %s\n[measurements]\nworker = %s\nsm = %s\n"
+          "dispatcher = %s\n",
+          r, w, s, d);
   fclose(f);
   snprintf(p, sizeof p, "%s/policy/sm.conf", n->dir);
   f = fopen(p, "w");
@@ -646,15 +647,15 @@ static int ds_enroll(const struct net *n, const char *chain,
   return 0;
 }
 
-/* 1 when the group.conf at path maps the SM's role to a namespace. */
-static int ds_has_sm_namespace(const char *path) {
+/* 1 when the group.conf at path maps role to the namespace of that name. */
+static int ds_has_namespace(const char *path, const char *role) {
   static struct teex_ds_group g;
   struct teex_err err;
   if (teex_ds_group_load(&g, path, &err) != 0)
     return 0;
   for (size_t i = 0; i < g.n_enclaves; i++)
-    if (strcmp(g.enclaves[i].label, "sm") == 0 &&
-        strcmp(g.enclaves[i].ns, "sm") == 0)
+    if (strcmp(g.enclaves[i].label, role) == 0 &&
+        strcmp(g.enclaves[i].ns, role) == 0)
       return 1;
   return 0;
 }
@@ -725,6 +726,8 @@ static int up_ds(const struct net *n, const char *sm_addr, const char *chain) {
                      "worker=*",
                      "--enclave",
                      "sm=sm",
+                     "--enclave",
+                     "dispatcher=dispatcher",
                      "--grant-signer",
                      (char *)sm_addr,
                      "--client-policy",
@@ -1134,7 +1137,7 @@ int teex_cmd_up(int argc, char **argv) {
   /* The SM's state in the group, when the group maps the SM's role to a
    * namespace (a network made before that keeps it in the SM's sealed
    * store: said so, not silently). */
-  if (ds_has_sm_namespace(sm_ds_group)) {
+  if (ds_has_namespace(sm_ds_group, "sm")) {
     size_t k = sizeof sm_argv / sizeof sm_argv[0] - 7;
     sm_argv[k] = "--ds-group";
     sm_argv[k + 1] = sm_ds_group;
@@ -1218,11 +1221,23 @@ int teex_cmd_up(int argc, char **argv) {
                     dready,
                     NULL,
                     NULL,
+                    NULL,
+                    NULL,
                     NULL};
+  size_t dend = sizeof d_argv / sizeof *d_argv - 5;
   if (n.settle_receipts != NULL) {
-    size_t end = sizeof d_argv / sizeof *d_argv - 3;
-    d_argv[end] = "--settle-receipts";
-    d_argv[end + 1] = (char *)n.settle_receipts;
+    d_argv[dend++] = "--settle-receipts";
+    d_argv[dend++] = (char *)n.settle_receipts;
+  }
+  /* Its state in the group, when the group maps the dispatcher's role to a
+   * namespace (a network made before keeps it sealed locally: said so). */
+  if (ds_has_namespace(sm_ds_group, "dispatcher")) {
+    d_argv[dend++] = "--ds-group";
+    d_argv[dend++] = sm_ds_group;
+  } else {
+    printf("note: %s maps no namespace to the dispatcher: it keeps its "
+           "state in its sealed local store\n",
+           sm_ds_group);
   }
   if ((rc = spawn(&n, "dispatcher", d_argv)) != 0)
     return rc;

@@ -20,6 +20,7 @@
 
 #include "dispatcher/state.h"
 #include "teex/chain.h"
+#include "teex/config.h"
 #include "teex/crypto.h"
 #include "teex/log.h"
 #include "teex/mem.h"
@@ -29,6 +30,7 @@
 #include "teex/ratls_channel.h"
 #include "teex/rpc.h"
 #include "teex/scheduler.h"
+#include "teex/statestore.h"
 #include "teex/store.h"
 #include "teex/version.h"
 
@@ -56,7 +58,8 @@ struct dsp_worker {
 struct dsp {
   const struct teex_dispatcher_config *cfg;
   uv_loop_t *loop;
-  struct teex_store *store;
+  struct teex_store *store;   /* sealed; the bootstrap set (identity) */
+  struct teex_statestore *ss; /* the rest: over store, or TEE-DS */
   struct teex_sched *sched;
   struct teex_ledger *ledger;
   uint8_t *sk; /* locked: the enclave's secp256k1 key */
@@ -68,7 +71,9 @@ struct dsp {
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;
   uint64_t started_ms;
-  struct teex_tls_ctx **refresh_ctxs[2]; /* what the refresher renews */
+  struct teex_tls_ctx *ds_ctx;            /* to TEE-DS, when state is there */
+  struct teex_ratls_verifier ds_verifier; /* replicas: role ds */
+  struct teex_tls_ctx **refresh_ctxs[3];  /* what the refresher renews */
   /* tasks: slots of allocated records, and an open-addressing index by task
    * id; gens counts each slot's reuse (scheduler references) */
   struct dsp_task **tasks;
@@ -237,6 +242,67 @@ static struct dsp_worker *worker_slot(struct dsp *d) {
 
 /* ---- persistence ---- */
 
+/* One write of a chunk: a put of val (len bytes) or a delete. */
+struct ss_op {
+  char name[2 + 64 + 1];
+  const uint8_t *val;
+  size_t len;
+  int del;
+};
+
+struct ss_chunk {
+  const struct ss_op *ops;
+  size_t n;
+};
+
+static int chunk_txn(struct teex_statestore_txn *txn, void *arg,
+                     struct teex_err *err) {
+  const struct ss_chunk *c = arg;
+  int rc = 0;
+  for (size_t i = 0; i < c->n && rc == 0; i++)
+    rc = c->ops[i].del
+             ? teex_statestore_txn_del(txn, c->ops[i].name, err)
+             : teex_statestore_txn_put(txn, c->ops[i].name, c->ops[i].val,
+                                       c->ops[i].len, err);
+  return rc;
+}
+
+/* Applies ops in order: on the local store in one transaction; on TEE-DS
+ * in transactions of at most TEEX_STATESTORE_TXN_MAX writes, one after
+ * another (a crash may leave a prefix applied: callers order ops so that
+ * any prefix is recoverable, see record_batch). */
+static int ss_apply_by(struct dsp *d, const struct ss_op *ops, size_t n,
+                       size_t per, int fault_exit, struct teex_err *err) {
+  if (per == 0)
+    per = strcmp(teex_statestore_backend(d->ss), "local") == 0
+              ? n
+              : TEEX_STATESTORE_TXN_MAX;
+  if (per == 0)
+    per = 1;
+  for (size_t o = 0; o < n; o += per) {
+    struct ss_chunk c = {ops + o, n - o < per ? n - o : per};
+    int rc = teex_statestore_run(d->ss, chunk_txn, &c, err);
+    if (rc != 0)
+      return rc;
+    if (fault_exit && o + per < n)
+      _exit(71);
+  }
+  return 0;
+}
+
+static int ss_apply(struct dsp *d, const struct ss_op *ops, size_t n,
+                    struct teex_err *err) {
+  return ss_apply_by(d, ops, n, 0, 0, err);
+}
+
+static int ss_del(struct dsp *d, const char *name, struct teex_err *err) {
+  struct ss_op op;
+  memset(&op, 0, sizeof op);
+  snprintf(op.name, sizeof op.name, "%s", name);
+  op.del = 1;
+  return ss_apply(d, &op, 1, err);
+}
+
 /* Forgets worker w: out of the scheduler, its tasks' slots released,
  * its record deleted (its running tasks fail at their deadline). */
 static void drop_worker(struct dsp *d, struct dsp_worker *w) {
@@ -250,7 +316,7 @@ static void drop_worker(struct dsp *d, struct dsp_worker *w) {
   memcpy(key, "w/", 2);
   teex_hex_encode(w->addr, 20, key + 2);
   teex_err_clear(&err);
-  teex_store_del(d->store, key, strlen(key), &err);
+  ss_del(d, key, &err);
   memset(w, 0, sizeof *w);
 }
 
@@ -292,7 +358,7 @@ static int task_save(struct dsp *d, const struct dsp_task *t,
   char key[19];
   task_key(t, key);
   size_t n = dsp_task_encode(t, rec);
-  return teex_store_put(d->store, key, strlen(key), rec, n, err);
+  return teex_statestore_put(d->ss, key, rec, n, err);
 }
 
 static int put_u64(struct dsp *d, const char *key, uint64_t v,
@@ -300,7 +366,7 @@ static int put_u64(struct dsp *d, const char *key, uint64_t v,
   uint8_t b[8];
   for (int i = 0; i < 8; i++)
     b[i] = (uint8_t)(v >> (56 - 8 * i));
-  return teex_store_put(d->store, key, strlen(key), b, 8, err);
+  return teex_statestore_put(d->ss, key, b, 8, err);
 }
 
 /* ---- identity ---- */
@@ -640,7 +706,7 @@ static void on_register(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   rec[2] = (uint8_t)(req->capacity >> 8);
   rec[3] = (uint8_t)req->capacity;
   memcpy(rec + 4, req->endpoint, elen);
-  if ((rc = teex_store_put(d->store, key, strlen(key), rec, 4 + elen, &err)))
+  if ((rc = teex_statestore_put(d->ss, key, rec, 4 + elen, &err)))
     goto out;
   Teex__Dispatcher__RegisterResponse r =
       TEEX__DISPATCHER__REGISTER_RESPONSE__INIT;
@@ -1274,7 +1340,7 @@ static int settled_with(struct dsp *d, const uint8_t id[32],
   struct teex_receipt sr;
   struct teex_data_share shares[TEEX_EXEC_DATASETS_MAX];
   uint8_t sig[65];
-  int same = teex_store_get(d->store, key, strlen(key), &val, &err) == 0 &&
+  int same = teex_statestore_get(d->ss, key, &val, &err) == 0 &&
              settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, shares,
                            &err) == 0 &&
              same_receipt(&sr, r);
@@ -1323,7 +1389,7 @@ static void on_status(struct teex_rpc_call *call, const uint8_t *p, size_t n,
   char key[2 + 64 + 1];
   memcpy(key, "s/", 2);
   teex_hex_encode(req->task_id.data, 32, key + 2);
-  rc = teex_store_get(d->store, key, strlen(key), &val, &err);
+  rc = teex_statestore_get(d->ss, key, &val, &err);
   if (rc == TEEX_ENOTFOUND) {
     teex_err_set(&err, TEEX_ENOTFOUND, "unknown task");
     goto out;
@@ -1434,28 +1500,41 @@ static int credit_add(struct teex_dispatcher_credit *cr, size_t *n,
   return 0;
 }
 
+#define SETTLED_REC_MAX                                                        \
+  (64 + 1 + TEEX_CID_STR_SIZE + 1 + TEEX_SETTLE_MAX_PROOF * 32 +               \
+   DSP_RECEIPT_LEN + 1 + SETTLED_SHARE_LEN * TEEX_EXEC_DATASETS_MAX)
+
 /* Records a settled batch: per receipt its proof, the users' settled
- * amounts, and forgets what the ledger forgets. One store transaction. */
+ * amounts, and forgets what the ledger forgets; the in-flight record fkey
+ * goes last. sel[i] NULL: receipt i is recorded already (a recovery after
+ * a partial record). On the local store one transaction. On TEE-DS the
+ * writes are chunked (a batch is more than one TEEX_DS_TXN holds), in an
+ * order where every prefix is recoverable from the in-flight record, which
+ * stays until the last chunk: 1. the receipts (s/), 2. the settled tasks
+ * deleted (t/; a task missing after a restart is found by its s/ record,
+ * see inflight_record), 3. the users' settled amounts (u/), 4. fkey.
+ * Every write is idempotent, so recording again after a crash is safe. */
 static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
                         struct dsp_task **sel, size_t nsel,
                         const uint8_t *leaves, struct batch_user *users,
                         size_t nusers, const char *fkey, struct teex_err *err) {
-  struct teex_store_txn *txn;
-  int rc = teex_store_txn_begin(d->store, 0, &txn, err);
-  if (rc != 0)
-    return rc;
-  rc = teex_store_txn_del(txn, fkey, strlen(fkey), err);
-  if (rc == TEEX_ENOTFOUND)
-    rc = 0;
+  size_t cap = nsel + nusers + d->max_tasks + 1, n = 0;
+  struct ss_op *ops = calloc(cap, sizeof *ops);
+  uint8_t *recs = malloc(nsel ? nsel * (size_t)SETTLED_REC_MAX : 1);
+  uint8_t *words = malloc(nusers ? nusers * (size_t)32 : 1);
+  int rc = ops == NULL || recs == NULL || words == NULL
+               ? teex_err_set(err, TEEX_ENOMEM, NULL)
+               : 0;
   uint8_t proof[TEEX_SETTLE_MAX_PROOF * 32];
-  uint8_t rec[64 + 1 + TEEX_CID_STR_SIZE + 1 + sizeof proof + DSP_RECEIPT_LEN +
-              1 + SETTLED_SHARE_LEN * TEEX_EXEC_DATASETS_MAX];
   size_t cidlen = strlen(b->cid);
   for (size_t i = 0; i < nsel && rc == 0; i++) {
+    if (sel[i] == NULL)
+      continue;
     size_t np = 0;
     rc = teex_settle_merkle_proof(leaves, nsel, i, proof, &np);
     if (rc != 0)
       break;
+    uint8_t *rec = recs + i * (size_t)SETTLED_REC_MAX;
     size_t o = 0;
     memcpy(rec, b->batch_id, 32);
     memcpy(rec + 32, b->root, 32);
@@ -1476,37 +1555,52 @@ static int record_batch(struct dsp *d, const struct teex_dispatcher_batch *b,
         memcpy(rec + o + 52, sel[i]->ds[k].amount, 32);
       }
     }
-    char key[2 + 64 + 1];
-    memcpy(key, "s/", 2);
-    teex_hex_encode(sel[i]->auth.task_id, 32, key + 2);
-    rc = teex_store_txn_put(txn, key, strlen(key), rec, o, err);
+    memcpy(ops[n].name, "s/", 2);
+    teex_hex_encode(sel[i]->auth.task_id, 32, ops[n].name + 2);
+    ops[n].val = rec;
+    ops[n++].len = o;
   }
+  /* finished tasks at or below the settled amount are done with */
   for (size_t u = 0; u < nusers && rc == 0; u++) {
     if (!users[u].ok)
       continue;
-    char key[2 + 40 + 1];
-    uint8_t w[32];
-    memcpy(key, "u/", 2);
-    teex_hex_encode(users[u].addr, 20, key + 2);
-    teex_amount_word(users[u].due.cumulative, w);
-    rc = teex_store_txn_put(txn, key, strlen(key), w, 32, err);
-    /* finished tasks at or below the settled amount are done with */
-    for (uint32_t i = 0; i < d->max_tasks && rc == 0; i++) {
+    for (uint32_t i = 0; i < d->max_tasks && n < cap; i++) {
       struct dsp_task *t = d->tasks[i];
       if (t == NULL || memcmp(t->auth.user, users[u].addr, 20) != 0 ||
           (t->state != DSP_EARNED && t->state != DSP_FAILED) ||
           t->auth.cumulative > users[u].due.cumulative)
         continue;
-      char tk[19];
-      task_key(t, tk);
-      rc = teex_store_txn_del(txn, tk, strlen(tk), err);
+      task_key(t, ops[n].name);
+      ops[n++].del = 1;
     }
   }
-  if (rc != 0) {
-    teex_store_txn_abort(txn);
-    return rc;
+  for (size_t u = 0; u < nusers && rc == 0 && n < cap; u++) {
+    if (!users[u].ok)
+      continue;
+    memcpy(ops[n].name, "u/", 2);
+    teex_hex_encode(users[u].addr, 20, ops[n].name + 2);
+    teex_amount_word(users[u].due.cumulative, words + 32 * u);
+    ops[n].val = words + 32 * u;
+    ops[n++].len = 32;
   }
-  return teex_store_txn_commit(txn, err);
+  if (rc == 0 && n < cap) {
+    snprintf(ops[n].name, sizeof ops[n].name, "%s", fkey);
+    ops[n++].del = 1;
+  }
+  /* A fault-injection point for the crash-recovery test: records in
+   * chunks of TEEX_FAULT_RECORD_CHUNK writes and dies after the first of
+   * several (a crash there cannot be timed from outside; it gives the host
+   * nothing: it can kill the process at any time). */
+  const char *fault = getenv("TEEX_FAULT_RECORD_CHUNK");
+  uint64_t fper = 0;
+  if (fault != NULL && (teex_parse_u64(fault, &fper) != 0 || fper > 64))
+    fper = 0;
+  if (rc == 0)
+    rc = ss_apply_by(d, ops, n, (size_t)fper, fper != 0, err);
+  free(ops);
+  free(recs);
+  free(words);
+  return rc;
 }
 
 /* Forgets in memory the tasks a batch settled for users[]. */
@@ -1573,12 +1667,42 @@ static int inflight_put(struct dsp *d, uint64_t seq,
     dsp_inflight_encode(&f, rec);
     char key[19];
     inflight_key(seq, key);
-    rc = teex_store_put(d->store, key, strlen(key), rec, dsp_inflight_len(&f),
-                        err);
+    rc = teex_statestore_put(d->ss, key, rec, dsp_inflight_len(&f), err);
   }
   free(rec);
   free(uv);
   free(tv);
+  return rc;
+}
+
+/* The leaf of task id's receipt from its settled record, which must be of
+ * batch batch_id: a task a partial (chunked) record of that batch already
+ * recorded and forgot. TEEX_ESTATE when there is none. */
+static int recorded_leaf(struct dsp *d, const uint8_t id[32],
+                         const uint8_t batch_id[32], uint8_t leaf[32],
+                         struct teex_err *err) {
+  char key[2 + 64 + 1], cid[TEEX_CID_STR_SIZE];
+  memcpy(key, "s/", 2);
+  teex_hex_encode(id, 32, key + 2);
+  struct teex_buf val;
+  teex_buf_init(&val, 8192, 0);
+  const uint8_t *pv;
+  size_t np;
+  struct teex_receipt sr;
+  struct teex_data_share shares[TEEX_EXEC_DATASETS_MAX];
+  uint8_t sig[65];
+  int rc = teex_statestore_get(d->ss, key, &val, err);
+  if (rc == TEEX_ENOTFOUND)
+    rc = teex_err_set(err, TEEX_ESTATE,
+                      "in-flight batch: a task is no longer earned");
+  if (rc == 0)
+    rc = settled_parse(val.data, val.len, cid, &pv, &np, &sr, sig, shares, err);
+  if (rc == 0 && (val.len < 32 || memcmp(val.data, batch_id, 32) != 0))
+    rc = teex_err_set(err, TEEX_ESTATE,
+                      "in-flight batch: a task was settled in another batch");
+  if (rc == 0)
+    teex_settle_receipt_leaf(&sr, leaf);
+  teex_buf_free(&val);
   return rc;
 }
 
@@ -1610,11 +1734,13 @@ static int inflight_record(struct dsp *d, const char *key, const uint8_t *v,
   }
   for (uint32_t i = 0; rc == 0 && i < nsel; i++) {
     sel[i] = task_find(d, f.tasks + 32 * (size_t)i);
-    if (sel[i] == NULL || sel[i]->state != DSP_EARNED)
-      rc = teex_err_set(err, TEEX_ESTATE,
-                        "in-flight batch: a task is no longer earned");
-    else
+    if (sel[i] != NULL && sel[i]->state == DSP_EARNED) {
       teex_settle_receipt_leaf(&sel[i]->rcpt, leaves + 32 * (size_t)i);
+    } else { /* recorded before a crash cut a chunked record short */
+      sel[i] = NULL;
+      rc = recorded_leaf(d, f.tasks + 32 * (size_t)i, b.batch_id,
+                         leaves + 32 * (size_t)i, err);
+    }
   }
   uint8_t root[32];
   if (rc == 0 && (teex_settle_merkle_root(leaves, nsel, root) != 0 ||
@@ -1640,39 +1766,43 @@ static int inflight_record(struct dsp *d, const char *key, const uint8_t *v,
   return rc;
 }
 
+struct inflight_pick {
+  char key[19];
+  uint8_t *val;
+  size_t len;
+  int oom;
+};
+
 /* Batches sent but not recorded — a crash between the chain confirming
  * settleBatch and the local record, or an answer lost on the way — are
  * checked against the chain by their batch id: one the chain holds is
  * recorded now (never settled again); one it does not hold is dropped (its
  * tasks are still earned and go into the next batch). 0 when settlement
  * may go on; an error when the chain cannot be read (retry later). */
+static int first_inflight(const char *name, const uint8_t *v, size_t len,
+                          void *arg) {
+  struct inflight_pick *p = arg;
+  if (strlen(name) >= sizeof p->key)
+    return 0;
+  if ((p->val = malloc(len ? len : 1)) == NULL)
+    return p->oom = 1;
+  snprintf(p->key, sizeof p->key, "%s", name);
+  memcpy(p->val, v, len);
+  p->len = len;
+  return 1;
+}
+
 static int recover_batches(struct dsp *d, struct teex_err *err) {
   const struct teex_dispatcher_chain *c = &d->cfg->chain;
   for (;;) {
-    struct teex_store_txn *txn;
-    struct teex_store_iter *it = NULL;
-    const uint8_t *k, *v;
-    size_t kl, vl;
-    char key[19] = "";
-    uint8_t *val = NULL;
-    size_t len = 0;
-    int rc = teex_store_txn_begin(d->store, TEEX_STORE_TXN_RDONLY, &txn, err);
-    if (rc != 0)
-      return rc;
-    if ((rc = teex_store_iter_begin(txn, "f/", 2, &it, err)) == 0 &&
-        (rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1) {
-      rc = 0;
-      if (kl < sizeof key && (val = malloc(vl ? vl : 1)) != NULL) {
-        memcpy(key, k, kl);
-        key[kl] = '\0';
-        memcpy(val, v, vl);
-        len = vl;
-      } else {
-        rc = teex_err_set(err, TEEX_ENOMEM, NULL);
-      }
-    }
-    teex_store_iter_free(it);
-    teex_store_txn_abort(txn);
+    struct inflight_pick pick;
+    memset(&pick, 0, sizeof pick);
+    int rc = teex_statestore_scan(d->ss, "f", first_inflight, &pick, err);
+    if (rc == 0 && pick.oom)
+      rc = teex_err_set(err, TEEX_ENOMEM, NULL);
+    char *key = pick.key;
+    uint8_t *val = pick.val;
+    size_t len = pick.len;
     if (rc != 0 || key[0] == '\0') {
       free(val);
       return rc;
@@ -1694,14 +1824,20 @@ static int recover_batches(struct dsp *d, struct teex_err *err) {
       if (memcmp(root, val + 32, 32) != 0)
         teex_err_set(&e2, TEEX_EINTERNAL,
                      "the chain holds another root for this batch id");
-      else
-        done = inflight_record(d, key, val, len, &e2) == 0;
+      else if ((rc = inflight_record(d, key, val, len, &e2)) == 0)
+        done = 1;
+      else if (rc == TEEX_ETIMEDOUT || rc == TEEX_ECONN || rc == TEEX_EBUSY) {
+        /* the state is unreachable: keep the record, try again later */
+        free(val);
+        teex_err_set(err, rc, "%s", e2.msg);
+        return rc;
+      }
       if (!done)
         TEEX_ERROR("dispatcher", "batch on chain not recorded",
                    "key=%s reason=\"%s\"", key, e2.msg);
     }
     free(val);
-    if (!done && (rc = teex_store_del(d->store, key, strlen(key), err)) != 0)
+    if (!done && (rc = ss_del(d, key, err)) != 0)
       return rc;
   }
 }
@@ -1957,118 +2093,282 @@ static void on_tick(uv_timer_t *h) {
 
 /* ---- start, restore, stop ---- */
 
+/* users' settled amounts */
+static int restore_user(const char *name, const uint8_t *v, size_t vl,
+                        void *arg) {
+  struct dsp *d = arg;
+  uint8_t user[20];
+  size_t ul;
+  teex_amount settled;
+  if (strlen(name) != 42 || vl != 32 || teex_amount_from_word(v, &settled) != 0)
+    return 0;
+  if (teex_hex_decode(name + 2, user, 20, &ul) == 0 && ul == 20)
+    teex_ledger_set_chain(d->ledger, user, AMOUNT_MAX, settled);
+  return 0;
+}
+
+/* workers: known again until silent past the timeout */
+static int restore_worker(const char *name, const uint8_t *v, size_t vl,
+                          void *arg) {
+  struct dsp *d = arg;
+  struct dsp_worker *w = worker_slot(d);
+  size_t al;
+  if (w == NULL || strlen(name) != 42 || vl < 5 || vl > 4 + DSP_ENDPOINT_MAX)
+    return 0;
+  if (teex_hex_decode(name + 2, w->addr, 20, &al) != 0 || al != 20)
+    return 0;
+  w->capacity =
+      (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+  memcpy(w->endpoint, v + 4, vl - 4);
+  w->endpoint[vl - 4] = '\0';
+  if (w->capacity == 0 || teex_sched_worker_add(d->sched, w->addr, w->capacity,
+                                                now_ms(d), &w->handle) != 0)
+    return 0;
+  w->used = 1;
+  return 0;
+}
+
+struct task_recs {
+  struct dsp_task *recs;
+  size_t n, cap;
+  int bad, oom;
+};
+
+static int collect_task(const char *name, const uint8_t *v, size_t vl,
+                        void *arg) {
+  struct task_recs *tr = arg;
+  (void)name;
+  if (tr->n == tr->cap) {
+    size_t nc = tr->cap ? 2 * tr->cap : 64;
+    struct dsp_task *nr = realloc(tr->recs, nc * sizeof *nr);
+    if (nr == NULL)
+      return tr->oom = 1;
+    tr->recs = nr, tr->cap = nc;
+  }
+  if (dsp_task_decode(v, vl, &tr->recs[tr->n]) != 0)
+    return tr->bad = 1;
+  tr->n++;
+  return 0;
+}
+
+static int by_seq(const void *a, const void *b) {
+  const struct dsp_task *x = a, *y = b;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 static int restore(struct dsp *d, struct teex_err *err) {
   struct teex_buf val;
   teex_buf_init(&val, 8, 0);
-  int rc = teex_store_get(d->store, "d/seq", 5, &val, err);
+  struct task_recs tr = {0};
+  size_t ntasks = 0;
+  int rc = teex_statestore_get(d->ss, "d/seq", &val, err);
   if (rc == 0 && val.len == 8)
     for (int i = 0; i < 8; i++)
       d->batch_seq = d->batch_seq << 8 | val.data[i];
   else if (rc != 0 && rc != TEEX_ENOTFOUND)
     goto done;
-  rc = 0;
-  struct teex_store_txn *txn;
-  struct teex_store_iter *it;
-  const uint8_t *k, *v;
-  size_t kl, vl;
-  if ((rc = teex_store_txn_begin(d->store, TEEX_STORE_TXN_RDONLY, &txn, err)))
+  if ((rc = teex_statestore_scan(d->ss, "u", restore_user, d, err)) != 0 ||
+      (rc = teex_statestore_scan(d->ss, "w", restore_worker, d, err)) != 0 ||
+      (rc = teex_statestore_scan(d->ss, "t", collect_task, &tr, err)) != 0)
     goto done;
-  /* users' settled amounts */
-  if ((rc = teex_store_iter_begin(txn, "u/", 2, &it, err)) == 0) {
-    while ((rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1) {
-      uint8_t user[20];
-      size_t ul;
-      char hex[41];
-      teex_amount settled;
-      if (kl != 42 || vl != 32 || teex_amount_from_word(v, &settled) != 0)
-        continue;
-      memcpy(hex, k + 2, 40);
-      hex[40] = '\0';
-      if (teex_hex_decode(hex, user, 20, &ul) == 0 && ul == 20)
-        teex_ledger_set_chain(d->ledger, user, AMOUNT_MAX, settled);
-    }
-    teex_store_iter_free(it);
-  }
-  /* workers: known again until silent past the timeout */
-  if (rc == 0 && (rc = teex_store_iter_begin(txn, "w/", 2, &it, err)) == 0) {
-    while ((rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1) {
-      struct dsp_worker *w = worker_slot(d);
-      char hex[41];
-      size_t al;
-      if (w == NULL || kl != 42 || vl < 5 || vl > 4 + DSP_ENDPOINT_MAX)
-        continue;
-      memcpy(hex, k + 2, 40);
-      hex[40] = '\0';
-      if (teex_hex_decode(hex, w->addr, 20, &al) != 0 || al != 20)
-        continue;
-      w->capacity = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
-                    (uint32_t)v[2] << 8 | v[3];
-      memcpy(w->endpoint, v + 4, vl - 4);
-      w->endpoint[vl - 4] = '\0';
-      if (w->capacity == 0 ||
-          teex_sched_worker_add(d->sched, w->addr, w->capacity, now_ms(d),
-                                &w->handle) != 0)
-        continue;
-      w->used = 1;
-    }
-    teex_store_iter_free(it);
-  }
-  /* tasks, in acceptance order, replayed through the ledger */
-  size_t ntasks = 0;
-  if (rc == 0 && (rc = teex_store_iter_begin(txn, "t/", 2, &it, err)) == 0) {
-    while ((rc = teex_store_iter_next(it, &k, &kl, &v, &vl, err)) == 1) {
-      struct dsp_task rec;
-      if (dsp_task_decode(v, vl, &rec) != 0) {
-        rc = teex_err_set(err, TEEX_EFORMAT, "task record malformed");
-        break;
-      }
-      struct teex_err e2;
-      teex_err_clear(&e2);
-      teex_amount base;
-      if (teex_ledger_base(d->ledger, rec.auth.user, &base) == TEEX_ENOTFOUND)
-        teex_ledger_set_chain(d->ledger, rec.auth.user, AMOUNT_MAX, 0);
-      int a = teex_ledger_accept(d->ledger, &rec.auth, rec.auth.price, &e2);
-      if (a != TEEX_LEDGER_NEW) {
-        TEEX_WARN("dispatcher", "stored task not restored", "reason=\"%s\"",
-                  e2.msg);
-        continue;
-      }
-      struct dsp_task *t = task_new(d, rec.auth.task_id);
-      if (t == NULL) {
-        rc = teex_err_set(err, TEEX_ETOOBIG, "more stored tasks than max");
-        break;
-      }
-      uint32_t gen = t->gen, idx = t->idx;
-      *t = rec;
-      t->gen = gen;
-      t->idx = idx;
-      t->used = 1;
-      t->rcpt.shares = t->has_receipt && t->nds ? t->ds : NULL;
-      t->rcpt.nshares = t->has_receipt ? t->nds : 0;
-      if (t->seq >= d->next_seq)
-        d->next_seq = t->seq + 1;
-      if (t->state == DSP_EARNED) {
-        teex_ledger_complete(d->ledger, t->auth.task_id);
-        d->pending++;
-      } else if (t->state == DSP_FAILED) {
-        teex_ledger_fail(d->ledger, t->auth.task_id);
-      } else if (t->state == DSP_QUEUED) {
-        t->waiting = NULL;
-      }
-      ntasks++;
-    }
-    teex_store_iter_free(it);
-  }
-  teex_store_txn_abort(txn);
-  if (rc < 0)
+  if (tr.oom) {
+    rc = teex_err_set(err, TEEX_ENOMEM, "restore tasks");
     goto done;
+  }
+  if (tr.bad) {
+    rc = teex_err_set(err, TEEX_EFORMAT, "task record malformed");
+    goto done;
+  }
+  /* tasks, in acceptance order (TEE-DS scans in hashed order), replayed
+   * through the ledger */
+  if (tr.n > 1)
+    qsort(tr.recs, tr.n, sizeof *tr.recs, by_seq);
+  for (size_t r = 0; r < tr.n; r++) {
+    const struct dsp_task *rec = &tr.recs[r];
+    struct teex_err e2;
+    teex_err_clear(&e2);
+    teex_amount base;
+    if (teex_ledger_base(d->ledger, rec->auth.user, &base) == TEEX_ENOTFOUND)
+      teex_ledger_set_chain(d->ledger, rec->auth.user, AMOUNT_MAX, 0);
+    int a = teex_ledger_accept(d->ledger, &rec->auth, rec->auth.price, &e2);
+    if (a != TEEX_LEDGER_NEW) {
+      TEEX_WARN("dispatcher", "stored task not restored", "reason=\"%s\"",
+                e2.msg);
+      continue;
+    }
+    struct dsp_task *t = task_new(d, rec->auth.task_id);
+    if (t == NULL) {
+      rc = teex_err_set(err, TEEX_ETOOBIG, "more stored tasks than max");
+      goto done;
+    }
+    uint32_t gen = t->gen, idx = t->idx;
+    *t = *rec;
+    t->gen = gen;
+    t->idx = idx;
+    t->used = 1;
+    t->rcpt.shares = t->has_receipt && t->nds ? t->ds : NULL;
+    t->rcpt.nshares = t->has_receipt ? t->nds : 0;
+    if (t->seq >= d->next_seq)
+      d->next_seq = t->seq + 1;
+    if (t->state == DSP_EARNED) {
+      teex_ledger_complete(d->ledger, t->auth.task_id);
+      d->pending++;
+    } else if (t->state == DSP_FAILED) {
+      teex_ledger_fail(d->ledger, t->auth.task_id);
+    } else if (t->state == DSP_QUEUED) {
+      t->waiting = NULL;
+    }
+    ntasks++;
+  }
   rc = 0;
   TEEX_INFO("dispatcher", "state restored",
-            "tasks=%zu unsettled_receipts=%u batches=%llu", ntasks, d->pending,
-            (unsigned long long)d->batch_seq);
+            "tasks=%zu unsettled_receipts=%u batches=%llu backend=%s", ntasks,
+            d->pending, (unsigned long long)d->batch_seq,
+            teex_statestore_backend(d->ss));
 done:
+  if (tr.recs != NULL) {
+    teex_wipe(tr.recs, tr.cap * sizeof *tr.recs);
+    free(tr.recs);
+  }
   teex_buf_free(&val);
   return rc;
+}
+
+/* ---- state in TEE-DS ---- */
+
+/* What moves to TEE-DS: everything but the identity (d/identity). */
+static const char *const ds_categories[] = {"d", "t", "s", "u", "w", "f"};
+
+struct mig_rec {
+  char name[TEEX_STATESTORE_NAME_MAX + 1];
+  uint8_t *val;
+  size_t len;
+};
+
+struct migrate {
+  struct mig_rec *recs;
+  size_t n, cap;
+  int oom;
+};
+
+static int mig_collect(const char *name, const uint8_t *val, size_t len,
+                       void *arg) {
+  struct migrate *m = arg;
+  if (strcmp(name, "d/identity") == 0)
+    return 0;
+  if (m->n == m->cap) {
+    size_t nc = m->cap ? 2 * m->cap : 64;
+    struct mig_rec *nr = realloc(m->recs, nc * sizeof *nr);
+    if (nr == NULL)
+      return m->oom = 1;
+    m->recs = nr, m->cap = nc;
+  }
+  struct mig_rec *r = &m->recs[m->n];
+  if ((r->val = malloc(len ? len : 1)) == NULL)
+    return m->oom = 1;
+  snprintf(r->name, sizeof r->name, "%s", name);
+  memcpy(r->val, val, len);
+  r->len = len;
+  m->n++;
+  return 0;
+}
+
+/* Copies one record unless TEE-DS holds it already (identical). */
+static int mig_one(struct teex_statestore_txn *txn, void *arg,
+                   struct teex_err *err) {
+  const struct mig_rec *r = arg;
+  struct teex_buf cur;
+  teex_buf_init(&cur, TEEX_STATESTORE_VALUE_MAX, TEEX_BUF_SECRET);
+  int rc = teex_statestore_txn_get(txn, r->name, &cur, err);
+  if (rc == TEEX_ENOTFOUND)
+    rc = teex_statestore_txn_put(txn, r->name, r->val, r->len, err);
+  else if (rc == 0 &&
+           (cur.len != r->len || !teex_ct_equal(cur.data, r->val, r->len)))
+    rc = teex_err_set(err, TEEX_EEXIST,
+                      "local record %.*s.. differs from the one in TEE-DS "
+                      "(two dispatchers' state in one namespace?): nothing "
+                      "migrated",
+                      (int)(strchr(r->name, '/') - r->name + 1), r->name);
+  teex_buf_free(&cur);
+  return rc;
+}
+
+/* Moves the local records (but the identity) to ds once: all copied, then
+ * the local copies deleted in one transaction. A crash between leaves
+ * both; the next start copies again (identical: skipped) and deletes. */
+static int migrate_to_ds(struct dsp *d, struct teex_statestore *ds,
+                         struct teex_err *err) {
+  struct migrate m = {0};
+  int rc = 0;
+  for (size_t c = 0;
+       c < sizeof ds_categories / sizeof *ds_categories && rc == 0 && !m.oom;
+       c++)
+    rc = teex_statestore_scan(d->ss, ds_categories[c], mig_collect, &m, err);
+  if (rc == 0 && m.oom)
+    rc = teex_err_set(err, TEEX_ENOMEM, "migrate dispatcher state");
+  for (size_t i = 0; rc == 0 && i < m.n; i++)
+    rc = teex_statestore_run(ds, mig_one, &m.recs[i], err);
+  if (rc == 0 && m.n > 0) {
+    struct teex_store_txn *txn;
+    rc = teex_store_txn_begin(d->store, 0, &txn, err);
+    for (size_t i = 0; rc == 0 && i < m.n; i++)
+      rc = teex_store_txn_del(txn, m.recs[i].name, strlen(m.recs[i].name), err);
+    if (rc == 0)
+      rc = teex_store_txn_commit(txn, err);
+    else if (txn != NULL)
+      teex_store_txn_abort(txn);
+    if (rc == 0)
+      TEEX_INFO("dispatcher", "state migrated to TEE-DS", "records=%zu", m.n);
+  }
+  for (size_t i = 0; i < m.n; i++) {
+    teex_wipe(m.recs[i].val, m.recs[i].len);
+    free(m.recs[i].val);
+  }
+  free(m.recs);
+  return rc != 0 ? teex_err_wrap(err, rc, "migrate dispatcher state to TEE-DS")
+                 : 0;
+}
+
+/* The state goes to TEE-DS: a mutual RA-TLS client context (our
+ * certificate; replicas checked against ds_policy), a statestore keyed by
+ * the dispatcher's identity, the local records migrated once. */
+static int use_ds(struct dsp *d, EVP_PKEY *key, X509 *cert,
+                  struct teex_err *err) {
+  const struct teex_dispatcher_config *cfg = d->cfg;
+  if (cfg->ds_policy == NULL)
+    return teex_err_set(err, TEEX_ECONFIG,
+                        "TEE-DS state needs a policy for its replicas");
+  d->ds_verifier.policy = cfg->ds_policy;
+  struct teex_tls_config tc = {.cert = cert,
+                               .key = key,
+                               .mutual = 1,
+                               .verify_peer = teex_ratls_channel_verify,
+                               .verify_arg = &d->ds_verifier};
+  int rc = teex_tls_ctx_new(&d->ds_ctx, &tc, 0, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "TEE-DS client context");
+  struct teex_statestore_ds_config dc = {
+      .client = {.replicas = cfg->ds_replicas,
+                 .n_replicas = cfg->n_ds_replicas,
+                 .tls = d->ds_ctx,
+                 .ns = cfg->ds_ns != NULL ? cfg->ds_ns : "dispatcher",
+                 .timeout_ms = cfg->ds_timeout_ms ? cfg->ds_timeout_ms : 3000,
+                 .connect_timeout_ms = 1000},
+      .secret = d->sk,
+      .secret_len = 32,
+      .label = "dispatcher"};
+  struct teex_statestore *ds;
+  if ((rc = teex_statestore_open_ds(&dc, &ds, err)) != 0)
+    return rc;
+  if ((rc = migrate_to_ds(d, ds, err)) != 0) {
+    teex_statestore_close(ds);
+    return rc;
+  }
+  teex_statestore_close(d->ss);
+  d->ss = ds;
+  TEEX_INFO("dispatcher", "state in TEE-DS", "replicas=%zu ns=%s",
+            cfg->n_ds_replicas, dc.client.ns);
+  return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -2181,7 +2481,8 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
     teex_err_wrap(err, rc, "open dispatcher state");
     goto out;
   }
-  if ((rc = load_identity(&d, err)) != 0)
+  if ((rc = load_identity(&d, err)) != 0 ||
+      (rc = teex_statestore_open_local(d.store, &d.ss, err)) != 0)
     goto out;
   if (cfg.chain.ops->bind != NULL &&
       (rc = cfg.chain.ops->bind(cfg.chain.arg, d.sk, d.addr, err)) != 0)
@@ -2193,11 +2494,16 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
     rc = teex_err_set(err, TEEX_ENOMEM, "ledger");
     goto out;
   }
-  if ((rc = restore(&d, err)) != 0)
-    goto out;
   struct teex_ratls_keys keys = {.secp256k1_pub = d.pub};
   if ((rc = teex_ratls_identity_new(cfg.tee, &keys, &key, &cert, err)) != 0)
     goto out;
+  if (cfg.n_ds_replicas > 0 && (rc = use_ds(&d, key, cert, err)) != 0)
+    goto out;
+  if ((rc = restore(&d, err)) != 0) {
+    teex_err_wrap(err, rc, "restore dispatcher state (%s)",
+                  teex_statestore_backend(d.ss));
+    goto out;
+  }
   d.verifier.policy = &cfg.policy;
   if (cfg.sm_addr != NULL) {
     struct teex_enclave_registration reg;
@@ -2223,8 +2529,9 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
     goto out;
   d.refresh_ctxs[0] = &d.worker_ctx;
   d.refresh_ctxs[1] = &d.user_ctx;
+  d.refresh_ctxs[2] = &d.ds_ctx;
   if ((rc = teex_ratls_refresher_start(&loop, cfg.tee, &keys, key, cert,
-                                       cfg.cert_refresh_s, d.refresh_ctxs, 2,
+                                       cfg.cert_refresh_s, d.refresh_ctxs, 3,
                                        &refresher, err)) != 0)
     goto out;
   if ((rc = teex_rpc_server_new(&loop, d.worker_ctx, cfg.worker_listen, NULL,
@@ -2265,6 +2572,17 @@ int teex_dispatcher_serve(const struct teex_dispatcher_config *cfg_in,
               hex, teex_rpc_server_port(d.worker_srv),
               teex_rpc_server_port(d.user_srv));
   }
+  {
+    /* Batches a crash left in flight are resolved now, not at the next
+     * settlement (which may be far: one receipt pending of a batch the
+     * crash cut short). An error (the chain unreadable) leaves them to
+     * settle_once. */
+    struct teex_err e2;
+    teex_err_clear(&e2);
+    if (recover_batches(&d, &e2) != 0)
+      TEEX_WARN("dispatcher", "batches in flight not checked yet",
+                "reason=\"%s\"", e2.msg);
+  }
   uv_run(&loop, UV_RUN_DEFAULT);
   rc = 0;
 out:
@@ -2283,8 +2601,10 @@ out:
   teex_ratls_refresher_close(refresher);
   uv_run(&loop, UV_RUN_DEFAULT); /* let handles close */
   uv_loop_close(&loop);
+  teex_statestore_close(d.ss); /* before the TLS context it borrows */
   teex_tls_ctx_free(d.worker_ctx);
   teex_tls_ctx_free(d.user_ctx);
+  teex_tls_ctx_free(d.ds_ctx);
   EVP_PKEY_free(key);
   X509_free(cert);
   teex_ledger_free(d.ledger);
