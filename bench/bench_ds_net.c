@@ -21,6 +21,8 @@
 #include "teex/tee.h"
 #include "teex/tee_policy.h"
 
+#include "ds_group.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -41,16 +43,11 @@ extern char **environ;
 
 static const char *g_bin;
 static char g_dir[256];
-static char g_state[N][320], g_log[N][320], g_ready[N][320];
-static char g_peer[N][64], g_client[N][64];
-static const char *g_addrs[N];
-static pid_t g_pid[N];
+static struct bench_ds_group g_grp;
 
 static void die(const char *what) {
   fprintf(stderr, "bench_ds_net: %s\n", what);
-  for (int i = 0; i < N; i++)
-    if (g_pid[i] > 0)
-      kill(g_pid[i], SIGKILL);
+  bench_ds_group_kill(&g_grp);
   exit(1);
 }
 
@@ -65,71 +62,14 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-static pid_t spawn(char *const argv[], const char *log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (log != NULL) {
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
-                                     0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  }
-  pid_t pid;
-  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-static int run(char *const argv[]) {
-  pid_t pid = spawn(argv, "/dev/null");
-  int st;
-  if (pid < 0 || waitpid(pid, &st, 0) != pid)
-    return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void free_ports(int *ports, int n) {
-  int fds[2 * N];
-  for (int i = 0; i < n; i++) {
-    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0)
-      die("bind");
-    socklen_t l = sizeof a;
-    getsockname(fds[i], (struct sockaddr *)&a, &l);
-    ports[i] = ntohs(a.sin_port);
-  }
-  for (int i = 0; i < n; i++)
-    close(fds[i]);
-}
-
-static void start(int i) {
-  unlink(g_ready[i]);
-  char *argv[] = {(char *)g_bin,        "ds",           "run",
-                  "--data-dir",         g_dir,          "--state",
-                  g_state[i],           "--ready-file", g_ready[i],
-                  "--election-timeout", "150",          NULL};
-  g_pid[i] = spawn(argv, g_log[i]);
-  if (g_pid[i] < 0)
-    die("spawn");
-}
-
-static void wait_ready(int i) {
-  for (int t = 0; t < 600; t++) {
-    if (access(g_ready[i], F_OK) == 0)
-      return;
-    sleep_ms(50);
-  }
-  die("a replica did not start (see its log in the temporary directory)");
-}
-
 static int leader(struct teex_tls_ctx *tls) {
   for (int t = 0; t < 400; t++) {
     for (int i = 0; i < N; i++) {
       struct teex_ds_replica_info info;
       struct teex_err err;
-      if (g_pid[i] > 0 &&
-          teex_ds_replica_info_get(tls, g_client[i], 1000, &info, &err) == 0 &&
+      if (g_grp.pid[i] > 0 &&
+          teex_ds_replica_info_get(tls, g_grp.client[i], 1000, &info, &err) ==
+              0 &&
           info.leader)
         return i;
     }
@@ -186,17 +126,9 @@ int main(int argc, char **argv) {
   if (teex_tee_sim_init(g_dir, root, &err) != 0)
     die(err.msg);
   int ports[2 * N];
-  free_ports(ports, 2 * N);
-  char m[N][200];
-  for (int i = 0; i < N; i++) {
-    snprintf(g_state[i], sizeof g_state[i], "%s/r%d", g_dir, i + 1);
-    snprintf(g_log[i], sizeof g_log[i], "%s/r%d.log", g_dir, i + 1);
-    snprintf(g_ready[i], sizeof g_ready[i], "%s/r%d.ready", g_dir, i + 1);
-    snprintf(g_peer[i], sizeof g_peer[i], "127.0.0.1:%d", ports[2 * i]);
-    snprintf(g_client[i], sizeof g_client[i], "127.0.0.1:%d", ports[2 * i + 1]);
-    g_addrs[i] = g_client[i];
-    snprintf(m[i], sizeof m[i], "%d=%s,%s", i + 1, g_peer[i], g_client[i]);
-  }
+  if (bench_free_ports(ports, 2 * N) != 0)
+    die("bind");
+  bench_ds_group_setup(&g_grp, g_bin, g_dir, "r", ports);
   EVP_PKEY *key;
   X509 *cert;
   if (teex_tls_selfsigned_new("bench", 1, &key, &cert, &err) != 0)
@@ -206,26 +138,12 @@ int main(int argc, char **argv) {
   teex_tls_cert_spki_sha256(cert, spki);
   teex_hex_encode(spki, 32, hex);
   snprintf(client, sizeof client, "app=%s:app", hex);
-  char *a1[] = {(char *)g_bin, "ds",          "init",     "--data-dir",
-                g_dir,         "--state",     g_state[0], "--id",
-                "1",           "--new-group", "--member", m[0],
-                "--member",    m[1],          "--member", m[2],
-                "--client",    client,        NULL};
-  if (run(a1) != 0)
+  const char *extra[] = {"--client", client, NULL};
+  if (bench_ds_group_init(&g_grp, extra) != 0)
     die("ds init");
-  char group[400];
-  snprintf(group, sizeof group, "%s/group.conf", g_state[0]);
-  for (int i = 1; i < N; i++) {
-    char id[8];
-    snprintf(id, sizeof id, "%d", i + 1);
-    char *a[] = {(char *)g_bin, "ds",   "init", "--data-dir", g_dir, "--state",
-                 g_state[i],    "--id", id,     "--group",    group, NULL};
-    if (run(a) != 0)
-      die("ds init");
-  }
   struct teex_tee_policy pol;
   char pp[400];
-  snprintf(pp, sizeof pp, "%s/policy.conf", g_state[0]);
+  snprintf(pp, sizeof pp, "%s/policy.conf", g_grp.state[0]);
   teex_tee_policy_init(&pol);
   if (teex_tee_policy_load(&pol, pp, &err) != 0)
     die(err.msg);
@@ -238,12 +156,10 @@ int main(int argc, char **argv) {
   struct teex_tls_ctx *tls;
   if (teex_tls_ctx_new(&tls, &tc, 0, &err) != 0)
     die(err.msg);
-  for (int i = 0; i < N; i++)
-    start(i);
-  for (int i = 0; i < N; i++)
-    wait_ready(i);
+  if (bench_ds_group_up(&g_grp) != 0)
+    die("a replica did not start (see its log in the temporary directory)");
   int l = leader(tls);
-  struct teex_ds_client_config cc = {.replicas = g_addrs,
+  struct teex_ds_client_config cc = {.replicas = g_grp.addrs,
                                      .n_replicas = N,
                                      .tls = tls,
                                      .ns = "app",
@@ -258,7 +174,7 @@ int main(int argc, char **argv) {
 
   /* 1. write latency vs health RTT, alternating in blocks of 100. */
   struct teex_rpc_sync *h;
-  if (teex_rpc_sync_connect(g_client[l], tls, 5000, &h, &err) != 0)
+  if (teex_rpc_sync_connect(g_grp.client[l], tls, 5000, &h, &err) != 0)
     die(err.msg);
   double *wl = calloc((size_t)writes, sizeof(double));
   double *hl = calloc((size_t)writes, sizeof(double));
@@ -297,23 +213,25 @@ int main(int argc, char **argv) {
   for (int r = 0; r < kills; r++) {
     l = leader(tls);
     double t0 = now_s();
-    kill(g_pid[l], SIGKILL);
-    waitpid(g_pid[l], NULL, 0);
-    g_pid[l] = 0;
+    kill(g_grp.pid[l], SIGKILL);
+    waitpid(g_grp.pid[l], NULL, 0);
+    g_grp.pid[l] = 0;
     snprintf(k, sizeof k, "app/failover-%d", r);
     int rc;
     while ((rc = set(s, k, "1")) != 0)
       if (now_s() - t0 > 30)
         die("no new leader within 30 s");
     fo[r] = now_s() - t0;
-    start(l);
-    wait_ready(l);
+    if (bench_ds_group_start(&g_grp, l) != 0 ||
+        bench_ds_group_wait_ready(&g_grp, l) != 0)
+      die("a replica did not restart (see its log)");
     /* Let it catch up so every round starts from a full group. */
     for (int t = 0; t < 400; t++) {
       struct teex_ds_replica_info a, b;
       int nl = leader(tls);
-      if (teex_ds_replica_info_get(tls, g_client[nl], 1000, &a, &err) == 0 &&
-          teex_ds_replica_info_get(tls, g_client[l], 1000, &b, &err) == 0 &&
+      if (teex_ds_replica_info_get(tls, g_grp.client[nl], 1000, &a, &err) ==
+              0 &&
+          teex_ds_replica_info_get(tls, g_grp.client[l], 1000, &b, &err) == 0 &&
           b.last_applied >= a.last_applied && b.voting)
         break;
       sleep_ms(25);
@@ -328,15 +246,11 @@ int main(int argc, char **argv) {
   }
   free(fo);
   teex_ds_sync_close(s);
-  for (int i = 0; i < N; i++)
-    if (g_pid[i] > 0) {
-      kill(g_pid[i], SIGTERM);
-      waitpid(g_pid[i], NULL, 0);
-    }
+  bench_ds_group_stop(&g_grp);
   teex_tls_ctx_free(tls);
   EVP_PKEY_free(key);
   X509_free(cert);
   char *rm[] = {"/bin/rm", "-rf", g_dir, NULL};
-  run(rm);
+  bench_run(rm);
   return 0;
 }

@@ -20,6 +20,8 @@
 #include "teex/tee.h"
 #include "teex/tee_policy.h"
 
+#include "ds_group.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -41,17 +43,12 @@ extern char **environ;
 
 static const char *g_bin;
 static char g_dir[256];
-static char g_state[G][N][320], g_log[G][N][320], g_ready[G][N][320];
-static char g_peer[G][N][64], g_client[G][N][64];
-static const char *g_addrs[G][N];
-static pid_t g_pid[G][N];
+static struct bench_ds_group g_grp[G];
 
 static void die(const char *what) {
   fprintf(stderr, "bench_ds_scale: %s\n", what);
   for (int g = 0; g < G; g++)
-    for (int i = 0; i < N; i++)
-      if (g_pid[g][i] > 0)
-        kill(g_pid[g][i], SIGKILL);
+    bench_ds_group_kill(&g_grp[g]);
   exit(1);
 }
 
@@ -64,44 +61,6 @@ static double now_s(void) {
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
-}
-
-static pid_t spawn(char *const argv[], const char *log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (log != NULL) {
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
-                                     0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  }
-  pid_t pid;
-  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-static int run(char *const argv[]) {
-  pid_t pid = spawn(argv, "/dev/null");
-  int st;
-  if (pid < 0 || waitpid(pid, &st, 0) != pid)
-    return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void free_ports(int *ports, int n) {
-  int fds[4 * G * N];
-  for (int i = 0; i < n; i++) {
-    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0)
-      die("bind");
-    socklen_t l = sizeof a;
-    getsockname(fds[i], (struct sockaddr *)&a, &l);
-    ports[i] = ntohs(a.sin_port);
-  }
-  for (int i = 0; i < n; i++)
-    close(fds[i]);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -146,49 +105,6 @@ static int rset(struct teex_ds_router_sync *s, const char *k, const char *v) {
   return rc;
 }
 
-static void init_group(int g, const char *client) {
-  char m[N][200];
-  for (int i = 0; i < N; i++)
-    snprintf(m[i], sizeof m[i], "%d=%s,%s", i + 1, g_peer[g][i],
-             g_client[g][i]);
-  char *a1[] = {(char *)g_bin, "ds",           "init",        "--data-dir",
-                g_dir,         "--state",      g_state[g][0], "--id",
-                "1",           "--new-group",  "--member",    m[0],
-                "--member",    m[1],           "--member",    m[2],
-                "--client",    (char *)client, NULL};
-  if (run(a1) != 0)
-    die("ds init");
-  char group[400];
-  snprintf(group, sizeof group, "%s/group.conf", g_state[g][0]);
-  for (int i = 1; i < N; i++) {
-    char id[8];
-    snprintf(id, sizeof id, "%d", i + 1);
-    char *a[] = {(char *)g_bin, "ds",   "init", "--data-dir", g_dir, "--state",
-                 g_state[g][i], "--id", id,     "--group",    group, NULL};
-    if (run(a) != 0)
-      die("ds init");
-  }
-  for (int i = 0; i < N; i++) {
-    char *argv[] = {(char *)g_bin,        "ds",           "run",
-                    "--data-dir",         g_dir,          "--state",
-                    g_state[g][i],        "--ready-file", g_ready[g][i],
-                    "--election-timeout", "150",          NULL};
-    if ((g_pid[g][i] = spawn(argv, g_log[g][i])) < 0)
-      die("spawn");
-  }
-}
-
-static void wait_ready(void) {
-  for (int g = 0; g < G; g++)
-    for (int i = 0; i < N; i++) {
-      int t = 0;
-      while (access(g_ready[g][i], F_OK) != 0 && t++ < 600)
-        sleep_ms(50);
-      if (t >= 600)
-        die("a replica did not start (see its log)");
-    }
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: bench_ds_scale TEEX_BIN [writes] [keys]\n");
@@ -210,21 +126,13 @@ int main(int argc, char **argv) {
   if (teex_tee_sim_init(g_dir, root, &err) != 0)
     die(err.msg);
   int ports[2 * G * N];
-  free_ports(ports, 2 * G * N);
-  for (int g = 0; g < G; g++)
-    for (int i = 0; i < N; i++) {
-      int p = 2 * (g * N + i);
-      snprintf(g_state[g][i], sizeof g_state[g][i], "%s/g%dr%d", g_dir, g + 1,
-               i + 1);
-      snprintf(g_log[g][i], sizeof g_log[g][i], "%s/g%dr%d.log", g_dir, g + 1,
-               i + 1);
-      snprintf(g_ready[g][i], sizeof g_ready[g][i], "%s/g%dr%d.ready", g_dir,
-               g + 1, i + 1);
-      snprintf(g_peer[g][i], sizeof g_peer[g][i], "127.0.0.1:%d", ports[p]);
-      snprintf(g_client[g][i], sizeof g_client[g][i], "127.0.0.1:%d",
-               ports[p + 1]);
-      g_addrs[g][i] = g_client[g][i];
-    }
+  if (bench_free_ports(ports, 2 * G * N) != 0)
+    die("bind");
+  for (int g = 0; g < G; g++) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "g%dr", g + 1);
+    bench_ds_group_setup(&g_grp[g], g_bin, g_dir, tag, ports + 2 * N * g);
+  }
   EVP_PKEY *key;
   X509 *cert;
   if (teex_tls_selfsigned_new("bench", 1, &key, &cert, &err) != 0)
@@ -245,9 +153,13 @@ int main(int argc, char **argv) {
   if (f == NULL || PEM_write_X509(f, cert) != 1)
     die("write cert");
   fclose(f);
+  const char *extra[] = {"--client", client, NULL};
   for (int g = 0; g < G; g++)
-    init_group(g, client);
-  wait_ready();
+    if (bench_ds_group_init(&g_grp[g], extra) != 0)
+      die("ds init");
+  for (int g = 0; g < G; g++)
+    if (bench_ds_group_up(&g_grp[g]) != 0)
+      die("a replica did not start (see its log)");
 
   /* the directory: app on group 1 */
   char pk_dir[300], skp[320], pubp[320], dirp[300], g1[400], g2[400], pol[400];
@@ -255,14 +167,14 @@ int main(int argc, char **argv) {
   snprintf(skp, sizeof skp, "%s/placement.key", pk_dir);
   snprintf(pubp, sizeof pubp, "%s/placement.pub", pk_dir);
   snprintf(dirp, sizeof dirp, "%s/directory", g_dir);
-  snprintf(g1, sizeof g1, "1=%s", g_state[0][0]);
-  snprintf(g2, sizeof g2, "2=%s", g_state[1][0]);
-  snprintf(pol, sizeof pol, "%s/policy.conf", g_state[0][0]);
+  snprintf(g1, sizeof g1, "1=%s", g_grp[0].state[0]);
+  snprintf(g2, sizeof g2, "2=%s", g_grp[1].state[0]);
+  snprintf(pol, sizeof pol, "%s/policy.conf", g_grp[0].state[0]);
   char *kg[] = {(char *)g_bin, "ds", "place", "keygen", "--out", pk_dir, NULL};
   char *in[] = {(char *)g_bin, "ds",    "place",   "init",    "--place-key",
                 skp,           "--out", dirp,      "--group", g1,
                 "--group",     g2,      "--place", "app=1",   NULL};
-  if (run(kg) != 0 || run(in) != 0)
+  if (bench_run(kg) != 0 || bench_run(in) != 0)
     die("teex ds place");
 
   struct teex_tee_policy tp;
@@ -278,7 +190,7 @@ int main(int argc, char **argv) {
   struct teex_tls_ctx *tls;
   if (teex_tls_ctx_new(&tls, &tc, 0, &err) != 0)
     die(err.msg);
-  struct teex_ds_client_config cc = {.replicas = g_addrs[0],
+  struct teex_ds_client_config cc = {.replicas = g_grp[0].addrs,
                                      .n_replicas = N,
                                      .tls = tls,
                                      .ns = "app",
@@ -368,7 +280,7 @@ int main(int argc, char **argv) {
   char mlog[320];
   snprintf(mlog, sizeof mlog, "%s/move.log", g_dir);
   t0 = now_s();
-  pid_t mover = spawn(mv, mlog);
+  pid_t mover = bench_spawn(mv, mlog);
   if (mover < 0)
     die("spawn move");
   double worst = 0, t_move = 0;
@@ -416,12 +328,9 @@ int main(int argc, char **argv) {
   free(lp);
   free(lr);
   for (int g = 0; g < G; g++)
-    for (int i = 0; i < N; i++) {
-      kill(g_pid[g][i], SIGTERM);
-      waitpid(g_pid[g][i], NULL, 0);
-    }
+    bench_ds_group_stop(&g_grp[g]);
   char *rm[] = {"/bin/rm", "-rf", g_dir, NULL};
-  run(rm);
+  bench_run(rm);
   EVP_PKEY_free(key);
   X509_free(cert);
   return 0;

@@ -24,6 +24,8 @@
 #include "teex/tee.h"
 #include "teex/tee_policy.h"
 
+#include "ds_group.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -44,16 +46,11 @@ extern char **environ;
 
 static const char *g_bin;
 static char g_dir[256];
-static char g_state[N][320], g_log[N][320], g_ready[N][320];
-static char g_client[N][64];
-static const char *g_addrs[N];
-static pid_t g_pid[N];
+static struct bench_ds_group g_grp;
 
 static void die(const char *what) {
   fprintf(stderr, "bench_statestore: %s\n", what);
-  for (int i = 0; i < N; i++)
-    if (g_pid[i] > 0)
-      kill(g_pid[i], SIGKILL);
+  bench_ds_group_kill(&g_grp);
   exit(1);
 }
 
@@ -66,42 +63,6 @@ static double now_s(void) {
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
-}
-
-static pid_t spawn(char *const argv[], const char *log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
-                                   0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid;
-  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-static int run(char *const argv[]) {
-  pid_t pid = spawn(argv, "/dev/null");
-  int st;
-  if (pid < 0 || waitpid(pid, &st, 0) != pid)
-    return -1;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void free_ports(int *ports, int n) {
-  int fds[2 * N];
-  for (int i = 0; i < n; i++) {
-    fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0)
-      die("bind");
-    socklen_t l = sizeof a;
-    getsockname(fds[i], (struct sockaddr *)&a, &l);
-    ports[i] = ntohs(a.sin_port);
-  }
-  for (int i = 0; i < n; i++)
-    close(fds[i]);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -202,53 +163,15 @@ int main(int argc, char **argv) {
       fclose(f) != 0)
     die("write clients policy");
   int ports[2 * N];
-  free_ports(ports, 2 * N);
-  char m[N][200];
-  for (int i = 0; i < N; i++) {
-    snprintf(g_state[i], sizeof g_state[i], "%s/r%d", g_dir, i + 1);
-    snprintf(g_log[i], sizeof g_log[i], "%s/r%d.log", g_dir, i + 1);
-    snprintf(g_ready[i], sizeof g_ready[i], "%s/r%d.ready", g_dir, i + 1);
-    snprintf(g_client[i], sizeof g_client[i], "127.0.0.1:%d", ports[2 * i + 1]);
-    g_addrs[i] = g_client[i];
-    snprintf(m[i], sizeof m[i], "%d=127.0.0.1:%d,%s", i + 1, ports[2 * i],
-             g_client[i]);
-  }
-  char *a1[] = {(char *)g_bin,
-                "ds",
-                "init",
-                "--data-dir",
-                g_dir,
-                "--state",
-                g_state[0],
-                "--id",
-                "1",
-                "--new-group",
-                "--member",
-                m[0],
-                "--member",
-                m[1],
-                "--member",
-                m[2],
-                "--enclave",
-                "sm=smns",
-                "--client-policy",
-                cpol,
-                NULL};
-  if (run(a1) != 0)
+  if (bench_free_ports(ports, 2 * N) != 0)
+    die("bind");
+  bench_ds_group_setup(&g_grp, g_bin, g_dir, "r", ports);
+  const char *extra[] = {"--enclave", "sm=smns", "--client-policy", cpol, NULL};
+  if (bench_ds_group_init(&g_grp, extra) != 0)
     die("ds init");
-  char group[400];
-  snprintf(group, sizeof group, "%s/group.conf", g_state[0]);
-  for (int i = 1; i < N; i++) {
-    char id[8];
-    snprintf(id, sizeof id, "%d", i + 1);
-    char *a[] = {(char *)g_bin, "ds",   "init", "--data-dir", g_dir, "--state",
-                 g_state[i],    "--id", id,     "--group",    group, NULL};
-    if (run(a) != 0)
-      die("ds init");
-  }
-  struct teex_tee_policy pol;
   char pp[400];
-  snprintf(pp, sizeof pp, "%s/policy.conf", g_state[0]);
+  struct teex_tee_policy pol;
+  snprintf(pp, sizeof pp, "%s/policy.conf", g_grp.state[0]);
   teex_tee_policy_init(&pol);
   if (teex_tee_policy_load(&pol, pp, &err) != 0)
     die(err.msg);
@@ -265,23 +188,9 @@ int main(int argc, char **argv) {
   struct teex_tls_ctx *tls;
   if (teex_tls_ctx_new(&tls, &tc, 0, &err) != 0)
     die(err.msg);
-  for (int i = 0; i < N; i++) {
-    unlink(g_ready[i]);
-    char *rargv[] = {(char *)g_bin,        "ds",           "run",
-                     "--data-dir",         g_dir,          "--state",
-                     g_state[i],           "--ready-file", g_ready[i],
-                     "--election-timeout", "150",          NULL};
-    if ((g_pid[i] = spawn(rargv, g_log[i])) < 0)
-      die("spawn");
-  }
-  for (int i = 0; i < N; i++) {
-    int t = 0;
-    while (access(g_ready[i], F_OK) != 0 && t++ < 600)
-      sleep_ms(50);
-    if (t >= 600)
-      die("a replica did not start");
-  }
-  struct teex_ds_client_config cc = {.replicas = g_addrs,
+  if (bench_ds_group_up(&g_grp) != 0)
+    die("a replica did not start");
+  struct teex_ds_client_config cc = {.replicas = g_grp.addrs,
                                      .n_replicas = N,
                                      .tls = tls,
                                      .ns = "smns",
@@ -367,12 +276,9 @@ int main(int argc, char **argv) {
   EVP_PKEY_free(key);
   X509_free(cert);
   teex_tee_close(enclave);
-  for (int i = 0; i < N; i++) {
-    kill(g_pid[i], SIGTERM);
-    waitpid(g_pid[i], NULL, 0);
-  }
+  bench_ds_group_stop(&g_grp);
   char *rm[] = {"/bin/rm", "-rf", g_dir, NULL};
-  run(rm);
+  bench_run(rm);
   free(t_set);
   free(t_put);
   free(t_lease);

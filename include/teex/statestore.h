@@ -126,4 +126,21 @@ int teex_statestore_scan(struct teex_statestore *s, const char *category,
                                    size_t len, void *arg),
                          void *arg, struct teex_err *err);
 
+/* Moves the records of `categories` (n of them) from the local statestore
+ * `from` to `to` (TEE-DS, once a group is configured), except those
+ * keep(name, keep_arg) returns non-zero for (keep may be NULL). Every
+ * record is copied first (one transaction of `to` each), a record `to`
+ * holds already identical skipped; then the local copies are deleted in
+ * one transaction of `from`. A crash between leaves both; the next call
+ * copies again (identical: skipped) and deletes. A record `to` holds with
+ * another value: TEEX_EEXIST ("two <owner>s' state in one namespace?"),
+ * nothing deleted locally. *moved (may be NULL): the records moved.
+ * TEEX_EINVAL (`from` not local), TEEX_ENOMEM, both stores' errors. */
+int teex_statestore_migrate(struct teex_statestore *from,
+                            struct teex_statestore *to,
+                            const char *const *categories, size_t n,
+                            int (*keep)(const char *name, void *arg),
+                            void *keep_arg, const char *owner, size_t *moved,
+                            struct teex_err *err);
+
 #endif

@@ -2239,94 +2239,25 @@ done:
 /* What moves to TEE-DS: everything but the identity (d/identity). */
 static const char *const ds_categories[] = {"d", "t", "s", "u", "w", "f"};
 
-struct mig_rec {
-  char name[TEEX_STATESTORE_NAME_MAX + 1];
-  uint8_t *val;
-  size_t len;
-};
-
-struct migrate {
-  struct mig_rec *recs;
-  size_t n, cap;
-  int oom;
-};
-
-static int mig_collect(const char *name, const uint8_t *val, size_t len,
-                       void *arg) {
-  struct migrate *m = arg;
-  if (strcmp(name, "d/identity") == 0)
-    return 0;
-  if (m->n == m->cap) {
-    size_t nc = m->cap ? 2 * m->cap : 64;
-    struct mig_rec *nr = realloc(m->recs, nc * sizeof *nr);
-    if (nr == NULL)
-      return m->oom = 1;
-    m->recs = nr, m->cap = nc;
-  }
-  struct mig_rec *r = &m->recs[m->n];
-  if ((r->val = malloc(len ? len : 1)) == NULL)
-    return m->oom = 1;
-  snprintf(r->name, sizeof r->name, "%s", name);
-  memcpy(r->val, val, len);
-  r->len = len;
-  m->n++;
-  return 0;
+static int keep_identity(const char *name, void *arg) {
+  (void)arg;
+  return strcmp(name, "d/identity") == 0;
 }
 
-/* Copies one record unless TEE-DS holds it already (identical). */
-static int mig_one(struct teex_statestore_txn *txn, void *arg,
-                   struct teex_err *err) {
-  const struct mig_rec *r = arg;
-  struct teex_buf cur;
-  teex_buf_init(&cur, TEEX_STATESTORE_VALUE_MAX, TEEX_BUF_SECRET);
-  int rc = teex_statestore_txn_get(txn, r->name, &cur, err);
-  if (rc == TEEX_ENOTFOUND)
-    rc = teex_statestore_txn_put(txn, r->name, r->val, r->len, err);
-  else if (rc == 0 &&
-           (cur.len != r->len || !teex_ct_equal(cur.data, r->val, r->len)))
-    rc = teex_err_set(err, TEEX_EEXIST,
-                      "local record %.*s.. differs from the one in TEE-DS "
-                      "(two dispatchers' state in one namespace?): nothing "
-                      "migrated",
-                      (int)(strchr(r->name, '/') - r->name + 1), r->name);
-  teex_buf_free(&cur);
-  return rc;
-}
-
-/* Moves the local records (but the identity) to ds once: all copied, then
- * the local copies deleted in one transaction. A crash between leaves
- * both; the next start copies again (identical: skipped) and deletes. */
+/* Moves the local records (but the identity) to ds once
+ * (teex_statestore_migrate: all copied, then the local copies deleted in
+ * one transaction; a crash between is repaired by the next start). */
 static int migrate_to_ds(struct dsp *d, struct teex_statestore *ds,
                          struct teex_err *err) {
-  struct migrate m = {0};
-  int rc = 0;
-  for (size_t c = 0;
-       c < sizeof ds_categories / sizeof *ds_categories && rc == 0 && !m.oom;
-       c++)
-    rc = teex_statestore_scan(d->ss, ds_categories[c], mig_collect, &m, err);
-  if (rc == 0 && m.oom)
-    rc = teex_err_set(err, TEEX_ENOMEM, "migrate dispatcher state");
-  for (size_t i = 0; rc == 0 && i < m.n; i++)
-    rc = teex_statestore_run(ds, mig_one, &m.recs[i], err);
-  if (rc == 0 && m.n > 0) {
-    struct teex_store_txn *txn;
-    rc = teex_store_txn_begin(d->store, 0, &txn, err);
-    for (size_t i = 0; rc == 0 && i < m.n; i++)
-      rc = teex_store_txn_del(txn, m.recs[i].name, strlen(m.recs[i].name), err);
-    if (rc == 0)
-      rc = teex_store_txn_commit(txn, err);
-    else if (txn != NULL)
-      teex_store_txn_abort(txn);
-    if (rc == 0)
-      TEEX_INFO("dispatcher", "state migrated to TEE-DS", "records=%zu", m.n);
-  }
-  for (size_t i = 0; i < m.n; i++) {
-    teex_wipe(m.recs[i].val, m.recs[i].len);
-    free(m.recs[i].val);
-  }
-  free(m.recs);
-  return rc != 0 ? teex_err_wrap(err, rc, "migrate dispatcher state to TEE-DS")
-                 : 0;
+  size_t moved;
+  int rc = teex_statestore_migrate(
+      d->ss, ds, ds_categories, sizeof ds_categories / sizeof *ds_categories,
+      keep_identity, NULL, "dispatcher", &moved, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "migrate dispatcher state to TEE-DS");
+  if (moved > 0)
+    TEEX_INFO("dispatcher", "state migrated to TEE-DS", "records=%zu", moved);
+  return 0;
 }
 
 /* The state goes to TEE-DS: a mutual RA-TLS client context (our

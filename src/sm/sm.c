@@ -754,94 +754,23 @@ static int is_state_record(const char *name) {
   return strncmp(name, "ds/", 3) != 0 || strlen(name) != 3 + 32;
 }
 
-struct migrate_rec {
-  char name[TEEX_STATESTORE_NAME_MAX + 1];
-  uint8_t *val;
-  size_t len;
-};
-
-struct migrate {
-  struct migrate_rec *recs;
-  size_t n, cap;
-  int oom;
-};
-
-static int collect(const char *name, const uint8_t *val, size_t len,
-                   void *arg) {
-  struct migrate *m = arg;
-  if (!is_state_record(name))
-    return 0;
-  if (m->n == m->cap) {
-    size_t nc = m->cap ? 2 * m->cap : 16;
-    struct migrate_rec *nr = realloc(m->recs, nc * sizeof *nr);
-    if (nr == NULL)
-      return m->oom = 1;
-    m->recs = nr, m->cap = nc;
-  }
-  struct migrate_rec *r = &m->recs[m->n];
-  r->val = malloc(len ? len : 1);
-  if (r->val == NULL)
-    return m->oom = 1;
-  snprintf(r->name, sizeof r->name, "%s", name);
-  if (len > 0)
-    memcpy(r->val, val, len);
-  r->len = len;
-  m->n++;
-  return 0;
-}
-
-/* Copies one record into TEE-DS unless it is there already (identical). */
-static int migrate_one(struct teex_statestore_txn *txn, void *arg,
-                       struct teex_err *err) {
-  const struct migrate_rec *r = arg;
-  struct teex_buf cur;
-  teex_buf_init(&cur, TEEX_STATESTORE_VALUE_MAX, TEEX_BUF_SECRET);
-  int rc = teex_statestore_txn_get(txn, r->name, &cur, err);
-  if (rc == TEEX_ENOTFOUND)
-    rc = teex_statestore_txn_put(txn, r->name, r->val, r->len, err);
-  else if (rc == 0 &&
-           (cur.len != r->len || !teex_ct_equal(cur.data, r->val, r->len)))
-    rc = teex_err_set(err, TEEX_EEXIST,
-                      "local record %.*s.. differs from the one in TEE-DS "
-                      "(two SMs' state in one namespace?): nothing migrated",
-                      (int)(strchr(r->name, '/') - r->name + 1), r->name);
-  teex_buf_free(&cur);
-  return rc;
+static int keep_local(const char *name, void *arg) {
+  (void)arg;
+  return !is_state_record(name);
 }
 
 static int migrate_to(struct teex_sm *sm, struct teex_statestore *ds,
                       struct teex_err *err) {
-  struct migrate m = {0};
-  int rc = 0;
-  for (size_t c = 0; c < sizeof state_categories / sizeof *state_categories &&
-                     rc == 0 && !m.oom;
-       c++)
-    rc = teex_statestore_scan(sm->state, state_categories[c], collect, &m, err);
-  if (rc == 0 && m.oom)
-    rc = teex_err_set(err, TEEX_ENOMEM, "migrate SM state");
-  for (size_t i = 0; rc == 0 && i < m.n; i++)
-    rc = teex_statestore_run(ds, migrate_one, &m.recs[i], err);
-  if (rc == 0 && m.n > 0) {
-    /* All copied: now the local copies go, in one transaction. A crash
-     * before this commit leaves both; the next start copies again (the
-     * records are identical) and deletes. */
-    struct teex_store_txn *txn;
-    rc = teex_store_txn_begin(sm->store, 0, &txn, err);
-    for (size_t i = 0; rc == 0 && i < m.n; i++)
-      rc = teex_store_txn_del(txn, m.recs[i].name, strlen(m.recs[i].name), err);
-    if (rc == 0)
-      rc = teex_store_txn_commit(txn, err);
-    else if (txn != NULL)
-      teex_store_txn_abort(txn);
-    if (rc == 0)
-      TEEX_INFO("sm", "state migrated to TEE-DS", "records=%zu", m.n);
-  }
-  for (size_t i = 0; i < m.n; i++) {
-    teex_wipe(m.recs[i].val, m.recs[i].len);
-    free(m.recs[i].val);
-  }
-  free(m.recs);
-  return rc != 0 ? teex_err_wrap(err, rc, "migrate SM state to TEE-DS") : 0;
+  size_t moved;
+  int rc = teex_statestore_migrate(sm->state, ds, state_categories,
+                                   sizeof state_categories /
+                                       sizeof *state_categories,
+                                   keep_local, NULL, "SM", &moved, err);
+  if (rc != 0)
+    return teex_err_wrap(err, rc, "migrate SM state to TEE-DS");
+  if (moved > 0)
+    TEEX_INFO("sm", "state migrated to TEE-DS", "records=%zu", moved);
+  return 0;
 }
 
 int teex_sm_use_ds(struct teex_sm *sm, const struct teex_ds_client_config *cc,

@@ -5,7 +5,9 @@
 
 #include "teex/crypto.h"
 #include "teex/log.h"
+#include "teex/mem.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -235,4 +237,116 @@ int teex_statestore_scan(struct teex_statestore *s, const char *category,
   }
   teex_store_txn_abort(txn);
   return rc < 0 ? rc : 0;
+}
+
+/* ---- one-time migration (local -> TEE-DS) ---- */
+
+struct migrate_rec {
+  char name[TEEX_STATESTORE_NAME_MAX + 1];
+  uint8_t *val;
+  size_t len;
+};
+
+struct migrate {
+  struct migrate_rec *recs;
+  size_t n, cap;
+  int oom;
+  int (*keep)(const char *name, void *arg);
+  void *keep_arg;
+  const char *owner;
+};
+
+static int migrate_collect(const char *name, const uint8_t *val, size_t len,
+                           void *arg) {
+  struct migrate *m = arg;
+  if (m->keep != NULL && m->keep(name, m->keep_arg))
+    return 0;
+  if (m->n == m->cap) {
+    size_t nc = m->cap ? 2 * m->cap : 64;
+    struct migrate_rec *nr = realloc(m->recs, nc * sizeof *nr);
+    if (nr == NULL)
+      return m->oom = 1;
+    m->recs = nr, m->cap = nc;
+  }
+  struct migrate_rec *r = &m->recs[m->n];
+  if ((r->val = malloc(len ? len : 1)) == NULL)
+    return m->oom = 1;
+  snprintf(r->name, sizeof r->name, "%s", name);
+  if (len > 0)
+    memcpy(r->val, val, len);
+  r->len = len;
+  m->n++;
+  return 0;
+}
+
+struct migrate_one_arg {
+  const struct migrate_rec *r;
+  const char *owner;
+};
+
+/* Copies one record unless `to` holds it already (identical). */
+static int migrate_one(struct teex_statestore_txn *txn, void *arg,
+                       struct teex_err *err) {
+  const struct migrate_one_arg *a = arg;
+  const struct migrate_rec *r = a->r;
+  struct teex_buf cur;
+  teex_buf_init(&cur, TEEX_STATESTORE_VALUE_MAX, TEEX_BUF_SECRET);
+  int rc = teex_statestore_txn_get(txn, r->name, &cur, err);
+  if (rc == TEEX_ENOTFOUND)
+    rc = teex_statestore_txn_put(txn, r->name, r->val, r->len, err);
+  else if (rc == 0 &&
+           (cur.len != r->len || !teex_ct_equal(cur.data, r->val, r->len)))
+    rc = teex_err_set(err, TEEX_EEXIST,
+                      "local record %.*s.. differs from the one in TEE-DS "
+                      "(two %ss' state in one namespace?): nothing migrated",
+                      (int)(strchr(r->name, '/') - r->name + 1), r->name,
+                      a->owner);
+  teex_buf_free(&cur);
+  return rc;
+}
+
+static int migrate_delete(struct teex_statestore_txn *txn, void *arg,
+                          struct teex_err *err) {
+  const struct migrate *m = arg;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < m->n; i++)
+    rc = teex_statestore_txn_del(txn, m->recs[i].name, err);
+  return rc;
+}
+
+int teex_statestore_migrate(struct teex_statestore *from,
+                            struct teex_statestore *to,
+                            const char *const *categories, size_t n,
+                            int (*keep)(const char *name, void *arg),
+                            void *keep_arg, const char *owner, size_t *moved,
+                            struct teex_err *err) {
+  if (moved != NULL)
+    *moved = 0;
+  if (from->kind != STATESTORE_LOCAL)
+    return teex_err_set(err, TEEX_EINVAL,
+                        "migration source must be the local store");
+  struct migrate m = {.keep = keep, .keep_arg = keep_arg, .owner = owner};
+  int rc = 0;
+  for (size_t c = 0; c < n && rc == 0 && !m.oom; c++)
+    rc = teex_statestore_scan(from, categories[c], migrate_collect, &m, err);
+  if (rc == 0 && m.oom)
+    rc = teex_err_set(err, TEEX_ENOMEM, "migrate %s state", owner);
+  for (size_t i = 0; rc == 0 && i < m.n; i++) {
+    struct migrate_one_arg a = {&m.recs[i], owner};
+    rc = teex_statestore_run(to, migrate_one, &a, err);
+  }
+  /* All copied: now the local copies go, in one transaction (the local
+   * backend's run is one LMDB write transaction, whatever its size). A
+   * crash before this commit leaves both; the next start copies again
+   * (the records are identical) and deletes. */
+  if (rc == 0 && m.n > 0)
+    rc = teex_statestore_run(from, migrate_delete, &m, err);
+  if (rc == 0 && moved != NULL)
+    *moved = m.n;
+  for (size_t i = 0; i < m.n; i++) {
+    teex_wipe(m.recs[i].val, m.recs[i].len);
+    free(m.recs[i].val);
+  }
+  free(m.recs);
+  return rc;
 }
