@@ -51,17 +51,6 @@ static void die(const char *what) {
   exit(1);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static int leader(struct teex_tls_ctx *tls) {
   for (int t = 0; t < 400; t++) {
     for (int i = 0; i < N; i++) {
@@ -73,20 +62,10 @@ static int leader(struct teex_tls_ctx *tls) {
           info.leader)
         return i;
     }
-    sleep_ms(25);
+    bench_sleep_ms(25);
   }
   die("no leader");
   return -1;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p) {
-  int i = (int)(p * (n - 1) + 0.5);
-  return v[i];
 }
 
 static int set(struct teex_ds_sync *s, const char *k, const char *v) {
@@ -169,7 +148,7 @@ int main(int argc, char **argv) {
     die(err.msg);
   for (int i = 0; i < 50; i++) /* warm up: connections, leader found */
     if (set(s, "app/warm", "1") != 0)
-      sleep_ms(50);
+      bench_sleep_ms(50);
   l = leader(tls);
 
   /* 1. write latency vs health RTT, alternating in blocks of 100. */
@@ -185,26 +164,26 @@ int main(int argc, char **argv) {
   v[100] = '\0';
   for (int i = 0; i < writes; i++) {
     snprintf(k, sizeof k, "app/bench-%06d", i % 1000);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (set(s, k, v) != 0)
       die("write failed");
-    wl[i] = now_s() - t0;
-    t0 = now_s();
+    wl[i] = bench_now_s() - t0;
+    t0 = bench_now_s();
     if (teex_rpc_sync_call(h, "teex.Health", NULL, 0, 5000, &resp, &err) != 0)
       die(err.msg);
-    hl[i] = now_s() - t0;
+    hl[i] = bench_now_s() - t0;
   }
   teex_rpc_sync_close(h);
   teex_buf_free(&resp);
-  qsort(wl, (size_t)writes, sizeof(double), cmp_double);
-  qsort(hl, (size_t)writes, sizeof(double), cmp_double);
+  qsort(wl, (size_t)writes, sizeof(double), bench_cmp_double);
+  qsort(hl, (size_t)writes, sizeof(double), bench_cmp_double);
   printf("write latency (%d SETs of 100 bytes, one at a time): p50 %.3f ms  "
          "p99 %.3f ms  max %.3f ms\n",
-         writes, pct(wl, writes, 0.5) * 1e3, pct(wl, writes, 0.99) * 1e3,
-         wl[writes - 1] * 1e3);
+         writes, bench_pct(wl, writes, 0.5) * 1e3,
+         bench_pct(wl, writes, 0.99) * 1e3, wl[writes - 1] * 1e3);
   printf("baseline teex.Health RTT to the leader:            p50 %.3f ms  "
          "p99 %.3f ms\n",
-         pct(hl, writes, 0.5) * 1e3, pct(hl, writes, 0.99) * 1e3);
+         bench_pct(hl, writes, 0.5) * 1e3, bench_pct(hl, writes, 0.99) * 1e3);
   free(wl);
   free(hl);
 
@@ -212,16 +191,16 @@ int main(int argc, char **argv) {
   double *fo = calloc((size_t)(kills ? kills : 1), sizeof(double));
   for (int r = 0; r < kills; r++) {
     l = leader(tls);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     kill(g_grp.pid[l], SIGKILL);
     waitpid(g_grp.pid[l], NULL, 0);
     g_grp.pid[l] = 0;
     snprintf(k, sizeof k, "app/failover-%d", r);
     int rc;
     while ((rc = set(s, k, "1")) != 0)
-      if (now_s() - t0 > 30)
+      if (bench_now_s() - t0 > 30)
         die("no new leader within 30 s");
-    fo[r] = now_s() - t0;
+    fo[r] = bench_now_s() - t0;
     if (bench_ds_group_start(&g_grp, l) != 0 ||
         bench_ds_group_wait_ready(&g_grp, l) != 0)
       die("a replica did not restart (see its log)");
@@ -234,15 +213,15 @@ int main(int argc, char **argv) {
           teex_ds_replica_info_get(tls, g_grp.client[l], 1000, &b, &err) == 0 &&
           b.last_applied >= a.last_applied && b.voting)
         break;
-      sleep_ms(25);
+      bench_sleep_ms(25);
     }
-    sleep_ms(300); /* connections re-established both ways */
+    bench_sleep_ms(300); /* connections re-established both ways */
   }
   if (kills > 0) {
-    qsort(fo, (size_t)kills, sizeof(double), cmp_double);
+    qsort(fo, (size_t)kills, sizeof(double), bench_cmp_double);
     printf("failover (SIGKILL of the leader -> first acknowledged write), %d "
            "kills: p50 %.0f ms  max %.0f ms\n",
-           kills, pct(fo, kills, 0.5) * 1e3, fo[kills - 1] * 1e3);
+           kills, bench_pct(fo, kills, 0.5) * 1e3, fo[kills - 1] * 1e3);
   }
   free(fo);
   teex_ds_sync_close(s);

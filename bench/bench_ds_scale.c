@@ -52,26 +52,6 @@ static void die(const char *what) {
   exit(1);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p) {
-  return v[(int)(p * (n - 1) + 0.5)];
-}
-
 static struct teex_ds_cmd set_cmd(const char *k, const char *v) {
   struct teex_ds_cmd c = {.op = TEEX_DS_SET, .grant = "app"};
   c.key = (const uint8_t *)k;
@@ -235,7 +215,7 @@ int main(int argc, char **argv) {
     die(err.msg);
   for (int i = 0; i < 100; i++) /* warm up both paths */
     if (pset(plain, "app/warm", "1") != 0 || rset(router, "app/warm", "1"))
-      sleep_ms(50);
+      bench_sleep_ms(50);
 
   /* 1. routing overhead */
   double *lp = calloc((size_t)writes, sizeof(double));
@@ -247,9 +227,9 @@ int main(int argc, char **argv) {
   for (int b = 0; b < writes / 100; b++)
     for (int i = 0; i < 100; i++) {
       snprintf(k, sizeof k, "app/o%d", b * 100 + i);
-      double t0 = now_s();
+      double t0 = bench_now_s();
       int e = (b % 2 == 0) ? pset(plain, k, v) : rset(router, k, v);
-      double dt = (now_s() - t0) * 1e3;
+      double dt = (bench_now_s() - t0) * 1e3;
       if (e != 0)
         die("write failed");
       if (b % 2 == 0)
@@ -257,21 +237,22 @@ int main(int argc, char **argv) {
       else
         lr[nr++] = dt;
     }
-  qsort(lp, (size_t)np, sizeof(double), cmp_double);
-  qsort(lr, (size_t)nr, sizeof(double), cmp_double);
+  qsort(lp, (size_t)np, sizeof(double), bench_cmp_double);
+  qsort(lr, (size_t)nr, sizeof(double), bench_cmp_double);
   printf("routing: SET p50/p99 through the router %.3f/%.3f ms, plain group "
          "client %.3f/%.3f ms (%d each), ratio p50 %.2f\n",
-         pct(lr, nr, 0.5), pct(lr, nr, 0.99), pct(lp, np, 0.5),
-         pct(lp, np, 0.99), nr, pct(lr, nr, 0.5) / pct(lp, np, 0.5));
+         bench_pct(lr, nr, 0.5), bench_pct(lr, nr, 0.99),
+         bench_pct(lp, np, 0.5), bench_pct(lp, np, 0.99), nr,
+         bench_pct(lr, nr, 0.5) / bench_pct(lp, np, 0.5));
 
   /* 2. move: baseline = writing the keys one at a time */
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int i = 0; i < keys; i++) {
     snprintf(k, sizeof k, "app/m%d", i);
     if (pset(plain, k, v) != 0)
       die("write failed");
   }
-  double t_write = now_s() - t0;
+  double t_write = bench_now_s() - t0;
   int total = keys + writes + 1;
   char *mv[] = {(char *)g_bin, "ds",        "move",  "app",         "--to",
                 "2",           "--dir",     dirp,    "--place-key", skp,
@@ -279,7 +260,7 @@ int main(int argc, char **argv) {
                 pol,           "--timeout", "30000", NULL};
   char mlog[320];
   snprintf(mlog, sizeof mlog, "%s/move.log", g_dir);
-  t0 = now_s();
+  t0 = bench_now_s();
   pid_t mover = bench_spawn(mv, mlog);
   if (mover < 0)
     die("spawn move");
@@ -287,9 +268,9 @@ int main(int argc, char **argv) {
   int during = 0, st = -1;
   for (;;) {
     snprintf(k, sizeof k, "app/d%d", during);
-    double w0 = now_s();
+    double w0 = bench_now_s();
     int e = rset(router, k, v);
-    double dt = (now_s() - w0) * 1e3;
+    double dt = (bench_now_s() - w0) * 1e3;
     if (e != 0)
       die("a write during the move failed");
     if (dt > worst)
@@ -297,7 +278,7 @@ int main(int argc, char **argv) {
     during++;
     int s;
     if (waitpid(mover, &s, WNOHANG) == mover) {
-      t_move = now_s() - t0;
+      t_move = bench_now_s() - t0;
       st = WIFEXITED(s) ? WEXITSTATUS(s) : -1;
       break;
     }

@@ -54,24 +54,8 @@ static void die(const char *what) {
   exit(1);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 static double p50(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
   return v[n / 2];
 }
 
@@ -203,7 +187,7 @@ int main(int argc, char **argv) {
     if (raw_set(raw, -1) == 0)
       warm = 1;
     else
-      sleep_ms(100);
+      bench_sleep_ms(100);
   if (!warm)
     die("the group never took a write");
   uint8_t secret[64];
@@ -230,32 +214,32 @@ int main(int argc, char **argv) {
   static const char val[100] = "a state record of 100 bytes";
   for (int b = 0; b < ops; b += BLOCK) {
     for (int i = b; i < b + BLOCK; i++) {
-      double t0 = now_s();
+      double t0 = bench_now_s();
       if (raw_set(raw, i) != 0)
         die("set");
-      t_set[i] = now_s() - t0;
+      t_set[i] = bench_now_s() - t0;
     }
     for (int i = b; i < b + BLOCK; i++) {
       char name[64];
       snprintf(name, sizeof name, "svc/bench-%d", i);
-      double t0 = now_s();
+      double t0 = bench_now_s();
       if (teex_statestore_put(ds, name, val, sizeof val, &err) != 0)
         die(err.msg);
-      t_put[i] = now_s() - t0;
+      t_put[i] = bench_now_s() - t0;
     }
     for (int i = b; i < b + BLOCK; i++) {
       struct lease l = {i};
-      double t0 = now_s();
+      double t0 = bench_now_s();
       if (teex_statestore_run(ds, lease_fn, &l, &err) != 0)
         die(err.msg);
-      t_lease[i] = now_s() - t0;
+      t_lease[i] = bench_now_s() - t0;
     }
     for (int i = b; i < b + BLOCK; i++) {
       struct lease l = {i};
-      double t0 = now_s();
+      double t0 = bench_now_s();
       if (teex_statestore_run(local, lease_fn, &l, &err) != 0)
         die(err.msg);
-      t_local[i] = now_s() - t0;
+      t_local[i] = bench_now_s() - t0;
     }
   }
   double s = p50(t_set, ops) * 1e3, p = p50(t_put, ops) * 1e3,

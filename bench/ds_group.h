@@ -18,6 +18,13 @@ struct bench_ds_group {
   pid_t pid[BENCH_DS_N];         /* 0: not running */
 };
 
+/* Monotonic time in seconds; a sleep of ms milliseconds. */
+double bench_now_s(void);
+void bench_sleep_ms(int ms);
+/* qsort comparator of doubles; the p-quantile (0..1) of n sorted values. */
+int bench_cmp_double(const void *a, const void *b);
+double bench_pct(const double *v, int n, double p);
+
 /* posix_spawn of argv with stdout and stderr appended to log (NULL:
  * inherited); the pid or -1. */
 pid_t bench_spawn(char *const argv[], const char *log);

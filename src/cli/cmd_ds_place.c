@@ -476,6 +476,18 @@ static int popts_pk(struct popts *o, uint8_t pk[32]) {
                        "--place-key");
 }
 
+/* The verified directory of --dir (the key from --pub or --place-key). */
+static int popts_dir(struct popts *o, struct teex_ds_dir *d) {
+  uint8_t pk[32];
+  uint8_t *text = NULL;
+  size_t len;
+  int rc = popts_pk(o, pk);
+  if (rc == 0)
+    rc = load_dir(o->dir, pk, d, &text, &len);
+  free(text);
+  return rc;
+}
+
 #define PARSE(o, usage)                                                        \
   do {                                                                         \
     int prc_ = popts_parse(&(o), argc, argv, usage);                           \
@@ -594,14 +606,8 @@ static int place_add_group(int argc, char **argv) {
   PARSE(o, add_usage);
   if (o.dir == NULL || o.place_key == NULL || o.n_groups != 1)
     return teex_cli_fail("--dir, --place-key and one --group are required");
-  uint8_t pk[32];
-  int rc = popts_pk(&o, pk);
   static struct teex_ds_dir d;
-  uint8_t *text = NULL;
-  size_t len;
-  if (rc == 0)
-    rc = load_dir(o.dir, pk, &d, &text, &len);
-  free(text);
+  int rc = popts_dir(&o, &d);
   if (rc != 0)
     return rc;
   struct teex_ds_dir_group g;
@@ -645,14 +651,8 @@ static int place_pin(int argc, char **argv) {
   PARSE(o, pin_usage);
   if (o.dir == NULL || o.place_key == NULL || o.pos_i >= argc)
     return teex_cli_fail("--dir, --place-key and a namespace are required");
-  uint8_t pk[32];
-  int rc = popts_pk(&o, pk);
   static struct teex_ds_dir d;
-  uint8_t *text = NULL;
-  size_t len;
-  if (rc == 0)
-    rc = load_dir(o.dir, pk, &d, &text, &len);
-  free(text);
+  int rc = popts_dir(&o, &d);
   if (rc != 0)
     return rc;
   for (int i = o.pos_i; i < argc; i++) {
@@ -683,14 +683,8 @@ static int place_show(int argc, char **argv) {
   PARSE(o, show_usage);
   if (o.dir == NULL)
     return teex_cli_fail("--dir is required");
-  uint8_t pk[32];
-  int rc = popts_pk(&o, pk);
   static struct teex_ds_dir d;
-  uint8_t *text = NULL;
-  size_t len;
-  if (rc == 0)
-    rc = load_dir(o.dir, pk, &d, &text, &len);
-  free(text);
+  int rc = popts_dir(&o, &d);
   if (rc != 0)
     return rc;
   printf("epoch %llu (signature verified)\n", (unsigned long long)d.epoch);
@@ -733,14 +727,8 @@ static int place_status(int argc, char **argv) {
   PARSE(o, status_usage);
   if (o.dir == NULL)
     return teex_cli_fail("--dir is required");
-  uint8_t pk[32];
-  int rc = popts_pk(&o, pk);
   static struct teex_ds_dir d;
-  uint8_t *text = NULL;
-  size_t len;
-  if (rc == 0)
-    rc = load_dir(o.dir, pk, &d, &text, &len);
-  free(text);
+  int rc = popts_dir(&o, &d);
   if (rc == 0)
     rc = conn_open(&o.k);
   if (rc != 0) {
@@ -1057,14 +1045,8 @@ static int ds_move_impl(int argc, char **argv, int abort_) {
       (o.to == NULL && !abort_))
     return teex_cli_fail("NS, --to, --dir and --place-key are required");
   const char *ns = argv[o.pos_i];
-  uint8_t pk[32];
-  int rc = popts_pk(&o, pk);
   static struct teex_ds_dir d, nd;
-  uint8_t *text = NULL;
-  size_t len;
-  if (rc == 0)
-    rc = load_dir(o.dir, pk, &d, &text, &len);
-  free(text);
+  int rc = popts_dir(&o, &d);
   if (rc != 0)
     return rc;
   uint64_t to = 0, from = teex_ds_dir_owner(&d, ns);
